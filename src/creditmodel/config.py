@@ -1,0 +1,172 @@
+"""Typed run configuration, validated once at the edge and passed down as objects.
+
+A run is configured by a TOML file (every field optional, defaults below) and/or CLI flags.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from creditmodel.data.schema import GUARANTEE_TYPES
+from creditmodel.exceptions import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticConfig(_Strict):
+    """Size and seed of the built-in synthetic world (used when no data directory is given)."""
+
+    enterprises: int = Field(3000, ge=50, le=5_000_000)
+    seed: int = Field(0, ge=0)
+    start: date = date(2019, 1, 1)
+    extraction_date: date = date(2025, 6, 30)
+
+
+class LabelConfig(_Strict):
+    """Default definition: `dpd_threshold`+ days past due within `window_months` of the decision date."""
+
+    window_months: int = Field(12, ge=1, le=60)
+    dpd_threshold: int = Field(90, ge=1, le=720)
+
+
+class SplitConfig(_Strict):
+    """Time-based split: train before `valid_start`, validation until `oot_start`, out-of-time after."""
+
+    valid_start: date = date(2022, 7, 1)
+    oot_start: date = date(2023, 4, 1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SplitConfig:
+        if not self.valid_start < self.oot_start:
+            raise ValueError(f"valid_start {self.valid_start} must be before oot_start {self.oot_start}")
+        return self
+
+
+class LightGBMConfig(_Strict):
+    """Hyper-parameters of the main PD model; training is single-threaded-deterministic by design."""
+
+    n_estimators: int = Field(300, ge=1, le=20_000)
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2, le=1024)
+    min_child_samples: int = Field(40, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+
+
+class ScorecardConfig(_Strict):
+    """WoE logistic scorecard benchmark (optbinning)."""
+
+    max_n_bins: int = Field(5, ge=2, le=20)
+    min_bin_size: float = Field(0.05, gt=0, lt=0.5)
+    C: float = Field(1.0, gt=0)
+    min_iv: float = Field(0.02, ge=0, description="features below this information value are dropped")
+
+
+class MasterScaleConfig(_Strict):
+    """Credit grades: grade i holds PDs up to upper_bounds[i]; the last bound must be 1."""
+
+    grades: tuple[str, ...] = ("A1", "A2", "A3", "B1", "B2", "B3", "C1", "C2", "C3", "D")
+    upper_bounds: tuple[float, ...] = (0.003, 0.006, 0.01, 0.017, 0.03, 0.05, 0.08, 0.13, 0.22, 1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MasterScaleConfig:
+        if len(self.grades) != len(self.upper_bounds):
+            raise ValueError(f"{len(self.grades)} grades but {len(self.upper_bounds)} upper_bounds")
+        b = self.upper_bounds
+        if any(not 0 < x <= 1 for x in b) or any(x >= y for x, y in zip(b, b[1:])) or b[-1] != 1.0:
+            raise ValueError(f"upper_bounds {list(b)} must rise strictly inside (0, 1] and end at 1.0")
+        return self
+
+
+class PricingConfig(_Strict):
+    """Risk-covering price: rate = funding + operating cost + PD x LGD + capital charge + margin."""
+
+    funding_cost: float = Field(0.022, ge=0, le=0.2)
+    operating_cost: float = Field(0.012, ge=0, le=0.2)
+    margin: float = Field(0.008, ge=0, le=0.2)
+    cost_of_capital: float = Field(0.10, ge=0, le=1, description="hurdle rate on economic capital")
+    lgd: dict[str, float] = Field(
+        default_factory=lambda: {"unsecured": 0.65, "third_party": 0.45, "collateral": 0.30, "joint_group": 0.50}
+    )
+    max_rate: float = Field(0.24, gt=0, le=0.36, description="legal/usury ceiling; loans above are flagged")
+
+    @model_validator(mode="after")
+    def _lgd_complete(self) -> PricingConfig:
+        missing = sorted(set(GUARANTEE_TYPES) - set(self.lgd))
+        unknown = sorted(set(self.lgd) - set(GUARANTEE_TYPES))
+        if missing or unknown:
+            raise ValueError(f"lgd needs exactly the guarantee types {list(GUARANTEE_TYPES)}; "
+                             f"missing {missing}, unknown {unknown}")
+        bad = {k: v for k, v in self.lgd.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"lgd values must lie in [0, 1], got {bad}")
+        return self
+
+
+class RunConfig(_Strict):
+    """Everything one pipeline run needs."""
+
+    data_dir: Path | None = Field(None, description="canonical tables; None = generate the synthetic world")
+    output_dir: Path = Path("data/demo")
+    extraction_date: date | None = Field(None, description="None = the synthetic world's, or the last repayment date")
+    seed: int = Field(0, ge=0, description="seed of model training")
+    experiment: str = "creditmodel"
+    registered_model: str = "sme_pd"
+    model_alias: str = "challenger"
+    calibration: Literal["platt", "isotonic"] = "platt"
+    synthetic: SyntheticConfig = SyntheticConfig()
+    label: LabelConfig = LabelConfig()
+    split: SplitConfig = SplitConfig()
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
+    master_scale: MasterScaleConfig = MasterScaleConfig()
+    pricing: PricingConfig = PricingConfig()
+
+
+def _error_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" value {value!r}:"
+    return f"{source}: field {where}:{shown} {err['msg']}{more}"
+
+
+def build_config(values: dict[str, Any] | None = None, *, source: str = "config") -> RunConfig:
+    """Validate a nested dict into a RunConfig, raising ConfigError with one readable line."""
+    try:
+        return RunConfig.model_validate(values or {})
+    except ValidationError as exc:
+        raise ConfigError(_error_line(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a TOML config (optional) and apply dotted-key overrides such as {"synthetic.seed": 3}."""
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = values
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return build_config(values, source=source)
