@@ -1,0 +1,700 @@
+"""Data contracts: one pandera schema per canonical table, built from the declarations in schema.py.
+
+``contract(table)`` gives the pandera ``DataFrameSchema`` of one table; ``validate_tables`` checks a
+whole set of tables (presence, per-table contracts, foreign keys, no rows dated after the
+extraction date) and returns the coerced frames. Every data problem leaves as one
+``DataContractError`` whose message is one line naming the table, the column, the rule broken and
+a few offending values and rows, e.g.::
+
+    loans.guarantee_type: value 'gold' not in allowed categories (unsecured, third_party,
+    collateral, joint_group); 12 rows, e.g. loan_id 3, 9, 17
+
+Values are first read strictly into the declared kind (pandas' own casts would silently truncate
+1.5 to 1 or read the text 'false' as True); cells that cannot be read are reported, then pandera
+checks dtype, nullability, categories, ranges and key uniqueness lazily, so that all failures are
+counted and the first one is reported with "(+N more failures)".
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from creditmodel.data import schema
+from creditmodel.data.schema import Column, Table
+from creditmodel.exceptions import DataContractError
+
+__all__ = ["contract", "validate_tables"]
+
+# Declared kind -> pandas dtype after validation (nullable int columns become "Int64").
+_DTYPES = {
+    "int": "int64",
+    "float": "float64",
+    "str": "string",
+    "date": "datetime64[ns]",
+    "timestamp": "datetime64[ns]",
+    "bool": "bool",
+}
+_MAX_EXAMPLES = 3
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_INT_LIMIT = 2.0**63
+
+
+# --------------------------------------------------------------------------------------------
+# schema construction
+# --------------------------------------------------------------------------------------------
+
+
+def _table(name: str) -> Table:
+    try:
+        return schema.TABLES[name]
+    except KeyError:
+        raise DataContractError(
+            f"unknown table {name!r}; expected one of: {', '.join(schema.TABLES)}"
+        ) from None
+
+
+def _dtype(col: Column) -> str:
+    if col.kind not in _DTYPES:
+        raise ValueError(f"column {col.name!r} has unknown kind {col.kind!r}")  # a schema.py bug
+    if col.nullable and col.kind == "int":
+        return "Int64"
+    if col.nullable and col.kind == "bool":
+        return "boolean"
+    return _DTYPES[col.kind]
+
+
+def _rules(col: Column) -> list[tuple[str, Any]]:
+    """The value rules of a column, in the order their pandera checks are built (check_number)."""
+    rules: list[tuple[str, Any]] = []
+    if col.categories is not None:
+        rules.append(("category", tuple(col.categories)))
+    if col.min_value is not None:
+        rules.append(("min", col.min_value))
+    if col.max_value is not None:
+        rules.append(("max", col.max_value))
+    return rules
+
+
+def _check(rule: str, bound: Any) -> pa.Check:
+    if rule == "category":
+        return pa.Check.isin(list(bound))
+    if rule == "min":
+        return pa.Check.ge(bound)
+    return pa.Check.le(bound)
+
+
+def contract(table: str) -> pa.DataFrameSchema:
+    """The pandera schema of one canonical table, built from its declaration in ``schema.py``.
+
+    Columns are required, coerced to their declared dtype (int -> int64, or Int64 when nullable;
+    float -> float64; str -> string; date/timestamp -> datetime64[ns]; bool -> bool), checked for
+    nulls, allowed categories and min/max; the key is unique (column-level for a one-column key,
+    schema-level ``unique=`` for a composite key). Extra columns are dropped (``strict="filter"``).
+    """
+    t = _table(table)
+    single_key = t.key[0] if len(t.key) == 1 else None
+    columns = {
+        c.name: pa.Column(
+            _dtype(c),
+            checks=[_check(rule, bound) for rule, bound in _rules(c)],
+            nullable=c.nullable,
+            unique=c.name == single_key,
+            coerce=True,
+            required=True,
+            description=c.description or None,
+        )
+        for c in t.columns
+    }
+    return pa.DataFrameSchema(
+        columns,
+        name=t.name,
+        coerce=True,
+        strict="filter",
+        unique=list(t.key) if len(t.key) > 1 else None,
+        report_duplicates="all",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# failures and the one-line message
+# --------------------------------------------------------------------------------------------
+
+# Rank of each rule: lower is reported first.
+_RANK = {
+    "structure": 0,
+    "missing_column": 1,
+    "duplicate_column": 1,
+    "type": 2,
+    "null": 3,
+    "dtype": 4,
+    "category": 5,
+    "min": 5,
+    "max": 5,
+    "duplicate": 6,
+    "foreign_key": 7,
+    "future": 8,
+    "other": 9,
+}
+
+
+@dataclass
+class _Failure:
+    """One broken rule in one table column, with the offending values and rows."""
+
+    table: str
+    column: str | None  # None: about the table as a whole; "a, b" for a composite key
+    rule: str
+    detail: str = ""  # rule-specific text (expected kind, bound, referenced table, ...)
+    values: tuple = ()  # distinct offending values (at most a few)
+    rows: int = 0  # number of offending rows (0: not about rows)
+    examples: str = ""  # e.g. "loan_id 3, 9, 17" or "rows 4, 7"
+    position: int = 0  # column position in the table, to order failures
+
+    def line(self) -> str:
+        where = self.table if self.column is None else f"{self.table}.{self.column}"
+        text = f"{where}: {self._describe()}"
+        if self.rows:
+            text += f"; {self.rows} row{'s' if self.rows != 1 else ''}"
+            if self.examples:
+                text += f", e.g. {self.examples}"
+        return text
+
+    def _describe(self) -> str:
+        vals = _fmt_values(self.values)
+        plural = len(self.values) > 1
+        value = ("values " if plural else "value ") + vals
+        match self.rule:
+            case "structure" | "missing_column" | "duplicate_column" | "other":
+                return self.detail
+            case "type":
+                return f"{value} cannot be read as {self.detail}"
+            case "null":
+                return "null value in non-nullable column"
+            case "dtype":
+                return f"{value} cannot be stored as {self.detail}"
+            case "category":
+                return f"{value} not in allowed categories ({self.detail})"
+            case "min":
+                return f"{value} below minimum {self.detail}"
+            case "max":
+                return f"{value} above maximum {self.detail}"
+            case "duplicate":
+                return f"duplicate key {value}"
+            case "foreign_key":
+                return f"{value} not found in {self.detail}"
+            case "future":
+                return f"{value} later than extraction date {self.detail}"
+        return f"{value}: {self.rule} {self.detail}".strip()
+
+
+def _is_null(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ")"
+    if _is_null(v):
+        return "null"
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        ts = pd.Timestamp(v)
+        return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e16 else repr(f)
+    if isinstance(v, str):
+        return repr(v if len(v) <= 40 else v[:37] + "...")
+    return repr(v)
+
+
+def _fmt_values(values: Iterable[Any]) -> str:
+    values = list(values)
+    text = ", ".join(_fmt(v) for v in values[:_MAX_EXAMPLES])
+    return text + (", ..." if len(values) > _MAX_EXAMPLES else "")
+
+
+def _distinct(values: pd.Series) -> tuple:
+    """The first few distinct values, in order of appearance."""
+    try:
+        head = values.drop_duplicates().iloc[: 4 * (_MAX_EXAMPLES + 1)]
+    except TypeError:  # unhashable cells
+        head = values.iloc[: 50 * (_MAX_EXAMPLES + 1)]
+    out: list[Any] = []
+    seen: set = set()
+    for v in head:
+        key = ("null",) if _is_null(v) else _fmt(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+        if len(out) > _MAX_EXAMPLES:
+            break
+    return tuple(out)
+
+
+def _examples(t: Table, original: pd.DataFrame, idx: list[int], column: str | None) -> str:
+    """Identify up to three rows: by the table's one-column key if usable, else by row number."""
+    idx = idx[:_MAX_EXAMPLES]
+    key = t.key[0] if len(t.key) == 1 else None
+    if key and key in original.columns and column != key:
+        keys = original[key].iloc[idx]
+        if not keys.isna().any():
+            return f"{key} " + ", ".join(_fmt(v) for v in keys)
+    return ("row " if len(idx) == 1 else "rows ") + ", ".join(str(i) for i in idx)
+
+
+def _raise(failures: list[_Failure]) -> None:
+    if not failures:
+        return
+    order = {name: i for i, name in enumerate(schema.TABLES)}
+    failures = sorted(
+        failures, key=lambda f: (order.get(f.table, -1), _RANK.get(f.rule, 9), f.position)
+    )
+    msg = failures[0].line()
+    if len(failures) > 1:
+        msg += f" (+{len(failures) - 1} more failure{'s' if len(failures) > 2 else ''})"
+    raise DataContractError(msg)
+
+
+def _row_failure(
+    t: Table,
+    original: pd.DataFrame,
+    column: str,
+    rule: str,
+    detail: str,
+    values: pd.Series,
+    rank_column: str | None = None,
+) -> _Failure:
+    """A failure of the rows in ``values`` (indexed by row position in ``original``)."""
+    idx = [int(i) for i in values.index[:_MAX_EXAMPLES]]
+    return _Failure(
+        table=t.name,
+        column=column,
+        rule=rule,
+        detail=detail,
+        values=_distinct(values),
+        rows=len(values),
+        examples=_examples(t, original, idx, rank_column or column),
+        position=_position(t, rank_column or column),
+    )
+
+
+def _position(t: Table, column: str | None) -> int:
+    names = t.column_names
+    first = (column or "").split(", ")[0]
+    return names.index(first) if first in names else len(names)
+
+
+# --------------------------------------------------------------------------------------------
+# strict reading of each column into its declared kind
+# --------------------------------------------------------------------------------------------
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Non-null values as stripped text (for object/string columns)."""
+    out = s.astype(object).where(s.notna())
+    return out.map(lambda v: v.strip() if isinstance(v, str) else v)
+
+
+def _to_number(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return pd.to_numeric(s, errors="coerce").astype("float64")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
+        return pd.Series(np.nan, index=s.index, dtype="float64")
+    text = _as_text(s).map(lambda v: np.nan if isinstance(v, str) and v == "" else v)
+    text = text.map(lambda v: v if isinstance(v, (str, int, float, np.number)) else np.nan)
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def _naive(parsed: pd.Series) -> pd.Series:
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[us]")
+
+
+def _parse_text_dates(text: pd.Series) -> pd.Series:
+    """ISO-like text first (fast); whatever fails is retried value by value (format="mixed")."""
+    nat = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parsed = _naive(pd.to_datetime(text, format="ISO8601", errors="coerce"))
+        except (TypeError, ValueError, OverflowError):
+            parsed = nat.copy()
+        retry = text.notna() & parsed.isna()
+        if retry.any():
+            try:
+                again = _naive(pd.to_datetime(text[retry], format="mixed", errors="coerce"))
+                parsed[retry] = again
+            except (TypeError, ValueError, OverflowError):
+                pass
+    return parsed
+
+
+def _parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Read a column as datetime64[ns]; returns (parsed, mask of non-null values that failed).
+
+    Accepts datetime columns (time zones converted to naive UTC), text such as '2023-01-31',
+    '2023/01/31', '20230131' (with or without a time) and integers like 20230131 (yyyymmdd).
+    Dates outside pandas' nanosecond range (e.g. the sentinel 9999-12-31) fail.
+    """
+    present = s.notna()
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed = _naive(s)
+    elif pd.api.types.is_bool_dtype(s.dtype):
+        parsed = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
+    elif pd.api.types.is_numeric_dtype(s.dtype):
+        num = pd.to_numeric(s, errors="coerce")
+        ok = num.notna() & (num == np.floor(num)) & (num.abs() < 1e9)
+        text = num.where(ok).astype("Int64").astype(object).map(
+            lambda v: None if _is_null(v) else str(v)
+        )
+        parsed = _naive(pd.to_datetime(text, format="%Y%m%d", errors="coerce"))
+    else:
+        text = _as_text(s).map(lambda v: None if isinstance(v, str) and v == "" else v)
+        present = text.notna()
+        parsed = _parse_text_dates(text)
+    lo, hi = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+    parsed = parsed.where(parsed.isna() | ((parsed >= lo) & (parsed <= hi)))
+    bad = present & parsed.isna()
+    return parsed.astype("datetime64[ns]"), bad
+
+
+def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, str]:
+    """Strictly read one column into its kind: (values, mask of unreadable cells, kind label).
+
+    Unreadable cells become null in ``values``; ints come back as Int64 and bools as boolean, so
+    that nulls survive for the pandera null check.
+    """
+    present = s.notna()
+    if col.kind == "str":
+        if pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
+            return s.astype("str"), pd.Series(False, index=s.index), "text"
+        text = s.astype(object).where(present).map(
+            lambda v: v if isinstance(v, str) or _is_null(v) else _fmt(v).strip("'")
+        )
+        return text.astype("str"), pd.Series(False, index=s.index), "text"
+    if col.kind in ("date", "timestamp"):
+        parsed, bad = _parse_dates(s)
+        return parsed, bad, "a date" if col.kind == "date" else "a timestamp"
+    if col.kind == "bool":
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return s.astype("boolean"), pd.Series(False, index=s.index), "a boolean"
+
+        def to_bool(v: Any) -> Any:
+            if _is_null(v):
+                return pd.NA
+            if isinstance(v, (bool, np.bool_)):
+                return bool(v)
+            if isinstance(v, (int, float, np.integer, np.floating)):
+                return {0: False, 1: True}.get(v, None) if float(v) in (0.0, 1.0) else None
+            if isinstance(v, str):
+                low = v.strip().lower()
+                if low == "":
+                    return pd.NA
+                return True if low in _TRUE else False if low in _FALSE else None
+            return None
+
+        mapped = s.astype(object).map(to_bool)
+        bad = present & mapped.map(lambda v: v is None)
+        values = mapped.where(~bad, pd.NA).map(lambda v: pd.NA if v is None else v)
+        return values.astype("boolean"), bad, "a boolean (true/false)"
+    # int / float
+    num = _to_number(s)
+    bad = present & num.isna()
+    if col.kind == "float":
+        return num, bad, "a number"
+    nonint = num.notna() & ((num != np.floor(num)) | (num.abs() >= _INT_LIMIT))
+    bad = bad | nonint
+    return num.where(~bad).astype("Int64"), bad, "an integer"
+
+
+# --------------------------------------------------------------------------------------------
+# per-table validation
+# --------------------------------------------------------------------------------------------
+
+
+def _classify(check: str, check_number: Any, rules: list[tuple[str, Any]]) -> tuple[str, Any]:
+    if check == "not_nullable":
+        return "null", None
+    if check.startswith("coerce_dtype(") or check.startswith("dtype("):
+        return "dtype", check[check.index("(") + 1 : -1].strip("'")
+    if check in ("field_uniqueness", "multiple_fields_uniqueness"):
+        return "duplicate", None
+    if check == "column_in_dataframe":
+        return "missing_column", None
+    if not _is_null(check_number):
+        try:
+            return rules[int(float(check_number))]
+        except (IndexError, ValueError, TypeError):
+            pass
+    return "other", check
+
+
+def _rule_detail(rule: str, bound: Any) -> str:
+    if rule == "category":
+        return ", ".join(bound)
+    if rule in ("min", "max"):
+        return _fmt(bound)
+    return "" if bound is None else str(bound)
+
+
+def _validate_table(t: Table, df: pd.DataFrame) -> tuple[pd.DataFrame | None, list[_Failure]]:
+    failures: list[_Failure] = []
+    original = df.reset_index(drop=True)
+
+    dup_cols = original.columns[original.columns.duplicated()].unique()
+    for name in dup_cols:
+        failures.append(
+            _Failure(t.name, str(name), "duplicate_column",
+                     f"column appears {int((original.columns == name).sum())} times",
+                     position=_position(t, str(name)))
+        )
+    if failures:
+        return None, failures
+
+    present = [c for c in t.columns if c.name in original.columns]
+    missing = [c.name for c in t.columns if c.name not in original.columns]
+    for name in missing:
+        found = ", ".join(str(c) for c in original.columns[:12]) or "none"
+        failures.append(
+            _Failure(t.name, name, "missing_column",
+                     f"required column missing (columns found: {found})",
+                     position=_position(t, name))
+        )
+
+    prepared = original.copy()
+    flagged: dict[str, np.ndarray] = {}  # column -> rows already reported as unreadable
+    for col in present:
+        values, bad, label = _read_kind(original[col.name], col)
+        prepared[col.name] = values
+        if bad.any():
+            offending = original[col.name][bad]
+            failures.append(_row_failure(t, original, col.name, "type", label, offending))
+            flagged[col.name] = bad.to_numpy(dtype=bool)
+
+    try:
+        validated = contract(t.name).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        failures.extend(_from_pandera(t, original, exc.failure_cases, flagged))
+        return None, failures
+    except pa.errors.SchemaError as exc:  # pragma: no cover - lazy=True collects errors
+        failures.append(_Failure(t.name, None, "other", f"contract failed: {exc}".splitlines()[0]))
+        return None, failures
+    except Exception as exc:  # noqa: BLE001 - a data problem must not escape as a traceback
+        first = (str(exc).splitlines() or [""])[0]
+        failures.append(
+            _Failure(t.name, None, "other",
+                     f"contract could not be checked ({type(exc).__name__}: {first})")
+        )
+        return None, failures
+    if failures:
+        return None, failures
+    return validated[t.column_names].reset_index(drop=True), failures
+
+
+def _from_pandera(
+    t: Table, original: pd.DataFrame, fc: pd.DataFrame, flagged: dict[str, np.ndarray]
+) -> list[_Failure]:
+    """Turn pandera's failure_cases into failures: one per (column, rule), one rule per cell.
+
+    Vectorised: a broken rule on millions of rows gives millions of failure cases.
+    """
+    composite = ", ".join(t.key) if len(t.key) > 1 else None
+    check = fc["check"].astype(str).to_numpy(dtype=object)
+    column = fc["column"].astype(object).where(fc["column"].notna(), "").astype(str)
+    column = column.to_numpy(dtype=object)
+    column[check == "multiple_fields_uniqueness"] = composite
+    number = fc["check_number"].astype(object).where(fc["check_number"].notna(), "")
+    frame = pd.DataFrame(
+        {
+            "column": column,
+            "check": check,
+            "number": number.astype(str).to_numpy(dtype=object),
+            "index": pd.to_numeric(fc["index"], errors="coerce").to_numpy(),
+            "value": fc["failure_case"].to_numpy(dtype=object),
+        }
+    )
+    # reported by _validate_table with the columns found
+    frame = frame[frame["check"] != "column_in_dataframe"]
+    if frame.empty:
+        return []
+
+    # classify each distinct (column, check, check number) once, then join back
+    combos = frame[["column", "check", "number"]].drop_duplicates()
+    classes = []
+    for c, chk, num in combos.itertuples(index=False):
+        rules = _rules(t.column(c)) if c in t.column_names else []
+        rule, bound = _classify(chk, num if num != "" else None, rules)
+        classes.append((rule, _rule_detail(rule, bound), _RANK[rule]))
+    combos[["rule", "detail", "rank"]] = pd.DataFrame(classes, index=combos.index)
+    frame = frame.merge(combos, on=["column", "check", "number"], how="left", validate="m:1")
+
+    located = frame[frame["index"].notna()].copy()
+    loose = frame[frame["index"].isna()]
+    located["index"] = located["index"].astype("int64")
+    for name, mask in flagged.items():  # cells already reported as unreadable
+        hit = (located["column"] == name).to_numpy() & mask[located["index"].to_numpy()]
+        located = located[~hit]
+    # One rule per cell: the most basic one (null > dtype > value rules > duplicate).
+    located = located.sort_values(["rank", "index"], kind="stable")
+    located = located.drop_duplicates(["column", "index"], keep="first")
+
+    failures: list[_Failure] = []
+    for (col_name, rule, detail), group in located.groupby(
+        ["column", "rule", "detail"], sort=False
+    ):
+        idx = np.unique(group["index"].to_numpy())
+        if rule == "duplicate":
+            keys_ = list(t.key) if col_name == composite else [col_name]
+            dup = original.iloc[idx][keys_]
+            values = (
+                pd.Series(list(dup.itertuples(index=False, name=None)), index=idx, dtype=object)
+                if len(keys_) > 1
+                else dup[keys_[0]]
+            )
+        elif col_name in original.columns:
+            values = original[col_name].iloc[idx]  # the value as given, not as coerced
+        else:
+            values = pd.Series(group["value"].to_numpy(), index=group["index"].to_numpy())
+        failures.append(_row_failure(t, original, col_name or None, rule, detail, values))
+
+    # failures pandera could not pin to a row (e.g. a check that errored on bad data)
+    for r in loose.drop_duplicates(["column", "rule", "detail"]).itertuples(index=False):
+        col_name = r.column or None
+        if col_name in flagged or any(
+            f.column == col_name and f.rule == r.rule for f in failures
+        ):
+            continue
+        failures.append(
+            _Failure(t.name, col_name, "other",
+                     f"check {r.check} failed: {_fmt(r.value)}",
+                     position=_position(t, col_name))
+        )
+    return failures
+
+
+# --------------------------------------------------------------------------------------------
+# cross-table checks
+# --------------------------------------------------------------------------------------------
+
+
+def _foreign_keys(tables: Mapping[str, pd.DataFrame]) -> list[_Failure]:
+    failures = []
+    for name, df in tables.items():
+        t = schema.TABLES[name]
+        for column, target in t.foreign_keys.items():
+            parent_table, parent_column = target.split(".")
+            if parent_table not in tables:
+                continue
+            child = df[column]
+            orphan = child.notna() & ~child.isin(tables[parent_table][parent_column])
+            if orphan.any():
+                failures.append(
+                    _row_failure(t, df, column, "foreign_key", target, child[orphan])
+                )
+    return failures
+
+
+def _future_rows(tables: Mapping[str, pd.DataFrame], extraction_date: Any) -> list[_Failure]:
+    try:
+        cutoff = pd.Timestamp(extraction_date)
+    except (TypeError, ValueError) as exc:
+        raise DataContractError(
+            f"extraction_date {extraction_date!r} is not a date ({exc})"
+        ) from None
+    if pd.isna(cutoff):
+        raise DataContractError(f"extraction_date {extraction_date!r} is not a date")
+    if cutoff.tz is not None:
+        cutoff = cutoff.tz_convert("UTC").tz_localize(None)
+    whole_day = cutoff == cutoff.normalize()
+    failures = []
+    for name, df in tables.items():
+        t = schema.TABLES[name]
+        if t.event_date is None:
+            continue
+        dates = df[t.event_date]
+        # A date-only extraction date covers the whole day: rows stamped during it are not late.
+        late = dates >= cutoff + pd.Timedelta(days=1) if whole_day else dates > cutoff
+        late = late.fillna(False).astype(bool)
+        if late.any():
+            failures.append(
+                _row_failure(t, df, t.event_date, "future", _fmt(cutoff), dates[late])
+            )
+    return failures
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def validate_tables(
+    tables: dict[str, pd.DataFrame], extraction_date: pd.Timestamp | None = None
+) -> dict[str, pd.DataFrame]:
+    """Check a set of canonical tables and return them coerced to the contract.
+
+    Required tables must be present and optional ones may be absent; unknown names, empty tables,
+    per-table contract failures, foreign keys that do not resolve and (when ``extraction_date``
+    is given) rows whose event date is after the extraction date raise ``DataContractError``
+    with one line describing the first failure and how many more there are. Returns the
+    validated frames in schema order, columns in schema order, extra columns dropped.
+    """
+    if not isinstance(tables, Mapping):
+        raise DataContractError(
+            f"tables must be a dict of table name -> DataFrame, got {type(tables).__name__}"
+        )
+    failures: list[_Failure] = []
+    for name, df in tables.items():
+        if name not in schema.TABLES:
+            failures.append(
+                _Failure(str(name), None, "structure",
+                         f"unknown table {name!r}; expected one of: {', '.join(schema.TABLES)}")
+            )
+        elif not isinstance(df, pd.DataFrame):
+            failures.append(
+                _Failure(name, None, "structure",
+                         f"not a pandas DataFrame (got {type(df).__name__})")
+            )
+        elif len(df) == 0:
+            failures.append(_Failure(name, None, "structure", "table is empty (0 rows)"))
+    for name in schema.REQUIRED_TABLES:
+        if name not in tables:
+            have = ", ".join(str(n) for n in tables) or "none"
+            failures.append(
+                _Failure(name, None, "structure",
+                         f"required table missing (tables given: {have})")
+            )
+    _raise(failures)
+
+    validated: dict[str, pd.DataFrame] = {}
+    for name, t in schema.TABLES.items():
+        if name not in tables:
+            continue
+        frame, table_failures = _validate_table(t, tables[name])
+        failures.extend(table_failures)
+        if frame is not None:
+            validated[name] = frame
+    _raise(failures)
+
+    failures.extend(_foreign_keys(validated))
+    if extraction_date is not None:
+        failures.extend(_future_rows(validated, extraction_date))
+    _raise(failures)
+    return validated

@@ -1,0 +1,241 @@
+"""Reading and writing the canonical tables.
+
+A source is either a directory holding ``<table>.parquet`` or ``<table>.csv`` per canonical table
+(other files and subdirectories such as ``_truth/`` are ignored), or a DuckDB database file
+(``.duckdb`` / ``.db``) holding tables of those names. Every problem with the source leaves as a
+one-line ``DataContractError`` naming the file (and table.column where it applies).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from creditmodel.data import schema
+from creditmodel.data.contracts import _parse_dates, validate_tables
+from creditmodel.exceptions import DataContractError
+
+__all__ = ["read_tables", "write_tables", "load_tables"]
+
+_DUCKDB_SUFFIXES = (".duckdb", ".db")
+_DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def _clean_name(name: Any) -> str:
+    """Column names as written by spreadsheets: drop a UTF-8 byte-order mark and outer spaces."""
+    return str(name).lstrip("\ufeff").strip()
+
+
+def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
+    try:
+        header = pd.read_csv(path, nrows=0, encoding=encoding, sep=delimiter)
+    except pd.errors.EmptyDataError:
+        raise DataContractError(f"{path}: the CSV file is empty (no header line)") from None
+    return [str(c) for c in header.columns]
+
+
+def _check_delimiter(path: Path, columns: list[str], delimiter: str) -> None:
+    if len(columns) != 1:
+        return
+    found = [d for d in _DELIMITERS if d != delimiter and d in columns[0]]
+    if found:
+        raise DataContractError(
+            f"{path}: the header has a single column {columns[0][:60]!r}; the delimiter looks "
+            f"wrong (read with {_DELIMITERS.get(delimiter, repr(delimiter))}, the header contains "
+            f"{_DELIMITERS[found[0]]}); pass --delimiter {found[0]!r}"
+        )
+
+
+def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataFrame:
+    t = schema.TABLES[table]
+    kinds = {c.name: c.kind for c in t.columns}
+    try:
+        raw_columns = _csv_header(path, encoding, delimiter)
+        _check_delimiter(path, raw_columns, delimiter)
+        # Text and date columns are read as text: ids like '0571' keep their zeros and dates
+        # are parsed below with a message naming the column.
+        as_text = {
+            raw: "str"
+            for raw in raw_columns
+            if kinds.get(_clean_name(raw)) in ("str", "date", "timestamp")
+        }
+        df = pd.read_csv(path, encoding=encoding, sep=delimiter, dtype=as_text)
+    except UnicodeDecodeError as exc:
+        raise DataContractError(
+            f"{path}: cannot decode as {encoding} ({exc.reason}); the file "
+            f"uses another encoding, try --encoding gbk (common for Chinese bank exports)"
+        ) from None
+    except LookupError:
+        raise DataContractError(f"{path}: unknown encoding {encoding!r}") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataContractError(
+            f"{path}: cannot parse as CSV with delimiter "
+            f"{_DELIMITERS.get(delimiter, repr(delimiter))}: {_first_line(exc)}"
+        ) from None
+    df.columns = [_clean_name(c) for c in df.columns]
+    for column in df.columns:
+        if kinds.get(column) in ("date", "timestamp"):
+            parsed, bad = _parse_dates(df[column])
+            if bad.any():
+                examples = df[column][bad]
+                rows = ", ".join(str(i) for i in examples.index[:3])
+                raise DataContractError(
+                    f"{table}.{column}: value {examples.iloc[0]!r} is not a valid date in "
+                    f"{path.name}; {int(bad.sum())} row{'s' if bad.sum() != 1 else ''}, "
+                    f"e.g. rows {rows} (expected e.g. 2023-01-31)"
+                )
+            df[column] = parsed
+    return df
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        raise DataContractError(
+            f"{path}: cannot read as parquet ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
+def _read_directory(root: Path, encoding: str, delimiter: str) -> dict[str, pd.DataFrame]:
+    tables: dict[str, pd.DataFrame] = {}
+    for name in schema.TABLES:
+        parquet, csv = root / f"{name}.parquet", root / f"{name}.csv"
+        if parquet.exists() and csv.exists():
+            raise DataContractError(
+                f"{root}: table {name!r} is present as both {parquet.name} and {csv.name}; "
+                f"keep one"
+            )
+        if parquet.exists():  # a file, or a directory of parquet parts
+            tables[name] = _read_parquet(parquet)
+        elif csv.is_file():
+            tables[name] = _read_csv(csv, name, encoding, delimiter)
+    return tables
+
+
+def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise DataContractError(f"{path}: cannot open as a DuckDB database ({_first_line(exc)})") from None
+    try:
+        found = {
+            str(n).lower(): str(n)
+            for (n,) in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            ).fetchall()
+        }
+        tables = {}
+        for name in schema.TABLES:
+            if name in found:
+                quoted = '"' + found[name].replace('"', '""') + '"'
+                tables[name] = con.execute(f"SELECT * FROM {quoted}").df()
+        return tables
+    except duckdb.Error as exc:
+        raise DataContractError(f"{path}: cannot read from DuckDB ({_first_line(exc)})") from None
+    finally:
+        con.close()
+
+
+def read_tables(
+    source: str | Path, *, encoding: str = "utf-8", delimiter: str = ","
+) -> dict[str, pd.DataFrame]:
+    """Read the canonical tables found in ``source`` (not yet validated; see ``load_tables``).
+
+    ``source`` is a directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB file
+    (``.duckdb`` / ``.db``, opened read-only). CSV files are read with ``encoding`` and
+    ``delimiter``; their date and timestamp columns are parsed as dates.
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataContractError(f"{path}: data source not found")
+    if path.is_dir():
+        tables = _read_directory(path, encoding, delimiter)
+        where = "files like enterprises.parquet or enterprises.csv"
+    elif path.suffix.lower() in _DUCKDB_SUFFIXES:
+        tables = _read_duckdb(path)
+        where = "tables named enterprises, loans, ..."
+    else:
+        raise DataContractError(
+            f"{path}: not a data source; expected a directory of <table>.parquet/.csv files or "
+            f"a DuckDB file ({', '.join(_DUCKDB_SUFFIXES)})"
+        )
+    if not tables:
+        raise DataContractError(f"{path}: no canonical table found; expected {where}")
+    return tables
+
+
+def load_tables(
+    source: str | Path,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    extraction_date: pd.Timestamp | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Read the tables in ``source`` and validate them against the contracts."""
+    tables = read_tables(source, encoding=encoding, delimiter=delimiter)
+    return validate_tables(tables, extraction_date=extraction_date)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
+    """Write each table to ``out_dir/<name>.parquet``, all or nothing.
+
+    The files are written to a temporary directory next to ``out_dir`` which is then renamed;
+    a non-empty existing ``out_dir`` is refused, and on failure nothing is left behind.
+    """
+    out = Path(out_dir).expanduser()
+    for name, df in tables.items():
+        if not isinstance(name, str) or not name or name.startswith(".") or any(
+            ch in name for ch in "/\\\0"
+        ):
+            raise DataContractError(f"cannot write table {name!r}: not a valid file name")
+        if not isinstance(df, pd.DataFrame):
+            raise DataContractError(
+                f"cannot write table {name!r}: not a pandas DataFrame (got {type(df).__name__})"
+            )
+    if out.exists() and not out.is_dir():
+        raise DataContractError(f"{out}: exists and is not a directory; refusing to write")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataContractError(f"{out}: directory is not empty; refusing to overwrite it")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))
+    try:
+        for name, df in tables.items():
+            try:
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
+                raise DataContractError(
+                    f"cannot write table {name!r} as parquet "
+                    f"({type(exc).__name__}: {_first_line(exc)})"
+                ) from None
+        if out.is_dir():
+            out.rmdir()  # empty (checked above); rename needs the name free on every platform
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

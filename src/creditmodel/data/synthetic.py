@@ -1,0 +1,741 @@
+"""A seeded synthetic SME lending world in the canonical schema, with its ground truth kept apart.
+
+The world imitates the SME unit of a county rural cooperative bank (see DOMAIN.md): sole traders,
+farmer households and small limited companies in a handful of county trades, observed through
+business-registration events, court cases, environmental checks, account flows, officer-compiled
+statements, loans and their repayments.
+
+Mechanics, in one place:
+
+* every enterprise carries a latent monthly risk ``r_i(m) = z_i + offsets + u_i(m) + macro(m)``
+  with ``z_i ~ N(0, 1)``, industry / legal-form / firm-age / owner-age offsets, an AR(1)
+  ``u_i`` (phi 0.9, innovation sd 0.3) and a downturn in calendar 2023 that hits some industries
+  harder than others;
+* risk drives what the bank can see: fewer, smaller and more volatile inflows, more cash and
+  fewer POS / direct-link receipts, outflows closer to (or above) inflows, more registration
+  events, court cases and failed environmental checks, higher leverage and lower margins;
+* a loan's true PD is ``sigmoid(a + b * r_i(application month) + product + guarantee +
+  joint-group shock + downturn)``, with ``a`` solved so that the mean PD over all loans is
+  ``TARGET_MEAN_PD``; the outcome is a Bernoulli draw of it and shows in the repayments as
+  days past due reaching 90 within 12 months of the application date.
+
+Everything is drawn from one ``np.random.default_rng(seed)`` in a fixed order, so a seed gives
+the same frames bit for bit.  The truth table (``loan_id, true_pd, defaulted``) is returned and
+written apart from the canonical tables so that no loader or feature reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from creditmodel.data.schema import (
+    CHANNELS,
+    DIRECTIONS,
+    GUARANTEE_TYPES,
+    INDUSTRIES,
+    LEGAL_FORMS,
+    PRODUCTS,
+    REGISTRATION_EVENT_KINDS,
+    TABLES,
+)
+from creditmodel.exceptions import ConfigError
+
+__all__ = ["World", "generate_world", "write_world", "TRUTH_DIR", "TRUTH_FILE", "DOWNTURN_YEAR"]
+
+TRUTH_DIR = "_truth"
+TRUTH_FILE = "loan_truth.parquet"
+DOWNTURN_YEAR = 2023
+TARGET_MEAN_PD = 0.04  # mean true PD over all loans; realised default rate follows it
+PERFORMANCE_MONTHS = 12
+MIN_ENTERPRISES = 50
+
+# --- world parameters ---------------------------------------------------------------------------
+
+# legal form: share, risk offset, log-size offset, P(has statements), P(capital null), log capital
+_LEGAL = {
+    "sole_trader": (0.50, 0.10, 0.0, 0.50, 0.40, np.log(1.0e5)),
+    "farmer_household": (0.25, 0.20, -0.3, 0.45, 0.40, np.log(5.0e4)),
+    "limited_company": (0.25, -0.25, 0.8, 0.90, 0.00, np.log(1.0e6)),
+}
+# industry: share, risk offset, downturn sensitivity, log-size offset,
+#           seasonal amplitude, seasonal peak month, cycles per year, inspected (manufacturing /
+#           processing), inventory / revenue
+_INDUSTRY = {
+    "bamboo_products": (0.22, 0.00, 0.8, 0.1, 0.25, 4, 2, True, 0.25),  # spring shoots + autumn
+    "furniture": (0.16, 0.10, 1.4, 0.3, 0.15, 10, 1, True, 0.30),
+    "agri_processing": (0.14, 0.05, 0.7, 0.2, 0.35, 10, 1, True, 0.30),  # harvest
+    "commerce_trade": (0.18, 0.15, 1.1, 0.0, 0.20, 1, 1, False, 0.20),  # spring festival
+    "livestock": (0.06, 0.30, 0.6, -0.1, 0.10, 1, 1, True, 0.20),
+    "forestry": (0.05, -0.10, 0.5, 0.0, 0.20, 11, 1, False, 0.15),
+    "horticulture": (0.05, 0.10, 0.5, -0.3, 0.30, 4, 1, False, 0.10),
+    "medicinal_herbs": (0.04, 0.20, 0.4, -0.2, 0.30, 9, 1, False, 0.20),
+    "vegetables": (0.05, 0.20, 0.4, -0.4, 0.25, 6, 1, False, 0.05),
+    "grain_oil": (0.05, 0.00, 0.5, 0.1, 0.35, 7, 2, False, 0.40),  # summer and autumn purchase
+}
+_COUNTIES = (("330523", 0.70), ("330522", 0.20), ("330521", 0.10))
+
+_AR_PHI = 0.9
+_AR_SIGMA = 0.3
+_MACRO_SHIFT = 0.7  # downturn shift of r (times the industry sensitivity)
+_PD_SLOPE = 1.0  # b
+_PD_DOWNTURN = 0.4  # extra logit in the downturn, on top of its effect through r
+
+# product mix by legal form (order of PRODUCTS)
+_PRODUCT_P = {
+    "sole_trader": (0.35, 0.30, 0.15, 0.05, 0.15),
+    "farmer_household": (0.35, 0.15, 0.30, 0.02, 0.18),
+    "limited_company": (0.10, 0.40, 0.05, 0.25, 0.20),
+}
+# guarantee mix (unsecured, third_party, collateral) for products other than joint groups
+_GUARANTEE_P = {
+    "micro": (0.70, 0.20, 0.10),
+    "working_capital": (0.35, 0.35, 0.30),
+    "growth": (0.15, 0.30, 0.55),
+    "preferential": (0.30, 0.35, 0.35),
+}
+_TERMS = {
+    "micro": ((6, 12), (0.6, 0.4)),
+    "working_capital": ((6, 12, 24), (0.3, 0.6, 0.1)),
+    "joint_guarantee_group": ((12, 24), (0.7, 0.3)),
+    "growth": ((12, 24, 36), (0.2, 0.4, 0.4)),
+    "preferential": ((12, 24, 36), (0.4, 0.4, 0.2)),
+}
+_PRODUCT_AMOUNT = {"micro": -0.7, "working_capital": 0.0, "joint_guarantee_group": -0.4,
+                   "growth": 0.8, "preferential": 0.1}
+_PRODUCT_LOGIT = {"micro": 0.10, "working_capital": 0.0, "joint_guarantee_group": 0.0,
+                  "growth": -0.10, "preferential": -0.10}
+_GUARANTEE_LOGIT = {"unsecured": 0.35, "third_party": 0.0, "collateral": -0.50, "joint_group": 0.10}
+_GUARANTEE_RATE = {"unsecured": 0.010, "third_party": 0.004, "collateral": -0.004, "joint_group": 0.002}
+_GROUP_SHOCK_SD = 0.8
+
+
+@dataclass
+class World:
+    """A generated world: the canonical tables, the loans' ground truth and the extraction date."""
+
+    tables: dict[str, pd.DataFrame]
+    truth: pd.DataFrame  # loan_id, true_pd, defaulted (90+ DPD within 12 months of application)
+    extraction_date: pd.Timestamp
+
+
+# --- small vectorised helpers -------------------------------------------------------------------
+
+_STR_DTYPE = pd.Series(["x"]).dtype
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _strings(codes: np.ndarray, categories: tuple[str, ...]) -> pd.api.extensions.ExtensionArray:
+    """Category codes -> pandas' default string array, without a Python object per row."""
+    arrow = pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(categories), pa.large_string())
+    ).cast(pa.large_string())
+    return pd.array(arrow, dtype=_STR_DTYPE)
+
+
+def _choice(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of the probability matrix ``p`` (rows sum to 1)."""
+    cum = np.cumsum(p, axis=1)
+    u = rng.random(p.shape[0])
+    return np.minimum((u[:, None] > cum[:, :-1]).sum(axis=1), p.shape[1] - 1)
+
+
+def _add_months(days: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+    """``date + k months`` (day clipped to the month's end, as pd.DateOffset) on datetime64[D]."""
+    month = days.astype("M8[M]")
+    day0 = (days - month.astype("M8[D]")).astype(np.int64)
+    target = month + k
+    month_len = ((target + 1).astype("M8[D]") - target.astype("M8[D]")).astype(np.int64)
+    return target.astype("M8[D]") + np.minimum(day0, month_len - 1)
+
+
+def _ns(days: np.ndarray) -> np.ndarray:
+    return np.asarray(days).astype("M8[ns]")
+
+
+def _nullable_int(values: np.ndarray, null: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return pd.arrays.IntegerArray(np.where(null, 0, values).astype(np.int64), null.astype(bool))
+
+
+def _frame(name: str, columns: dict[str, object]) -> pd.DataFrame:
+    df = pd.DataFrame(columns)
+    expected = TABLES[name].column_names
+    if list(df.columns) != expected:  # pragma: no cover - guards this module against the schema
+        raise AssertionError(f"synthetic {name} columns {list(df.columns)} != schema {expected}")
+    return df
+
+
+def _config_error(parameter: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"{parameter}={value!r}: expected {expected}")
+
+
+def _parse_date(parameter: str, value: object) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise _config_error(parameter, value, "a date such as '2019-01-01'") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise _config_error(parameter, value, "a date such as '2019-01-01'")
+    if ts.tzinfo is not None:
+        raise _config_error(parameter, value, "a date without time zone")
+    return ts.normalize()
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+def generate_world(
+    n_enterprises: int = 2000,
+    seed: int = 0,
+    *,
+    start: str = "2019-01-01",
+    extraction_date: str = "2025-06-30",
+) -> World:
+    """Generate a synthetic SME lending world.
+
+    ``start`` is the first possible loan application date; account flows and events begin
+    12 months earlier so that the first loans have a history.  ``extraction_date`` is the day
+    the data were pulled: nothing is dated after it, and loans are applied for up to one month
+    before it (the last 12 months' loans have no complete performance window).
+    """
+    if isinstance(n_enterprises, bool) or not isinstance(n_enterprises, (int, np.integer)):
+        raise _config_error("n_enterprises", n_enterprises, f"an integer >= {MIN_ENTERPRISES}")
+    if n_enterprises < MIN_ENTERPRISES:
+        raise _config_error("n_enterprises", n_enterprises, f"an integer >= {MIN_ENTERPRISES}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise _config_error("seed", seed, "a non-negative integer")
+    start_ts = _parse_date("start", start)
+    extraction_ts = _parse_date("extraction_date", extraction_date)
+    if not start_ts < extraction_ts:
+        raise _config_error("start", str(start_ts.date()),
+                            f"a date before extraction_date {extraction_ts.date()}")
+    last_application = extraction_ts - pd.DateOffset(months=1)
+    if not start_ts < last_application:
+        raise _config_error("extraction_date", str(extraction_ts.date()),
+                            f"at least one month after start {start_ts.date()}")
+
+    rng = np.random.default_rng(int(seed))
+    return _Generator(int(n_enterprises), rng, start_ts, extraction_ts, last_application).run()
+
+
+class _Generator:
+    """Holds the shared state (enterprises, risk grid) while the tables are drawn in order."""
+
+    def __init__(self, n: int, rng: np.random.Generator, start: pd.Timestamp,
+                 extraction: pd.Timestamp, last_application: pd.Timestamp) -> None:
+        self.n = n
+        self.rng = rng
+        self.start = start
+        self.extraction = extraction
+        self.extraction_d = np.datetime64(extraction.date(), "D")
+        self.last_application_d = np.datetime64(last_application.date(), "D")
+        # monthly grid: 12 months before the start's month up to the extraction month
+        g0 = np.datetime64(start.strftime("%Y-%m"), "M") - 12
+        g1 = np.datetime64(extraction.strftime("%Y-%m"), "M")
+        self.months = np.arange(g0, g1 + 1)
+        self.n_months = len(self.months)
+        self.month_start_d = self.months.astype("M8[D]")
+        self.month_len_d = ((self.months + 1).astype("M8[D]") - self.month_start_d).astype(np.int64)
+        # days of each month up to and including the extraction date (events are dated by day)
+        self.avail_days = np.minimum(
+            self.month_len_d, (self.extraction_d - self.month_start_d).astype(np.int64) + 1
+        )
+        self.month_of_year = (self.months.astype(np.int64) % 12) + 1
+        self.year = self.months.astype(np.int64) // 12 + 1970
+        self.macro = self._macro_path()
+
+    # ---- driver ------------------------------------------------------------------------------
+    def run(self) -> World:
+        enterprises = self._enterprises()
+        self._risk()
+        transactions = self._transactions()
+        registration_events = self._registration_events()
+        court_cases = self._court_cases()
+        environment_checks = self._environment_checks()
+        statements = self._financial_statements()
+        loans, truth, loan_state = self._loans()
+        repayments = self._repayments(loan_state)
+        tables = {
+            "enterprises": enterprises,
+            "registration_events": registration_events,
+            "court_cases": court_cases,
+            "environment_checks": environment_checks,
+            "transactions": transactions,
+            "financial_statements": statements,
+            "loans": loans,
+            "repayments": repayments,
+        }
+        tables = {name: tables[name] for name in TABLES}
+        return World(tables=tables, truth=truth, extraction_date=self.extraction)
+
+    # ---- macro and risk ----------------------------------------------------------------------
+    def _macro_path(self) -> np.ndarray:
+        """1 in the downturn year, ramping in over the prior quarter and out over the next half."""
+        macro = np.zeros(self.n_months)
+        macro[self.year == DOWNTURN_YEAR] = 1.0
+        before = (self.year == DOWNTURN_YEAR - 1) & (self.month_of_year >= 10)
+        macro[before] = (self.month_of_year[before] - 9) / 4.0
+        after = (self.year == DOWNTURN_YEAR + 1) & (self.month_of_year <= 6)
+        macro[after] = 1.0 - self.month_of_year[after] / 7.0
+        return macro
+
+    def _enterprises(self) -> pd.DataFrame:
+        rng, n = self.rng, self.n
+        legal_p = np.array([_LEGAL[f][0] for f in LEGAL_FORMS])
+        ind_p = np.array([_INDUSTRY[i][0] for i in INDUSTRIES])
+        self.lf = rng.choice(len(LEGAL_FORMS), size=n, p=legal_p / legal_p.sum())
+        self.ind = rng.choice(len(INDUSTRIES), size=n, p=ind_p / ind_p.sum())
+
+        reg_hi = np.datetime64((self.start - pd.DateOffset(years=1)).date(), "D")
+        reg_lo = min(np.datetime64("1998-01-01", "D"), reg_hi - 3650)
+        span = int((reg_hi - reg_lo).astype(np.int64))
+        reg = reg_lo + np.floor(span * rng.random(n) ** 0.8).astype(np.int64)
+        age_years = (np.datetime64(self.start.date(), "D") - reg).astype(np.int64) / 365.25
+
+        county_codes = tuple(c for c, _ in _COUNTIES)
+        county = rng.choice(len(county_codes), size=n, p=[p for _, p in _COUNTIES])
+
+        lf_size = np.array([_LEGAL[f][2] for f in LEGAL_FORMS])[self.lf]
+        ind_size = np.array([_INDUSTRY[i][3] for i in INDUSTRIES])[self.ind]
+        self.size = lf_size + ind_size + rng.normal(0.0, 0.6, n)
+
+        cap_log = np.array([_LEGAL[f][5] for f in LEGAL_FORMS])[self.lf]
+        capital = np.exp(cap_log + 0.5 * self.size + rng.normal(0.0, 0.9, n))
+        capital = np.round(np.minimum(capital, 1e10), -3)
+        cap_null_p = np.array([_LEGAL[f][4] for f in LEGAL_FORMS])[self.lf]
+        capital = np.where(rng.random(n) < cap_null_p, np.nan, capital)
+
+        birth = rng.integers(1955, 1999, size=n)
+        birth_null = rng.random(n) < 0.05
+
+        lf_risk = np.array([_LEGAL[f][1] for f in LEGAL_FORMS])[self.lf]
+        ind_risk = np.array([_INDUSTRY[i][1] for i in INDUSTRIES])[self.ind]
+        age_risk = -0.25 * (np.clip(age_years, 0, 25) - 10) / 7
+        owner_risk = np.where(birth_null, 0.0, 0.10 * (birth - 1975) / 12)
+        self.z = rng.normal(0.0, 1.0, n)
+        self.base_risk = self.z + lf_risk + ind_risk + age_risk + owner_risk
+        self.enterprise_id = np.arange(1, n + 1, dtype=np.int64)
+
+        return _frame("enterprises", {
+            "enterprise_id": self.enterprise_id,
+            "registration_date": _ns(reg),
+            "legal_form": _strings(self.lf, LEGAL_FORMS),
+            "industry": _strings(self.ind, INDUSTRIES),
+            "county": _strings(county, county_codes),
+            "registered_capital": capital.astype(np.float64),
+            "owner_birth_year": _nullable_int(birth, birth_null),
+        })
+
+    def _risk(self) -> None:
+        rng, n, m = self.rng, self.n, self.n_months
+        shocks = rng.normal(0.0, _AR_SIGMA, (n, m))
+        u = np.empty((n, m))
+        u[:, 0] = shocks[:, 0] / np.sqrt(1.0 - _AR_PHI**2)
+        for t in range(1, m):
+            u[:, t] = _AR_PHI * u[:, t - 1] + shocks[:, t]
+        sens = np.array([_INDUSTRY[i][2] for i in INDUSTRIES])[self.ind]
+        self.risk = self.base_risk[:, None] + u + _MACRO_SHIFT * sens[:, None] * self.macro[None, :]
+
+        amp = np.array([_INDUSTRY[i][4] for i in INDUSTRIES])
+        peak = np.array([_INDUSTRY[i][5] for i in INDUSTRIES])
+        cycles = np.array([_INDUSTRY[i][6] for i in INDUSTRIES])
+        moy = self.month_of_year[None, :]
+        season = amp[:, None] * np.cos(2 * np.pi * cycles[:, None] * (moy - peak[:, None]) / 12)
+        self.season = season[self.ind]  # (n, months), log multiplier
+
+    # ---- account flows -----------------------------------------------------------------------
+    def _transactions(self) -> pd.DataFrame:
+        rng, n = self.rng, self.n
+        month_start_ns = _ns(self.month_start_d).astype(np.int64)
+        extraction_ns = np.datetime64(self.extraction, "ns").astype(np.int64)
+        month_end_ns = _ns((self.months + 1).astype("M8[D]")).astype(np.int64)
+        tx_months = int(np.sum(month_start_ns < extraction_ns))
+        span_ns = np.minimum(month_end_ns, extraction_ns)[:tx_months] - month_start_ns[:tx_months]
+        frac = span_ns / (month_end_ns - month_start_ns)[:tx_months]
+
+        r = self.risk[:, :tx_months]
+        season = self.season[:, :tx_months]
+        size = self.size[:, None]
+        lam_in = 11.0 * np.exp(0.35 * size - 0.18 * r + 0.5 * season)
+        lam_in = np.clip(lam_in, 1.0, 60.0) * frac[None, :]
+        lam_out = 0.6 * lam_in * np.exp(0.08 * r)
+        sd_in = 0.7 + 0.15 * _sigmoid(r)
+        level = rng.normal(0.0, 1.0, r.shape) * (0.12 + 0.35 * _sigmoid(r - 0.5))
+        mu_in = np.log(9000.0) + 0.6 * size - 0.25 * r + season + level
+        inflow_volume = lam_in * np.exp(mu_in + sd_in**2 / 2)  # expected receipts of the month
+        self.inflow_volume = inflow_volume  # used by the officer's statements
+        sd_out = 0.9
+        ratio = np.exp(-0.12 + 0.12 * r + rng.normal(0.0, 0.08, r.shape))
+        mu_out = np.log(ratio * inflow_volume / lam_out) - sd_out**2 / 2
+
+        # channel mix of receipts and payments (order of CHANNELS: pos, transfer, cash, direct_link)
+        limited = (self.lf == LEGAL_FORMS.index("limited_company")).astype(float)[:, None]
+        farmer = (self.lf == LEGAL_FORMS.index("farmer_household")).astype(float)[:, None]
+        logit_in = np.stack([
+            0.3 - 0.35 * r - 0.3 * farmer,
+            0.8 + 0.0 * r + 0.3 * limited,
+            0.0 + 0.50 * r + 0.6 * farmer - 0.5 * limited,
+            -0.5 - 0.40 * r + 0.8 * limited,
+        ], axis=-1)
+        logit_out = np.stack([
+            -3.5 + 0.0 * r,
+            1.0 + 0.0 * r + 0.2 * limited,
+            0.2 + 0.30 * r + 0.5 * farmer - 0.4 * limited,
+            -0.3 - 0.30 * r + 0.7 * limited,
+        ], axis=-1)
+
+        def cumulative(logits: np.ndarray) -> np.ndarray:
+            p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return (np.cumsum(p, axis=-1) / p.sum(axis=-1, keepdims=True)).reshape(-1, 4)
+
+        cum_in, cum_out = cumulative(logit_in), cumulative(logit_out)
+        p_in = (lam_in / (lam_in + lam_out)).ravel()
+
+        # one Poisson count per enterprise-month; directions by thinning (= independent Poissons)
+        counts = rng.poisson((lam_in + lam_out).ravel())
+        cell = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+        rows = cell.size
+        ent = cell // tx_months
+        month = cell % tx_months
+
+        # ordered uniform times within each cell from exponential spacings
+        gaps = rng.standard_exponential(rows)
+        tail = rng.standard_exponential(counts.size)
+        csum = np.cumsum(gaps)
+        ends = np.cumsum(counts)
+        before = np.concatenate(([0.0], csum))[ends - counts]  # cumulative sum before each cell
+        within = csum - np.repeat(before, counts)
+        total = np.concatenate(([0.0], csum))[ends] - before + tail
+        frac_in_month = within / np.repeat(total, counts)
+        del gaps, csum, within
+        ts = month_start_ns[month] + (frac_in_month * span_ns[month]).astype(np.int64)
+        ts -= ts % 1_000_000_000  # whole seconds, as a core-banking system records them
+        del frac_in_month
+
+        is_in = rng.random(rows) < p_in[cell]
+        u = rng.random(rows)
+        channel = np.zeros(rows, dtype=np.int8)
+        for j in range(3):
+            channel += u > np.where(is_in, cum_in[cell, j], cum_out[cell, j])
+        del u
+
+        z = rng.standard_normal(rows)
+        log_amount = np.where(is_in, mu_in.ravel()[cell] + sd_in.ravel()[cell] * z,
+                              mu_out.ravel()[cell] + sd_out * z)
+        del z
+        amount = np.round(np.clip(np.exp(log_amount), 1.0, 1e9), 2)
+        del log_amount
+
+        pool = np.clip(np.round(25 * np.exp(0.6 * self.size)), 8, 400).astype(np.int64)
+        pool_base = 1_000_000 + np.cumsum(pool) - pool
+        counterparty = pool_base[ent] + np.floor(pool[ent] * rng.random(rows) ** 2).astype(np.int64)
+
+        direction = np.where(is_in, 0, 1).astype(np.int8)
+        return _frame("transactions", {
+            "enterprise_id": self.enterprise_id[ent],
+            "ts": ts.view("M8[ns]"),
+            "amount": amount,
+            "direction": _strings(direction, DIRECTIONS),
+            "channel": _strings(channel, CHANNELS),
+            "counterparty": counterparty,
+        })
+
+    # ---- public records ------------------------------------------------------------------
+    def _event_cells(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bernoulli events per enterprise-month (rate per full month): (enterprise, month, day)."""
+        frac = self.avail_days / self.month_len_d
+        hit = self.rng.random(rate.shape) < np.minimum(rate * frac[None, :], 1.0)
+        ent, month = np.nonzero(hit)
+        days = self.month_start_d[month] + np.floor(
+            self.rng.random(ent.size) * self.avail_days[month]).astype(np.int64)
+        return ent, month, days
+
+    def _registration_events(self) -> pd.DataFrame:
+        rng, r = self.rng, self.risk
+        parts = []
+        rep_ent, _, rep_day = self._event_cells(0.0025 * np.exp(0.35 * r))
+        parts.append((rep_ent, rep_day, np.full(rep_ent.size, 0), np.full(rep_ent.size, np.nan)))
+        lst_ent, _, lst_day = self._event_cells(0.0008 * np.exp(0.9 * r))
+        parts.append((lst_ent, lst_day, np.full(lst_ent.size, 1), np.full(lst_ent.size, np.nan)))
+        removed = rng.random(lst_ent.size) < 0.55
+        rem_day = lst_day + rng.integers(60, 541, lst_ent.size)
+        keep = removed & (rem_day <= self.extraction_d)
+        parts.append((lst_ent[keep], rem_day[keep], np.full(int(keep.sum()), 2),
+                      np.full(int(keep.sum()), np.nan)))
+        pen_ent, _, pen_day = self._event_cells(0.0012 * np.exp(0.6 * r))
+        pen_amt = np.round(np.clip(np.exp(np.log(5000.0) + 0.3 * self.size[pen_ent]
+                                          + rng.normal(0.0, 1.0, pen_ent.size)), 100.0, 1e9), -1)
+        parts.append((pen_ent, pen_day, np.full(pen_ent.size, 3), pen_amt))
+
+        ent = np.concatenate([p[0] for p in parts])
+        day = np.concatenate([p[1] for p in parts])
+        kind = np.concatenate([p[2] for p in parts])
+        amount = np.concatenate([p[3] for p in parts]).astype(np.float64)
+        order = np.lexsort((kind, day, ent))
+        return _frame("registration_events", {
+            "enterprise_id": self.enterprise_id[ent[order]],
+            "event_date": _ns(day[order]),
+            "kind": _strings(kind[order], REGISTRATION_EVENT_KINDS),
+            "amount": amount[order],
+        })
+
+    def _court_cases(self) -> pd.DataFrame:
+        rng = self.rng
+        ent, month, filed = self._event_cells(0.0014 * np.exp(0.8 * self.risk))
+        r = self.risk[ent, month]
+        amount = np.round(np.clip(np.exp(np.log(8.0e4) + 0.5 * self.size[ent]
+                                         + rng.normal(0.0, 1.0, ent.size)), 500.0, 1e10), -1)
+        dishonest = rng.random(ent.size) < _sigmoid(-2.8 + 0.9 * r)
+        duration = np.maximum(1, np.round(np.exp(np.log(200.0) + rng.normal(0.0, 0.7, ent.size))))
+        closed = filed + duration.astype(np.int64)
+        open_ = closed > self.extraction_d
+        order = np.lexsort((ent, filed))
+        closed_ns = _ns(closed[order])
+        closed_ns[open_[order]] = np.datetime64("NaT")
+        return _frame("court_cases", {
+            "case_id": np.arange(1, ent.size + 1, dtype=np.int64),
+            "enterprise_id": self.enterprise_id[ent[order]],
+            "filed_date": _ns(filed[order]),
+            "closed_date": closed_ns,
+            "amount": amount[order],
+            "dishonest_debtor": dishonest[order],
+        })
+
+    def _environment_checks(self) -> pd.DataFrame:
+        inspected = np.array([_INDUSTRY[i][7] for i in INDUSTRIES])[self.ind]
+        rate = np.where(inspected, 0.12, 0.01)[:, None] * np.ones((1, self.n_months))
+        ent, month, day = self._event_cells(rate)
+        passed = self.rng.random(ent.size) < _sigmoid(2.2 - 0.9 * self.risk[ent, month])
+        order = np.lexsort((day, ent))
+        return _frame("environment_checks", {
+            "enterprise_id": self.enterprise_id[ent[order]],
+            "check_date": _ns(day[order]),
+            "passed": passed[order],
+        })
+
+    # ---- officer-compiled statements ---------------------------------------------------------
+    def _financial_statements(self) -> pd.DataFrame:
+        rng, n = self.rng, self.n
+        tx_months = self.inflow_volume.shape[1]
+        years = []
+        for year in np.unique(self.year[:tx_months]):
+            idx = np.nonzero(self.year[:tx_months] == year)[0]
+            if idx.size == 12 and np.datetime64(f"{year}-12-31", "D") <= self.extraction_d:
+                years.append((int(year), idx))
+        has_any = rng.random(n) < np.array([_LEGAL[f][3] for f in LEGAL_FORMS])[self.lf]
+        inv_ratio = np.array([_INDUSTRY[i][8] for i in INDUSTRIES])[self.ind]
+        ents, period, cols = [], [], {k: [] for k in ("revenue", "assets", "liabilities",
+                                                     "inventory", "receivables", "net_profit")}
+        for year, idx in years:
+            present = has_any & (rng.random(n) < 0.85)
+            e = np.nonzero(present)[0]
+            k = e.size
+            r_y = self.risk[e][:, idx].mean(axis=1)
+            revenue = self.inflow_volume[e][:, idx].sum(axis=1) * np.exp(rng.normal(0.0, 0.25, k))
+            assets = revenue * np.exp(np.log(0.9) + 0.1 * self.size[e] + rng.normal(0.0, 0.35, k))
+            leverage = 1.25 * _sigmoid(-0.6 + 0.7 * r_y + rng.normal(0.0, 0.6, k))
+            margin = 0.07 - 0.045 * r_y + rng.normal(0.0, 0.04, k)
+            inventory = revenue * inv_ratio[e] * np.exp(rng.normal(0.0, 0.3, k))
+            receivables = revenue * 0.12 * np.exp(0.1 * r_y + rng.normal(0.0, 0.35, k))
+            ents.append(e)
+            period.append(np.full(k, np.datetime64(f"{year}-12-31", "D")))
+            cols["revenue"].append(revenue)
+            cols["assets"].append(assets)
+            cols["liabilities"].append(assets * leverage)
+            cols["inventory"].append(inventory)
+            cols["receivables"].append(receivables)
+            cols["net_profit"].append(revenue * margin)
+        e = np.concatenate(ents) if ents else np.zeros(0, dtype=np.int64)
+        p = np.concatenate(period) if period else np.zeros(0, dtype="M8[D]")
+        order = np.lexsort((p, e))
+        out: dict[str, object] = {"enterprise_id": self.enterprise_id[e[order]], "period_end": _ns(p[order])}
+        for name, parts in cols.items():
+            v = np.concatenate(parts) if parts else np.zeros(0)
+            lo = -1e10 if name == "net_profit" else 0.0
+            out[name] = np.round(np.clip(v, lo, 1e10), -2)[order]
+        return _frame("financial_statements", out)
+
+    # ---- loans, truth and repayments ---------------------------------------------------------
+    def _loans(self) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+        rng, n = self.rng, self.n
+        per_ent = rng.poisson(2.0, n)
+        ent = np.repeat(np.arange(n), per_ent)
+        L = ent.size
+        start_d = np.datetime64(self.start.date(), "D")
+        window = int((self.last_application_d - start_d).astype(np.int64))
+        app = start_d + rng.integers(0, window + 1, L)
+        month = (app.astype("M8[M]") - self.months[0]).astype(np.int64)
+
+        product_p = np.array([_PRODUCT_P[f] for f in LEGAL_FORMS])[self.lf[ent]]
+        product = _choice(rng, product_p)
+        joint_p = PRODUCTS.index("joint_guarantee_group")
+        micro_p = PRODUCTS.index("micro")
+
+        # joint-guarantee groups: 3-5 loans of different enterprises applied in the same month
+        group = np.full(L, -1, dtype=np.int64)
+        joint = np.nonzero(product == joint_p)[0]
+        joint = joint[np.lexsort((rng.random(joint.size), month[joint]))]
+        _, first = np.unique(ent[joint] * self.n_months + month[joint], return_index=True)
+        single = np.zeros(joint.size, dtype=bool)
+        single[first] = True
+        product[joint[~single]] = micro_p  # one joint loan per enterprise and month
+        joint = joint[single]
+        joint = joint[np.lexsort((rng.random(joint.size), month[joint]))]
+        next_group = 0
+        bounds = np.flatnonzero(np.diff(month[joint])) + 1
+        for members in np.split(joint, bounds):
+            k = members.size
+            if k < 3:
+                product[members] = micro_p
+                continue
+            g = int(np.clip(round(k / 4), -(-k // 5), k // 3))
+            extra = np.bincount(rng.permutation(np.repeat(np.arange(g), 2))[: k - 3 * g], minlength=g)
+            sizes = 3 + extra
+            group[members] = next_group + np.repeat(np.arange(g), sizes)
+            next_group += g
+
+        guarantee = np.empty(L, dtype=np.int64)
+        is_joint = product == joint_p
+        guarantee[is_joint] = GUARANTEE_TYPES.index("joint_group")
+        other = np.nonzero(~is_joint)[0]
+        g_p = np.array([_GUARANTEE_P.get(p, (1.0, 0.0, 0.0)) for p in PRODUCTS])[product[other]]
+        guarantee[other] = _choice(rng, g_p)  # codes 0..2 = unsecured, third_party, collateral
+
+        term = np.empty(L, dtype=np.int64)
+        for code, name in enumerate(PRODUCTS):
+            sel = np.nonzero(product == code)[0]
+            choices, p = _TERMS[name]
+            term[sel] = rng.choice(np.array(choices), size=sel.size, p=p)
+
+        r_app = self.risk[ent, month]
+        macro_app = self.macro[month]
+        prod_amount = np.array([_PRODUCT_AMOUNT[p] for p in PRODUCTS])[product]
+        amount = np.exp(np.log(3.0e5) + 0.9 * self.size[ent] + prod_amount + rng.normal(0.0, 0.6, L))
+        amount = np.clip(np.round(amount, -3), 2.0e4, 5.0e6)
+
+        perceived = 0.8 * (r_app + rng.normal(0.0, 0.6, L)) - 0.5
+        rate = (0.045 + 0.07 * _sigmoid(perceived)
+                + np.array([_GUARANTEE_RATE[g] for g in GUARANTEE_TYPES])[guarantee]
+                - 0.012 * (product == PRODUCTS.index("preferential")))
+        rate = np.round(np.clip(rate, 0.04, 0.12), 4)
+
+        n_groups = next_group
+        group_shock = rng.normal(0.0, _GROUP_SHOCK_SD, max(n_groups, 1))
+        shock = np.where(group >= 0, group_shock[np.maximum(group, 0)], 0.0)
+        logit_rest = (_PD_SLOPE * r_app
+                      + np.array([_PRODUCT_LOGIT[p] for p in PRODUCTS])[product]
+                      + np.array([_GUARANTEE_LOGIT[g] for g in GUARANTEE_TYPES])[guarantee]
+                      + shock + _PD_DOWNTURN * macro_app)
+        lo, hi = -20.0, 10.0  # solve mean(sigmoid(a + rest)) = TARGET_MEAN_PD by bisection
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            if _sigmoid(mid + logit_rest).mean() < TARGET_MEAN_PD:
+                lo = mid
+            else:
+                hi = mid
+        true_pd = _sigmoid((lo + hi) / 2 + logit_rest)
+        defaulted = rng.random(L) < true_pd
+        # month (after application) in which days past due reach 90
+        month_90 = 3 + np.floor(rng.random(L) * (np.minimum(PERFORMANCE_MONTHS, term) - 2)).astype(np.int64)
+        late_prone = rng.random(L) < _sigmoid(-1.8 + 0.6 * r_app)
+
+        # loan ids in application order
+        order = np.lexsort((np.arange(L), ent, app))
+        loan_id = np.arange(1, L + 1, dtype=np.int64)
+        g_sorted = group[order]
+        has_group = g_sorted >= 0
+        # renumber groups by first appearance in loan order
+        uniq, first_pos = np.unique(g_sorted[has_group], return_index=True)
+        rank = np.empty(uniq.size, dtype=np.int64)
+        rank[np.argsort(first_pos)] = np.arange(1, uniq.size + 1)
+        group_id = np.zeros(L, dtype=np.int64)
+        group_id[has_group] = rank[np.searchsorted(uniq, g_sorted[has_group])]
+
+        loans = _frame("loans", {
+            "loan_id": loan_id,
+            "enterprise_id": self.enterprise_id[ent[order]],
+            "application_date": _ns(app[order]),
+            "product": _strings(product[order], PRODUCTS),
+            "guarantee_type": _strings(guarantee[order], GUARANTEE_TYPES),
+            "amount": amount[order].astype(np.float64),
+            "term_months": term[order],
+            "rate": rate[order].astype(np.float64),
+            "group_id": _nullable_int(group_id, ~has_group),
+        })
+        truth = pd.DataFrame({
+            "loan_id": loan_id,
+            "true_pd": true_pd[order].astype(np.float64),
+            "defaulted": defaulted[order].astype(bool),
+        })
+        state = {
+            "loan_id": loan_id,
+            "app": app[order],
+            "term": term[order],
+            "defaulted": defaulted[order],
+            "month_90": month_90[order],
+            "late_prone": late_prone[order],
+        }
+        return loans, truth, state
+
+    def _repayments(self, s: dict[str, np.ndarray]) -> pd.DataFrame:
+        rng = self.rng
+        # month_90 <= term, so every defaulted loan's schedule already reaches 90 DPD
+        k_max = np.maximum(s["term"], np.where(s["defaulted"], s["month_90"], 0))
+        idx = np.repeat(np.arange(k_max.size), k_max)
+        k = np.arange(idx.size) - np.repeat(np.cumsum(k_max) - k_max, k_max) + 1
+        date = _add_months(s["app"][idx], k)
+        keep = date <= self.extraction_d
+        idx, k, date = idx[keep], k[keep], date[keep]
+        rows = idx.size
+        small = rng.integers(1, 30, rows)
+        dpd = np.where(s["late_prone"][idx] & (rng.random(rows) < 0.12), small, 0)
+        delinquent_from = s["month_90"][idx] - 2  # 30 DPD, then 60, 90, 120, ...
+        in_default = s["defaulted"][idx] & (k >= delinquent_from)
+        dpd = np.where(in_default, 30 * (k - delinquent_from + 1), dpd)
+        return _frame("repayments", {
+            "loan_id": s["loan_id"][idx],
+            "date": _ns(date),
+            "days_past_due": np.minimum(dpd, 3650).astype(np.int64),
+        })
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write_world(world: World, out_dir: str | Path) -> Path:
+    """Write ``<table>.parquet`` per canonical table and ``_truth/loan_truth.parquet``.
+
+    Files are written into a temporary directory beside ``out_dir`` which is then renamed, so a
+    failure leaves nothing half-written.  ``out_dir`` must not exist or be an empty directory.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"out_dir {str(out)!r} exists and is not empty: expected a new or empty directory")
+    missing = [name for name in TABLES if name not in world.tables]
+    if missing:
+        raise ValueError(f"world.tables lacks {missing}: expected every table of schema.TABLES")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        for name in TABLES:
+            world.tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / TRUTH_DIR).mkdir()
+        world.truth.to_parquet(tmp / TRUTH_DIR / TRUTH_FILE, index=False)
+        if out.exists():
+            out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

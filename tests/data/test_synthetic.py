@@ -1,0 +1,306 @@
+"""The synthetic world: exact schema, integrity, determinism and the risk signal it must carry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+
+from creditmodel.data.schema import TABLES
+from creditmodel.data.synthetic import TRUTH_DIR, TRUTH_FILE, World, generate_world, write_world
+from creditmodel.exceptions import ConfigError
+
+N_BIG = 3000
+SEED = 0
+WINDOW = pd.DateOffset(months=12)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return generate_world(N_BIG, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def small() -> World:
+    return generate_world(120, seed=7)
+
+
+@pytest.fixture(scope="module")
+def labelled(world: World) -> pd.DataFrame:
+    """Loans whose 12-month performance window is complete at extraction, with their truth."""
+    loans = world.tables["loans"].merge(world.truth, on="loan_id", validate="one_to_one")
+    return loans[loans["application_date"] <= world.extraction_date - WINDOW].reset_index(drop=True)
+
+
+def _expected_dtype(kind: str, nullable: bool):
+    if kind == "int":
+        return pd.Int64Dtype() if nullable else np.dtype("int64")
+    return {
+        "float": np.dtype("float64"),
+        "str": pd.Series(["x"]).dtype,
+        "date": np.dtype("datetime64[ns]"),
+        "timestamp": np.dtype("datetime64[ns]"),
+        "bool": np.dtype("bool"),
+    }[kind]
+
+
+# --- determinism --------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_frames(small: World) -> None:
+    again = generate_world(120, seed=7)
+    assert list(again.tables) == list(small.tables)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(small.tables[name], again.tables[name], check_exact=True)
+    pd.testing.assert_frame_equal(small.truth, again.truth, check_exact=True)
+    assert again.extraction_date == small.extraction_date == pd.Timestamp("2025-06-30")
+
+
+def test_different_seed_gives_different_world(small: World) -> None:
+    other = generate_world(120, seed=8)
+    assert not small.tables["transactions"]["amount"].equals(other.tables["transactions"]["amount"])
+    assert not small.tables["loans"]["application_date"].equals(other.tables["loans"]["application_date"])
+    assert not small.truth["true_pd"].equals(other.truth["true_pd"])
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+
+def test_tables_have_exactly_the_schema_columns_and_dtypes(world: World) -> None:
+    assert list(world.tables) == list(TABLES)
+    for name, table in TABLES.items():
+        df = world.tables[name]
+        assert list(df.columns) == table.column_names, name
+        assert len(df) > 0, name
+        assert isinstance(df.index, pd.RangeIndex), name
+        for col in table.columns:
+            expected = _expected_dtype(col.kind, col.nullable)
+            assert df[col.name].dtype == expected, (name, col.name, df[col.name].dtype, expected)
+
+
+def test_values_respect_nullability_categories_and_bounds(world: World) -> None:
+    for name, table in TABLES.items():
+        df = world.tables[name]
+        for col in table.columns:
+            s = df[col.name]
+            if not col.nullable:
+                assert not s.isna().any(), (name, col.name)
+            v = s.dropna()
+            if col.categories is not None:
+                assert set(v.unique()) <= set(col.categories), (name, col.name)
+            if col.min_value is not None:
+                assert (v >= col.min_value).all(), (name, col.name, v.min())
+            if col.max_value is not None:
+                assert (v <= col.max_value).all(), (name, col.name, v.max())
+            if col.kind == "date":
+                assert (v == v.dt.normalize()).all(), (name, col.name)
+    ent = world.tables["enterprises"]
+    assert ent["owner_birth_year"].dropna().between(1955, 1998).all()
+    assert 0.02 < ent["owner_birth_year"].isna().mean() < 0.09
+    assert (world.truth.columns.tolist() == ["loan_id", "true_pd", "defaulted"])
+    assert world.truth["true_pd"].dtype == np.float64 and world.truth["defaulted"].dtype == bool
+    assert world.truth["true_pd"].between(0, 1).all()
+
+
+def test_mix_of_legal_forms_and_industries(world: World) -> None:
+    ent = world.tables["enterprises"]
+    share = ent["legal_form"].value_counts(normalize=True)
+    assert share["sole_trader"] == pytest.approx(0.50, abs=0.04)
+    assert share["farmer_household"] == pytest.approx(0.25, abs=0.04)
+    assert share["limited_company"] == pytest.approx(0.25, abs=0.04)
+    main = ent["industry"].isin(["bamboo_products", "furniture", "agri_processing", "commerce_trade"])
+    assert main.mean() == pytest.approx(0.70, abs=0.04)
+    # statements: limited companies mostly have them, about half of the others have none
+    has_fs = ent["enterprise_id"].isin(world.tables["financial_statements"]["enterprise_id"])
+    by_form = has_fs.groupby(ent["legal_form"]).mean()
+    assert by_form["limited_company"] > 0.8
+    assert 0.35 < by_form["sole_trader"] < 0.65
+
+
+# --- integrity ----------------------------------------------------------------------------------
+
+
+def test_keys_unique_and_foreign_keys_resolve(world: World) -> None:
+    for name, table in TABLES.items():
+        df = world.tables[name]
+        if table.key:
+            assert not df.duplicated(list(table.key)).any(), (name, table.key)
+        for col, target in table.foreign_keys.items():
+            t_name, t_col = target.split(".")
+            assert df[col].isin(world.tables[t_name][t_col]).all(), (name, col, target)
+    assert world.truth["loan_id"].is_unique
+    assert set(world.truth["loan_id"]) == set(world.tables["loans"]["loan_id"])
+
+
+def test_nothing_dated_after_extraction(world: World) -> None:
+    cutoff = world.extraction_date
+    for name, table in TABLES.items():
+        for col in table.columns:
+            if col.kind in ("date", "timestamp"):
+                assert (world.tables[name][col.name].dropna() <= cutoff).all(), (name, col.name)
+    assert (world.tables["transactions"]["ts"] < cutoff).all()
+    loans = world.tables["loans"]
+    assert (loans["application_date"] <= cutoff - pd.DateOffset(months=1)).all()
+    assert (loans["application_date"] >= pd.Timestamp("2019-01-01")).all()
+    ent = world.tables["enterprises"]
+    assert (ent["registration_date"] <= pd.Timestamp("2018-01-01")).all()
+
+
+def test_event_rules(world: World) -> None:
+    ev = world.tables["registration_events"]
+    penalty = ev["kind"] == "penalty"
+    assert (ev.loc[penalty, "amount"] > 0).all()
+    assert ev.loc[~penalty, "amount"].isna().all()
+    cases = world.tables["court_cases"]
+    closed = cases["closed_date"].notna()
+    assert (cases.loc[closed, "closed_date"] > cases.loc[closed, "filed_date"]).all()
+    assert 0 < (~closed).sum() < len(cases)
+
+
+def test_joint_groups_are_three_to_five_loans_of_different_firms_in_one_month(world: World) -> None:
+    loans = world.tables["loans"]
+    joint = loans["product"] == "joint_guarantee_group"
+    assert (loans.loc[joint, "guarantee_type"] == "joint_group").all()
+    assert (loans.loc[~joint, "guarantee_type"] != "joint_group").all()
+    assert loans.loc[joint, "group_id"].notna().all() and loans.loc[~joint, "group_id"].isna().all()
+    g = loans[joint].groupby("group_id").agg(
+        size=("loan_id", "size"),
+        firms=("enterprise_id", "nunique"),
+        months=("application_date", lambda s: s.dt.to_period("M").nunique()),
+    )
+    assert g["size"].between(3, 5).all()
+    assert (g["firms"] == g["size"]).all()
+    assert (g["months"] == 1).all()
+
+
+# --- the signal ---------------------------------------------------------------------------------
+
+
+def test_default_rate_of_labelled_loans(labelled: pd.DataFrame) -> None:
+    assert len(labelled) > 4000
+    rate = labelled["defaulted"].mean()
+    assert 0.015 <= rate <= 0.08, rate
+
+
+def test_downturn_year_defaults_more_than_2021(world: World, labelled: pd.DataFrame) -> None:
+    loans = world.tables["loans"].merge(world.truth, on="loan_id")
+    year = loans["application_date"].dt.year
+    pd_2021, pd_2023 = loans.loc[year == 2021, "true_pd"].mean(), loans.loc[year == 2023, "true_pd"].mean()
+    assert pd_2023 > 1.5 * pd_2021, (pd_2021, pd_2023)
+    lab_year = labelled["application_date"].dt.year
+    dr_2021 = labelled.loc[lab_year == 2021, "defaulted"].mean()
+    dr_2023 = labelled.loc[lab_year == 2023, "defaulted"].mean()
+    assert dr_2023 > dr_2021 + 0.01, (dr_2021, dr_2023)
+
+
+def test_oracle_auc(labelled: pd.DataFrame) -> None:
+    auc = roc_auc_score(labelled["defaulted"], labelled["true_pd"])
+    assert auc > 0.7, auc
+
+
+def test_pd_ordered_by_guarantee(world: World) -> None:
+    loans = world.tables["loans"].merge(world.truth, on="loan_id")
+    by_g = loans.groupby("guarantee_type")["true_pd"].mean()
+    assert by_g["collateral"] < by_g["third_party"] < by_g["unsecured"]
+
+
+def test_realised_default_matches_repayments(world: World, labelled: pd.DataFrame) -> None:
+    rep = world.tables["repayments"].merge(labelled[["loan_id", "application_date"]], on="loan_id")
+    within = rep[rep["date"] <= rep["application_date"] + WINDOW]
+    bad = within.groupby("loan_id")["days_past_due"].max().ge(90)
+    bad = bad.reindex(labelled["loan_id"], fill_value=False)
+    np.testing.assert_array_equal(bad.to_numpy(), labelled["defaulted"].to_numpy())
+    # every labelled loan has its min(term, 12) monthly rows inside the window
+    rows = within.groupby("loan_id").size().reindex(labelled["loan_id"]).to_numpy()
+    np.testing.assert_array_equal(rows, np.minimum(labelled["term_months"].to_numpy(), 12))
+    # some good loans are briefly late, and never 30+ in their first year
+    good = within[~within["loan_id"].isin(labelled.loc[labelled["defaulted"], "loan_id"])]
+    assert good["days_past_due"].between(1, 29).any()
+    assert good["days_past_due"].max() < 30
+
+
+def test_repayment_schedule_covers_term_or_extraction(world: World) -> None:
+    loans = world.tables["loans"]
+    rep = world.tables["repayments"].merge(loans[["loan_id", "application_date", "term_months"]], on="loan_id")
+    expected_last = np.minimum(
+        loans["term_months"].to_numpy(),
+        ((world.extraction_date.year - loans["application_date"].dt.year) * 12
+         + world.extraction_date.month - loans["application_date"].dt.month).to_numpy(),
+    )
+    counts = rep.groupby("loan_id").size().reindex(loans["loan_id"]).to_numpy()
+    # rows k = 1..term with date <= extraction: at most one month off the calendar difference
+    assert np.all(np.abs(counts - expected_last) <= 1)
+    assert np.all(counts <= loans["term_months"].to_numpy())
+
+
+def test_risk_shows_in_behaviour(world: World) -> None:
+    """Firms whose loans carry higher true PD take more cash and fewer POS receipts, lever more."""
+    loans = world.tables["loans"].merge(world.truth, on="loan_id")
+    firm_pd = loans.groupby("enterprise_id")["true_pd"].mean()
+    tx = world.tables["transactions"]
+    inflow = tx[tx["direction"] == "in"]
+    cash_share = (inflow["channel"] == "cash").groupby(inflow["enterprise_id"]).mean()
+    joined = pd.concat([firm_pd, cash_share.rename("cash")], axis=1, join="inner")
+    assert spearmanr(joined["true_pd"], joined["cash"]).statistic > 0.4
+    fs = world.tables["financial_statements"]
+    lev = (fs["liabilities"] / fs["assets"]).groupby(fs["enterprise_id"]).mean().rename("lev")
+    joined = pd.concat([firm_pd, lev], axis=1, join="inner")
+    assert spearmanr(joined["true_pd"], joined["lev"]).statistic > 0.4
+    cases = world.tables["court_cases"].groupby("enterprise_id").size()
+    has_case = firm_pd.index.isin(cases.index)
+    assert firm_pd[has_case].mean() > 1.5 * firm_pd[~has_case].mean()
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def test_write_world_writes_every_table_and_truth(small: World, tmp_path) -> None:
+    out = write_world(small, tmp_path / "world")
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(f"{t}.parquet" for t in TABLES)
+    assert (out / TRUTH_DIR / TRUTH_FILE).is_file()
+    for name in TABLES:
+        back = pd.read_parquet(out / f"{name}.parquet")
+        assert list(back.columns) == TABLES[name].column_names
+        assert len(back) == len(small.tables[name])
+    loans = pd.read_parquet(out / "loans.parquet")
+    pd.testing.assert_frame_equal(loans, small.tables["loans"], check_dtype=False)
+    truth = pd.read_parquet(out / TRUTH_DIR / TRUTH_FILE)
+    pd.testing.assert_frame_equal(truth, small.truth)
+    assert [p.name for p in tmp_path.iterdir()] == ["world"]  # no temporary directory left
+
+
+def test_write_world_accepts_empty_dir_and_refuses_non_empty(small: World, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert (write_world(small, empty) / "loans.parquet").is_file()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("x")
+    with pytest.raises(ValueError, match="not empty"):
+        write_world(small, full)
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full"]
+
+
+# --- arguments ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_enterprises": 49}, "n_enterprises=49"),
+        ({"n_enterprises": 10.5}, "n_enterprises"),
+        ({"start": "2025-06-30"}, "start"),
+        ({"start": "2026-01-01"}, "start"),
+        ({"start": "not a date"}, "start"),
+        ({"extraction_date": "2018-12-31"}, "start"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_arguments_raise_config_error(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        generate_world(**kwargs)
+    assert "\n" not in str(info.value)
+    assert "expected" in str(info.value)
