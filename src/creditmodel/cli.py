@@ -1,0 +1,239 @@
+"""The `creditmodel` command: one sub-command per stage, each a thin call into the library.
+
+Errors at a boundary (data, config, bundle, request) print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from creditmodel.exceptions import ConfigError, CreditModelError
+
+EXIT_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from creditmodel.config import SyntheticConfig
+    from creditmodel.data.synthetic import generate_world, write_world
+
+    from pydantic import ValidationError
+
+    try:
+        cfg = SyntheticConfig(enterprises=args.enterprises, seed=args.seed,
+                              **({"extraction_date": args.extraction_date} if args.extraction_date else {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: value "
+                          f"{err.get('input')!r}: {err['msg']}") from None
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out}: directory exists and is not empty")
+    world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date))
+    write_world(world, out)
+    for name, frame in world.tables.items():
+        print(f"{name:22s} {len(frame):>12,d} rows")
+    print(f"wrote {out} (ground truth apart in {out / '_truth'})")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from creditmodel.config import load_config
+    from creditmodel.pipeline import run_pipeline
+
+    config = load_config(args.config, {
+        "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
+        "synthetic.seed": args.seed, "seed": args.seed,
+    })
+    result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True))
+    m = result.metrics.set_index(["model", "split"])
+    print("\nout-of-time test:")
+    for model in m.index.get_level_values(0).unique():
+        r = m.loc[(model, "oot")]
+        print(f"  {model:16s} AUC {r['auc']:.3f}  Gini {r['gini']:.3f}  KS {r['ks']:.3f}  Brier {r['brier']:.4f}"
+              f"  mean PD {r['mean_pd']:.2%} vs default rate {r['default_rate']:.2%}")
+    t = result.tracked
+    print(f"""
+MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
+registered model {t.model_uri} (version {t.model_version})
+report and plots {result.report_dir}
+export bundle    {result.bundle_dir}
+priced OOT loans {result.priced_path}
+features         {result.features_path}
+
+open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
+open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow)""")
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from creditmodel.data.io import load_tables
+    from creditmodel.features.build import build_features
+
+    tables = load_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
+    frame = build_features(tables)
+    _atomic_write(frame, Path(args.out))
+    print(f"wrote {len(frame)} rows x {frame.shape[1] - 3} features to {args.out}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri, download_bundle
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out}: directory exists and is not empty")
+    uri = args.tracking_uri or default_tracking_uri()
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent if out.parent.exists() else None))
+    try:
+        try:
+            path = download_bundle(uri, args.model, args.alias, args.run_id, tmp)
+        except LookupError as exc:
+            raise ConfigError(str(exc)) from None
+        bundle = load_bundle(path)  # verify before anyone sees it
+        if out.exists():
+            out.rmdir()
+        shutil.move(str(path), str(out))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    print(f"exported {args.model}{'@' + args.alias if not args.run_id else ' run ' + args.run_id} to {out}: {files}")
+    print(f"checksums verified; {len(bundle.schema.names)} features, grades {', '.join(bundle.master_scale.grades)}")
+
+
+def _read_frame(path: Path) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    from creditmodel.exceptions import DataContractError
+
+    if not path.is_file():
+        raise DataContractError(f"input file {path} does not exist")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise DataContractError(f"input file {path}: expected .parquet or .csv")
+
+
+def _atomic_write(frame: "pd.DataFrame", out: Path) -> None:  # noqa: F821
+    if out.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out}: expected a .csv or .parquet file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        if out.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cmd_price(args: argparse.Namespace) -> None:
+    from creditmodel.config import load_config
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.pricing.engine import price_with_bundle
+
+    pricing = load_config(args.config).pricing
+    bundle = load_bundle(args.bundle)
+    features = _read_frame(Path(args.features))
+    priced = price_with_bundle(bundle, features, pricing)
+    _atomic_write(priced, Path(args.out))
+    print(f"priced {len(priced)} applications -> {args.out}; mean rate {priced['rate'].mean():.2%}, "
+          f"{int(priced['above_max_rate'].sum())} above the {pricing.max_rate:.0%} ceiling")
+
+
+def _cmd_data_check(args: argparse.Namespace) -> None:
+    from creditmodel.data.io import load_tables
+    from creditmodel.data.profile import profile
+    from creditmodel.features.labels import default_labels
+
+    tables = load_tables(args.dir, encoding=args.encoding, delimiter=args.delimiter)
+    extraction = tables["repayments"]["date"].max()
+    print(profile(tables, default_labels(tables["loans"], tables["repayments"], extraction)))
+    print("all contracts passed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="creditmodel", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate the synthetic SME world as canonical parquet tables")
+    p.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
+    p.add_argument("--enterprises", type=_positive_int, default=3000, help="number of borrowers (default 3000)")
+    p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
+    p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")
+    p.add_argument("--config", help="TOML run configuration (all fields optional)")
+    p.add_argument("--data", help="directory or DuckDB file of canonical tables (default: synthetic world)")
+    p.add_argument("--out", help="output directory (default data/demo), replaced only when the run succeeds")
+    p.add_argument("--enterprises", type=_positive_int, help="size of the synthetic world")
+    p.add_argument("--seed", type=_positive_int, help="seed of the synthetic world and of training")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
+    p.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
+    p.add_argument("--out", required=True, help="output .parquet or .csv")
+    p.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
+    p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("export", help="fetch and verify the bundle of a registered model from MLflow")
+    p.add_argument("--out", required=True, help="directory to write the bundle to (must be empty or absent)")
+    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
+    p.add_argument("--alias", default="challenger", help="model alias (default challenger)")
+    p.add_argument("--run-id", help="take the bundle of this run instead of the alias")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("price", help="price applications from an export bundle alone")
+    p.add_argument("--bundle", required=True, help="export bundle directory")
+    p.add_argument("--features", required=True, help="feature rows (.parquet/.csv) with loan_id and the bundle's features")
+    p.add_argument("--out", required=True, help="priced output (.csv or .parquet)")
+    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, margin and LGDs")
+    p.set_defaults(func=_cmd_price)
+
+    p = sub.add_parser("data", help="work with a directory of canonical tables")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = data_sub.add_parser("check", help="validate every table against its contract and print a profile")
+    c.add_argument("dir", help="directory of .parquet/.csv tables, or a DuckDB file")
+    c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
+    c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    c.set_defaults(func=_cmd_data_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except CreditModelError as exc:
+        print(f"creditmodel: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

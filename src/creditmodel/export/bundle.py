@@ -1,0 +1,180 @@
+"""The export bundle: everything a pricing step or scoring service needs, and nothing executable.
+
+A bundle is a directory of plain files, each listed with its SHA-256 in manifest.json:
+
+    model.txt            LightGBM's own text format (raw log-odds margin)
+    calibration.json     margin -> PD
+    master_scale.json    PD -> credit grade
+    feature_schema.json  feature order, kinds and category codes
+    manifest.json        format version, checksums, provenance
+
+Loading parses text and JSON only; it never unpickles, so a bundle cannot run code on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from creditmodel import __version__
+from creditmodel.exceptions import BundleError, RequestError
+from creditmodel.features.matrix import FeatureSchema
+from creditmodel.models.calibration import PDCalibrator
+from creditmodel.models.gbm import LightGBMPD
+from creditmodel.models.master_scale import MasterScale
+
+FORMAT = "creditmodel-pd-bundle"
+FORMAT_VERSION = 1
+FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_bundle(
+    out_dir: str | Path,
+    model: LightGBMPD,
+    calibrator: PDCalibrator,
+    master_scale: MasterScale,
+    *,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the bundle into `out_dir` all at once (a temporary sibling renamed into place)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise BundleError(f"bundle directory {out_dir} exists and is not empty; choose another or allow overwrite")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (tmp / "model.txt").write_text(model.booster_.model_to_string(), encoding="utf-8")
+        _dump(tmp / "calibration.json", calibrator.to_dict())
+        _dump(tmp / "master_scale.json", master_scale.to_dict())
+        _dump(tmp / "feature_schema.json", model.schema_.to_dict())
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "creditmodel_version": __version__,
+            "lightgbm_version": lgb.__version__,
+            "output": "12-month probability of default, calibrated, and its master-scale grade",
+            "provenance": provenance or {},
+            "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in FILES},
+        }
+        _dump(tmp / "manifest.json", manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _dump(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle file {path.name}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"bundle file {path.name}: expected a JSON object")
+    return data
+
+
+@dataclass
+class PDBundle:
+    """A loaded, verified bundle: scores feature rows into calibrated PDs and grades."""
+
+    path: Path
+    booster: lgb.Booster
+    calibrator: PDCalibrator
+    master_scale: MasterScale
+    schema: FeatureSchema
+    manifest: dict[str, Any]
+
+    def check_request(self, frame: pd.DataFrame) -> None:
+        """Raise RequestError naming the first missing column, non-numeric value or unknown category."""
+        missing = [n for n in self.schema.names if n not in frame.columns]
+        if missing:
+            raise RequestError(f"feature {missing[0]!r} is missing (expected all of the bundle's "
+                               f"{len(self.schema.names)} features; {len(missing)} missing)")
+        unknown = self.schema.unknown_categories(frame)
+        if unknown:
+            name, values = next(iter(unknown.items()))
+            raise RequestError(f"feature {name!r}: value {values[0]!r} is not one of {list(self.schema.categories[name])}")
+        for name in self.schema.names:
+            if name in self.schema.categories:
+                continue
+            col = frame[name]
+            numeric = pd.to_numeric(col, errors="coerce")
+            bad = col[numeric.isna() & col.notna()]
+            if len(bad):
+                raise RequestError(f"feature {name!r}: value {bad.iloc[0]!r} is not a number")
+            if np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+                raise RequestError(f"feature {name!r}: infinite values are not allowed")
+
+    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
+        self.check_request(frame)
+        return self.booster.predict(self.schema.encode(frame), raw_score=True)
+
+    def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated 12-month PD for each row (rows hold the schema's features; extra columns ignored)."""
+        return self.calibrator.predict(self.raw_score(frame))
+
+    def grade(self, pd_: np.ndarray) -> np.ndarray:
+        return self.master_scale.grade(pd_)
+
+
+def load_bundle(path: str | Path) -> PDBundle:
+    """Verify every checksum, then parse the bundle. Any doubt raises BundleError; nothing is unpickled."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"bundle directory {path} does not exist")
+    if not (path / "manifest.json").is_file():
+        raise BundleError(f"bundle {path}: manifest.json is missing")
+    manifest = _load_json(path / "manifest.json")
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"bundle {path}: format {manifest.get('format')!r} version "
+                          f"{manifest.get('format_version')!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or set(listed) != set(FILES):
+        raise BundleError(f"bundle {path}: manifest must list exactly {list(FILES)}")
+    extra = sorted(p.name for p in path.iterdir() if p.name not in (*FILES, "manifest.json"))
+    if extra:
+        raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (a bundle holds only {list(FILES)} and manifest.json)")
+    for name in FILES:
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f"bundle {path}: file {name} is missing")
+        digest = _sha256(f)
+        if digest != listed[name].get("sha256"):
+            raise BundleError(f"bundle file {name}: sha256 {digest[:12]}... does not match the manifest's "
+                              f"{str(listed[name].get('sha256'))[:12]}... (tampered or corrupted)")
+    try:
+        booster = lgb.Booster(model_str=(path / "model.txt").read_text(encoding="utf-8"))
+        calibrator = PDCalibrator.from_dict(_load_json(path / "calibration.json"))
+        scale = MasterScale.from_dict(_load_json(path / "master_scale.json"))
+        schema = FeatureSchema.from_dict(_load_json(path / "feature_schema.json"))
+    except BundleError:
+        raise
+    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"bundle {path}: cannot be parsed ({type(exc).__name__}: {exc})") from None
+    if list(booster.feature_name()) != list(schema.names):
+        raise BundleError(f"bundle {path}: model features do not match feature_schema.json")
+    return PDBundle(path, booster, calibrator, scale, schema, manifest)

@@ -1,0 +1,279 @@
+"""The main job, end to end: tables -> as-of features -> labels and time split -> scorecard and
+LightGBM -> calibration and master scale -> metrics, plots, SHAP -> export bundle -> pricing -> MLflow.
+
+Everything is written into a staging directory that replaces `output_dir` only when the whole run
+succeeded, so a failed run leaves no half-written output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creditmodel.config import RunConfig
+from creditmodel.data.fingerprint import fingerprints
+from creditmodel.data.io import load_tables
+from creditmodel.data.synthetic import generate_world, write_world
+from creditmodel.exceptions import BundleError, DataContractError
+from creditmodel.export.bundle import load_bundle, write_bundle
+from creditmodel.features.build import available_features, build_features, feature_columns
+from creditmodel.features.labels import default_labels
+from creditmodel.features.matrix import FeatureSchema
+from creditmodel.features.splits import SPLITS, time_split
+from creditmodel.models.calibration import PDCalibrator
+from creditmodel.models.gbm import LightGBMPD
+from creditmodel.models.master_scale import MasterScale
+from creditmodel.models.scorecard import ScorecardPD
+from creditmodel.pricing.engine import price_with_bundle
+from creditmodel.tracking.mlflow_tracking import TrackedRun, default_tracking_uri, log_pipeline_run
+from creditmodel.validation import explain, metrics, plots
+
+log = logging.getLogger(__name__)
+MODELS = ("scorecard", "lightgbm")
+PARITY_TOLERANCE = 1e-9
+
+
+@dataclass
+class TrainedModels:
+    """The fitted parts of one run, in memory."""
+
+    scorecard: ScorecardPD
+    lightgbm: LightGBMPD
+    calibrators: dict[str, PDCalibrator]
+    master_scale: MasterScale
+
+    def pd(self, model: str, X: pd.DataFrame) -> np.ndarray:
+        est = self.scorecard if model == "scorecard" else self.lightgbm
+        return self.calibrators[model].predict(est.decision_function(X))
+
+
+@dataclass
+class RunResult:
+    """Where everything landed, and the headline numbers."""
+
+    output_dir: Path
+    metrics: pd.DataFrame  # one row per (model, split)
+    tracked: TrackedRun | None
+    models: TrainedModels | None = None
+    missing_sources: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.output_dir / "bundle"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.output_dir / "report"
+
+    @property
+    def priced_path(self) -> Path:
+        return self.output_dir / "priced_oot.csv"
+
+    @property
+    def features_path(self) -> Path:
+        return self.output_dir / "features.parquet"
+
+
+def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.DataFrame | None]:
+    """The canonical tables, the extraction date, and the ground truth when the data is synthetic."""
+    if config.data_dir is not None:
+        extraction = pd.Timestamp(config.extraction_date) if config.extraction_date else None
+        tables = load_tables(config.data_dir, extraction_date=extraction)
+        if extraction is None:
+            extraction = pd.Timestamp(tables["repayments"]["date"].max()).normalize()
+        truth_path = Path(config.data_dir) / "_truth" / "loan_truth.parquet"
+        truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
+        return tables, extraction, truth
+    s = config.synthetic
+    world = generate_world(s.enterprises, s.seed, start=str(s.start), extraction_date=str(s.extraction_date))
+    if world_dir is not None:
+        write_world(world, world_dir)
+    return world.tables, pd.Timestamp(world.extraction_date), world.truth
+
+
+def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig) -> pd.DataFrame:
+    """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
+    feats = build_features(tables)
+    labels = default_labels(tables["loans"], tables["repayments"], extraction,
+                            window_months=config.label.window_months, dpd_threshold=config.label.dpd_threshold)
+    feats["default"] = feats["loan_id"].map(labels).astype("Int64")
+    feats["split"] = time_split(feats["decision_date"], config.split.valid_start, config.split.oot_start)
+    frame = feats[feats["default"].notna()].reset_index(drop=True)
+    frame["default"] = frame["default"].astype(int)
+    for split in SPLITS:
+        part = frame.loc[frame["split"] == split, "default"]
+        if part.sum() < 5 or (part == 0).sum() < 5:
+            raise DataContractError(
+                f"split {split!r} holds {len(part)} labelled loans with {int(part.sum())} defaults; at least 5 "
+                f"defaults and 5 non-defaults are needed (split.valid_start={config.split.valid_start}, "
+                f"split.oot_start={config.split.oot_start}, labels complete until "
+                f"{(extraction - pd.DateOffset(months=config.label.window_months)).date()})")
+    return frame
+
+
+def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
+    """Fit both models on train, their calibrators on validation; the master scale records validation."""
+    cols = [c for c in feature_columns(frame) if c not in ("default", "split")]
+    train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "valid"]
+    sc = config.scorecard
+    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv)
+    scorecard.fit(train[cols], train["default"].to_numpy())
+    lg = config.lightgbm
+    gbm = LightGBMPD(n_estimators=lg.n_estimators, learning_rate=lg.learning_rate, num_leaves=lg.num_leaves,
+                     min_child_samples=lg.min_child_samples, feature_fraction=lg.feature_fraction,
+                     bagging_fraction=lg.bagging_fraction, reg_lambda=lg.reg_lambda, random_state=config.seed,
+                     feature_schema=FeatureSchema.for_columns(cols))
+    gbm.fit(train[cols], train["default"].to_numpy())
+    calibrators = {
+        "scorecard": PDCalibrator(config.calibration).fit(scorecard.decision_function(valid[cols]), valid["default"]),
+        "lightgbm": PDCalibrator(config.calibration).fit(gbm.decision_function(valid[cols]), valid["default"]),
+    }
+    ms = config.master_scale
+    scale = MasterScale(ms.grades, ms.upper_bounds)
+    models = TrainedModels(scorecard, gbm, calibrators, scale)
+    scale.fit(models.pd("lightgbm", valid[cols]), valid["default"].to_numpy())
+    return models
+
+
+def evaluate(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame | None) -> pd.DataFrame:
+    """AUC, Gini, KS, Brier per model and split; with ground truth, also the oracle (true PD) row."""
+    cols = list(models.lightgbm.schema_.names)
+    rows = []
+    for split in SPLITS:
+        part = frame[frame["split"] == split]
+        y = part["default"].to_numpy()
+        for model in MODELS:
+            rows.append({"model": model, "split": split, **metrics.performance(y, models.pd(model, part[cols]))})
+        if truth is not None:
+            true_pd = part["loan_id"].map(truth.set_index("loan_id")["true_pd"]).to_numpy()
+            rows.append({"model": "oracle_true_pd", "split": split, **metrics.performance(y, true_pd)})
+    return pd.DataFrame(rows)
+
+
+def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path) -> None:
+    """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics."""
+    report.mkdir(parents=True, exist_ok=True)
+    cols = list(models.lightgbm.schema_.names)
+    for split in SPLITS:
+        part = frame[frame["split"] == split]
+        curves = {f"{m} (AUC {metrics.auc(part['default'], models.pd(m, part[cols])):.3f})":
+                  (part["default"].to_numpy(), models.pd(m, part[cols])) for m in MODELS}
+        plots.plot_roc(curves, report / f"roc_{split}.png", f"ROC, {split} split")
+        plots.plot_calibration({k.split(" ")[0]: v for k, v in curves.items()}, report / f"calibration_{split}.png",
+                               f"Calibration, {split} split")
+    valid = frame[frame["split"] == "valid"]
+    expl = explain.explain(models.lightgbm, valid[cols], valid["loan_id"])
+    importance = explain.global_importance(expl)
+    importance.to_csv(report / "shap_importance.csv")
+    explain.plot_importance(importance, report / "shap_importance.png")
+    reasons = explain.reason_codes(expl, n=3)
+    reasons.insert(1, "pd", models.pd("lightgbm", valid[cols]))
+    reasons.insert(2, "grade", models.master_scale.grade(reasons["pd"].to_numpy()))
+    reasons.to_csv(report / "reason_codes_valid.csv", index=False)
+    models.scorecard.table().to_csv(report / "scorecard_table.csv", index=False)
+    models.master_scale.table_.to_csv(report / "master_scale_valid.csv", index=False)
+    table.to_csv(report / "metrics.csv", index=False)
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] = lambda msg: log.info(msg),
+) -> RunResult:
+    """Run the main job; see the module docstring."""
+    out = Path(config.output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    try:
+        progress("1/7 loading data" if config.data_dir else
+                 f"1/7 generating the synthetic world ({config.synthetic.enterprises} enterprises)")
+        tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None)
+        step("data")
+        progress(f"2/7 building as-of features for {len(tables['loans'])} applications (DuckDB)")
+        frame = modelling_frame(tables, extraction, config)
+        missing = available_features(tables)[1]
+        if missing:
+            progress(f"    sources absent, their features are skipped: {', '.join(missing)}")
+        frame.to_parquet(stage / "features.parquet", index=False)
+        step("features")
+        counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS)
+        progress("3/7 training scorecard and LightGBM; split sizes (loans/defaults): "
+                 + ", ".join(f"{s} {int(r['size'])}/{int(r['sum'])}" for s, r in counts.iterrows()))
+        models = train_models(frame, config)
+        step("train")
+        progress("4/7 validating: metrics, plots, SHAP reason codes")
+        table = evaluate(frame, models, truth)
+        write_report(frame, models, table, stage / "report")
+        step("validate")
+        progress("5/7 writing the export bundle and checking its parity")
+        cols = list(models.lightgbm.schema_.names)
+        write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
+                     provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")})
+        bundle = load_bundle(stage / "bundle")
+        valid = frame[frame["split"] == "valid"]
+        gap = float(np.max(np.abs(bundle.predict_pd(valid) - models.pd("lightgbm", valid[cols]))))
+        if gap > PARITY_TOLERANCE:
+            raise BundleError(f"bundle PDs differ from the trained model by {gap:.3g} (tolerance {PARITY_TOLERANCE})")
+        step("export")
+        progress("6/7 pricing the out-of-time applications from the bundle alone")
+        priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing)
+        priced.to_csv(stage / "priced_oot.csv", index=False)
+        step("price")
+        progress("7/7 logging to MLflow and registering the model")
+        flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
+                for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
+        flat["bundle_parity_max_abs_diff"] = gap
+        (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
+        artifacts = Path(tempfile.mkdtemp(prefix=".artifacts-", dir=out.parent))
+        try:
+            for name in ("report", "bundle"):
+                shutil.copytree(stage / name, artifacts / name)
+            shutil.copy(stage / "priced_oot.csv", artifacts / "priced_oot.csv")
+            tracked = log_pipeline_run(
+                tracking_uri=tracking_uri or default_tracking_uri(),
+                experiment=config.experiment,
+                config=config.model_dump(mode="json"),
+                fingerprints=fingerprints(tables),
+                metrics=flat,
+                artifacts_dir=artifacts,
+                booster=models.lightgbm.booster_,
+                model_name=config.registered_model,
+                model_alias=config.model_alias,
+                tags={"extraction_date": str(extraction.date()),
+                      "data_source": str(config.data_dir) if config.data_dir else "synthetic",
+                      "missing_sources": ",".join(missing) or "none"},
+            )
+        finally:
+            shutil.rmtree(artifacts, ignore_errors=True)
+        step("track")
+        (stage / "run.json").write_text(json.dumps({
+            "mlflow_tracking_uri": tracked.tracking_uri, "mlflow_run_id": tracked.run_id,
+            "model_uri": tracked.model_uri, "model_version": tracked.model_version, "timings_s": timings,
+        }, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return RunResult(out, table, tracked, models, missing, timings)

@@ -1,0 +1,139 @@
+"""The console command: every stage has --help; each class of bad input is one line, exit 2, nothing written."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from creditmodel.cli import main
+
+COMMANDS = [["synth"], ["run"], ["features"], ["export"], ["price"], ["data", "check"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*cmd, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: creditmodel" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "creditmodel"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("synth", "run", "export", "price"):
+        assert cmd in out
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("creditmodel: error: ")
+    return err[0]
+
+
+def test_synth_writes_canonical_tables(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "w"), "--enterprises", "60", "--seed", "1"]) == 0
+    names = sorted(p.name for p in (tmp_path / "w").glob("*.parquet"))
+    assert names == sorted(f"{t}.parquet" for t in (
+        "enterprises", "registration_events", "court_cases", "environment_checks", "transactions",
+        "financial_statements", "loans", "repayments"))
+    assert (tmp_path / "w" / "_truth" / "loan_truth.parquet").is_file()
+    assert main(["synth", "--out", str(tmp_path / "w"), "--enterprises", "60"]) == 2
+    assert "not empty" in _one_error_line(capsys)
+
+
+def test_bad_cli_argument_exits_non_zero(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["synth", "--out", "x", "--enterprises", "many"])
+    assert exit_.value.code == 2
+    assert "expected a whole number, got 'many'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "world"
+    assert main(["synth", "--out", str(out), "--enterprises", "300", "--seed", "2"]) == 0
+    return out
+
+
+def test_missing_input_table_writes_nothing(world_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(world_dir, data)
+    (data / "loans.parquet").unlink()
+    out, db = tmp_path / "out", tmp_path / "mlflow.db"
+    assert main(["run", "--data", str(data), "--out", str(out), "--tracking-uri", f"sqlite:///{db}"]) == 2
+    line = _one_error_line(capsys)
+    assert "loans" in line and "required table missing" in line
+    assert not out.exists() and not db.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_wrong_input_value_writes_nothing(world_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(world_dir, data)
+    loans = pd.read_parquet(data / "loans.parquet")
+    loans.loc[3, "guarantee_type"] = "gold"
+    loans.to_parquet(data / "loans.parquet")
+    assert main(["run", "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    assert "loans.guarantee_type: value 'gold' not in allowed categories" in _one_error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+@pytest.mark.parametrize("toml, match", [
+    ("[lightgbm]\nlearning_rate = -1\n", "field lightgbm.learning_rate: value -1: Input should be greater than 0"),
+    ('[split]\nvalid_start = 2023-01-01\noot_start = 2022-01-01\n', "valid_start 2023-01-01 must be before oot_start"),
+    ("[pricing]\nlgd = { unsecured = 0.5 }\n", "lgd needs exactly the guarantee types"),
+    ("[lightgbm]\nnum_leafs = 3\n", "field lightgbm.num_leafs: value 3: Extra inputs are not permitted"),
+    ("this is = not toml [", "not valid TOML"),
+])
+def test_bad_config_value_writes_nothing(tmp_path, capsys, toml, match):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(toml)
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    line = _one_error_line(capsys)
+    assert match in line and "run.toml" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["run.toml"]
+
+
+def test_price_from_bundle_and_tampered_bundle(demo_run, tmp_path, capsys):
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    feats = tmp_path / "oot.parquet"
+    frame[frame["split"] == "oot"].drop(columns=["default", "split"]).to_parquet(feats)
+    out = tmp_path / "priced.csv"
+    assert main(["price", "--bundle", str(r.bundle_dir), "--features", str(feats), "--out", str(out)]) == 0
+    priced = pd.read_csv(out)
+    reference = pd.read_csv(r.priced_path)
+    pd.testing.assert_frame_equal(priced, reference)
+    capsys.readouterr()
+
+    bad = tmp_path / "bundle"
+    shutil.copytree(r.bundle_dir, bad)
+    (bad / "model.txt").write_text((bad / "model.txt").read_text().replace("leaf_value=", "leaf_value=9", 1))
+    out2 = tmp_path / "priced2.csv"
+    assert main(["price", "--bundle", str(bad), "--features", str(feats), "--out", str(out2)]) == 2
+    assert "model.txt: sha256" in _one_error_line(capsys)
+    assert not out2.exists()
+
+
+def test_export_fetches_the_registered_bundle(demo_run, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert main(["export", "--out", str(out), "--tracking-uri", demo_run["tracking_uri"]]) == 0
+    for name in ("model.txt", "manifest.json", "calibration.json"):
+        assert (out / name).read_bytes() == (demo_run["result"].bundle_dir / name).read_bytes()
+    assert main(["export", "--out", str(tmp_path / "x"), "--model", "nope",
+                 "--tracking-uri", demo_run["tracking_uri"]]) == 2
+    assert "model nope@challenger has no export bundle" in _one_error_line(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+def test_data_check_profiles_a_directory(world_dir, capsys):
+    assert main(["data", "check", str(world_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "transactions" in out and "default rate" in out and "all contracts passed" in out

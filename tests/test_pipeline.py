@@ -1,0 +1,118 @@
+"""The demo pipeline end to end on a small world: outputs, numbers against references, MLflow, determinism."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from creditmodel.export.bundle import load_bundle
+from creditmodel.pipeline import modelling_frame, train_models
+from creditmodel.pricing.engine import COMPONENTS
+
+
+def test_outputs_exist(demo_run):
+    r = demo_run["result"]
+    assert sorted(p.name for p in r.bundle_dir.iterdir()) == [
+        "calibration.json", "feature_schema.json", "manifest.json", "master_scale.json", "model.txt"]
+    for name in ("roc_oot.png", "calibration_valid.png", "shap_importance.png", "reason_codes_valid.csv",
+                 "scorecard_table.csv", "metrics.csv", "master_scale_valid.csv"):
+        assert (r.report_dir / name).stat().st_size > 0, name
+    assert not list(r.output_dir.parent.glob(".*partial*")), "staging directory left behind"
+
+
+def test_bundle_reproduces_in_memory_pds(demo_run):
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    valid = frame[frame["split"] == "valid"]
+    cols = list(r.models.lightgbm.schema_.names)
+    bundle = load_bundle(r.bundle_dir)
+    np.testing.assert_allclose(bundle.predict_pd(valid), r.models.pd("lightgbm", valid[cols]), rtol=0, atol=1e-9)
+
+
+def test_reported_metrics_equal_sklearn_on_bundle_scores(demo_run):
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    bundle = load_bundle(r.bundle_dir)
+    table = pd.read_csv(r.report_dir / "metrics.csv").set_index(["model", "split"])
+    for split in ("train", "valid", "oot"):
+        part = frame[frame["split"] == split]
+        pd_ = bundle.predict_pd(part)
+        row = table.loc[("lightgbm", split)]
+        assert row["auc"] == pytest.approx(roc_auc_score(part["default"], pd_), abs=1e-12)
+        assert row["brier"] == pytest.approx(brier_score_loss(part["default"], pd_), abs=1e-12)
+        assert row["n"] == len(part) and row["defaults"] == part["default"].sum()
+
+
+def test_models_beat_chance_and_trail_the_oracle(demo_run):
+    m = demo_run["result"].metrics.set_index(["model", "split"])["auc"]
+    for model in ("scorecard", "lightgbm"):
+        assert 0.6 < m[(model, "oot")] < m[("oracle_true_pd", "oot")] + 0.05
+
+
+def test_calibrated_pd_level_is_close_to_the_default_rate_on_validation(demo_run):
+    m = demo_run["result"].metrics.set_index(["model", "split"])
+    row = m.loc[("lightgbm", "valid")]
+    assert row["mean_pd"] == pytest.approx(row["default_rate"], abs=0.01)
+
+
+def test_reason_codes_are_readable_and_point_upwards(demo_run):
+    reasons = pd.read_csv(demo_run["result"].report_dir / "reason_codes_valid.csv")
+    assert reasons["reason_1"].notna().mean() > 0.95
+    assert reasons["reason_1"].str.contains(": ").all() or reasons["reason_1"].isna().any()
+    assert (reasons["reason_1_shap"].dropna() >= reasons["reason_2_shap"].dropna().reindex(
+        reasons["reason_1_shap"].dropna().index).fillna(0)).all()
+
+
+def test_shap_is_exact_treeshap(demo_run):
+    from creditmodel.validation.explain import explain
+
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    valid = frame[frame["split"] == "valid"]
+    cols = list(r.models.lightgbm.schema_.names)
+    expl = explain(r.models.lightgbm, valid[cols], valid["loan_id"])
+    margin = r.models.lightgbm.decision_function(valid[cols])
+    np.testing.assert_allclose(expl.values.sum(axis=1) + expl.base_value, margin, atol=1e-9)
+    contrib = r.models.lightgbm.booster_.predict(r.models.lightgbm.schema_.encode(valid[cols]), pred_contrib=True)
+    np.testing.assert_allclose(expl.values.to_numpy(), contrib[:, :-1], atol=1e-9)
+
+
+def test_priced_file_adds_up(demo_run):
+    r = demo_run["result"]
+    priced = pd.read_csv(r.priced_path)
+    frame = pd.read_parquet(r.features_path)
+    assert set(priced["loan_id"]) == set(frame.loc[frame["split"] == "oot", "loan_id"])
+    np.testing.assert_allclose(priced["rate"], priced[list(COMPONENTS)].sum(axis=1), rtol=1e-12)
+    assert (priced["expected_loss"] == priced["pd"] * priced["lgd"]).all()
+
+
+def test_mlflow_run_and_registry(demo_run):
+    r, uri = demo_run["result"], demo_run["tracking_uri"]
+    client = MlflowClient(uri)
+    version = client.get_model_version_by_alias("sme_pd", "challenger")
+    assert version.run_id == r.tracked.run_id
+    run = client.get_run(r.tracked.run_id)
+    assert run.data.metrics["lightgbm.oot.auc"] == pytest.approx(
+        r.metrics.set_index(["model", "split"]).loc[("lightgbm", "oot"), "auc"])
+    assert run.data.params["synthetic.enterprises"] == "2500"
+    assert "data.transactions.sha256" in run.data.tags and "creditmodel_version" in run.data.tags
+    names = {a.path for a in client.list_artifacts(r.tracked.run_id)}
+    assert {"bundle", "report", "config.json", "data_fingerprint.json", "priced_oot.csv"} <= names
+    run_json = json.loads((r.output_dir / "run.json").read_text())
+    assert run_json["mlflow_run_id"] == r.tracked.run_id
+
+
+def test_training_is_deterministic(demo_run):
+    from creditmodel.data.synthetic import generate_world
+
+    cfg = demo_run["config"]
+    world = generate_world(cfg.synthetic.enterprises, cfg.synthetic.seed)
+    frame = modelling_frame(world.tables, world.extraction_date, cfg)
+    again = train_models(frame, cfg)
+    first = demo_run["result"].models
+    assert again.lightgbm.booster_.model_to_string() == first.lightgbm.booster_.model_to_string()
+    cols = list(first.lightgbm.schema_.names)
+    np.testing.assert_array_equal(again.pd("scorecard", frame[cols]), first.pd("scorecard", frame[cols]))
