@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="generate the synthetic SME world as canonical parquet tables")
     p.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
-    p.add_argument("--enterprises", type=_positive_int, default=3000, help="number of borrowers (default 3000)")
+    p.add_argument("--enterprises", type=_positive_int, default=10_000, help="number of borrowers (default 10000)")
     p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
     p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
     p.set_defaults(func=_cmd_synth)

@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 class SyntheticConfig(_Strict):
     """Size and seed of the built-in synthetic world (used when no data directory is given)."""
 
-    enterprises: int = Field(3000, ge=50, le=5_000_000)
+    enterprises: int = Field(10_000, ge=50, le=5_000_000)
     seed: int = Field(0, ge=0)
     start: date = date(2019, 1, 1)
     extraction_date: date = date(2025, 6, 30)
@@ -37,10 +37,17 @@ class LabelConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """Time-based split: train before `valid_start`, validation until `oot_start`, out-of-time after."""
+    """Time-based split: train before `valid_start`, validation until `oot_start`, out-of-time after.
 
+    method="holdout" is only for data observed at a single decision date (some public data sets),
+    where no split by time exists: loans are then drawn at random into the three parts.
+    """
+
+    method: Literal["time", "holdout"] = "time"
     valid_start: date = date(2022, 7, 1)
     oot_start: date = date(2023, 4, 1)
+    holdout_valid_fraction: float = Field(0.2, gt=0, lt=0.5)
+    holdout_test_fraction: float = Field(0.2, gt=0, lt=0.5)
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:

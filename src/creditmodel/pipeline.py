@@ -28,7 +28,7 @@ from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.features.build import available_features, build_features, feature_columns
 from creditmodel.features.labels import default_labels
 from creditmodel.features.matrix import FeatureSchema
-from creditmodel.features.splits import SPLITS, time_split
+from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
@@ -107,7 +107,9 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     labels = default_labels(tables["loans"], tables["repayments"], extraction,
                             window_months=config.label.window_months, dpd_threshold=config.label.dpd_threshold)
     feats["default"] = feats["loan_id"].map(labels).astype("Int64")
-    feats["split"] = time_split(feats["decision_date"], config.split.valid_start, config.split.oot_start)
+    sp = config.split
+    feats["split"] = (time_split(feats["decision_date"], sp.valid_start, sp.oot_start) if sp.method == "time" else
+                      holdout_split(feats["loan_id"], sp.holdout_valid_fraction, sp.holdout_test_fraction, config.seed))
     frame = feats[feats["default"].notna()].reset_index(drop=True)
     frame["default"] = frame["default"].astype(int)
     for split in SPLITS:

@@ -3,7 +3,7 @@ from datetime import date
 import pandas as pd
 
 from creditmodel.features.labels import default_labels
-from creditmodel.features.splits import time_split
+from creditmodel.features.splits import holdout_split, time_split
 
 D = pd.Timestamp
 
@@ -27,3 +27,13 @@ def test_default_label_window_and_incomplete_windows():
 def test_time_split_boundaries():
     d = pd.Series(pd.to_datetime(["2022-06-30", "2022-07-01", "2023-03-31", "2023-04-01"]))
     assert time_split(d, date(2022, 7, 1), date(2023, 4, 1)).tolist() == ["train", "valid", "valid", "oot"]
+
+
+def test_holdout_split_fractions_and_stability():
+    ids = pd.Series(range(20_000))
+    split = holdout_split(ids, 0.2, 0.25, seed=1)
+    shares = split.value_counts(normalize=True)
+    assert abs(shares["oot"] - 0.25) < 0.015 and abs(shares["valid"] - 0.2) < 0.015
+    shuffled = ids.sample(frac=1, random_state=0)
+    again = holdout_split(shuffled, 0.2, 0.25, seed=1)
+    assert (again.sort_index() == split).all()
