@@ -60,12 +60,12 @@ class LightGBMConfig(_Strict):
     """Hyper-parameters of the main PD model; training is single-threaded-deterministic by design."""
 
     n_estimators: int = Field(300, ge=1, le=20_000)
-    learning_rate: float = Field(0.03, gt=0, le=1)
-    num_leaves: int = Field(15, ge=2, le=1024)
-    min_child_samples: int = Field(40, ge=1)
-    feature_fraction: float = Field(0.8, gt=0, le=1)
+    learning_rate: float = Field(0.02, gt=0, le=1)
+    num_leaves: int = Field(7, ge=2, le=1024)
+    min_child_samples: int = Field(100, ge=1)
+    feature_fraction: float = Field(0.5, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
-    reg_lambda: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(10.0, ge=0)
 
 
 class ScorecardConfig(_Strict):
