@@ -50,7 +50,8 @@ def test_bad_cli_argument_exits_non_zero(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["synth", "--out", "x", "--enterprises", "many"])
     assert exit_.value.code == 2
-    assert "expected a whole number, got 'many'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected a whole number, got 'many'" in err[0] and "creditmodel synth" in err[0]
 
 
 @pytest.fixture(scope="module")

@@ -170,8 +170,15 @@ def _cmd_data_check(args: argparse.Namespace) -> None:
     print("all contracts passed")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other boundary of creditmodel."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="creditmodel", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="creditmodel", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

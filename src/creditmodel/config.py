@@ -34,6 +34,8 @@ class LabelConfig(_Strict):
 
     window_months: int = Field(12, ge=1, le=60)
     dpd_threshold: int = Field(90, ge=1, le=720)
+    first_decision_date: date | None = Field(
+        None, description="loans decided before this date serve only as history, never as modelling rows")
 
 
 class SplitConfig(_Strict):

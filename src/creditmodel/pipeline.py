@@ -110,7 +110,10 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     sp = config.split
     feats["split"] = (time_split(feats["decision_date"], sp.valid_start, sp.oot_start) if sp.method == "time" else
                       holdout_split(feats["loan_id"], sp.holdout_valid_fraction, sp.holdout_test_fraction, config.seed))
-    frame = feats[feats["default"].notna()].reset_index(drop=True)
+    keep = feats["default"].notna()
+    if config.label.first_decision_date is not None:
+        keep &= feats["decision_date"] >= pd.Timestamp(config.label.first_decision_date)
+    frame = feats[keep].reset_index(drop=True)
     frame["default"] = frame["default"].astype(int)
     for split in SPLITS:
         part = frame.loc[frame["split"] == split, "default"]

@@ -38,6 +38,7 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardPD:
         y = np.asarray(y, dtype=int)
+        X = X.loc[:, X.notna().any()]  # optbinning cannot bin a column without a single value
         categorical = FeatureSchema.infer(X).categorical
         X = self._prepare(X, categorical)
         process = BinningProcess(

@@ -1,0 +1,1 @@
+"""Adapters that map public credit data sets into the canonical tables."""
