@@ -138,3 +138,40 @@ def test_data_check_profiles_a_directory(world_dir, capsys):
     assert main(["data", "check", str(world_dir)]) == 0
     out = capsys.readouterr().out
     assert "transactions" in out and "default rate" in out and "all contracts passed" in out
+
+
+def test_shipped_configs_are_valid_and_demo_equals_the_defaults():
+    from creditmodel.config import RunConfig, load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    assert load_config(root / "demo.toml") == RunConfig()
+    taiwan = load_config(root / "taiwan.toml")
+    assert taiwan.split.method == "holdout" and str(taiwan.label.first_decision_date) == "2005-10-01"
+
+
+def test_gbk_csv_needs_the_encoding_option(world_dir, tmp_path, capsys):
+    data = tmp_path / "gbk"
+    data.mkdir()
+    for p in world_dir.glob("*.parquet"):
+        frame = pd.read_parquet(p)
+        if p.stem == "enterprises":
+            frame["county"] = "安吉县"
+        frame.to_csv(data / f"{p.stem}.csv", index=False, encoding="gbk")
+    assert main(["data", "check", str(data)]) == 2
+    assert "try --encoding gbk" in _one_error_line(capsys)
+    assert main(["data", "check", str(data), "--encoding", "gbk"]) == 0
+    assert "all contracts passed" in capsys.readouterr().out
+    assert main(["run", "--data", str(data), "--encoding", "latin-9x", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown encoding 'latin-9x'" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_adapt_taiwan(tmp_path, capsys):
+    csv = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "taiwan_credit_card" / "UCI_Credit_Card.csv"
+    if not csv.is_file():
+        pytest.skip("the public Taiwan data is not beside the project")
+    assert main(["data", "adapt", "taiwan", "--csv", str(csv), "--out", str(tmp_path / "tw")]) == 0
+    assert main(["data", "check", str(tmp_path / "tw")]) == 0
+    assert "2005" in capsys.readouterr().out
+    assert main(["data", "adapt", "taiwan", "--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert "--csv" in _one_error_line(capsys) and not (tmp_path / "x").exists()

@@ -57,7 +57,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     config = load_config(args.config, {
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
-        "synthetic.seed": args.seed, "seed": args.seed,
+        "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
+        "data_delimiter": args.delimiter,
     })
     result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True))
     m = result.metrics.set_index(["model", "split"])
@@ -177,6 +178,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _cmd_data_adapt(args: argparse.Namespace) -> None:
+    from creditmodel.data.adapters.taiwan import write_taiwan
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out}: directory exists and is not empty")
+    if not Path(args.csv).is_file():
+        raise ConfigError(f"--csv {args.csv}: file does not exist")
+    write_taiwan(args.csv, out)
+    print(f"wrote canonical tables to {out}; run them with: creditmodel run --data {out} --config configs/taiwan.toml")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="creditmodel", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
@@ -195,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default data/demo), replaced only when the run succeeds")
     p.add_argument("--enterprises", type=_positive_int, help="size of the synthetic world")
     p.add_argument("--seed", type=_positive_int, help="seed of the synthetic world and of training")
+    p.add_argument("--encoding", help="encoding of CSV tables, e.g. gbk (default utf-8)")
+    p.add_argument("--delimiter", help="CSV delimiter (default ,)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_run)
 
@@ -227,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
     c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
     c.set_defaults(func=_cmd_data_check)
+    a = data_sub.add_parser("adapt", help="map a public data set into canonical tables")
+    a.add_argument("dataset", choices=["taiwan"], help="taiwan: UCI credit-card clients (Yeh & Lien 2009)")
+    a.add_argument("--csv", required=True, help="path of the data set's CSV file")
+    a.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
+    a.set_defaults(func=_cmd_data_adapt)
     return parser
 
 

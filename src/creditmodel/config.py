@@ -5,12 +5,13 @@ A run is configured by a TOML file (every field optional, defaults below) and/or
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from creditmodel.data.schema import GUARANTEE_TYPES
 from creditmodel.exceptions import ConfigError
@@ -124,6 +125,8 @@ class RunConfig(_Strict):
     """Everything one pipeline run needs."""
 
     data_dir: Path | None = Field(None, description="canonical tables; None = generate the synthetic world")
+    data_encoding: str = Field("utf-8", description="encoding of CSV tables, e.g. gbk")
+    data_delimiter: str = Field(",", min_length=1, max_length=1)
     output_dir: Path = Path("data/demo")
     extraction_date: date | None = Field(None, description="None = the synthetic world's, or the last repayment date")
     seed: int = Field(0, ge=0, description="seed of model training")
@@ -138,6 +141,15 @@ class RunConfig(_Strict):
     scorecard: ScorecardConfig = ScorecardConfig()
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()
+
+    @field_validator("data_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, gbk, gb18030)") from None
+        return value
 
 
 def _error_line(exc: ValidationError, source: str) -> str:

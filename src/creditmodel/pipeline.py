@@ -88,7 +88,8 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
     """The canonical tables, the extraction date, and the ground truth when the data is synthetic."""
     if config.data_dir is not None:
         extraction = pd.Timestamp(config.extraction_date) if config.extraction_date else None
-        tables = load_tables(config.data_dir, extraction_date=extraction)
+        tables = load_tables(config.data_dir, encoding=config.data_encoding, delimiter=config.data_delimiter,
+                             extraction_date=extraction)
         if extraction is None:
             extraction = pd.Timestamp(tables["repayments"]["date"].max()).normalize()
         truth_path = Path(config.data_dir) / "_truth" / "loan_truth.parquet"
