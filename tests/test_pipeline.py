@@ -18,7 +18,8 @@ def test_outputs_exist(demo_run):
     assert sorted(p.name for p in r.bundle_dir.iterdir()) == [
         "calibration.json", "feature_schema.json", "manifest.json", "master_scale.json", "model.txt"]
     for name in ("roc_oot.png", "calibration_valid.png", "shap_importance.png", "reason_codes_valid.csv",
-                 "scorecard_table.csv", "metrics.csv", "master_scale_valid.csv"):
+                 "scorecard_table.csv", "metrics.csv", "master_scale_development.csv",
+                 "score_distribution_oot.png", "lightgbm_gain_importance.csv", "truth_by_grade_oot.csv"):
         assert (r.report_dir / name).stat().st_size > 0, name
     assert not list(r.output_dir.parent.glob(".*partial*")), "staging directory left behind"
 
@@ -52,10 +53,15 @@ def test_models_beat_chance_and_trail_the_oracle(demo_run):
         assert 0.6 < m[(model, "oot")] < m[("oracle_true_pd", "oot")] + 0.05
 
 
-def test_calibrated_pd_level_is_close_to_the_default_rate_on_validation(demo_run):
-    m = demo_run["result"].metrics.set_index(["model", "split"])
-    row = m.loc[("lightgbm", "valid")]
-    assert row["mean_pd"] == pytest.approx(row["default_rate"], abs=0.01)
+def test_platt_shape_alone_matches_the_validation_default_rate(demo_run):
+    from creditmodel.models.calibration import PDCalibrator
+
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    valid = frame[frame["split"] == "valid"]
+    score = r.models.lightgbm.decision_function(valid[list(r.models.lightgbm.schema_.names)])
+    shape_only = PDCalibrator("platt", pd_floor=0).fit(score, valid["default"])
+    assert shape_only.predict(score).mean() == pytest.approx(valid["default"].mean(), abs=1e-6)
 
 
 def test_reason_codes_are_readable_and_point_upwards(demo_run):
@@ -116,3 +122,60 @@ def test_training_is_deterministic(demo_run):
     assert again.lightgbm.booster_.model_to_string() == first.lightgbm.booster_.model_to_string()
     cols = list(first.lightgbm.schema_.names)
     np.testing.assert_array_equal(again.pd("scorecard", frame[cols]), first.pd("scorecard", frame[cols]))
+
+
+def test_early_stopping_keeps_only_the_best_trees(demo_run):
+    gbm = demo_run["result"].models.lightgbm
+    assert 1 <= gbm.best_iteration_ < demo_run["config"].lightgbm.n_estimators
+    assert gbm.booster_.num_trees() == gbm.best_iteration_
+    assert "lightgbm.best_iteration" in MlflowClient(demo_run["tracking_uri"]).get_run(
+        demo_run["result"].tracked.run_id).data.metrics
+
+
+def test_pd_level_is_the_long_run_average_on_the_calibration_sample(demo_run):
+    from creditmodel.models.calibration import long_run_average
+
+    r = demo_run["result"]
+    frame = pd.read_parquet(r.features_path)
+    dev = frame[frame["split"].isin(["train", "valid"])]
+    valid = frame[frame["split"] == "valid"]
+    cols = list(r.models.lightgbm.schema_.names)
+    lra = long_run_average(dev["decision_date"], dev["default"])
+    yearly = dev.groupby(dev["decision_date"].dt.year)["default"].mean()
+    assert lra == pytest.approx(yearly.mean())
+    assert r.models.pd("lightgbm", valid[cols]).mean() == pytest.approx(lra, abs=1e-6)
+
+
+def test_truth_comparison_and_validation_gate(demo_run):
+    r = demo_run["result"]
+    by_grade = pd.read_csv(r.report_dir / "truth_by_grade_oot.csv")
+    overall = by_grade[by_grade["grade"] == "all"].iloc[0]
+    priced = pd.read_csv(r.priced_path)
+    frame = pd.read_parquet(r.features_path)
+    world_truth = pd.read_parquet(r.output_dir / "world" / "_truth" / "loan_truth.parquet").set_index("loan_id")
+    true_pd = priced["loan_id"].map(world_truth["true_pd"])
+    assert overall["mae"] == pytest.approx((priced["pd"] - true_pd).abs().mean(), rel=1e-9)
+    assert overall["loans"] == (frame["split"] == "oot").sum()
+    version = MlflowClient(demo_run["tracking_uri"]).get_model_version_by_alias("sme_pd", "challenger")
+    assert version.tags["validation_status"] in ("green", "amber", "red")
+    run_json = json.loads((r.output_dir / "run.json").read_text())
+    assert run_json["validation_status"] == version.tags["validation_status"]
+
+
+def test_validation_gate_marks_a_weak_model_red(demo_run):
+    from creditmodel.pipeline import validation_gate
+
+    r = demo_run["result"]
+    status, findings = validation_gate(r.metrics, r.models, min_oot_auc=0.99)
+    assert status == "red" and "below the minimum 0.99" in findings[0]
+
+
+def test_mlflow_model_has_signature_and_library_versions(demo_run):
+    import mlflow
+
+    r = demo_run["result"]
+    mlflow.set_tracking_uri(demo_run["tracking_uri"])
+    info = mlflow.models.get_model_info(f"runs:/{r.tracked.run_id}/model")
+    assert [c.name for c in info.signature.inputs.inputs] == list(r.models.lightgbm.schema_.names)
+    tags = MlflowClient(demo_run["tracking_uri"]).get_run(r.tracked.run_id).data.tags
+    assert tags["lib.lightgbm"] and tags["lib.optbinning"]

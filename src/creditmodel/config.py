@@ -60,15 +60,23 @@ class SplitConfig(_Strict):
 
 
 class LightGBMConfig(_Strict):
-    """Hyper-parameters of the main PD model; training is single-threaded-deterministic by design."""
+    """Hyper-parameters of the main PD model; training is deterministic by design.
 
-    n_estimators: int = Field(300, ge=1, le=20_000)
+    n_estimators is the most trees; early stopping on the time-based validation split picks fewer.
+    class_weight "none" is deliberate: reweighting defaults would distort the PD level, which
+    calibration would then have to undo; "balanced" is there for comparison.
+    """
+
+    n_estimators: int = Field(600, ge=1, le=20_000)
+    early_stopping_rounds: int | None = Field(60, ge=1)
     learning_rate: float = Field(0.02, gt=0, le=1)
     num_leaves: int = Field(7, ge=2, le=1024)
     min_child_samples: int = Field(100, ge=1)
     feature_fraction: float = Field(0.5, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     reg_lambda: float = Field(10.0, ge=0)
+    class_weight: Literal["none", "balanced"] = "none"
+    monotone: bool = Field(True, description="monotone constraints from the catalogue's risk directions")
 
 
 class ScorecardConfig(_Strict):
@@ -78,22 +86,47 @@ class ScorecardConfig(_Strict):
     min_bin_size: float = Field(0.05, gt=0, lt=0.5)
     C: float = Field(1.0, gt=0)
     min_iv: float = Field(0.02, ge=0, description="features below this information value are dropped")
+    monotonic: bool = Field(True, description="monotone event-rate trend from the catalogue's risk directions")
 
 
 class MasterScaleConfig(_Strict):
-    """Credit grades: grade i holds PDs up to upper_bounds[i]; the last bound must be 1."""
+    """Credit grades: grade i holds PDs up to upper_bounds[i]; the last bound must be 1.
+
+    assigned_pd: the PD each grade stands for (default: geometric mean of its band).
+    """
 
     grades: tuple[str, ...] = ("A1", "A2", "A3", "B1", "B2", "B3", "C1", "C2", "C3", "D")
     upper_bounds: tuple[float, ...] = (0.003, 0.006, 0.01, 0.017, 0.03, 0.05, 0.08, 0.13, 0.22, 1.0)
+    assigned_pd: tuple[float, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MasterScaleConfig:
         if len(self.grades) != len(self.upper_bounds):
             raise ValueError(f"{len(self.grades)} grades but {len(self.upper_bounds)} upper_bounds")
+        if len(set(self.grades)) != len(self.grades):
+            raise ValueError(f"grade names must be unique, got {list(self.grades)}")
         b = self.upper_bounds
         if any(not 0 < x <= 1 for x in b) or any(x >= y for x, y in zip(b, b[1:])) or b[-1] != 1.0:
             raise ValueError(f"upper_bounds {list(b)} must rise strictly inside (0, 1] and end at 1.0")
+        if self.assigned_pd is not None:
+            lower = (0.0, *b[:-1])
+            if len(self.assigned_pd) != len(b) or any(
+                    not lo <= a <= hi for lo, a, hi in zip(lower, self.assigned_pd, b)):
+                raise ValueError(f"assigned_pd {list(self.assigned_pd)} must give one PD inside each grade's band")
         return self
+
+
+class CalibrationConfig(_Strict):
+    """How raw scores become PDs: shape on the validation split, then optionally the portfolio level.
+
+    level "long_run_average": the mean PD is set to the average of yearly default rates over the
+    development years plus `margin_of_conservatism` (in PD points), as the EBA guidelines ask.
+    """
+
+    method: Literal["platt", "isotonic"] = "platt"
+    level: Literal["sample", "long_run_average"] = "long_run_average"
+    margin_of_conservatism: float = Field(0.0, ge=0, le=0.1)
+    pd_floor: float = Field(0.0005, ge=0, lt=0.01)
 
 
 class PricingConfig(_Strict):
@@ -107,6 +140,7 @@ class PricingConfig(_Strict):
         default_factory=lambda: {"unsecured": 0.65, "third_party": 0.45, "collateral": 0.30, "joint_group": 0.50}
     )
     max_rate: float = Field(0.24, gt=0, le=0.36, description="legal/usury ceiling; loans above are flagged")
+    pd_basis: Literal["loan", "grade"] = Field("loan", description="price on each loan's PD or its grade's PD")
 
     @model_validator(mode="after")
     def _lgd_complete(self) -> PricingConfig:
@@ -129,11 +163,12 @@ class RunConfig(_Strict):
     data_delimiter: str = Field(",", min_length=1, max_length=1)
     output_dir: Path = Path("data/demo")
     extraction_date: date | None = Field(None, description="None = the synthetic world's, or the last repayment date")
+    min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="a model below this out-of-time AUC is marked red")
     seed: int = Field(0, ge=0, description="seed of model training")
     experiment: str = "creditmodel"
     registered_model: str = "sme_pd"
     model_alias: str = "challenger"
-    calibration: Literal["platt", "isotonic"] = "platt"
+    calibration: CalibrationConfig = CalibrationConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()

@@ -20,16 +20,17 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.config import RunConfig
-from creditmodel.data.fingerprint import fingerprints
+from creditmodel.data.fingerprint import fingerprints, table_fingerprint
 from creditmodel.data.io import load_tables
 from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.features.build import available_features, build_features, feature_columns
+from creditmodel.features.catalogue import BY_NAME
 from creditmodel.features.labels import default_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
-from creditmodel.models.calibration import PDCalibrator
+from creditmodel.models.calibration import PDCalibrator, long_run_average
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
 from creditmodel.models.scorecard import ScorecardPD
@@ -127,28 +128,72 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     return frame
 
 
+def risk_directions(columns: list[str]) -> dict[str, int]:
+    """The catalogue's expected risk direction of each column (+1 riskier when higher, -1, or 0)."""
+    return {c: int(getattr(BY_NAME[c], "direction", 0)) for c in columns if c in BY_NAME}
+
+
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
-    """Fit both models on train, their calibrators on validation; the master scale records validation."""
+    """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
+    set the PD level to the long-run average default rate, and record the master scale on development data."""
     cols = [c for c in feature_columns(frame) if c not in ("default", "split")]
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "valid"]
+    dev = frame[frame["split"].isin(["train", "valid"])]
+    directions = risk_directions(cols)
     sc = config.scorecard
-    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv)
+    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
+                            monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
+                                              for c, d in directions.items() if d and sc.monotonic})
     scorecard.fit(train[cols], train["default"].to_numpy())
     lg = config.lightgbm
-    gbm = LightGBMPD(n_estimators=lg.n_estimators, learning_rate=lg.learning_rate, num_leaves=lg.num_leaves,
+    gbm = LightGBMPD(n_estimators=lg.n_estimators, early_stopping_rounds=lg.early_stopping_rounds,
+                     learning_rate=lg.learning_rate, num_leaves=lg.num_leaves,
                      min_child_samples=lg.min_child_samples, feature_fraction=lg.feature_fraction,
                      bagging_fraction=lg.bagging_fraction, reg_lambda=lg.reg_lambda, random_state=config.seed,
+                     class_weight=lg.class_weight, monotone_constraints=directions if lg.monotone else None,
                      feature_schema=FeatureSchema.for_columns(cols))
-    gbm.fit(train[cols], train["default"].to_numpy())
-    calibrators = {
-        "scorecard": PDCalibrator(config.calibration).fit(scorecard.decision_function(valid[cols]), valid["default"]),
-        "lightgbm": PDCalibrator(config.calibration).fit(gbm.decision_function(valid[cols]), valid["default"]),
-    }
+    gbm.fit(train[cols], train["default"].to_numpy(), eval_set=(valid[cols], valid["default"].to_numpy()))
+    cal = config.calibration
+    target = None
+    if cal.level == "long_run_average":
+        target = long_run_average(dev["decision_date"], dev["default"]) + cal.margin_of_conservatism
+    calibrators = {}
+    for name, est in (("scorecard", scorecard), ("lightgbm", gbm)):
+        score = est.decision_function(valid[cols])
+        calibrators[name] = PDCalibrator(cal.method, pd_floor=cal.pd_floor).fit(score, valid["default"])
+        if target is not None:
+            calibrators[name].set_level(score, target)
     ms = config.master_scale
-    scale = MasterScale(ms.grades, ms.upper_bounds)
+    scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd)
     models = TrainedModels(scorecard, gbm, calibrators, scale)
-    scale.fit(models.pd("lightgbm", valid[cols]), valid["default"].to_numpy())
+    scale.fit(models.pd("lightgbm", dev[cols]), dev["default"].to_numpy())
     return models
+
+
+def truth_by_grade(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame, split: str = "oot"
+                   ) -> pd.DataFrame:
+    """Estimated against true PD per grade: mean absolute error, and whether the grade's mean estimated
+    PD lies in the 95% interval of the default rate that the true PDs imply (normal approximation)."""
+    part = frame[frame["split"] == split]
+    cols = list(models.lightgbm.schema_.names)
+    est = models.pd("lightgbm", part[cols])
+    true_pd = part["loan_id"].map(truth.set_index("loan_id")["true_pd"]).to_numpy()
+    t = pd.DataFrame({"grade": models.master_scale.grade(est), "est": est, "true": true_pd,
+                      "default": part["default"].to_numpy()})
+    t["abs_err"] = (t["est"] - t["true"]).abs()
+    t["var"] = t["true"] * (1 - t["true"])
+    g = t.groupby("grade", sort=False).agg(loans=("est", "size"), mean_pd=("est", "mean"),
+                                           mean_true_pd=("true", "mean"), default_rate=("default", "mean"),
+                                           mae=("abs_err", "mean"), var=("var", "sum"))
+    half = 1.96 * np.sqrt(g["var"]) / g["loans"]
+    g["truth_lo"], g["truth_hi"] = g["mean_true_pd"] - half, g["mean_true_pd"] + half
+    g["within_truth_95"] = (g["mean_pd"] >= g["truth_lo"]) & (g["mean_pd"] <= g["truth_hi"])
+    order = {name: i for i, name in enumerate(models.master_scale.grades)}
+    g = g.drop(columns="var").reset_index().sort_values("grade", key=lambda c: c.map(order)).reset_index(drop=True)
+    overall = pd.DataFrame([{"grade": "all", "loans": len(t), "mean_pd": t["est"].mean(),
+                             "mean_true_pd": t["true"].mean(), "default_rate": t["default"].mean(),
+                             "mae": t["abs_err"].mean()}])
+    return pd.concat([g, overall], ignore_index=True)
 
 
 def evaluate(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame | None) -> pd.DataFrame:
@@ -166,8 +211,28 @@ def evaluate(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame | N
     return pd.DataFrame(rows)
 
 
-def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path) -> None:
-    """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics."""
+def validation_gate(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float) -> tuple[str, list[str]]:
+    """A first gate on the main model: red below the minimum out-of-time AUC, amber when the grades'
+    observed default rates do not rise on development data or the benchmark beats it; else green."""
+    m = table.set_index(["model", "split"])["auc"]
+    findings = []
+    status = "green"
+    if not m[("lightgbm", "oot")] >= min_oot_auc:
+        status = "red"
+        findings.append(f"out-of-time AUC {m[('lightgbm', 'oot')]:.3f} below the minimum {min_oot_auc}")
+    if not models.master_scale.monotone_:
+        status = "amber" if status == "green" else status
+        findings.append("observed default rates do not rise monotonically over the grades (development data)")
+    if m[("scorecard", "oot")] > m[("lightgbm", "oot")] + 0.02:
+        status = "amber" if status == "green" else status
+        findings.append(f"the scorecard benchmark beats LightGBM out of time "
+                        f"({m[('scorecard', 'oot')]:.3f} vs {m[('lightgbm', 'oot')]:.3f})")
+    return status, findings
+
+
+def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path,
+                 truth: pd.DataFrame | None = None) -> None:
+    """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics, truth comparison."""
     report.mkdir(parents=True, exist_ok=True)
     cols = list(models.lightgbm.schema_.names)
     for split in SPLITS:
@@ -177,18 +242,24 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
         plots.plot_roc(curves, report / f"roc_{split}.png", f"ROC, {split} split")
         plots.plot_calibration({k.split(" ")[0]: v for k, v in curves.items()}, report / f"calibration_{split}.png",
                                f"Calibration, {split} split")
+        plots.plot_score_distribution(part["default"].to_numpy(), models.pd("lightgbm", part[cols]),
+                                      report / f"score_distribution_{split}.png", f"LightGBM PD, {split} split")
     valid = frame[frame["split"] == "valid"]
     expl = explain.explain(models.lightgbm, valid[cols], valid["loan_id"])
     importance = explain.global_importance(expl)
     importance.to_csv(report / "shap_importance.csv")
     explain.plot_importance(importance, report / "shap_importance.png")
+    gain = models.lightgbm.booster_.feature_importance(importance_type="gain")
+    pd.Series(gain, index=cols, name="gain").sort_values(ascending=False).to_csv(report / "lightgbm_gain_importance.csv")
     reasons = explain.reason_codes(expl, n=3)
     reasons.insert(1, "pd", models.pd("lightgbm", valid[cols]))
     reasons.insert(2, "grade", models.master_scale.grade(reasons["pd"].to_numpy()))
     reasons.to_csv(report / "reason_codes_valid.csv", index=False)
     models.scorecard.table().to_csv(report / "scorecard_table.csv", index=False)
-    models.master_scale.table_.to_csv(report / "master_scale_valid.csv", index=False)
+    models.master_scale.table_.to_csv(report / "master_scale_development.csv", index=False)
     table.to_csv(report / "metrics.csv", index=False)
+    if truth is not None:
+        truth_by_grade(frame, models, truth).to_csv(report / "truth_by_grade_oot.csv", index=False)
 
 
 def run_pipeline(
@@ -229,15 +300,16 @@ def run_pipeline(
         step("train")
         progress("4/7 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
-        write_report(frame, models, table, stage / "report")
+        write_report(frame, models, table, stage / "report", truth)
+        status, findings = validation_gate(table, models, config.min_oot_auc)
+        progress(f"    validation gate: {status}" + "".join(f"; {f}" for f in findings))
         step("validate")
         progress("5/7 writing the export bundle and checking its parity")
         cols = list(models.lightgbm.schema_.names)
         write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")})
         bundle = load_bundle(stage / "bundle")
-        valid = frame[frame["split"] == "valid"]
-        gap = float(np.max(np.abs(bundle.predict_pd(valid) - models.pd("lightgbm", valid[cols]))))
+        gap = float(np.max(np.abs(bundle.predict_pd(frame) - models.pd("lightgbm", frame[cols]))))
         if gap > PARITY_TOLERANCE:
             raise BundleError(f"bundle PDs differ from the trained model by {gap:.3g} (tolerance {PARITY_TOLERANCE})")
         step("export")
@@ -249,6 +321,14 @@ def run_pipeline(
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
+        flat["lightgbm.best_iteration"] = float(models.lightgbm.best_iteration_)
+        flat["calibration.level_shift"] = models.calibrators["lightgbm"].level_shift_
+        flat["master_scale.monotone_development"] = float(models.master_scale.monotone_)
+        if truth is not None:
+            by_grade = pd.read_csv(stage / "report" / "truth_by_grade_oot.csv")
+            flat["lightgbm.oot.pd_mae_vs_truth"] = float(by_grade.loc[by_grade["grade"] == "all", "mae"].iloc[0])
+            graded = by_grade[by_grade["grade"] != "all"]
+            flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
         (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
         artifacts = Path(tempfile.mkdtemp(prefix=".artifacts-", dir=out.parent))
         try:
@@ -259,15 +339,19 @@ def run_pipeline(
                 tracking_uri=tracking_uri or default_tracking_uri(),
                 experiment=config.experiment,
                 config=config.model_dump(mode="json"),
-                fingerprints=fingerprints(tables),
+                fingerprints={**fingerprints(tables),
+                              "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
                 metrics=flat,
                 artifacts_dir=artifacts,
                 booster=models.lightgbm.booster_,
+                input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
                 model_name=config.registered_model,
                 model_alias=config.model_alias,
                 tags={"extraction_date": str(extraction.date()),
                       "data_source": str(config.data_dir) if config.data_dir else "synthetic",
                       "missing_sources": ",".join(missing) or "none"},
+                version_tags={"validation_status": status, "validation_findings": "; ".join(findings) or "none",
+                              "oot_auc": f"{table.set_index(['model', 'split']).loc[('lightgbm', 'oot'), 'auc']:.4f}"},
             )
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
@@ -275,6 +359,7 @@ def run_pipeline(
         (stage / "run.json").write_text(json.dumps({
             "mlflow_tracking_uri": tracked.tracking_uri, "mlflow_run_id": tracked.run_id,
             "model_uri": tracked.model_uri, "model_version": tracked.model_version, "timings_s": timings,
+            "validation_status": status, "validation_findings": findings,
         }, indent=2))
         if out.exists():
             shutil.rmtree(out)

@@ -54,3 +54,41 @@ def test_master_scale_bands_are_upper_inclusive():
 def test_master_scale_rejects_bad_bounds(bounds):
     with pytest.raises(ValueError, match="rising upper bound"):
         MasterScale(("A", "B", "C"), bounds).grade(np.array([0.1]))
+
+
+def test_long_run_average_weighs_years_equally():
+    import pandas as pd
+
+    from creditmodel.models.calibration import long_run_average
+
+    dates = pd.Series(pd.to_datetime(["2020-03-01"] * 100 + ["2021-05-01"] * 10))
+    default = pd.Series([1] * 2 + [0] * 98 + [1] * 3 + [0] * 7)  # 2% and 30%
+    assert long_run_average(dates, default) == pytest.approx((0.02 + 0.30) / 2)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_level_shift_hits_the_target_and_keeps_the_ranking(method):
+    rng = np.random.default_rng(3)
+    score = rng.normal(size=20_000)
+    y = (rng.random(score.size) < sigmoid(score - 3)).astype(int)
+    cal = PDCalibrator(method).fit(score, y)
+    before = cal.predict(score)
+    cal.set_level(score, 0.08)
+    after = cal.predict(score)
+    assert after.mean() == pytest.approx(0.08, abs=1e-9)
+    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable")) or method == "isotonic"
+    assert np.all(np.diff(after[np.argsort(score)]) >= -1e-15)
+    again = PDCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    np.testing.assert_array_equal(again.predict(score), after)
+
+
+def test_master_scale_assigned_pds_and_monotonicity():
+    scale = MasterScale(("A", "B", "C"), (0.01, 0.04, 1.0), pd_floor=0.0025)
+    assert scale.grade_pds() == pytest.approx([0.005, 0.02, 0.2])  # geometric means of the bands
+    assert scale.grade_pd(np.array([0.003, 0.03, 0.5])) == pytest.approx([0.005, 0.02, 0.2])
+    scale.fit(np.array([0.005] * 4 + [0.02] * 4 + [0.3] * 4), np.array([0, 0, 0, 1] + [0, 0, 0, 0] + [1, 1, 0, 0]))
+    assert not scale.monotone_  # 25% in A, 0% in B
+    scale.fit(np.array([0.005] * 4 + [0.02] * 4), np.array([0, 0, 0, 0, 0, 0, 0, 1]))
+    assert scale.monotone_
+    with pytest.raises(ValueError, match="inside each grade's band"):
+        MasterScale(("A", "B"), (0.01, 1.0), assigned_pd=(0.02, 0.5)).grade_pds()

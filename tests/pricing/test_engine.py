@@ -46,3 +46,15 @@ def test_collateral_is_cheaper_than_unsecured_at_equal_pd():
 def test_bad_pricing_input(frame, match):
     with pytest.raises(RequestError, match=match):
         price(frame, PricingConfig())
+
+
+def test_grade_basis_prices_on_the_grade_pd(demo_run):
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.pricing.engine import price_with_bundle
+
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    frame = pd.read_parquet(demo_run["result"].features_path).head(200)
+    by_loan = price_with_bundle(bundle, frame, PricingConfig())
+    by_grade = price_with_bundle(bundle, frame, PricingConfig(pd_basis="grade"))
+    np.testing.assert_allclose(by_grade["pd"], bundle.master_scale.grade_pd(by_loan["pd"].to_numpy()))
+    assert (by_grade["grade"] == by_loan["grade"]).all()

@@ -1,14 +1,24 @@
-"""Calibrate raw model scores into PDs whose level can be priced, not only ranked."""
+"""Calibrate raw model scores into PDs whose level can be priced, not only ranked.
+
+Two steps, both exported as plain JSON:
+1. shape: Platt (logistic on the score) or isotonic, fitted on data the model was not fitted on;
+2. level (optional): a shift in log-odds so that the mean PD over a reference sample equals a
+   target, typically the long-run average default rate plus a margin of conservatism.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
+
+PD_FLOOR = 0.0005  # 0.05%, the regulatory PD floor for retail and corporate exposures
 
 
 def logit(p: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -21,15 +31,25 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def long_run_average(decision_date: pd.Series, default: pd.Series) -> float:
+    """Average of the yearly default rates (each calendar year weighs the same, as in the EBA guidelines)."""
+    years = pd.to_datetime(decision_date).dt.year
+    rates = pd.Series(np.asarray(default, dtype=float), index=years.index).groupby(years).mean()
+    if rates.empty:
+        raise ValueError("no labelled loans to compute a long-run average default rate from")
+    return float(rates.mean())
+
+
 class PDCalibrator(BaseEstimator):
     """Map a raw score (log-odds margin) to a PD.
 
     method="platt": PD = sigmoid(slope * score + intercept), two numbers, smooth and monotone.
     method="isotonic": a monotone step function through (threshold, PD) pairs, linear between them.
-    Both export as plain JSON and score identically outside Python's pickle.
+    `level_shift_` (log-odds) moves the whole curve so that a reference sample's mean PD hits a
+    target; 0 when no target is set. PDs are floored at `pd_floor`.
     """
 
-    def __init__(self, method: str = "platt", pd_floor: float = 1e-4):
+    def __init__(self, method: str = "platt", pd_floor: float = PD_FLOOR):
         self.method = method
         self.pd_floor = pd_floor
 
@@ -47,21 +67,40 @@ class PDCalibrator(BaseEstimator):
             self.values_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         else:
             raise ValueError(f"calibration method {self.method!r} is not 'platt' or 'isotonic'")
+        self.level_shift_ = 0.0
         return self
+
+    def set_level(self, reference_score: np.ndarray, target_mean_pd: float) -> PDCalibrator:
+        """Shift the curve in log-odds so that the mean PD over `reference_score` equals `target_mean_pd`."""
+        check_is_fitted(self)
+        if not 0 < target_mean_pd < 1:
+            raise ValueError(f"target mean PD must lie in (0, 1), got {target_mean_pd}")
+        z = logit(self._shape(np.asarray(reference_score, dtype=np.float64).ravel()))
+
+        def gap(shift: float) -> float:
+            return float(np.mean(np.clip(sigmoid(z + shift), self.pd_floor, 1.0)) - target_mean_pd)
+
+        self.level_shift_ = float(brentq(gap, -20.0, 20.0, xtol=1e-14)) if gap(-20) < 0 < gap(20) else 0.0
+        return self
+
+    def _shape(self, score: np.ndarray) -> np.ndarray:
+        if self.method == "platt":
+            return sigmoid(self.slope_ * score + self.intercept_)
+        return np.interp(score, self.thresholds_, self.values_)
 
     def predict(self, score: np.ndarray) -> np.ndarray:
         """PD for each raw score, floored so that pricing never sees a zero expected loss."""
         check_is_fitted(self)
-        score = np.asarray(score, dtype=np.float64).ravel()
-        if self.method == "platt":
-            pd_ = sigmoid(self.slope_ * score + self.intercept_)
-        else:
-            pd_ = np.interp(score, self.thresholds_, self.values_)
+        pd_ = self._shape(np.asarray(score, dtype=np.float64).ravel())
+        if self.level_shift_:
+            pd_ = sigmoid(logit(pd_) + self.level_shift_)
         return np.clip(pd_, self.pd_floor, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         check_is_fitted(self)
-        out: dict[str, Any] = {"method": self.method, "pd_floor": self.pd_floor, "input": "lightgbm raw margin"}
+        out: dict[str, Any] = {"method": self.method, "pd_floor": self.pd_floor, "level_shift": self.level_shift_,
+                               "input": "lightgbm raw margin",
+                               "formula": "clip(sigmoid(logit(shape(score)) + level_shift), pd_floor, 1)"}
         if self.method == "platt":
             out.update(slope=self.slope_, intercept=self.intercept_)
         else:
@@ -71,6 +110,7 @@ class PDCalibrator(BaseEstimator):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PDCalibrator:
         cal = cls(method=data["method"], pd_floor=float(data["pd_floor"]))
+        cal.level_shift_ = float(data.get("level_shift", 0.0))
         if cal.method == "platt":
             cal.slope_, cal.intercept_ = float(data["slope"]), float(data["intercept"])
         elif cal.method == "isotonic":

@@ -21,7 +21,8 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_estimators: int = 300,
+        n_estimators: int = 600,
+        early_stopping_rounds: int | None = None,
         learning_rate: float = 0.02,
         num_leaves: int = 7,
         min_child_samples: int = 100,
@@ -30,9 +31,12 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
         reg_lambda: float = 10.0,
         random_state: int = 0,
         num_threads: int = 2,
+        class_weight: str = "none",
+        monotone_constraints: dict[str, int] | None = None,
         feature_schema: FeatureSchema | None = None,
     ):
         self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
@@ -41,10 +45,12 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
         self.reg_lambda = reg_lambda
         self.random_state = random_state
         self.num_threads = num_threads
+        self.class_weight = class_weight
+        self.monotone_constraints = monotone_constraints
         self.feature_schema = feature_schema
 
-    def lgb_params(self) -> dict:
-        return {
+    def lgb_params(self, schema: FeatureSchema | None = None, y: np.ndarray | None = None) -> dict:
+        params = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
@@ -59,15 +65,40 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
             "force_row_wise": True,
             "verbosity": -1,
         }
+        if self.class_weight == "balanced" and y is not None:
+            params["scale_pos_weight"] = float((y == 0).sum() / max((y == 1).sum(), 1))
+        elif self.class_weight != "none":
+            raise ValueError(f"class_weight {self.class_weight!r} is not 'none' or 'balanced'")
+        if self.monotone_constraints and schema is not None:
+            unknown = set(self.monotone_constraints) - set(schema.names)
+            if unknown:
+                raise ValueError(f"monotone constraints for unknown features {sorted(unknown)}")
+            params["monotone_constraints"] = [
+                0 if n in schema.categories else int(self.monotone_constraints.get(n, 0)) for n in schema.names]
+            params["monotone_constraints_method"] = "intermediate"
+        return params
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LightGBMPD:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
+            ) -> LightGBMPD:
+        """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
         schema = self.feature_schema or FeatureSchema.infer(X)
         y = np.asarray(y, dtype=np.float64)
         if set(np.unique(y)) - {0.0, 1.0} or len(np.unique(y)) < 2:
             raise ValueError("y must hold both classes 0 and 1")
         data = lgb.Dataset(schema.encode(X), label=y, feature_name=list(schema.names),
                            categorical_feature=schema.categorical or "auto", free_raw_data=True)
-        self.booster_ = lgb.train(self.lgb_params(), data, num_boost_round=self.n_estimators)
+        params = self.lgb_params(schema, y)
+        callbacks, valid_sets = [], []
+        if eval_set is not None and self.early_stopping_rounds:
+            Xv, yv = eval_set
+            valid_sets = [lgb.Dataset(schema.encode(Xv), label=np.asarray(yv, dtype=np.float64), reference=data)]
+            params["metric"] = "binary_logloss"
+            callbacks = [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)]
+        self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid_sets,
+                                  callbacks=callbacks)
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        if valid_sets:  # keep exactly the best trees, so memory, SHAP and the exported text agree
+            self.booster_ = lgb.Booster(model_str=self.booster_.model_to_string(num_iteration=self.best_iteration_))
         self.schema_ = schema
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(schema.names)

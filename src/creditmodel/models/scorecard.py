@@ -16,6 +16,8 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
     """Optimal binning per feature, WoE transform, logistic regression, points scaled by PDO.
 
     Features whose information value is below `min_iv` are left out, as a validator expects.
+    Missing values get their own bin; `monotonic_trends` ({feature: "ascending"|"descending"} event
+    rate) forces the bins to follow the expected direction of risk.
     """
 
     def __init__(
@@ -27,6 +29,7 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         pdo: float = 20.0,
         base_points: float = 600.0,
         base_odds: float = 50.0,
+        monotonic_trends: dict[str, str] | None = None,
     ):
         self.max_n_bins = max_n_bins
         self.min_bin_size = min_bin_size
@@ -35,6 +38,7 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         self.pdo = pdo
         self.base_points = base_points
         self.base_odds = base_odds
+        self.monotonic_trends = monotonic_trends
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardPD:
         y = np.asarray(y, dtype=int)
@@ -47,6 +51,8 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
             max_n_bins=self.max_n_bins,
             min_bin_size=self.min_bin_size,
             selection_criteria={"iv": {"min": self.min_iv}},
+            binning_fit_params={c: {"monotonic_trend": t} for c, t in (self.monotonic_trends or {}).items()
+                                if c in X.columns and c not in categorical},
         )
         self.scorecard_ = Scorecard(
             binning_process=process,

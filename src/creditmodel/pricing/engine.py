@@ -69,6 +69,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     if "loan_id" not in features.columns:
         raise RequestError("pricing input: column 'loan_id' is missing")
     pd_ = bundle.predict_pd(features)
+    if config.pd_basis == "grade":
+        pd_ = bundle.master_scale.grade_pd(pd_)
     scored = pd.DataFrame({
         "loan_id": features["loan_id"].to_numpy(),
         "guarantee_type": features["guarantee_type"].to_numpy() if "guarantee_type" in features else None,

@@ -46,6 +46,19 @@ def code_version() -> dict[str, str]:
     return out
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour the numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("numpy", "pandas", "scikit-learn", "lightgbm", "optbinning", "shap", "duckdb", "pandera", "mlflow"):
+        try:
+            out[f"lib.{name}"] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -80,10 +93,13 @@ def log_pipeline_run(
     model_name: str,
     model_alias: str,
     tags: dict[str, str] | None = None,
+    input_example: Any = None,
+    version_tags: dict[str, str] | None = None,
 ) -> TrackedRun:
     """Log one run and register its LightGBM model as `model_name` with `model_alias`."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(tracking_uri)
     exp = mlflow.get_experiment_by_name(experiment)
@@ -99,17 +115,23 @@ def log_pipeline_run(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.set_tags({**code_version(), **(tags or {})})
+            mlflow.set_tags({**code_version(), **library_versions(), **(tags or {}), **(version_tags or {})})
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_dict(config, "config.json")
             mlflow.log_dict(fingerprints, "data_fingerprint.json")
             mlflow.set_tags({f"data.{t}.sha256": v["sha256"][:16] for t, v in fingerprints.items()})
             mlflow.log_metrics(metrics)
             mlflow.log_artifacts(str(artifacts_dir))
-            info = mlflow.lightgbm.log_model(booster, name="model", registered_model_name=model_name)
+            signature = None
+            if input_example is not None:
+                signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
+            info = mlflow.lightgbm.log_model(booster, name="model", registered_model_name=model_name,
+                                             signature=signature, input_example=input_example)
         version = str(info.registered_model_version)
         client = MlflowClient(tracking_uri)
         client.set_registered_model_alias(model_name, model_alias, version)
+        for key, value in (version_tags or {}).items():
+            client.set_model_version_tag(model_name, version, key, value)
     log.info("MLflow run %s, %s version %s alias %s", run.info.run_id, model_name, version, model_alias)
     return TrackedRun(tracking_uri, experiment_id, run.info.run_id, model_name, version, model_alias)
 

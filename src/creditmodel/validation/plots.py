@@ -57,3 +57,19 @@ def plot_calibration(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_score_distribution(y: np.ndarray, pd_: np.ndarray, path: Path, title: str) -> Path:
+    """Histogram of log PD for defaults and non-defaults: where the two populations separate."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lp = np.log10(np.clip(np.asarray(pd_, dtype=float), 1e-6, 1))
+    bins = np.linspace(lp.min(), lp.max(), 40)
+    y = np.asarray(y)
+    ax.hist(lp[y == 0], bins=bins, density=True, alpha=0.6, label="non-default")
+    ax.hist(lp[y == 1], bins=bins, density=True, alpha=0.6, label="default")
+    ax.set(xlabel="log10 PD", ylabel="density", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
