@@ -175,3 +175,13 @@ def test_data_adapt_taiwan(tmp_path, capsys):
     assert "2005" in capsys.readouterr().out
     assert main(["data", "adapt", "taiwan", "--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x")]) == 2
     assert "--csv" in _one_error_line(capsys) and not (tmp_path / "x").exists()
+
+
+def test_a_config_file_gets_its_own_experiment(tmp_path):
+    from creditmodel.config import load_config
+
+    (tmp_path / "stress_2023.toml").write_text("[synthetic]\nseed = 4\n")
+    assert load_config(tmp_path / "stress_2023.toml").experiment == "creditmodel-stress_2023"
+    (tmp_path / "named.toml").write_text('experiment = "pricing-review"\n')
+    assert load_config(tmp_path / "named.toml").experiment == "pricing-review"
+    assert load_config().experiment == "creditmodel"

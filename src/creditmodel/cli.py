@@ -190,6 +190,40 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
     print(f"wrote canonical tables to {out}; run them with: creditmodel run --data {out} --config configs/taiwan.toml")
 
 
+def _cmd_register(args: argparse.Namespace) -> None:
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+    from creditmodel.tracking.registry import register
+
+    version = register(args.tracking_uri or default_tracking_uri(), args.run_id, args.model, args.alias,
+                       by=args.by, reason=args.reason)
+    print(f"registered run {args.run_id} as {args.model} version {version}, alias {args.alias}")
+
+
+def _cmd_promote(args: argparse.Namespace) -> None:
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+    from creditmodel.tracking.registry import promote
+
+    version = promote(args.tracking_uri or default_tracking_uri(), args.model, from_alias=args.from_alias,
+                      to_alias=args.to_alias, by=args.by, reason=args.reason, force=args.force)
+    print(f"{args.model}@{args.to_alias} -> version {version} (was {args.model}@{args.from_alias})")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+    from creditmodel.tracking.registry import compare_runs
+
+    metrics, params = compare_runs(args.tracking_uri or default_tracking_uri(), args.run_a, args.run_b)
+    keys = [k for k in metrics.index if args.all or k.endswith((".auc", ".gini", ".ks", ".brier", ".mean_pd"))
+            or "." not in k.split(".", 1)[-1]]
+    with pd.option_context("display.width", 160, "display.max_rows", 500, "display.float_format", "{:.4f}".format):
+        print(metrics.loc[keys].to_string())
+        print("\nparameters that differ:" if len(params) else "\nno parameter differs")
+        if len(params):
+            print(params.to_string())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="creditmodel", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
@@ -234,6 +268,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="priced output (.csv or .parquet)")
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, margin and LGDs")
     p.set_defaults(func=_cmd_price)
+
+    uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
+    p = sub.add_parser("register", help="register a run's model as a new version and set an alias")
+    p.add_argument("--run-id", required=True, help="MLflow run whose model to register")
+    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
+    p.add_argument("--alias", default="challenger", help="alias to point at the new version (default challenger)")
+    p.add_argument("--by", help="who registers it (default: the current user)")
+    p.add_argument("--reason", default="", help="why, recorded as a tag")
+    p.add_argument("--tracking-uri", help=uri_help)
+    p.set_defaults(func=_cmd_register)
+
+    p = sub.add_parser("promote", help="move an alias, e.g. challenger -> champion, refusing red validations")
+    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
+    p.add_argument("--from", dest="from_alias", default="challenger", help="alias to promote (default challenger)")
+    p.add_argument("--to", dest="to_alias", default="champion", help="alias to set (default champion)")
+    p.add_argument("--by", help="who promotes it (default: the current user)")
+    p.add_argument("--reason", default="", help="why, recorded as a tag (required with --force)")
+    p.add_argument("--force", action="store_true", help="promote even though validation is red")
+    p.add_argument("--tracking-uri", help=uri_help)
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser("compare", help="show two runs' metrics side by side and the parameters that differ")
+    p.add_argument("run_a", help="first MLflow run id")
+    p.add_argument("run_b", help="second MLflow run id")
+    p.add_argument("--all", action="store_true", help="show every metric, not only the headline ones")
+    p.add_argument("--tracking-uri", help=uri_help)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("data", help="work with a directory of canonical tables")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -165,7 +165,7 @@ class RunConfig(_Strict):
     extraction_date: date | None = Field(None, description="None = the synthetic world's, or the last repayment date")
     min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="a model below this out-of-time AUC is marked red")
     seed: int = Field(0, ge=0, description="seed of model training")
-    experiment: str = "creditmodel"
+    experiment: str = Field("creditmodel", description="MLflow experiment; a config file without one gets its own")
     registered_model: str = "sme_pd"
     model_alias: str = "challenger"
     calibration: CalibrationConfig = CalibrationConfig()
@@ -217,6 +217,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if path is not None and "experiment" not in values:
+        values["experiment"] = f"creditmodel-{path.stem}"  # one experiment per configuration file
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

@@ -19,3 +19,7 @@ class BundleError(CreditModelError):
 
 class RequestError(CreditModelError):
     """A scoring or pricing request does not match the bundle's feature schema."""
+
+
+class RegistryError(CreditModelError):
+    """A model-registry action is refused: unknown run, model or alias, or a failed validation."""

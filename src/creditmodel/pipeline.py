@@ -7,6 +7,7 @@ succeeded, so a failed run leaves no half-written output behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -83,6 +84,11 @@ class RunResult:
     @property
     def features_path(self) -> Path:
         return self.output_dir / "features.parquet"
+
+
+def config_sha256(config: RunConfig) -> str:
+    """Content hash of a configuration, so runs of the same configuration can be found together."""
+    return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
 def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.DataFrame | None]:
@@ -347,7 +353,7 @@ def run_pipeline(
                 input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
                 model_name=config.registered_model,
                 model_alias=config.model_alias,
-                tags={"extraction_date": str(extraction.date()),
+                tags={"extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
                       "data_source": str(config.data_dir) if config.data_dir else "synthetic",
                       "missing_sources": ",".join(missing) or "none"},
                 version_tags={"validation_status": status, "validation_findings": "; ".join(findings) or "none",
