@@ -79,6 +79,22 @@ class LightGBMConfig(_Strict):
     monotone: bool = Field(True, description="monotone constraints from the catalogue's risk directions")
 
 
+class SearchConfig(_Strict):
+    """Optional Optuna search of LightGBM's hyper-parameters on the validation split (each trial tracked)."""
+
+    enabled: bool = False
+    n_trials: int = Field(20, ge=1, le=10_000)
+    timeout_minutes: float | None = Field(None, gt=0)
+
+
+class SegmentConfig(_Strict):
+    """Compare the single model with one model per segment where a segment has enough defaults."""
+
+    enabled: bool = True
+    column: str = "industry"
+    min_train_defaults: int = Field(40, ge=5)
+
+
 class ScorecardConfig(_Strict):
     """WoE logistic scorecard benchmark (optbinning)."""
 
@@ -173,6 +189,8 @@ class RunConfig(_Strict):
     label: LabelConfig = LabelConfig()
     split: SplitConfig = SplitConfig()
     lightgbm: LightGBMConfig = LightGBMConfig()
+    search: SearchConfig = SearchConfig()
+    segments: SegmentConfig = SegmentConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()

@@ -35,6 +35,8 @@ from creditmodel.models.calibration import PDCalibrator, long_run_average
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
 from creditmodel.models.scorecard import ScorecardPD
+from creditmodel.models.search import SEARCHED, search_lightgbm
+from creditmodel.models.segments import compare_segment_models
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.tracking.mlflow_tracking import TrackedRun, default_tracking_uri, log_pipeline_run
 from creditmodel.validation import explain, metrics, plots
@@ -52,6 +54,7 @@ class TrainedModels:
     lightgbm: LightGBMPD
     calibrators: dict[str, PDCalibrator]
     master_scale: MasterScale
+    search_trials: pd.DataFrame | None = None
 
     def pd(self, model: str, X: pd.DataFrame) -> np.ndarray:
         est = self.scorecard if model == "scorecard" else self.lightgbm
@@ -139,6 +142,16 @@ def risk_directions(columns: list[str]) -> dict[str, int]:
     return {c: int(getattr(BY_NAME[c], "direction", 0)) for c in columns if c in BY_NAME}
 
 
+def lightgbm_params(config: RunConfig, directions: dict[str, int]) -> dict:
+    """LightGBMPD keyword arguments from the configuration."""
+    lg = config.lightgbm
+    return dict(n_estimators=lg.n_estimators, early_stopping_rounds=lg.early_stopping_rounds,
+                learning_rate=lg.learning_rate, num_leaves=lg.num_leaves, min_child_samples=lg.min_child_samples,
+                feature_fraction=lg.feature_fraction, bagging_fraction=lg.bagging_fraction,
+                reg_lambda=lg.reg_lambda, random_state=config.seed, class_weight=lg.class_weight,
+                monotone_constraints=directions if lg.monotone else None)
+
+
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
     set the PD level to the long-run average default rate, and record the master scale on development data."""
@@ -151,13 +164,12 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                             monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
                                               for c, d in directions.items() if d and sc.monotonic})
     scorecard.fit(train[cols], train["default"].to_numpy())
-    lg = config.lightgbm
-    gbm = LightGBMPD(n_estimators=lg.n_estimators, early_stopping_rounds=lg.early_stopping_rounds,
-                     learning_rate=lg.learning_rate, num_leaves=lg.num_leaves,
-                     min_child_samples=lg.min_child_samples, feature_fraction=lg.feature_fraction,
-                     bagging_fraction=lg.bagging_fraction, reg_lambda=lg.reg_lambda, random_state=config.seed,
-                     class_weight=lg.class_weight, monotone_constraints=directions if lg.monotone else None,
-                     feature_schema=FeatureSchema.for_columns(cols))
+    params = lightgbm_params(config, directions)
+    trials = None
+    if config.search.enabled:
+        params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
+                                         timeout_minutes=config.search.timeout_minutes, seed=config.seed)
+    gbm = LightGBMPD(**params, feature_schema=FeatureSchema.for_columns(cols))
     gbm.fit(train[cols], train["default"].to_numpy(), eval_set=(valid[cols], valid["default"].to_numpy()))
     cal = config.calibration
     target = None
@@ -171,7 +183,7 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
             calibrators[name].set_level(score, target)
     ms = config.master_scale
     scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd)
-    models = TrainedModels(scorecard, gbm, calibrators, scale)
+    models = TrainedModels(scorecard, gbm, calibrators, scale, trials)
     scale.fit(models.pd("lightgbm", dev[cols]), dev["default"].to_numpy())
     return models
 
@@ -307,6 +319,19 @@ def run_pipeline(
         progress("4/7 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
         write_report(frame, models, table, stage / "report", truth)
+        if config.segments.enabled and config.segments.column in frame.columns:
+            cols = list(models.lightgbm.schema_.names)
+            seg = compare_segment_models(
+                frame, cols, models.pd("lightgbm", frame[cols]),
+                {**lightgbm_params(config, risk_directions(cols)),
+                 **{k: getattr(models.lightgbm, k) for k in SEARCHED}},
+                segment=config.segments.column, min_train_defaults=config.segments.min_train_defaults,
+                calibration=config.calibration.method)
+            seg.to_csv(stage / "report" / f"segment_models_{config.segments.column}.csv", index=False)
+            overall = seg[seg["segment"] == "all"].iloc[0]
+            progress(f"    segment models by {config.segments.column} ({int(seg['own_model'].sum()) - 1} fitted): "
+                     f"out-of-time AUC {overall['segmented_auc']:.3f} against {overall['global_auc']:.3f} "
+                     f"for the single model")
         status, findings = validation_gate(table, models, config.min_oot_auc)
         progress(f"    validation gate: {status}" + "".join(f"; {f}" for f in findings))
         step("validate")
@@ -327,6 +352,10 @@ def run_pipeline(
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
+        seg_file = stage / "report" / f"segment_models_{config.segments.column}.csv"
+        if seg_file.is_file():
+            seg_all = pd.read_csv(seg_file).query("segment == 'all'").iloc[0]
+            flat["segmented.oot.auc"] = float(seg_all["segmented_auc"])
         flat["lightgbm.best_iteration"] = float(models.lightgbm.best_iteration_)
         flat["calibration.level_shift"] = models.calibrators["lightgbm"].level_shift_
         flat["master_scale.monotone_development"] = float(models.master_scale.monotone_)
@@ -350,6 +379,11 @@ def run_pipeline(
                 metrics=flat,
                 artifacts_dir=artifacts,
                 booster=models.lightgbm.booster_,
+                child_runs=[] if models.search_trials is None else [
+                    {"name": f"trial-{int(t['trial'])}",
+                     "params": {k: t[k] for k in SEARCHED if k in t},
+                     "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
+                    for t in models.search_trials.to_dict("records")],
                 input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
                 model_name=config.registered_model,
                 model_alias=config.model_alias,

@@ -95,6 +95,7 @@ def log_pipeline_run(
     tags: dict[str, str] | None = None,
     input_example: Any = None,
     version_tags: dict[str, str] | None = None,
+    child_runs: list[dict[str, Any]] | None = None,
 ) -> TrackedRun:
     """Log one run and register its LightGBM model as `model_name` with `model_alias`."""
     import mlflow
@@ -122,6 +123,10 @@ def log_pipeline_run(
             mlflow.set_tags({f"data.{t}.sha256": v["sha256"][:16] for t, v in fingerprints.items()})
             mlflow.log_metrics(metrics)
             mlflow.log_artifacts(str(artifacts_dir))
+            for child in child_runs or []:  # e.g. hyper-parameter search trials, nested under this run
+                with mlflow.start_run(experiment_id=experiment_id, run_name=child["name"], nested=True):
+                    mlflow.log_params(child["params"])
+                    mlflow.log_metrics(child["metrics"])
             signature = None
             if input_example is not None:
                 signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
