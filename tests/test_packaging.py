@@ -11,7 +11,7 @@ CONDA_NAMES = {"python-duckdb": "duckdb"}
 
 
 def _spec(line: str) -> tuple[str, str]:
-    name, bound = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", line.strip()).groups()
+    name, bound = re.match(r"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?\s*(.*)", line.strip()).groups()
     return CONDA_NAMES.get(name.lower(), name.lower()), bound.replace(" ", "")
 
 
