@@ -172,6 +172,77 @@ def test_load_tables_validates(tables, tmp_path):
     assert "repayments: required table missing" in raises(load_tables, write_tables(tables, tmp_path / "x"))
 
 
+# ---------------------------------------------------------------------------- parquet parts
+
+
+def write_parts(df: pd.DataFrame, directory: Path, bounds: list[int], names=None) -> list[Path]:
+    """Split ``df`` at ``bounds`` into parquet parts named part-00000.parquet, ... (or ``names``)."""
+    directory.mkdir(parents=True)
+    edges = [0, *bounds, len(df)]
+    names = names or [f"part-{i:05d}.parquet" for i in range(len(edges) - 1)]
+    paths = []
+    for name, lo, hi in zip(names, edges[:-1], edges[1:]):
+        df.iloc[lo:hi].to_parquet(directory / name, index=False)
+        paths.append(directory / name)
+    return paths
+
+
+def test_partitioned_round_trip(tables, tmp_path):
+    big = {n: df for n, df in tables.items() if n not in ("transactions", "repayments")}
+    out = write_tables(big, tmp_path / "world")
+    tx = pd.concat([tables["transactions"]] * 5, ignore_index=True)
+    tx["counterparty"] = np.arange(len(tx))
+    write_parts(tx, out / "transactions", [3, 4, 7])  # parts of 3, 1, 3 and 3 rows
+    write_parts(tables["repayments"], out / "repayments", [1])
+    (out / "repayments" / "_SUCCESS").write_text("")  # markers and hidden files are not parts
+    got = read_tables(out)
+    assert set(got) == set(tables)
+    assert got["transactions"]["counterparty"].tolist() == list(range(10))  # parts in order
+    assert_same(got, {**tables, "transactions": tx})
+    loaded = load_tables(out, extraction_date=pd.Timestamp("2024-01-01"))
+    assert len(loaded["transactions"]) == 10 and len(loaded["repayments"]) == 3
+
+
+def test_parts_are_read_in_numeric_order(tables, tmp_path):
+    out = write_tables({"enterprises": tables["enterprises"]}, tmp_path / "w")
+    tx = pd.concat([tables["transactions"]] * 6, ignore_index=True).assign(counterparty=range(12))
+    write_parts(tx, out / "transactions", [2, 4, 6, 8, 10],
+                names=["part-1.parquet", "part-2.parquet", "part-3.parquet", "part-9.parquet",
+                       "part-10.parquet", "part-11.parquet"])
+    assert read_tables(out)["transactions"]["counterparty"].tolist() == list(range(12))
+
+
+def test_table_as_file_and_directory(tables, tmp_path):
+    root = write_tables(tables, tmp_path / "w")
+    write_parts(tables["transactions"], root / "transactions", [1])
+    msg = raises(read_tables, root)
+    assert "'transactions'" in msg and "transactions.parquet" in msg and "transactions/" in msg
+    assert "keep one" in msg
+
+
+def test_table_as_csv_and_directory(tables, tmp_path):
+    root = write_csv(tables, tmp_path / "csv")
+    write_parts(tables["loans"], root / "loans", [1])
+    msg = raises(read_tables, root)
+    assert "'loans'" in msg and "loans.csv" in msg and "loans/" in msg
+
+
+def test_table_directory_without_parts(tables, tmp_path):
+    root = write_tables({n: tables[n] for n in ("enterprises", "loans")}, tmp_path / "w")
+    (root / "repayments").mkdir()
+    (root / "repayments" / "notes.txt").write_text("x")
+    msg = raises(read_tables, root)
+    assert "repayments" in msg and "no parquet parts" in msg
+
+
+def test_parts_that_do_not_fit_together(tables, tmp_path):
+    root = write_tables({"enterprises": tables["enterprises"]}, tmp_path / "w")
+    write_parts(tables["transactions"], root / "transactions", [1])
+    (root / "transactions" / "part-00001.parquet").write_bytes(b"not parquet")
+    msg = raises(read_tables, root)
+    assert "transactions" in msg and "cannot read the 2 parquet parts" in msg
+
+
 # ---------------------------------------------------------------------------- CSV
 
 

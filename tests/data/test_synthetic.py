@@ -9,7 +9,18 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from creditmodel.data.schema import TABLES
-from creditmodel.data.synthetic import TRUTH_DIR, TRUTH_FILE, World, generate_world, write_world
+from creditmodel.data import synthetic
+from creditmodel.data.contracts import validate_tables
+from creditmodel.data.io import read_tables
+from creditmodel.data.synthetic import (
+    PARTITIONED_TABLES,
+    TRUTH_DIR,
+    TRUTH_FILE,
+    World,
+    generate_world,
+    write_world,
+    write_world_partitioned,
+)
 from creditmodel.exceptions import ConfigError
 
 N_BIG = 3000
@@ -282,6 +293,133 @@ def test_write_world_accepts_empty_dir_and_refuses_non_empty(small: World, tmp_p
         write_world(small, full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full"]
+
+
+# --- blocks, chunks and the partitioned writer -----------------------------------------------------
+
+# A world with many small blocks, so that block and chunk boundaries are crossed at test sizes.
+TINY_BLOCK = 100
+MULTI = {"n_enterprises": 460, "seed": 3, "start": "2024-01-01"}
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch) -> None:
+    monkeypatch.setattr(synthetic, "BLOCK_ENTERPRISES", TINY_BLOCK)
+
+
+def _read_world(out) -> World:
+    tables = read_tables(out)
+    truth = pd.read_parquet(out / TRUTH_DIR / TRUTH_FILE)
+    return World(tables=tables, truth=truth, extraction_date=pd.Timestamp("2025-06-30"))
+
+
+def _assert_same_world(a: World, b: World) -> None:
+    assert list(a.tables) == list(b.tables) == list(TABLES)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True, obj=name)
+    pd.testing.assert_frame_equal(a.truth, b.truth, check_exact=True)
+
+
+def test_block_sizes() -> None:
+    assert synthetic._block_sizes(50, 10_000) == (50,)
+    assert synthetic._block_sizes(14_999, 10_000) == (14_999,)  # < 1.5 blocks: one stream
+    assert synthetic._block_sizes(15_000, 10_000) == (7_500, 7_500)
+    assert synthetic._block_sizes(1_000_000, 10_000) == (10_000,) * 100
+    sizes = synthetic._block_sizes(1_234_567, 10_000)
+    assert len(sizes) == 123 and sum(sizes) == 1_234_567 and max(sizes) - min(sizes) <= 1
+
+
+def test_single_block_world_is_the_single_stream_world(small: World) -> None:
+    """Worlds of < 1.5 blocks draw from default_rng(seed) exactly as before blocks existed."""
+    assert synthetic._block_sizes(120, synthetic.BLOCK_ENTERPRISES) == (120,)
+    assert {n: len(df) for n, df in small.tables.items()} == {
+        "enterprises": 120, "registration_events": 94, "court_cases": 29, "environment_checks": 693,
+        "transactions": 201793, "financial_statements": 432, "loans": 236, "repayments": 2910,
+    }
+    tx = small.tables["transactions"]
+    assert tx["amount"].sum() == pytest.approx(4243983365.9, rel=1e-12)
+    assert int(tx["counterparty"].sum()) == 202126202564
+    assert small.truth["true_pd"].sum() == pytest.approx(9.44, rel=1e-12)
+
+
+def test_multi_block_world_keeps_ids_unique_and_passes_the_contracts(tiny_blocks) -> None:
+    world = generate_world(**MULTI)
+    assert len(synthetic._block_sizes(460, TINY_BLOCK)) == 5
+    ent, loans = world.tables["enterprises"], world.tables["loans"]
+    np.testing.assert_array_equal(ent["enterprise_id"], np.arange(1, 461))
+    np.testing.assert_array_equal(loans["loan_id"], np.arange(1, len(loans) + 1))
+    np.testing.assert_array_equal(world.tables["court_cases"]["case_id"],
+                                  np.arange(1, len(world.tables["court_cases"]) + 1))
+    # every block contributes loans and groups, and their ids run on
+    block_of = (loans["enterprise_id"] - 1) // 92
+    assert block_of.nunique() == 5
+    groups = loans.dropna(subset=["group_id"]).groupby("group_id").agg(
+        size=("loan_id", "size"), firms=("enterprise_id", "nunique"),
+        blocks=("enterprise_id", lambda s: ((s - 1) // 92).nunique()))
+    assert groups.index.min() == 1 and groups.index.max() == len(groups)
+    assert groups["size"].between(3, 5).all() and (groups["firms"] == groups["size"]).all()
+    assert (groups["blocks"] == 1).all()  # joint-guarantee groups stay inside a block
+    # counterparty pools of different enterprises never overlap
+    tx = world.tables["transactions"]
+    span = tx.groupby("enterprise_id")["counterparty"].agg(["min", "max"]).sort_index()
+    assert (span["min"].to_numpy()[1:] > span["max"].to_numpy()[:-1]).all()
+    validated = validate_tables(world.tables, extraction_date=world.extraction_date)
+    assert {n: len(df) for n, df in validated.items()} == {n: len(df) for n, df in world.tables.items()}
+    # blocks are independent streams: no two blocks repeat each other's draws
+    reg = ent["registration_date"].to_numpy().reshape(5, 92)
+    assert len({row.tobytes() for row in reg}) == 5
+    assert (reg[0] != reg[1]).mean() > 0.9
+
+
+def test_partitioned_world_equals_in_memory_world_for_any_chunking(tiny_blocks, tmp_path) -> None:
+    world = generate_world(**MULTI)
+    seen = []
+    out = write_world_partitioned(tmp_path / "w200", **MULTI, chunk_enterprises=200,
+                                  progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]  # 5 blocks of 92, two blocks a chunk
+    for name in PARTITIONED_TABLES:
+        assert sorted(p.name for p in (out / name).iterdir()) == [
+            "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    small_tables = [t for t in TABLES if t not in PARTITIONED_TABLES]
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(f"{t}.parquet" for t in small_tables)
+    assert (out / TRUTH_DIR / TRUTH_FILE).is_file()
+    _assert_same_world(_read_world(out), world)
+    # chunks smaller than a block are whole blocks; the world does not depend on the chunking
+    one = write_world_partitioned(tmp_path / "w1", **MULTI, chunk_enterprises=1)
+    assert len(list((one / "transactions").iterdir())) == 5
+    _assert_same_world(_read_world(one), world)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1", "w200"]  # no temporary directory
+
+
+def test_partitioned_world_is_deterministic_and_seeded(tmp_path) -> None:
+    kwargs = {"n_enterprises": 60, "start": "2024-06-01"}
+    a = _read_world(write_world_partitioned(tmp_path / "a", seed=5, **kwargs))
+    b = _read_world(write_world_partitioned(tmp_path / "b", seed=5, **kwargs))
+    _assert_same_world(a, b)
+    _assert_same_world(a, generate_world(seed=5, **kwargs))
+    c = _read_world(write_world_partitioned(tmp_path / "c", seed=6, **kwargs))
+    assert not a.tables["transactions"]["amount"].equals(c.tables["transactions"]["amount"])
+
+
+def test_partitioned_writer_refuses_non_empty_dir_and_leaves_nothing_on_failure(tmp_path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("x")
+    with pytest.raises(ValueError, match="not empty"):
+        write_world_partitioned(full, 60, start="2024-06-01")
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+
+    def fail(done: int, total: int) -> None:
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_world_partitioned(tmp_path / "out", 60, start="2024-06-01", progress=fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+    with pytest.raises(ConfigError, match="chunk_enterprises"):
+        write_world_partitioned(tmp_path / "out", 60, chunk_enterprises=0)
+    with pytest.raises(ConfigError, match="n_enterprises"):
+        write_world_partitioned(tmp_path / "out", 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
 
 
 # --- arguments ----------------------------------------------------------------------------------

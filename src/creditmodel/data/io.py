@@ -1,14 +1,17 @@
 """Reading and writing the canonical tables.
 
-A source is either a directory holding ``<table>.parquet`` or ``<table>.csv`` per canonical table
-(other files and subdirectories such as ``_truth/`` are ignored), or a DuckDB database file
-(``.duckdb`` / ``.db``) holding tables of those names. Every problem with the source leaves as a
-one-line ``DataContractError`` naming the file (and table.column where it applies).
+A source is either a directory holding, per canonical table, ``<table>.parquet``, ``<table>.csv``
+or a directory ``<table>/`` of parquet parts (``part-00000.parquet``, ... read in name order, as
+``synthetic.write_world_partitioned`` writes large tables; other files and subdirectories such as
+``_truth/`` are ignored), or a DuckDB database file (``.duckdb`` / ``.db``) holding tables of
+those names. Every problem with the source leaves as a one-line ``DataContractError`` naming the
+file (and table.column where it applies).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -112,17 +115,51 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
+def _natural_key(path: Path) -> list[object]:
+    """part-2 before part-10: digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def _parts(directory: Path, table: str) -> list[Path]:
+    parts = sorted(
+        (p for p in directory.iterdir()
+         if p.suffix.lower() == ".parquet" and p.is_file() and not p.name.startswith((".", "_"))),
+        key=_natural_key,
+    )
+    if not parts:
+        raise DataContractError(
+            f"{directory}: directory of table {table!r} holds no parquet parts; expected "
+            f"files like part-00000.parquet"
+        )
+    return parts
+
+
+def _read_parts(directory: Path, table: str) -> pd.DataFrame:
+    parts = _parts(directory, table)
+    try:
+        return pd.read_parquet([str(p) for p in parts])
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad or mixed parts
+        raise DataContractError(
+            f"{directory}: cannot read the {len(parts)} parquet part"
+            f"{'s' if len(parts) != 1 else ''} of table {table!r} "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
 def _read_directory(root: Path, encoding: str, delimiter: str) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     for name in schema.TABLES:
-        parquet, csv = root / f"{name}.parquet", root / f"{name}.csv"
-        if parquet.exists() and csv.exists():
+        parquet, csv, parts = root / f"{name}.parquet", root / f"{name}.csv", root / name
+        found = [p for p in (parquet, csv) if p.exists()] + ([parts] if parts.is_dir() else [])
+        if len(found) > 1:
+            shown = [p.name + ("/" if p.is_dir() else "") for p in found]
             raise DataContractError(
-                f"{root}: table {name!r} is present as both {parquet.name} and {csv.name}; "
-                f"keep one"
+                f"{root}: table {name!r} is present as {' and '.join(shown)}; keep one"
             )
         if parquet.exists():  # a file, or a directory of parquet parts
             tables[name] = _read_parquet(parquet)
+        elif parts.is_dir():
+            tables[name] = _read_parts(parts, name)
         elif csv.is_file():
             tables[name] = _read_csv(csv, name, encoding, delimiter)
     return tables
@@ -160,23 +197,26 @@ def read_tables(
 ) -> dict[str, pd.DataFrame]:
     """Read the canonical tables found in ``source`` (not yet validated; see ``load_tables``).
 
-    ``source`` is a directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB file
-    (``.duckdb`` / ``.db``, opened read-only). CSV files are read with ``encoding`` and
-    ``delimiter``; their date and timestamp columns are parsed as dates.
+    ``source`` is a directory of ``<table>.parquet`` / ``<table>.csv`` files or ``<table>/``
+    directories of parquet parts (one form per table), or a DuckDB file (``.duckdb`` / ``.db``,
+    opened read-only). CSV files are read with ``encoding`` and ``delimiter``; their date and
+    timestamp columns are parsed as dates.
     """
     path = Path(source).expanduser()
     if not path.exists():
         raise DataContractError(f"{path}: data source not found")
     if path.is_dir():
         tables = _read_directory(path, encoding, delimiter)
-        where = "files like enterprises.parquet or enterprises.csv"
+        where = ("files like enterprises.parquet or enterprises.csv, or parts like "
+                 "transactions/part-00000.parquet")
     elif path.suffix.lower() in _DUCKDB_SUFFIXES:
         tables = _read_duckdb(path)
         where = "tables named enterprises, loans, ..."
     else:
         raise DataContractError(
-            f"{path}: not a data source; expected a directory of <table>.parquet/.csv files or "
-            f"a DuckDB file ({', '.join(_DUCKDB_SUFFIXES)})"
+            f"{path}: not a data source; expected a directory of <table>.parquet/.csv files "
+            f"(or <table>/ directories of parquet parts) or a DuckDB file "
+            f"({', '.join(_DUCKDB_SUFFIXES)})"
         )
     if not tables:
         raise DataContractError(f"{path}: no canonical table found; expected {where}")

@@ -15,13 +15,23 @@ Mechanics, in one place:
   fewer POS / direct-link receipts, outflows closer to (or above) inflows, more registration
   events, court cases and failed environmental checks, higher leverage and lower margins;
 * a loan's true PD is ``sigmoid(a + b * r_i(application month) + product + guarantee +
-  joint-group shock + downturn)``, with ``a`` solved so that the mean PD over all loans is
-  ``TARGET_MEAN_PD``; the outcome is a Bernoulli draw of it and shows in the repayments as
-  days past due reaching 90 within 12 months of the application date.
+  joint-group shock + downturn)``, with ``a`` solved so that the mean PD over all loans (of a
+  block, see below) is ``TARGET_MEAN_PD``; the outcome is a Bernoulli draw of it and shows in
+  the repayments as days past due reaching 90 within 12 months of the application date.
 
-Everything is drawn from one ``np.random.default_rng(seed)`` in a fixed order, so a seed gives
-the same frames bit for bit.  The truth table (``loan_id, true_pd, defaulted``) is returned and
-written apart from the canonical tables so that no loader or feature reads it.
+Enterprises are drawn in independent *blocks* of about ``BLOCK_ENTERPRISES`` (a world of ``n``
+enterprises has ``max(1, round(n / BLOCK_ENTERPRISES))`` blocks of equal size, +-1).  Within a block
+everything is drawn from one generator in a fixed order; block 0 uses ``np.random.default_rng(seed)``
+itself and block ``b >= 1`` the ``b``-th child of ``np.random.SeedSequence(seed)`` (``spawn_key=(b,)``),
+so a seed gives the same frames bit for bit, and a world of fewer than 1.5 blocks is exactly what
+the single-stream generator drew before blocks existed.  A block is self-contained (its loans'
+intercept ``a`` is solved on its own loans, joint-guarantee groups stay inside it); only the ids
+run on from block to block (enterprise, loan, case, group and counterparty ids are globally
+unique).  ``generate_world`` concatenates the blocks in memory; ``write_world_partitioned`` writes
+them chunk by chunk to parquet with memory bounded by about two blocks; both give the same world.
+
+The truth table (``loan_id, true_pd, defaulted``) is returned and written apart from the canonical
+tables so that no loader or feature reads it.
 """
 
 from __future__ import annotations
@@ -29,12 +39,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from creditmodel.data.schema import (
     CHANNELS,
@@ -48,14 +61,28 @@ from creditmodel.data.schema import (
 )
 from creditmodel.exceptions import ConfigError
 
-__all__ = ["World", "generate_world", "write_world", "TRUTH_DIR", "TRUTH_FILE", "DOWNTURN_YEAR"]
+__all__ = [
+    "World",
+    "generate_world",
+    "write_world",
+    "write_world_partitioned",
+    "TRUTH_DIR",
+    "TRUTH_FILE",
+    "DOWNTURN_YEAR",
+    "BLOCK_ENTERPRISES",
+    "PARTITIONED_TABLES",
+]
 
 TRUTH_DIR = "_truth"
 TRUTH_FILE = "loan_truth.parquet"
 DOWNTURN_YEAR = 2023
-TARGET_MEAN_PD = 0.04  # mean true PD over all loans; realised default rate follows it
+TARGET_MEAN_PD = 0.04  # mean true PD over all loans of a block; realised default rate follows it
 PERFORMANCE_MONTHS = 12
 MIN_ENTERPRISES = 50
+BLOCK_ENTERPRISES = 10_000  # enterprises per independent random block (part of the world's definition)
+PARTITIONED_TABLES = ("transactions", "repayments")  # written as <table>/part-NNNNN.parquet
+PART_FILE = "part-{:05d}.parquet"
+_ROW_GROUP_ROWS = 1 << 20  # rows buffered per table before a parquet row group is written
 
 # --- world parameters ---------------------------------------------------------------------------
 
@@ -168,7 +195,7 @@ def _nullable_int(values: np.ndarray, null: np.ndarray) -> pd.api.extensions.Ext
 
 
 def _frame(name: str, columns: dict[str, object]) -> pd.DataFrame:
-    df = pd.DataFrame(columns)
+    df = pd.DataFrame(columns, copy=False)  # no consolidation copy of the numpy columns
     expected = TABLES[name].column_names
     if list(df.columns) != expected:  # pragma: no cover - guards this module against the schema
         raise AssertionError(f"synthetic {name} columns {list(df.columns)} != schema {expected}")
@@ -194,20 +221,60 @@ def _parse_date(parameter: str, value: object) -> pd.Timestamp:
 # --- the generator ------------------------------------------------------------------------------
 
 
-def generate_world(
-    n_enterprises: int = 2000,
-    seed: int = 0,
-    *,
-    start: str = "2019-01-01",
-    extraction_date: str = "2025-06-30",
-) -> World:
-    """Generate a synthetic SME lending world.
+@dataclass(frozen=True)
+class _Offsets:
+    """Where a block's ids start: the counts of everything the blocks before it drew."""
 
-    ``start`` is the first possible loan application date; account flows and events begin
-    12 months earlier so that the first loans have a history.  ``extraction_date`` is the day
-    the data were pulled: nothing is dated after it, and loans are applied for up to one month
-    before it (the last 12 months' loans have no complete performance window).
-    """
+    enterprise: int = 0
+    loan: int = 0
+    case: int = 0
+    group: int = 0
+    counterparty: int = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Checked arguments of one world and its split into random blocks."""
+
+    n: int
+    seed: int
+    start: pd.Timestamp
+    extraction: pd.Timestamp
+    last_application: pd.Timestamp
+    block_sizes: tuple[int, ...]
+
+    def blocks(self) -> Iterator[tuple[dict[str, pd.DataFrame], pd.DataFrame]]:
+        """(tables, truth) of each block in order; ids run on from block to block."""
+        offsets = _Offsets()
+        for b, size in enumerate(self.block_sizes):
+            tables, truth, offsets = _run_block(self, b, size, offsets)
+            yield tables, truth
+            del tables, truth  # not held while the next block is drawn
+
+
+def _block_sizes(n: int, block: int) -> tuple[int, ...]:
+    """``max(1, round(n / block))`` blocks whose sizes differ by at most one."""
+    k = max(1, (n + block // 2) // block)
+    base, extra = divmod(n, k)
+    return tuple(base + (1 if i < extra else 0) for i in range(k))
+
+
+def _block_rng(seed: int, b: int) -> np.random.Generator:
+    """Block 0 draws from the seed itself (as the single-stream generator did), block b from child b."""
+    if b == 0:
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(b,)))
+
+
+def _run_block(plan: _Plan, b: int, size: int, offsets: _Offsets
+               ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, _Offsets]:
+    gen = _Generator(size, _block_rng(plan.seed, b), plan.start, plan.extraction,
+                     plan.last_application, offsets)
+    tables, truth = gen.run()
+    return tables, truth, gen.next_offsets  # the generator's grids are freed on return
+
+
+def _plan(n_enterprises: object, seed: object, start: object, extraction_date: object) -> _Plan:
     if isinstance(n_enterprises, bool) or not isinstance(n_enterprises, (int, np.integer)):
         raise _config_error("n_enterprises", n_enterprises, f"an integer >= {MIN_ENTERPRISES}")
     if n_enterprises < MIN_ENTERPRISES:
@@ -223,18 +290,55 @@ def generate_world(
     if not start_ts < last_application:
         raise _config_error("extraction_date", str(extraction_ts.date()),
                             f"at least one month after start {start_ts.date()}")
+    n = int(n_enterprises)
+    return _Plan(n, int(seed), start_ts, extraction_ts, last_application,
+                 _block_sizes(n, BLOCK_ENTERPRISES))
 
-    rng = np.random.default_rng(int(seed))
-    return _Generator(int(n_enterprises), rng, start_ts, extraction_ts, last_application).run()
+
+def generate_world(
+    n_enterprises: int = 2000,
+    seed: int = 0,
+    *,
+    start: str = "2019-01-01",
+    extraction_date: str = "2025-06-30",
+) -> World:
+    """Generate a synthetic SME lending world in memory.
+
+    ``start`` is the first possible loan application date; account flows and events begin
+    12 months earlier so that the first loans have a history.  ``extraction_date`` is the day
+    the data were pulled: nothing is dated after it, and loans are applied for up to one month
+    before it (the last 12 months' loans have no complete performance window).
+
+    The world is the concatenation of independent blocks of about ``BLOCK_ENTERPRISES``
+    enterprises (see the module docstring); ``write_world_partitioned`` writes the same world
+    without holding it in memory.
+    """
+    plan = _plan(n_enterprises, seed, start, extraction_date)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    truths: list[pd.DataFrame] = []
+    for tables, truth in plan.blocks():
+        for name in TABLES:
+            parts[name].append(tables[name])
+        truths.append(truth)
+    if len(truths) == 1:
+        joined = {name: frames[0] for name, frames in parts.items()}
+        truth = truths[0]
+    else:
+        joined = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        truth = pd.concat(truths, ignore_index=True)
+    return World(tables=joined, truth=truth, extraction_date=plan.extraction)
 
 
 class _Generator:
     """Holds the shared state (enterprises, risk grid) while the tables are drawn in order."""
 
     def __init__(self, n: int, rng: np.random.Generator, start: pd.Timestamp,
-                 extraction: pd.Timestamp, last_application: pd.Timestamp) -> None:
+                 extraction: pd.Timestamp, last_application: pd.Timestamp,
+                 offsets: _Offsets = _Offsets()) -> None:
         self.n = n
         self.rng = rng
+        self.offsets = offsets
+        self.next_offsets = offsets  # advanced by run()
         self.start = start
         self.extraction = extraction
         self.extraction_d = np.datetime64(extraction.date(), "D")
@@ -255,7 +359,7 @@ class _Generator:
         self.macro = self._macro_path()
 
     # ---- driver ------------------------------------------------------------------------------
-    def run(self) -> World:
+    def run(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
         enterprises = self._enterprises()
         self._risk()
         transactions = self._transactions()
@@ -276,7 +380,15 @@ class _Generator:
             "repayments": repayments,
         }
         tables = {name: tables[name] for name in TABLES}
-        return World(tables=tables, truth=truth, extraction_date=self.extraction)
+        self.next_offsets = replace(
+            self.offsets,
+            enterprise=self.offsets.enterprise + self.n,
+            loan=self.offsets.loan + len(loans),
+            case=self.offsets.case + len(court_cases),
+            group=self.offsets.group + self.n_groups,
+            counterparty=self.offsets.counterparty + self.pool_total,
+        )
+        return tables, truth
 
     # ---- macro and risk ----------------------------------------------------------------------
     def _macro_path(self) -> np.ndarray:
@@ -324,7 +436,7 @@ class _Generator:
         owner_risk = np.where(birth_null, 0.0, 0.10 * (birth - 1975) / 12)
         self.z = rng.normal(0.0, 1.0, n)
         self.base_risk = self.z + lf_risk + ind_risk + age_risk + owner_risk
-        self.enterprise_id = np.arange(1, n + 1, dtype=np.int64)
+        self.enterprise_id = self.offsets.enterprise + np.arange(1, n + 1, dtype=np.int64)
 
         return _frame("enterprises", {
             "enterprise_id": self.enterprise_id,
@@ -437,7 +549,8 @@ class _Generator:
         del log_amount
 
         pool = np.clip(np.round(25 * np.exp(0.6 * self.size)), 8, 400).astype(np.int64)
-        pool_base = 1_000_000 + np.cumsum(pool) - pool
+        pool_base = 1_000_000 + self.offsets.counterparty + np.cumsum(pool) - pool
+        self.pool_total = int(pool.sum())
         counterparty = pool_base[ent] + np.floor(pool[ent] * rng.random(rows) ** 2).astype(np.int64)
 
         direction = np.where(is_in, 0, 1).astype(np.int8)
@@ -503,7 +616,7 @@ class _Generator:
         closed_ns = _ns(closed[order])
         closed_ns[open_[order]] = np.datetime64("NaT")
         return _frame("court_cases", {
-            "case_id": np.arange(1, ent.size + 1, dtype=np.int64),
+            "case_id": self.offsets.case + np.arange(1, ent.size + 1, dtype=np.int64),
             "enterprise_id": self.enterprise_id[ent[order]],
             "filed_date": _ns(filed[order]),
             "closed_date": closed_ns,
@@ -649,9 +762,9 @@ class _Generator:
         month_90 = 3 + np.floor(rng.random(L) * (np.minimum(PERFORMANCE_MONTHS, term) - 2)).astype(np.int64)
         late_prone = rng.random(L) < _sigmoid(-1.8 + 0.6 * r_app)
 
-        # loan ids in application order
+        # loan ids in application order (within the block; blocks follow one another)
         order = np.lexsort((np.arange(L), ent, app))
-        loan_id = np.arange(1, L + 1, dtype=np.int64)
+        loan_id = self.offsets.loan + np.arange(1, L + 1, dtype=np.int64)
         g_sorted = group[order]
         has_group = g_sorted >= 0
         # renumber groups by first appearance in loan order
@@ -659,7 +772,8 @@ class _Generator:
         rank = np.empty(uniq.size, dtype=np.int64)
         rank[np.argsort(first_pos)] = np.arange(1, uniq.size + 1)
         group_id = np.zeros(L, dtype=np.int64)
-        group_id[has_group] = rank[np.searchsorted(uniq, g_sorted[has_group])]
+        group_id[has_group] = self.offsets.group + rank[np.searchsorted(uniq, g_sorted[has_group])]
+        self.n_groups = int(uniq.size)
 
         loans = _frame("loans", {
             "loan_id": loan_id,
@@ -719,8 +833,7 @@ def write_world(world: World, out_dir: str | Path) -> Path:
     failure leaves nothing half-written.  ``out_dir`` must not exist or be an empty directory.
     """
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"out_dir {str(out)!r} exists and is not empty: expected a new or empty directory")
+    _check_out_dir(out)
     missing = [name for name in TABLES if name not in world.tables]
     if missing:
         raise ValueError(f"world.tables lacks {missing}: expected every table of schema.TABLES")
@@ -738,4 +851,154 @@ def write_world(world: World, out_dir: str | Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"out_dir {str(out)!r} exists and is not empty: expected a new or empty directory")
+
+
+class _ParquetSink:
+    """One parquet file written a row group at a time; frames are buffered up to a row group.
+
+    Frames are turned into arrow tables on the caller's thread; the parquet encoding and the
+    file writes run through ``submit`` (one background thread, in submission order).
+    """
+
+    def __init__(self, path: Path, submit: Callable[..., Future]) -> None:
+        self.path = path
+        self.submit = submit
+        self.schema: pa.Schema | None = None
+        self.writer: pq.ParquetWriter | None = None
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+
+    def add(self, df: pd.DataFrame) -> list[Future]:
+        table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
+        if self.schema is None:
+            self.schema = table.schema
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        return self.flush() if self.buffered >= _ROW_GROUP_ROWS else []
+
+    def flush(self) -> list[Future]:
+        if not self.buffer:
+            return []
+        table = pa.concat_tables(self.buffer)
+        self.buffer, self.buffered = [], 0
+        return [self.submit(self._write, table)]
+
+    def close(self) -> list[Future]:
+        return [*self.flush(), self.submit(self._close)]
+
+    def _write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="snappy")
+        self.writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def write_world_partitioned(
+    out_dir: str | Path,
+    n_enterprises: int,
+    seed: int = 0,
+    *,
+    chunk_enterprises: int = 50_000,
+    start: str = "2019-01-01",
+    extraction_date: str = "2025-06-30",
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Generate the world of ``generate_world(n_enterprises, seed, ...)`` straight to parquet.
+
+    The world is generated block by block (``BLOCK_ENTERPRISES``) and never held whole: while
+    one block is drawn, the previous one is encoded and written by a background thread, so
+    memory is bounded by about two blocks of frames plus one chunk of the small tables, not by
+    ``n_enterprises``.  Layout of ``out_dir``:
+
+    * ``transactions/`` and ``repayments/`` (``PARTITIONED_TABLES``): ``part-00000.parquet``,
+      ``part-00001.parquet``, ... one part per chunk of about ``chunk_enterprises`` enterprises
+      (rounded down to whole blocks, at least one block);
+    * every other canonical table as one ``<table>.parquet`` (a row group per chunk);
+    * ``_truth/loan_truth.parquet``.
+
+    ``creditmodel.data.io.read_tables`` reads both forms.  Reading the directory back gives the
+    frames of ``generate_world`` with the same arguments, whatever ``chunk_enterprises``.  Files
+    are written into a temporary directory beside ``out_dir`` which is renamed at the end, so a
+    failure leaves nothing behind; ``out_dir`` must not exist or be an empty directory.
+    ``progress(chunks_done, chunks_total)`` is called after each chunk when given.
+    """
+    plan = _plan(n_enterprises, seed, start, extraction_date)
+    if (isinstance(chunk_enterprises, bool) or not isinstance(chunk_enterprises, (int, np.integer))
+            or chunk_enterprises < 1):
+        raise _config_error("chunk_enterprises", chunk_enterprises, "a positive integer")
+    out = Path(out_dir)
+    _check_out_dir(out)
+    blocks_per_chunk = max(1, int(chunk_enterprises) // BLOCK_ENTERPRISES)
+    n_blocks = len(plan.block_sizes)
+    n_chunks = -(-n_blocks // blocks_per_chunk)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write_world")
+    single = {name: _ParquetSink(tmp / f"{name}.parquet", pool.submit) for name in TABLES
+              if name not in PARTITIONED_TABLES}
+    single["_truth"] = _ParquetSink(tmp / TRUTH_DIR / TRUTH_FILE, pool.submit)
+    sinks = list(single.values())
+    parts: dict[str, _ParquetSink] = {}
+    pending: list[Future] = []  # writes of the previous block, overlapping this block's draws
+    try:
+        os.chmod(tmp, 0o755)
+        for name in PARTITIONED_TABLES:
+            (tmp / name).mkdir()
+        for b, (tables, truth) in enumerate(plan.blocks()):
+            chunk = b // blocks_per_chunk
+            if not parts:
+                parts = {name: _ParquetSink(tmp / name / PART_FILE.format(chunk), pool.submit)
+                         for name in PARTITIONED_TABLES}
+                sinks.extend(parts.values())
+            submitted: list[Future] = []
+            for name, df in tables.items():
+                submitted += (parts[name] if name in parts else single[name]).add(df)
+            submitted += single["_truth"].add(truth)
+            del tables, truth
+            end_of_chunk = (b + 1) % blocks_per_chunk == 0 or b + 1 == n_blocks
+            if end_of_chunk:
+                for sink in parts.values():
+                    submitted += sink.close()
+                parts = {}
+                for sink in single.values():
+                    submitted += sink.flush()
+            for future in pending:  # at most one block is being written while the next is drawn
+                future.result()
+            pending = submitted
+            if end_of_chunk and progress is not None:
+                for future in pending:  # report a chunk once it is on disk
+                    future.result()
+                progress(chunk + 1, n_chunks)
+        for sink in single.values():
+            pending += sink.close()
+        for future in pending:
+            future.result()
+        if out.exists():
+            out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
+        os.rename(tmp, out)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for sink in sinks:
+            try:
+                sink._close()
+            except Exception:  # noqa: BLE001 - cleaning up after the real error
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
     return out
