@@ -319,7 +319,8 @@ def run_pipeline(
         progress("4/7 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
         write_report(frame, models, table, stage / "report", truth)
-        if config.segments.enabled and config.segments.column in frame.columns:
+        if (config.segments.enabled and config.segments.column in frame.columns
+                and frame[config.segments.column].nunique() > 1):
             cols = list(models.lightgbm.schema_.names)
             seg = compare_segment_models(
                 frame, cols, models.pd("lightgbm", frame[cols]),

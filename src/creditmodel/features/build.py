@@ -8,60 +8,104 @@ so no feature expression can see the future.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
-from creditmodel.features.catalogue import CATALOGUE, Feature
+from creditmodel.features.catalogue import CATALOGUE, REPORTING_LAG_DAYS, STATEMENT_WINDOW_DAYS, Feature
 
 log = logging.getLogger(__name__)
 
 KEYS = ["loan_id", "enterprise_id", "decision_date"]
 
-# Each block: the canonical tables it needs, and the FROM ... GROUP BY that feeds its expressions.
-_EVENT = "FROM apps a JOIN {table} s ON s.enterprise_id = a.enterprise_id AND s.{date} < a.decision_date{lookback}"
-_BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {
-    "registration_events": (("registration_events",),
-                            _EVENT.format(table="registration_events", date="event_date", lookback="")),
-    "court_cases": (("court_cases",), _EVENT.format(table="court_cases", date="filed_date", lookback="")),
-    "environment_checks": (("environment_checks",), _EVENT.format(
-        table="environment_checks", date="check_date",
-        lookback=" AND s.check_date >= a.decision_date - INTERVAL 36 MONTH")),
-    "transactions": (("transactions",), _EVENT.format(
-        table="transactions", date="ts", lookback=" AND s.ts >= a.decision_date - INTERVAL 12 MONTH")),
-    "transactions_monthly": (("transactions",), """FROM (
-        SELECT a.loan_id,
-               least(CAST(floor(date_diff('day', CAST(s.ts AS DATE), a.decision_date) / 30.4375) AS INTEGER), 11) AS bucket,
-               sum(s.amount) AS inflow
-        FROM apps a JOIN transactions s ON s.enterprise_id = a.enterprise_id AND s.direction = 'in'
-             AND s.ts < a.decision_date AND s.ts >= a.decision_date - INTERVAL 12 MONTH
-        GROUP BY ALL) m JOIN apps a USING (loan_id)"""),
-    "transaction_gaps": (("transactions",), """FROM (
-        SELECT loan_id, date_diff('day', lag(ts) OVER (PARTITION BY loan_id ORDER BY ts), ts) AS gap_days
-        FROM (SELECT a.loan_id, s.ts FROM apps a JOIN transactions s ON s.enterprise_id = a.enterprise_id
-                   AND s.direction = 'in' AND s.ts < a.decision_date
-                   AND s.ts >= a.decision_date - INTERVAL 12 MONTH
-              UNION ALL SELECT loan_id, CAST(decision_date AS TIMESTAMP) FROM apps)) g JOIN apps a USING (loan_id)"""),
-    "financial_statements": (("financial_statements",), _EVENT.format(
-        table="financial_statements", date="period_end",
-        lookback=" AND s.period_end >= a.decision_date - INTERVAL 24 MONTH")),
-    "loan_history": (("loans",), """FROM apps a JOIN loans p ON p.enterprise_id = a.enterprise_id
-        AND p.application_date < a.decision_date"""),
-    "repayment_history": (("loans", "repayments"), """FROM apps a JOIN loans p ON p.enterprise_id = a.enterprise_id
+_YEAR = 365  # the fixed window of the monthly, gap and counterparty blocks
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One source shape: the canonical tables it needs and the FROM clause that feeds its expressions.
+
+    Every FROM clause joins the application ``a`` to rows dated strictly before ``a.decision_date``.
+    ``{lookback}`` marks where the engine adds ``AND <date> >= a.decision_date - INTERVAL n DAY``, n
+    being the widest window among the block's features (none if one of them reads all history); it
+    only prunes rows, as each windowed expression carries its own window. A block with a fixed
+    ``window_days`` has its window built into the FROM clause instead.
+    """
+
+    tables: tuple[str, ...]
+    sql: str
+    date: str | None = None  # the column the look-back applies to
+    window_days: int | None = None  # fixed window: the block's features declare it (or less, filtering within)
+
+
+_EVENT = ("FROM apps a JOIN {table} s ON s.enterprise_id = a.enterprise_id AND s.{date} < a.decision_date"
+          "{{lookback}}")
+_TXN_WINDOW = (f"s.enterprise_id = a.enterprise_id AND s.ts < a.decision_date "
+               f"AND s.ts >= a.decision_date - INTERVAL {_YEAR} DAY")
+_BLOCKS: dict[str, _Block] = {
+    "registration_events": _Block(("registration_events",),
+                                  _EVENT.format(table="registration_events", date="event_date"), "s.event_date"),
+    "court_cases": _Block(("court_cases",), _EVENT.format(table="court_cases", date="filed_date"), "s.filed_date"),
+    "environment_checks": _Block(("environment_checks",),
+                                 _EVENT.format(table="environment_checks", date="check_date"), "s.check_date"),
+    "transactions": _Block(("transactions",), _EVENT.format(table="transactions", date="ts"), "s.ts"),
+    # one row per loan and monthly period (12 periods of 365/12 days, bucket 0 the most recent)
+    "transactions_monthly": _Block(("transactions",), f"""FROM (
+        SELECT t.loan_id, t.bucket,
+               sum(CASE WHEN t.direction = 'in' THEN t.amount ELSE 0 END) AS inflow,
+               sum(CASE WHEN t.direction = 'out' THEN t.amount ELSE 0 END) AS outflow
+        FROM (SELECT a.loan_id, s.direction, s.amount,
+                     CAST(floor((date_diff('day', CAST(s.ts AS DATE), a.decision_date) - 1) * 12 / {_YEAR}.0)
+                          AS INTEGER) AS bucket
+              FROM apps a JOIN transactions s ON {_TXN_WINDOW}) t
+        GROUP BY t.loan_id, t.bucket) m JOIN apps a ON a.loan_id = m.loan_id""", window_days=_YEAR),
+    # one row per run between consecutive receipt days; the window start and the decision date close the ends
+    "transaction_gaps": _Block(("transactions",), f"""FROM (
+        SELECT d.loan_id, date_diff('day', lag(d.day) OVER (PARTITION BY d.loan_id ORDER BY d.day), d.day) AS gap_days
+        FROM (SELECT a.loan_id, CAST(s.ts AS DATE) AS day
+              FROM apps a JOIN transactions s ON {_TXN_WINDOW} AND s.direction = 'in'
+              UNION ALL SELECT loan_id, decision_date FROM apps
+              UNION ALL SELECT loan_id, CAST(decision_date - INTERVAL {_YEAR} DAY AS DATE) FROM apps) d
+        ) g JOIN apps a ON a.loan_id = g.loan_id""", window_days=_YEAR),
+    # one row per paying counterparty: its receipts and its latest receipt
+    "transaction_counterparties": _Block(("transactions",), f"""FROM (
+        SELECT a.loan_id, s.counterparty, sum(s.amount) AS inflow, max(s.ts) AS last_ts
+        FROM apps a JOIN transactions s ON {_TXN_WINDOW} AND s.direction = 'in'
+        GROUP BY a.loan_id, s.counterparty) c JOIN apps a ON a.loan_id = c.loan_id""", window_days=_YEAR),
+    # statements available at the decision date (period end + reporting lag before it), ranked latest first
+    "financial_statements": _Block(("financial_statements",), f"""FROM (
+        SELECT a.loan_id, s.period_end, s.revenue, s.assets, s.liabilities, s.inventory, s.receivables, s.net_profit,
+               row_number() OVER (PARTITION BY a.loan_id ORDER BY s.period_end DESC) AS rn
+        FROM apps a JOIN financial_statements s ON s.enterprise_id = a.enterprise_id
+             AND s.period_end + INTERVAL {REPORTING_LAG_DAYS} DAY < a.decision_date
+             AND s.period_end >= a.decision_date - INTERVAL {STATEMENT_WINDOW_DAYS} DAY) s
+        JOIN apps a ON a.loan_id = s.loan_id""", window_days=STATEMENT_WINDOW_DAYS),
+    "loan_history": _Block(("loans",), """FROM apps a JOIN loans p ON p.enterprise_id = a.enterprise_id
+        AND p.application_date < a.decision_date{lookback}""", "p.application_date"),
+    "repayment_history": _Block(("loans", "repayments"), """FROM apps a JOIN loans p ON p.enterprise_id = a.enterprise_id
         AND p.application_date < a.decision_date
-        JOIN repayments r ON r.loan_id = p.loan_id AND r.date < a.decision_date"""),
+        JOIN repayments r ON r.loan_id = p.loan_id AND r.date < a.decision_date{lookback}""", "r.date"),
+    # other members of the loan's joint-guarantee group who applied strictly before the decision date,
+    # and the repayment records (dated before it) of all their loans
+    "guarantee_group": _Block(("loans", "repayments"), """FROM apps a JOIN loans q ON q.group_id = a.group_id
+        AND q.enterprise_id <> a.enterprise_id AND q.application_date < a.decision_date
+        LEFT JOIN loans pm ON pm.enterprise_id = q.enterprise_id AND pm.application_date < a.decision_date
+        LEFT JOIN repayments r ON r.loan_id = pm.loan_id AND r.date < a.decision_date{lookback}""", "r.date"),
 }
 _INLINE = {"application": ("loans",), "enterprises": ("enterprises",)}
+SOURCES = (*_INLINE, *_BLOCKS, "derived")
 
 
 def _needs(source: str) -> tuple[str, ...]:
     if source in _INLINE:
         return _INLINE[source]
     if source in _BLOCKS:
-        return _BLOCKS[source][0]
-    raise ValueError(f"feature source {source!r} is not one of {sorted({*_INLINE, *_BLOCKS, 'derived'})}")
+        return _BLOCKS[source].tables
+    raise ValueError(f"feature source {source!r} is not one of {sorted(SOURCES)}")
 
 
 def available_features(
@@ -80,14 +124,17 @@ def available_features(
         else:
             kept.append(f)
     kept_names = {f.name for f in kept}
+    known = [*features, *CATALOGUE]  # a derived feature passed without its inputs is dropped too
     for f in features:
-        if f.source == "derived" and all(n in kept_names for n in _referenced(f, features)):
+        if f.source == "derived" and all(n in kept_names for n in _referenced(f, known)):
             kept.append(f)
     return kept, sorted(missing)
 
 
 def _referenced(derived: Feature, features: Sequence[Feature]) -> list[str]:
-    return [f.name for f in features if f.source != "derived" and f.name in derived.sql]
+    """The non-derived features a derived feature's expression names."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", derived.sql))
+    return [f.name for f in features if f.source != "derived" and f.name in words]
 
 
 def _register(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
@@ -111,6 +158,22 @@ def _value(f: Feature, expr: str) -> str:
     return expr if f.is_categorical else f"CAST({expr} AS DOUBLE)"
 
 
+def source_clause(source: str, features: Sequence[Feature]) -> str:
+    """The point-in-time FROM clause of an event source, pruned to the widest window of `features`."""
+    block = _BLOCKS[source]
+    if block.window_days is not None:
+        wrong = [f.name for f in features if f.window_days is None or f.window_days > block.window_days]
+        if wrong:
+            raise ValueError(f"features {wrong} of source {source!r} must declare window_days of at most "
+                             f"{block.window_days}, the window of its rows")
+        return block.sql
+    windows = [f.window_days for f in features]
+    lookback = ""
+    if windows and all(w is not None for w in windows):
+        lookback = f" AND {block.date} >= a.decision_date - INTERVAL {max(windows)} DAY"
+    return block.sql.replace("{lookback}", lookback)
+
+
 def compile_query(features: Sequence[Feature]) -> str:
     """The SQL that computes `features` for every row of the `apps` view (exposed for review)."""
     selects = ["a.loan_id", "a.enterprise_id", "a.decision_date"]
@@ -125,8 +188,8 @@ def compile_query(features: Sequence[Feature]) -> str:
     for i, (source, feats) in enumerate(sorted((s, fs) for s, fs in by_source.items() if s in _BLOCKS)):
         alias = f"b{i}"
         exprs = ", ".join(f"{_value(f, f.sql)} AS {f.name}" for f in feats)
-        joins.append(f"LEFT JOIN (SELECT a.loan_id, {exprs} {_BLOCKS[source][1]} GROUP BY a.loan_id, a.decision_date) {alias} "
-                     f"ON {alias}.loan_id = a.loan_id")
+        joins.append(f"LEFT JOIN (SELECT a.loan_id, {exprs} {source_clause(source, feats)} "
+                     f"GROUP BY a.loan_id, a.decision_date) {alias} ON {alias}.loan_id = a.loan_id")
         for f in feats:
             col = f"{alias}.{f.name}"
             selects.append(f"coalesce({col}, {float(f.fill)}) AS {f.name}" if f.fill is not None
@@ -152,14 +215,19 @@ def build_features(
     """
     kept, missing = available_features(tables, features)
     if missing:
-        log.warning("sources absent, their features are skipped: %s", ", ".join(missing))
+        log.info("sources absent, their features are skipped: %s", ", ".join(missing))
     apps = tables["loans"] if applications is None else applications
     with duckdb.connect() as con:
         con.execute(f"SET threads TO {int(threads)}")
+        try:  # no progress bar on the console; Jupyter refuses the setting without ipywidgets
+            con.execute("SET enable_progress_bar = false")
+        except duckdb.Error:
+            pass
         _register(con, tables)
         con.register("raw_apps", apps)
-        con.execute("""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
-            CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type
+        group = "group_id" if "group_id" in apps.columns else "CAST(NULL AS BIGINT) AS group_id"
+        con.execute(f"""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
+            CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type, {group}
             FROM raw_apps""")
         frame = con.execute(compile_query(kept)).df()
     frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")

@@ -84,8 +84,16 @@ def format_value(name: str, value: object) -> str:
     return f"{v:.2f}"
 
 
+def reason_text(name: str, value: object) -> str:
+    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>"."""
+    f = BY_NAME.get(name)
+    reason = (f.reason or f.label) if f is not None else name
+    return f"{reason}: {format_value(name, value)}"
+
+
 def reason_codes(expl: Explanation, n: int = 3) -> pd.DataFrame:
-    """Per loan, the `n` features that raise its PD most, as text ("label: value"), with their SHAP.
+    """Per loan, the `n` features that raise its PD most, as the catalogue's reason text with the value
+    ("Low receipts over the last 3 months: CNY 12,000"), with their SHAP.
 
     Only features that push the PD up are reasons; a loan with fewer such features gets fewer reasons.
     """
@@ -101,8 +109,7 @@ def reason_codes(expl: Explanation, n: int = 3) -> pd.DataFrame:
             if contribution <= 0:
                 row[f"reason_{k + 1}"], row[f"reason_{k + 1}_shap"] = None, None
                 continue
-            label = BY_NAME[name].label if name in BY_NAME else name
-            row[f"reason_{k + 1}"] = f"{label}: {format_value(name, expl.data.iat[i, j])}"
+            row[f"reason_{k + 1}"] = reason_text(name, expl.data.iat[i, j])
             row[f"reason_{k + 1}_shap"] = float(contribution)
         rows.append(row)
     return pd.DataFrame(rows)
