@@ -185,3 +185,15 @@ def test_a_config_file_gets_its_own_experiment(tmp_path):
     (tmp_path / "named.toml").write_text('experiment = "pricing-review"\n')
     assert load_config(tmp_path / "named.toml").experiment == "pricing-review"
     assert load_config().experiment == "creditmodel"
+
+
+def test_partitioned_synth_equals_the_in_memory_world(tmp_path, capsys):
+    from creditmodel.data.io import read_tables
+
+    assert main(["synth", "--out", str(tmp_path / "p"), "--enterprises", "80", "--seed", "4", "--partitioned",
+                 "--chunk-enterprises", "50"]) == 0
+    assert main(["synth", "--out", str(tmp_path / "m"), "--enterprises", "80", "--seed", "4"]) == 0
+    assert (tmp_path / "p" / "transactions").is_dir()
+    parts, whole = read_tables(tmp_path / "p"), read_tables(tmp_path / "m")
+    for name in whole:
+        pd.testing.assert_frame_equal(parts[name].reset_index(drop=True), whole[name].reset_index(drop=True))

@@ -45,6 +45,14 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: directory exists and is not empty")
+    if args.partitioned:
+        from creditmodel.data.synthetic import write_world_partitioned
+
+        write_world_partitioned(out, cfg.enterprises, cfg.seed, chunk_enterprises=args.chunk_enterprises,
+                                start=str(cfg.start), extraction_date=str(cfg.extraction_date),
+                                progress=lambda done, total: print(f"  block {done}/{total}", flush=True))
+        print(f"wrote {out} as partitioned parquet (ground truth apart in {out / '_truth'})")
+        return
     world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date))
     write_world(world, out)
     for name, frame in world.tables.items():
@@ -235,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enterprises", type=_positive_int, default=10_000, help="number of borrowers (default 10000)")
     p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
     p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
+    p.add_argument("--partitioned", action="store_true",
+                   help="write in chunks to <table>/part-*.parquet with bounded memory (large worlds)")
+    p.add_argument("--chunk-enterprises", type=_positive_int, default=50_000,
+                   help="borrowers per part with --partitioned (default 50000)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")

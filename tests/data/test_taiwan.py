@@ -50,7 +50,7 @@ def taiwan_run(tmp_path_factory):
     data_dir = write_taiwan(CSV, root / "data")
     config = build_config({"data_dir": str(data_dir), "output_dir": str(root / "out"),
                            "split": {"method": "holdout"}, "extraction_date": "2006-10-01",
-                           "label": {"first_decision_date": "2005-10-01"}})
+                           "label": {"first_decision_date": "2005-10-01"}, "segments": {"enabled": False}})
     return run_pipeline(config, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
 
 
