@@ -99,7 +99,7 @@ class PDCalibrator(BaseEstimator):
     def to_dict(self) -> dict[str, Any]:
         check_is_fitted(self)
         out: dict[str, Any] = {"method": self.method, "pd_floor": self.pd_floor, "level_shift": self.level_shift_,
-                               "input": "lightgbm raw margin",
+                               "input": "raw model score (log-odds margin)",
                                "formula": "clip(sigmoid(logit(shape(score)) + level_shift), pd_floor, 1)"}
         if self.method == "platt":
             out.update(slope=self.slope_, intercept=self.intercept_)

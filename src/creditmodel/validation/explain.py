@@ -16,6 +16,7 @@ import shap  # noqa: E402
 
 from creditmodel.features.catalogue import BY_NAME  # noqa: E402
 from creditmodel.models.gbm import LightGBMPD  # noqa: E402
+from creditmodel.validation.plots import save_figure  # noqa: E402
 
 
 @dataclass
@@ -56,10 +57,7 @@ def plot_importance(importance: pd.Series, path: Path, top: int = 20) -> Path:
     ax.barh(labels, shown.to_numpy(), color="#3b6ea5")
     ax.set(xlabel="mean |SHAP| (log-odds of default)", title="What drives the PD (validation split)")
     ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def format_value(name: str, value: object) -> str:

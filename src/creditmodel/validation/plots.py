@@ -12,6 +12,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write as PNG and release a figure (report plots are files, never kept open)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-score, kind="mergesort")
     y = np.asarray(y, dtype=float)[order]
@@ -29,10 +37,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def calibration_table(y: np.ndarray, pd_: np.ndarray, bins: int = 10) -> pd.DataFrame:
@@ -53,10 +58,7 @@ def plot_calibration(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
     ax.plot([0, top], [0, top], color="grey", linestyle=":")
     ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title=title)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_score_distribution(y: np.ndarray, pd_: np.ndarray, path: Path, title: str) -> Path:
@@ -69,7 +71,4 @@ def plot_score_distribution(y: np.ndarray, pd_: np.ndarray, path: Path, title: s
     ax.hist(lp[y == 1], bins=bins, density=True, alpha=0.6, label="default")
     ax.set(xlabel="log10 PD", ylabel="density", title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
