@@ -26,6 +26,7 @@ from creditmodel.data.io import load_tables
 from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
+from creditmodel.export.model_card import build_model_card
 from creditmodel.features.build import available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.features.labels import default_labels
@@ -229,6 +230,19 @@ def evaluate(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame | N
     return pd.DataFrame(rows)
 
 
+def scored_frame(frame: pd.DataFrame, models: TrainedModels) -> pd.DataFrame:
+    """Each loan's key, split, outcome, segments and both models' PDs and grades, as at training time."""
+    cols = list(models.lightgbm.schema_.names)
+    keep = [c for c in ("loan_id", "decision_date", "split", "default", "industry", "product", "guarantee_type",
+                        "loan_amount") if c in frame.columns]
+    out = frame[keep].copy()
+    for model in MODELS:
+        out[f"pd_{model}"] = models.pd(model, frame[cols])
+        out[f"grade_{model}"] = models.master_scale.grade(out[f"pd_{model}"].to_numpy())
+    out["score_points"] = models.scorecard.points(frame[cols])
+    return out
+
+
 def validation_gate(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float) -> tuple[str, list[str]]:
     """A first gate on the main model: red below the minimum out-of-time AUC, amber when the grades'
     observed default rates do not rise on development data or the benchmark beats it; else green."""
@@ -338,12 +352,18 @@ def run_pipeline(
         step("validate")
         progress("5/7 writing the export bundle and checking its parity")
         cols = list(models.lightgbm.schema_.names)
+        card = build_model_card(frame=frame, metrics=table, validation_status=status, validation_findings=findings,
+                                features=cols, config=config.model_dump(mode="json"),
+                                extraction_date=str(extraction.date()))
         write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
+                     model_card=card, scorecard_table=models.scorecard.table(),
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")})
         bundle = load_bundle(stage / "bundle")
-        gap = float(np.max(np.abs(bundle.predict_pd(frame) - models.pd("lightgbm", frame[cols]))))
+        scored = scored_frame(frame, models)
+        gap = float(np.max(np.abs(bundle.predict_pd(frame) - scored["pd_lightgbm"].to_numpy())))
         if gap > PARITY_TOLERANCE:
             raise BundleError(f"bundle PDs differ from the trained model by {gap:.3g} (tolerance {PARITY_TOLERANCE})")
+        scored.to_parquet(stage / "scored.parquet", index=False)
         step("export")
         progress("6/7 pricing the out-of-time applications from the bundle alone")
         priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing)
@@ -371,6 +391,9 @@ def run_pipeline(
             for name in ("report", "bundle"):
                 shutil.copytree(stage / name, artifacts / name)
             shutil.copy(stage / "priced_oot.csv", artifacts / "priced_oot.csv")
+            (artifacts / "data").mkdir()  # what a validation report or an export needs to re-score the splits
+            for name in ("features.parquet", "scored.parquet"):
+                shutil.copy(stage / name, artifacts / "data" / name)
             tracked = log_pipeline_run(
                 tracking_uri=tracking_uri or default_tracking_uri(),
                 experiment=config.experiment,

@@ -37,7 +37,8 @@ def test_loading_never_unpickles(bundle_copy, monkeypatch, oot):
 
 def test_manifest_lists_checksums_and_provenance(bundle_copy):
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"model.txt", "calibration.json", "master_scale.json", "feature_schema.json"}
+    assert set(manifest["files"]) == {"model.txt", "calibration.json", "master_scale.json", "feature_schema.json",
+                                  "model_card.json", "scorecard.csv"}
     assert manifest["provenance"]["extraction_date"] == "2025-06-30"
 
 
@@ -55,7 +56,7 @@ def _tamper_model(path):
     (lambda p: (p / "manifest.json").write_text("{not json"), "manifest.json: not valid JSON"),
     (lambda p: (p / "evil.pkl").write_bytes(pickle.dumps(object())), "unexpected file 'evil.pkl'"),
     (lambda p: (p / "manifest.json").write_text(
-        (p / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99')), "version 99"),
+        (p / "manifest.json").read_text().replace('"format_version": 2', '"format_version": 99')), "version 99"),
     (lambda p: shutil.rmtree(p), "does not exist"),
 ])
 def test_damaged_bundle_gives_one_clear_error(bundle_copy, damage, match):

@@ -5,10 +5,13 @@ A bundle is a directory of plain files, each listed with its SHA-256 in manifest
     model.txt            LightGBM's own text format (raw log-odds margin)
     calibration.json     margin -> PD
     master_scale.json    PD -> credit grade
-    feature_schema.json  feature order, kinds and category codes
-    manifest.json        format version, checksums, provenance
+    feature_schema.json  feature order, kinds, categories, allowed ranges, null policy, reason texts
+    model_card.json      data window, metrics, validation status, intended use and limits
+    scorecard.csv        (optional) the benchmark scorecard as a points table
+    model.onnx           (optional) the same trees for non-Python services (float32: see manifest)
+    manifest.json        format version, checksums, provenance (the MLflow run it came from)
 
-Loading parses text and JSON only; it never unpickles, so a bundle cannot run code on load.
+Loading parses text, JSON and CSV only; it never unpickles, so a bundle cannot run code on load.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,15 +31,16 @@ import numpy as np
 import pandas as pd
 
 from creditmodel import __version__
-from creditmodel.exceptions import BundleError, RequestError
+from creditmodel.exceptions import BundleError
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
 
 FORMAT = "creditmodel-pd-bundle"
-FORMAT_VERSION = 1
-FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json")
+FORMAT_VERSION = 2
+FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json", "model_card.json")
+OPTIONAL_FILES = ("scorecard.csv", "model.onnx")
 
 
 def _sha256(path: Path) -> str:
@@ -45,24 +49,41 @@ def _sha256(path: Path) -> str:
 
 def write_bundle(
     out_dir: str | Path,
-    model: LightGBMPD,
+    model: LightGBMPD | lgb.Booster,
     calibrator: PDCalibrator,
     master_scale: MasterScale,
     *,
+    schema: FeatureSchema | None = None,
+    model_card: dict[str, Any] | None = None,
+    scorecard_table: pd.DataFrame | None = None,
+    onnx: bool = False,
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write the bundle into `out_dir` all at once (a temporary sibling renamed into place)."""
+    booster = model if isinstance(model, lgb.Booster) else model.booster_
+    schema = schema if schema is not None else model.schema_
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise BundleError(f"bundle directory {out_dir} exists and is not empty; choose another or allow overwrite")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        (tmp / "model.txt").write_text(model.booster_.model_to_string(), encoding="utf-8")
+        (tmp / "model.txt").write_text(booster.model_to_string(), encoding="utf-8")
         _dump(tmp / "calibration.json", calibrator.to_dict())
         _dump(tmp / "master_scale.json", master_scale.to_dict())
-        _dump(tmp / "feature_schema.json", model.schema_.to_dict())
+        _dump(tmp / "feature_schema.json", schema.to_dict())
+        _dump(tmp / "model_card.json", model_card or {})
+        names = list(FILES)
+        if scorecard_table is not None:
+            scorecard_table.to_csv(tmp / "scorecard.csv", index=False)
+            names.append("scorecard.csv")
+        onnx_info = None
+        if onnx:
+            from creditmodel.export.onnx import write_onnx
+
+            onnx_info = write_onnx(booster, schema, tmp / "model.onnx")
+            names.append("model.onnx")
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -71,8 +92,10 @@ def write_bundle(
             "lightgbm_version": lgb.__version__,
             "output": "12-month probability of default, calibrated, and its master-scale grade",
             "provenance": provenance or {},
-            "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in FILES},
+            "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in names},
         }
+        if onnx_info:
+            manifest["onnx"] = onnx_info
         _dump(tmp / "manifest.json", manifest)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -107,27 +130,12 @@ class PDBundle:
     master_scale: MasterScale
     schema: FeatureSchema
     manifest: dict[str, Any]
+    model_card: dict[str, Any] = field(default_factory=dict)
+    scorecard: pd.DataFrame | None = None
 
     def check_request(self, frame: pd.DataFrame) -> None:
-        """Raise RequestError naming the first missing column, non-numeric value or unknown category."""
-        missing = [n for n in self.schema.names if n not in frame.columns]
-        if missing:
-            raise RequestError(f"feature {missing[0]!r} is missing (expected all of the bundle's "
-                               f"{len(self.schema.names)} features; {len(missing)} missing)")
-        unknown = self.schema.unknown_categories(frame)
-        if unknown:
-            name, values = next(iter(unknown.items()))
-            raise RequestError(f"feature {name!r}: value {values[0]!r} is not one of {list(self.schema.categories[name])}")
-        for name in self.schema.names:
-            if name in self.schema.categories:
-                continue
-            col = frame[name]
-            numeric = pd.to_numeric(col, errors="coerce")
-            bad = col[numeric.isna() & col.notna()]
-            if len(bad):
-                raise RequestError(f"feature {name!r}: value {bad.iloc[0]!r} is not a number")
-            if np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
-                raise RequestError(f"feature {name!r}: infinite values are not allowed")
+        """Raise RequestError naming the first missing, null, non-numeric, out-of-range or unknown value."""
+        self.schema.check(frame)
 
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         self.check_request(frame)
@@ -139,6 +147,11 @@ class PDBundle:
 
     def grade(self, pd_: np.ndarray) -> np.ndarray:
         return self.master_scale.grade(pd_)
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """PD and grade per row, in the frame's order."""
+        pd_ = self.predict_pd(frame)
+        return pd.DataFrame({"pd": pd_, "grade": self.grade(pd_)}, index=frame.index)
 
 
 def load_bundle(path: str | Path) -> PDBundle:
@@ -153,12 +166,13 @@ def load_bundle(path: str | Path) -> PDBundle:
         raise BundleError(f"bundle {path}: format {manifest.get('format')!r} version "
                           f"{manifest.get('format_version')!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
     listed = manifest.get("files")
-    if not isinstance(listed, dict) or set(listed) != set(FILES):
-        raise BundleError(f"bundle {path}: manifest must list exactly {list(FILES)}")
-    extra = sorted(p.name for p in path.iterdir() if p.name not in (*FILES, "manifest.json"))
+    if not isinstance(listed, dict) or not set(FILES) <= set(listed) or set(listed) - set(FILES) - set(OPTIONAL_FILES):
+        raise BundleError(f"bundle {path}: manifest must list {list(FILES)} and optionally {list(OPTIONAL_FILES)}")
+    extra = sorted(p.name for p in path.iterdir() if p.name not in (*listed, "manifest.json"))
     if extra:
-        raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (a bundle holds only {list(FILES)} and manifest.json)")
-    for name in FILES:
+        raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (the manifest lists only "
+                          f"{sorted(listed)} besides manifest.json)")
+    for name in listed:
         f = path / name
         if not f.is_file():
             raise BundleError(f"bundle {path}: file {name} is missing")
@@ -171,10 +185,12 @@ def load_bundle(path: str | Path) -> PDBundle:
         calibrator = PDCalibrator.from_dict(_load_json(path / "calibration.json"))
         scale = MasterScale.from_dict(_load_json(path / "master_scale.json"))
         schema = FeatureSchema.from_dict(_load_json(path / "feature_schema.json"))
+        card = _load_json(path / "model_card.json")
+        scorecard = pd.read_csv(path / "scorecard.csv") if "scorecard.csv" in listed else None
     except BundleError:
         raise
-    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:
+    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError, pd.errors.ParserError) as exc:
         raise BundleError(f"bundle {path}: cannot be parsed ({type(exc).__name__}: {exc})") from None
     if list(booster.feature_name()) != list(schema.names):
         raise BundleError(f"bundle {path}: model features do not match feature_schema.json")
-    return PDBundle(path, booster, calibrator, scale, schema, manifest)
+    return PDBundle(path, booster, calibrator, scale, schema, manifest, card, scorecard)

@@ -1,19 +1,36 @@
 """The feature schema: the exact columns, kinds and category codes a model was trained on.
 
 The same schema encodes the matrix at training time, in the export bundle and in scoring
-services, so a category can never map to a different code in two places.
+services, so a category can never map to a different code in two places. It also carries what a
+scoring service needs to refuse a bad request: each feature's allowed range (from what the feature
+means, e.g. a count is never negative, a share lies in [0, 1]), whether it may be null (features
+with a fill value never are), its reason text, and the range seen in training (for information).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from creditmodel.features.catalogue import BY_NAME
+from creditmodel.exceptions import RequestError
+from creditmodel.features.catalogue import BY_NAME, Feature
+
+ABSURD = 1e15  # no feature of a small-enterprise loan reaches this; larger values are input errors
+_NON_NEGATIVE = ("count", "days_since", "cv")
+_UNIT_INTERVAL = ("share", "hhi", "flag")
+
+
+def domain_bounds(feature: Feature) -> tuple[float, float]:
+    """The values a catalogue feature can take by its definition (not by the training sample)."""
+    if feature.aggregation in _UNIT_INTERVAL:
+        return 0.0, 1.0
+    if feature.aggregation in _NON_NEGATIVE or (feature.aggregation == "max" and feature.fmt == "days"):
+        return 0.0, ABSURD
+    return -ABSURD, ABSURD
 
 
 @dataclass(frozen=True)
@@ -22,6 +39,9 @@ class FeatureSchema:
 
     names: tuple[str, ...]
     categories: dict[str, tuple[str, ...]]
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric: allowed [lo, hi]
+    required: frozenset[str] = frozenset()  # features that may not be null
+    observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric: training min, max
 
     @classmethod
     def for_columns(cls, columns: Sequence[str]) -> FeatureSchema:
@@ -31,7 +51,7 @@ class FeatureSchema:
             f = BY_NAME.get(name)
             if f is not None and f.is_categorical:
                 cats[name] = tuple(f.categories)
-        return cls(tuple(columns), cats)
+        return cls(tuple(columns), cats, *_catalogue_policy(columns, cats))
 
     @classmethod
     def infer(cls, frame: pd.DataFrame) -> FeatureSchema:
@@ -43,7 +63,17 @@ class FeatureSchema:
                 cats[name] = tuple(f.categories)
             elif not pd.api.types.is_numeric_dtype(frame[name]):
                 cats[name] = tuple(sorted(frame[name].dropna().astype(str).unique()))
-        return cls(tuple(frame.columns), cats)
+        return cls(tuple(frame.columns), cats, *_catalogue_policy(frame.columns, cats))
+
+    def profiled(self, frame: pd.DataFrame) -> FeatureSchema:
+        """The same schema with the training range of each numeric feature recorded."""
+        observed = {}
+        for name in self.names:
+            if name not in self.categories:
+                col = pd.to_numeric(frame[name], errors="coerce")
+                if col.notna().any():
+                    observed[name] = (float(col.min()), float(col.max()))
+        return replace(self, observed=observed)
 
     @property
     def categorical(self) -> list[str]:
@@ -59,6 +89,41 @@ class FeatureSchema:
                 out[name] = bad
         return out
 
+    def check(self, frame: pd.DataFrame) -> None:
+        """Raise RequestError naming the first feature that is missing, null where not allowed, not a
+        number, outside its allowed range, or an unknown category."""
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise RequestError(f"feature {missing[0]!r} is missing (expected all of the "
+                               f"{len(self.names)} features; {len(missing)} missing)")
+        for name in self.names:
+            col = frame[name]
+            if name in self.required and col.isna().any():
+                raise RequestError(f"feature {name!r}: null is not allowed (the feature is always defined)")
+            if name in self.categories:
+                bad = sorted(set(col[col.notna()].astype(str)) - set(self.categories[name]))
+                if bad:
+                    raise RequestError(f"feature {name!r}: value {bad[0]!r} is not one of {list(self.categories[name])}")
+                continue
+            if col.dtype == bool:
+                raise RequestError(f"feature {name!r}: value {bool(col.iloc[0])!r} is not a number")
+            if col.dtype == object:
+                flags = col.map(lambda v: isinstance(v, bool))
+                if flags.any():
+                    raise RequestError(f"feature {name!r}: value {col[flags].iloc[0]!r} is not a number")
+            numeric = pd.to_numeric(col, errors="coerce")
+            bad = col[numeric.isna() & col.notna()]
+            if len(bad):
+                raise RequestError(f"feature {name!r}: value {bad.iloc[0]!r} is not a number")
+            values = numeric.to_numpy(dtype=float, na_value=np.nan)
+            if np.isinf(values).any():
+                raise RequestError(f"feature {name!r}: infinite values are not allowed")
+            lo, hi = self.bounds.get(name, (-ABSURD, ABSURD))
+            outside = (values < lo) | (values > hi)
+            if outside.any():
+                raise RequestError(f"feature {name!r}: value {float(values[outside][0])!r} is outside the allowed "
+                                   f"range [{lo:g}, {hi:g}]")
+
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """Float matrix in schema order; categories become their codes, unknown or null become NaN."""
         out = np.empty((len(frame), len(self.names)), dtype=np.float64)
@@ -72,16 +137,51 @@ class FeatureSchema:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "features": [
-                {"name": n, "kind": "categorical", "categories": list(self.categories[n])}
-                if n in self.categories else {"name": n, "kind": "numeric"}
-                for n in self.names
-            ]
-        }
+        """Plain JSON: per feature its kind, categories or allowed range, null policy and reason text."""
+        feats = []
+        for n in self.names:
+            f = BY_NAME.get(n)
+            entry: dict[str, Any] = {"name": n, "kind": "categorical" if n in self.categories else "numeric",
+                                     "nullable": n not in self.required}
+            if n in self.categories:
+                entry["categories"] = list(self.categories[n])
+            else:
+                lo, hi = self.bounds.get(n, (-ABSURD, ABSURD))
+                entry["min"], entry["max"] = lo, hi
+                if n in self.observed:
+                    entry["training_min"], entry["training_max"] = self.observed[n]
+            if f is not None:
+                entry.update(label=f.label, description=f.description, direction=f.direction, reason=f.reason)
+            feats.append(entry)
+        return {"features": feats}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSchema:
         feats = data["features"]
-        return cls(tuple(f["name"] for f in feats),
-                   {f["name"]: tuple(f["categories"]) for f in feats if f["kind"] == "categorical"})
+        return cls(
+            tuple(f["name"] for f in feats),
+            {f["name"]: tuple(f["categories"]) for f in feats if f["kind"] == "categorical"},
+            {f["name"]: (float(f["min"]), float(f["max"])) for f in feats if f["kind"] == "numeric" and "min" in f},
+            frozenset(f["name"] for f in feats if f.get("nullable", True) is False),
+            {f["name"]: (float(f["training_min"]), float(f["training_max"])) for f in feats if "training_min" in f},
+        )
+
+    def reason(self, name: str) -> str:
+        """The loan officer's reason text of a feature (its name when it is not in the catalogue)."""
+        f = BY_NAME.get(name)
+        return f.reason or f.label if f is not None else name
+
+
+def _catalogue_policy(columns: Sequence[str], categories: dict[str, tuple[str, ...]]
+                      ) -> tuple[dict[str, tuple[float, float]], frozenset[str]]:
+    """Allowed ranges and never-null features of the catalogue features among `columns`."""
+    bounds, required = {}, set()
+    for name in columns:
+        f = BY_NAME.get(name)
+        if f is None:
+            continue
+        if name not in categories:
+            bounds[name] = domain_bounds(f)
+        if f.fill is not None:
+            required.add(name)
+    return bounds, frozenset(required)

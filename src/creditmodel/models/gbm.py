@@ -81,7 +81,7 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
             ) -> LightGBMPD:
         """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
-        schema = self.feature_schema or FeatureSchema.infer(X)
+        schema = (self.feature_schema or FeatureSchema.infer(X)).profiled(X)
         y = np.asarray(y, dtype=np.float64)
         if set(np.unique(y)) - {0.0, 1.0} or len(np.unique(y)) < 2:
             raise ValueError("y must hold both classes 0 and 1")

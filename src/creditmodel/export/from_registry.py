@@ -1,0 +1,159 @@
+"""Export a tracked model (`models:/name@alias`, `models:/name/version`, `runs:/RUN_ID/model`) as a bundle.
+
+The trees come from the registered MLflow model itself; calibration, master scale, feature schema,
+model card and scorecard come from the artifacts of the run that logged it. Before the bundle is
+moved into place, its PDs and grades are compared with the ones the run recorded at training time
+on the whole out-of-time split, and any difference above 1e-9 refuses the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.export.bundle import PDBundle, load_bundle, write_bundle
+from creditmodel.features.matrix import FeatureSchema
+from creditmodel.models.calibration import PDCalibrator
+from creditmodel.models.master_scale import MasterScale
+
+PARITY_TOLERANCE = 1e-9
+_MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+_RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/model)?/?$")
+
+
+@dataclass
+class ModelRef:
+    """A model URI resolved against the tracking store."""
+
+    uri: str
+    run_id: str
+    name: str | None = None
+    version: str | None = None
+    tags: dict[str, str] | None = None
+
+    @property
+    def load_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}" if self.name else f"runs:/{self.run_id}/model"
+
+
+def resolve_model_uri(model_uri: str, tracking_uri: str) -> ModelRef:
+    """Find the run (and registry version) behind a model URI; ConfigError names what was not found."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    m, r = _MODELS.match(model_uri), _RUNS.match(model_uri)
+    if not (m or r):
+        raise ConfigError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS, models:/NAME/VERSION "
+                          f"or runs:/RUN_ID/model")
+    try:
+        if r:
+            client.get_run(r["run"])
+            return ModelRef(model_uri, r["run"])
+        mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
+              else client.get_model_version(m["name"], m["version"]))
+    except MlflowException as exc:
+        raise ConfigError(f"model URI {model_uri!r} not found in {tracking_uri}: "
+                          f"{exc.message.splitlines()[0]}") from None
+    return ModelRef(model_uri, mv.run_id, mv.name, str(mv.version), dict(mv.tags or {}))
+
+
+def download_run_data(ref: ModelRef, tracking_uri: str, dst: Path) -> dict[str, Path]:
+    """The run's logged bundle parts and its scored data (features.parquet, scored.parquet)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    out = {}
+    for artifact in ("bundle", "data"):
+        try:
+            out[artifact] = Path(mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=artifact,
+                                                                     dst_path=str(dst)))
+        except (MlflowException, OSError) as exc:
+            raise ConfigError(f"run {ref.run_id} of {ref.uri} has no {artifact!r} artifacts "
+                              f"(was it logged by `creditmodel run`?): {str(exc).splitlines()[0]}") from None
+    return out
+
+
+def load_registered_booster(ref: ModelRef, tracking_uri: str) -> Any:
+    """The LightGBM booster as registered in MLflow (its flavour stores LightGBM's own text format)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mlflow.lightgbm.load_model(ref.load_uri)
+
+
+def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split: str = "oot") -> dict[str, float]:
+    """Bundle PDs and grades against the run's training-time ones on one split."""
+    rows = scored["split"] == split
+    part = features.loc[features["split"] == split].set_index("loan_id").loc[scored.loc[rows, "loan_id"]]
+    pd_ = bundle.predict_pd(part)
+    diff = np.abs(pd_ - scored.loc[rows, "pd_lightgbm"].to_numpy())
+    return {"split": split, "rows": int(rows.sum()), "max_abs_pd_diff": float(diff.max()) if diff.size else 0.0,
+            "grade_agreement": float(np.mean(bundle.grade(pd_) == scored.loc[rows, "grade_lightgbm"].to_numpy()))}
+
+
+def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx: bool = False) -> dict[str, Any]:
+    """Write a verified bundle of `model_uri` to `out_dir` (absent or empty) all at once; return its parity."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"--out {out_dir}: exists and is not an empty directory")
+    ref = resolve_model_uri(model_uri, tracking_uri)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        parts = download_run_data(ref, tracking_uri, work / "run")
+        b = parts["bundle"]
+        booster = load_registered_booster(ref, tracking_uri)
+        old_manifest = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+        card = json.loads((b / "model_card.json").read_text(encoding="utf-8")) if (b / "model_card.json").is_file() else {}
+        registry = {"model_uri": model_uri, "registered_model": ref.name, "version": ref.version, "run_id": ref.run_id}
+        card["registry"] = registry
+        if ref.tags and "validation_status" in ref.tags:  # the registry's verdict now, e.g. after a full report
+            card.setdefault("validation", {})["status"] = ref.tags["validation_status"]
+            card["validation"]["registry_tags"] = {k: v for k, v in ref.tags.items() if k.startswith("validation")}
+        scorecard = pd.read_csv(b / "scorecard.csv") if (b / "scorecard.csv").is_file() else None
+        schema = FeatureSchema.from_dict(json.loads((b / "feature_schema.json").read_text(encoding="utf-8")))
+        staged = write_bundle(
+            work / "bundle", booster,
+            PDCalibrator.from_dict(json.loads((b / "calibration.json").read_text(encoding="utf-8"))),
+            MasterScale.from_dict(json.loads((b / "master_scale.json").read_text(encoding="utf-8"))),
+            schema=schema, model_card=card, scorecard_table=scorecard, onnx=onnx,
+            provenance={**old_manifest.get("provenance", {}), "mlflow": registry})
+        bundle = load_bundle(staged)
+        features = pd.read_parquet(parts["data"] / "features.parquet")
+        scored = pd.read_parquet(parts["data"] / "scored.parquet")
+        check = parity(bundle, features, scored)
+        if check["max_abs_pd_diff"] > PARITY_TOLERANCE or check["grade_agreement"] < 1.0:
+            raise BundleError(f"bundle of {model_uri} does not score as at training time on the out-of-time split: "
+                              f"max PD difference {check['max_abs_pd_diff']:.3g}, grades agree on "
+                              f"{check['grade_agreement']:.2%}")
+        report: dict[str, Any] = {"parity": check}
+        if onnx:
+            from creditmodel.export.onnx import onnx_drift
+
+            oot = features[features["split"] == "oot"]
+            report["onnx_drift"] = onnx_drift(bundle, oot)
+        manifest = json.loads((staged / "manifest.json").read_text(encoding="utf-8"))
+        manifest["verification"] = report  # the manifest is not among the checksummed files
+        (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        load_bundle(staged)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(staged, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"model": ref, **report}

@@ -1,0 +1,71 @@
+"""The model card: what a model is for, what data it saw, how well it did, and what it must not do.
+
+Written into every export bundle (model_card.json) so the pricing step, a scoring service and a
+reviewer read the same facts, and served by the scoring service at GET /v1/model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+INTENDED_USE = ("12-month probability of default of small and micro enterprise loan applications of a county "
+                "rural cooperative bank, as of the decision date, for credit decisions and risk-based pricing.")
+NOT_FOR = [
+    "regulatory capital of the bank without a separate IRB model approval",
+    "individuals (consumer loans) or large corporates: the features describe small enterprises",
+    "applications whose features were not computed as of the decision date by the same catalogue",
+]
+LIMITATIONS = [
+    "PDs are calibrated to the long-run average default rate of the observation period plus the margin of "
+    "conservatism; a downturn beyond that period is not in the data.",
+    "Out-of-range or unknown feature values are refused, not extrapolated.",
+]
+
+
+def data_window(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per split: first and last decision date, loans and defaults."""
+    out = {}
+    for split, part in frame.groupby("split", sort=False):
+        dates = pd.to_datetime(part["decision_date"])
+        out[str(split)] = {"first_decision_date": str(dates.min().date()), "last_decision_date": str(dates.max().date()),
+                           "loans": int(len(part)), "defaults": int(part["default"].sum()),
+                           "default_rate": round(float(part["default"].mean()), 6)}
+    return out
+
+
+def build_model_card(
+    *,
+    frame: pd.DataFrame,
+    metrics: pd.DataFrame,
+    validation_status: str,
+    validation_findings: list[str],
+    features: list[str],
+    config: dict[str, Any],
+    extraction_date: str,
+) -> dict[str, Any]:
+    """The card as plain JSON-ready data; `metrics` is the pipeline's per-model, per-split table."""
+    perf: dict[str, dict[str, dict[str, float]]] = {}
+    for row in metrics.itertuples():
+        perf.setdefault(row.model, {})[row.split] = {
+            k: (None if not np.isfinite(getattr(row, k)) else round(float(getattr(row, k)), 6))
+            for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
+    label = config.get("label", {})
+    return {
+        "model": "LightGBM gradient-boosted trees, calibrated PD, master-scale grade",
+        "benchmark": "WoE logistic scorecard (optbinning), scorecard.csv",
+        "intended_use": INTENDED_USE,
+        "not_for": NOT_FOR,
+        "limitations": LIMITATIONS,
+        "target": f"default = {label.get('dpd_threshold', 90)}+ days past due within "
+                  f"{label.get('window_months', 12)} months of the decision date",
+        "extraction_date": extraction_date,
+        "data_window": data_window(frame),
+        "split": config.get("split", {}),
+        "calibration": config.get("calibration", {}),
+        "features": {"count": len(features), "schema": "feature_schema.json"},
+        "performance": perf,
+        "validation": {"status": validation_status, "findings": validation_findings},
+    }
