@@ -1,5 +1,6 @@
 """The console command: every stage has --help; each class of bad input is one line, exit 2, nothing written."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -123,15 +124,39 @@ def test_price_from_bundle_and_tampered_bundle(demo_run, tmp_path, capsys):
     assert not out2.exists()
 
 
-def test_export_fetches_the_registered_bundle(demo_run, tmp_path, capsys):
+def test_export_writes_a_verified_bundle_of_the_registered_model(demo_run, tmp_path, capsys):
     out = tmp_path / "exported"
-    assert main(["export", "--out", str(out), "--tracking-uri", demo_run["tracking_uri"]]) == 0
-    for name in ("model.txt", "manifest.json", "calibration.json"):
+    assert main(["export", "models:/sme_pd@challenger", "--out", str(out),
+                 "--tracking-uri", demo_run["tracking_uri"]]) == 0
+    printed = capsys.readouterr().out
+    assert "max PD difference 0" in printed and "grades agree 100%" in printed
+    for name in ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json"):
         assert (out / name).read_bytes() == (demo_run["result"].bundle_dir / name).read_bytes()
-    assert main(["export", "--out", str(tmp_path / "x"), "--model", "nope",
-                 "--tracking-uri", demo_run["tracking_uri"]]) == 2
-    assert "model nope@challenger has no export bundle" in _one_error_line(capsys)
-    assert not (tmp_path / "x").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["mlflow"]["run_id"] == demo_run["result"].tracked.run_id
+    assert manifest["verification"]["parity"]["max_abs_pd_diff"] <= 1e-9
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["models:/nope@challenger"], "model URI 'models:/nope@challenger' not found"),
+    (["models:/sme_pd@nosuchalias"], "not found"),
+    (["s3://bucket/model"], "expected models:/NAME@ALIAS"),
+    (["runs:/0123456789abcdef0123456789abcdef/model"], "not found"),
+])
+def test_export_bad_model_uri_is_one_line_and_writes_nothing(demo_run, tmp_path, capsys, argv, message):
+    out = tmp_path / "x"
+    assert main(["export", *argv, "--out", str(out), "--tracking-uri", demo_run["tracking_uri"]]) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_export_refuses_a_non_empty_out_dir(demo_run, tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    assert main(["export", "--out", str(tmp_path / "full"), "--tracking-uri", demo_run["tracking_uri"]]) == 2
+    assert "exists and is not an empty directory" in _one_error_line(capsys)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 
 def test_data_check_profiles_a_directory(world_dir, capsys):

@@ -16,7 +16,10 @@ from creditmodel.pricing.engine import COMPONENTS
 def test_outputs_exist(demo_run):
     r = demo_run["result"]
     assert sorted(p.name for p in r.bundle_dir.iterdir()) == [
-        "calibration.json", "feature_schema.json", "manifest.json", "master_scale.json", "model.txt"]
+        "calibration.json", "feature_schema.json", "manifest.json", "master_scale.json", "model.txt",
+        "model_card.json", "scorecard.csv"]
+    for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet", "validation_report.html"):
+        assert (r.output_dir / name).stat().st_size > 0, name
     for name in ("roc_oot.png", "calibration_valid.png", "shap_importance.png", "reason_codes_valid.csv",
                  "scorecard_table.csv", "metrics.csv", "master_scale_development.csv",
                  "score_distribution_oot.png", "lightgbm_gain_importance.csv", "truth_by_grade_oot.csv"):
@@ -91,7 +94,8 @@ def test_priced_file_adds_up(demo_run):
     priced = pd.read_csv(r.priced_path)
     frame = pd.read_parquet(r.features_path)
     assert set(priced["loan_id"]) == set(frame.loc[frame["split"] == "oot", "loan_id"])
-    np.testing.assert_allclose(priced["rate"], priced[list(COMPONENTS)].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(priced["risk_covering_rate"], priced[list(COMPONENTS)].sum(axis=1), rtol=1e-12)
+    assert (priced["rate"] == priced["risk_covering_rate"].clip(0.03, 0.24)).all()
     assert (priced["expected_loss"] == priced["pd"] * priced["lgd"]).all()
 
 

@@ -146,17 +146,65 @@ class CalibrationConfig(_Strict):
 
 
 class PricingConfig(_Strict):
-    """Risk-covering price: rate = funding + operating cost + PD x LGD + capital charge + margin."""
+    """Risk-covering price of a loan, each part a rate on the exposure (EAD) per year:
 
-    funding_cost: float = Field(0.022, ge=0, le=0.2)
-    operating_cost: float = Field(0.012, ge=0, le=0.2)
-    margin: float = Field(0.008, ge=0, le=0.2)
-    cost_of_capital: float = Field(0.10, ge=0, le=1, description="hurdle rate on economic capital")
+        risk-covering rate = funding + operating cost + PD x LGD + capital charge + margin
+        capital charge     = K x hurdle_rate, or K x (hurdle_rate - risk_free_rate) if capital_credited
+        offered rate       = the risk-covering rate clamped to [min_rate, max_rate]
+
+    K is the Basel IRB capital per unit of EAD (creditmodel.pricing.capital). LGD is set by the
+    guarantee type; the defaults are the Basel II foundation-IRB supervisory values (CRE32 /
+    Basel II para 287 and 295), because the bank has no loss history of its own to estimate LGDs:
+      unsecured   0.45  senior unsecured claim;
+      third_party 0.45  the foundation approach recognises a guarantee by substituting the
+                        guarantor's PD, not by lowering LGD; no guarantor PD is modelled here, so the
+                        loan keeps the senior unsecured LGD;
+      collateral  0.35  real-estate collateral, on the covered part (assumed fully covered, i.e.
+                        collateral worth at least 140% of the exposure);
+      joint_group 0.45  mutual guarantees among small local borrowers are neither eligible credit
+                        protection nor independent of the borrower (wrong-way risk): unsecured.
+    """
+
+    funding_cost: float = Field(0.022, ge=0, le=0.2, description="funds-transfer price of the money lent")
+    operating_cost: float = Field(0.012, ge=0, le=0.2, description="cost of originating and servicing a loan")
+    margin: float = Field(0.008, ge=0, le=0.2, description="profit over the hurdle return on capital")
+    hurdle_rate: float = Field(0.10, ge=0, le=1, description="return required on economic capital "
+                                                            "(the older name cost_of_capital is accepted too)")
+    risk_free_rate: float = Field(0.015, ge=0, le=0.2, description="what capital earns when invested risk-free")
+    capital_credited: bool = Field(False, description="credit the capital's risk-free return: the charge is then "
+                                                      "K x (hurdle - risk-free) and RAROC counts that return")
     lgd: dict[str, float] = Field(
-        default_factory=lambda: {"unsecured": 0.65, "third_party": 0.45, "collateral": 0.30, "joint_group": 0.50}
-    )
-    max_rate: float = Field(0.24, gt=0, le=0.36, description="legal/usury ceiling; loans above are flagged")
+        default_factory=lambda: {"unsecured": 0.45, "third_party": 0.45, "collateral": 0.35, "joint_group": 0.45},
+        description="LGD by guarantee type; defaults are the Basel foundation-IRB values (see the class doc)")
+    min_rate: float = Field(0.03, ge=0, le=0.36, description="floor of the offered rate (bank policy)")
+    max_rate: float = Field(0.24, gt=0, le=0.36, description="legal/usury ceiling of the offered rate")
     pd_basis: Literal["loan", "grade"] = Field("loan", description="price on each loan's PD or its grade's PD")
+    capital_approach: Literal["auto", "retail", "corporate"] = Field(
+        "auto", description="IRB curve for K: 'auto' = other retail for an EAD up to retail_threshold_eur, "
+                            "else corporate (with the SME adjustment when annual sales are known)")
+    retail_threshold_eur: float = Field(1_000_000, gt=0, description="Basel retail limit on one borrower's exposure")
+    eur_cny: float = Field(8.0, gt=0, description="CNY per EUR, to compare CNY amounts and sales with EUR limits")
+    default_maturity_years: float = Field(1.0, gt=0, le=50, description="maturity when a loan gives none "
+                                                                       "(most loans are 1-year working capital)")
+    pd_floor: float = Field(0.0003, ge=0, lt=0.01, description="PD floor of the capital formula (Basel II 0.03%)")
+    scaling_factor: float = Field(1.06, gt=0, le=2, description="Basel II scaling of IRB risk-weighted assets")
+
+    @property
+    def retail_threshold_cny(self) -> float:
+        """The retail limit in CNY, the currency of the loan data: retail_threshold_eur x eur_cny."""
+        return self.retail_threshold_eur * self.eur_cny
+
+    @property
+    def capital_cost_rate(self) -> float:
+        """Cost per unit of capital in the price: hurdle, less the risk-free rate if capital is credited."""
+        return self.hurdle_rate - (self.risk_free_rate if self.capital_credited else 0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "cost_of_capital" in values and "hurdle_rate" not in values:
+            values = {("hurdle_rate" if k == "cost_of_capital" else k): v for k, v in values.items()}
+        return values
 
     @model_validator(mode="after")
     def _lgd_complete(self) -> PricingConfig:
@@ -168,6 +216,39 @@ class PricingConfig(_Strict):
         bad = {k: v for k, v in self.lgd.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"lgd values must lie in [0, 1], got {bad}")
+        if not self.min_rate < self.max_rate:
+            raise ValueError(f"min_rate {self.min_rate} must be below max_rate {self.max_rate}")
+        return self
+
+
+class ValidationConfig(_Strict):
+    """Thresholds of the validation report's traffic lights (green / amber / red).
+
+    p-value tests are red below p_red and amber below p_amber; PSI/CSI amber from psi_amber and red
+    from psi_red (the industry convention 0.10 / 0.25); AUC thresholds and the concentration limits
+    are judgement defaults to be set per portfolio.
+    """
+
+    p_red: float = Field(0.05, gt=0, lt=1)
+    p_amber: float = Field(0.10, gt=0, lt=1)
+    auc_red: float = Field(0.60, ge=0.5, le=1)
+    auc_amber: float = Field(0.70, ge=0.5, le=1)
+    psi_amber: float = Field(0.10, gt=0)
+    psi_red: float = Field(0.25, gt=0)
+    hi_amber: float = Field(0.20, gt=0, le=1, description="Herfindahl index of the grade distribution")
+    hi_red: float = Field(0.30, gt=0, le=1)
+    benchmark_margin: float = Field(0.02, ge=0, le=0.5, description="amber when the scorecard beats LightGBM's AUC by more")
+    min_segment_defaults: int = Field(20, ge=1, description="segments with fewer defaults are shown, not judged")
+    min_period_loans: int = Field(200, ge=1, description="quarters with fewer loans are left out of the PSI table")
+    top_features: int = Field(20, ge=1, le=500, description="features counted as 'top' by mean |SHAP|")
+    shap_plot_rows: int = Field(5000, ge=100, description="loans sampled for the beeswarm")
+    waterfalls_per_group: int = Field(2, ge=1, le=10, description="loans per group (highest PD, missed defaults, random)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValidationConfig:
+        if not (self.p_red <= self.p_amber and self.auc_red <= self.auc_amber and self.psi_amber <= self.psi_red
+                and self.hi_amber <= self.hi_red):
+            raise ValueError("each red threshold must be at least as strict as its amber threshold")
         return self
 
 
@@ -194,6 +275,7 @@ class RunConfig(_Strict):
     scorecard: ScorecardConfig = ScorecardConfig()
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()
+    validation: ValidationConfig = ValidationConfig()
 
     @field_validator("data_encoding")
     @classmethod
