@@ -41,6 +41,7 @@ from creditmodel.models.segments import compare_segment_models
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.tracking.mlflow_tracking import TrackedRun, default_tracking_uri, log_pipeline_run
 from creditmodel.validation import explain, metrics, plots
+from creditmodel.validation.report import build_report
 
 log = logging.getLogger(__name__)
 MODELS = ("scorecard", "lightgbm")
@@ -107,7 +108,8 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
         truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
         return tables, extraction, truth
     s = config.synthetic
-    world = generate_world(s.enterprises, s.seed, start=str(s.start), extraction_date=str(s.extraction_date))
+    world = generate_world(s.enterprises, s.seed, start=str(s.start), extraction_date=str(s.extraction_date),
+                           transaction_density=s.transaction_density)
     if world_dir is not None:
         write_world(world, world_dir)
     return world.tables, pd.Timestamp(world.extraction_date), world.truth
@@ -288,6 +290,8 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
     reasons.insert(2, "grade", models.master_scale.grade(reasons["pd"].to_numpy()))
     reasons.to_csv(report / "reason_codes_valid.csv", index=False)
     models.scorecard.table().to_csv(report / "scorecard_table.csv", index=False)
+    explain.scorecard_iv(models.scorecard).rename_axis("feature").reset_index().to_csv(report / "scorecard_iv.csv",
+                                                                                      index=False)
     models.master_scale.table_.to_csv(report / "master_scale_development.csv", index=False)
     table.to_csv(report / "metrics.csv", index=False)
     if truth is not None:
@@ -314,11 +318,11 @@ def run_pipeline(
         clock = now
 
     try:
-        progress("1/7 loading data" if config.data_dir else
-                 f"1/7 generating the synthetic world ({config.synthetic.enterprises} enterprises)")
+        progress("1/8 loading data" if config.data_dir else
+                 f"1/8 generating the synthetic world ({config.synthetic.enterprises} enterprises)")
         tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None)
         step("data")
-        progress(f"2/7 building as-of features for {len(tables['loans'])} applications (DuckDB)")
+        progress(f"2/8 building as-of features for {len(tables['loans'])} applications (DuckDB)")
         frame = modelling_frame(tables, extraction, config)
         missing = available_features(tables)[1]
         if missing:
@@ -326,11 +330,11 @@ def run_pipeline(
         frame.to_parquet(stage / "features.parquet", index=False)
         step("features")
         counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS)
-        progress("3/7 training scorecard and LightGBM; split sizes (loans/defaults): "
+        progress("3/8 training scorecard and LightGBM; split sizes (loans/defaults): "
                  + ", ".join(f"{s} {int(r['size'])}/{int(r['sum'])}" for s, r in counts.iterrows()))
         models = train_models(frame, config)
         step("train")
-        progress("4/7 validating: metrics, plots, SHAP reason codes")
+        progress("4/8 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
         write_report(frame, models, table, stage / "report", truth)
         if (config.segments.enabled and config.segments.column in frame.columns
@@ -350,7 +354,7 @@ def run_pipeline(
         status, findings = validation_gate(table, models, config.min_oot_auc)
         progress(f"    validation gate: {status}" + "".join(f"; {f}" for f in findings))
         step("validate")
-        progress("5/7 writing the export bundle and checking its parity")
+        progress("5/8 writing the export bundle and checking its parity")
         cols = list(models.lightgbm.schema_.names)
         card = build_model_card(frame=frame, metrics=table, validation_status=status, validation_findings=findings,
                                 features=cols, config=config.model_dump(mode="json"),
@@ -364,12 +368,15 @@ def run_pipeline(
         if gap > PARITY_TOLERANCE:
             raise BundleError(f"bundle PDs differ from the trained model by {gap:.3g} (tolerance {PARITY_TOLERANCE})")
         scored.to_parquet(stage / "scored.parquet", index=False)
+        points = explain.scorecard_feature_points(models.scorecard, frame[cols])
+        points.insert(0, "loan_id", frame["loan_id"].to_numpy())
+        points.to_parquet(stage / "scorecard_points.parquet", index=False)
         step("export")
-        progress("6/7 pricing the out-of-time applications from the bundle alone")
+        progress("6/8 pricing the out-of-time applications from the bundle alone")
         priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing)
         priced.to_csv(stage / "priced_oot.csv", index=False)
         step("price")
-        progress("7/7 logging to MLflow and registering the model")
+        progress("7/8 logging to MLflow and registering the model")
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
@@ -392,7 +399,7 @@ def run_pipeline(
                 shutil.copytree(stage / name, artifacts / name)
             shutil.copy(stage / "priced_oot.csv", artifacts / "priced_oot.csv")
             (artifacts / "data").mkdir()  # what a validation report or an export needs to re-score the splits
-            for name in ("features.parquet", "scored.parquet"):
+            for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet"):
                 shutil.copy(stage / name, artifacts / "data" / name)
             tracked = log_pipeline_run(
                 tracking_uri=tracking_uri or default_tracking_uri(),
@@ -420,10 +427,19 @@ def run_pipeline(
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
         step("track")
+        progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
+        pinned = f"models:/{tracked.model_name}/{tracked.model_version}"
+        validated = build_report(pinned, stage / "validation_report.html", tracking_uri=tracked.tracking_uri,
+                                 config=config.validation)[0]
+        counts = validated.counts()
+        progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, {counts['red']} red "
+                 f"-> {out / 'validation_report.html'} (also logged to the run)")
+        step("report")
         (stage / "run.json").write_text(json.dumps({
             "mlflow_tracking_uri": tracked.tracking_uri, "mlflow_run_id": tracked.run_id,
             "model_uri": tracked.model_uri, "model_version": tracked.model_version, "timings_s": timings,
-            "validation_status": status, "validation_findings": findings,
+            "validation_gate": status, "validation_gate_findings": findings,
+            "validation_status": validated.status, "validation_counts": counts,
         }, indent=2))
         if out.exists():
             shutil.rmtree(out)

@@ -1,0 +1,288 @@
+"""The validation report: one self-contained HTML file a model validation team reads, diffs and files.
+
+`build_report("models:/sme_pd@challenger", "report.html")` loads the model's evidence from its
+MLflow run, runs the validation suite, writes one HTML file with every figure inline (PNG as data
+URIs, CSS inline, no script, no network access needed to open it), logs it to the model's run and
+sets the registry version's ``validation_status`` tag, which `creditmodel promote` reads.
+With `compare=`, a second model is validated on its own evidence and shown side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from creditmodel import __version__
+from creditmodel.config import ValidationConfig
+from creditmodel.exceptions import ConfigError
+from creditmodel.export.bundle import load_bundle
+from creditmodel.validation.suite import Evidence, ValidationResult, run_suite
+
+COLOURS = {"green": "#2e7d32", "amber": "#e69500", "red": "#c62828", "info": "#607d8b"}
+
+
+def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
+    """Download what the model's run logged (bundle and data) and load it."""
+    from creditmodel.export.from_registry import download_run_data, resolve_model_uri
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    ref = resolve_model_uri(model_uri, tracking_uri)
+    parts = download_run_data(ref, tracking_uri, workdir)
+    data = parts["data"]
+    for name in ("features.parquet", "scored.parquet"):
+        if not (data / name).is_file():
+            raise ConfigError(f"run {ref.run_id} of {model_uri} has no data/{name}: it was logged by an older "
+                              f"creditmodel; re-run the pipeline to validate it")
+    points = data / "scorecard_points.parquet"
+    iv = parts["bundle"].parent / "report" / "scorecard_iv.csv"
+    iv_series = None
+    if not iv.is_file():
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(tracking_uri)
+            iv = Path(mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="report/scorecard_iv.csv",
+                                                          dst_path=str(workdir)))
+        except Exception:  # noqa: BLE001 - the IV comparison is optional
+            iv = None
+    if iv is not None and iv.is_file():
+        iv_series = pd.read_csv(iv).set_index("feature")["iv"]
+    label = f"{ref.name} version {ref.version}" if ref.name else f"run {ref.run_id[:8]}"
+    return Evidence(
+        label=label, bundle=load_bundle(parts["bundle"]),
+        features=pd.read_parquet(data / "features.parquet"), scored=pd.read_parquet(data / "scored.parquet"),
+        scorecard_points=pd.read_parquet(points).set_index("loan_id") if points.is_file() else None,
+        scorecard_iv=iv_series, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        a = abs(float(v))
+        return f"{v:.3g}" if a and (a < 1e-3 or a >= 1e5) else f"{v:.4f}".rstrip("0").rstrip(".") if a < 1 else f"{v:,.3f}"
+    return str(v)
+
+
+def _table(frame: pd.DataFrame, max_rows: int = 60) -> str:
+    shown = frame.head(max_rows)
+    body = shown.map(_fmt) if hasattr(shown, "map") else shown.applymap(_fmt)
+    html = body.to_html(index=False, escape=True, border=0, classes="grid")
+    if any(str(c).startswith("status") for c in frame.columns):
+        for s in COLOURS:
+            html = html.replace(f"<td>{s}</td>", f'<td><span class="pill {s}">{s}</span></td>')
+    if len(frame) > max_rows:
+        html += f'<p class="muted">{len(frame) - max_rows} more rows in the CSV files logged with the report.</p>'
+    return html
+
+
+TEMPLATE = jinja2.Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Validation report: {{ title }}</title>
+<style>
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0; color: #1d2733; }
+header { background: #1f3b57; color: white; padding: 18px 28px; }
+header h1 { margin: 0 0 4px 0; font-size: 22px; } header p { margin: 2px 0; opacity: .85; font-size: 13px; }
+main { padding: 8px 28px 40px 28px; max-width: 1400px; }
+h2 { border-bottom: 2px solid #1f3b57; padding-bottom: 4px; margin-top: 34px; }
+h3 { margin-top: 22px; font-size: 15px; }
+table.grid { border-collapse: collapse; font-size: 12.5px; margin: 8px 0; }
+table.grid th { background: #eef2f6; text-align: left; padding: 4px 8px; border-bottom: 1px solid #c9d3dd; }
+table.grid td { padding: 3px 8px; border-bottom: 1px solid #e6ebf0; vertical-align: top; }
+.pill { display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 11.5px; font-weight: 600; }
+.green { background: #2e7d32; } .amber { background: #e69500; } .red { background: #c62828; } .info { background: #607d8b; }
+.big { font-size: 15px; padding: 3px 14px; }
+.figs { display: flex; flex-wrap: wrap; gap: 14px; }
+figure { margin: 0; } figure img { max-width: 640px; border: 1px solid #e1e6eb; }
+figcaption { font-size: 12px; color: #4a5a6a; }
+.muted { color: #66788a; font-size: 12px; } .cols { display: flex; gap: 30px; flex-wrap: wrap; }
+nav a { margin-right: 14px; font-size: 13px; }
+</style></head>
+<body>
+<header><h1>Validation report: {{ title }}</h1>
+<p>{{ subtitle }}</p><p>Generated {{ generated }} by creditmodel {{ version }}. Thresholds: {{ thresholds }}.</p></header>
+<main>
+<nav>{% for m in models %}{% for s in m.result.sections %}<a href="#{{ m.key }}-{{ s.key }}">{{ s.title }}{% if models|length > 1 %} ({{ m.short }}){% endif %}</a>{% endfor %}{% endfor %}</nav>
+<section id="summary">
+<h2>Summary</h2>
+<div class="cols">
+{% for m in models %}<div>
+<p>{% if models|length > 1 %}<b>{{ "AB"[loop.index0] }}</b> &nbsp; {% endif %}<b>{{ m.label }}</b> &nbsp; overall <span class="pill big {{ m.result.status }}">{{ m.result.status }}</span>
+&nbsp; {{ m.counts.green }} green, {{ m.counts.amber }} amber, {{ m.counts.red }} red</p>
+<p class="muted">{{ m.uri }} &middot; MLflow run {{ m.run_id }} &middot; out-of-time AUC {{ "%.3f"|format(m.result.metrics.oot_auc) }}</p>
+</div>{% endfor %}
+</div>
+{{ summary_table }}
+</section>
+{% if side_by_side %}<section id="compare"><h2>Side by side</h2>{{ side_by_side }}</section>{% endif %}
+<section id="card"><h2>Model card</h2>{% for m in models %}<h3>{{ m.label }}</h3>{{ m.card }}{% endfor %}</section>
+{% for m in models %}{% for s in m.result.sections %}
+<section id="{{ m.key }}-{{ s.key }}">
+<h2>{{ s.title }}{% if models|length > 1 %} &middot; {{ m.label }}{% endif %} <span class="pill {{ s.status }}">{{ s.status }}</span></h2>
+<p>{{ s.intro }}</p>
+{{ m.findings[s.key] }}
+{% for caption, html in m.tables[s.key] %}<h3>{{ caption }}</h3>{{ html }}{% endfor %}
+<div class="figs">{% for caption, src in m.figures[s.key] %}<figure><img alt="{{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>{% endfor %}</div>
+</section>
+{% endfor %}{% endfor %}
+</main></body></html>
+""", autoescape=False)
+
+
+@dataclass
+class _Rendered:
+    key: str
+    short: str
+    label: str
+    uri: str
+    run_id: str
+    result: ValidationResult
+    counts: dict[str, int]
+    card: str
+    findings: dict[str, str]
+    tables: dict[str, list[tuple[str, str]]]
+    figures: dict[str, list[tuple[str, str]]]
+
+
+def _render_model(key: str, short: str, result: ValidationResult) -> _Rendered:
+    ev = result.evidence
+    card = ev.card
+    card_rows = [("intended use", card.get("intended_use", "")), ("target", card.get("target", "")),
+                 ("extraction date", card.get("extraction_date", "")),
+                 ("not for", "; ".join(card.get("not_for", []))), ("limitations", " ".join(card.get("limitations", [])))]
+    for split, w in card.get("data_window", {}).items():
+        card_rows.append((f"data: {split}", f"{w['first_decision_date']} to {w['last_decision_date']}, "
+                                            f"{w['loans']:,} loans, {w['defaults']:,} defaults ({w['default_rate']:.2%})"))
+    card_html = _table(pd.DataFrame(card_rows, columns=["", "model card"]))
+    findings, tables, figures = {}, {}, {}
+    for s in result.sections:
+        f = pd.DataFrame([x.__dict__ for x in s.findings]).drop(columns="section")
+        findings[s.key] = _table(f)
+        tables[s.key] = [(c, _table(t)) for c, t in s.tables]
+        figures[s.key] = [(c, _img(p)) for c, p in s.figures]
+    return _Rendered(key, short, ev.label, ev.model_uri or "", ev.run_id or "", result, result.counts(), card_html,
+                     findings, tables, figures)
+
+
+def render_html(results: list[ValidationResult], cfg: ValidationConfig) -> str:
+    """The report as one HTML string; two results are shown side by side."""
+    models = [_render_model(f"m{i}", r.evidence.label.split(" ")[-1] if r.evidence.version else f"m{i}", r)
+              for i, r in enumerate(results)]
+    summary = results[0].summary()
+    side = ""
+    if len(results) == 1:
+        summary_html = _table(summary, max_rows=500)
+    else:
+        tags = ["A", "B"]
+        keyed = []
+        for tag, r in zip(tags, results):
+            s = r.summary()
+            s["key"] = s["section"] + " | " + s["test"] + " | " + s["scope"]
+            keyed.append(s[["key", "section", "test", "scope", "value", "p_value", "status"]].rename(
+                columns={"value": f"value {tag}", "p_value": f"p {tag}", "status": f"status {tag}"}))
+        both = keyed[0].merge(keyed[1], on=["key", "section", "test", "scope"], how="outer", sort=False)
+        summary_html = _table(both.drop(columns="key"), max_rows=500)
+        side = _table(pd.DataFrame([{"": tag, "model": r.evidence.label, "uri": r.evidence.model_uri,
+                                     "overall": r.status, **r.counts(),
+                                     "oot_auc": r.metrics["oot_auc"], "oot_brier": r.metrics["oot_brier"]}
+                                    for tag, r in zip(tags, results)]).rename(columns={"overall": "status"}))
+    title = " vs ".join(r.evidence.label for r in results)
+    return TEMPLATE.render(
+        title=title, subtitle=results[0].evidence.card.get("model", ""), models=models, summary_table=summary_html,
+        side_by_side=side, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=__version__,
+        thresholds=", ".join(f"{k} {v}" for k, v in cfg.model_dump().items()))
+
+
+def write_atomic(text: str, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir: Path) -> None:
+    """Log the report and its tables to the model's run; record the verdict on the registry version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    ev = result.evidence
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    files = Path(workdir) / "validation"
+    files.mkdir(parents=True, exist_ok=True)
+    shutil.copy(html, files / "validation_report.html")
+    result.summary().to_csv(files / "summary.csv", index=False)
+    result.reason_codes.to_csv(files / "reason_codes_oot.csv", index=False)
+    (files / "status.json").write_text(json.dumps({"status": result.status, **result.counts()}, indent=2))
+    client.log_artifacts(ev.run_id, str(files), artifact_path="validation")
+    client.log_metric(ev.run_id, "validation.red_tests", float(result.counts()["red"]))
+    client.log_metric(ev.run_id, "validation.amber_tests", float(result.counts()["amber"]))
+    client.set_tag(ev.run_id, "validation_report_status", result.status)
+    name = ev.label.split(" version ")[0] if ev.version else None
+    if name and ev.version:
+        red = [f"{f.section}: {f.test} ({f.scope})" for s in result.sections for f in s.findings if f.status == "red"]
+        client.set_model_version_tag(name, ev.version, "validation_status", result.status)
+        client.set_model_version_tag(name, ev.version, "validation_findings",
+                                     ("; ".join(red) or "no red test")[:4900])
+        client.set_model_version_tag(name, ev.version, "validation_report", f"runs:/{ev.run_id}/validation/validation_report.html")
+
+
+def build_report(
+    model_uri: str,
+    out: str | Path,
+    *,
+    tracking_uri: str,
+    config: ValidationConfig | None = None,
+    compare: str | None = None,
+    log: bool = True,
+    figures_dir: str | Path | None = None,
+) -> list[ValidationResult]:
+    """Validate `model_uri` (and `compare`), write the HTML report to `out`, log it to the model's run.
+
+    The figures are inlined into the HTML; with `figures_dir` they are also kept there as PNG files
+    (e.g. to show them in a notebook), else they are removed with the other intermediate files."""
+    cfg = config or ValidationConfig()
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {out}: expected an .html file")
+    work = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent if out.parent.is_dir() else None))
+    try:
+        results = []
+        for i, uri in enumerate([model_uri] + ([compare] if compare else [])):
+            ev = load_evidence(uri, tracking_uri, work / f"model{i}")
+            figdir = Path(figures_dir) / f"model{i}" if figures_dir is not None else work / f"figures{i}"
+            results.append(run_suite(ev, cfg, figdir))
+        html = render_html(results, cfg)
+        write_atomic(html, out)
+        if log:
+            log_report(results[0], out, tracking_uri, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results

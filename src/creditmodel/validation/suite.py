@@ -1,0 +1,447 @@
+"""The validation suite: every test a model validation team signs off, run on a tracked model's evidence.
+
+The evidence of a model is what its MLflow run logged: the export bundle (trees, calibration, master
+scale, schema, scorecard table), the feature matrix of every split and the scores recorded at
+training time. The suite needs nothing else, so it validates any registered model, today's or last
+year's, without the training code's objects.
+
+Each test yields a :class:`Finding` with its value, p-value, status (green/amber/red) and the
+threshold that set the status; thresholds come from :class:`creditmodel.config.ValidationConfig`.
+Development data is the ``train`` split; ``oot`` is the current (out-of-time) sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from creditmodel.config import ValidationConfig
+from creditmodel.export.bundle import PDBundle
+from creditmodel.features.catalogue import BY_NAME
+from creditmodel.validation import explain, plots, stats
+from creditmodel.validation.metrics import auc, brier, ks
+
+STATUS_ORDER = {"green": 0, "amber": 1, "red": 2, "info": -1}
+SEGMENTS = ("industry", "product", "guarantee_type", "year")
+MODELS = ("lightgbm", "scorecard")
+
+
+@dataclass
+class Evidence:
+    """What a tracked model's run logged, loaded: enough to validate it without its training objects."""
+
+    label: str
+    bundle: PDBundle
+    features: pd.DataFrame  # every split: loan_id, enterprise_id, decision_date, split, default, features
+    scored: pd.DataFrame  # loan_id, split, default, segments, pd_<model>, grade_<model>, score_points
+    scorecard_points: pd.DataFrame | None = None  # per loan (index loan_id) and scorecard feature
+    scorecard_iv: pd.Series | None = None  # information value of every candidate feature
+    model_uri: str | None = None
+    run_id: str | None = None
+    version: str | None = None
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.bundle.model_card
+
+
+@dataclass
+class Finding:
+    """One line of the report's summary."""
+
+    section: str
+    test: str
+    scope: str
+    value: float | None
+    p_value: float | None
+    status: str
+    threshold: str
+    note: str = ""
+
+
+@dataclass
+class Section:
+    """A chapter of the report: its findings, tables and figures."""
+
+    key: str
+    title: str
+    intro: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+
+    def add(self, test: str, scope: str, result: stats.TestResult | None = None, *, value: float | None = None,
+            p_value: float | None = None, status: str | None = None, threshold: str = "", note: str = "") -> None:
+        if result is not None:
+            value, p_value, status, threshold = result.value, result.p_value, result.status, result.threshold
+        self.findings.append(Finding(self.title, test, scope, _num(value), _num(p_value), status or "info",
+                                     threshold, note))
+
+    @property
+    def status(self) -> str:
+        return worst(f.status for f in self.findings)
+
+
+@dataclass
+class ValidationResult:
+    """The suite's outcome for one model."""
+
+    evidence: Evidence
+    sections: list[Section]
+    reason_codes: pd.DataFrame  # every out-of-time loan: LightGBM and scorecard reasons side by side
+    metrics: dict[str, float]
+
+    @property
+    def status(self) -> str:
+        return worst(s.status for s in self.sections)
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([f.__dict__ for s in self.sections for f in s.findings])
+
+    def counts(self) -> dict[str, int]:
+        s = self.summary()["status"]
+        return {k: int((s == k).sum()) for k in ("green", "amber", "red")}
+
+
+def worst(statuses: Any) -> str:
+    """The worst of several statuses (red > amber > green); informational lines do not count."""
+    ranked = [s for s in statuses if STATUS_ORDER.get(s, -1) >= 0]
+    return max(ranked, key=STATUS_ORDER.__getitem__) if ranked else "green"
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _split(ev: Evidence, name: str) -> pd.DataFrame:
+    return ev.scored[ev.scored["split"] == name]
+
+
+# --------------------------------------------------------------------------- discrimination
+
+
+def paired_delong(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """DeLong et al. (1988) test of two correlated AUCs on the same loans: (AUC a - AUC b, z, two-sided p)."""
+    va10, va01 = stats.delong_placements(y, a)
+    vb10, vb01 = stats.delong_placements(y, b)
+    n1, n0 = len(va10), len(va01)
+    s10 = np.cov(np.vstack([va10, vb10]), ddof=1)
+    s01 = np.cov(np.vstack([va01, vb01]), ddof=1)
+    cov = s10 / n1 + s01 / n0
+    diff = float(va10.mean() - vb10.mean())
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    if var <= 0:
+        return diff, 0.0, 1.0
+    z = diff / np.sqrt(var)
+    return diff, float(z), float(2 * norm.sf(abs(z)))
+
+
+def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
+    sec = Section("discrimination", "Discrimination",
+                  "Ranking power of the main model (LightGBM) by split; AUC with DeLong confidence interval, "
+                  "the ECB variance for comparison, and the ECB test of the out-of-time AUC against the AUC at "
+                  "development. The development AUC is the validation split's: it was held out from fitting, "
+                  "while a boosted model's in-sample (train) AUC is optimistic by construction.")
+    rows, dev = [], None
+    for split in ("train", "valid", "oot"):
+        part = _split(ev, split)
+        y, p = part["default"].to_numpy(), part["pd_lightgbm"].to_numpy()
+        d = stats.auc_confidence(y, p, method="delong", amber=cfg.auc_amber, red=cfg.auc_red)
+        mw = stats.auc_confidence(y, p, method="mann_whitney", amber=cfg.auc_amber, red=cfg.auc_red)
+        cap = stats.cap_curve(y, p)
+        rows.append({"split": split, "loans": len(part), "defaults": int(y.sum()), "auc": d.value,
+                     "ci_low": d.detail["ci_low"], "ci_high": d.detail["ci_high"], "se_delong": d.detail["se"],
+                     "se_ecb": mw.detail["se"], "gini": 2 * d.value - 1, "accuracy_ratio": cap.accuracy_ratio,
+                     "ks": ks(y, p)})
+        if split == "valid":
+            dev = d
+        if split == "oot":
+            sec.add("AUC (DeLong 95% CI)", "out of time", d,
+                    note=f"[{d.detail['ci_low']:.3f}, {d.detail['ci_high']:.3f}]")
+            sec.add("Gini / accuracy ratio (CAP)", "out of time", value=cap.accuracy_ratio, status="info",
+                    note=f"Gini {2 * d.value - 1:.3f}")
+            sec.add("KS", "out of time", value=ks(y, p), status="info")
+            change = stats.auc_change_test(d.value, mw.detail["se"], dev.value, red=cfg.p_red, amber=cfg.p_amber)
+            sec.add("AUC now vs at development (ECB one-sided z)", "oot vs valid", change,
+                    note=f"development AUC {dev.value:.3f}")
+            curves = {}
+            for m in MODELS:
+                curves[f"{m} (AUC {auc(y, part[f'pd_{m}']):.3f})"] = (y, part[f"pd_{m}"].to_numpy())
+            sec.figures.append(("ROC, out of time", plots.plot_roc(curves, figdir / "roc_oot.png", "ROC, out of time")))
+            sec.figures.append(("CAP, out of time", plot_cap(y, p, figdir / "cap_oot.png")))
+    sec.tables.append(("Discrimination by split (LightGBM)", pd.DataFrame(rows)))
+    return sec
+
+
+def plot_cap(y: np.ndarray, score: np.ndarray, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    cap = stats.cap_curve(y, score)
+    rate = float(np.mean(y))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(cap.population_share, cap.default_share, label=f"model (AR {cap.accuracy_ratio:.3f})")
+    ax.plot([0, rate, 1], [0, 1, 1], color="grey", linestyle="--", label="perfect")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    ax.set(xlabel="share of loans (riskiest first)", ylabel="share of defaults", title="CAP, out of time")
+    ax.legend(loc="lower right", fontsize=8)
+    return plots.save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calibration(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
+    sec = Section("calibration", "Calibration",
+                  "Level of the PDs against observed default rates, per grade and overall, out of time. "
+                  "Jeffreys and binomial tests are one-sided (a small p-value means the PD is too low).")
+    part = _split(ev, "oot")
+    y, p, g = part["default"].to_numpy(), part["pd_lightgbm"].to_numpy(), part["grade_lightgbm"].to_numpy()
+    jef = stats.jeffreys_test(y, p, g, red=cfg.p_red, amber=cfg.p_amber)
+    bino = stats.binomial_test(y, p, g, red=cfg.p_red, amber=cfg.p_amber)
+    sec.add("Jeffreys", "portfolio", jef.overall, note=f"mean PD {p.mean():.2%}, default rate {y.mean():.2%}")
+    sec.add("Binomial", "portfolio", bino.overall)
+    graded = jef.grades.merge(bino.grades[["grade", "p_value", "status"]], on="grade", suffixes=("_jeffreys", "_binomial"))
+    order = {name: i for i, name in enumerate(ev.bundle.master_scale.grades)}
+    graded = graded.sort_values("grade", key=lambda c: c.map(order)).reset_index(drop=True)
+    for r in graded.itertuples():
+        sec.add("Jeffreys", f"grade {r.grade}", value=r.default_rate, p_value=r.p_value_jeffreys,
+                status=r.status_jeffreys, threshold=jef.overall.threshold,
+                note=f"{r.n} loans, {r.defaults} defaults, PD {r.pd:.2%}")
+    red_grades = int((graded["status_binomial"] == "red").sum())
+    sec.add("Binomial, grades red", "grades", value=red_grades, status="info",
+            note=f"{red_grades} of {len(graded)} grades")
+    hl = stats.hosmer_lemeshow(y, p, g, red=cfg.p_red, amber=cfg.p_amber)
+    sec.add("Hosmer-Lemeshow over grades", "portfolio", hl, note=f"df {hl.detail['df']}")
+    sp = stats.spiegelhalter(y, p, red=cfg.p_red, amber=cfg.p_amber)
+    sec.add("Spiegelhalter", "portfolio", sp)
+    sec.add("Brier score", "portfolio", value=brier(y, p), status="info")
+    sec.tables.append(("Observed against predicted by grade (out of time)", graded))
+    sec.figures.append(("Observed and predicted default rate by grade", plot_grades(graded, figdir / "grades_oot.png")))
+    curves = {m: (y, part[f"pd_{m}"].to_numpy()) for m in MODELS}
+    sec.figures.append(("Calibration curve, out of time",
+                        plots.plot_calibration(curves, figdir / "calibration_oot.png", "Calibration, out of time")))
+    return sec
+
+
+def plot_grades(table: pd.DataFrame, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(table))
+    ax.bar(x, table["default_rate"], color="#9bb7d4", label="observed default rate")
+    ax.plot(x, table["pd"], color="#c0392b", marker="o", label="mean PD")
+    ax.set_xticks(x, table["grade"].astype(str))
+    ax.set(xlabel="grade", ylabel="rate", title="Observed against predicted by grade (out of time)")
+    ax.legend(fontsize=8)
+    return plots.save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def stability(ev: Evidence, cfg: ValidationConfig, figdir: Path, top_features: list[str]) -> Section:
+    sec = Section("stability", "Stability",
+                  "Population stability of the score and of the grades between development (train) and each later "
+                  "period, characteristic stability (CSI) per feature, grade concentration and grade migration.")
+    dev = _split(ev, "train")
+    later = ev.scored[ev.scored["split"] != "train"].copy()
+    later["period"] = pd.to_datetime(later["decision_date"]).dt.to_period("Q").astype(str)
+    rows = []
+    periods = [("valid", _split(ev, "valid")), ("oot", _split(ev, "oot"))] + [
+        (f"quarter {q}", part) for q, part in later.groupby("period") if len(part) >= cfg.min_period_loans]
+    grades = list(ev.bundle.master_scale.grades)
+    for name, part in periods:
+        s = stats.psi(dev["pd_lightgbm"], part["pd_lightgbm"], amber=cfg.psi_amber, red=cfg.psi_red)
+        gr = stats.psi_counts(dev["grade_lightgbm"].value_counts().reindex(grades, fill_value=0),
+                              part["grade_lightgbm"].value_counts().reindex(grades, fill_value=0),
+                              amber=cfg.psi_amber, red=cfg.psi_red)
+        rows.append({"period": name, "loans": len(part), "psi_score": s.value, "status_score": s.status,
+                     "psi_grade": gr.value, "status_grade": gr.status})
+        if name in ("valid", "oot"):
+            sec.add("PSI of the score", f"train vs {name}", s)
+            sec.add("PSI of the grades", f"train vs {name}", gr)
+    sec.tables.append(("PSI by period (quarters with at least "
+                       f"{cfg.min_period_loans} loans)", pd.DataFrame(rows)))
+    feats = ev.features
+    cols = [c for c in ev.bundle.schema.names if c in feats.columns]
+    table = stats.csi(feats[feats["split"] == "train"][cols], feats[feats["split"] == "oot"][cols],
+                      amber=cfg.psi_amber, red=cfg.psi_red).sort_values("psi", ascending=False)
+    table.insert(1, "label", table["feature"].map(explain.label))
+    table["top_shap"] = table["feature"].isin(top_features)
+    key = table[table["top_shap"]]
+    worst_key = key.iloc[0] if len(key) else table.iloc[0]
+    sec.add("CSI of the top SHAP features", "train vs oot", value=float(worst_key["psi"]),
+            status=worst(key["status"]) if len(key) else "green",
+            threshold=f"amber >={cfg.psi_amber:g}, red >={cfg.psi_red:g}",
+            note=f"largest: {worst_key['feature']}; {int((table['status'] != 'green').sum())} of {len(table)} "
+                 f"features amber or red")
+    sec.tables.append(("CSI per feature, train vs out of time (largest first)", table.reset_index(drop=True)))
+    oot = _split(ev, "oot")
+    counts = oot["grade_lightgbm"].value_counts().reindex(grades, fill_value=0)
+    hi = stats.herfindahl(counts, amber=cfg.hi_amber, red=cfg.hi_red)
+    sec.add("Grade concentration (Herfindahl HI)", "out of time", hi, note=f"HHI {hi.detail['hhi']:.3f}")
+    dev_counts = dev["grade_lightgbm"].value_counts().reindex(grades, fill_value=0)
+    cc = stats.concentration_change_test(dev_counts, counts, red=cfg.p_red, amber=cfg.p_amber)
+    sec.add("Concentration change (ECB CV test)", "train vs oot", cc)
+    mig = grade_migration(ev, grades)
+    if mig is not None:
+        m, n_pairs = mig
+        sec.add("Grade migration, share unchanged", f"{n_pairs} enterprises", value=m.summary["diagonal_share"],
+                status="info", note=f"MWB up {m.summary['mwb_upper']:.3f}, down {m.summary['mwb_lower']:.3f}")
+        sec.tables.append(("Grade migration between an enterprise's last loan before the out-of-time period "
+                           "and its first loan in it (row shares)", m.rates.round(3).reset_index()))
+    return sec
+
+
+def grade_migration(ev: Evidence, grades: list[str]) -> tuple[stats.MigrationMatrix, int] | None:
+    """Each enterprise's grade on its last loan before the out-of-time period against its first loan in it."""
+    if "enterprise_id" not in ev.features.columns:
+        return None
+    s = ev.scored.merge(ev.features[["loan_id", "enterprise_id"]], on="loan_id")
+    s = s.sort_values("decision_date")
+    before = s[s["split"] != "oot"].groupby("enterprise_id").last()
+    after = s[s["split"] == "oot"].groupby("enterprise_id").first()
+    both = before.join(after, lsuffix="_from", rsuffix="_to", how="inner")
+    if len(both) < 10:
+        return None
+    return stats.migration_matrix(both["grade_lightgbm_from"], both["grade_lightgbm_to"], grades), len(both)
+
+
+# --------------------------------------------------------------------------- segments and benchmark
+
+
+def segments(ev: Evidence, cfg: ValidationConfig) -> Section:
+    sec = Section("segments", "Out of time by segment",
+                  "AUC and observed against predicted default rates by industry, product, guarantee type and year, "
+                  f"out of time. Segments with fewer than {cfg.min_segment_defaults} defaults are shown but not judged.")
+    oot = _split(ev, "oot").copy()
+    oot["year"] = pd.to_datetime(oot["decision_date"]).dt.year.astype(str)
+    rows = []
+    for col in SEGMENTS:
+        if col not in oot.columns:
+            continue
+        for value, part in oot.groupby(col, observed=True):
+            y, p = part["default"].to_numpy(), part["pd_lightgbm"].to_numpy()
+            d = int(y.sum())
+            a = auc(y, p) if 0 < d < len(y) else float("nan")
+            jp = float(stats.jeffreys_p(d, len(y), float(p.mean())))
+            judged = d >= cfg.min_segment_defaults
+            status = worst([stats.status_from_p(jp, cfg.p_red, cfg.p_amber),
+                            "red" if a < cfg.auc_red else "amber" if a < cfg.auc_amber else "green"]) if judged else "info"
+            rows.append({"segment": col, "value": str(value), "loans": len(y), "defaults": d,
+                         "default_rate": y.mean(), "mean_pd": p.mean(), "auc": a, "jeffreys_p": jp, "status": status})
+    table = pd.DataFrame(rows)
+    for col in SEGMENTS:
+        part = table[table["segment"] == col]
+        if len(part):
+            judged = part[part["status"] != "info"]
+            bad = judged[judged["status"] != "green"]["value"].tolist()
+            sec.add(f"By {col.replace('_', ' ')}", f"{len(part)} segments", value=float(judged["auc"].min()) if len(judged) else None,
+                    status=worst(judged["status"]) if len(judged) else "info",
+                    threshold=f"AUC red <{cfg.auc_red:g}, amber <{cfg.auc_amber:g}; Jeffreys red p<{cfg.p_red:g}",
+                    note=("lowest AUC shown; not green: " + ", ".join(bad)) if bad else "lowest AUC shown")
+    sec.tables.append(("Segments, out of time", table))
+    return sec
+
+
+def benchmark(ev: Evidence, cfg: ValidationConfig) -> Section:
+    sec = Section("benchmark", "Benchmark: LightGBM (challenger) against the scorecard",
+                  "Both models on the same out-of-time loans; the AUC difference is tested with DeLong's paired test.")
+    oot = _split(ev, "oot")
+    y = oot["default"].to_numpy()
+    rows = []
+    for m in MODELS:
+        p = oot[f"pd_{m}"].to_numpy()
+        rows.append({"model": m, "auc": auc(y, p), "gini": 2 * auc(y, p) - 1, "ks": ks(y, p), "brier": brier(y, p),
+                     "mean_pd": p.mean(), "default_rate": y.mean()})
+    diff, z, p_value = paired_delong(y, oot["pd_lightgbm"].to_numpy(), oot["pd_scorecard"].to_numpy())
+    status = "amber" if diff < -cfg.benchmark_margin else "green"
+    sec.add("AUC LightGBM minus scorecard (paired DeLong)", "out of time", value=diff, p_value=p_value, status=status,
+            threshold=f"amber when the benchmark is better by more than {cfg.benchmark_margin:g}", note=f"z {z:.2f}")
+    sec.tables.append(("Champion and challenger on the same data", pd.DataFrame(rows)))
+    return sec
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Section, pd.DataFrame, pd.Series]:
+    sec = Section("explanations", "Explanations (SHAP)",
+                  "Exact TreeSHAP from LightGBM's own pred_contrib on the out-of-time loans: global ranking, "
+                  "beeswarm, dependence with the catalogue's expected direction, local waterfalls and reason codes, "
+                  "beside the scorecard's points-lost reasons.")
+    oot_f = ev.features[ev.features["split"] == "oot"].reset_index(drop=True)
+    schema = ev.bundle.schema
+    values, base = explain.shap_values(ev.bundle.booster, schema.encode(oot_f))
+    index = pd.Index(oot_f["loan_id"].to_numpy(), name="loan_id")
+    names = list(schema.names)
+    expl = explain.Explanation(pd.DataFrame(values, index=index, columns=names), base,
+                               oot_f[names].set_axis(index, axis=0), tuple(schema.categorical))
+    importance = explain.global_importance(expl)
+    sec.figures.append(("Mean |SHAP|", explain.plot_importance(importance, figdir / "shap_importance.png")))
+    sec.figures.append(("Beeswarm", explain.plot_beeswarm(expl, figdir / "shap_beeswarm.png",
+                                                          max_rows=cfg.shap_plot_rows)))
+    sec.figures.append(("Dependence of the top features, expected direction marked",
+                        explain.plot_dependence(expl, figdir / "shap_dependence.png", top=6)))
+    check = explain.direction_check(expl)
+    top = list(importance.index[:cfg.top_features])
+    flagged = check[check["feature"].isin(top) & (check["status"] == "contradicts")] if "status" in check else check.iloc[0:0]
+    sec.add("SHAP direction against the catalogue", f"top {len(top)} features", value=float(len(flagged)),
+            status="amber" if len(flagged) else "green", threshold="amber when any top feature contradicts",
+            note=", ".join(flagged["feature"]) if len(flagged) else "none contradicts")
+    sec.tables.append(("Direction check (Spearman rho of value and SHAP)", check))
+    scored = _split(ev, "oot").set_index("loan_id").loc[index]
+    chosen = explain.select_loans(scored["pd_lightgbm"].to_numpy(), scored["default"].to_numpy(),
+                                  n=cfg.waterfalls_per_group, loan_id=index.to_numpy())
+    for path in explain.plot_waterfalls(expl, chosen, figdir / "waterfalls"):
+        sec.figures.append((path.stem.replace("_", " "), path))
+    lgb_reasons = explain.reason_codes(expl, n=3, features=True).set_index("loan_id").add_prefix("lightgbm_")
+    reasons = lgb_reasons
+    if ev.scorecard_points is not None and ev.bundle.scorecard is not None:
+        best = ev.bundle.scorecard.groupby("Variable", sort=False)["Points"].max().astype(float)
+        pts = ev.scorecard_points.loc[index]
+        sc = explain.points_lost_reasons(pts, best, oot_f.set_axis(index, axis=0), n=3).set_index("loan_id")
+        reasons = lgb_reasons.join(sc.add_prefix("scorecard_"))
+        same = (reasons["lightgbm_reason_1_feature"] == reasons["scorecard_reason_1_feature"]).mean()
+        sec.add("Top reason: LightGBM and scorecard name the same feature", "out of time", value=float(same),
+                status="info")
+    reasons.insert(0, "pd", scored["pd_lightgbm"].to_numpy())
+    reasons.insert(1, "grade", scored["grade_lightgbm"].to_numpy())
+    sec.tables.append(("Reason codes of the loans in the waterfalls (every loan's are in reason_codes_oot.csv)",
+                       reasons.loc[chosen["loan_id"]].reset_index()))
+    if ev.scorecard_iv is not None:
+        agree = explain.importance_agreement(importance, ev.scorecard_iv)
+        sec.add("Rank agreement SHAP importance vs scorecard IV (Spearman)", f"{agree['n_common']} features",
+                value=agree["spearman_rho"], status="info",
+                note=f"Kendall tau {agree['kendall_tau']:.2f}; top-10 overlap {agree.get('top_overlap', '')}")
+    imp = importance.head(cfg.top_features).rename("mean_abs_shap").reset_index()
+    imp.columns = ["feature", "mean_abs_shap"]
+    imp.insert(1, "label", imp["feature"].map(explain.label))
+    imp["direction"] = imp["feature"].map(lambda n: BY_NAME[n].direction if n in BY_NAME else 0)
+    if ev.scorecard_iv is not None:
+        imp["scorecard_iv"] = imp["feature"].map(ev.scorecard_iv)
+    sec.tables.insert(0, ("Top features by mean |SHAP|", imp))
+    return sec, reasons.reset_index(), importance
+
+
+# --------------------------------------------------------------------------- the whole suite
+
+
+def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> ValidationResult:
+    """Run every section; figures are written into `figdir`."""
+    figdir = Path(figdir)
+    figdir.mkdir(parents=True, exist_ok=True)
+    expl_sec, reasons, importance = explanations(ev, cfg, figdir)
+    sections = [discrimination(ev, cfg, figdir), calibration(ev, cfg, figdir),
+                stability(ev, cfg, figdir, list(importance.index[:cfg.top_features])),
+                segments(ev, cfg), benchmark(ev, cfg), expl_sec]
+    oot = _split(ev, "oot")
+    metrics = {"oot_auc": auc(oot["default"], oot["pd_lightgbm"]), "oot_brier": brier(oot["default"], oot["pd_lightgbm"])}
+    result = ValidationResult(ev, sections, reasons, metrics)
+    result.metrics.update({f"validation_{k}": float(v) for k, v in result.counts().items()})
+    return result
