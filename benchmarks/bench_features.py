@@ -352,6 +352,8 @@ def main() -> None:
     parser.add_argument("--memory-cap-gib", type=float, default=16,
                         help="address-space cap of the pandas and featuretools workers")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--transaction-density", type=float, default=1.0,
+                        help="scale of account transactions (1.0 about 1,770 per borrower; 0.14 about 250)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -370,11 +372,12 @@ def main() -> None:
                     "txn_subset": txn_subset(), "sizes": {}}
     try:
         for n in args.sizes:
-            world = root / f"world_{n}"
+            world = root / (f"world_{n}" if args.transaction_density == 1.0 else f"world_{n}_d{args.transaction_density:g}")
             entry: dict = {}
             if not world.exists():
                 started = time.perf_counter()
                 write_world_partitioned(world, n, seed=args.seed, chunk_enterprises=10_000,
+                                        transaction_density=args.transaction_density,
                                         progress=lambda i, k: print(f"world {n}: chunk {i}/{k}", file=sys.stderr))
                 entry["generate_seconds"] = round(time.perf_counter() - started, 1)
             rows = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import warnings
@@ -37,6 +36,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
     try:
         cfg = SyntheticConfig(enterprises=args.enterprises, seed=args.seed,
+                              transaction_density=args.transaction_density,
                               **({"extraction_date": args.extraction_date} if args.extraction_date else {}))
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -50,10 +50,12 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
         write_world_partitioned(out, cfg.enterprises, cfg.seed, chunk_enterprises=args.chunk_enterprises,
                                 start=str(cfg.start), extraction_date=str(cfg.extraction_date),
+                                transaction_density=cfg.transaction_density,
                                 progress=lambda done, total: print(f"  block {done}/{total}", flush=True))
         print(f"wrote {out} as partitioned parquet (ground truth apart in {out / '_truth'})")
         return
-    world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date))
+    world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date),
+                           transaction_density=cfg.transaction_density)
     write_world(world, out)
     for name, frame in world.tables.items():
         print(f"{name:22s} {len(frame):>12,d} rows")
@@ -100,28 +102,23 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from creditmodel.export.bundle import load_bundle
-    from creditmodel.tracking.mlflow_tracking import default_tracking_uri, download_bundle
+    from creditmodel.export.from_registry import export_model
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
 
+    uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
+    result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx)
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out}: directory exists and is not empty")
-    uri = args.tracking_uri or default_tracking_uri()
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent if out.parent.exists() else None))
-    try:
-        try:
-            path = download_bundle(uri, args.model, args.alias, args.run_id, tmp)
-        except LookupError as exc:
-            raise ConfigError(str(exc)) from None
-        bundle = load_bundle(path)  # verify before anyone sees it
-        if out.exists():
-            out.rmdir()
-        shutil.move(str(path), str(out))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     files = ", ".join(sorted(p.name for p in out.iterdir()))
-    print(f"exported {args.model}{'@' + args.alias if not args.run_id else ' run ' + args.run_id} to {out}: {files}")
-    print(f"checksums verified; {len(bundle.schema.names)} features, grades {', '.join(bundle.master_scale.grades)}")
+    ref = result["model"]
+    where = f"{ref.name} version {ref.version}, " if ref.name else ""
+    print(f"exported {uri} ({where}run {ref.run_id}) to {out}: {files}")
+    par = result["parity"]
+    print(f"checksums verified; parity with training-time scores on {par['rows']} out-of-time loans: "
+          f"max PD difference {par['max_abs_pd_diff']:.2g}, grades agree {par['grade_agreement']:.0%}")
+    if "onnx_drift" in result:
+        d = result["onnx_drift"]
+        print(f"ONNX (float32) drift on the same loans: max PD difference {d['max_abs_pd_diff']:.2g}, "
+              f"grades agree {d['grade_agreement']:.4%}")
 
 
 def _read_frame(path: Path) -> "pd.DataFrame":  # noqa: F821
@@ -156,17 +153,30 @@ def _atomic_write(frame: "pd.DataFrame", out: Path) -> None:  # noqa: F821
 
 
 def _cmd_price(args: argparse.Namespace) -> None:
+    import math
+
     from creditmodel.config import load_config
     from creditmodel.export.bundle import load_bundle
-    from creditmodel.pricing.engine import price_with_bundle
+    from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
 
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out}: expected a .csv or .parquet file name")
+    target = args.target_raroc
+    if target is not None and not (math.isfinite(target) and -1 < target <= 10):
+        raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
     pricing = load_config(args.config).pricing
     bundle = load_bundle(args.bundle)
-    features = _read_frame(Path(args.features))
-    priced = price_with_bundle(bundle, features, pricing)
-    _atomic_write(priced, Path(args.out))
-    print(f"priced {len(priced)} applications -> {args.out}; mean rate {priced['rate'].mean():.2%}, "
-          f"{int(priced['above_max_rate'].sum())} above the {pricing.max_rate:.0%} ceiling")
+    applications = _read_frame(Path(args.applications))
+    priced = price_with_bundle(bundle, applications, pricing)
+    if target is not None:
+        priced = with_target_rate(priced, target, pricing)
+    _atomic_write(priced, out)
+    s = portfolio_summary(priced)
+    print(f"priced {s['n_loans']} loans (exposure {s['exposure']:,.0f}) -> {out}\n"
+          f"exposure-weighted rate {s['rate']:.2%} (risk-covering {s['risk_covering_rate']:.2%}), "
+          f"RAROC {s['raroc']:.1%} against a {pricing.hurdle_rate:.0%} hurdle, EVA {s['eva']:,.0f} a year; "
+          f"{s['n_floored']} at the {pricing.min_rate:.2%} floor, {s['n_capped']} at the {pricing.max_rate:.0%} cap")
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
@@ -233,6 +243,83 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             print(params.to_string())
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import socket
+
+    from creditmodel.config import load_config
+    from creditmodel.export.bundle import load_bundle
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: expected at least 1")
+    pricing = load_config(args.config).pricing
+    bundle = load_bundle(args.bundle)  # verified (checksums, parse) before any server starts
+
+    from creditmodel.service.app import ENV_BUNDLE, ENV_CONFIG, create_app, model_id
+
+    app = create_app(bundle, pricing)  # builds the request schema and proves the fast path's parity
+    try:
+        socket.create_server((args.host, args.port)).close()
+    except OSError as exc:
+        raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
+    import uvicorn
+
+    print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
+          f"http://{args.host}:{args.port} with {args.workers} worker(s); API docs at /docs", flush=True)
+    options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                   timeout_keep_alive=30, backlog=2048)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:  # each worker process loads and verifies the bundle itself
+        os.environ[ENV_BUNDLE] = str(Path(args.bundle).resolve())
+        os.environ[ENV_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
+        uvicorn.run("creditmodel.service.app:app_from_env", factory=True, workers=args.workers, **options)
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.service.batch import score_parquet
+
+    bundle = load_bundle(args.bundle)
+    keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
+    progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
+    stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
+                          num_threads=args.threads, progress=progress)
+    print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
+          f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from creditmodel.config import load_config
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+    from creditmodel.validation.report import build_report
+
+    config = load_config(args.config).validation if args.config else None
+    out = Path(args.out)
+    if args.screenshot:
+        from creditmodel.validation.browser import find_chromium
+
+        if find_chromium() is None:
+            raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
+    results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
+                           config=config, compare=args.compare, log=not args.no_log)
+    for r in results:
+        c = r.counts()
+        print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
+              f"out-of-time AUC {r.metrics['oot_auc']:.3f}")
+        for s in r.sections:
+            reds = [f"{f.test} ({f.scope})" for f in s.findings if f.status == "red"]
+            if reds:
+                print(f"  red in {s.title}: " + "; ".join(reds))
+    print(f"wrote {out}" + ("" if args.no_log else f"; logged to run {results[0].evidence.run_id} and tagged "
+                                                  f"validation_status={results[0].status}"))
+    if args.screenshot:
+        from creditmodel.validation.browser import open_in_browser
+
+        seen = open_in_browser(out, screenshot=args.screenshot)
+        print(f"opened in Chromium: {seen['images']} figures, {len(seen['console_errors'])} console errors; "
+              f"summary screenshot {args.screenshot}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="creditmodel", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
@@ -243,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enterprises", type=_positive_int, default=10_000, help="number of borrowers (default 10000)")
     p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
     p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
+    p.add_argument("--transaction-density", type=float, default=1.0,
+                   help="scale of account transactions (default 1.0, about 20 a month per borrower)")
     p.add_argument("--partitioned", action="store_true",
                    help="write in chunks to <table>/part-*.parquet with bounded memory (large worlds)")
     p.add_argument("--chunk-enterprises", type=_positive_int, default=50_000,
@@ -267,19 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("export", help="fetch and verify the bundle of a registered model from MLflow")
+    p = sub.add_parser("export", help="write a verified bundle of a tracked model for pricing and scoring services")
+    p.add_argument("model_uri", nargs="?", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model "
+                                                "(default models:/sme_pd@challenger)")
     p.add_argument("--out", required=True, help="directory to write the bundle to (must be empty or absent)")
-    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
-    p.add_argument("--alias", default="challenger", help="model alias (default challenger)")
-    p.add_argument("--run-id", help="take the bundle of this run instead of the alias")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx and measure its float32 drift")
+    p.add_argument("--model", default="sme_pd", help="registered model name when no MODEL_URI (default sme_pd)")
+    p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
+    p.add_argument("--run-id", help="take the model of this run when no MODEL_URI")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("price", help="price applications from an export bundle alone")
+    p = sub.add_parser("price", help="score applications with an export bundle alone and price them")
     p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--features", required=True, help="feature rows (.parquet/.csv) with loan_id and the bundle's features")
-    p.add_argument("--out", required=True, help="priced output (.csv or .parquet)")
-    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, margin and LGDs")
+    p.add_argument("--applications", "--features", dest="applications", required=True,
+                   help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
+                        "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
+    p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")
+    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")
+    p.add_argument("--target-raroc", type=float, metavar="X",
+                   help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
     p.set_defaults(func=_cmd_price)
 
     uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
@@ -309,6 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help=uri_help)
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser("report", help="validation report (one self-contained HTML) of a tracked model")
+    p.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
+    p.add_argument("--out", required=True, help="the .html file to write")
+    p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
+    p.add_argument("--config", help="TOML whose [validation] table sets the thresholds")
+    p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
+    p.add_argument("--no-log", action="store_true", help="do not log the report to the run or tag the version")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("data", help="work with a directory of canonical tables")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = data_sub.add_parser("check", help="validate every table against its contract and print a profile")
@@ -321,6 +427,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--csv", required=True, help="path of the data set's CSV file")
     a.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
     a.set_defaults(func=_cmd_data_adapt)
+    p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
+    p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")
+    p.add_argument("--workers", type=_positive_int, default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level (default info)")
+    p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs latency)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle")
+    p.add_argument("--bundle", required=True, help="export bundle directory")
+    p.add_argument("--input", required=True, help="parquet file or directory of parquet parts with the bundle's features")
+    p.add_argument("--out", required=True, help="output .parquet, written only when every row scored")
+    p.add_argument("--reasons", action="store_true", help="add the top-3 reason codes (TreeSHAP; slower)")
+    p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
+    p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
+    p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
+    p.set_defaults(func=_cmd_score)
     return parser
 
 

@@ -28,6 +28,8 @@ class SyntheticConfig(_Strict):
     seed: int = Field(0, ge=0)
     start: date = date(2019, 1, 1)
     extraction_date: date = date(2025, 6, 30)
+    transaction_density: float = Field(1.0, ge=0.01, le=10, description="scales account transactions per month "
+                                                                      "(1.0 about 20, 0.14 about 3)")
 
 
 class LabelConfig(_Strict):
