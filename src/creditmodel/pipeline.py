@@ -115,9 +115,10 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
     return world.tables, pd.Timestamp(world.extraction_date), world.truth
 
 
-def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig) -> pd.DataFrame:
+def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
+                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables)
+    feats = build_features(tables, progress=progress)
     labels = default_labels(tables["loans"], tables["repayments"], extraction,
                             window_months=config.label.window_months, dpd_threshold=config.label.dpd_threshold)
     feats["default"] = feats["loan_id"].map(labels).astype("Int64")
@@ -323,7 +324,7 @@ def run_pipeline(
         tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None)
         step("data")
         progress(f"2/8 building as-of features for {len(tables['loans'])} applications (DuckDB)")
-        frame = modelling_frame(tables, extraction, config)
+        frame = modelling_frame(tables, extraction, config, progress=lambda msg: progress(f"    {msg}"))
         missing = available_features(tables)[1]
         if missing:
             progress(f"    sources absent, their features are skipped: {', '.join(missing)}")

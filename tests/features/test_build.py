@@ -258,3 +258,21 @@ def test_look_back_follows_the_widest_window():
     assert "s.check_date >= a.decision_date - INTERVAL 365 DAY" in compile_query(narrow)
     ever = [f for f in CATALOGUE if f.source == "court_cases"]  # court_cases_ever reads all history
     assert "INTERVAL" not in source_clause("court_cases", ever)
+
+
+def test_build_reports_the_sources_it_used_and_its_progress(small_world):
+    from creditmodel.features.build import build_features, source_summary
+
+    tables = {k: v for k, v in small_world.tables.items() if k != "court_cases"}
+    messages = []
+    frame = build_features(tables, progress=messages.append, progress_every=0.01)
+    summary = source_summary(tables).set_index("source")
+    assert summary.loc["transactions", "status"] == "used"
+    assert summary.loc["transactions", "rows"] == len(tables["transactions"])
+    court = [s for s in summary.index if "court" in summary.loc[s, "tables"]]
+    assert court and (summary.loc[court, "status"] == "absent").all()
+    assert (summary.loc[court, "features"] == 0).all()
+    assert summary["features"].sum() == frame.shape[1] - 3
+    assert any(m.startswith("source transactions: used") for m in messages)
+    assert any("court_cases missing" in m for m in messages)
+    assert messages[-1] == f"features: {len(frame):,} applications x {frame.shape[1] - 3} features"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -200,22 +202,62 @@ def compile_query(features: Sequence[Feature]) -> str:
     return f"SELECT {outer} FROM ({base}) base ORDER BY decision_date, loan_id"
 
 
+def source_summary(tables: dict[str, pd.DataFrame], features: Sequence[Feature] = CATALOGUE) -> pd.DataFrame:
+    """Which sources a feature build uses: per feature source, its tables, their rows, and how many
+    features it gives (0 and 'absent' when a table is missing)."""
+    kept, _ = available_features(tables, features)
+    rows = []
+    for source in dict.fromkeys(f.source for f in features):
+        needs = () if source == "derived" else _needs(source)
+        present = all(tables.get(t) is not None for t in needs)
+        rows.append({"source": source, "tables": ", ".join(needs) or "(other features)",
+                     "rows": sum(len(tables[t]) for t in needs) if present else 0,
+                     "features": sum(f.source == source for f in kept), "status": "used" if present else "absent"})
+    return pd.DataFrame(rows)
+
+
+def _watch(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None], every: float,
+           done: threading.Event) -> None:
+    """Report DuckDB's own estimate of the query's progress until `done` is set."""
+    started, last = time.perf_counter(), -1.0
+    while not done.wait(every):
+        try:
+            pct = float(con.query_progress())
+        except (duckdb.Error, RuntimeError):
+            continue
+        if pct >= 0 and int(pct) != int(last):
+            progress(f"features: {pct:.0f}% after {time.perf_counter() - started:.0f} s")
+            last = pct
+
+
 def build_features(
     tables: dict[str, pd.DataFrame],
     applications: pd.DataFrame | None = None,
     *,
     features: Sequence[Feature] = CATALOGUE,
     threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+    progress_every: float = 5.0,
 ) -> pd.DataFrame:
     """Feature matrix as of each application's decision date: keys, then one column per feature.
 
     applications: rows of the loans table to score (default: every loan). Sources that are
     absent from `tables` are skipped with a warning; their features are simply not in the result.
     threads: DuckDB threads; 1 keeps floating-point sums in a fixed order, so results are bit-stable.
+    progress: called with one-line messages: the sources used (rows, features) and, every
+    `progress_every` seconds, DuckDB's estimate of how far the query is.
     """
     kept, missing = available_features(tables, features)
     if missing:
         log.info("sources absent, their features are skipped: %s", ", ".join(missing))
+    if progress is not None:
+        summary = source_summary(tables, features)
+        for r in summary.itertuples():
+            if r.source == "derived":
+                progress(f"derived: {r.features} features computed from other features")
+            else:
+                progress(f"source {r.source}: {r.status}" + (f", {r.rows:,} rows of {r.tables} -> {r.features} features"
+                                                              if r.status == "used" else f" ({r.tables} missing)"))
     apps = tables["loans"] if applications is None else applications
     with duckdb.connect() as con:
         con.execute(f"SET threads TO {int(threads)}")
@@ -229,7 +271,19 @@ def build_features(
         con.execute(f"""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
             CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type, {group}
             FROM raw_apps""")
-        frame = con.execute(compile_query(kept)).df()
+        done = threading.Event()
+        watcher = None
+        if progress is not None:
+            watcher = threading.Thread(target=_watch, args=(con, progress, progress_every, done), daemon=True)
+            watcher.start()
+        try:
+            frame = con.execute(compile_query(kept)).df()
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
+    if progress is not None:
+        progress(f"features: {len(frame):,} applications x {len(kept)} features")
     frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")
     for f in kept:
         if f.is_categorical:
