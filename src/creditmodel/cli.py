@@ -254,25 +254,17 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     pricing = load_config(args.config).pricing
     bundle = load_bundle(args.bundle)  # verified (checksums, parse) before any server starts
 
-    from creditmodel.service.app import ENV_BUNDLE, ENV_CONFIG, create_app, model_id
+    from creditmodel.service.app import create_app, model_id, serve
 
     app = create_app(bundle, pricing)  # builds the request schema and proves the fast path's parity
     try:
         socket.create_server((args.host, args.port)).close()
     except OSError as exc:
         raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
-    import uvicorn
-
     print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
           f"http://{args.host}:{args.port} with {args.workers} worker(s); API docs at /docs", flush=True)
-    options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                   timeout_keep_alive=30, backlog=2048)
-    if args.workers == 1:
-        uvicorn.run(app, **options)
-    else:  # each worker process loads and verifies the bundle itself
-        os.environ[ENV_BUNDLE] = str(Path(args.bundle).resolve())
-        os.environ[ENV_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
-        uvicorn.run("creditmodel.service.app:app_from_env", factory=True, workers=args.workers, **options)
+    serve(app, args.bundle, args.config, host=args.host, port=args.port, workers=args.workers,
+          log_level=args.log_level, access_log=args.access_log)  # more workers: each loads and verifies the bundle
 
 
 def _cmd_score(args: argparse.Namespace) -> None:

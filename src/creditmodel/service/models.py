@@ -1,0 +1,162 @@
+"""Request and response models of the scoring service, the request side built from the bundle's schema.
+
+Each feature becomes one field of ``ApplicationFeatures`` (``extra="forbid"``, every feature
+required): numeric features a strict, finite ``float`` (``float | None`` where the schema allows
+nulls) whose JSON schema carries the allowed range; categorical ones a ``Literal`` of the known
+categories. Pydantic refuses wrong types, unknown or missing fields, NaN/inf, bools and strings
+for numbers; the allowed *ranges* are documented in the OpenAPI schema but judged by the bundle
+(``PDBundle.check_request``), see ``creditmodel.service.scoring``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
+
+from creditmodel.service.scoring import FeaturePolicy
+
+MAX_BATCH = 10_000
+MAX_ID_LENGTH = 200
+ABSURD = 1e15  # loan amounts and sales beyond this are input errors
+MAX_MATURITY_YEARS = 50.0
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+def _number(minimum: float | None = None, maximum: float | None = None, **extra: Any) -> Any:
+    """A strict, finite JSON number; the range goes into the JSON schema only (the bundle judges it)."""
+    schema: dict[str, Any] = {"type": "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    schema.update(extra)
+    return Annotated[float, Strict(), AllowInfNan(False), WithJsonSchema(schema)]
+
+
+_Finite = Annotated[float, Strict(), AllowInfNan(False)]
+
+
+@dataclass
+class RequestModels:
+    """The dynamic request models and, per feature field, the feature it carries (aliases)."""
+
+    features: type[BaseModel]
+    score_request: type[BaseModel]
+    price_request: type[BaseModel]
+    field_keys: tuple[str, ...]  # python attribute of each feature, in schema order
+
+
+def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[str], *,
+                         descriptions: dict[str, str] | None = None, max_batch: int = MAX_BATCH) -> RequestModels:
+    """Pydantic models of the score and price requests for a bundle's features.
+
+    Field python names are ``f0..fn`` with the feature name as alias, so a feature called e.g.
+    ``schema`` or ``model_x`` cannot clash with pydantic's own attributes.
+    """
+    descriptions = descriptions or {}
+    fields: dict[str, Any] = {}
+    keys = []
+    for j, p in enumerate(policies):
+        key = f"f{j}"
+        keys.append(key)
+        doc = descriptions.get(p.name)
+        if p.categories is not None:
+            typ: Any = Literal[tuple(p.categories)]  # type: ignore[valid-type]
+        else:
+            lo, hi = p.bounds if p.bounds is not None else (None, None)
+            typ = _number(lo, hi)
+        if p.nullable:
+            typ = Optional[typ]
+        fields[key] = (typ, Field(..., alias=p.name, description=doc))
+    features = create_model("ApplicationFeatures", __config__=ConfigDict(extra="forbid", populate_by_name=False),
+                            **fields)
+    app_id = (Optional[Annotated[str, Strict(), Field(max_length=MAX_ID_LENGTH)]],
+              Field(None, description="the caller's reference, echoed back"))
+    application = create_model("Application", __config__=_FORBID, id=app_id, features=(features, ...))
+    batch = Field(..., min_length=1, max_length=max_batch,
+                  description=f"1 to {max_batch} applications, scored in this order")
+    score_request = create_model(
+        "ScoreRequest", __config__=_FORBID,
+        applications=(list[application], batch),  # type: ignore[valid-type]
+        reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
+    )
+    loan_terms = create_model(
+        "LoanTerms", __config__=_FORBID,
+        guarantee_type=(Literal[tuple(guarantee_types)],  # type: ignore[valid-type]
+                        Field(..., description="sets the LGD; the PD uses features.guarantee_type")),
+        amount=(Annotated[_Finite, Field(ge=0, le=ABSURD)], Field(..., description="exposure at default, CNY")),
+        maturity_years=(Optional[Annotated[_Finite, Field(gt=0, le=MAX_MATURITY_YEARS)]],
+                        Field(None, description="default: features.term_months / 12, else the configured default")),
+        annual_sales=(Optional[Annotated[_Finite, Field(ge=0, le=ABSURD)]],
+                      Field(None, description="borrower's annual sales, CNY (corporate SME adjustment); "
+                                              "default: features.fs_revenue when not negative")),
+    )
+    priced_application = create_model("PriceApplication", __config__=_FORBID, id=app_id,
+                                      features=(features, ...), loan=(loan_terms, ...))
+    price_request = create_model("PriceRequest", __config__=_FORBID,
+                                 applications=(list[priced_application], batch))  # type: ignore[valid-type]
+    return RequestModels(features, score_request, price_request, tuple(keys))
+
+
+# --- responses (static; the service writes them as JSON itself, these document them) ---------------
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    reason: str = Field(description="the catalogue's reason text with the value behind it")
+    value: float | str | None
+    contribution: float = Field(description="TreeSHAP contribution to the log-odds of default (> 0: adverse)")
+
+
+class ScoreResult(BaseModel):
+    id: str | None
+    pd: float = Field(description="calibrated 12-month probability of default")
+    grade: str = Field(description="master-scale grade")
+    reasons: list[ReasonOut] | None = Field(None, description="up to 3 adverse factors, largest first")
+
+
+class ScoreResponse(BaseModel):
+    model: str = Field(description="model id: the first 12 hex digits of model.txt's SHA-256")
+    results: list[ScoreResult]
+
+
+class PriceResult(BaseModel):
+    id: str | None
+    pd: float
+    grade: str
+    rate: float = Field(description="offered rate (the risk-covering rate within the floor and cap)")
+    components: dict[str, float] = Field(description="the risk-covering rate's parts; they sum to it")
+    details: dict[str, Any] = Field(description="every other column of the pricing engine's output")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PriceResponse(BaseModel):
+    model: str
+    results: list[PriceResult]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, applications, index, features, feature name")
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    features: int
+
+
+class ModelInfo(BaseModel):
+    model: str
+    model_card: dict[str, Any]
+    bundle: dict[str, Any]
+    features: list[dict[str, Any]]
+    grades: list[dict[str, Any]]

@@ -1,0 +1,266 @@
+"""Scoring from a bundle alone: PDs, grades and reason codes, without pandas on the hot path.
+
+:class:`FastScorer` turns feature dicts (as a JSON request carries them) straight into the float
+matrix that ``FeatureSchema.encode`` would build (categories -> their code, null -> NaN, numbers as
+float64), scores it with the bundle's booster, calibrator and master scale, and checks the allowed
+ranges the bundle's schema declares with one vectorised comparison. Whenever that screen finds a
+row out of range, the row goes to ``bundle.check_request`` for the verdict and its message, so the
+words of every refusal are the bundle's. At construction the scorer proves on probe rows that its
+PDs equal ``bundle.predict_pd`` exactly, so a change to the bundle's encoding cannot go unnoticed.
+
+Reason codes (:func:`reason_codes_from_bundle`, :meth:`FastScorer.reasons`) are LightGBM's exact
+TreeSHAP (``booster.predict(X, pred_contrib=True)``, margin space; the last column is the base
+value): per row the ``n`` features with the largest positive (adverse) contribution, in the
+catalogue's reason text with the value behind it ("<reason>: <value>"); a row with fewer adverse
+features gets fewer reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditmodel.exceptions import BundleError, RequestError
+
+N_REASONS = 3
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One adverse factor: the feature, the text a loan officer reads, its value and its SHAP (log-odds)."""
+
+    feature: str
+    reason: str
+    value: float | str | None
+    contribution: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "reason": self.reason, "value": self.value,
+                "contribution": self.contribution}
+
+
+@dataclass(frozen=True)
+class FeaturePolicy:
+    """What the bundle's schema allows for one feature."""
+
+    name: str
+    categories: tuple[str, ...] | None  # None for numeric features
+    nullable: bool
+    bounds: tuple[float, float] | None  # numeric: allowed [lo, hi]; None = any finite number
+    training_range: tuple[float, float] | None = None
+
+
+def feature_policies(schema: Any) -> list[FeaturePolicy]:
+    """The schema's per-feature policy, read defensively (older schemas carry categories only)."""
+    bounds = getattr(schema, "bounds", None)
+    default = None
+    if bounds is not None:  # a schema with ranges: numeric features it does not list get the schema's default
+        try:
+            from creditmodel.features.matrix import ABSURD
+
+            default = (-ABSURD, ABSURD)
+        except ImportError:
+            pass
+    bounds = bounds or {}
+    required = getattr(schema, "required", None) or frozenset()
+    observed = getattr(schema, "observed", None) or {}
+    out = []
+    for name in schema.names:
+        cats = schema.categories.get(name)
+        b = bounds.get(name, default) if cats is None else None
+        out.append(FeaturePolicy(
+            name=name,
+            categories=tuple(cats) if cats is not None else None,
+            nullable=name not in required,
+            bounds=(float(b[0]), float(b[1])) if b is not None else None,
+            training_range=tuple(map(float, observed[name])) if name in observed else None,
+        ))
+    return out
+
+
+class FastScorer:
+    """Scores rows of a loaded :class:`~creditmodel.export.bundle.PDBundle` from plain dicts or matrices.
+
+    ``num_threads`` is LightGBM's per-call thread count: 1 suits a request (OpenMP start-up costs
+    more than one row of trees), 0 means all cores (batch).
+    """
+
+    def __init__(self, bundle: Any, *, num_threads: int = 1, self_check: bool = True):
+        self.bundle = bundle
+        self.schema = bundle.schema
+        self.names: tuple[str, ...] = tuple(bundle.schema.names)
+        self.policies = feature_policies(bundle.schema)
+        self.num_threads = num_threads
+        self._codes = [(j, {c: float(i) for i, c in enumerate(p.categories)})
+                       for j, p in enumerate(self.policies) if p.categories is not None]
+        self._categories = {j: p.categories for j, p in enumerate(self.policies) if p.categories is not None}
+        bounded = [(j, p.bounds) for j, p in enumerate(self.policies) if p.bounds is not None]
+        self._bounded_idx = np.array([j for j, _ in bounded], dtype=np.intp)
+        self._lo = np.array([b[0] for _, b in bounded], dtype=np.float64)
+        self._hi = np.array([b[1] for _, b in bounded], dtype=np.float64)
+        from creditmodel.validation.explain import reason_text  # the catalogue's "<reason>: <value>"
+
+        self._reason_text = reason_text
+        if self_check:
+            self.check_parity()
+
+    # --- encoding and scoring ----------------------------------------------------------------
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None) -> np.ndarray:
+        """Float matrix of feature dicts in schema order, as FeatureSchema.encode makes it.
+
+        Rows must hold every feature (already validated): numbers (or None) for numeric features,
+        a known category (or None) for categorical ones. `keys` are the dict keys of the features in
+        schema order when they are not the feature names themselves.
+        """
+        names = self.names
+        keys = names if keys is None else keys
+        table = [[row[k] for k in keys] for row in rows]
+        for j, codes in self._codes:
+            for vals in table:
+                vals[j] = codes.get(vals[j], math.nan)
+        return np.array(table, dtype=np.float64).reshape(len(table), len(names))
+
+    def out_of_range(self, X: np.ndarray) -> np.ndarray:
+        """Row indices with a value outside its feature's allowed range (NaN is not out of range)."""
+        if not len(self._bounded_idx) or not len(X):
+            return np.empty(0, dtype=np.intp)
+        sub = X[:, self._bounded_idx]
+        with np.errstate(invalid="ignore"):
+            bad = (sub < self._lo) | (sub > self._hi)
+        return np.flatnonzero(bad.any(axis=1))
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:
+        return self.bundle.booster.predict(X, raw_score=True, num_threads=self.num_threads)
+
+    def pd(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated PDs of an encoded matrix: identical to bundle.predict_pd on the same rows."""
+        if not len(X):
+            return np.empty(0, dtype=np.float64)
+        return self.bundle.calibrator.predict(self.raw_score(X))
+
+    def grade(self, pd_: np.ndarray) -> np.ndarray:
+        return self.bundle.grade(pd_)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP per feature (n, k) in margin space; the base value column is dropped."""
+        contrib = np.asarray(self.bundle.booster.predict(X, pred_contrib=True, num_threads=self.num_threads),
+                             dtype=np.float64)
+        return contrib[:, :-1]
+
+    def decoded(self, X: np.ndarray, i: int, j: int) -> float | str | None:
+        """The feature value behind cell (i, j) of an encoded matrix, as the request gave it."""
+        v = float(X[i, j])
+        if math.isnan(v):
+            return None
+        cats = self._categories.get(j)
+        return cats[int(v)] if cats is not None else v
+
+    def reasons(self, X: np.ndarray, n: int = N_REASONS) -> list[list[Reason]]:
+        """Top-n adverse factors of each row of an encoded matrix."""
+        if not len(X):
+            return []
+        values = self.contributions(X)
+        k = min(n, values.shape[1])
+        order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
+        out = []
+        for i in range(len(X)):
+            row = []
+            for j in order[i]:
+                c = float(values[i, j])
+                if not c > 0:
+                    break
+                value = self.decoded(X, i, int(j))
+                name = self.names[j]
+                row.append(Reason(name, self._reason_text(name, value), value, c))
+            out.append(row)
+        return out
+
+    # --- the bundle as judge ---------------------------------------------------------------
+
+    def bundle_verdict(self, row: Mapping[str, Any]) -> RequestError | None:
+        """bundle.check_request on one row: its RequestError, or None when the bundle accepts the row."""
+        frame = pd.DataFrame([{n: row.get(n) for n in self.names}], columns=list(self.names))
+        try:
+            self.bundle.check_request(frame)
+        except RequestError as exc:
+            return exc
+        return None
+
+    def probe_rows(self) -> list[dict[str, Any]]:
+        """A few valid rows spanning each feature's range, categories and nulls (for the parity check)."""
+        rows = []
+        for r in range(4):
+            row: dict[str, Any] = {}
+            for j, p in enumerate(self.policies):
+                if p.categories is not None:
+                    row[p.name] = None if (r == 3 and p.nullable) else p.categories[(r + j) % len(p.categories)]
+                    continue
+                if r == 3 and p.nullable:
+                    row[p.name] = None
+                    continue
+                lo, hi = p.training_range or p.bounds or (0.0, 1.0)
+                if p.bounds is not None:
+                    lo, hi = max(lo, p.bounds[0]), min(hi, p.bounds[1])
+                    if lo > hi:
+                        lo, hi = p.bounds
+                    lo, hi = max(lo, -1e12), min(hi, 1e12)
+                row[p.name] = float(lo + (hi - lo) * (0.0, 0.5, 1.0)[r % 3])
+            rows.append(row)
+        return rows
+
+    def check_parity(self) -> None:
+        """Raise BundleError unless the fast path scores the probe rows exactly as bundle.predict_pd does."""
+        rows = self.probe_rows()
+        frame = pd.DataFrame(rows, columns=list(self.names))
+        try:
+            expected = np.asarray(self.bundle.predict_pd(frame), dtype=np.float64)
+        except RequestError:  # the bundle refuses a probe row: check the rows it accepts one by one
+            ok = [r for r in rows if self.bundle_verdict(r) is None]
+            if not ok:
+                return
+            rows, frame = ok, pd.DataFrame(ok, columns=list(self.names))
+            expected = np.asarray(self.bundle.predict_pd(frame), dtype=np.float64)
+        got = self.pd(self.encode_rows(rows))
+        if not np.array_equal(got, expected):
+            gap = float(np.max(np.abs(got - expected)))
+            raise BundleError(f"bundle {getattr(self.bundle, 'path', '')}: the service's encoding scores "
+                              f"differently from bundle.predict_pd (max PD difference {gap:.3g})")
+
+
+def reason_codes_from_bundle(bundle: Any, frame: pd.DataFrame, n: int = N_REASONS, *,
+                             num_threads: int = 0) -> list[list[Reason]]:
+    """Per row of `frame` (the bundle's features; extra columns ignored) its top-`n` adverse factors.
+
+    The frame is checked by ``bundle.check_request`` and encoded by the bundle's schema, so the
+    reasons explain exactly the margin behind ``bundle.predict_pd``.
+    """
+    bundle.check_request(frame)
+    scorer = FastScorer(bundle, num_threads=num_threads, self_check=False)
+    return scorer.reasons(bundle.schema.encode(frame), n)
+
+
+def reasons_frame(reasons: list[list[Reason]], n: int = N_REASONS, index: Any = None) -> pd.DataFrame:
+    """Reasons as columns reason_<k> (text), reason_<k>_feature and reason_<k>_shap, k = 1..n (None when absent)."""
+    cols: dict[str, list[Any]] = {}
+    for k in range(n):
+        texts, feats, shaps = [], [], []
+        for row in reasons:
+            r = row[k] if k < len(row) else None
+            texts.append(r.reason if r else None)
+            feats.append(r.feature if r else None)
+            shaps.append(r.contribution if r else np.nan)
+        cols[f"reason_{k + 1}"] = texts
+        cols[f"reason_{k + 1}_feature"] = feats
+        cols[f"reason_{k + 1}_shap"] = shaps
+    out = pd.DataFrame(cols, index=index)
+    for k in range(n):
+        out[f"reason_{k + 1}"] = out[f"reason_{k + 1}"].astype(object)
+        out[f"reason_{k + 1}_feature"] = out[f"reason_{k + 1}_feature"].astype(object)
+        out[f"reason_{k + 1}_shap"] = out[f"reason_{k + 1}_shap"].astype(np.float64)
+    return out
