@@ -83,12 +83,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
 MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
 registered model {t.model_uri} (version {t.model_version})
 report and plots {result.report_dir}
+validation       {result.output_dir / "validation_report.html"}   (creditmodel report {t.model_uri} --out FILE)
 export bundle    {result.bundle_dir}
 priced OOT loans {result.priced_path}
 features         {result.features_path}
 
 open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
-open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow)""")
+open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
