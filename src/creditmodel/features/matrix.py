@@ -89,13 +89,18 @@ class FeatureSchema:
                 out[name] = bad
         return out
 
+    def check_columns(self, columns: Sequence[str], where: str = "") -> None:
+        """Raise RequestError naming the first feature absent from `columns` (`where` says of what)."""
+        present = set(columns)
+        missing = [n for n in self.names if n not in present]
+        if missing:
+            raise RequestError(f"{where + ': ' if where else ''}feature {missing[0]!r} is missing (expected all of "
+                               f"the {len(self.names)} features; {len(missing)} missing)")
+
     def check(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first feature that is missing, null where not allowed, not a
         number, outside its allowed range, or an unknown category."""
-        missing = [n for n in self.names if n not in frame.columns]
-        if missing:
-            raise RequestError(f"feature {missing[0]!r} is missing (expected all of the "
-                               f"{len(self.names)} features; {len(missing)} missing)")
+        self.check_columns(frame.columns)
         for name in self.names:
             col = frame[name]
             if name in self.required and col.isna().any():

@@ -116,10 +116,7 @@ def score_parquet(
         raise DataContractError(f"input {input_path}: not readable as parquet ({exc})") from None
     names = list(bundle.schema.names)
     columns = dataset.schema.names
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise RequestError(f"input {input_path}: feature {missing[0]!r} is missing (expected all of the "
-                           f"bundle's {len(names)} features; {len(missing)} missing)")
+    bundle.schema.check_columns(columns, where=f"input {input_path}")
     features = set(names)
     keep = [c for c in columns if c not in features] if keep is None else list(keep)
     unknown = [c for c in keep if c not in columns]
@@ -198,10 +195,7 @@ def spark_score(spark_df: SparkDataFrame, bundle_dir: str | Path, *, reasons: bo
     files = _bundle_files(bundle_dir)
     names = list(bundle.schema.names)
     columns = spark_df.columns
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise RequestError(f"feature {missing[0]!r} is missing from the Spark DataFrame "
-                           f"(expected all of the bundle's {len(names)} features; {len(missing)} missing)")
+    bundle.schema.check_columns(columns, where="Spark DataFrame")
     features = set(names)
     keep = [c for c in columns if c not in features] if keep is None else list(keep)
     spark_types = {"double": DoubleType(), "string": StringType()}
