@@ -148,11 +148,6 @@ class PDBundle:
     def grade(self, pd_: np.ndarray) -> np.ndarray:
         return self.master_scale.grade(pd_)
 
-    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """PD and grade per row, in the frame's order."""
-        pd_ = self.predict_pd(frame)
-        return pd.DataFrame({"pd": pd_, "grade": self.grade(pd_)}, index=frame.index)
-
 
 def load_bundle(path: str | Path) -> PDBundle:
     """Verify every checksum, then parse the bundle. Any doubt raises BundleError; nothing is unpickled."""

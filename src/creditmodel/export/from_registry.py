@@ -150,7 +150,6 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         manifest = json.loads((staged / "manifest.json").read_text(encoding="utf-8"))
         manifest["verification"] = report  # the manifest is not among the checksummed files
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        load_bundle(staged)
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(staged, out_dir)

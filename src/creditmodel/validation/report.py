@@ -29,7 +29,7 @@ from creditmodel.exceptions import ConfigError
 from creditmodel.export.bundle import load_bundle
 from creditmodel.validation.suite import Evidence, ValidationResult, run_suite
 
-COLOURS = {"green": "#2e7d32", "amber": "#e69500", "red": "#c62828", "info": "#607d8b"}
+STATUSES = ("green", "amber", "red", "info")  # coloured as pills by the template's CSS
 
 
 def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
@@ -45,19 +45,16 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
             raise ConfigError(f"run {ref.run_id} of {model_uri} has no data/{name}: it was logged by an older "
                               f"creditmodel; re-run the pipeline to validate it")
     points = data / "scorecard_points.parquet"
-    iv = parts["bundle"].parent / "report" / "scorecard_iv.csv"
     iv_series = None
-    if not iv.is_file():
-        try:
-            import mlflow
+    try:  # the SHAP-against-IV comparison is optional: older runs did not log the IV table
+        import mlflow
 
-            mlflow.set_tracking_uri(tracking_uri)
-            iv = Path(mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="report/scorecard_iv.csv",
-                                                          dst_path=str(workdir)))
-        except Exception:  # noqa: BLE001 - the IV comparison is optional
-            iv = None
-    if iv is not None and iv.is_file():
+        mlflow.set_tracking_uri(tracking_uri)
+        iv = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="report/scorecard_iv.csv",
+                                                 dst_path=str(workdir))
         iv_series = pd.read_csv(iv).set_index("feature")["iv"]
+    except Exception:  # noqa: BLE001
+        pass
     label = f"{ref.name} version {ref.version}" if ref.name else f"run {ref.run_id[:8]}"
     return Evidence(
         label=label, bundle=load_bundle(parts["bundle"]),
@@ -88,7 +85,7 @@ def _table(frame: pd.DataFrame, max_rows: int = 60) -> str:
     body = shown.map(_fmt) if hasattr(shown, "map") else shown.applymap(_fmt)
     html = body.to_html(index=False, escape=True, border=0, classes="grid")
     if any(str(c).startswith("status") for c in frame.columns):
-        for s in COLOURS:
+        for s in STATUSES:
             html = html.replace(f"<td>{s}</td>", f'<td><span class="pill {s}">{s}</span></td>')
     if len(frame) > max_rows:
         html += f'<p class="muted">{len(frame) - max_rows} more rows in the CSV files logged with the report.</p>'

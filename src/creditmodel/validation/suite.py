@@ -390,7 +390,7 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Sec
                         explain.plot_dependence(expl, figdir / "shap_dependence.png", top=6)))
     check = explain.direction_check(expl)
     top = list(importance.index[:cfg.top_features])
-    flagged = check[check["feature"].isin(top) & (check["status"] == "contradicts")] if "status" in check else check.iloc[0:0]
+    flagged = check[check["feature"].isin(top) & check["contradicts"]]
     sec.add("SHAP direction against the catalogue", f"top {len(top)} features", value=float(len(flagged)),
             status="amber" if len(flagged) else "green", threshold="amber when any top feature contradicts",
             note=", ".join(flagged["feature"]) if len(flagged) else "none contradicts")
