@@ -241,6 +241,8 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: directory exists and is not empty")
+    if Path(args.csv).is_dir():
+        raise ConfigError(f"--csv {args.csv}: is a directory; expected the data set's CSV file")
     if not Path(args.csv).is_file():
         raise ConfigError(f"--csv {args.csv}: file does not exist")
     write_taiwan(args.csv, out)
