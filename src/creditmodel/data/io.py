@@ -10,11 +10,7 @@ file (and table.column where it applies).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,7 @@ import pandas as pd
 from creditmodel.data import schema
 from creditmodel.data.contracts import _parse_dates, validate_tables
 from creditmodel.exceptions import DataContractError
+from creditmodel.outputs import Output
 
 __all__ = ["read_tables", "write_tables", "load_tables"]
 
@@ -240,11 +237,12 @@ def load_tables(
 # --------------------------------------------------------------------------------------------
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, force: bool = False) -> Path:
     """Write each table to ``out_dir/<name>.parquet``, all or nothing.
 
-    The files are written to a temporary directory next to ``out_dir`` which is then renamed;
-    a non-empty existing ``out_dir`` is refused, and on failure nothing is left behind.
+    The files are written to a staging directory next to ``out_dir`` which is then renamed; an
+    existing ``out_dir`` is replaced only when it is empty or an earlier output of creditmodel
+    (``creditmodel.outputs``; anything else raises ConfigError), and on failure nothing is left behind.
     """
     out = Path(out_dir).expanduser()
     for name, df in tables.items():
@@ -256,14 +254,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
             raise DataContractError(
                 f"cannot write table {name!r}: not a pandas DataFrame (got {type(df).__name__})"
             )
-    if out.exists() and not out.is_dir():
-        raise DataContractError(f"{out}: exists and is not a directory; refusing to write")
-    if out.is_dir() and any(out.iterdir()):
-        raise DataContractError(f"{out}: directory is not empty; refusing to overwrite it")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))
-    try:
+    with Output(out, kind="dir", command="write_tables", force=force, label="out_dir") as output:
+        tmp = output.tmp
         for name, df in tables.items():
             try:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
@@ -272,10 +264,4 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
                     f"cannot write table {name!r} as parquet "
                     f"({type(exc).__name__}: {_first_line(exc)})"
                 ) from None
-        if out.is_dir():
-            out.rmdir()  # empty (checked above); rename needs the name free on every platform
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
