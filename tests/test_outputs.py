@@ -338,6 +338,26 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(place, capsy
     capsys.readouterr()
 
 
+def test_staging_of_a_dead_writer_inside_an_output_goes_with_it(place, tiny_world):
+    """A file being written into the kit's output by a live process blocks its replacement; once that
+    process is dead, its staging directory is the kit's own debris and goes with the output."""
+    from creditmodel.data.synthetic import write_world
+
+    write_world(tiny_world, "proj/world")
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    stage = place / "proj" / "world" / f".scores.csv.creditmodel-stage-0badc0de-{writer.pid}-{outputs._host()}"
+    stage.mkdir()
+    (stage / "scores.csv").write_text("half")
+    try:
+        with pytest.raises(ConfigError, match=f"is being written: .* may still run \\(pid {writer.pid} on "):
+            check_output("proj/world")
+    finally:
+        writer.kill()
+        writer.wait()
+    write_world(tiny_world, "proj/world")
+    assert not stage.exists() and not leftovers(place / "proj")
+
+
 @pytest.mark.parametrize("mask, dirs, files", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600), (0o002, 0o775, 0o664)])
 def test_outputs_get_the_permissions_of_the_umask(place, mask, dirs, files):
     import tempfile

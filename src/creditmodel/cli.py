@@ -302,6 +302,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
         if find_chromium() is None:
             raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
+        check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
                            config=config, compare=args.compare, log=not args.no_log, force=args.force)
     for r in results:
@@ -317,7 +318,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.screenshot:
         from creditmodel.validation.browser import open_in_browser
 
-        seen = open_in_browser(out, screenshot=args.screenshot)
+        with Output(args.screenshot, kind="file", command="report", inputs={"--out": out}, force=args.force,
+                    label="--screenshot") as shot:
+            seen = open_in_browser(out, screenshot=shot.tmp)
         print(f"opened in Chromium: {seen['images']} figures, {len(seen['console_errors'])} console errors; "
               f"summary screenshot {args.screenshot}")
 

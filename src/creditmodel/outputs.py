@@ -299,17 +299,25 @@ def _unowned(actual: Path, rel: str, entry: dict[str, Any], force: bool) -> str 
     def shown(key: str) -> str:
         return key[len(rel) + 1:] if key.startswith(rel + "/") else Path(key).name
 
-    for key in dirs:
-        if key not in known_dirs:
-            return (f"is not empty: it holds {shown(key)!r}, which creditmodel did not write" if key != rel else
-                    "was not written by creditmodel")
-    for key in sorted(files):
-        if key not in known_files:
-            return (f"is not empty: it holds {shown(key)!r}, which creditmodel did not write" if key != rel else
-                    "exists and was not written by creditmodel")
+    def foreign(key: str) -> str | None:
+        for part in shown(key).split("/"):  # creditmodel's own staging inside: gone with it once its writer died
+            m = _SIBLING.match(part)
+            if m and m["purpose"] in _PURPOSES:
+                if m["host"] == _host() and not _alive(int(m["pid"])):
+                    return None
+                return (f"is being written: it holds {shown(key)!r} of a creditmodel process that may still run "
+                        f"(pid {m['pid']} on {m['host']})")
+        return (f"is not empty: it holds {shown(key)!r}, which creditmodel did not write" if key != rel else
+                "exists and was not written by creditmodel")
+
+    for key in [*dirs, *sorted(files)]:
+        if key not in known_dirs and key not in known_files:
+            problem = foreign(key)
+            if problem:
+                return problem
     if not force:
         for key in sorted(files):
-            if files[key] not in known_files[key]:
+            if key in known_files and files[key] not in known_files[key]:
                 what = "it" if key == rel else repr(shown(key))
                 return f"{what} was changed after creditmodel wrote it (--force replaces it)"
     return None
