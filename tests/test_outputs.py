@@ -338,6 +338,38 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(place, capsy
     capsys.readouterr()
 
 
+def test_a_killed_writer_leaves_the_old_output_intact_and_the_next_run_cleans_up(place):
+    """A writer killed (SIGKILL) half-way through, with a staged output and a scratch directory, as
+    `run` has them: nothing half-written is visible, and the next write removes what it left."""
+    import signal
+
+    proj = place / "proj"
+    assert main(["synth", "--out", "proj/world", "--enterprises", "60"]) == 0
+    before = tree(proj / "world")
+    script = ("import sys, time\n"
+              "from creditmodel.outputs import Output\n"
+              "out = Output('proj/world', command='synth')\n"
+              "(out.tmp / 'loans.parquet').write_bytes(b'half written')\n"
+              "(out.scratch() / 'artifacts.bin').write_bytes(b'x')\n"
+              "print('writing', flush=True)\n"
+              "time.sleep(120)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(outputs.__file__).parents[1])})
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        assert len(leftovers(proj)) == 2  # a live writer's staging and scratch: a second write keeps them
+        assert main(["synth", "--out", "proj/world", "--enterprises", "60"]) == 0
+        assert len(leftovers(proj)) == 2
+        before = tree(proj / "world")
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    assert tree(proj / "world") == before  # nothing half-written is visible
+    assert main(["synth", "--out", "proj/world", "--enterprises", "60", "--seed", "5"]) == 0
+    assert not leftovers(proj) and tree(proj / "world") != before
+
+
 def test_staging_of_a_dead_writer_inside_an_output_goes_with_it(place, tiny_world):
     """A file being written into the kit's output by a live process blocks its replacement; once that
     process is dead, its staging directory is the kit's own debris and goes with the output."""
