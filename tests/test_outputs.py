@@ -285,6 +285,12 @@ def test_links_files_and_ledgers_that_are_not_what_they_seem(place):
     with pytest.raises(ConfigError, match="is a directory"):
         check_output("adir", kind="file")
     assert check_output("adir") == place / "adir"  # an empty directory holds nothing to lose
+    with pytest.raises(ConfigError, match="a name creditmodel keeps for its own records"):
+        check_output(LEDGER, kind="file")
+    (place / LEDGER).write_text(json.dumps({"format": "creditmodel-outputs", "version": 1,
+                                            "outputs": {"afile": {"files": ["afile"]}}}))
+    with pytest.raises(ConfigError, match="output 'afile': expected lists of files"):
+        check_output("afile", kind="file")
     (place / LEDGER).write_text("{not json")
     with pytest.raises(ConfigError, match=r"\.creditmodel-outputs\.json: not a creditmodel output ledger"):
         check_output("afile", kind="file")

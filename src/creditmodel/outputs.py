@@ -202,6 +202,13 @@ def _read_ledger(directory: Path) -> dict[str, Any]:
             or not isinstance(data.get("outputs"), dict)):
         raise ConfigError(f"{path}: not a creditmodel output ledger of version {LEDGER_VERSION}; "
                           f"move it away (outputs it listed are then treated as not written by creditmodel)")
+    for name, entry in data["outputs"].items():
+        parts = [entry] + ([entry["pending"]] if isinstance(entry, dict) and entry.get("pending") else [])
+        if not all(isinstance(p, dict) and isinstance(p.get("files", {}), dict) and isinstance(p.get("dirs", []), list)
+                   and all(isinstance(v, list) and len(v) == 2 for v in p.get("files", {}).values())
+                   for p in parts):
+            raise ConfigError(f"{path}: output {name!r}: expected lists of files (size, mtime) and directories; "
+                              f"move the ledger away (its outputs are then treated as not written by creditmodel)")
     return data
 
 
@@ -382,6 +389,8 @@ def _location_problem(out: Path, inputs: Inputs | None) -> str | None:
 
 
 def _kind_problem(out: Path, kind: Kind) -> str | None:
+    if out.name == LEDGER or _SIBLING.match(out.name):
+        return "is a name creditmodel keeps for its own records and staging"
     if kind == "dir" and out.exists() and not out.is_dir():
         return "exists and is not a directory"
     if kind == "file" and out.is_dir():
