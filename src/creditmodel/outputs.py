@@ -516,6 +516,9 @@ class Output:
                             break
                 else:  # pragma: no cover - ledgers appearing and vanishing under us
                     self._refuse("its output ledger keeps changing")
+        except BaseException:
+            self.discard()  # whatever went wrong, the staged output does not stay behind
+            raise
         finally:
             for path in self._scratch:
                 shutil.rmtree(path, ignore_errors=True)
