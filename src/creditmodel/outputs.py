@@ -389,7 +389,7 @@ def _location_problem(out: Path, inputs: Inputs | None) -> str | None:
 
 
 def _kind_problem(out: Path, kind: Kind) -> str | None:
-    if out.name == LEDGER or _SIBLING.match(out.name):
+    if out.name == LEDGER or (_SIBLING.match(out.name) and not _in_staging(out)):
         return "is a name creditmodel keeps for its own records and staging"
     if kind == "dir" and out.exists() and not out.is_dir():
         return "exists and is not a directory"
