@@ -43,8 +43,11 @@ def test_synth_writes_canonical_tables(tmp_path, capsys):
         "enterprises", "registration_events", "court_cases", "environment_checks", "transactions",
         "financial_statements", "loans", "repayments"))
     assert (tmp_path / "w" / "_truth" / "loan_truth.parquet").is_file()
+    assert main(["synth", "--out", str(tmp_path / "w"), "--enterprises", "60"]) == 0  # its own output: replaced
+    (tmp_path / "w" / "notes.txt").write_text("mine")
     assert main(["synth", "--out", str(tmp_path / "w"), "--enterprises", "60"]) == 2
-    assert "not empty" in _one_error_line(capsys)
+    assert "not empty: it holds 'notes.txt', which creditmodel did not write" in _one_error_line(capsys)
+    assert (tmp_path / "w" / "notes.txt").read_text() == "mine"
 
 
 def test_bad_cli_argument_exits_non_zero(capsys):
@@ -155,7 +158,7 @@ def test_export_refuses_a_non_empty_out_dir(demo_run, tmp_path, capsys):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     assert main(["export", "--out", str(tmp_path / "full"), "--tracking-uri", demo_run["tracking_uri"]]) == 2
-    assert "exists and is not an empty directory" in _one_error_line(capsys)
+    assert "not empty: it holds 'keep.txt', which creditmodel did not write" in _one_error_line(capsys)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 

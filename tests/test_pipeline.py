@@ -24,7 +24,7 @@ def test_outputs_exist(demo_run):
                  "scorecard_table.csv", "metrics.csv", "master_scale_development.csv",
                  "score_distribution_oot.png", "lightgbm_gain_importance.csv", "truth_by_grade_oot.csv"):
         assert (r.report_dir / name).stat().st_size > 0, name
-    assert not list(r.output_dir.parent.glob(".*partial*")), "staging directory left behind"
+    assert not list(r.output_dir.parent.glob(".*.creditmodel-*")), "staging directory left behind"
 
 
 def test_bundle_reproduces_in_memory_pds(demo_run):

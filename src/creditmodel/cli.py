@@ -9,11 +9,11 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 from creditmodel.exceptions import ConfigError, CreditModelError
+from creditmodel.outputs import Output, check_output
 
 EXIT_ERROR = 2
 
@@ -43,20 +43,20 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         raise ConfigError(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: value "
                           f"{err.get('input')!r}: {err['msg']}") from None
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out}: directory exists and is not empty")
+    check_output(out, kind="dir", force=args.force)  # before the world is drawn
     if args.partitioned:
         from creditmodel.data.synthetic import write_world_partitioned
 
         write_world_partitioned(out, cfg.enterprises, cfg.seed, chunk_enterprises=args.chunk_enterprises,
                                 start=str(cfg.start), extraction_date=str(cfg.extraction_date),
                                 transaction_density=cfg.transaction_density,
-                                progress=lambda done, total: print(f"  block {done}/{total}", flush=True))
+                                progress=lambda done, total: print(f"  block {done}/{total}", flush=True),
+                                force=args.force)
         print(f"wrote {out} as partitioned parquet (ground truth apart in {out / '_truth'})")
         return
     world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date),
                            transaction_density=cfg.transaction_density)
-    write_world(world, out)
+    write_world(world, out, force=args.force)
     for name, frame in world.tables.items():
         print(f"{name:22s} {len(frame):>12,d} rows")
     print(f"wrote {out} (ground truth apart in {out / '_truth'})")
@@ -64,14 +64,21 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
-    from creditmodel.pipeline import run_pipeline
+    from creditmodel.outputs import tracking_inputs
+    from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE
 
     config = load_config(args.config, {
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
         "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
     })
-    result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True))
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
+    check_output(config.output_dir, kind="dir", force=args.force,  # refused at once, before the heavy imports
+                 inputs={"--config": args.config, "--data": config.data_dir, **tracking_inputs(uri)})
+    from creditmodel.pipeline import run_pipeline
+
+    result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True),
+                          force=args.force, inputs={"--config": args.config})  # refuses an unsafe --out first
     m = result.metrics.set_index(["model", "split"])
     print("\nout-of-time test:")
     for model in m.index.get_level_values(0).unique():
@@ -97,6 +104,8 @@ def _cmd_features(args: argparse.Namespace) -> None:
     from creditmodel.data.io import declared_extraction_date, read_tables
     from creditmodel.features.build import build_features
 
+    out, inputs = _frame_out(args.out), {"--data": args.data}
+    check_output(out, kind="file", inputs=inputs, force=args.force)
     raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
     ignored = ignored_columns(raw)
     if ignored:
@@ -104,7 +113,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
               file=sys.stderr)
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
     frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    _atomic_write(frame, Path(args.out))
+    _write_frame(frame, out, command="features", inputs=inputs, force=args.force)
     print(f"wrote {len(frame)} rows x {frame.shape[1] - 3} features to {args.out}")
 
 
@@ -113,7 +122,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
 
     uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
-    result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx)
+    result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx,
+                          force=args.force)
     out = Path(args.out)
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     ref = result["model"]
@@ -147,21 +157,20 @@ def _read_frame(path: Path) -> "pd.DataFrame":  # noqa: F821
                                 f"({type(exc).__name__}: {first})") from None
 
 
-def _atomic_write(frame: "pd.DataFrame", out: Path) -> None:  # noqa: F821
-    if out.suffix not in (".csv", ".parquet"):
+def _frame_out(out: str) -> Path:
+    path = Path(out)
+    if path.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"--out {out}: expected a .csv or .parquet file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    return path
+
+
+def _write_frame(frame: "pd.DataFrame", out: Path, *, command: str, inputs: dict, force: bool) -> None:  # noqa: F821
+    """Write `frame` as .csv or .parquet all at once, replacing only an earlier output of creditmodel."""
+    with Output(out, kind="file", command=command, inputs=inputs, force=force) as output:
         if out.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            frame.to_csv(output.tmp, index=False)
         else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            frame.to_parquet(output.tmp, index=False)
 
 
 def _cmd_price(args: argparse.Namespace) -> None:
@@ -171,9 +180,9 @@ def _cmd_price(args: argparse.Namespace) -> None:
     from creditmodel.export.bundle import load_bundle
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
 
-    out = Path(args.out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"--out {out}: expected a .csv or .parquet file name")
+    out = _frame_out(args.out)
+    inputs = {"--bundle": args.bundle, "--applications": args.applications, "--config": args.config}
+    check_output(out, kind="file", inputs=inputs, force=args.force)
     target = args.target_raroc
     if target is not None and not (math.isfinite(target) and -1 < target <= 10):
         raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
@@ -184,7 +193,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
     priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    _atomic_write(priced, out)
+    _write_frame(priced, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
     print(f"priced {s['n_loans']} loans (exposure {s['exposure']:,.0f}) -> {out}\n"
           f"exposure-weighted rate {s['rate']:.2%} (risk-covering {s['risk_covering_rate']:.2%}), "
@@ -241,13 +250,12 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
     from creditmodel.data.adapters.taiwan import write_taiwan
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out}: directory exists and is not empty")
     if Path(args.csv).is_dir():
         raise ConfigError(f"--csv {args.csv}: is a directory; expected the data set's CSV file")
+    check_output(out, kind="dir", inputs={"--csv": args.csv}, force=args.force)
     if not Path(args.csv).is_file():
         raise ConfigError(f"--csv {args.csv}: file does not exist")
-    write_taiwan(args.csv, out)
+    write_taiwan(args.csv, out, force=args.force)
     print(f"wrote canonical tables to {out}; run them with: creditmodel run --data {out} --config configs/taiwan.toml")
 
 
@@ -313,11 +321,12 @@ def _cmd_score(args: argparse.Namespace) -> None:
     from creditmodel.export.bundle import load_bundle
     from creditmodel.service.batch import score_parquet
 
+    check_output(args.out, kind="file", inputs={"--input": args.input, "--bundle": args.bundle}, force=args.force)
     bundle = load_bundle(args.bundle)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
-                          num_threads=args.threads, progress=progress)
+                          num_threads=args.threads, progress=progress, force=args.force)
     print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
           f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}")
 
@@ -334,8 +343,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
         if find_chromium() is None:
             raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
+        check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
-                           config=config, compare=args.compare, log=not args.no_log)
+                           config=config, compare=args.compare, log=not args.no_log, force=args.force)
     for r in results:
         c = r.counts()
         print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
@@ -349,9 +359,15 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.screenshot:
         from creditmodel.validation.browser import open_in_browser
 
-        seen = open_in_browser(out, screenshot=args.screenshot)
+        with Output(args.screenshot, kind="file", command="report", inputs={"--out": out}, force=args.force,
+                    label="--screenshot") as shot:
+            seen = open_in_browser(out, screenshot=shot.tmp)
         print(f"opened in Chromium: {seen['images']} figures, {len(seen['console_errors'])} console errors; "
               f"summary screenshot {args.screenshot}")
+
+
+FORCE_HELP = ("replace an earlier output of creditmodel even if files in it were changed since "
+              "(files creditmodel did not write are never replaced)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="generate the synthetic SME world as canonical parquet tables")
-    p.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
+    p.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--enterprises", type=_positive_int, default=10_000, help="number of borrowers (default 10000)")
     p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
     p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
@@ -375,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")
     p.add_argument("--config", help="TOML run configuration (all fields optional)")
     p.add_argument("--data", help="directory or DuckDB file of canonical tables (default: synthetic world)")
-    p.add_argument("--out", help="output directory (default data/demo), replaced only when the run succeeds")
+    p.add_argument("--out", help="output directory (default data/demo), replaced only when the run succeeds and "
+                                 "only if creditmodel wrote it")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--enterprises", type=_positive_int, help="size of the synthetic world")
     p.add_argument("--seed", type=_positive_int, help="seed of the synthetic world and of training")
     p.add_argument("--encoding", help="encoding of CSV tables, e.g. gbk (default utf-8)")
@@ -388,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
     p.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
     p.add_argument("--out", required=True, help="output .parquet or .csv")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
     p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
     p.add_argument("--threads", type=_positive_int, default=1,
@@ -397,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a verified bundle of a tracked model for pricing and scoring services")
     p.add_argument("model_uri", nargs="?", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model "
                                                 "(default models:/sme_pd@challenger)")
-    p.add_argument("--out", required=True, help="directory to write the bundle to (must be empty or absent)")
+    p.add_argument("--out", required=True, help="directory to write the bundle to (absent, empty or an earlier "
+                                                "output of creditmodel)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and measure its float32 drift")
     p.add_argument("--model", default="sme_pd", help="registered model name when no MODEL_URI (default sme_pd)")
     p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
@@ -411,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
                         "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
     p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "
                                     "and whose data dictionary sets the policy rules (needs_referral)")
     p.add_argument("--target-raroc", type=float, metavar="X",
@@ -447,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="validation report (one self-contained HTML) of a tracked model")
     p.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
     p.add_argument("--out", required=True, help="the .html file to write")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
     p.add_argument("--config", help="TOML whose [validation] table sets the thresholds")
     p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
@@ -470,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = data_sub.add_parser("adapt", help="map a public data set into canonical tables")
     a.add_argument("dataset", choices=["taiwan"], help="taiwan: UCI credit-card clients (Yeh & Lien 2009)")
     a.add_argument("--csv", required=True, help="path of the data set's CSV file")
-    a.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
+    a.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
+    a.add_argument("--force", action="store_true", help=FORCE_HELP)
     a.set_defaults(func=_cmd_data_adapt)
     p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
     p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")
@@ -487,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="export bundle directory")
     p.add_argument("--input", required=True, help="parquet file or directory of parquet parts with the bundle's features")
     p.add_argument("--out", required=True, help="output .parquet, written only when every row scored")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--reasons", action="store_true", help="add the top-3 reason codes (TreeSHAP; slower)")
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
     p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")

@@ -2,7 +2,8 @@
 LightGBM -> calibration and master scale -> metrics, plots, SHAP -> export bundle -> pricing -> MLflow.
 
 Everything is written into a staging directory that replaces `output_dir` only when the whole run
-succeeded, so a failed run leaves no half-written output behind.
+succeeded, so a failed run leaves no half-written output behind; `output_dir` is refused at the start
+(before any work) when it is not safe to replace (see `creditmodel.outputs`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ from creditmodel.models.master_scale import MasterScale
 from creditmodel.models.scorecard import ScorecardPD
 from creditmodel.models.search import SEARCHED, search_lightgbm
 from creditmodel.models.segments import compare_segment_models
+from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
-from creditmodel.tracking.mlflow_tracking import TrackedRun, default_tracking_uri, log_pipeline_run
+from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, default_tracking_uri, log_pipeline_run
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.report import build_report
 
@@ -323,16 +325,28 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
         truth_by_grade(frame, models, truth).to_csv(report / "truth_by_grade_oot.csv", index=False)
 
 
+def run_inputs(config: RunConfig, tracking_uri: str | None = None) -> dict[str, Path]:
+    """What a run reads and its output must therefore never replace: the data and the tracking store."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
+    return {**({"--data": Path(config.data_dir)} if config.data_dir is not None else {}), **tracking_inputs(uri)}
+
+
 def run_pipeline(
     config: RunConfig,
     *,
     tracking_uri: str | None = None,
     progress: Callable[[str], None] = lambda msg: log.info(msg),
+    force: bool = False,
+    inputs: Inputs | None = None,
 ) -> RunResult:
-    """Run the main job; see the module docstring."""
+    """Run the main job; see the module docstring.
+
+    `inputs`: further inputs (label -> path, e.g. the configuration file) the output must not replace;
+    `force`: replace an earlier output of creditmodel even if files in it were changed since."""
     out = Path(config.output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    output = Output(out, kind="dir", command="run", force=force, inputs={**run_inputs(config, tracking_uri),
+                                                                          **(inputs or {})})
+    stage = output.tmp
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -431,7 +445,7 @@ def run_pipeline(
             graded = by_grade[by_grade["grade"] != "all"]
             flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
         (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
-        artifacts = Path(tempfile.mkdtemp(prefix=".artifacts-", dir=out.parent))
+        artifacts = output.scratch()
         try:
             for name in ("report", "bundle"):
                 shutil.copytree(stage / name, artifacts / name)
@@ -480,10 +494,8 @@ def run_pipeline(
             "validation_status": validated.status, "validation_counts": counts,
             "loans_needing_referral": referrals, "ignored_columns": notes.get("ignored_columns", []),
         }, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
+        output.commit()
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        output.discard()
         raise
     return RunResult(out, table, tracked, models, missing, timings)

@@ -12,7 +12,7 @@ import pytest
 from creditmodel.data import schema
 from creditmodel.data.contracts import validate_tables
 from creditmodel.data.io import load_tables, read_tables, write_tables
-from creditmodel.exceptions import DataContractError
+from creditmodel.exceptions import ConfigError, DataContractError
 
 
 @pytest.fixture
@@ -119,8 +119,10 @@ def test_write_refuses_non_empty_directory(tables, tmp_path):
     target = tmp_path / "taken"
     target.mkdir()
     (target / "keep.txt").write_text("precious")
-    msg = raises(write_tables, tables, target)
-    assert "not empty" in msg and str(target) in msg
+    with pytest.raises(ConfigError) as info:
+        write_tables(tables, target)
+    msg = str(info.value)
+    assert "not empty: it holds 'keep.txt', which creditmodel did not write" in msg and str(target) in msg
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 

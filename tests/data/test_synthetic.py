@@ -22,6 +22,7 @@ from creditmodel.data.synthetic import (
     write_world_partitioned,
 )
 from creditmodel.exceptions import ConfigError
+from creditmodel.outputs import LEDGER
 
 N_BIG = 3000
 SEED = 0
@@ -279,7 +280,7 @@ def test_write_world_writes_every_table_and_truth(small: World, tmp_path) -> Non
     pd.testing.assert_frame_equal(loans, small.tables["loans"], check_dtype=False)
     truth = pd.read_parquet(out / TRUTH_DIR / TRUTH_FILE)
     pd.testing.assert_frame_equal(truth, small.truth)
-    assert [p.name for p in tmp_path.iterdir()] == ["world"]  # no temporary directory left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "world"]  # no temporary directory left
 
 
 def test_write_world_accepts_empty_dir_and_refuses_non_empty(small: World, tmp_path) -> None:
@@ -289,10 +290,10 @@ def test_write_world_accepts_empty_dir_and_refuses_non_empty(small: World, tmp_p
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("x")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty: it holds 'keep.txt', which creditmodel did not write"):
         write_world(small, full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "empty", "full"]
 
 
 # --- blocks, chunks and the partitioned writer -----------------------------------------------------
@@ -388,7 +389,7 @@ def test_partitioned_world_equals_in_memory_world_for_any_chunking(tiny_blocks, 
     one = write_world_partitioned(tmp_path / "w1", **MULTI, chunk_enterprises=1)
     assert len(list((one / "transactions").iterdir())) == 5
     _assert_same_world(_read_world(one), world)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1", "w200"]  # no temporary directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "w1", "w200"]  # no temporary directory
 
 
 def test_partitioned_world_is_deterministic_and_seeded(tmp_path) -> None:
@@ -405,7 +406,7 @@ def test_partitioned_writer_refuses_non_empty_dir_and_leaves_nothing_on_failure(
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("x")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty: it holds 'keep.txt'"):
         write_world_partitioned(full, 60, start="2024-06-01")
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from creditmodel.cli import main
+from creditmodel.outputs import LEDGER
 from creditmodel.pricing import OUTPUT_COLUMNS, POLICY_COLUMNS
 
 
@@ -42,7 +43,7 @@ def test_price_portfolio_with_target_raroc(demo_run, applications, tmp_path, cap
     np.testing.assert_allclose(got, 0.15, rtol=1e-9)
     text = capsys.readouterr().out
     assert "priced 300 loans" in text and "RAROC" in text and "EVA" in text and "cap" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, out.name])  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([LEDGER, src.name, out.name])  # no temp file left
 
 
 def test_price_without_target_keeps_the_output_columns(demo_run, applications, tmp_path):

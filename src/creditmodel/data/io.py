@@ -17,11 +17,7 @@ one, and asks for it when neither is given.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from creditmodel.data import schema
 from creditmodel.data.contracts import _parse_dates, extraction_timestamp, validate_tables
 from creditmodel.data.dictionary import DataDictionary
 from creditmodel.exceptions import ConfigError, DataContractError
+from creditmodel.outputs import Output
 
 __all__ = ["read_tables", "write_tables", "load_tables", "DATASET_FILE", "declared_extraction_date",
            "write_dataset_info", "resolve_extraction_date"]
@@ -332,12 +329,14 @@ def resolve_extraction_date(configured: Any, source: str | Path) -> pd.Timestamp
 # --------------------------------------------------------------------------------------------
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extraction_date: Any = None) -> Path:
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extraction_date: Any = None,
+                 force: bool = False) -> Path:
     """Write each table to ``out_dir/<name>.parquet``, all or nothing; with ``extraction_date``, also
     the declared as-of date ``_dataset.json``.
 
-    The files are written to a temporary directory next to ``out_dir`` which is then renamed;
-    a non-empty existing ``out_dir`` is refused, and on failure nothing is left behind.
+    The files are written to a staging directory next to ``out_dir`` which is then renamed; an
+    existing ``out_dir`` is replaced only when it is empty or an earlier output of creditmodel
+    (``creditmodel.outputs``; anything else raises ConfigError), and on failure nothing is left behind.
     """
     out = Path(out_dir).expanduser()
     for name, df in tables.items():
@@ -349,14 +348,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
             raise DataContractError(
                 f"cannot write table {name!r}: not a pandas DataFrame (got {type(df).__name__})"
             )
-    if out.exists() and not out.is_dir():
-        raise DataContractError(f"{out}: exists and is not a directory; refusing to write")
-    if out.is_dir() and any(out.iterdir()):
-        raise DataContractError(f"{out}: directory is not empty; refusing to overwrite it")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))
-    try:
+    with Output(out, kind="dir", command="write_tables", force=force, label="out_dir") as output:
+        tmp = output.tmp
         if extraction_date is not None:
             write_dataset_info(tmp, extraction_date)
         for name, df in tables.items():
@@ -367,10 +360,4 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
                     f"cannot write table {name!r} as parquet "
                     f"({type(exc).__name__}: {_first_line(exc)})"
                 ) from None
-        if out.is_dir():
-            out.rmdir()  # empty (checked above); rename needs the name free on every platform
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

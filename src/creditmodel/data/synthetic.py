@@ -36,9 +36,6 @@ tables so that no loader or feature reads it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -53,6 +50,7 @@ from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.io import write_dataset_info
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import ConfigError
+from creditmodel.outputs import Output
 
 __all__ = [
     "World",
@@ -843,39 +841,25 @@ class _Generator:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def write_world(world: World, out_dir: str | Path) -> Path:
+def write_world(world: World, out_dir: str | Path, *, force: bool = False) -> Path:
     """Write ``<table>.parquet`` per canonical table, ``_truth/loan_truth.parquet`` and the declared
     extraction date ``_dataset.json``.
 
-    Files are written into a temporary directory beside ``out_dir`` which is then renamed, so a
-    failure leaves nothing half-written.  ``out_dir`` must not exist or be an empty directory.
+    Files are written into a staging directory beside ``out_dir`` which is then renamed, so a
+    failure leaves nothing half-written.  ``out_dir`` must be absent, empty or an earlier output of
+    creditmodel (``creditmodel.outputs``: anything else raises ConfigError and is left untouched).
     """
-    out = Path(out_dir)
-    _check_out_dir(out)
     missing = [name for name in TABLES if name not in world.tables]
     if missing:
         raise ValueError(f"world.tables lacks {missing}: expected every table of schema.TABLES")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o755)
+    with Output(out_dir, kind="dir", command="synth", force=force, label="out_dir") as output:
+        tmp = output.tmp
         for name in TABLES:
             world.tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / TRUTH_DIR).mkdir()
         world.truth.to_parquet(tmp / TRUTH_DIR / TRUTH_FILE, index=False)
         write_dataset_info(tmp, world.extraction_date)
-        if out.exists():
-            out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"out_dir {str(out)!r} exists and is not empty: expected a new or empty directory")
+    return Path(out_dir)
 
 
 class _ParquetSink:
@@ -933,6 +917,7 @@ def write_world_partitioned(
     extraction_date: str = "2025-06-30",
     transaction_density: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> Path:
     """Generate the world of ``generate_world(n_enterprises, seed, ...)`` straight to parquet.
 
@@ -949,22 +934,21 @@ def write_world_partitioned(
 
     ``creditmodel.data.io.read_tables`` reads both forms.  Reading the directory back gives the
     frames of ``generate_world`` with the same arguments, whatever ``chunk_enterprises``.  Files
-    are written into a temporary directory beside ``out_dir`` which is renamed at the end, so a
-    failure leaves nothing behind; ``out_dir`` must not exist or be an empty directory.
+    are written into a staging directory beside ``out_dir`` which is renamed at the end, so a
+    failure leaves nothing behind; ``out_dir`` must be absent, empty or an earlier output of
+    creditmodel (see ``write_world``).
     ``progress(chunks_done, chunks_total)`` is called after each chunk when given.
     """
     plan = _plan(n_enterprises, seed, start, extraction_date, transaction_density)
     if (isinstance(chunk_enterprises, bool) or not isinstance(chunk_enterprises, (int, np.integer))
             or chunk_enterprises < 1):
         raise _config_error("chunk_enterprises", chunk_enterprises, "a positive integer")
-    out = Path(out_dir)
-    _check_out_dir(out)
     blocks_per_chunk = max(1, int(chunk_enterprises) // BLOCK_ENTERPRISES)
     n_blocks = len(plan.block_sizes)
     n_chunks = -(-n_blocks // blocks_per_chunk)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    output = Output(out_dir, kind="dir", command="synth", force=force, label="out_dir")
+    tmp = output.tmp
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write_world")
     single = {name: _ParquetSink(tmp / f"{name}.parquet", pool.submit) for name in TABLES
               if name not in PARTITIONED_TABLES}
@@ -973,7 +957,6 @@ def write_world_partitioned(
     parts: dict[str, _ParquetSink] = {}
     pending: list[Future] = []  # writes of the previous block, overlapping this block's draws
     try:
-        os.chmod(tmp, 0o755)
         for name in PARTITIONED_TABLES:
             (tmp / name).mkdir()
         for b, (tables, truth) in enumerate(plan.blocks()):
@@ -1006,9 +989,7 @@ def write_world_partitioned(
         for future in pending:
             future.result()
         write_dataset_info(tmp, plan.extraction)
-        if out.exists():
-            out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
-        os.rename(tmp, out)
+        output.commit()
     except BaseException:
         for future in pending:
             future.cancel()
@@ -1018,8 +999,8 @@ def write_world_partitioned(
                 sink._close()
             except Exception:  # noqa: BLE001 - cleaning up after the real error
                 pass
-        shutil.rmtree(tmp, ignore_errors=True)
+        output.discard()
         raise
     finally:
         pool.shutdown(wait=True)
-    return out
+    return Path(out_dir)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +34,7 @@ from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
+from creditmodel.outputs import Output
 
 FORMAT = "creditmodel-pd-bundle"
 FORMAT_VERSION = 2
@@ -60,14 +59,15 @@ def write_bundle(
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the bundle into `out_dir` all at once (a temporary sibling renamed into place)."""
+    """Write the bundle into `out_dir` all at once (a staging sibling renamed into place).
+
+    An existing `out_dir` is replaced only when it is empty or an earlier output of creditmodel
+    (`creditmodel.outputs`); `overwrite` also replaces such an output whose files were changed since."""
     booster = model if isinstance(model, lgb.Booster) else model.booster_
     schema = schema if schema is not None else model.schema_
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise BundleError(f"bundle directory {out_dir} exists and is not empty; choose another or allow overwrite")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    output = Output(out_dir, kind="dir", command="write_bundle", force=overwrite, label="bundle directory")
+    tmp = output.tmp
     try:
         (tmp / "model.txt").write_text(booster.model_to_string(), encoding="utf-8")
         _dump(tmp / "calibration.json", calibrator.to_dict())
@@ -97,11 +97,9 @@ def write_bundle(
         if onnx_info:
             manifest["onnx"] = onnx_info
         _dump(tmp / "manifest.json", manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        output.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        output.discard()
         raise
     return out_dir
 

@@ -26,6 +26,7 @@ from creditmodel.export.bundle import PDBundle, load_bundle, write_bundle
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.master_scale import MasterScale
+from creditmodel.outputs import Output, tracking_inputs
 
 PARITY_TOLERANCE = 1e-9
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -106,15 +107,16 @@ def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split
             "grade_agreement": float(np.mean(bundle.grade(pd_) == scored.loc[rows, "grade_lightgbm"].to_numpy()))}
 
 
-def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx: bool = False) -> dict[str, Any]:
-    """Write a verified bundle of `model_uri` to `out_dir` (absent or empty) all at once; return its parity."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(f"--out {out_dir}: exists and is not an empty directory")
-    ref = resolve_model_uri(model_uri, tracking_uri)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx: bool = False,
+                 force: bool = False) -> dict[str, Any]:
+    """Write a verified bundle of `model_uri` to `out_dir` all at once; return its parity.
+
+    `out_dir` must be absent, empty or an earlier output of creditmodel (`creditmodel.outputs`;
+    `force` also replaces one whose files were changed since)."""
+    output = Output(out_dir, kind="dir", command="export", force=force, inputs=tracking_inputs(tracking_uri))
     try:
+        ref = resolve_model_uri(model_uri, tracking_uri)
+        work = output.scratch()
         parts = download_run_data(ref, tracking_uri, work / "run")
         b = parts["bundle"]
         booster = load_registered_booster(ref, tracking_uri)
@@ -128,7 +130,7 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         scorecard = pd.read_csv(b / "scorecard.csv") if (b / "scorecard.csv").is_file() else None
         schema = FeatureSchema.from_dict(json.loads((b / "feature_schema.json").read_text(encoding="utf-8")))
         staged = write_bundle(
-            work / "bundle", booster,
+            output.tmp, booster,
             PDCalibrator.from_dict(json.loads((b / "calibration.json").read_text(encoding="utf-8"))),
             MasterScale.from_dict(json.loads((b / "master_scale.json").read_text(encoding="utf-8"))),
             schema=schema, model_card=card, scorecard_table=scorecard, onnx=onnx,
@@ -150,9 +152,8 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         manifest = json.loads((staged / "manifest.json").read_text(encoding="utf-8"))
         manifest["verification"] = report  # the manifest is not among the checksummed files
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(staged, out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        output.commit()
+    except BaseException:
+        output.discard()
+        raise
     return {"model": ref, **report}

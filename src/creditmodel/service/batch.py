@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from creditmodel.exceptions import ConfigError, DataContractError, RequestError
+from creditmodel.outputs import Output
 from creditmodel.service.scoring import N_REASONS, FastScorer, reasons_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,8 +96,12 @@ def score_parquet(
     keep: Sequence[str] | None = None,
     num_threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score a parquet file or directory in chunks into `out_path` (.parquet), atomically.
+
+    `out_path` must be new or an earlier output of creditmodel (`creditmodel.outputs`; `force` also
+    replaces one changed since); it may not be, contain or lie inside the input or the bundle.
 
     Returns {"rows", "seconds", "rows_per_s", "out"}.
     """
@@ -127,9 +132,9 @@ def score_parquet(
         raise ConfigError(f"input column {clash[0]!r} would collide with an output column; leave it out with --keep")
     schema = pa.schema([dataset.schema.field(c) for c in keep] + [pa.field(n, t) for n, t in output_columns(reasons)])
     total = dataset.count_rows()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
+    output = Output(out_path, kind="file", command="score", force=force,
+                    inputs={"--input": input_path, "--bundle": getattr(bundle, "path", None)})
+    tmp = str(output.tmp)
     start = time.perf_counter()
     done = 0
     read = list(dict.fromkeys([*keep, *names]))
@@ -146,9 +151,9 @@ def score_parquet(
                 done += batch.num_rows
                 if progress is not None:
                     progress(done, total)
-        os.replace(tmp, out_path)
+        output.commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        output.discard()
         raise
     seconds = time.perf_counter() - start
     return {"rows": done, "seconds": seconds, "rows_per_s": done / seconds if seconds > 0 else float("inf"),

@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from creditmodel import __version__
 from creditmodel.config import ValidationConfig
 from creditmodel.exceptions import ConfigError
 from creditmodel.export.bundle import load_bundle
+from creditmodel.outputs import Output, scratch_dir, tracking_inputs
 from creditmodel.validation.suite import Evidence, ValidationResult, run_suite
 
 STATUSES = ("green", "amber", "red", "info")  # coloured as pills by the template's CSS
@@ -210,20 +210,6 @@ def render_html(results: list[ValidationResult], cfg: ValidationConfig) -> str:
         thresholds=", ".join(f"{k} {v}" for k, v in cfg.model_dump().items()))
 
 
-def write_atomic(text: str, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
-
-
 def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir: Path) -> None:
     """Log the report and its tables to the model's run; record the verdict on the registry version."""
     import mlflow
@@ -260,26 +246,36 @@ def build_report(
     compare: str | None = None,
     log: bool = True,
     figures_dir: str | Path | None = None,
+    force: bool = False,
 ) -> list[ValidationResult]:
     """Validate `model_uri` (and `compare`), write the HTML report to `out`, log it to the model's run.
 
     The figures are inlined into the HTML; with `figures_dir` they are also kept there as PNG files
-    (e.g. to show them in a notebook), else they are removed with the other intermediate files."""
+    (e.g. to show them in a notebook), else they are removed with the other intermediate files.
+    `out` must be new or an earlier output of creditmodel (`creditmodel.outputs`; `force` also
+    replaces one changed since); it is checked before any work."""
     cfg = config or ValidationConfig()
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out}: expected an .html file")
-    work = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent if out.parent.is_dir() else None))
+    output = Output(out, kind="file", command="report", force=force, inputs=tracking_inputs(tracking_uri))
+    work = None
     try:
+        work = scratch_dir(out)
         results = []
         for i, uri in enumerate([model_uri] + ([compare] if compare else [])):
             ev = load_evidence(uri, tracking_uri, work / f"model{i}")
             figdir = Path(figures_dir) / f"model{i}" if figures_dir is not None else work / f"figures{i}"
             results.append(run_suite(ev, cfg, figdir))
         html = render_html(results, cfg)
-        write_atomic(html, out)
+        output.tmp.write_text(html, encoding="utf-8")
+        output.commit()
         if log:
             log_report(results[0], out, tracking_uri, work)
+    except BaseException:
+        output.discard()
+        raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return results

@@ -211,6 +211,6 @@ def scored_loan_ids(tables: dict[str, pd.DataFrame]) -> pd.Series:
     return loans.loc[loans["loan_id"] >= SCORED_LOAN_OFFSET, "loan_id"].reset_index(drop=True)
 
 
-def write_taiwan(csv_path: str | Path, out_dir: str | Path) -> Path:
+def write_taiwan(csv_path: str | Path, out_dir: str | Path, *, force: bool = False) -> Path:
     """Write the canonical tables of the Taiwan data to ``out_dir`` (parquet, all or nothing)."""
-    return write_tables(taiwan_tables(csv_path), out_dir, extraction_date=EXTRACTION_DATE)
+    return write_tables(taiwan_tables(csv_path), out_dir, extraction_date=EXTRACTION_DATE, force=force)
