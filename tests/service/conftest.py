@@ -113,3 +113,28 @@ def server(bundle_dir):
 def client(server):
     with httpx.Client(base_url=server, timeout=60) as c:
         yield c
+
+
+def asgi_calls(app, calls: list[tuple[str, str, object]], headers: dict | None = None) -> list[httpx.Response]:
+    """Requests (method, path, json body or None) against an ASGI app in this process, in order."""
+    import asyncio
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc",
+                                     headers=headers or {}) as c:
+            return [await c.request(method, path, json=body) for method, path, body in calls]
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def app(bundle):
+    """The service app in this process (no server): for checks that need no network."""
+    from creditmodel.service.app import create_app
+
+    return create_app(bundle)
+
+
+@pytest.fixture(scope="session")
+def feature_rows(bundle, demo_rows):
+    return json_features(demo_rows, bundle.schema.names)
