@@ -91,8 +91,9 @@ def test_price_never_substitutes_a_default_maturity(app, feature_rows):
         r = _post(app, "/v1/price", [{"features": dict(row, term_months=term), "loan": loan}])
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "term_months", r.text
     r = _post(app, "/v1/price", [{"features": dict(row, term_months=None), "loan": loan}])
-    assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["body", "applications", 0, "loan", "maturity_years"]
+    assert r.status_code == 200, r.text  # no term at all: the configured default, and the response says so
+    res = r.json()["results"][0]
+    assert res["details"]["maturity_years"] == 1.0 and "default maturity of 1 years" in res["warnings"][0]
     r = _post(app, "/v1/price", [{"features": dict(row, term_months=None), "loan": dict(loan, maturity_years=3.0)}])
     assert r.status_code == 200 and r.json()["results"][0]["details"]["maturity_years"] == 3.0
 

@@ -198,6 +198,17 @@ async def _read_body(receive: Any, limit: int, deadline: float, *, large: int | 
     return b"".join(chunks)
 
 
+async def _drain(receive: Any, deadline: float) -> None:
+    """Read and drop the rest of a body we refuse, so that the client sees the answer rather than a reset."""
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            return
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+
+
 def _plain(v: Any) -> Any:
     """A JSON-ready scalar: numpy types unwrapped, NaN/inf as null."""
     if isinstance(v, np.generic):
@@ -379,18 +390,17 @@ class ScoringService:
         for i, (a, row) in enumerate(zip(apps, rows)):
             loan, notes = a.loan, []
             mat = loan.maturity_years
-            if mat is None and "term_months" not in self.feature_index:
+            term = self._feature(row, "term_months") if mat is None else None
+            if mat is None and term is None:  # no term at all: the configured default, said out loud
                 mat = default_maturity
-                notes.append(f"loan.maturity_years not given and the model has no term_months: priced at the "
-                             f"configured default maturity of {default_maturity:g} years")
+                notes.append(f"no loan.maturity_years and no features.term_months: priced at the configured "
+                             f"default maturity of {default_maturity:g} years")
             elif mat is None:  # never a default in place of a term the request got wrong
-                term = self._feature(row, "term_months")
-                if term is None or not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
-                    got = "null" if term is None else repr(term)
-                    return _errors([{"loc": ["body", "applications", i, "loan", "maturity_years"],
-                                     "type": "missing" if term is None else "request_error",
-                                     "msg": f"loan.maturity_years is required when features.term_months is {got} "
-                                            f"(a term in (0, {12 * m.MAX_MATURITY_YEARS:g}] months gives the maturity)"}])
+                if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
+                    return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
+                                     "type": "request_error",
+                                     "msg": f"feature 'term_months': value {term!r} gives no maturity in "
+                                            f"(0, {m.MAX_MATURITY_YEARS:g}] years; send loan.maturity_years"}])
                 mat = term / 12
             maturity.append(mat)
             s = loan.annual_sales
@@ -766,8 +776,10 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         if length is not None and length > max_body_bytes:
             return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
         held = False
+        deadline = time.monotonic() + body_timeout
         if length is not None and length > large_body_bytes:
-            if not large.try_acquire():
+            if not large.try_acquire():  # refused unparsed; the body is read and dropped
+                await _drain(receive, deadline)
                 return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
             held = True
 
@@ -778,13 +790,13 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
         try:
             try:
-                body = await _read_body(receive, max_body_bytes, time.monotonic() + body_timeout,
-                                        large=large_body_bytes, on_large=acquire)
+                body = await _read_body(receive, max_body_bytes, deadline, large=large_body_bytes, on_large=acquire)
             except _TooLarge:
                 return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
             except _TimedOut:
                 return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
             except _Busy:
+                await _drain(receive, deadline)
                 return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
             except _Gone:
                 return refuse(400, "disconnected", "the client went away before sending the body")
