@@ -234,7 +234,7 @@ def training_range_policy(bundle: Any) -> str:
             data = None
         if data is not None:
             if hashlib.sha256(data).hexdigest() != expected:
-                raise BundleError(f"bundle file feature_schema.json: changed since the bundle was verified")
+                raise BundleError("bundle file feature_schema.json: changed since the bundle was verified")
             raw = json.loads(data)
     policy = raw.get("out_of_training_range", "flag") if isinstance(raw, dict) else "flag"
     if policy not in TRAINING_RANGE_POLICIES:
@@ -485,7 +485,7 @@ def _helper_init(spec: dict[str, Any]) -> None:
     from creditmodel.export.bundle import load_bundle
 
     global _HELPER
-    parent = os.getppid()
+    parent = spec["parent_pid"]  # the worker that spawned us, even if it is already gone
 
     def watch_parent() -> None:  # a helper never outlives its worker, however the worker ends
         while os.getppid() == parent:
@@ -515,6 +515,7 @@ class LargeRequests:
 
     def __init__(self, svc: ScoringService, *, limit: int, processes: int = 1, load_options: dict | None = None):
         self.spec = {"bundle_dir": str(svc.bundle.path), "manifest": svc.bundle.manifest, "pricing": svc.pricing,
+                     "parent_pid": os.getpid(),
                      "load_options": load_options or {},
                      "options": {"max_batch": svc.max_batch, "training_range": svc.training_range}}
         self.limit, self.processes, self.active = limit, max(1, min(processes, limit)), 0
