@@ -183,14 +183,18 @@ def main() -> None:
             for c in [int(x) for x in args.concurrency.split(",")]:
                 log(f"scoring at concurrency {c} ...")
                 levels.append(asyncio.run(scoring_level(url, bodies, c, args.requests, args.seconds)))
+            log("/health alone ...")
+            alone = asyncio.run(health_under_large(url, big, 0, min(args.large_seconds, 5.0)))
             log(f"/health while {args.large_clients} clients send {args.large_rows}-row batches ...")
             under = asyncio.run(health_under_large(url, big, args.large_clients, args.large_seconds))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     print(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "workers": args.workers, "single_application_scoring_with_reasons": levels,
+        "health_alone": {k: alone[k] for k in ("seconds", "health_requests", "health_ms", "health_under_50ms")},
         "health_while_large_batches_in_flight": under,
     }, indent=2))
 

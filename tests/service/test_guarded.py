@@ -5,6 +5,7 @@ behind the key, one log line per request with ids and never a feature value, and
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 import subprocess
@@ -115,3 +116,21 @@ def test_api_key_configuration_errors(tmp_path, bundle_dir):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--api-key-file" in proc.stderr
         assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--body-timeout", "0"], "--body-timeout"),
+    (["--max-body-mb", "nan"], "--max-body-mb"),
+    (["--ssl-keyfile", "server.key"], "--ssl-certfile"),
+    (["--ssl-certfile", "no-such-cert.pem"], "--ssl-certfile"),
+    (["--request-log", "no-such-dir/requests.jsonl"], "--request-log"),
+    (["--training-range", "sometimes"], "--training-range"),
+])
+def test_bad_serve_options_fail_in_one_line(bundle_dir, tmp_path, args, named):
+    proc = subprocess.run([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle_dir),
+                           "--port", str(free_port()), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and named in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+    assert not list(tmp_path.glob("creditmodel-serve-*"))  # nothing left behind
