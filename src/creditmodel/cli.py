@@ -294,27 +294,67 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    import socket
+    import ssl
 
     from creditmodel.config import load_config
-    from creditmodel.export.bundle import load_bundle
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected at least 1")
+    for name in ("max_body_mb", "body_timeout"):
+        value = getattr(args, name)
+        if not (value > 0 and value < 1e9):
+            raise ConfigError(f"--{name.replace('_', '-')} {value}: expected a positive number")
+    if args.max_large_requests < 1:
+        raise ConfigError(f"--max-large-requests {args.max_large_requests}: expected at least 1")
     pricing = load_config(args.config).pricing
-    bundle = load_bundle(args.bundle)  # verified (checksums, parse) before any server starts
 
-    from creditmodel.service.app import create_app, model_id, serve
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.service.app import (RequestLog, create_app, listening_socket, load_api_keys, model_id, serve)
+    from creditmodel.service.workers import WorkerSpec, make_run_dir, pin_bundle, remove_run_dir
 
-    app = create_app(bundle, pricing)  # builds the request schema and proves the fast path's parity
+    keys = load_api_keys(args.api_key_file, os.environ.get("CREDITMODEL_API_KEYS"))
+    tls = {k: getattr(args, k) for k in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs") if getattr(args, k)}
+    if tls and "ssl_certfile" not in tls:
+        raise ConfigError("--ssl-keyfile/--ssl-ca-certs need --ssl-certfile (the server's certificate)")
+    if tls:
+        try:  # the same context uvicorn will build, so a bad certificate is one line here
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.get("ssl_ca_certs"))
+            context.load_cert_chain(tls["ssl_certfile"], tls.get("ssl_keyfile"))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--ssl-certfile/--ssl-keyfile/--ssl-ca-certs: {exc}") from None
+        if "ssl_ca_certs" in tls:
+            tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED  # mutual TLS: clients must show a certificate of this CA
+    run_dir = make_run_dir()
+    sock = None
     try:
-        socket.create_server((args.host, args.port)).close()
-    except OSError as exc:
-        raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") from None
-    print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
-          f"http://{args.host}:{args.port} with {args.workers} worker(s); API docs at /docs", flush=True)
-    serve(app, args.bundle, args.config, host=args.host, port=args.port, workers=args.workers,
-          log_level=args.log_level, access_log=args.access_log)  # more workers: each loads and verifies the bundle
+        pinned = pin_bundle(args.bundle, run_dir)  # the bundle's bytes, copied once, read-only
+        load_options: dict = {}
+        bundle = load_bundle(pinned, **load_options)  # verified once, on the copy every worker loads
+        request_log = RequestLog(args.request_log) if args.request_log else None
+        app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
+                           max_large_requests=args.max_large_requests, api_keys=keys,
+                           training_range=args.training_range)
+        # builds the request schema and proves the fast path's parity before any socket opens
+        app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
+        sock = listening_socket(args.host, args.port)
+        spec = WorkerSpec(run_dir=str(run_dir), bundle_dir=str(pinned), workers=args.workers, model=model_id(bundle),
+                          pricing=pricing, load_options=load_options,
+                          app_options={**app_options, "request_log": request_log},
+                          uvicorn_options=dict(log_level=args.log_level, access_log=args.access_log,
+                                               timeout_keep_alive=30, **tls))
+        scheme = "https" if tls else "http"
+
+        def ready() -> None:
+            print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
+                  f"{scheme}://{args.host}:{args.port} with {args.workers} worker(s)"
+                  f"{', API keys required' if keys else ''}{', client certificates required' if 'ssl_ca_certs' in tls else ''}"
+                  f"; API docs at /docs", flush=True)
+
+        serve(app if args.workers == 1 else None, spec, sock, on_ready=ready)
+    finally:
+        if sock is not None:
+            sock.close()
+        remove_run_dir(run_dir)
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -505,7 +545,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default info)")
-    p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs latency)")
+    p.add_argument("--access-log", action="store_true",
+                   help="uvicorn's access log (it shows client addresses; --request-log shows ids only)")
+    p.add_argument("--request-log", metavar="FILE",
+                   help="append one JSON line per request (time, path, status, latency, model, application ids; "
+                        "never feature values) to FILE, '-' for stderr")
+    p.add_argument("--api-key-file", metavar="FILE",
+                   help="require an API key on /v1/* (Authorization: Bearer KEY or X-API-Key: KEY): one key a line; "
+                        "$CREDITMODEL_API_KEYS (comma-separated) adds keys; /health stays open")
+    p.add_argument("--ssl-certfile", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    p.add_argument("--ssl-keyfile", metavar="PEM", help="the certificate's private key")
+    p.add_argument("--ssl-ca-certs", metavar="PEM", help="mutual TLS: require client certificates issued by this CA")
+    p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds to receive a whole request body before answering 408 (default 30)")
+    p.add_argument("--max-large-requests", type=_positive_int, default=2,
+                   help="large bodies (over 256 KiB) in flight per worker; more get 503 + Retry-After (default 2)")
+    p.add_argument("--training-range", choices=["flag", "refuse"],
+                   help="values outside the training range: flag them in the response or refuse with 422 "
+                        "(default: the bundle's policy, else flag)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle")

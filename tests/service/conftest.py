@@ -23,7 +23,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120.0, *, https: bool = False) -> None:
+    if https:  # the server wants client certificates: its "serving ..." line says when it answers
+        line = proc.stdout.readline()
+        if not line.startswith("serving"):
+            raise RuntimeError(f"the server did not start: {line}{proc.stdout.read()}")
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -38,15 +43,15 @@ def wait_for_health(url: str, proc: subprocess.Popen, timeout: float = 120.0) ->
     raise RuntimeError(f"no healthy server at {url} after {timeout} s")
 
 
-def start_server(bundle_dir, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_server(bundle_dir, *extra: str, env: dict | None = None, https: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle_dir), "--port", str(port),
            "--log-level", "warning", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(url, proc)
+        wait_for_health(url, proc, https=https)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -113,3 +118,28 @@ def server(bundle_dir):
 def client(server):
     with httpx.Client(base_url=server, timeout=60) as c:
         yield c
+
+
+def asgi_calls(app, calls: list[tuple[str, str, object]], headers: dict | None = None) -> list[httpx.Response]:
+    """Requests (method, path, json body or None) against an ASGI app in this process, in order."""
+    import asyncio
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc",
+                                     headers=headers or {}) as c:
+            return [await c.request(method, path, json=body) for method, path, body in calls]
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def app(bundle):
+    """The service app in this process (no server): for checks that need no network."""
+    from creditmodel.service.app import create_app
+
+    return create_app(bundle)
+
+
+@pytest.fixture(scope="session")
+def feature_rows(bundle, demo_rows):
+    return json_features(demo_rows, bundle.schema.names)

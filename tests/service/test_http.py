@@ -103,10 +103,14 @@ def test_reasons_can_be_left_out(client, rows):
 
 
 def test_price_decomposition_sums_to_the_rate(client, rows, scored, bundle):
+    from creditmodel.data.schema import TABLES
+
+    amount = TABLES["loans"].column("amount")  # the smallest and largest valid loan amounts too
     apps = [{"id": f"p{i}", "features": r,
              "loan": {"guarantee_type": gt, "amount": amount, "maturity_years": 2.0}}
             for i, (r, gt, amount) in enumerate(zip(rows[:40], ["unsecured", "collateral", "third_party", "joint_group"] * 10,
-                                                    [0.0, 50_000.0, 2_000_000.0, 5e7] * 10))]
+                                                    [float(amount.min_value), 50_000.0, 2_000_000.0,
+                                                     float(amount.max_value)] * 10))]
     r = client.post("/v1/price", json={"applications": apps})
     assert r.status_code == 200, r.text
     results = r.json()["results"]

@@ -1,18 +1,36 @@
 """The HTTP scoring service: FastAPI over a verified export bundle.
 
     POST /v1/score   {"applications": [{"id": "A-1", "features": {...}}], "reasons": true}
-                     -> {"model": "...", "results": [{"id", "pd", "grade", "reasons": [...]}]}
+                     -> {"model": "...", "results": [{"id", "pd", "grade", "reasons": [...],
+                                                      "outside_training_range": [...]}]}
     POST /v1/price   {"applications": [{"id", "features": {...}, "loan": {"guarantee_type", "amount",
                      "maturity_years"?, "annual_sales"?}}]}
                      -> {"model", "results": [{"id", "pd", "grade", "rate", "components", "details", "warnings"}]}
     GET  /v1/model   the model card, bundle manifest summary, feature schema and master scale
-    GET  /health     liveness
+    GET  /health     the model id and every worker's state; 503 while any worker is failing
     GET  /docs, /openapi.json
 
 Bad input of any kind (malformed JSON, wrong type, unknown or missing field, null where the schema
-forbids it, NaN/inf, a value outside the bundle's allowed range, an empty or oversized batch) gets
-422 with ``{"detail": [{"loc": ["body", "applications", i, "features", name], "msg", "type"}]}``;
-a body over the size limit gets 413. Range refusals carry ``bundle.check_request``'s message.
+forbids it, NaN/inf, a value outside the bundle's allowed range or the data dictionary's valid
+domain, an empty or oversized batch) gets 422 with
+``{"detail": [{"loc": ["body", "applications", i, "features", name], "msg", "type"}]}``.
+Range refusals carry ``bundle.check_request``'s message, or name the data dictionary's column
+(``loans.term_months``) whose valid range a loan amount, term or instalment must respect.
+
+Values outside the range seen in training follow the bundle's policy, ``out_of_training_range``
+in feature_schema.json: ``"flag"`` (the default) scores them and lists the features in each
+result's ``outside_training_range``; ``"refuse"`` answers 422 naming the feature and the range.
+
+Large bodies never block the event loop: a body over ``max_body_bytes`` gets 413 before it is read
+(Content-Length) or as soon as the stream passes it; a body not received within ``body_timeout``
+seconds gets 408; more than ``max_batch`` applications get 422 from a count of the ``"features"``
+keys before any parsing; a body over ``large_body_bytes`` is parsed, validated and scored in a
+helper process (pydantic and json hold the GIL for the whole parse, so a thread would not do), and
+at most ``max_large_requests`` such bodies are in flight per worker: the next gets 503 with
+Retry-After. With API keys set, /v1/* need ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``
+(401 otherwise); /health, /docs and /openapi.json stay open. The request log writes one JSON line
+per request: time, method, path, status, latency, model id and the applications' ids, never a
+feature value.
 
 The hot path avoids pandas and FastAPI's per-request machinery: the body is validated once by
 pydantic-core straight from bytes (``model_validate_json``), the feature matrix is built from the
@@ -21,35 +39,48 @@ validated values in schema order, and the JSON response is written directly.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import math
 import os
 import re
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from creditmodel import __version__
-from creditmodel.exceptions import RequestError
+from creditmodel.exceptions import BundleError, ConfigError, RequestError
 from creditmodel.service import models as m
-from creditmodel.service.scoring import FastScorer
+from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 2**20
-THREADPOOL_ROWS = 64  # larger requests are scored off the event loop, so /health stays responsive
+LARGE_BODY_BYTES = 256 * 2**10  # larger bodies are parsed and scored in a helper process
+MAX_LARGE_REQUESTS = 2  # large bodies in flight per worker; the next one gets 503 + Retry-After
+BODY_TIMEOUT_S = 30.0  # a body not received within this many seconds gets 408
+RETRY_AFTER_S = 2
 MAX_ERRORS = 20
+MAX_LOGGED_IDS = 1000
+TRAINING_RANGE_POLICIES = ("flag", "refuse")
+ENV_API_KEYS = "CREDITMODEL_API_KEYS"
+MIN_KEY_LENGTH = 16
 _FEATURE_IN_MESSAGE = re.compile(r"feature '([^']+)'")
-
+_APPLICATION_KEY = re.compile(rb'"features"\s*:')
 
 def model_id(bundle: Any) -> str:
     files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
@@ -71,6 +102,7 @@ def model_card(bundle: Any) -> dict[str, Any]:
 
 
 Reply = tuple[int, bytes]  # status and JSON body
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
 
 def _json(obj: Any, status: int = 200) -> Reply:
@@ -114,24 +146,67 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
-    """The whole request body from an ASGI receive channel; _TooLarge beyond `limit` bytes."""
+class _TimedOut(Exception):
+    pass
+
+
+class _Busy(Exception):
+    pass
+
+
+class _Gone(Exception):
+    pass
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
     for key, value in scope.get("headers", ()):
-        if key == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _TooLarge
-    chunks, size = [], 0
+        if key == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive: Any, limit: int, deadline: float, *, large: int | None = None,
+                     on_large: Any = None) -> bytes:
+    """The whole request body from an ASGI receive channel.
+
+    _TooLarge beyond `limit` bytes, _TimedOut when it is not complete by `deadline` (monotonic),
+    _Gone when the client disconnects; once more than `large` bytes arrived, `on_large()` must
+    return True (a slot for a large body) or _Busy is raised.
+    """
+    chunks, size, asked = [], 0, False
     while True:
-        message = await receive()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _TimedOut
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            raise _TimedOut from None
         if message["type"] == "http.disconnect":
-            break
+            raise _Gone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        if large is not None and size > large and not asked:
+            asked = True
+            if not on_large():
+                raise _Busy
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def _drain(receive: Any, deadline: float) -> None:
+    """Read and drop the rest of a body we refuse, so that the client sees the answer rather than a reset."""
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            return
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
 
 
 def _plain(v: Any) -> Any:
@@ -145,33 +220,97 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def training_range_policy(bundle: Any) -> str:
+    """The bundle's policy for values outside the training range: feature_schema.json's
+    ``out_of_training_range`` ("flag" when absent), read from the file the manifest vouches for."""
+    path = getattr(bundle, "path", None)
+    manifest = bundle.manifest if isinstance(getattr(bundle, "manifest", None), dict) else {}
+    expected = ((manifest.get("files") or {}).get("feature_schema.json") or {}).get("sha256")
+    raw: Any = {}
+    if path is not None and expected:
+        try:
+            data = (Path(path) / "feature_schema.json").read_bytes()
+        except OSError:
+            data = None
+        if data is not None:
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise BundleError("bundle file feature_schema.json: changed since the bundle was verified")
+            raw = json.loads(data)
+    policy = raw.get("out_of_training_range", "flag") if isinstance(raw, dict) else "flag"
+    if policy not in TRAINING_RANGE_POLICIES:
+        raise BundleError(f"bundle file feature_schema.json: out_of_training_range {policy!r}, expected one of "
+                          f"{list(TRAINING_RANGE_POLICIES)}")
+    return policy
+
+
+def loan_domain() -> dict[str, tuple[float, float, str]]:
+    """Valid ranges of the pricing request's loan terms, from the data dictionary (not business policy):
+    the amount as loans.amount, the maturity as loans.term_months in years, sales as statement revenue."""
+    out = {}
+    for field_, (table, column, scale) in {"amount": ("loans", "amount", 1.0),
+                                           "maturity_years": ("loans", "term_months", 1 / 12),
+                                           "annual_sales": ("financial_statements", "revenue", 1.0)}.items():
+        b = dictionary_column_bounds(table, column)
+        if b is not None:
+            out[field_] = (b[0] * scale, b[1] * scale, f"{table}.{column}" + (" / 12" if scale != 1.0 else ""))
+    return out
+
+
 class ScoringService:
     """The request handling, apart from FastAPI so that it can be timed and tested in-process."""
 
     def __init__(self, bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MAX_BATCH,
-                 num_threads: int = 1):
+                 num_threads: int = 1, training_range: str | None = None):
         from creditmodel.config import PricingConfig
 
         self.bundle = bundle
         self.pricing = pricing_config if pricing_config is not None else PricingConfig()
-        self.scorer = FastScorer(bundle, num_threads=num_threads)
+        self.max_batch = max_batch
+        self.scorer = FastScorer(bundle, num_threads=num_threads, dictionary=True)
         self.names = self.scorer.names
         self.model_id = model_id(bundle)
+        self.training_range = training_range or training_range_policy(bundle)
+        if self.training_range not in TRAINING_RANGE_POLICIES:
+            raise ConfigError(f"training range policy {self.training_range!r}: expected one of "
+                              f"{list(TRAINING_RANGE_POLICIES)}")
         entries = {f["name"]: f for f in bundle.schema.to_dict().get("features", [])}
         descriptions = {n: " - ".join(x for x in (e.get("label"), e.get("description")) if x)
                         for n, e in entries.items()}
         self.models = m.build_request_models(self.scorer.policies, sorted(self.pricing.lgd),
-                                             descriptions=descriptions, max_batch=max_batch)
+                                             descriptions=descriptions, max_batch=max_batch,
+                                             loan_domain=loan_domain())
         self.keys = self.models.field_keys
         self.feature_index = {n: j for j, n in enumerate(self.names)}
+        self.parsers = {"/v1/score": (self.score, self.models.score_request.model_validate_json),
+                        "/v1/price": (self.price, self.models.price_request.model_validate_json)}
+        # a valid request has exactly one "features" key per application, unless a feature is called so
+        self.countable = "features" not in self.names
+
+    # --- one request from its bytes --------------------------------------------------------------
+
+    def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+        """Status, JSON body and the applications' ids (for the request log) of a POST to `path`."""
+        fn, parse = self.parsers[path]
+        if self.countable:
+            n = len(_APPLICATION_KEY.findall(body))
+            if n > self.max_batch:  # refused before parsing: a count costs a few ms, a parse seconds
+                return (*_errors([{"loc": ["body", "applications"], "type": "too_long",
+                                   "msg": f"at most {self.max_batch} applications per request, got {n}"}]), None)
+        try:
+            req = parse(body)
+        except ValidationError as exc:
+            return (*_validation_errors(_locate_number_out_of_range(exc, body, parse)), None)
+        status, out = fn(req)
+        return status, out, [a.id for a in req.applications]
 
     # --- shared steps -------------------------------------------------------------------------
 
     def _rows(self, apps: list[Any]) -> list[dict[str, Any]]:
         return [a.features.__dict__ for a in apps]
 
-    def _matrix(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray | None, Reply | None]:
-        """Encoded matrix, or the 422 of the first row outside an allowed range (the bundle's words)."""
+    def _matrix(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray | None, list[list[str]], Reply | None]:
+        """Encoded matrix and per row the features outside the training range (policy "flag"), or the
+        422 of the first row outside an allowed range (the bundle's words, else the data dictionary's)."""
         X = self.scorer.encode_rows(rows, self.keys)
         bad = self.scorer.out_of_range(X)
         if len(bad):
@@ -181,14 +320,28 @@ class ScoringService:
             if verdict is not None:
                 found = _FEATURE_IN_MESSAGE.search(str(verdict))
                 name = found.group(1) if found else self._first_out_of_range(X, i)
-                return None, _errors([{"loc": ["body", "applications", i, "features", name],
-                                       "msg": str(verdict), "type": "request_error"}])
-            name = self._first_out_of_range(X, i)  # the screen and the bundle disagree: refuse anyway
-            lo, hi = self.scorer.policies[self.feature_index[name]].bounds or (None, None)
-            return None, _errors([{"loc": ["body", "applications", i, "features", name],
-                                   "msg": f"feature {name!r}: value outside the allowed range [{lo:g}, {hi:g}]",
-                                   "type": "request_error"}])
-        return X, None
+                return None, [], _errors([{"loc": ["body", "applications", i, "features", name],
+                                           "msg": str(verdict), "type": "request_error"}])
+            name = self._first_out_of_range(X, i)  # the bundle allows it; the data dictionary does not
+            p = self.scorer.policies[self.feature_index[name]]
+            lo, hi = p.bounds or (None, None)
+            where = f" (data dictionary: {p.domain_source})" if p.domain_source else ""
+            return None, [], _errors([{"loc": ["body", "applications", i, "features", name],
+                                       "msg": f"feature {name!r}: value {float(X[i, self.feature_index[name]])!r} "
+                                              f"is outside the valid range [{lo:g}, {hi:g}]{where}",
+                                       "type": "request_error"}])
+        outside = self.scorer.outside_training(X)
+        if self.training_range == "refuse":
+            for i, names in enumerate(outside):
+                if names:
+                    name = names[0]
+                    j = self.feature_index[name]
+                    lo, hi = self.scorer.policies[j].training_range or (None, None)
+                    return None, [], _errors([{
+                        "loc": ["body", "applications", i, "features", name], "type": "outside_training_range",
+                        "msg": f"feature {name!r}: value {float(X[i, j])!r} is outside the training range "
+                               f"[{lo:g}, {hi:g}] and the bundle's policy is to refuse such values"}])
+        return X, outside, None
 
     def _first_out_of_range(self, X: np.ndarray, i: int) -> str:
         for j, p in enumerate(self.scorer.policies):
@@ -200,7 +353,7 @@ class ScoringService:
 
     def score(self, req: Any) -> Reply:
         apps = req.applications
-        X, error = self._matrix(self._rows(apps))
+        X, outside, error = self._matrix(self._rows(apps))
         if error is not None:
             return error
         pd_ = self.scorer.pd(X)
@@ -211,6 +364,7 @@ class ScoringService:
             r: dict[str, Any] = {"id": a.id, "pd": float(pd_[i]), "grade": str(grades[i])}
             if reasons is not None:
                 r["reasons"] = [x.as_dict() for x in reasons[i]]
+            r["outside_training_range"] = outside[i]
             results.append(r)
         return _json({"model": self.model_id, "results": results})
 
@@ -225,7 +379,7 @@ class ScoringService:
 
         apps = req.applications
         rows = self._rows(apps)
-        X, error = self._matrix(rows)
+        X, outside, error = self._matrix(rows)
         if error is not None:
             return error
         pd_model = self.scorer.pd(X)
@@ -233,12 +387,21 @@ class ScoringService:
                      else pd_model)
         default_maturity = float(getattr(self.pricing, "default_maturity_years", 1.0))
         maturity, sales, warnings = [], [], []
-        for a, row in zip(apps, rows):
+        for i, (a, row) in enumerate(zip(apps, rows)):
             loan, notes = a.loan, []
             mat = loan.maturity_years
-            if mat is None:
-                term = self._feature(row, "term_months")
-                mat = term / 12 if term is not None and 0 < term / 12 <= m.MAX_MATURITY_YEARS else default_maturity
+            term = self._feature(row, "term_months") if mat is None else None
+            if mat is None and term is None:  # no term at all: the configured default, said out loud
+                mat = default_maturity
+                notes.append(f"no loan.maturity_years and no features.term_months: priced at the configured "
+                             f"default maturity of {default_maturity:g} years")
+            elif mat is None:  # never a default in place of a term the request got wrong
+                if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
+                    return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
+                                     "type": "request_error",
+                                     "msg": f"feature 'term_months': value {term!r} gives no maturity in "
+                                            f"(0, {m.MAX_MATURITY_YEARS:g}] years; send loan.maturity_years"}])
+                mat = term / 12
             maturity.append(mat)
             s = loan.annual_sales
             if s is None:
@@ -273,7 +436,8 @@ class ScoringService:
             results.append({"id": a.id, "pd": float(pd_model[i]), "grade": str(rec.get("grade", "")),
                             "rate": float(rec["rate"]),
                             "components": {c: float(rec[c]) for c in components},
-                            "details": details, "warnings": warnings[i]})
+                            "details": details, "warnings": warnings[i],
+                            "outside_training_range": outside[i]})
         return _json({"model": self.model_id, "results": results})
 
     @staticmethod
@@ -292,85 +456,365 @@ class ScoringService:
         man = self.bundle.manifest if isinstance(self.bundle.manifest, dict) else {}
         ms = self.bundle.master_scale
         bounds = list(ms.upper_bounds)
+        features = self.bundle.schema.to_dict().get("features", [])
+        narrowed = {p.name: p for p in self.scorer.policies if p.domain_source}
+        for f in features:
+            p = narrowed.get(f["name"])
+            if p is not None and p.bounds is not None:
+                f["valid_min"], f["valid_max"], f["valid_source"] = p.bounds[0], p.bounds[1], p.domain_source
         return {
             "model": self.model_id,
             "model_card": model_card(self.bundle),
             "bundle": {k: man.get(k) for k in ("format", "format_version", "created_utc", "creditmodel_version",
                                                "lightgbm_version", "output")}
                       | {"files": {n: (f or {}).get("sha256") for n, f in (man.get("files") or {}).items()}},
-            "features": self.bundle.schema.to_dict().get("features", []),
+            "out_of_training_range": self.training_range,
+            "features": features,
             "grades": [{"grade": g, "pd_upper": float(u), "assigned_pd": float(a)}
                        for g, u, a in zip(ms.grades, bounds, ms.grade_pds())],
         }
+
+
+# --- large bodies: a helper process per worker ----------------------------------------------------
+
+_HELPER: ScoringService | None = None
+
+
+def _helper_init(spec: dict[str, Any]) -> None:
+    """In the helper process: load the same verified bundle (its manifest must equal the worker's)."""
+    from creditmodel.export.bundle import load_bundle
+
+    global _HELPER
+    parent = spec["parent_pid"]  # the worker that spawned us, even if it is already gone
+
+    def watch_parent() -> None:  # a helper never outlives its worker, however the worker ends
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    import threading
+
+    threading.Thread(target=watch_parent, daemon=True, name="watch-parent").start()
+    bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
+    if bundle.manifest != spec["manifest"]:
+        raise BundleError(f"bundle {spec['bundle_dir']}: changed since the service verified it")
+    _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"])
+
+
+def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+    assert _HELPER is not None
+    return _HELPER.handle(path, body)
+
+
+def _helper_ready() -> int:
+    return os.getpid()
+
+
+class LargeRequests:
+    """Parses, validates and scores large bodies in a helper process, at most `limit` at a time."""
+
+    def __init__(self, svc: ScoringService, *, limit: int, processes: int = 1, load_options: dict | None = None):
+        self.spec = {"bundle_dir": str(svc.bundle.path), "manifest": svc.bundle.manifest, "pricing": svc.pricing,
+                     "parent_pid": os.getpid(),
+                     "load_options": load_options or {},
+                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range}}
+        self.limit, self.processes, self.active = limit, max(1, min(processes, limit)), 0
+        self.pool: Any = None
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+    def start(self) -> Any:
+        """The process pool, created (and its processes spawned) on first use."""
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_helper_init, initargs=(self.spec,))
+        return self.pool
+
+    async def warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self.start()
+        try:
+            await asyncio.gather(*[loop.run_in_executor(pool, _helper_ready) for _ in range(self.processes)])
+        except Exception as exc:  # noqa: BLE001 - the first large request reports it
+            log.warning("helper process for large requests: %s", exc)
+
+    async def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.start(), _helper_handle, path, body)
+        except BrokenProcessPool:
+            self.pool = None
+            return (*_json({"detail": [{"loc": ["body"], "type": "unavailable",
+                                         "msg": "the helper process for large requests failed; retry"}]}, 503), None)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+# --- authentication and the request log -----------------------------------------------------------
+
+
+def load_api_keys(path: str | os.PathLike | None = None, env: str | None = None) -> list[str]:
+    """API keys from a file (one a line; blank lines and # comments ignored) and/or $CREDITMODEL_API_KEYS
+    (comma-separated). Every key must be printable ASCII without spaces, at least 16 characters."""
+    keys: list[tuple[str, str]] = []
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--api-key-file {p}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                keys.append((line, f"--api-key-file {p} line {n}"))
+        if not keys:
+            raise ConfigError(f"--api-key-file {p}: holds no key")
+    if env:
+        keys += [(k.strip(), f"${ENV_API_KEYS} entry {i + 1}") for i, k in enumerate(env.split(",")) if k.strip()]
+    for key, where in keys:
+        if len(key) < MIN_KEY_LENGTH or not all(33 <= ord(c) < 127 for c in key):
+            raise ConfigError(f"{where}: an API key must be at least {MIN_KEY_LENGTH} printable ASCII characters "
+                              f"without spaces")
+    return [k for k, _ in keys]
+
+
+class _ApiKeys:
+    """Pure ASGI middleware: /v1/* need one of the keys (compared in constant time); the rest stays open."""
+
+    def __init__(self, app: Any, keys: Sequence[str]):
+        self.app = app
+        self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.body = json.dumps({"detail": [{"loc": ["header", "authorization"], "type": "unauthorized",
+                                            "msg": "missing or unknown API key: send Authorization: Bearer <key> "
+                                                   "or X-API-Key: <key>"}]}).encode()
+
+    def allowed(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        presented = None
+        for k, v in headers:
+            if k == b"x-api-key":
+                presented = v.strip()
+            elif k == b"authorization" and v[:7].lower() == b"bearer ":
+                presented = v[7:].strip()
+        if not presented:
+            return False
+        digest = hashlib.sha256(presented).digest()
+        ok = False
+        for d in self.digests:  # every key is compared, so the time does not say which one matched
+            ok |= hmac.compare_digest(digest, d)
+        return ok
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/") and not self.allowed(scope["headers"]):
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                                    (b"content-length", str(len(self.body)).encode())]})
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        await self.app(scope, receive, send)
+
+
+class RequestLog:
+    """One JSON line per request appended to a file ("-": stderr); ids only, never feature values."""
+
+    def __init__(self, target: str | os.PathLike):
+        self.target = str(target)
+        if self.target == "-":
+            self.fd, self.owned = sys.stderr.fileno(), False
+        else:
+            try:
+                self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            except OSError as exc:
+                raise ConfigError(f"--request-log {target}: cannot be opened ({exc.strerror})") from None
+            self.owned = True
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a worker process opens the file itself
+        return RequestLog, (self.target,)
+
+    def write(self, record: dict[str, Any]) -> None:
+        try:
+            os.write(self.fd, (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
+        except OSError as exc:
+            log.warning("request log: %s", exc)
+
+
+class _LogRequests:
+    """Pure ASGI middleware writing the request log."""
+
+    def __init__(self, app: Any, request_log: RequestLog, model: str):
+        self.app, self.log, self.model = app, request_log, model
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [0]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ids = scope.get("creditmodel.ids")
+            record: dict[str, Any] = {
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "method": scope["method"], "path": scope["path"], "status": status[0],
+                "latency_ms": round((time.perf_counter() - start) * 1000, 3), "model": self.model}
+            if ids is not None:
+                record["applications"] = len(ids)
+                record["ids"] = ids[:MAX_LOGGED_IDS]
+            self.log.write(record)
 
 
 class _FastPath:
     """Pure ASGI middleware answering the service's own paths without FastAPI's routing and request
     objects (a few hundred microseconds per request); every other path goes to FastAPI."""
 
-    def __init__(self, app: Any, *, posts: frozenset[str], gets: dict[str, Reply], reply: Any):
+    def __init__(self, app: Any, *, posts: frozenset[str], gets: dict[str, Any], reply: Any):
         self.app, self.posts, self.gets, self.reply = app, posts, gets, reply
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path, method = scope["path"], scope["method"]
             if method == "POST" and path in self.posts:
-                status, body = await self.reply(path, scope, receive)
+                status, body, headers = await self.reply(path, scope, receive)
             elif method == "GET" and path in self.gets:
-                status, body = self.gets[path]
+                status, body, headers = self.gets[path]()
             else:
                 return await self.app(scope, receive, send)
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+                                    (b"content-length", str(len(body)).encode()), *headers]})
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
 
 
 def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MAX_BATCH,
-               max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 1, fast_path: bool = True) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 1, fast_path: bool = True,
+               large_body_bytes: int = LARGE_BODY_BYTES, max_large_requests: int = MAX_LARGE_REQUESTS,
+               body_timeout: float = BODY_TIMEOUT_S, api_keys: Sequence[str] | None = None,
+               request_log: RequestLog | None = None, health: Any = None, training_range: str | None = None,
+               load_options: dict[str, Any] | None = None) -> FastAPI:
     """The FastAPI application serving `bundle` (a loaded, verified PDBundle).
 
     fast_path: answer the API's paths in a pure ASGI middleware (same handlers, same responses),
     skipping FastAPI's per-request routing; False leaves everything to FastAPI's routes.
+    health: what /health reports (``creditmodel.service.workers.WorkerBoard`` when several workers
+    serve); default: this process alone. training_range: "flag" or "refuse", overriding the bundle's
+    policy. load_options: keyword arguments of load_bundle for the helper process of large bodies.
     """
-    svc = ScoringService(bundle, pricing_config, max_batch=max_batch, num_threads=num_threads)
+    from creditmodel.service.workers import SingleProcess
+
+    svc = ScoringService(bundle, pricing_config, max_batch=max_batch, num_threads=num_threads,
+                         training_range=training_range)
+    large = LargeRequests(svc, limit=max_large_requests, load_options=load_options)
+    board = health if health is not None else SingleProcess(svc.model_id)
     info = svc.info()
     info_bytes = json.dumps(info, separators=(",", ":"), allow_nan=False).encode()
-    health_bytes = json.dumps({"status": "ok", "model": svc.model_id, "features": len(svc.names)}).encode()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        warm = asyncio.get_running_loop().create_task(large.warm_up())
+        try:
+            yield
+        finally:
+            warm.cancel()
+            large.close()
+
     app = FastAPI(
         title="creditmodel scoring service",
         version=__version__,
         description=("Calibrated 12-month PDs, master-scale grades, reason codes and risk-covering prices "
                      f"from the export bundle of model {svc.model_id} ({len(svc.names)} features)."),
+        lifespan=lifespan,
     )
     app.state.service = svc
+    app.state.large_requests = large
+
+    def health_answer() -> Answer:
+        ok, workers = board.check()
+        body = json.dumps({"status": "ok" if ok else "failing", "model": svc.model_id, "features": len(svc.names),
+                           "workers": workers}, separators=(",", ":")).encode()
+        return (200 if ok else 503), body, []
 
     def body_of(model: type) -> dict[str, Any]:
         return {"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
-    errors = {413: {"description": "request body too large"},
-              422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"}}
-    posts = {"/v1/score": (svc.score, svc.models.score_request.model_validate_json),
-             "/v1/price": (svc.price, svc.models.price_request.model_validate_json)}
-    gets = {"/v1/model": (200, info_bytes), "/health": (200, health_bytes)}
+    errors = {408: {"model": m.ErrorResponse, "description": f"the body did not arrive within {body_timeout:g} s"},
+              413: {"model": m.ErrorResponse, "description": f"request body over {max_body_bytes} bytes"},
+              422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"},
+              503: {"model": m.ErrorResponse, "description": "too many large requests in flight; retry after "
+                                                             "the Retry-After seconds"}}
+    if api_keys:
+        errors[401] = {"model": m.ErrorResponse, "description": "missing or unknown API key"}
+    gets = {"/v1/model": lambda: (200, info_bytes, []), "/health": health_answer}
 
-    async def reply(path: str, scope: dict[str, Any], receive: Any) -> Reply:
-        fn, parse = posts[path]
+    def refuse(status: int, kind: str, msg: str, headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
+        return status, _json({"detail": [{"loc": ["body"], "msg": msg, "type": kind}]})[1], headers or []
+
+    busy = (b"retry-after", str(RETRY_AFTER_S).encode())
+
+    async def reply(path: str, scope: dict[str, Any], receive: Any) -> Answer:
+        length = _content_length(scope)
+        if length is not None and length > max_body_bytes:
+            return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
+        held = False
+        deadline = time.monotonic() + body_timeout
+        if length is not None and length > large_body_bytes:
+            if not large.try_acquire():  # refused unparsed; the body is read and dropped
+                await _drain(receive, deadline)
+                return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
+            held = True
+
+        def acquire() -> bool:  # a body without Content-Length that turns out large
+            nonlocal held
+            held = held or large.try_acquire()
+            return held
+
         try:
-            body = await _read_body(scope, receive, max_body_bytes)
-        except _TooLarge:
-            return _json({"detail": [{"loc": ["body"], "msg": f"request body over {max_body_bytes} bytes",
-                                      "type": "too_large"}]}, 413)
-        try:
-            req = parse(body)
-        except ValidationError as exc:
-            return _validation_errors(_locate_number_out_of_range(exc, body, parse))
-        if len(req.applications) > THREADPOOL_ROWS:
-            return await run_in_threadpool(fn, req)
-        return fn(req)
+            try:
+                body = await _read_body(receive, max_body_bytes, deadline, large=large_body_bytes, on_large=acquire)
+            except _TooLarge:
+                return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
+            except _TimedOut:
+                return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
+            except _Busy:
+                await _drain(receive, deadline)
+                return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
+            except _Gone:
+                return refuse(400, "disconnected", "the client went away before sending the body")
+            if held:
+                status, out, ids = await large.handle(path, body)
+            else:
+                status, out, ids = svc.handle(path, body)
+        finally:
+            if held:
+                large.release()
+        scope["creditmodel.ids"] = ids
+        return status, out, []
+
+    def respond(answer: Answer) -> Response:
+        status, body, headers = answer
+        return Response(body, status_code=status, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in headers})
 
     # The routes document the API (OpenAPI, /docs) and answer when the fast path is off; with it on
     # (the default), the middleware below answers these four paths before FastAPI's routing.
@@ -378,27 +822,30 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
               responses={200: {"model": m.ScoreResponse}, **errors},
               openapi_extra=body_of(svc.models.score_request))
     async def score(request: Request) -> Response:
-        status, body = await reply("/v1/score", request.scope, request.receive)
-        return Response(body, status_code=status, media_type="application/json")
+        return respond(await reply("/v1/score", request.scope, request.receive))
 
     @app.post("/v1/price", summary="PD, grade and risk-covering rate with its decomposition",
               responses={200: {"model": m.PriceResponse}, **errors},
               openapi_extra=body_of(svc.models.price_request))
     async def price(request: Request) -> Response:
-        status, body = await reply("/v1/price", request.scope, request.receive)
-        return Response(body, status_code=status, media_type="application/json")
+        return respond(await reply("/v1/price", request.scope, request.receive))
 
     @app.get("/v1/model", summary="model card, feature schema and master scale",
-             responses={200: {"model": m.ModelInfo}})
+             responses={200: {"model": m.ModelInfo}, **({401: errors[401]} if api_keys else {})})
     async def model() -> Response:
         return Response(info_bytes, media_type="application/json")
 
-    @app.get("/health", summary="liveness", responses={200: {"model": m.Health}})
-    async def health() -> Response:
-        return Response(health_bytes, media_type="application/json")
+    @app.get("/health", summary="the model id and every worker's state (503 while any worker is failing)",
+             responses={200: {"model": m.Health}, 503: {"model": m.Health}})
+    async def health_route() -> Response:
+        return respond(health_answer())
 
     if fast_path:
-        app.add_middleware(_FastPath, posts=frozenset(posts), gets=gets, reply=reply)
+        app.add_middleware(_FastPath, posts=frozenset(svc.parsers), gets=gets, reply=reply)
+    if api_keys:
+        app.add_middleware(_ApiKeys, keys=list(api_keys))
+    if request_log is not None:
+        app.add_middleware(_LogRequests, request_log=request_log, model=svc.model_id)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -409,6 +856,14 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
                 js = model_.model_json_schema(ref_template="#/components/schemas/{model}")
                 comps.update(js.pop("$defs", {}))
                 comps[model_.__name__] = js
+            if api_keys:
+                schema["components"]["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+                for path, ops in schema.get("paths", {}).items():
+                    if path.startswith("/v1/"):
+                        for op in ops.values():
+                            op["security"] = [{"bearer": []}, {"apiKey": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -416,46 +871,50 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     return app
 
 
-ENV_BUNDLE = "CREDITMODEL_SERVE_BUNDLE"
-ENV_CONFIG = "CREDITMODEL_SERVE_CONFIG"
+# --- running it ----------------------------------------------------------------------------------
 
 
-def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: the bundle from $CREDITMODEL_SERVE_BUNDLE, pricing from $CREDITMODEL_SERVE_CONFIG."""
-    from creditmodel.config import load_config
-    from creditmodel.export.bundle import load_bundle
-
-    bundle = load_bundle(os.environ[ENV_BUNDLE])
-    config = os.environ.get(ENV_CONFIG) or None
-    return create_app(bundle, load_config(config).pricing)
-
-
-def serve(app: FastAPI, bundle_dir: str | os.PathLike, config_path: str | os.PathLike | None = None, *,
-          host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info",
-          access_log: bool = False) -> None:
-    """Run the service with uvicorn until interrupted: `app` itself with one worker; with more, each
-    worker process builds its own app from `bundle_dir` and `config_path` (see app_from_env)."""
+def listening_socket(host: str, port: int) -> Any:
+    """The bound, listening socket every worker accepts on; ConfigError (one line) if it cannot be had."""
     import socket
 
-    import uvicorn
-
-    options: dict[str, Any] = dict(host=host, port=port, log_level=log_level, access_log=access_log,
-                                   timeout_keep_alive=30, backlog=2048)
-    if workers == 1:
-        uvicorn.run(app, **options)
-        return
-    from uvicorn.supervisors import Multiprocess
-
-    os.environ[ENV_BUNDLE] = str(Path(bundle_dir).resolve())
-    os.environ[ENV_CONFIG] = str(Path(config_path).resolve()) if config_path else ""
-    config = uvicorn.Config("creditmodel.service.app:app_from_env", factory=True, workers=workers, **options)
-    sock = config.bind_socket()
-    # uvicorn makes this socket with protocol 0, so asyncio does not set TCP_NODELAY on the connections
-    # the workers accept, and each response then waits ~40 ms (Nagle + delayed ACK). Accepted sockets
-    # inherit the option from the listening one.
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        Multiprocess(config, sockets=[sock]).run()
-    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
         sock.close()
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    # Accepted connections inherit TCP_NODELAY from the listening socket; without it each response
+    # waits ~40 ms (Nagle + delayed ACK).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: FastAPI | None, spec: Any, sock: Any, *, on_ready: Any) -> None:
+    """Run the service on `sock` until interrupted: `app` itself in this process with one worker; with
+    more, a Supervisor of worker processes that each build the app from the pinned bundle.
+
+    `on_ready()` is called once the service accepts connections (every worker started).
+    """
+    from creditmodel.service.workers import Supervisor, started_server
+
+    if spec.workers == 1:
+        import signal
+
+        import uvicorn
+
+        # uvicorn re-raises the signal that stopped it under the handlers it found; these let it
+        # return instead, so the caller still removes its run directory.
+        previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            config = uvicorn.Config(app, **spec.uvicorn_options)
+            started_server(config, lambda _server: on_ready()).run(sockets=[sock])
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        return
+    Supervisor(spec, sock).run(on_ready)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
 
 from creditmodel.service.scoring import FeaturePolicy
 
@@ -49,13 +49,35 @@ class RequestModels:
     field_keys: tuple[str, ...]  # python attribute of each feature, in schema order
 
 
+def _in_domain(lo: float, hi: float, source: str, *, open_low: bool = False) -> Any:
+    """A strict finite number in [lo, hi] (or (lo, hi] with open_low) whose refusal names the range and
+    the data dictionary column it comes from; the JSON schema carries the range."""
+    def check(v: float) -> float:
+        if (v <= lo if open_low else v < lo) or v > hi:
+            raise ValueError(f"{v!r} is outside the valid range {'(' if open_low else '['}{lo:g}, {hi:g}] "
+                             f"(data dictionary: {source})")
+        return v
+
+    schema: dict[str, Any] = {"type": "number", ("exclusiveMinimum" if open_low else "minimum"): lo, "maximum": hi}
+    return Annotated[float, Strict(), AllowInfNan(False), AfterValidator(check), WithJsonSchema(schema)]
+
+
 def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[str], *,
-                         descriptions: dict[str, str] | None = None, max_batch: int = MAX_BATCH) -> RequestModels:
+                         descriptions: dict[str, str] | None = None, max_batch: int = MAX_BATCH,
+                         loan_domain: dict[str, tuple[float, float, str]] | None = None) -> RequestModels:
     """Pydantic models of the score and price requests for a bundle's features.
 
     Field python names are ``f0..fn`` with the feature name as alias, so a feature called e.g.
-    ``schema`` or ``model_x`` cannot clash with pydantic's own attributes.
+    ``schema`` or ``model_x`` cannot clash with pydantic's own attributes. `loan_domain` gives the
+    valid [lo, hi] and its dictionary source of the loan terms amount, maturity_years, annual_sales.
     """
+    domain = loan_domain or {}
+    amount = (_in_domain(*domain["amount"]) if "amount" in domain
+              else Annotated[_Finite, Field(ge=0, le=ABSURD)])
+    maturity = (_in_domain(*domain["maturity_years"]) if "maturity_years" in domain
+                else Annotated[_Finite, Field(gt=0, le=MAX_MATURITY_YEARS)])
+    sales = (_in_domain(*domain["annual_sales"]) if "annual_sales" in domain
+             else Annotated[_Finite, Field(ge=0, le=ABSURD)])
     descriptions = descriptions or {}
     fields: dict[str, Any] = {}
     keys = []
@@ -87,10 +109,11 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
         "LoanTerms", __config__=_FORBID,
         guarantee_type=(Literal[tuple(guarantee_types)],  # type: ignore[valid-type]
                         Field(..., description="sets the LGD; the PD uses features.guarantee_type")),
-        amount=(Annotated[_Finite, Field(ge=0, le=ABSURD)], Field(..., description="exposure at default, CNY")),
-        maturity_years=(Optional[Annotated[_Finite, Field(gt=0, le=MAX_MATURITY_YEARS)]],
-                        Field(None, description="default: features.term_months / 12, else the configured default")),
-        annual_sales=(Optional[Annotated[_Finite, Field(ge=0, le=ABSURD)]],
+        amount=(amount, Field(..., description="exposure at default, CNY")),
+        maturity_years=(Optional[maturity],
+                        Field(None, description="default: features.term_months / 12 (required when that is null; "
+                                                "the configured default only for a model without term_months)")),
+        annual_sales=(Optional[sales],
                       Field(None, description="borrower's annual sales, CNY (corporate SME adjustment); "
                                               "default: features.fs_revenue when not negative")),
     )
@@ -116,6 +139,9 @@ class ScoreResult(BaseModel):
     pd: float = Field(description="calibrated 12-month probability of default")
     grade: str = Field(description="master-scale grade")
     reasons: list[ReasonOut] | None = Field(None, description="up to 3 adverse factors, largest first")
+    outside_training_range: list[str] = Field(
+        default_factory=list, description="features whose value lies outside the range seen in training "
+                                          "(the bundle's policy \"flag\"; with \"refuse\" such requests get 422)")
 
 
 class ScoreResponse(BaseModel):
@@ -131,6 +157,7 @@ class PriceResult(BaseModel):
     components: dict[str, float] = Field(description="the risk-covering rate's parts; they sum to it")
     details: dict[str, Any] = Field(description="every other column of the pricing engine's output")
     warnings: list[str] = Field(default_factory=list)
+    outside_training_range: list[str] = Field(default_factory=list)
 
 
 class PriceResponse(BaseModel):
@@ -148,15 +175,26 @@ class ErrorResponse(BaseModel):
     detail: list[ErrorItem]
 
 
+class WorkerState(BaseModel):
+    slot: int
+    pid: int | None
+    state: str = Field(description="ok, starting, failed, dead, not responding or other model")
+    model: str | None
+    restarts: int = 0
+    error: str | None = None
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "failing"] = Field(description="ok only when every worker serves this model")
     model: str
     features: int
+    workers: list[WorkerState]
 
 
 class ModelInfo(BaseModel):
     model: str
     model_card: dict[str, Any]
     bundle: dict[str, Any]
+    out_of_training_range: Literal["flag", "refuse"]
     features: list[dict[str, Any]]
     grades: list[dict[str, Any]]

@@ -18,6 +18,7 @@ features gets fewer reasons.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,17 +47,66 @@ class Reason:
 
 @dataclass(frozen=True)
 class FeaturePolicy:
-    """What the bundle's schema allows for one feature."""
+    """What the bundle's schema (and the data dictionary) allow for one feature."""
 
     name: str
     categories: tuple[str, ...] | None  # None for numeric features
     nullable: bool
     bounds: tuple[float, float] | None  # numeric: allowed [lo, hi]; None = any finite number
     training_range: tuple[float, float] | None = None
+    domain_source: str | None = None  # "loans.amount" when the data dictionary narrowed `bounds`
 
 
-def feature_policies(schema: Any) -> list[FeaturePolicy]:
-    """The schema's per-feature policy, read defensively (older schemas carry categories only)."""
+_ALIASES = {"a": "loans", "e": "enterprises"}  # the catalogue's table aliases of the application and borrower
+_COLUMN = re.compile(r"^\s*([a-z])\.(\w+)\s*$")
+_RATIO = re.compile(r"^\s*([a-z])\.(\w+)\s*/\s*([a-z])\.(\w+)\s*$")
+
+
+def dictionary_column_bounds(table: str, column: str) -> tuple[float, float] | None:
+    """[min, max] of a numeric column in the data dictionary (the valid domain, not business policy)."""
+    from creditmodel.data.schema import TABLES
+
+    try:
+        col = TABLES[table].column(column)
+    except (KeyError, StopIteration):
+        return None
+    if col.kind not in ("int", "float") or (col.min_value is None and col.max_value is None):
+        return None
+    lo = -math.inf if col.min_value is None else float(col.min_value)
+    hi = math.inf if col.max_value is None else float(col.max_value)
+    return lo, hi
+
+
+def dictionary_domain(names: Sequence[str]) -> dict[str, tuple[float, float, str]]:
+    """Per feature that is a dictionary column as it stands (``a.amount``) or a ratio of two positive ones
+    (``a.amount / a.term_months``): its valid range from the data dictionary and where that comes from."""
+    from creditmodel.features.catalogue import BY_NAME
+
+    out: dict[str, tuple[float, float, str]] = {}
+    for name in names:
+        f = BY_NAME.get(name)
+        if f is None or f.is_categorical:
+            continue
+        plain, ratio = _COLUMN.match(f.sql), _RATIO.match(f.sql)
+        if plain and plain.group(1) in _ALIASES:
+            table = _ALIASES[plain.group(1)]
+            b = dictionary_column_bounds(table, plain.group(2))
+            if b is not None:
+                out[name] = (b[0], b[1], f"{table}.{plain.group(2)}")
+        elif ratio and ratio.group(1) in _ALIASES and ratio.group(3) in _ALIASES:
+            t1, t2 = _ALIASES[ratio.group(1)], _ALIASES[ratio.group(3)]
+            num, den = dictionary_column_bounds(t1, ratio.group(2)), dictionary_column_bounds(t2, ratio.group(4))
+            if num is not None and den is not None and num[0] >= 0 and den[0] > 0:
+                out[name] = (num[0] / den[1], num[1] / den[0], f"{t1}.{ratio.group(2)} / {t2}.{ratio.group(4)}")
+    return out
+
+
+def feature_policies(schema: Any, *, dictionary: bool = False) -> list[FeaturePolicy]:
+    """The schema's per-feature policy, read defensively (older schemas carry categories only).
+
+    dictionary: narrow each feature's allowed range to the data dictionary's valid domain where the
+    feature is a dictionary column or a ratio of two (a bundle may allow [-1e15, 1e15] for a loan amount).
+    """
     bounds = getattr(schema, "bounds", None)
     default = None
     if bounds is not None:  # a schema with ranges: numeric features it does not list get the schema's default
@@ -69,16 +119,24 @@ def feature_policies(schema: Any) -> list[FeaturePolicy]:
     bounds = bounds or {}
     required = getattr(schema, "required", None) or frozenset()
     observed = getattr(schema, "observed", None) or {}
+    domain = dictionary_domain(schema.names) if dictionary else {}
     out = []
     for name in schema.names:
         cats = schema.categories.get(name)
         b = bounds.get(name, default) if cats is None else None
+        source = None
+        if cats is None and name in domain:
+            lo, hi, where = domain[name]
+            blo, bhi = (float(b[0]), float(b[1])) if b is not None else (-math.inf, math.inf)
+            if lo > blo or hi < bhi:
+                b, source = (max(lo, blo), min(hi, bhi)), where
         out.append(FeaturePolicy(
             name=name,
             categories=tuple(cats) if cats is not None else None,
             nullable=name not in required,
             bounds=(float(b[0]), float(b[1])) if b is not None else None,
             training_range=tuple(map(float, observed[name])) if name in observed else None,
+            domain_source=source,
         ))
     return out
 
@@ -90,11 +148,11 @@ class FastScorer:
     more than one row of trees), 0 means all cores (batch).
     """
 
-    def __init__(self, bundle: Any, *, num_threads: int = 1, self_check: bool = True):
+    def __init__(self, bundle: Any, *, num_threads: int = 1, self_check: bool = True, dictionary: bool = False):
         self.bundle = bundle
         self.schema = bundle.schema
         self.names: tuple[str, ...] = tuple(bundle.schema.names)
-        self.policies = feature_policies(bundle.schema)
+        self.policies = feature_policies(bundle.schema, dictionary=dictionary)
         self.num_threads = num_threads
         self._codes = [(j, {c: float(i) for i, c in enumerate(p.categories)})
                        for j, p in enumerate(self.policies) if p.categories is not None]
@@ -103,6 +161,11 @@ class FastScorer:
         self._bounded_idx = np.array([j for j, _ in bounded], dtype=np.intp)
         self._lo = np.array([b[0] for _, b in bounded], dtype=np.float64)
         self._hi = np.array([b[1] for _, b in bounded], dtype=np.float64)
+        trained = [(j, p.training_range) for j, p in enumerate(self.policies)
+                   if p.training_range is not None and p.categories is None]
+        self._trained_idx = np.array([j for j, _ in trained], dtype=np.intp)
+        self._train_lo = np.array([r[0] for _, r in trained], dtype=np.float64)
+        self._train_hi = np.array([r[1] for _, r in trained], dtype=np.float64)
         from creditmodel.validation.explain import reason_text  # the catalogue's "<reason>: <value>"
 
         self._reason_text = reason_text
@@ -134,6 +197,18 @@ class FastScorer:
         with np.errstate(invalid="ignore"):
             bad = (sub < self._lo) | (sub > self._hi)
         return np.flatnonzero(bad.any(axis=1))
+
+    def outside_training(self, X: np.ndarray) -> list[list[str]]:
+        """Per row, the features whose value lies outside the range seen in training (NaN never does)."""
+        if not len(self._trained_idx) or not len(X):
+            return [[] for _ in range(len(X))]
+        sub = X[:, self._trained_idx]
+        with np.errstate(invalid="ignore"):
+            bad = (sub < self._train_lo) | (sub > self._train_hi)
+        out: list[list[str]] = [[] for _ in range(len(X))]
+        for i, k in zip(*np.nonzero(bad)):
+            out[int(i)].append(self.names[int(self._trained_idx[k])])
+        return out
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
         return self.bundle.booster.predict(X, raw_score=True, num_threads=self.num_threads)
