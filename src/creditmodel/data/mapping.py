@@ -221,8 +221,10 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
     try:
         mapping = Mapping.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = len(exc.errors()) - 1
+        # a column given as a table fails both "str" and ColumnMapping: report the table's problem
+        errors = [e for e in exc.errors() if e["type"] != "string_type"] or exc.errors()
+        err = errors[0]
+        more = len(errors) - 1
         msg = err["msg"].removeprefix("Value error, ")
         got = "" if err["type"] in ("missing", "value_error") else f" (got {err.get('input')!r:.60})"
         raise ConfigError(f"{path}: {_loc(err['loc'])}: {msg}{got}"
@@ -322,12 +324,15 @@ def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
     arrays = {}
     for name in df.columns:
         s = df[name]
-        if name in text or s.dtype == object:
-            values = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT
-                           else _as_text(v))
-            arrays[name] = pa.array(values.tolist(), type=pa.string())
-        else:
-            arrays[name] = pa.array(s, from_pandas=True)
+        if name not in text and s.dtype != object:
+            try:
+                arrays[name] = pa.array(s, from_pandas=True)
+                continue
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                pass
+        values = [None if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                  else _as_text(v) for v in s.tolist()]
+        arrays[name] = pa.array(values, type=pa.string())
     return pa.table(arrays)
 
 
@@ -403,7 +408,10 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
                                 f"({_first_line(exc)})") from None
     try:
         with engine.connect() as con:
-            df = pd.read_sql_query(sa.text(source.query or ""), con)
+            result = con.execute(sa.text(source.query or ""))
+            if not result.returns_rows:
+                raise DataContractError(f"{table}: the SQL query returns no rows; expected a SELECT")
+            df = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=False)
     except sa.exc.OperationalError as exc:
         raise DataContractError(f"{table}: cannot connect to {_shown_url(url)} "
                                 f"({_first_line(exc.orig) if exc.orig else _first_line(exc)})") from None
@@ -451,7 +459,7 @@ def _apply_sql(table: str, data: pa.Table, spec: TableMapping) -> tuple[pa.Table
     try:
         con.register("source", data)
         try:
-            out = con.execute(query).to_arrow_table()
+            out = con.sql(query).to_arrow_table()
         except duckdb.Error as exc:
             culprit = next((f"columns.{n}.expr {e!r}" for n, e in exprs.items() if _fails(con, e)), None)
             what = culprit or (f"filter {spec.filter!r}" if spec.filter else "expressions")
@@ -536,7 +544,8 @@ def _money(col: _Col, array: pa.Array) -> pa.Array:
     bad = pc.and_(pc.is_valid(s), pc.invert(pc.fill_null(ok, False)))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "money amounts (expected e.g. 1200, \"$1,200.00\", \"1,200元\", \"12.5万\", \"(1,200)\")")
-    number = pc.cast(pc.replace_substring_regex(parts.field("num"), "[,，]", ""), pa.float64())
+    digits = pc.replace_substring_regex(parts.field("num"), "[,，]", "")
+    number = pc.cast(pc.if_else(pc.is_valid(s), digits, pa.scalar(None, pa.string())), pa.float64())
     units = parts.field("unit")
     scale = pa.array(np.ones(len(s)))
     for unit, factor in _UNITS.items():
@@ -732,6 +741,8 @@ def _map_table(table: str, spec: TableMapping, base: Path, dictionary: Any) -> p
     data, alias = _apply_sql(table, data, spec)
     n = data.num_rows
     where = _where(spec.source, base)
+    _check_columns(table, where, data.column_names,
+                   {s.column for s in spec.column_specs().values() if s.column is not None})
     out: dict[str, Any] = {}
     for name, col_spec in spec.column_specs().items():
         col = _Col(table, name, col_spec, where)
