@@ -528,34 +528,86 @@ def _strings(array: pa.Array) -> pa.Array:
 
 
 def _trimmed(array: pa.Array) -> pa.Array:
-    s = pc.utf8_trim_whitespace(_strings(array))
+    s = _strings(array)
+    if isinstance(s, pa.ChunkedArray):
+        s = s.combine_chunks()
+    # outer spaces, also the full-width and no-break ones of spreadsheets (the ASCII pass is 6x faster)
+    _, data = _bytes(s)
+    wide = bool(((data == 0xE3) | (data == 0xC2) | (data == 0xE2)).any())
+    s = pc.utf8_trim_whitespace(s) if wide else pc.ascii_trim_whitespace(s)
     return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of a string array as numpy views: byte-level parsing without a row loop."""
+    a = pc.cast(array, pa.large_string())
+    offsets = np.frombuffer(a.buffers()[1], dtype=np.int64)[a.offset:a.offset + len(a) + 1]
+    data = np.frombuffer(a.buffers()[2], dtype=np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _per_row(marks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """How many marked bytes each string holds."""
+    if not marks.any():
+        return np.zeros(len(offsets) - 1, dtype=np.int64)
+    total = _running_count(marks)
+    return total[offsets[1:]] - total[offsets[:-1]]
+
+
+def _running_count(marks: np.ndarray) -> np.ndarray:
+    """0, then the running count of marked bytes (int32 where it fits: several times faster)."""
+    total = np.zeros(len(marks) + 1, dtype=np.int32 if len(marks) < 2**31 - 1 else np.int64)
+    np.cumsum(marks.view(np.uint8), dtype=total.dtype, out=total[1:])
+    return total
+
+
+def _seq(data: np.ndarray, token: str) -> np.ndarray:
+    """Mask of the bytes where ``token`` (UTF-8) starts."""
+    b = token.encode("utf-8")
+    n = len(data) - len(b) + 1
+    if n <= 0:
+        return np.zeros(len(data), dtype=bool)
+    hit = data[:n] == b[0]
+    for k in range(1, len(b)):
+        hit &= data[k:k + n] == b[k]
+    return np.concatenate([hit, np.zeros(len(b) - 1, dtype=bool)])
+
+
+def _keep_bytes(array: pa.Array, keep: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    """The strings with only the bytes marked in ``keep`` (same validity)."""
+    new_offsets = _running_count(keep)[offsets - offsets[0]].astype(np.int64)
+    validity = pc.is_valid(array).buffers()[1] if array.null_count else None
+    return pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(new_offsets),
+                                            pa.py_buffer(np.ascontiguousarray(data[keep])), validity)
 
 
 def _money(col: _Col, array: pa.Array) -> pa.Array:
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
         return pc.cast(array, pa.float64())
-    s = _trimmed(array)
-    ok = pc.match_substring_regex(s, _MONEY.pattern)
-    parts = pc.extract_regex(s, _MONEY.pattern)
-    opened = pc.not_equal(parts.field("open"), "")
-    closed = pc.not_equal(parts.field("close"), "")
-    ok = pc.and_(ok, pc.equal(opened, closed))
-    bad = pc.and_(pc.is_valid(s), pc.invert(pc.fill_null(ok, False)))
+    s = _strings(array).combine_chunks() if isinstance(array, pa.ChunkedArray) else _strings(array)
+    s = pc.if_else(pc.equal(pc.ascii_trim_whitespace(s), ""), pa.scalar(None, pa.string()), s) \
+        if pc.any(pc.equal(s, "")).as_py() else s
+    # validate with one regular expression (a DFA pass), then take the string apart byte-wise
+    ok = pc.fill_null(pc.match_substring_regex(s, _MONEY.pattern), True)
+    offsets, data = _bytes(s)
+    data = data[offsets[0]:offsets[-1]]
+    offsets = offsets - offsets[0]
+    opened = _per_row(_seq(data, "(") | _seq(data, "（"), offsets)
+    closed = _per_row(_seq(data, ")") | _seq(data, "）"), offsets)
+    ok = pc.and_(ok, pa.array(opened == closed))
+    bad = pc.and_(pc.is_valid(s), pc.invert(ok))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "money amounts (expected e.g. 1200, \"$1,200.00\", \"1,200元\", \"12.5万\", \"(1,200)\")")
-    digits = pc.replace_substring_regex(parts.field("num"), "[,，]", "")
-    number = pc.cast(pc.if_else(pc.is_valid(s), digits, pa.scalar(None, pa.string())), pa.float64())
-    units = parts.field("unit")
-    scale = pa.array(np.ones(len(s)))
-    for unit, factor in _UNITS.items():
-        if unit and pc.any(pc.equal(units, unit)).as_py():
-            scale = pc.if_else(pc.equal(units, unit), factor, scale)
-    negative = pc.or_(opened, pc.or_(pc.is_in(parts.field("sign"), pa.array(["-", "−"])),
-                                     pc.is_in(parts.field("sign2"), pa.array(["-", "−"]))))
-    value = pc.multiply(number, scale)
-    value = pc.if_else(negative, pc.negate(value), value)
-    return pc.if_else(pc.is_valid(s), value, pa.scalar(None, pa.float64()))
+    digits = ((data >= 48) & (data <= 57)) | (data == 46)
+    number = pc.cast(_keep_bytes(s, digits, offsets, data), pa.float64()).to_numpy(zero_copy_only=False)
+    negative = (opened > 0) | (_per_row(_seq(data, "-") | _seq(data, "−"), offsets) > 0)
+    scale = np.ones(len(s))
+    not_rmb = ~(_seq(data, "RM") | np.roll(_seq(data, "RM"), 1))  # the M of RMB is no unit
+    for unit, factor in (("万", 1e4), ("亿", 1e8), ("千", 1e3), ("k", 1e3), ("K", 1e3), ("mn", 1e6)):
+        scale = np.where(_per_row(_seq(data, unit), offsets) > 0, factor, scale)
+    scale = np.where(_per_row(_seq(data, "M") & not_rmb, offsets) > 0, 1e6, scale)
+    value = number * scale * np.where(negative, -1.0, 1.0)
+    return pa.array(value, mask=~pc.is_valid(s).to_numpy(zero_copy_only=False))
 
 
 def _number(col: _Col, array: pa.Array, kind: str) -> pa.Array:
@@ -684,8 +736,11 @@ def _digit_ids(col: _Col, array: pa.Array) -> pa.Array:
     if pa.types.is_integer(array.type):
         return array
     s = _trimmed(array)
-    digits = pc.replace_substring_regex(s, r"\D", "")
-    bad = pc.and_(pc.is_valid(s), pc.or_(pc.equal(digits, ""), pc.greater(pc.utf8_length(digits), 18)))
+    offsets, data = _bytes(s)
+    data = data[offsets[0]:offsets[-1]]
+    offsets = offsets - offsets[0]
+    digits = _keep_bytes(s, (data >= 48) & (data <= 57), offsets, data)
+    bad = pc.and_(pc.is_valid(s), pc.or_(pc.equal(digits, ""), pc.greater(pc.binary_length(digits), 18)))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "ids with 1 to 18 digits")
     return pc.cast(digits, pa.int64())
