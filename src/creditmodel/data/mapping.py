@@ -16,10 +16,7 @@ table, column and values at fault.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import tomllib
 import datetime as dt
 from pathlib import Path
@@ -32,6 +29,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from creditmodel.data import schema
+from creditmodel.data.contracts import validate_tables
+from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.exceptions import ConfigError, DataContractError
 
 __all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped"]
@@ -781,15 +780,15 @@ def _constant(value: Any, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value), n)
 
 
-def _attribute_kinds(table: str, dictionary: Any) -> dict[str, str]:
+def _attribute_kinds(table: str, dictionary: DataDictionary) -> dict[str, str]:
     kinds = {}
-    for attr in getattr(dictionary, "attributes", ()) or ():
+    for attr in dictionary.attributes:
         if attr.table == table:
             kinds[attr.name] = {"numeric": "float", "categorical": "str", "bool": "bool"}.get(attr.kind, "str")
     return kinds
 
 
-def _map_table(table: str, spec: TableMapping, base: Path, dictionary: Any) -> pd.DataFrame:
+def _map_table(table: str, spec: TableMapping, base: Path, dictionary: DataDictionary) -> pd.DataFrame:
     canonical = {c.name: c.kind for c in schema.TABLES[table].columns}
     kinds = {**_attribute_kinds(table, dictionary), **canonical}
     data = _read_source(table, spec, base, kinds)
@@ -827,33 +826,22 @@ def _map_table(table: str, spec: TableMapping, base: Path, dictionary: Any) -> p
 # --------------------------------------------------------------------------------------------
 
 
-def _load_dictionary(mapping: Mapping, base: Path) -> Any:
+def _load_dictionary(mapping: Mapping, base: Path) -> DataDictionary:
+    """The mapping's data dictionary (relative to the mapping file), or the shipped default."""
     if mapping.dictionary is None:
-        return None
+        return load_dictionary(None)
     path = Path(mapping.dictionary).expanduser()
     path = path if path.is_absolute() else base / path
     if not path.is_file():
-        raise ConfigError(f"dictionary: file {path} not found")
-    try:
-        from creditmodel.data.dictionary import load_dictionary
-    except ImportError:  # the data dictionary is not part of this installation yet
-        return None
+        raise ConfigError(f"dictionary: file {path} not found (named in the mapping file)")
     return load_dictionary(path)
-
-
-def _validate(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, dictionary: Any) -> dict[str, pd.DataFrame]:
-    from creditmodel.data.contracts import validate_tables
-
-    if dictionary is not None:
-        return validate_tables(tables, dictionary=dictionary, extraction_date=extraction)  # type: ignore[call-arg]
-    return validate_tables(tables, extraction_date=extraction)
 
 
 def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
     """Build and validate every canonical table of ``mapping`` (paths relative to ``base``)."""
     dictionary = _load_dictionary(mapping, base)
     tables = {name: _map_table(name, spec, base, dictionary) for name, spec in mapping.tables.items()}
-    return _validate(tables, pd.Timestamp(mapping.extraction_date), dictionary)
+    return validate_tables(tables, dictionary=dictionary, extraction_date=pd.Timestamp(mapping.extraction_date))
 
 
 def write_mapped(mapping_path: str | Path, out_dir: str | Path) -> tuple[Path, dict[str, pd.DataFrame]]:
@@ -865,13 +853,5 @@ def write_mapped(mapping_path: str | Path, out_dir: str | Path) -> tuple[Path, d
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {out}: exists and is not an empty directory; refusing to overwrite it")
     tables = map_tables(mapping, base)
-    written = write_tables(tables, out)
-    try:
-        tmp = written / "._dataset.json.tmp"
-        tmp.write_text(json.dumps({"extraction_date": mapping.extraction_date.isoformat()}) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, written / "_dataset.json")
-    except BaseException:
-        shutil.rmtree(written, ignore_errors=True)
-        raise
+    written = write_tables(tables, out, extraction_date=mapping.extraction_date)
     return written, tables
