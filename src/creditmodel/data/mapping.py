@@ -36,7 +36,6 @@ from creditmodel.exceptions import ConfigError, DataContractError
 __all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped"]
 
 Scalar = str | int | float | bool
-_KINDS = ("int", "float", "str", "bool", "date", "timestamp")
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -323,7 +322,8 @@ def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
     arrays = {}
     for name in df.columns:
         s = df[name]
-        if name not in text and s.dtype != object:
+        # typed columns stay typed (numbers, Decimals, dates, spreadsheet date cells); text as text
+        if name not in text or pd.api.types.is_datetime64_any_dtype(s.dtype):
             try:
                 arrays[name] = pa.array(s, from_pandas=True)
                 continue
@@ -485,8 +485,6 @@ _MONEY = re.compile(
     r"(?P<sign2>[-+−])?\s*(?P<num>(?:\d{1,3}(?:[,，]\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*"
     r"(?P<unit>万元|万|亿元|亿|千元|千|[kK]|M|mn)?\s*(?:元|圆|块|RMB|CNY|USD|EUR|HKD)?\s*(?P<close>[)）])?\s*$"
 )
-_UNITS = {"": 1.0, "千": 1e3, "千元": 1e3, "k": 1e3, "K": 1e3, "万": 1e4, "万元": 1e4, "M": 1e6, "mn": 1e6,
-          "亿": 1e8, "亿元": 1e8}
 _INT = r"^\s*[-+]?\d+(\.0*)?\s*$"
 _FLOAT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _TRUE = ("1", "true", "t", "yes", "y", "是", "真")
