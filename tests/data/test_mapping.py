@@ -255,6 +255,43 @@ days_past_due = { column = "bad", map = { "0" = 0, "1" = 90 } }
     assert (t["loans"]["application_date"] == pd.Timestamp("2000-01-01")).all()
 
 
+def test_own_dictionary_vocabulary_attributes_and_other(tmp_path, capsys):
+    """The mapping names the bank's dictionary: its vocabulary is the contract, its attributes are kept."""
+    mapping = _bank(tmp_path, MAPPING.split("[tables.financial_statements]")[0]
+                    .replace("extraction_date = 2024-06-30", 'extraction_date = 2024-06-30\ndictionary = "dict.toml"')
+                    .replace('industry = { column = "行业代码", map = { furniture = ["A01", "A02"], forestry = ["B11"] } }',
+                             'industry = { column = "行业代码", map = { wood = ["A01", "A02"] }, other = "retail" }\n'
+                             'sector_code = "行业代码"'))
+    (mapping.parent / "dict.toml").write_text("""
+currency = "USD"
+[vocabularies]
+industry = ["wood", "retail"]
+[[attributes]]
+table = "enterprises"
+name = "sector_code"
+kind = "categorical"
+categories = ["A01", "A02", "B11"]
+en = "Sector code"
+zh = "行业代码"
+reason_en = "Sector"
+reason_zh = "行业"
+""", encoding="utf-8")
+    out = tmp_path / "canonical"
+    code, _, err = _run(capsys, mapping, out)
+    assert code == 0, err
+    ent = pd.read_parquet(out / "enterprises.parquet")
+    assert ent["industry"].tolist() == ["wood", "wood", "retail", "wood"]
+    assert ent["sector_code"].tolist() == ["A01", "A02", "B11", "A01"]   # a declared attribute is kept
+    # without the dictionary the seed bank's vocabulary applies: 'wood' is refused, nothing written
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace('dictionary = "dict.toml"', ""), encoding="utf-8")
+    code, _, err = _run(capsys, mapping, tmp_path / "other")
+    assert code == 2 and "enterprises.industry" in err.splitlines()[0] and "'wood'" in err
+    assert not (tmp_path / "other").exists()
+    mapping.write_text('dictionary = "nope.toml"\n' + mapping.read_text(encoding="utf-8"), encoding="utf-8")
+    code, _, err = _run(capsys, mapping, tmp_path / "other")
+    assert code == 2 and "nope.toml not found" in err and err.count("\n") == 1
+
+
 MONEY = {
     "1200": 1200.0, "$1,200.00": 1200.0, "US$ 1,200.50": 1200.5, "1,200元": 1200.0, "12.5万": 125_000.0,
     "12.5万元": 125_000.0, "1.2亿": 120_000_000.0, "(1,200)": -1200.0, "（1,200元）": -1200.0, "-3.5": -3.5,
