@@ -252,7 +252,8 @@ def _cmd_data_map(args: argparse.Namespace) -> None:
 
     out, tables = write_mapped(args.mapping, args.out)
     rows = ", ".join(f"{name} {len(df):,}" for name, df in tables.items())
-    print(f"wrote canonical tables to {out} ({rows} rows); check them with: creditmodel data check {out}")
+    print(f"wrote canonical tables to {out} ({rows} rows); run them with: creditmodel run --data {out} "
+          f"--config RUN.toml (naming the mapping's data dictionary, if any)")
 
 
 def _cmd_register(args: argparse.Namespace) -> None:

@@ -120,6 +120,9 @@ def _bank(tmp_path: Path, mapping: str = MAPPING, encoding: str = "gbk") -> Path
     for name, df in (("enterprises", ENTERPRISES), ("loans", LOANS), ("repayments", REPAYMENTS),
                      ("statements", STATEMENTS)):
         df.to_csv(src / f"{name}.csv", index=False, encoding=encoding)
+    # an ASCII header over GBK values: the decoding problem shows only in the data
+    REPAYMENTS.rename(columns={"合同号": "contract", "日期": "date", "逾期天数": "dpd"}).assign(
+        contract=[f"合同{i}" for i in range(len(REPAYMENTS))]).to_csv(src / "rep_ascii.csv", index=False, encoding="gbk")
     path = src / "mapping.toml"
     path.write_text(mapping, encoding="utf-8")
     return path
@@ -341,6 +344,11 @@ BAD = {
     "bad encoding": (
         lambda m: m.replace('"loans.csv", encoding = "gbk"', '"loans.csv", encoding = "utf-8"'),
         ["loans", "cannot decode loans.csv as utf-8", "gbk"]),
+    "GBK data under an ASCII header read as UTF-8": (
+        lambda m: m.replace('{ path = "repayments.csv", encoding = "gbk" }', '{ path = "rep_ascii.csv" }')
+        .replace('loan_id = { column = "合同号", id = "digits" }\ndate = "日期"\ndays_past_due = "逾期天数"',
+                 'loan_id = { column = "contract", id = "digits" }\ndate = "date"\ndays_past_due = "dpd"'),
+        ["repayments", "cannot decode rep_ascii.csv as utf-8", "gbk"]),
     "unknown encoding": (
         lambda m: m.replace('"loans.csv", encoding = "gbk"', '"loans.csv", encoding = "gbk2"'),
         ["loans", "unknown encoding 'gbk2'"]),

@@ -294,6 +294,11 @@ def _read_csv(path: Path, source: Source, table: str, needed: set[str] | None, t
     except LookupError:
         raise DataContractError(f"{table}: unknown encoding {source.encoding!r} for {path.name}") from None
     except pa.ArrowInvalid as exc:
+        if "utf8" in str(exc).lower():  # pyarrow checks UTF-8 itself when no transcoding is asked for
+            raise DataContractError(
+                f"{table}: cannot decode {path.name} as {source.encoding} (invalid UTF-8 in the data); "
+                f"set source.encoding (e.g. \"gbk\" or \"gb18030\" for Chinese bank exports)"
+            ) from None
         raise DataContractError(
             f"{table}: cannot parse {path.name} as delimited text with delimiter {delimiter!r}: "
             f"{_first_line(exc)}"
