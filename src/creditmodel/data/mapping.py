@@ -79,6 +79,8 @@ class Source(_Strict):
             raise ValueError("a database source needs query = \"SELECT ...\"")
         if self.url is None and self.query is not None:
             raise ValueError("query needs url (a database); a file source takes path")
+        if self.header and self.names:
+            raise ValueError("names are for a file without a header line: set header = false too")
         if not self.header and not self.names:
             raise ValueError("header = false needs names = [...] (one name per source column)")
         if self.delimiter is not None and len(self.delimiter) != 1:
@@ -801,10 +803,17 @@ def _map_table(table: str, spec: TableMapping, base: Path, dictionary: DataDicti
     _check_columns(table, where, data.column_names,
                    {s.column for s in spec.column_specs().values() if s.column is not None})
     out: dict[str, Any] = {}
+    uses: dict[str, int] = {}
+    for col_spec in spec.column_specs().values():
+        if col_spec.column is not None:
+            uses[col_spec.column] = uses.get(col_spec.column, 0) + 1
     for name, col_spec in spec.column_specs().items():
         col = _Col(table, name, col_spec, where)
         if col_spec.column is not None:
             array = data.column(col_spec.column).combine_chunks()
+            uses[col_spec.column] -= 1
+            if not uses[col_spec.column]:  # free the source text as soon as it is converted
+                data = data.drop_columns([col_spec.column])
         elif col_spec.expr is not None:
             array = data.column(alias[name]).combine_chunks()
         elif col_spec.row_number:
@@ -820,7 +829,8 @@ def _map_table(table: str, spec: TableMapping, base: Path, dictionary: DataDicti
             out[name] = array.to_pandas()
     for column in schema.TABLES[table].columns:  # optional columns the bank does not have: null
         if column.nullable and column.name not in out:
-            out[column.name] = pd.Series(pd.array([pd.NA] * n, dtype=_NULL_DTYPES[column.kind]))
+            out[column.name] = pd.Series(pd.NA if column.kind not in ("date", "timestamp") else pd.NaT,
+                                         index=pd.RangeIndex(n), dtype=_NULL_DTYPES[column.kind])
     return pd.DataFrame(out)
 
 
