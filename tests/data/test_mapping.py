@@ -547,3 +547,37 @@ def test_german_credit_mapping(tmp_path, capsys):
     ent = pd.read_parquet(out / "enterprises.parquet")
     np.testing.assert_array_equal(ent["owner_birth_year"].to_numpy(), 2000 - raw[12].to_numpy())
     assert json.loads((out / "_dataset.json").read_text()) == {"extraction_date": "2001-01-01"}
+
+
+TAIWAN = ROOT.parent / "shared" / "data" / "taiwan_credit_card" / "UCI_Credit_Card.csv"
+
+
+@pytest.mark.skipif(not TAIWAN.is_file(), reason="../shared/data/taiwan_credit_card is not present")
+def test_taiwan_mapping_equals_the_adapter():
+    """The shipped Taiwan mapping (DuckDB queries reshape months into rows) = the hand-written adapter."""
+    from creditmodel.data.adapters.taiwan import taiwan_tables
+
+    mapped = map_tables(*load_mapping(ROOT / "configs" / "mappings" / "taiwan" / "mapping.toml"))
+    adapted = taiwan_tables(TAIWAN)
+    assert set(mapped) == set(adapted)
+    for name, want in adapted.items():
+        order = ["enterprise_id", "ts", "direction"] if name == "transactions" else list(want.columns[:2])
+        got = mapped[name][list(want.columns)].sort_values(order).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want.sort_values(order).reset_index(drop=True), check_dtype=False)
+
+
+def test_query_over_a_file_source(tmp_path, capsys):
+    """A DuckDB query reshapes a file before mapping; a broken one is one line naming the table."""
+    mapping = _bank(tmp_path, MAPPING.split("[tables.financial_statements]")[0].replace(
+        '[tables.repayments]\nsource = { path = "repayments.csv", encoding = "gbk" }',
+        '[tables.repayments]\nsource = { path = "repayments.csv", encoding = "gbk", query = '
+        '"SELECT 合同号, 日期, max(逾期天数) AS 逾期天数 FROM source GROUP BY ALL ORDER BY ALL" }'))
+    out = tmp_path / "canonical"
+    code, _, err = _run(capsys, mapping, out)
+    assert code == 0, err
+    assert pd.read_parquet(out / "repayments.parquet")["days_past_due"].tolist() == [0, 30, 0, 0, 0, 95]
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace("GROUP BY ALL", "GROUP BY nothing"),
+                       encoding="utf-8")
+    code, _, err = _run(capsys, mapping, tmp_path / "other")
+    assert code == 2 and err.startswith("creditmodel: error: repayments: source.query failed:") and err.count("\n") == 1
+    assert not (tmp_path / "other").exists()

@@ -62,7 +62,8 @@ class Source(_Strict):
 
     path: str | None = None
     url: str | None = Field(None, description="SQLAlchemy URL, e.g. postgresql://user@host:5432/db")
-    query: str | None = None
+    query: str | None = Field(None, description="SQL on the database (url), or DuckDB SQL over the file, "
+                                                 "which it calls `source` (path), e.g. to unpivot months")
     format: Literal["csv", "excel", "parquet", "sql"] | None = None  # default: from the suffix
     encoding: str = "utf-8"
     delimiter: str | None = None  # default "," (tab for .tsv)
@@ -77,8 +78,6 @@ class Source(_Strict):
             raise ValueError("give either path (a file) or url and query (a database)")
         if self.url is not None and not (self.query and self.query.strip()):
             raise ValueError("a database source needs query = \"SELECT ...\"")
-        if self.url is None and self.query is not None:
-            raise ValueError("query needs url (a database); a file source takes path")
         if self.header and self.names:
             raise ValueError("names are for a file without a header line: set header = false too")
         if not self.header and not self.names:
@@ -435,20 +434,38 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
 
 def _read_source(table: str, spec: TableMapping, base: Path, kinds: dict[str, str]) -> pa.Table:
     specs = spec.column_specs()
-    uses_sql = spec.filter is not None or any(s.expr is not None for s in specs.values())
+    uses_sql = spec.filter is not None or any(s.expr is not None for s in specs.values()) or (
+        spec.source.path is not None and spec.source.query is not None)
     needed = None if uses_sql else {s.column for s in specs.values() if s.column is not None}
-    text = _text_columns(specs, kinds)
     source = spec.source
+    # with a query over a file the mapped names are the query's: the file is read with its own types
+    text = set() if source.path is not None and source.query is not None else _text_columns(specs, kinds)
     if source.kind == "sql":
         return _read_sql(source, table, needed, text)
     path = _resolve(source, base)
     if not path.is_file():
         raise DataContractError(f"{table}: source file {path} not found")
     if source.kind == "excel":
-        return _read_excel(path, source, table, needed, text)
-    if source.kind == "parquet":
-        return _read_parquet(path, table, needed)
-    return _read_csv(path, source, table, needed, text)
+        data = _read_excel(path, source, table, needed, text)
+    elif source.kind == "parquet":
+        data = _read_parquet(path, table, needed)
+    else:
+        data = _read_csv(path, source, table, needed, text)
+    return data if source.query is None else _query_file(table, data, source.query)
+
+
+def _query_file(table: str, data: pa.Table, query: str) -> pa.Table:
+    """A file source reshaped by DuckDB SQL over it (the file is the table ``source``)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("source", data)
+        return con.sql(query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataContractError(f"{table}: source.query failed: {_first_line(exc)}") from None
+    finally:
+        con.close()
 
 
 def _apply_sql(table: str, data: pa.Table, spec: TableMapping) -> tuple[pa.Table, dict[str, str]]:
