@@ -504,10 +504,11 @@ def _fails(con: Any, expr: str) -> bool:
 # converting one column (vectorised, on Arrow arrays)
 # --------------------------------------------------------------------------------------------
 
-_MONEY = re.compile(
-    r"^\s*(?P<open>[(（])?\s*(?P<sign>[-+−])?\s*(?:US\$|HK\$|\$|¥|￥|€|£|RMB|CNY|USD|EUR|HKD)?\s*"
-    r"(?P<sign2>[-+−])?\s*(?P<num>(?:\d{1,3}(?:[,，]\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*"
-    r"(?P<unit>万元|万|亿元|亿|千元|千|[kK]|M|mn)?\s*(?:元|圆|块|RMB|CNY|USD|EUR|HKD)?\s*(?P<close>[)）])?\s*$"
+_WS = r"[\s\x{3000}\x{00a0}]*"  # also the full-width and no-break spaces of spreadsheets (RE2 syntax)
+_MONEY = (
+    rf"^{_WS}(?P<open>[(（])?{_WS}(?P<sign>[-+−])?{_WS}(?:US\$|HK\$|\$|¥|￥|€|£|RMB|CNY|USD|EUR|HKD)?{_WS}"
+    rf"(?P<sign2>[-+−])?{_WS}(?P<num>(?:\d{{1,3}}(?:[,，]\d{{3}})+|\d+)(?:\.\d*)?|\.\d+){_WS}"
+    rf"(?P<unit>万元|万|亿元|亿|千元|千|[kK]|M|mn)?{_WS}(?:元|圆|块|RMB|CNY|USD|EUR|HKD)?{_WS}(?P<close>[)）])?{_WS}$"
 )
 _INT = r"^\s*[-+]?\d+(\.0*)?\s*$"
 _FLOAT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -567,39 +568,46 @@ def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def _per_row(marks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """How many marked bytes each string holds."""
-    if not marks.any():
-        return np.zeros(len(offsets) - 1, dtype=np.int64)
-    total = _running_count(marks)
-    return total[offsets[1:]] - total[offsets[:-1]]
+def _rows_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The row (string) each byte position belongs to."""
+    return np.searchsorted(offsets, positions, side="right") - 1
 
 
-def _running_count(marks: np.ndarray) -> np.ndarray:
-    """0, then the running count of marked bytes (int32 where it fits: several times faster)."""
-    total = np.zeros(len(marks) + 1, dtype=np.int32 if len(marks) < 2**31 - 1 else np.int64)
-    np.cumsum(marks.view(np.uint8), dtype=total.dtype, out=total[1:])
-    return total
-
-
-def _seq(data: np.ndarray, token: str) -> np.ndarray:
-    """Mask of the bytes where ``token`` (UTF-8) starts."""
+def _token_positions(data: np.ndarray, raw: bytes, token: str) -> np.ndarray:
+    """Byte positions where ``token`` (UTF-8) starts."""
     b = token.encode("utf-8")
+    if b not in raw:  # a memchr-speed scan: most decorations are absent from most columns
+        return np.zeros(0, dtype=np.int64)
     n = len(data) - len(b) + 1
-    if n <= 0:
-        return np.zeros(len(data), dtype=bool)
-    hit = data[:n] == b[0]
+    start = data[:n] == b[0]
     for k in range(1, len(b)):
-        hit &= data[k:k + n] == b[k]
-    return np.concatenate([hit, np.zeros(len(b) - 1, dtype=bool)])
+        start &= data[k:k + n] == b[k]
+    return np.flatnonzero(start)
+
+
+def _token_rows(data: np.ndarray, raw: bytes, offsets: np.ndarray, token: str,
+                positions: np.ndarray | None = None) -> np.ndarray:
+    """Per string, whether it contains ``token``: found byte-wise, counted sparsely (no cumulative sum)."""
+    hit = np.zeros(len(offsets) - 1, dtype=bool)
+    found = _token_positions(data, raw, token) if positions is None else positions
+    hit[_rows_of(found, offsets)] = True
+    return hit
 
 
 def _keep_bytes(array: pa.Array, keep: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     """The strings with only the bytes marked in ``keep`` (same validity)."""
-    new_offsets = _running_count(keep)[offsets - offsets[0]].astype(np.int64)
+    dropped = np.flatnonzero(~keep)
+    new_offsets = offsets - np.searchsorted(dropped, offsets)  # bytes dropped before each string
     validity = pc.is_valid(array).buffers()[1] if array.null_count else None
-    return pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(new_offsets),
+    return pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(new_offsets.astype(np.int64)),
                                             pa.py_buffer(np.ascontiguousarray(data[keep])), validity)
+
+
+# decorations a money string may carry around its number (the regular expression says where)
+_DECORATIONS = ("US$", "HK$", "$", "¥", "￥", "€", "£", "RMB", "CNY", "USD", "EUR", "HKD", "元", "圆", "块",
+                "万", "亿", "千", "mn", "k", "K", "M", ",", "，", "(", ")", "（", "）", "+", "-", "−", " ", "\t",
+                "\u3000", "\u00a0")
+_SCALES = (("万", 1e4), ("亿", 1e8), ("千", 1e3), ("k", 1e3), ("K", 1e3), ("mn", 1e6))
 
 
 def _money(col: _Col, array: pa.Array) -> pa.Array:
@@ -608,25 +616,30 @@ def _money(col: _Col, array: pa.Array) -> pa.Array:
     s = _strings(array).combine_chunks() if isinstance(array, pa.ChunkedArray) else _strings(array)
     s = pc.if_else(pc.equal(pc.ascii_trim_whitespace(s), ""), pa.scalar(None, pa.string()), s) \
         if pc.any(pc.equal(s, "")).as_py() else s
-    # validate with one regular expression (a DFA pass), then take the string apart byte-wise
-    ok = pc.fill_null(pc.match_substring_regex(s, _MONEY.pattern), True)
+    # validate with one regular expression (a DFA pass); then, the shape being known, strip the
+    # decorations present with literal replacements and read signs and units byte-wise
+    ok = pc.fill_null(pc.match_substring_regex(s, _MONEY), True)
     offsets, data = _bytes(s)
     data = data[offsets[0]:offsets[-1]]
     offsets = offsets - offsets[0]
-    opened = _per_row(_seq(data, "(") | _seq(data, "（"), offsets)
-    closed = _per_row(_seq(data, ")") | _seq(data, "）"), offsets)
+    raw = data.tobytes()
+    opened = _token_rows(data, raw, offsets, "(") | _token_rows(data, raw, offsets, "（")
+    closed = _token_rows(data, raw, offsets, ")") | _token_rows(data, raw, offsets, "）")
     ok = pc.and_(ok, pa.array(opened == closed))
     bad = pc.and_(pc.is_valid(s), pc.invert(ok))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "money amounts (expected e.g. 1200, \"$1,200.00\", \"1,200元\", \"12.5万\", \"(1,200)\")")
-    digits = ((data >= 48) & (data <= 57)) | (data == 46)
-    number = pc.cast(_keep_bytes(s, digits, offsets, data), pa.float64()).to_numpy(zero_copy_only=False)
-    negative = (opened > 0) | (_per_row(_seq(data, "-") | _seq(data, "−"), offsets) > 0)
+    digits = s
+    for token in _DECORATIONS:
+        if token.encode("utf-8") in raw:
+            digits = pc.replace_substring(digits, token, "")
+    number = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    negative = opened | _token_rows(data, raw, offsets, "-") | _token_rows(data, raw, offsets, "−")
     scale = np.ones(len(s))
-    not_rmb = ~(_seq(data, "RM") | np.roll(_seq(data, "RM"), 1))  # the M of RMB is no unit
-    for unit, factor in (("万", 1e4), ("亿", 1e8), ("千", 1e3), ("k", 1e3), ("K", 1e3), ("mn", 1e6)):
-        scale = np.where(_per_row(_seq(data, unit), offsets) > 0, factor, scale)
-    scale = np.where(_per_row(_seq(data, "M") & not_rmb, offsets) > 0, 1e6, scale)
+    for unit, factor in _SCALES:
+        scale[_token_rows(data, raw, offsets, unit)] = factor
+    ems = np.setdiff1d(_token_positions(data, raw, "M"), _token_positions(data, raw, "RMB") + 1)
+    scale[_token_rows(data, raw, offsets, "M", ems)] = 1e6  # "2.5M", not the M of "RMB 1,000"
     value = number * scale * np.where(negative, -1.0, 1.0)
     return pa.array(value, mask=~pc.is_valid(s).to_numpy(zero_copy_only=False))
 
