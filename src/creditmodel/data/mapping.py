@@ -557,7 +557,8 @@ def _trimmed(array: pa.Array) -> pa.Array:
     _, data = _bytes(s)
     wide = bool(((data == 0xE3) | (data == 0xC2) | (data == 0xE2)).any())
     s = pc.utf8_trim_whitespace(s) if wide else pc.ascii_trim_whitespace(s)
-    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+    empty = pc.equal(s, "")
+    return pc.if_else(empty, pa.scalar(None, pa.string()), s) if pc.any(empty).as_py() else s
 
 
 def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -573,10 +574,32 @@ def _rows_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.searchsorted(offsets, positions, side="right") - 1
 
 
-def _token_positions(data: np.ndarray, raw: bytes, token: str) -> np.ndarray:
+class _Text:
+    """The bytes of a string column once, with which byte values occur: most tokens are absent."""
+
+    def __init__(self, s: pa.Array) -> None:
+        offsets, data = _bytes(s)
+        self.data = data[offsets[0]:offsets[-1]]
+        self.offsets = offsets - offsets[0]
+        self.occurs = np.bincount(self.data, minlength=256) > 0
+        self._raw: bytes | None = None
+
+    def has(self, token: str) -> bool:
+        b = token.encode("utf-8")
+        if not all(self.occurs[c] for c in b):
+            return False
+        if len(b) == 1:
+            return True
+        if self._raw is None:
+            self._raw = self.data.tobytes()
+        return b in self._raw
+
+
+def _token_positions(text: _Text, token: str) -> np.ndarray:
     """Byte positions where ``token`` (UTF-8) starts."""
     b = token.encode("utf-8")
-    if b not in raw:  # a memchr-speed scan: most decorations are absent from most columns
+    data = text.data
+    if not text.has(token):
         return np.zeros(0, dtype=np.int64)
     n = len(data) - len(b) + 1
     start = data[:n] == b[0]
@@ -585,12 +608,11 @@ def _token_positions(data: np.ndarray, raw: bytes, token: str) -> np.ndarray:
     return np.flatnonzero(start)
 
 
-def _token_rows(data: np.ndarray, raw: bytes, offsets: np.ndarray, token: str,
-                positions: np.ndarray | None = None) -> np.ndarray:
+def _token_rows(text: _Text, token: str, positions: np.ndarray | None = None) -> np.ndarray:
     """Per string, whether it contains ``token``: found byte-wise, counted sparsely (no cumulative sum)."""
-    hit = np.zeros(len(offsets) - 1, dtype=bool)
-    found = _token_positions(data, raw, token) if positions is None else positions
-    hit[_rows_of(found, offsets)] = True
+    hit = np.zeros(len(text.offsets) - 1, dtype=bool)
+    found = _token_positions(text, token) if positions is None else positions
+    hit[_rows_of(found, text.offsets)] = True
     return hit
 
 
@@ -619,27 +641,24 @@ def _money(col: _Col, array: pa.Array) -> pa.Array:
     # validate with one regular expression (a DFA pass); then, the shape being known, strip the
     # decorations present with literal replacements and read signs and units byte-wise
     ok = pc.fill_null(pc.match_substring_regex(s, _MONEY), True)
-    offsets, data = _bytes(s)
-    data = data[offsets[0]:offsets[-1]]
-    offsets = offsets - offsets[0]
-    raw = data.tobytes()
-    opened = _token_rows(data, raw, offsets, "(") | _token_rows(data, raw, offsets, "（")
-    closed = _token_rows(data, raw, offsets, ")") | _token_rows(data, raw, offsets, "）")
+    text = _Text(s)
+    opened = _token_rows(text, "(") | _token_rows(text, "（")
+    closed = _token_rows(text, ")") | _token_rows(text, "）")
     ok = pc.and_(ok, pa.array(opened == closed))
     bad = pc.and_(pc.is_valid(s), pc.invert(ok))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "money amounts (expected e.g. 1200, \"$1,200.00\", \"1,200元\", \"12.5万\", \"(1,200)\")")
     digits = s
     for token in _DECORATIONS:
-        if token.encode("utf-8") in raw:
+        if text.has(token):
             digits = pc.replace_substring(digits, token, "")
     number = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
-    negative = opened | _token_rows(data, raw, offsets, "-") | _token_rows(data, raw, offsets, "−")
+    negative = opened | _token_rows(text, "-") | _token_rows(text, "−")
     scale = np.ones(len(s))
     for unit, factor in _SCALES:
-        scale[_token_rows(data, raw, offsets, unit)] = factor
-    ems = np.setdiff1d(_token_positions(data, raw, "M"), _token_positions(data, raw, "RMB") + 1)
-    scale[_token_rows(data, raw, offsets, "M", ems)] = 1e6  # "2.5M", not the M of "RMB 1,000"
+        scale[_token_rows(text, unit)] = factor
+    ems = np.setdiff1d(_token_positions(text, "M"), _token_positions(text, "RMB") + 1)
+    scale[_token_rows(text, "M", ems)] = 1e6  # "2.5M", not the M of "RMB 1,000"
     value = number * scale * np.where(negative, -1.0, 1.0)
     return pa.array(value, mask=~pc.is_valid(s).to_numpy(zero_copy_only=False))
 
@@ -770,10 +789,11 @@ def _digit_ids(col: _Col, array: pa.Array) -> pa.Array:
     if pa.types.is_integer(array.type):
         return array
     s = _trimmed(array)
-    offsets, data = _bytes(s)
-    data = data[offsets[0]:offsets[-1]]
-    offsets = offsets - offsets[0]
-    digits = _keep_bytes(s, (data >= 48) & (data <= 57), offsets, data)
+    text = _Text(s)
+    if text.occurs[48:58].sum() == text.occurs.sum():  # digits only, e.g. '0001234': read as they are
+        digits = s
+    else:
+        digits = _keep_bytes(s, (text.data >= 48) & (text.data <= 57), text.offsets, text.data)
     bad = pc.and_(pc.is_valid(s), pc.or_(pc.equal(digits, ""), pc.greater(pc.binary_length(digits), 18)))
     if pc.any(bad).as_py():
         raise col.fail(s, bad, "ids with 1 to 18 digits")
