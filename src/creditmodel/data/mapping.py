@@ -2,14 +2,15 @@
 
 A mapping file (TOML) says, per canonical table, where its rows come from (a CSV/TSV file in any
 encoding, an Excel sheet, a Parquet file, or a SQL query against a database named by a SQLAlchemy
-URL) and how each canonical column is made from the source: a renamed column, a constant, a row
+URL; a file may be reshaped first by a DuckDB query over it) and how each canonical column is
+made from the source: a renamed column, a constant, a row
 number, a SQL expression, with casts, value maps (many source codes -> one canonical value),
 date formats (two-digit years with a pivot year), money strings ("$1,200.00", "1,200元",
 "12.5万", "(1,200)") and a unit/currency factor. The result is validated against the contracts
 and written as canonical parquet, all or nothing, with ``_dataset.json`` giving the as-of date.
 
-Sources are read columnar (pyarrow / DuckDB) and every conversion is vectorised, so that a bank's
-transaction extract of tens of millions of rows maps at reading speed. Each problem leaves as a
+Sources are read columnar (pyarrow / DuckDB) and every conversion is vectorised, with no loop over
+rows (``benchmarks/bench_mapping.py`` measures it on 10M transactions). Each problem leaves as a
 one-line ``DataContractError`` (source data) or ``ConfigError`` (the mapping file) naming the
 table, column and values at fault.
 """
@@ -169,6 +170,8 @@ class ColumnMapping(_Strict):
 
 
 class TableMapping(_Strict):
+    """One canonical table: its source, an optional row filter and how each column is made."""
+
     source: Source
     filter: str | None = Field(None, description="SQL condition over the source columns (DuckDB)")
     columns: dict[str, str | ColumnMapping]
