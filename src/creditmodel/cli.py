@@ -262,7 +262,7 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
 def _cmd_data_map(args: argparse.Namespace) -> None:
     from creditmodel.data.mapping import write_mapped
 
-    out, tables = write_mapped(args.mapping, args.out)
+    out, tables = write_mapped(args.mapping, args.out, force=args.force)
     rows = ", ".join(f"{name} {len(df):,}" for name, df in tables.items())
     print(f"wrote canonical tables to {out} ({rows} rows); run them with: creditmodel run --data {out} "
           f"--config RUN.toml (naming the mapping's data dictionary, if any)")
@@ -548,7 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_cmd_data_adapt)
     m = data_sub.add_parser("map", help="map a bank's extracts (CSV, Excel, Parquet, SQL) to canonical tables")
     m.add_argument("--mapping", required=True, help="mapping file (TOML); relative source paths resolve against it")
-    m.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
+    m.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
+    m.add_argument("--force", action="store_true", help=FORCE_HELP)
     m.set_defaults(func=_cmd_data_map)
     p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
     p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")

@@ -404,8 +404,24 @@ def test_out_not_empty_is_refused(tmp_path, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     code, _, err = _run(capsys, _bank(tmp_path), out)
-    assert code == 2 and "not an empty directory" in err
+    assert code == 2 and "keep.txt" in err and err.count("\n") == 1
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_out_holding_the_sources_is_refused(tmp_path, capsys):
+    """An output that contains the mapping's own source files would delete the bank's extracts."""
+    mapping = _bank(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = _run(capsys, mapping, tmp_path)
+    assert code == 2 and "refusing to write there" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_rerun_replaces_its_own_output(tmp_path, capsys):
+    out = tmp_path / "canonical"
+    assert _run(capsys, _bank(tmp_path), out)[0] == 0
+    assert _run(capsys, _bank(tmp_path), out)[0] == 0
+    assert (out / "_dataset.json").is_file()
 
 
 def test_missing_mapping_file(tmp_path, capsys):

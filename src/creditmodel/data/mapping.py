@@ -911,14 +911,21 @@ def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
     return validate_tables(tables, dictionary=dictionary, extraction_date=pd.Timestamp(mapping.extraction_date))
 
 
-def write_mapped(mapping_path: str | Path, out_dir: str | Path) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """``creditmodel data map``: map, validate and write the tables and ``_dataset.json``, all or nothing."""
+def write_mapped(mapping_path: str | Path, out_dir: str | Path, *, force: bool = False
+                 ) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """``creditmodel data map``: map, validate and write the tables and ``_dataset.json``, all or nothing.
+
+    The output is checked first (creditmodel.outputs): never the mapping file, a source file or a
+    folder holding them, and never a directory the kit did not write."""
     from creditmodel.data.io import write_tables
+    from creditmodel.outputs import check_output
 
     mapping, base = load_mapping(mapping_path)
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out}: exists and is not an empty directory; refusing to overwrite it")
+    inputs: dict[str, Path | None] = {"--mapping": Path(mapping_path)}
+    for name, table in mapping.tables.items():
+        if table.source.path is not None:
+            inputs[f"tables.{name}.source"] = _resolve(table.source, base)
+    check_output(out_dir, kind="dir", inputs=inputs, force=force)
     tables = map_tables(mapping, base)
-    written = write_tables(tables, out, extraction_date=mapping.extraction_date)
+    written = write_tables(tables, Path(out_dir).expanduser(), extraction_date=mapping.extraction_date, force=force)
     return written, tables
