@@ -28,6 +28,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _signing_key(flag: str | None) -> str | None:
+    """The private key that signs bundles: --signing-key, else $CREDITMODEL_SIGNING_KEY (else the config's)."""
+    from creditmodel.export.signing import ENV_SIGNING_KEY
+
+    return flag or os.environ.get(ENV_SIGNING_KEY) or None
+
+
+def _load_bundle(args: argparse.Namespace) -> "PDBundle":  # noqa: F821
+    """The --bundle of a consuming command, verified against --trusted-key (or $CREDITMODEL_TRUSTED_KEYS)."""
+    from creditmodel.export.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle, trusted_keys=args.trusted_key or None, allow_unsigned=args.allow_unsigned)
+    if args.allow_unsigned:
+        print(f"creditmodel: warning: --allow-unsigned (development only): bundle {args.bundle} is "
+              f"{bundle.signature.describe()}; accepted without proof of its author", file=sys.stderr, flush=True)
+    return bundle
+
+
+def _add_trust_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trusted-key", action="append", metavar="FILE",
+                   help="public key (PEM) whose bundle signatures are accepted; repeatable "
+                        "(default: the files in $CREDITMODEL_TRUSTED_KEYS, separated by the path separator)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="development only: accept a bundle that is unsigned or signed by an untrusted key")
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> None:
+    from creditmodel.export.signing import ENV_SIGNING_KEY, ENV_TRUSTED_KEYS, generate_keys
+
+    private, public, kid = generate_keys(args.out)
+    print(f"key {kid}\n  private {private} (mode 0600: keep it secret; it signs bundles)\n  public  {public} "
+          f"(give it to every service and pricing step that must trust these bundles)\n"
+          f"sign:   creditmodel run|export ... --signing-key {private}   (or {ENV_SIGNING_KEY}={private})\n"
+          f"verify: creditmodel serve|score|price ... --trusted-key {public}   (or {ENV_TRUSTED_KEYS}={public})")
+
+
 def _cmd_synth(args: argparse.Namespace) -> None:
     from creditmodel.config import SyntheticConfig
     from creditmodel.data.synthetic import generate_world, write_world
@@ -69,7 +105,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     config = load_config(args.config, {
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
-        "data_delimiter": args.delimiter,
+        "data_delimiter": args.delimiter, "bundle.signing_key": _signing_key(args.signing_key),
     })
     result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True))
     m = result.metrics.set_index(["model", "split"])
@@ -84,12 +120,20 @@ MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
 registered model {t.model_uri} (version {t.model_version})
 report and plots {result.report_dir}
 validation       {result.output_dir / "validation_report.html"}   (creditmodel report {t.model_uri} --out FILE)
-export bundle    {result.bundle_dir}
+export bundle    {result.bundle_dir}   ({_signature_note(result.bundle_dir)})
 priced OOT loans {result.priced_path}
 features         {result.features_path}
 
 open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
 open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
+
+
+def _signature_note(bundle_dir: Path) -> str:
+    from creditmodel.export.signing import HOW_TO_SIGN, read_signature_key_id
+
+    kid = read_signature_key_id(bundle_dir)
+    return (f"signed by key {kid}" if kid else
+            f"UNSIGNED: serve, score and price refuse it without --allow-unsigned; to sign, {HOW_TO_SIGN}")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
@@ -107,7 +151,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
 
     uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
-    result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx)
+    result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx,
+                          signing_key=_signing_key(args.signing_key))
     out = Path(args.out)
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     ref = result["model"]
@@ -116,6 +161,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     par = result["parity"]
     print(f"checksums verified; parity with training-time scores on {par['rows']} out-of-time loans: "
           f"max PD difference {par['max_abs_pd_diff']:.2g}, grades agree {par['grade_agreement']:.0%}")
+    print(_signature_note(out))
     if "onnx_drift" in result:
         d = result["onnx_drift"]
         print(f"ONNX (float32) drift on the same loans: max PD difference {d['max_abs_pd_diff']:.2g}, "
@@ -157,7 +203,6 @@ def _cmd_price(args: argparse.Namespace) -> None:
     import math
 
     from creditmodel.config import load_config
-    from creditmodel.export.bundle import load_bundle
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
 
     out = Path(args.out)
@@ -167,7 +212,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
     if target is not None and not (math.isfinite(target) and -1 < target <= 10):
         raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
     pricing = load_config(args.config).pricing
-    bundle = load_bundle(args.bundle)
+    bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
     priced = price_with_bundle(bundle, applications, pricing)
     if target is not None:
@@ -248,12 +293,11 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     import socket
 
     from creditmodel.config import load_config
-    from creditmodel.export.bundle import load_bundle
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected at least 1")
     pricing = load_config(args.config).pricing
-    bundle = load_bundle(args.bundle)  # verified (checksums, parse) before any server starts
+    bundle = _load_bundle(args)  # verified (signature, checksums, parse) before any server starts
 
     from creditmodel.service.app import create_app, model_id, serve
 
@@ -265,14 +309,14 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
           f"http://{args.host}:{args.port} with {args.workers} worker(s); API docs at /docs", flush=True)
     serve(app, args.bundle, args.config, host=args.host, port=args.port, workers=args.workers,
-          log_level=args.log_level, access_log=args.access_log)  # more workers: each loads and verifies the bundle
+          log_level=args.log_level, access_log=args.access_log,  # more workers: each loads and verifies the bundle
+          trusted_keys=args.trusted_key, allow_unsigned=args.allow_unsigned)
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    from creditmodel.export.bundle import load_bundle
     from creditmodel.service.batch import score_parquet
 
-    bundle = load_bundle(args.bundle)
+    bundle = _load_bundle(args)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
@@ -331,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="borrowers per part with --partitioned (default 50000)")
     p.set_defaults(func=_cmd_synth)
 
+    signing_help = ("Ed25519 private key (PEM) that signs the bundle (default $CREDITMODEL_SIGNING_KEY, "
+                    "then [bundle] signing_key of the config; none: the bundle is unsigned)")
     p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")
     p.add_argument("--config", help="TOML run configuration (all fields optional)")
     p.add_argument("--data", help="directory or DuckDB file of canonical tables (default: synthetic world)")
@@ -340,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", help="encoding of CSV tables, e.g. gbk (default utf-8)")
     p.add_argument("--delimiter", help="CSV delimiter (default ,)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--signing-key", metavar="FILE", help=signing_help)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
@@ -360,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
     p.add_argument("--run-id", help="take the model of this run when no MODEL_URI")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--signing-key", metavar="FILE", help="Ed25519 private key (PEM) that signs the bundle "
+                                                         "(default $CREDITMODEL_SIGNING_KEY; none: unsigned)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("price", help="score applications with an export bundle alone and price them")
@@ -371,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_price)
 
     uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
@@ -431,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default info)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs latency)")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle")
@@ -441,7 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
     p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
     p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("keys", help="Ed25519 keys that sign export bundles and let consumers verify their author")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = keys_sub.add_parser("generate", help="write a new key pair: private key (0600) and public key, PEM")
+    k.add_argument("--out", required=True, help="directory to write the two key files to (never overwritten)")
+    k.set_defaults(func=_cmd_keys_generate)
     return parser
 
 

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -418,6 +419,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
 ENV_BUNDLE = "CREDITMODEL_SERVE_BUNDLE"
 ENV_CONFIG = "CREDITMODEL_SERVE_CONFIG"
+ENV_ALLOW_UNSIGNED = "CREDITMODEL_SERVE_ALLOW_UNSIGNED"  # "1" when `serve --allow-unsigned` (development only)
 
 
 def app_from_env() -> FastAPI:
@@ -425,16 +427,19 @@ def app_from_env() -> FastAPI:
     from creditmodel.config import load_config
     from creditmodel.export.bundle import load_bundle
 
-    bundle = load_bundle(os.environ[ENV_BUNDLE])
+    # trusted keys from $CREDITMODEL_TRUSTED_KEYS, which serve() sets for its workers
+    bundle = load_bundle(os.environ[ENV_BUNDLE], allow_unsigned=os.environ.get(ENV_ALLOW_UNSIGNED) == "1")
     config = os.environ.get(ENV_CONFIG) or None
     return create_app(bundle, load_config(config).pricing)
 
 
 def serve(app: FastAPI, bundle_dir: str | os.PathLike, config_path: str | os.PathLike | None = None, *,
           host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info",
-          access_log: bool = False) -> None:
+          access_log: bool = False, trusted_keys: Sequence[str | os.PathLike] | None = None,
+          allow_unsigned: bool = False) -> None:
     """Run the service with uvicorn until interrupted: `app` itself with one worker; with more, each
-    worker process builds its own app from `bundle_dir` and `config_path` (see app_from_env)."""
+    worker process builds its own app from `bundle_dir` and `config_path` (see app_from_env),
+    verifying the bundle with `trusted_keys` (public key files) or `allow_unsigned`."""
     import socket
 
     import uvicorn
@@ -448,6 +453,11 @@ def serve(app: FastAPI, bundle_dir: str | os.PathLike, config_path: str | os.Pat
 
     os.environ[ENV_BUNDLE] = str(Path(bundle_dir).resolve())
     os.environ[ENV_CONFIG] = str(Path(config_path).resolve()) if config_path else ""
+    if trusted_keys is not None:
+        from creditmodel.export.signing import ENV_TRUSTED_KEYS
+
+        os.environ[ENV_TRUSTED_KEYS] = os.pathsep.join(str(Path(k).resolve()) for k in trusted_keys)
+    os.environ[ENV_ALLOW_UNSIGNED] = "1" if allow_unsigned else ""
     config = uvicorn.Config("creditmodel.service.app:app_from_env", factory=True, workers=workers, **options)
     sock = config.bind_socket()
     # uvicorn makes this socket with protocol 0, so asyncio does not set TCP_NODELAY on the connections
