@@ -16,7 +16,7 @@ from creditmodel.exceptions import BundleError
 from creditmodel.export.bundle import load_bundle
 from creditmodel.export.model_text import check_model_text
 
-from .bundle_tools import edit_json, edit_manifest, rewrite
+from .bundle_tools import edit_json, edit_manifest, resign, rewrite
 
 
 @pytest.fixture
@@ -233,8 +233,6 @@ CLI_CASES = {
 def test_cli_prints_one_line_and_exits_2(bundle_copy, model_text, signing_keys, features_file, tmp_path, capsys,
                                          case, command):
     CLI_CASES[case](bundle_copy, model_text)
-    from .bundle_tools import resign
-
     resign(bundle_copy, signing_keys["private"])  # signed by its trusted author: only the checks can refuse it
     out = tmp_path / ("scored.parquet" if command == "score" else "priced.csv")
     data = ["--input", str(features_file)] if command == "score" else ["--applications", str(features_file)]

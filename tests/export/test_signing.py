@@ -20,7 +20,7 @@ from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.signing import (ENV_TRUSTED_KEYS, PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, generate_keys, key_id,
                                         load_private_key, load_public_key)
 
-from .bundle_tools import edit_manifest, resign, rewrite
+from .bundle_tools import resign, rewrite
 
 
 @pytest.fixture
@@ -113,6 +113,10 @@ def test_a_bundle_signed_by_another_key_is_refused(bundle_copy, other_keys, sign
     assert _score(bundle_copy, features_file, tmp_path, "--trusted-key", str(other_keys["public"])) == 0
     capsys.readouterr()
     assert load_bundle(bundle_copy, trusted_keys=[signing_keys["public"], other_keys["public"]]).signature.trusted
+    assert load_bundle(bundle_copy, trusted_keys=other_keys["public"]).signature.trusted  # one key, not a list
+    # development: accepted, and the bundle says by whom and that the key is not trusted
+    dev = load_bundle(bundle_copy, allow_unsigned=True).signature
+    assert (dev.key_id, dev.trusted) == (other_keys["key_id"], False) and "UNTRUSTED" in dev.describe()
 
 
 def test_trusted_keys_from_the_environment(bundle_copy, other_keys, signing_keys, monkeypatch):
@@ -232,3 +236,16 @@ def test_run_output_explains_an_unsigned_bundle(bundle_copy):
     (bundle_copy / "manifest.sig").unlink()
     note = _signature_note(bundle_copy)
     assert note.startswith("UNSIGNED") and "creditmodel keys generate --out DIR" in note and "--signing-key" in note
+
+
+@pytest.mark.parametrize("key, message", [("missing", "cannot be read"), ("public", "expected an unencrypted Ed25519")])
+def test_run_with_a_bad_signing_key_is_one_line_and_writes_nothing(signing_keys, tmp_path, capsys, monkeypatch,
+                                                                   key, message):
+    path = tmp_path / "nope.pem" if key == "missing" else signing_keys["public"]
+    monkeypatch.setenv("CREDITMODEL_SIGNING_KEY", str(path))
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--enterprises", "60", "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"creditmodel: error: signing key {path}") and message in line
+    assert not out.exists() and not (tmp_path / "mlflow.db").exists()

@@ -133,6 +133,8 @@ def trusted_keys_from_env() -> list[Path]:
 def resolve_trusted_keys(keys: Iterable[TrustedKey] | None) -> dict[str, Ed25519PublicKey]:
     """Key id -> public key; `None` reads $CREDITMODEL_TRUSTED_KEYS."""
     out: dict[str, Ed25519PublicKey] = {}
+    if isinstance(keys, (str, os.PathLike, Ed25519PublicKey)):  # one key, not a list of them
+        keys = [keys]
     for k in trusted_keys_from_env() if keys is None else keys:
         pub = k if isinstance(k, Ed25519PublicKey) else load_public_key(k)
         out[key_id(pub)] = pub
