@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from creditmodel.exceptions import BundleError
 
 _INT = re.compile(r"^-?\d{1,10}$")
-_NUM = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$|^[+-]?(?:inf|nan)$")
+_NUM_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?|[+-]?(?:inf|nan)"
+_NUM = re.compile(rf"^(?:{_NUM_RE})$")
+_NUM_LIST = re.compile(rf"(?:{_NUM_RE})(?: (?:{_NUM_RE}))*")
+_INT_LIST = re.compile(r"-?\d{1,10}(?: -?\d{1,10})*")
 _REQUIRED_HEADER = ("version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx",
                     "objective", "feature_names", "feature_infos", "tree_sizes")
 _TREE_KEYS = {"num_leaves", "num_cat", "split_feature", "split_gain", "threshold", "decision_type", "left_child",
@@ -46,27 +49,30 @@ def _ints(value: str, n: int, where: str, field: str, lo: int = _INT32[0], hi: i
     tokens = value.split(" ") if value else []
     if len(tokens) != n:
         raise _fail(where, f"field {field} has {len(tokens)} values, expected {n}")
-    out = []
-    for t in tokens:
+    if n and _INT_LIST.fullmatch(value):
+        out = [int(t) for t in tokens]
+        if lo <= min(out) and max(out) <= hi:
+            return out
+    for t in tokens:  # find the culprit for the message
         if not _INT.match(t) or not lo <= int(t) <= hi:
             raise _fail(where, f"field {field}: value {t[:40]!r}, expected a whole number in [{lo}, {hi}]")
-        out.append(int(t))
-    return out
+    return [int(t) for t in tokens]
 
 
 def _floats(value: str, n: int, where: str, field: str, finite: bool = False) -> list[float]:
     tokens = value.split(" ") if value else []
     if len(tokens) != n:
         raise _fail(where, f"field {field} has {len(tokens)} values, expected {n}")
-    out = []
-    for t in tokens:
+    if n and _NUM_LIST.fullmatch(value):
+        out = [float(t) for t in tokens]
+        if not finite or all(map(math.isfinite, out)):
+            return out
+    for t in tokens:  # find the culprit for the message
         if not _NUM.match(t):
             raise _fail(where, f"field {field}: value {t[:40]!r} is not a number")
-        x = float(t)
-        if finite and not math.isfinite(x):
+        if finite and not math.isfinite(float(t)):
             raise _fail(where, f"field {field}: value {t!r}, expected a finite number")
-        out.append(x)
-    return out
+    return [float(t) for t in tokens]
 
 
 def _one_int(kv: dict[str, str], key: str, where: str, lo: int, hi: int) -> int:

@@ -239,6 +239,9 @@ def verify_manifest(bundle: Path, manifest: bytes, signature: bytes | None,
                    if digest != expected_digest else f"{SIGNATURE_FILE} or {SIGNED_FILE} was changed")
         raise BundleError(f"{where}: the signature of {SIGNED_FILE} by key {kid} does not verify "
                           f"({changed}: tampered or corrupted after signing)") from None
+    if digest != expected_digest:  # the signature holds, so only this field was edited
+        raise BundleError(f"{where}: field manifest_sha256 {expected_digest[:12]}... is not the sha256 of "
+                          f"{SIGNED_FILE} ({digest[:12]}...)")
     if kid in trusted:
         return Signature(kid, True)
     if allow_unsigned:
