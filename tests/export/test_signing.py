@@ -249,3 +249,11 @@ def test_run_with_a_bad_signing_key_is_one_line_and_writes_nothing(signing_keys,
     line = _one_error_line(capsys)
     assert line.startswith(f"creditmodel: error: signing key {path}") and message in line
     assert not out.exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_signed_manifest_hash_must_match_too(bundle_copy):
+    doc = json.loads((bundle_copy / "manifest.sig").read_text())
+    doc["manifest_sha256"] = "0" * 64
+    (bundle_copy / "manifest.sig").write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match="field manifest_sha256 000000000000... is not the sha256 of manifest.json"):
+        load_bundle(bundle_copy)
