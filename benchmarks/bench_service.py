@@ -166,10 +166,14 @@ def prepare(args, tmp: Path):
     from creditmodel.config import build_config
     from creditmodel.pipeline import run_pipeline
 
+    from creditmodel.export.signing import ENV_TRUSTED_KEYS, generate_keys
+
     log(f"training: pipeline on {args.enterprises} synthetic enterprises into {tmp}")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    private, public, _ = generate_keys(tmp / "keys")  # a signed bundle, trusted by every command started below
+    os.environ[ENV_TRUSTED_KEYS] = str(public)
     config = build_config({"output_dir": str(tmp / "out"), "synthetic": {"enterprises": args.enterprises, "seed": 0},
-                           "experiment": "bench-service"})
+                           "experiment": "bench-service", "bundle": {"signing_key": str(private)}})
     t0 = time.perf_counter()
     result = run_pipeline(config, tracking_uri=uri)
     return (result.bundle_dir, pd.read_parquet(result.features_path), result.tracked.model_uri, uri,
@@ -219,7 +223,8 @@ def bench_batch(bundle_dir: Path, frame: pd.DataFrame, names: list[str], tmp: Pa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", help="export bundle directory (default: train a small model first)")
+    ap.add_argument("--bundle", help="export bundle directory, its signer trusted via $CREDITMODEL_TRUSTED_KEYS "
+                                     "(default: train a small model first)")
     ap.add_argument("--features", help="parquet of feature rows (with --bundle)")
     ap.add_argument("--model-uri", help="MLflow URI of the same LightGBM model (with --bundle)")
     ap.add_argument("--tracking-uri", help="MLflow tracking URI for --model-uri")

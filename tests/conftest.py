@@ -11,14 +11,27 @@ def small_world():
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """The demo pipeline, run once on a small world into a private output dir and MLflow store."""
+def signing_keys(tmp_path_factory):
+    """A bundle-signing key pair for the session; its public key is trusted through $CREDITMODEL_TRUSTED_KEYS
+    (inherited by the servers and commands the tests start), as a deployment would configure it."""
+    from creditmodel.export.signing import ENV_TRUSTED_KEYS, generate_keys
+
+    private, public, kid = generate_keys(tmp_path_factory.mktemp("keys"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_TRUSTED_KEYS, str(public))
+        yield {"private": private, "public": public, "key_id": kid}
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, signing_keys):
+    """The demo pipeline, run once on a small world into a private output dir and MLflow store; its bundle is
+    signed with the session's key."""
     from creditmodel.config import build_config
     from creditmodel.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("demo")
     config = build_config({"output_dir": str(root / "out"), "synthetic": {"enterprises": 2500, "seed": 3},
-                           "lightgbm": {"n_estimators": 150}})
+                           "lightgbm": {"n_estimators": 150}, "bundle": {"signing_key": str(signing_keys["private"])}})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = run_pipeline(config, tracking_uri=uri)
     return {"config": config, "result": result, "tracking_uri": uri, "root": root}

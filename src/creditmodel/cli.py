@@ -28,6 +28,51 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _signing_key(flag: str | None) -> str | None:
+    """The private key that signs bundles: --signing-key, else $CREDITMODEL_SIGNING_KEY (else the config's)."""
+    from creditmodel.export.signing import ENV_SIGNING_KEY
+
+    return flag or os.environ.get(ENV_SIGNING_KEY) or None
+
+
+def _load_bundle(args: argparse.Namespace) -> "PDBundle":  # noqa: F821
+    """The --bundle of a consuming command, verified against --trusted-key (or $CREDITMODEL_TRUSTED_KEYS)."""
+    from creditmodel.export.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle, **_trust(args))
+    _warn_if_unsigned(args, bundle)
+    return bundle
+
+
+def _trust(args: argparse.Namespace) -> dict:
+    """load_bundle's trust options from --trusted-key / --allow-unsigned."""
+    return {"trusted_keys": args.trusted_key or None, "allow_unsigned": args.allow_unsigned}
+
+
+def _warn_if_unsigned(args: argparse.Namespace, bundle: "PDBundle") -> None:  # noqa: F821
+    if args.allow_unsigned:
+        print(f"creditmodel: warning: --allow-unsigned (development only): bundle {args.bundle} is "
+              f"{bundle.signature.describe()}; accepted without proof of its author", file=sys.stderr, flush=True)
+
+
+def _add_trust_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trusted-key", action="append", metavar="FILE",
+                   help="public key (PEM) whose bundle signatures are accepted; repeatable "
+                        "(default: the files in $CREDITMODEL_TRUSTED_KEYS, separated by the path separator)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="development only: accept a bundle that is unsigned or signed by an untrusted key")
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> None:
+    from creditmodel.export.signing import ENV_SIGNING_KEY, ENV_TRUSTED_KEYS, generate_keys
+
+    private, public, kid = generate_keys(args.out)
+    print(f"key {kid}\n  private {private} (mode 0600: keep it secret; it signs bundles)\n  public  {public} "
+          f"(give it to every service and pricing step that must trust these bundles)\n"
+          f"sign:   creditmodel run|export ... --signing-key {private}   (or {ENV_SIGNING_KEY}={private})\n"
+          f"verify: creditmodel serve|score|price ... --trusted-key {public}   (or {ENV_TRUSTED_KEYS}={public})")
+
+
 def _cmd_synth(args: argparse.Namespace) -> None:
     from creditmodel.config import SyntheticConfig
     from creditmodel.data.synthetic import generate_world, write_world
@@ -71,6 +116,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
         "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
+        "bundle.signing_key": _signing_key(args.signing_key),
     })
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
     check_output(config.output_dir, kind="dir", force=args.force,  # refused at once, before the heavy imports
@@ -91,12 +137,20 @@ MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
 registered model {t.model_uri} (version {t.model_version})
 report and plots {result.report_dir}
 validation       {result.output_dir / "validation_report.html"}   (creditmodel report {t.model_uri} --out FILE)
-export bundle    {result.bundle_dir}
+export bundle    {result.bundle_dir}   ({_signature_note(result.bundle_dir)})
 priced OOT loans {result.priced_path}
 features         {result.features_path}
 
 open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
 open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
+
+
+def _signature_note(bundle_dir: Path) -> str:
+    from creditmodel.export.signing import HOW_TO_SIGN, read_signature_key_id
+
+    kid = read_signature_key_id(bundle_dir)
+    return (f"signed by key {kid}" if kid else
+            f"UNSIGNED: serve, score and price refuse it without --allow-unsigned; to sign, {HOW_TO_SIGN}")
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
@@ -123,7 +177,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
     result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx,
-                          force=args.force)
+                          force=args.force, signing_key=_signing_key(args.signing_key))
     out = Path(args.out)
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     ref = result["model"]
@@ -132,6 +186,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     par = result["parity"]
     print(f"checksums verified; parity with training-time scores on {par['rows']} out-of-time loans: "
           f"max PD difference {par['max_abs_pd_diff']:.2g}, grades agree {par['grade_agreement']:.0%}")
+    print(_signature_note(out))
     if "onnx_drift" in result:
         d = result["onnx_drift"]
         print(f"ONNX (float32) drift on the same loans: max PD difference {d['max_abs_pd_diff']:.2g}, "
@@ -177,7 +232,6 @@ def _cmd_price(args: argparse.Namespace) -> None:
     import math
 
     from creditmodel.config import load_config
-    from creditmodel.export.bundle import load_bundle
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
 
     out = _frame_out(args.out)
@@ -188,7 +242,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
         raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
     config = load_config(args.config)
     pricing = config.pricing
-    bundle = load_bundle(args.bundle)
+    bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
     priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
     if target is not None:
@@ -337,8 +391,9 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     sock = None
     try:
         pinned = pin_bundle(args.bundle, run_dir)  # the bundle's bytes, copied once, read-only
-        load_options: dict = {}
+        load_options = _trust(args)
         bundle = load_bundle(pinned, **load_options)  # verified once, on the copy every worker loads
+        _warn_if_unsigned(args, bundle)
         request_log = RequestLog(args.request_log) if args.request_log else None
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
@@ -367,11 +422,10 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    from creditmodel.export.bundle import load_bundle
     from creditmodel.service.batch import score_parquet
 
     check_output(args.out, kind="file", inputs={"--input": args.input, "--bundle": args.bundle}, force=args.force)
-    bundle = load_bundle(args.bundle)
+    bundle = _load_bundle(args)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
@@ -438,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="borrowers per part with --partitioned (default 50000)")
     p.set_defaults(func=_cmd_synth)
 
+    signing_help = ("Ed25519 private key (PEM) that signs the bundle (default $CREDITMODEL_SIGNING_KEY, "
+                    "then [bundle] signing_key of the config; none: the bundle is unsigned)")
     p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")
     p.add_argument("--config", help="TOML run configuration (all fields optional)")
     p.add_argument("--data", help="directory or DuckDB file of canonical tables (default: synthetic world)")
@@ -451,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extraction-date", help="as-of date of the data, YYYY-MM-DD (default: the configuration's, "
                                              "else the data's _dataset.json)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--signing-key", metavar="FILE", help=signing_help)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
@@ -474,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
     p.add_argument("--run-id", help="take the model of this run when no MODEL_URI")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--signing-key", metavar="FILE", help="Ed25519 private key (PEM) that signs the bundle "
+                                                         "(default $CREDITMODEL_SIGNING_KEY; none: unsigned)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("price", help="score applications with an export bundle alone and price them")
@@ -487,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and whose data dictionary sets the policy rules (needs_referral)")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_price)
 
     uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
@@ -578,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training-range", choices=["flag", "refuse"],
                    help="values outside the training range: flag them in the response or refuse with 422 "
                         "(default: the bundle's policy, else flag)")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle")
@@ -589,7 +650,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
     p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
     p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
+    _add_trust_options(p)
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("keys", help="Ed25519 keys that sign export bundles and let consumers verify their author")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = keys_sub.add_parser("generate", help="write a new key pair: private key (0600) and public key, PEM")
+    k.add_argument("--out", required=True, help="directory to write the two key files to (never overwritten)")
+    k.set_defaults(func=_cmd_keys_generate)
     return parser
 
 

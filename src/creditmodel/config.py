@@ -258,6 +258,18 @@ class ValidationConfig(_Strict):
         return self
 
 
+class BundleConfig(_Strict):
+    """How the export bundle is written.
+
+    signing_key: PEM file of the Ed25519 private key that signs the bundle's manifest (made by
+    `creditmodel keys generate`); None = unsigned, which consumers refuse unless allowed for
+    development. The path locates a secret, not a model setting: it is never recorded in the run,
+    the bundle or the config hash. --signing-key and $CREDITMODEL_SIGNING_KEY take precedence.
+    """
+
+    signing_key: Path | None = None
+
+
 class RunConfig(_Strict):
     """Everything one pipeline run needs."""
 
@@ -285,6 +297,7 @@ class RunConfig(_Strict):
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()
     validation: ValidationConfig = ValidationConfig()
+    bundle: BundleConfig = Field(BundleConfig(), exclude=True)
 
     @model_validator(mode="after")
     def _pricing_matches_dictionary(self) -> RunConfig:

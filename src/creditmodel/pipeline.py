@@ -30,6 +30,7 @@ from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
+from creditmodel.export.signing import HOW_TO_SIGN, load_private_key
 from creditmodel.features.build import available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME, catalogue
 from creditmodel.features.labels import default_labels
@@ -344,6 +345,7 @@ def run_pipeline(
     `inputs`: further inputs (label -> path, e.g. the configuration file) the output must not replace;
     `force`: replace an earlier output of creditmodel even if files in it were changed since."""
     out = Path(config.output_dir)
+    signing_key = load_private_key(config.bundle.signing_key) if config.bundle.signing_key else None  # fail early
     output = Output(out, kind="dir", command="run", force=force, inputs={**run_inputs(config, tracking_uri),
                                                                           **(inputs or {})})
     stage = output.tmp
@@ -413,8 +415,13 @@ def run_pipeline(
                                    "loans_needing_referral": referrals}
         write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
                      model_card=card, scorecard_table=models.scorecard.table(),
-                     provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")})
-        bundle = load_bundle(stage / "bundle")
+                     provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")},
+                     signing_key=signing_key)
+        # the bundle just written, verified with the key that signed it (unsigned: no key configured)
+        bundle = (load_bundle(stage / "bundle", trusted_keys=[signing_key.public_key()]) if signing_key
+                  else load_bundle(stage / "bundle", allow_unsigned=True))
+        progress(f"    bundle signed by key {bundle.signature.key_id}" if signing_key
+                 else f"    bundle UNSIGNED (consumers refuse it unless --allow-unsigned): {HOW_TO_SIGN}")
         scored = scored_frame(frame, models)
         gap = float(np.max(np.abs(bundle.predict_pd(frame) - scored["pd_lightgbm"].to_numpy())))
         if gap > PARITY_TOLERANCE:

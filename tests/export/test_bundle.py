@@ -10,6 +10,7 @@ import pytest
 
 from creditmodel.exceptions import BundleError, RequestError
 from creditmodel.export.bundle import load_bundle
+from creditmodel.export.signing import load_private_key, sign_bundle
 
 
 @pytest.fixture
@@ -47,20 +48,25 @@ def _tamper_model(path):
     (path / "model.txt").write_text(text.replace("leaf_value=", "leaf_value=1", 1))
 
 
-@pytest.mark.parametrize("damage, match", [
-    (_tamper_model, "model.txt: sha256 .* does not match"),
+@pytest.mark.parametrize("damage, match, resign", [
+    (_tamper_model, "model.txt: sha256 .* does not match", False),
     (lambda p: (p / "calibration.json").write_text('{"method": "platt", "slope": 9, "intercept": 0, "pd_floor": 0}'),
-     "calibration.json: sha256"),
-    (lambda p: (p / "master_scale.json").unlink(), "master_scale.json is missing"),
-    (lambda p: (p / "manifest.json").unlink(), "manifest.json is missing"),
-    (lambda p: (p / "manifest.json").write_text("{not json"), "manifest.json: not valid JSON"),
-    (lambda p: (p / "evil.pkl").write_bytes(pickle.dumps(object())), "unexpected file 'evil.pkl'"),
+     "calibration.json: sha256", False),
+    (lambda p: (p / "master_scale.json").unlink(), "master_scale.json is missing", False),
+    (lambda p: (p / "manifest.json").unlink(), "manifest.json is missing", False),
+    (lambda p: (p / "manifest.json").write_text("{not json"), "manifest.sig: the signature .* does not verify", False),
+    (lambda p: (p / "evil.pkl").write_bytes(pickle.dumps(object())), "unexpected file 'evil.pkl'", False),
+    (lambda p: shutil.rmtree(p), "does not exist", False),
+    # a manifest its trusted author signed, broken all the same
+    (lambda p: (p / "manifest.json").write_text("{not json"), "manifest.json: not valid JSON", True),
     (lambda p: (p / "manifest.json").write_text(
-        (p / "manifest.json").read_text().replace('"format_version": 2', '"format_version": 99')), "version 99"),
-    (lambda p: shutil.rmtree(p), "does not exist"),
+        (p / "manifest.json").read_text().replace('"format_version": 2', '"format_version": 99')), "version '99'",
+     True),
 ])
-def test_damaged_bundle_gives_one_clear_error(bundle_copy, damage, match):
+def test_damaged_bundle_gives_one_clear_error(bundle_copy, signing_keys, damage, match, resign):
     damage(bundle_copy)
+    if resign:
+        sign_bundle(bundle_copy, load_private_key(signing_keys["private"]))
     with pytest.raises(BundleError, match=match) as err:
         load_bundle(bundle_copy)
     assert "\n" not in str(err.value)

@@ -13,9 +13,10 @@ from creditmodel.export.from_registry import export_model, parity, resolve_model
 
 
 @pytest.fixture(scope="module")
-def exported(demo_run, tmp_path_factory):
+def exported(demo_run, tmp_path_factory, signing_keys):
     out = tmp_path_factory.mktemp("export") / "bundle"
-    result = export_model("models:/sme_pd@challenger", out, tracking_uri=demo_run["tracking_uri"], onnx=True)
+    result = export_model("models:/sme_pd@challenger", out, tracking_uri=demo_run["tracking_uri"], onnx=True,
+                          signing_key=signing_keys["private"])
     return out, result
 
 

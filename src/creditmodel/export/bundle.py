@@ -10,26 +10,39 @@ A bundle is a directory of plain files, each listed with its SHA-256 in manifest
     scorecard.csv        (optional) the benchmark scorecard as a points table
     model.onnx           (optional) the same trees for non-Python services (float32: see manifest)
     manifest.json        format version, checksums, provenance (the MLflow run it came from)
+    manifest.sig         Ed25519 signature of manifest.json's bytes and the signer's key id
+                         (see creditmodel.export.signing); absent in an unsigned bundle
 
-Loading parses text, JSON and CSV only; it never unpickles, so a bundle cannot run code on load.
+Loading first checks the signature against the trusted public keys, then the size and SHA-256 of
+every file, then every field it parses (model.txt completely before LightGBM sees it), so a bad
+bundle is one BundleError naming the bundle, the file and what was expected. It parses text, JSON
+and CSV only; it never unpickles, so a bundle cannot run code on load.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from creditmodel import __version__
 from creditmodel.exceptions import BundleError
+from creditmodel.export.contents import (check_calibration, check_feature_schema, check_finite, check_manifest_files,
+                                         check_master_scale)
+from creditmodel.export.model_text import check_model_text
+from creditmodel.export.signing import (SIGNATURE_FILE, Signature, TrustedKey, load_private_key,
+                                        resolve_trusted_keys, sign_bundle, verify_manifest)
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
@@ -58,11 +71,14 @@ def write_bundle(
     onnx: bool = False,
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
+    signing_key: str | Path | Ed25519PrivateKey | None = None,
 ) -> Path:
     """Write the bundle into `out_dir` all at once (a staging sibling renamed into place).
 
     An existing `out_dir` is replaced only when it is empty or an earlier output of creditmodel
-    (`creditmodel.outputs`); `overwrite` also replaces such an output whose files were changed since."""
+    (`creditmodel.outputs`); `overwrite` also replaces such an output whose files were changed since.
+    With `signing_key` (an Ed25519 private key or its PEM file) the manifest is signed (manifest.sig)."""
+    key = load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
     booster = model if isinstance(model, lgb.Booster) else model.booster_
     schema = schema if schema is not None else model.schema_
     out_dir = Path(out_dir)
@@ -97,6 +113,8 @@ def write_bundle(
         if onnx_info:
             manifest["onnx"] = onnx_info
         _dump(tmp / "manifest.json", manifest)
+        if key is not None:
+            sign_bundle(tmp, key)
         output.commit()
     except BaseException:
         output.discard()
@@ -108,13 +126,15 @@ def _dump(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _parse_json(raw: bytes, where: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"bundle file {path.name}: not valid JSON ({exc})") from None
+        raise BundleError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{where}: JSON nested too deeply") from None
     if not isinstance(data, dict):
-        raise BundleError(f"bundle file {path.name}: expected a JSON object")
+        raise BundleError(f"{where}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -130,6 +150,7 @@ class PDBundle:
     manifest: dict[str, Any]
     model_card: dict[str, Any] = field(default_factory=dict)
     scorecard: pd.DataFrame | None = None
+    signature: Signature = field(default_factory=lambda: Signature(None, False))
 
     def check_request(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first missing, null, non-numeric, out-of-range or unknown value."""
@@ -147,43 +168,90 @@ class PDBundle:
         return self.master_scale.grade(pd_)
 
 
-def load_bundle(path: str | Path) -> PDBundle:
-    """Verify every checksum, then parse the bundle. Any doubt raises BundleError; nothing is unpickled."""
+def _read_listed(path: Path, name: str, entry: dict[str, Any]) -> bytes:
+    """A listed file's bytes, read once, checked against the manifest's size and SHA-256."""
+    f = path / name
+    if f.is_symlink() or (f.exists() and not f.is_file()):
+        raise BundleError(f"bundle {path}: {name} is not a regular file (links are not part of a bundle)")
+    if not f.exists():
+        raise BundleError(f"bundle {path}: file {name} is missing (the manifest lists it)")
+    if f.stat().st_size > entry["bytes"] + (1 << 20):
+        raise BundleError(f"bundle {path}: {name}: {f.stat().st_size} bytes, expected {entry['bytes']} as the "
+                          f"manifest says (tampered or corrupted)")
+    raw = f.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != entry["sha256"] or len(raw) != entry["bytes"]:
+        raise BundleError(f"bundle {path}: {name}: sha256 {digest[:12]}... ({len(raw)} bytes) does not match the "
+                          f"manifest's {entry['sha256'][:12]}... ({entry['bytes']} bytes): tampered or corrupted")
+    return raw
+
+
+def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None = None,
+                allow_unsigned: bool = False) -> PDBundle:
+    """Verify a bundle's author and every file, then parse it. Any doubt raises one-line BundleError.
+
+    `trusted_keys`: Ed25519 public keys (objects or PEM files) whose signature is accepted; None reads
+    $CREDITMODEL_TRUSTED_KEYS (os.pathsep-separated files). `allow_unsigned` (development only) also
+    accepts a bundle without signature or signed by an untrusted key; a signature that does not
+    verify is refused either way. Nothing is unpickled.
+    """
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"bundle directory {path} does not exist")
-    if not (path / "manifest.json").is_file():
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file() or manifest_file.is_symlink():
         raise BundleError(f"bundle {path}: manifest.json is missing")
-    manifest = _load_json(path / "manifest.json")
+    manifest_raw = manifest_file.read_bytes()
+    sig_file = path / SIGNATURE_FILE
+    if sig_file.is_symlink() or (sig_file.exists() and not sig_file.is_file()):
+        raise BundleError(f"bundle {path}: {SIGNATURE_FILE} is not a regular file")
+    signature = verify_manifest(path, manifest_raw, sig_file.read_bytes() if sig_file.exists() else None,
+                                resolve_trusted_keys(trusted_keys), allow_unsigned=allow_unsigned)
+    manifest = _parse_json(manifest_raw, f"bundle {path}: manifest.json")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"bundle {path}: format {manifest.get('format')!r} version "
-                          f"{manifest.get('format_version')!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
+        raise BundleError(f"bundle {path}: manifest.json: format {str(manifest.get('format'))[:40]!r} version "
+                          f"{str(manifest.get('format_version'))[:20]!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
     listed = manifest.get("files")
-    if not isinstance(listed, dict) or not set(FILES) <= set(listed) or set(listed) - set(FILES) - set(OPTIONAL_FILES):
-        raise BundleError(f"bundle {path}: manifest must list {list(FILES)} and optionally {list(OPTIONAL_FILES)}")
-    extra = sorted(p.name for p in path.iterdir() if p.name not in (*listed, "manifest.json"))
+    check_manifest_files(listed, f"bundle {path}: manifest.json", FILES, OPTIONAL_FILES)
+    extra = sorted(p.name for p in path.iterdir() if p.name not in (*listed, "manifest.json", SIGNATURE_FILE))
     if extra:
         raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (the manifest lists only "
-                          f"{sorted(listed)} besides manifest.json)")
-    for name in listed:
-        f = path / name
-        if not f.is_file():
-            raise BundleError(f"bundle {path}: file {name} is missing")
-        digest = _sha256(f)
-        if digest != listed[name].get("sha256"):
-            raise BundleError(f"bundle file {name}: sha256 {digest[:12]}... does not match the manifest's "
-                              f"{str(listed[name].get('sha256'))[:12]}... (tampered or corrupted)")
+                          f"{sorted(listed)} besides manifest.json and {SIGNATURE_FILE})")
+    raw = {name: _read_listed(path, name, entry) for name, entry in listed.items()}
+    docs = {}
+    for name in ("calibration.json", "master_scale.json", "feature_schema.json", "model_card.json"):
+        docs[name] = _parse_json(raw[name], f"bundle {path}: {name}")
+    check_calibration(docs["calibration.json"], f"bundle {path}: calibration.json")
+    check_master_scale(docs["master_scale.json"], f"bundle {path}: master_scale.json")
+    check_feature_schema(docs["feature_schema.json"], f"bundle {path}: feature_schema.json")
+    check_finite(docs["model_card.json"], f"bundle {path}: model_card.json")
+    parsed: dict[str, Any] = {}
+    for name, parse in (("calibration.json", PDCalibrator.from_dict), ("master_scale.json", MasterScale.from_dict),
+                        ("feature_schema.json", FeatureSchema.from_dict)):
+        try:
+            parsed[name] = parse(docs[name])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"bundle {path}: {name}: cannot be read ({type(exc).__name__}: {exc})") from None
+    schema = parsed["feature_schema.json"]
     try:
-        booster = lgb.Booster(model_str=(path / "model.txt").read_text(encoding="utf-8"))
-        calibrator = PDCalibrator.from_dict(_load_json(path / "calibration.json"))
-        scale = MasterScale.from_dict(_load_json(path / "master_scale.json"))
-        schema = FeatureSchema.from_dict(_load_json(path / "feature_schema.json"))
-        card = _load_json(path / "model_card.json")
-        scorecard = pd.read_csv(path / "scorecard.csv") if "scorecard.csv" in listed else None
-    except BundleError:
-        raise
-    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError, pd.errors.ParserError) as exc:
-        raise BundleError(f"bundle {path}: cannot be parsed ({type(exc).__name__}: {exc})") from None
-    if list(booster.feature_name()) != list(schema.names):
-        raise BundleError(f"bundle {path}: model features do not match feature_schema.json")
-    return PDBundle(path, booster, calibrator, scale, schema, manifest, card, scorecard)
+        text = raw["model.txt"].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"bundle {path}: model.txt: not UTF-8 text ({exc})") from None
+    n_trees = check_model_text(text, f"bundle {path}: model.txt", feature_names=list(schema.names))
+    try:
+        booster = lgb.Booster(model_str=text)
+    except (lgb.basic.LightGBMError, ValueError) as exc:
+        raise BundleError(f"bundle {path}: model.txt: LightGBM cannot read it ({str(exc).splitlines()[0]})") from None
+    if booster.num_trees() != n_trees or list(booster.feature_name()) != list(schema.names):
+        raise BundleError(f"bundle {path}: model.txt: LightGBM read {booster.num_trees()} trees over "
+                          f"{booster.num_feature()} features, expected {n_trees} over feature_schema.json's "
+                          f"{len(schema.names)}")
+    scorecard = None
+    if "scorecard.csv" in listed:
+        try:
+            scorecard = pd.read_csv(io.BytesIO(raw["scorecard.csv"]))
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise BundleError(f"bundle {path}: scorecard.csv: not a readable CSV table "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return PDBundle(path, booster, parsed["calibration.json"], parsed["master_scale.json"], schema, manifest,
+                    docs["model_card.json"], scorecard, signature)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from creditmodel.exceptions import BundleError, ConfigError
 from creditmodel.export.bundle import PDBundle, load_bundle, write_bundle
+from creditmodel.export.signing import load_private_key, sign_bundle
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.master_scale import MasterScale
@@ -108,11 +109,14 @@ def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split
 
 
 def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx: bool = False,
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False, signing_key: str | Path | None = None) -> dict[str, Any]:
     """Write a verified bundle of `model_uri` to `out_dir` all at once; return its parity.
 
     `out_dir` must be absent, empty or an earlier output of creditmodel (`creditmodel.outputs`;
-    `force` also replaces one whose files were changed since)."""
+    `force` also replaces one whose files were changed since). With `signing_key` (PEM file of an
+    Ed25519 private key) the final manifest is signed and the bundle is loaded once more with that
+    key's public half before it is moved into place."""
+    key = load_private_key(signing_key) if signing_key is not None else None
     output = Output(out_dir, kind="dir", command="export", force=force, inputs=tracking_inputs(tracking_uri))
     try:
         ref = resolve_model_uri(model_uri, tracking_uri)
@@ -135,7 +139,7 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
             MasterScale.from_dict(json.loads((b / "master_scale.json").read_text(encoding="utf-8"))),
             schema=schema, model_card=card, scorecard_table=scorecard, onnx=onnx,
             provenance={**old_manifest.get("provenance", {}), "mlflow": registry})
-        bundle = load_bundle(staged)
+        bundle = load_bundle(staged, allow_unsigned=True)  # our own staging copy; signed below, once complete
         features = pd.read_parquet(parts["data"] / "features.parquet")
         scored = pd.read_parquet(parts["data"] / "scored.parquet")
         check = parity(bundle, features, scored)
@@ -152,6 +156,11 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         manifest = json.loads((staged / "manifest.json").read_text(encoding="utf-8"))
         manifest["verification"] = report  # the manifest is not among the checksummed files
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if key is not None:
+            sign_bundle(staged, key)
+        final = (load_bundle(staged, trusted_keys=[key.public_key()]) if key is not None
+                 else load_bundle(staged, allow_unsigned=True))
+        report["signature"] = final.signature
         output.commit()
     except BaseException:
         output.discard()

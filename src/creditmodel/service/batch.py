@@ -169,34 +169,48 @@ def _bundle_files(bundle_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(bundle_dir.iterdir()) if p.is_file()}
 
 
-def _executor_bundle(files: dict[str, bytes]) -> Any:
-    """The bundle of `files`, verified and loaded once per Python worker (cached by its manifest)."""
+def _executor_bundle(files: dict[str, bytes], trusted: Sequence[bytes] = (), allow_unsigned: bool = False) -> Any:
+    """The bundle of `files`, verified and loaded once per Python worker (cached by its manifest).
+
+    `trusted`: the raw bytes of the public keys the driver trusted (executors need no key files).
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from creditmodel.export.bundle import load_bundle
 
-    key = hashlib.sha256(files["manifest.json"]).hexdigest()
+    key = hashlib.sha256(b"".join([files["manifest.json"], files.get("manifest.sig", b""), *trusted,
+                                   bytes([allow_unsigned])])).hexdigest()
     bundle = _EXECUTOR_BUNDLES.get(key)
     if bundle is None:
         with tempfile.TemporaryDirectory(prefix="creditmodel-bundle-") as tmp:
             for name, data in files.items():
                 (Path(tmp) / name).write_bytes(data)
-            bundle = load_bundle(tmp)  # checksums verified on the executor too
+            bundle = load_bundle(tmp, trusted_keys=[Ed25519PublicKey.from_public_bytes(k) for k in trusted],
+                                 allow_unsigned=allow_unsigned)  # signature and checksums verified here too
         _EXECUTOR_BUNDLES[key] = bundle
     return bundle
 
 
 def spark_score(spark_df: SparkDataFrame, bundle_dir: str | Path, *, reasons: bool = False,
-                keep: Sequence[str] | None = None, num_threads: int = 1) -> SparkDataFrame:
+                keep: Sequence[str] | None = None, num_threads: int = 1, trusted_keys: Sequence[Any] | None = None,
+                allow_unsigned: bool = False) -> SparkDataFrame:
     """Score a Spark DataFrame holding the bundle's features with ``mapInPandas`` (lazy, nothing collected).
 
     `keep`: input columns to carry through (default: every column that is not a model feature).
     `num_threads`: LightGBM threads per Python worker (Spark already runs one worker per core).
+    `trusted_keys`, `allow_unsigned`: as for load_bundle, on the driver and on every executor.
     """
+    from cryptography.hazmat.primitives import serialization
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
     from creditmodel.export.bundle import load_bundle
+    from creditmodel.export.signing import resolve_trusted_keys
 
     bundle_dir = Path(bundle_dir)
-    bundle = load_bundle(bundle_dir)  # fail on the driver, before any task starts
+    trusted = resolve_trusted_keys(trusted_keys)
+    raw_keys = [k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) for k in trusted.values()]
+    bundle = load_bundle(bundle_dir, trusted_keys=trusted.values(),
+                         allow_unsigned=allow_unsigned)  # fail on the driver, before any task starts
     files = _bundle_files(bundle_dir)
     names = list(bundle.schema.names)
     columns = spark_df.columns
@@ -211,7 +225,7 @@ def spark_score(spark_df: SparkDataFrame, bundle_dir: str | Path, *, reasons: bo
     keep_ = list(keep)
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        b = _executor_bundle(files)
+        b = _executor_bundle(files, raw_keys, allow_unsigned)
         for pdf in batches:
             if len(pdf):
                 yield score_frame(b, pdf, reasons=reasons, keep=keep_, num_threads=num_threads)

@@ -57,7 +57,9 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
         pass
     label = f"{ref.name} version {ref.version}" if ref.name else f"run {ref.run_id[:8]}"
     return Evidence(
-        label=label, bundle=load_bundle(parts["bundle"]),
+        # the run's own artifacts from the tracking store: checksums and every field are verified, and a
+        # signature by a key in $CREDITMODEL_TRUSTED_KEYS too; an unsigned run is validated all the same
+        label=label, bundle=load_bundle(parts["bundle"], allow_unsigned=True),
         features=pd.read_parquet(data / "features.parquet"), scored=pd.read_parquet(data / "scored.parquet"),
         scorecard_points=pd.read_parquet(points).set_index("loan_id") if points.is_file() else None,
         scorecard_iv=iv_series, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
