@@ -33,12 +33,39 @@ class SyntheticConfig(_Strict):
 
 
 class LabelConfig(_Strict):
-    """Default definition: `dpd_threshold`+ days past due within `window_months` of the decision date."""
+    """What a default is, as the bank defines it (see creditmodel.features.labels):
 
-    window_months: int = Field(12, ge=1, le=60)
+    kind "dpd": `dpd_threshold`+ days past due within `window_months` of the decision date (repayments);
+    kind "default_date": the loans column `column` (a date) within `window_months` of the decision date;
+    kind "flag": the loans column `column` (0/1), the bank's own default flag as recorded.
+    Loans whose window had not ended by the extraction date are not labelled (dpd, default_date).
+    """
+
+    kind: Literal["dpd", "flag", "default_date"] = "dpd"
+    window_months: int = Field(12, ge=1, le=600)
     dpd_threshold: int = Field(90, ge=1, le=720)
+    column: str | None = Field(None, description="loans column of the flag or default date, e.g. loans.default_date")
     first_decision_date: date | None = Field(
         None, description="loans decided before this date serve only as history, never as modelling rows")
+
+    @model_validator(mode="after")
+    def _column_fits_kind(self) -> LabelConfig:
+        if self.kind == "dpd" and self.column is not None:
+            raise ValueError(f"column {self.column!r} is only used by kind 'flag' or 'default_date'")
+        if self.kind != "dpd":
+            if not self.column:
+                raise ValueError(f"kind {self.kind!r} needs column, e.g. 'loans.defaulted'")
+            table, _, name = self.column.rpartition(".")
+            if table not in ("", "loans") or not name.isidentifier():
+                raise ValueError(f"column {self.column!r} must name a column of the loans table, e.g. 'loans.{name}'")
+        return self
+
+    def describe(self) -> dict[str, str]:
+        """The definition in words, en and zh."""
+        from creditmodel.features.labels import describe_label
+
+        return describe_label(self.kind, window_months=self.window_months, dpd_threshold=self.dpd_threshold,
+                              column=self.column)
 
 
 class SplitConfig(_Strict):

@@ -29,7 +29,7 @@ from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
 from creditmodel.features.build import available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME
-from creditmodel.features.labels import default_labels
+from creditmodel.features.labels import make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
@@ -119,8 +119,9 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
     feats = build_features(tables, progress=progress)
-    labels = default_labels(tables["loans"], tables["repayments"], extraction,
-                            window_months=config.label.window_months, dpd_threshold=config.label.dpd_threshold)
+    lab = config.label
+    labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
+                         dpd_threshold=lab.dpd_threshold, column=lab.column)
     feats["default"] = feats["loan_id"].map(labels).astype("Int64")
     sp = config.split
     feats["split"] = (time_split(feats["decision_date"], sp.valid_start, sp.oot_start) if sp.method == "time" else
@@ -136,8 +137,9 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
             raise DataContractError(
                 f"split {split!r} holds {len(part)} labelled loans with {int(part.sum())} defaults; at least 5 "
                 f"defaults and 5 non-defaults are needed (split.valid_start={config.split.valid_start}, "
-                f"split.oot_start={config.split.oot_start}, labels complete until "
-                f"{(extraction - pd.DateOffset(months=config.label.window_months)).date()})")
+                f"split.oot_start={config.split.oot_start}, " + (
+                    "label: the bank's flag as recorded)" if lab.kind == "flag" else f"labels complete until "
+                    f"{(extraction - pd.DateOffset(months=lab.window_months)).date()})"))
     return frame
 
 

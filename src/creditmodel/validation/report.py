@@ -165,6 +165,7 @@ def _render_model(key: str, short: str, result: ValidationResult) -> _Rendered:
     ev = result.evidence
     card = ev.card
     card_rows = [("intended use", card.get("intended_use", "")), ("target", card.get("target", "")),
+                 ("目标定义 (target)", card.get("target_zh", "")),
                  ("extraction date", card.get("extraction_date", "")),
                  ("not for", "; ".join(card.get("not_for", []))), ("limitations", " ".join(card.get("limitations", [])))]
     for split, w in card.get("data_window", {}).items():
