@@ -281,6 +281,42 @@ class ValidationConfig(_Strict):
         return self
 
 
+class GuardConfig(_Strict):
+    """Leakage and dominance guard (creditmodel.validation.leakage): a feature is flagged when alone it
+    ranks loans too well (direction-free AUC above auc_max), carries an implausible information value
+    (above iv_max), or takes more than gain_share_max of LightGBM's gain or shap_share_max of mean |SHAP|.
+    Flagged features turn the run's gate and the validation report amber at least; they are not dropped.
+    """
+
+    enabled: bool = True
+    iv_max: float = Field(0.5, gt=0)
+    auc_max: float = Field(0.85, gt=0.5, le=1)
+    gain_share_max: float = Field(0.5, gt=0, le=1)
+    shap_share_max: float = Field(0.5, gt=0, le=1)
+    bins: int = Field(10, ge=2, le=100, description="quantile bins of a numeric feature for its IV")
+    drop_constant: bool = Field(True, description="drop features with a single value before training")
+    drop_duplicates: bool = Field(True, description="drop exact duplicates of an earlier feature before training")
+    shap_rows: int = Field(20_000, ge=100, description="validation loans sampled for the mean |SHAP| shares")
+
+
+class TrainConfig(_Strict):
+    """refit_on_validation: once early stopping and the calibration method are fixed on the validation
+    period, refit LightGBM on train + validation with that many trees and calibrate it out of fold
+    (`refit_folds` time-ordered folds: each fold's scores come from a model not trained on it), so the
+    most recent years are not thrown away. The run reports both models' out-of-time metrics."""
+
+    refit_on_validation: bool = False
+    refit_folds: int = Field(5, ge=2, le=20)
+
+
+class FeaturesConfig(_Strict):
+    """Which catalogue features enter the models: `exclude` by name; `include_sources` limits them to
+    the named feature sources (e.g. "application", "attributes", "transactions"; empty = all)."""
+
+    exclude: tuple[str, ...] = ()
+    include_sources: tuple[str, ...] = ()
+
+
 class RunConfig(_Strict):
     """Everything one pipeline run needs."""
 
@@ -305,6 +341,9 @@ class RunConfig(_Strict):
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()
     validation: ValidationConfig = ValidationConfig()
+    guard: GuardConfig = GuardConfig()
+    train: TrainConfig = TrainConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     @field_validator("data_encoding")
     @classmethod

@@ -55,12 +55,21 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
         iv_series = pd.read_csv(iv).set_index("feature")["iv"]
     except Exception:  # noqa: BLE001
         pass
+    guard = None
+    try:  # the leakage guard's table: runs logged before the guard existed have none
+        import mlflow
+
+        path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="report/leakage_guard.csv",
+                                                   dst_path=str(workdir))
+        guard = pd.read_csv(path, keep_default_na=True)
+    except Exception:  # noqa: BLE001
+        pass
     label = f"{ref.name} version {ref.version}" if ref.name else f"run {ref.run_id[:8]}"
     return Evidence(
         label=label, bundle=load_bundle(parts["bundle"]),
         features=pd.read_parquet(data / "features.parquet"), scored=pd.read_parquet(data / "scored.parquet"),
         scorecard_points=pd.read_parquet(points).set_index("loan_id") if points.is_file() else None,
-        scorecard_iv=iv_series, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
+        scorecard_iv=iv_series, guard=guard, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
 
 
 def _img(path: Path) -> str:
