@@ -27,9 +27,9 @@ from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, ConfigError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
-from creditmodel.features.build import available_features, build_features, feature_columns
-from creditmodel.features.catalogue import BY_NAME
-from creditmodel.features.labels import make_labels
+from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
+from creditmodel.features.catalogue import BY_NAME, CATALOGUE, Feature, attribute_features, register
+from creditmodel.features.labels import label_columns, make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
@@ -129,7 +129,7 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables, progress=progress)
+    feats = build_features(tables, features=(*CATALOGUE, *own_attribute_features(config)), progress=progress)
     lab = config.label
     labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
                          dpd_threshold=lab.dpd_threshold, column=lab.column)
@@ -154,6 +154,17 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     return frame
 
 
+def own_attribute_features(config: RunConfig) -> tuple[Feature, ...]:
+    """The bank's own attributes declared in the data dictionary, as features (registered by name)."""
+    try:
+        from creditmodel.data.dictionary import load_dictionary
+    except ImportError:  # a data dictionary is not part of this build
+        return ()
+    feats = attribute_features(load_dictionary(getattr(config, "dictionary", None)).attributes)
+    register(feats)
+    return feats
+
+
 def risk_directions(columns: list[str]) -> dict[str, int]:
     """The catalogue's expected risk direction of each column (+1 riskier when higher, -1, or 0)."""
     return {c: int(getattr(BY_NAME[c], "direction", 0)) for c in columns if c in BY_NAME}
@@ -170,11 +181,24 @@ def lightgbm_params(config: RunConfig, directions: dict[str, int]) -> dict:
 
 
 def select_features(columns: list[str], config: RunConfig) -> list[str]:
-    """The feature columns the configuration lets into the models (`features.exclude`, `include_sources`)."""
+    """The feature columns the configuration lets into the models (`features.exclude`, `include_sources`;
+    "attributes" stands for both the loan and the enterprise attributes); never a label column."""
     fc = config.features
-    keep = [c for c in columns if c not in set(fc.exclude)]
+    unknown = [c for c in fc.exclude if c not in BY_NAME and c not in columns]
+    if unknown:
+        raise ConfigError(f"features.exclude: {unknown[0]!r} is not a feature (see the feature catalogue or the "
+                          f"data dictionary's attributes)")
+    sources = set(SOURCES) | {"attributes"}
+    bad = [s for s in fc.include_sources if s not in sources]
+    if bad:
+        raise ConfigError(f"features.include_sources: {bad[0]!r} is not a feature source; expected some of "
+                          f"{sorted(sources)}")
+    outcome = set(label_columns(config.label.kind, config.label.column))
+    keep = [c for c in columns if c not in set(fc.exclude) and c not in outcome]
     if fc.include_sources:
-        keep = [c for c in keep if feature_source(c) in set(fc.include_sources)]
+        wanted = set(fc.include_sources)
+        keep = [c for c in keep if feature_source(c) in wanted
+                or ("attributes" in wanted and feature_source(c).endswith("_attributes"))]
     if not keep:
         raise ConfigError(f"features.exclude / features.include_sources leave no feature of the {len(columns)} built")
     return keep

@@ -231,7 +231,7 @@ def guard_table(train: pd.DataFrame, y_train: np.ndarray, oot: pd.DataFrame, y_o
 def summary_lines(table: pd.DataFrame) -> list[str]:
     """One line per flagged feature, contradicted direction and dropped column, for the run output."""
     lines = [f"{r.feature}: {r.reasons}" for r in table[table["flagged"]].itertuples()]
-    lines += [f"{r.feature}: declared direction {r.declared_direction:+d} contradicted on train "
+    lines += [f"{r.feature}: declared direction {int(r.declared_direction):+d} contradicted on train "
               f"(Spearman rho {r.observed_rho_train:+.3f})" for r in table[table["direction_contradicted"]].itertuples()]
     dropped = table[table["status"].isin(["constant", "duplicate"])]
     if len(dropped):
