@@ -6,7 +6,15 @@ class CreditModelError(Exception):
 
 
 class DataContractError(CreditModelError):
-    """Input tables do not meet the canonical schema (missing table/column, bad value, ...)."""
+    """Input tables do not meet the canonical schema (missing table/column, bad value, ...).
+
+    The message is one line (the first failure and the count of the others); ``failures`` lists
+    every failure found, one line each, for `data check` and the run to print.
+    """
+
+    def __init__(self, message: str, failures: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.failures: tuple[str, ...] = tuple(failures) or (message,)
 
 
 class ConfigError(CreditModelError):

@@ -28,7 +28,7 @@ from creditmodel.exceptions import BundleError, ConfigError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
 from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
-from creditmodel.features.catalogue import BY_NAME, CATALOGUE, Feature, attribute_features, register
+from creditmodel.features.catalogue import BY_NAME, Feature, register, run_features
 from creditmodel.features.labels import label_columns, make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
@@ -112,7 +112,8 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
     if config.data_dir is not None:
         extraction = pd.Timestamp(config.extraction_date) if config.extraction_date else None
         tables = load_tables(config.data_dir, encoding=config.data_encoding, delimiter=config.data_delimiter,
-                             extraction_date=extraction)
+                             extraction_date=extraction, dictionary=config.data_dictionary(),
+                             keep={"loans": label_columns(config.label.kind, config.label.column)})
         if extraction is None:
             extraction = pd.Timestamp(tables["repayments"]["date"].max()).normalize()
         truth_path = Path(config.data_dir) / "_truth" / "loan_truth.parquet"
@@ -129,7 +130,7 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables, features=(*CATALOGUE, *own_attribute_features(config)), progress=progress)
+    feats = build_features(tables, features=own_features(config), progress=progress)
     lab = config.label
     labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
                          dpd_threshold=lab.dpd_threshold, column=lab.column)
@@ -154,13 +155,10 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     return frame
 
 
-def own_attribute_features(config: RunConfig) -> tuple[Feature, ...]:
-    """The bank's own attributes declared in the data dictionary, as features (registered by name)."""
-    try:
-        from creditmodel.data.dictionary import load_dictionary
-    except ImportError:  # a data dictionary is not part of this build
-        return ()
-    feats = attribute_features(load_dictionary(getattr(config, "dictionary", None)).attributes)
+def own_features(config: RunConfig) -> tuple[Feature, ...]:
+    """The run's features: the catalogue with the data dictionary's vocabularies and the bank's own
+    attributes declared there, registered by name (schema, labels, reason texts, directions)."""
+    feats = run_features(config.data_dictionary())
     register(feats)
     return feats
 

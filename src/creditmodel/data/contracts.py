@@ -1,22 +1,28 @@
-"""Data contracts: one pandera schema per canonical table, built from the declarations in schema.py.
+"""Data contracts: one pandera schema per canonical table, built from schema.py and the data dictionary.
 
-``contract(table)`` gives the pandera ``DataFrameSchema`` of one table; ``validate_tables`` checks a
-whole set of tables (presence, per-table contracts, foreign keys, no rows dated after the
-extraction date) and returns the coerced frames. Every data problem leaves as one
-``DataContractError`` whose message is one line naming the table, the column, the rule broken and
-a few offending values and rows, e.g.::
+``contract(table, dictionary)`` gives the pandera ``DataFrameSchema`` of one table;
+``validate_tables`` checks a whole set of tables (presence, per-table contracts, foreign keys, no
+rows dated after the extraction date) and returns the coerced frames. The vocabularies and valid
+domains come from the data dictionary (``dictionary.py``; the shipped default when none is
+given); the dictionary's declared attributes (a bank's own columns of loans and enterprises) are
+kept and checked, other extra columns are left out and listed by ``ignored_columns``. Contracts
+reject only impossible values; business rules are policy flags (``policy.py``).
+
+All failures are collected and leave as one ``DataContractError``: its message is one line naming
+the table, the column, the rule broken and a few offending values and rows of the first failure,
+with the count of the others; ``error.failures`` holds one such line per failure, e.g.::
 
     loans.guarantee_type: value 'gold' not in allowed categories (unsecured, third_party,
-    collateral, joint_group); 12 rows, e.g. loan_id 3, 9, 17
+    collateral, joint_group) of vocabulary guarantee_type; 12 rows, e.g. loan_id 3, 9, 17
 
 Values are first read strictly into the declared kind (pandas' own casts would silently truncate
 1.5 to 1 or read the text 'false' as True); cells that cannot be read are reported, then pandera
-checks dtype, nullability, categories, ranges and key uniqueness lazily, so that all failures are
-counted and the first one is reported with "(+N more failures)".
+checks dtype, nullability, categories, ranges and key uniqueness lazily.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,10 +33,12 @@ import pandas as pd
 import pandera.pandas as pa
 
 from creditmodel.data import schema
+from creditmodel.data.dictionary import DataDictionary, VOCABULARY_COLUMNS, default_dictionary
 from creditmodel.data.schema import Column, Table
 from creditmodel.exceptions import DataContractError
 
-__all__ = ["contract", "validate_tables"]
+__all__ = ["contract", "validate_tables", "ignored_columns"]
+log = logging.getLogger(__name__)
 
 # Declared kind -> pandas dtype after validation (nullable int columns become "Int64").
 _DTYPES = {
@@ -41,7 +49,7 @@ _DTYPES = {
     "timestamp": "datetime64[ns]",
     "bool": "bool",
 }
-_MAX_EXAMPLES = 3
+_MAX_EXAMPLES = 5
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _INT_LIMIT = 2.0**63
@@ -52,9 +60,16 @@ _INT_LIMIT = 2.0**63
 # --------------------------------------------------------------------------------------------
 
 
-def _table(name: str) -> Table:
+def _tables(dictionary: DataDictionary | None) -> dict[str, Table]:
+    """The canonical tables with the vocabularies, domains and attributes of ``dictionary``."""
+    if dictionary is None or dictionary is default_dictionary():
+        return schema.TABLES
+    return schema.resolve_tables(dictionary)
+
+
+def _table(name: str, dictionary: DataDictionary | None = None) -> Table:
     try:
-        return schema.TABLES[name]
+        return _tables(dictionary)[name]
     except KeyError:
         raise DataContractError(
             f"unknown table {name!r}; expected one of: {', '.join(schema.TABLES)}"
@@ -91,15 +106,19 @@ def _check(rule: str, bound: Any) -> pa.Check:
     return pa.Check.le(bound)
 
 
-def contract(table: str) -> pa.DataFrameSchema:
-    """The pandera schema of one canonical table, built from its declaration in ``schema.py``.
+def contract(table: str, dictionary: DataDictionary | None = None) -> pa.DataFrameSchema:
+    """The pandera schema of one canonical table, built from ``schema.py`` and the data dictionary.
 
     Columns are required, coerced to their declared dtype (int -> int64, or Int64 when nullable;
     float -> float64; str -> string; date/timestamp -> datetime64[ns]; bool -> bool), checked for
     nulls, allowed categories and min/max; the key is unique (column-level for a one-column key,
-    schema-level ``unique=`` for a composite key). Extra columns are dropped (``strict="filter"``).
+    schema-level ``unique=`` for a composite key). Attributes declared in ``dictionary`` are nullable
+    columns of their kind; other extra columns are dropped (``strict="filter"``).
     """
-    t = _table(table)
+    return _contract_of(_table(table, dictionary))
+
+
+def _contract_of(t: Table) -> pa.DataFrameSchema:
     single_key = t.key[0] if len(t.key) == 1 else None
     columns = {
         c.name: pa.Column(
@@ -181,7 +200,12 @@ class _Failure:
             case "dtype":
                 return f"{value} cannot be stored as {self.detail}"
             case "category":
-                return f"{value} not in allowed categories ({self.detail})"
+                vocabulary = VOCABULARY_COLUMNS.get(f"{self.table}.{self.column}")
+                where = (f"vocabularies.{vocabulary}" if vocabulary
+                         else f"the categories of attribute {self.table}.{self.column}")
+                return (f"{value} not in allowed categories ({self.detail}); to allow "
+                        f"{'them' if plural else 'it'}, add {'them' if plural else 'it'} to {where} "
+                        f"of the data dictionary")
             case "min":
                 return f"{value} below minimum {self.detail}"
             case "max":
@@ -258,6 +282,8 @@ def _examples(t: Table, original: pd.DataFrame, idx: list[int], column: str | No
 
 
 def _raise(failures: list[_Failure]) -> None:
+    """One DataContractError for all failures: the first in one line (+ the count of the others);
+    ``error.failures`` lists every failure, one line each."""
     if not failures:
         return
     order = {name: i for i, name in enumerate(schema.TABLES)}
@@ -267,7 +293,7 @@ def _raise(failures: list[_Failure]) -> None:
     msg = failures[0].line()
     if len(failures) > 1:
         msg += f" (+{len(failures) - 1} more failure{'s' if len(failures) > 2 else ''})"
-    raise DataContractError(msg)
+    raise DataContractError(msg, failures=[f.line() for f in failures])
 
 
 def _row_failure(
@@ -490,7 +516,7 @@ def _validate_table(t: Table, df: pd.DataFrame) -> tuple[pd.DataFrame | None, li
             flagged[col.name] = bad.to_numpy(dtype=bool)
 
     try:
-        validated = contract(t.name).validate(prepared, lazy=True)
+        validated = _contract_of(t).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as exc:
         failures.extend(_from_pandera(t, original, exc.failure_cases, flagged))
         return None, failures
@@ -595,14 +621,14 @@ def _from_pandera(
 # --------------------------------------------------------------------------------------------
 
 
-def _foreign_keys(tables: Mapping[str, pd.DataFrame]) -> list[_Failure]:
+def _foreign_keys(tables: Mapping[str, pd.DataFrame], specs: Mapping[str, Table]) -> list[_Failure]:
     failures = []
     for name, df in tables.items():
-        t = schema.TABLES[name]
+        t = specs[name]
         for column, target in t.foreign_keys.items():
             parent_table, parent_column = target.split(".")
             if parent_table not in tables:
-                continue
+                continue  # absent (optional) or failed its own contract: nothing to check against
             child = df[column]
             orphan = child.notna() & ~child.isin(tables[parent_table][parent_column])
             if orphan.any():
@@ -612,7 +638,8 @@ def _foreign_keys(tables: Mapping[str, pd.DataFrame]) -> list[_Failure]:
     return failures
 
 
-def _future_rows(tables: Mapping[str, pd.DataFrame], extraction_date: Any) -> list[_Failure]:
+def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
+    """An extraction date as a naive timestamp; DataContractError when it is not a date."""
     try:
         cutoff = pd.Timestamp(extraction_date)
     except (TypeError, ValueError) as exc:
@@ -623,49 +650,82 @@ def _future_rows(tables: Mapping[str, pd.DataFrame], extraction_date: Any) -> li
         raise DataContractError(f"extraction_date {extraction_date!r} is not a date")
     if cutoff.tz is not None:
         cutoff = cutoff.tz_convert("UTC").tz_localize(None)
+    return cutoff
+
+
+def _future_rows(tables: Mapping[str, pd.DataFrame], specs: Mapping[str, Table],
+                 cutoff: pd.Timestamp) -> list[_Failure]:
+    """Every date of every table after the extraction date: such a row cannot have been observed."""
     whole_day = cutoff == cutoff.normalize()
     failures = []
     for name, df in tables.items():
-        t = schema.TABLES[name]
-        if t.event_date is None:
-            continue
-        dates = df[t.event_date]
-        # A date-only extraction date covers the whole day: rows stamped during it are not late.
-        late = dates >= cutoff + pd.Timedelta(days=1) if whole_day else dates > cutoff
-        late = late.fillna(False).astype(bool)
-        if late.any():
-            failures.append(
-                _row_failure(t, df, t.event_date, "future", _fmt(cutoff), dates[late])
-            )
+        t = specs[name]
+        for col in t.columns:
+            if col.kind not in ("date", "timestamp") or col.name not in df.columns:
+                continue
+            dates = df[col.name]
+            # A date-only extraction date covers the whole day: rows stamped during it are not late.
+            late = dates >= cutoff + pd.Timedelta(days=1) if whole_day else dates > cutoff
+            late = late.fillna(False).astype(bool)
+            if late.any():
+                failures.append(
+                    _row_failure(t, df, col.name, "future", _fmt(cutoff), dates[late])
+                )
     return failures
 
 
 # --------------------------------------------------------------------------------------------
-# public entry point
+# public entry points
 # --------------------------------------------------------------------------------------------
 
 
+def ignored_columns(
+    tables: Mapping[str, pd.DataFrame], dictionary: DataDictionary | None = None
+) -> list[str]:
+    """Extra columns that are neither canonical nor declared attributes, as "table.column".
+
+    ``validate_tables`` leaves them out of the validated frames; a run lists them so that no
+    column is dropped without a word. Declare one as an attribute in the dictionary to keep it.
+    """
+    specs = _tables(dictionary)
+    out = []
+    for name, df in tables.items():
+        if name in specs and isinstance(df, pd.DataFrame):
+            known = set(specs[name].column_names)
+            out += [f"{name}.{c}" for c in df.columns if str(c) not in known]
+    return out
+
+
 def validate_tables(
-    tables: dict[str, pd.DataFrame], extraction_date: pd.Timestamp | None = None
+    tables: dict[str, pd.DataFrame],
+    *,
+    dictionary: DataDictionary | None = None,
+    extraction_date: Any = None,
 ) -> dict[str, pd.DataFrame]:
     """Check a set of canonical tables and return them coerced to the contract.
 
     Required tables must be present and optional ones may be absent; unknown names, empty tables,
-    per-table contract failures, foreign keys that do not resolve and (when ``extraction_date``
-    is given) rows whose event date is after the extraction date raise ``DataContractError``
-    with one line describing the first failure and how many more there are. Returns the
-    validated frames in schema order, columns in schema order, extra columns dropped.
+    per-table contract failures (kinds, nulls, the dictionary's vocabularies and valid domains,
+    keys), foreign keys that do not resolve and (when ``extraction_date`` is given) rows dated
+    after the extraction date in any date column are all collected and raised as one
+    ``DataContractError`` (first failure in the message, every failure in ``.failures``).
+    ``dictionary``: the data dictionary (None = the shipped default). Returns the validated
+    frames in schema order, columns in schema order followed by the declared attributes; other
+    extra columns are left out and logged (see ``ignored_columns``).
     """
     if not isinstance(tables, Mapping):
         raise DataContractError(
             f"tables must be a dict of table name -> DataFrame, got {type(tables).__name__}"
         )
+    cutoff = None if extraction_date is None else extraction_timestamp(extraction_date)
+    specs = _tables(dictionary)
     failures: list[_Failure] = []
+    usable: dict[str, pd.DataFrame] = {}
     for name, df in tables.items():
-        if name not in schema.TABLES:
+        if name not in specs:
             failures.append(
                 _Failure(str(name), None, "structure",
-                         f"unknown table {name!r}; expected one of: {', '.join(schema.TABLES)}")
+                         f"unknown table {name!r}; expected one of: {', '.join(specs)}")
             )
         elif not isinstance(df, pd.DataFrame):
             failures.append(
@@ -674,6 +734,8 @@ def validate_tables(
             )
         elif len(df) == 0:
             failures.append(_Failure(name, None, "structure", "table is empty (0 rows)"))
+        else:
+            usable[name] = df
     for name in schema.REQUIRED_TABLES:
         if name not in tables:
             have = ", ".join(str(n) for n in tables) or "none"
@@ -681,20 +743,22 @@ def validate_tables(
                 _Failure(name, None, "structure",
                          f"required table missing (tables given: {have})")
             )
-    _raise(failures)
 
+    extra = ignored_columns(usable, dictionary)
+    if extra:
+        log.warning("ignored columns (not canonical, not declared as attributes in the data "
+                    "dictionary): %s", ", ".join(extra))
     validated: dict[str, pd.DataFrame] = {}
-    for name, t in schema.TABLES.items():
-        if name not in tables:
+    for name, t in specs.items():
+        if name not in usable:
             continue
-        frame, table_failures = _validate_table(t, tables[name])
+        frame, table_failures = _validate_table(t, usable[name])
         failures.extend(table_failures)
         if frame is not None:
             validated[name] = frame
-    _raise(failures)
 
-    failures.extend(_foreign_keys(validated))
-    if extraction_date is not None:
-        failures.extend(_future_rows(validated, extraction_date))
+    failures.extend(_foreign_keys(validated, specs))
+    if cutoff is not None:
+        failures.extend(_future_rows(validated, specs, cutoff))
     _raise(failures)
     return validated

@@ -229,10 +229,28 @@ def load_tables(
     encoding: str = "utf-8",
     delimiter: str = ",",
     extraction_date: pd.Timestamp | None = None,
+    dictionary: Any = None,
+    keep: dict[str, list[str]] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Read the tables in ``source`` and validate them against the contracts."""
+    """Read the tables in ``source`` and validate them against the contracts (and `dictionary`).
+
+    keep: extra columns to carry through as read, per table (e.g. the loans column holding the bank's
+    default date or flag, which is the label, never a feature); a missing one is a contract failure."""
     tables = read_tables(source, encoding=encoding, delimiter=delimiter)
-    return validate_tables(tables, extraction_date=extraction_date)
+    validated = validate_tables(tables, dictionary=dictionary, extraction_date=extraction_date)
+    for name, columns in (keep or {}).items():
+        raw = tables.get(name)
+        wanted = [c for c in columns if c not in validated[name].columns]
+        if not wanted:
+            continue
+        absent = [c for c in wanted if raw is None or c not in raw.columns]
+        if absent:
+            raise DataContractError(f"table {name}: column {absent[0]!r} is missing (named by the label configuration)")
+        key = schema.TABLES[name].key[0]
+        extra = raw[[key, *wanted]].copy()
+        extra[key] = extra[key].astype(validated[name][key].dtype)
+        validated[name] = validated[name].merge(extra, on=key, how="left", validate="one_to_one")
+    return validated
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,32 +1,22 @@
 """The canonical input tables: one schema that the synthetic world, adapters and banks' own data share.
 
 Each table is declared once here; the contracts, loaders and generators are built from these
-declarations so that a column never means two things.
+declarations so that a column never means two things. The structure (tables, columns, kinds,
+keys) is fixed here; what the values may be (the vocabulary of a categorical column, the valid
+domain of a numeric one) comes from the data dictionary (``dictionary.py``): ``TABLES`` holds the
+shipped default's, ``resolve_tables(dictionary)`` those of a bank's own dictionary, with its
+declared attributes appended to the loans and enterprises tables.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-LEGAL_FORMS = ("sole_trader", "farmer_household", "limited_company")
-INDUSTRIES = (
-    "bamboo_products",
-    "furniture",
-    "agri_processing",
-    "commerce_trade",
-    "livestock",
-    "forestry",
-    "horticulture",
-    "medicinal_herbs",
-    "vegetables",
-    "grain_oil",
-)
-REGISTRATION_EVENT_KINDS = ("legal_rep_change", "abnormal_listing", "abnormal_removal", "penalty")
-DIRECTIONS = ("in", "out")
-CHANNELS = ("pos", "transfer", "cash", "direct_link")
-PRODUCTS = ("micro", "working_capital", "joint_guarantee_group", "growth", "preferential")
-GUARANTEE_TYPES = ("unsecured", "third_party", "collateral", "joint_group")
+from creditmodel.data.dictionary import default_dictionary
 
+if TYPE_CHECKING:
+    from creditmodel.data.dictionary import DataDictionary
 
 @dataclass(frozen=True)
 class Column:
@@ -35,10 +25,12 @@ class Column:
     name: str
     kind: str  # "str", "int", "float", "date", "timestamp", "bool"
     nullable: bool = False
-    categories: tuple[str, ...] | None = None
-    min_value: float | None = None
+    categories: tuple[str, ...] | None = None  # filled from the dictionary's vocabulary
+    min_value: float | None = None  # valid domain, filled from the dictionary's bounds
     max_value: float | None = None
     description: str = ""
+    vocabulary: str | None = None  # the dictionary vocabulary that gives the categories
+    attribute: bool = False  # a bank's own column declared in the dictionary, not a canonical one
 
 
 @dataclass(frozen=True)
@@ -59,23 +51,26 @@ class Table:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    @property
+    def canonical_names(self) -> list[str]:
+        return [c.name for c in self.columns if not c.attribute]
+
 
 _ENT = "enterprises.enterprise_id"
 
-TABLES: dict[str, Table] = {
+STRUCTURE: dict[str, Table] = {
     t.name: t
     for t in (
         Table(
             "enterprises",
             (
-                Column("enterprise_id", "int", min_value=0),
+                Column("enterprise_id", "int"),
                 Column("registration_date", "date"),
-                Column("legal_form", "str", categories=LEGAL_FORMS),
-                Column("industry", "str", categories=INDUSTRIES),
+                Column("legal_form", "str", vocabulary="legal_form"),
+                Column("industry", "str", vocabulary="industry"),
                 Column("county", "str"),
-                Column("registered_capital", "float", nullable=True, min_value=0, max_value=1e10,
-                       description="CNY; sole traders often register none"),
-                Column("owner_birth_year", "int", nullable=True, min_value=1900, max_value=2015),
+                Column("registered_capital", "float", nullable=True),
+                Column("owner_birth_year", "int", nullable=True),
             ),
             key=("enterprise_id",),
             event_date="registration_date",
@@ -85,9 +80,8 @@ TABLES: dict[str, Table] = {
             (
                 Column("enterprise_id", "int"),
                 Column("event_date", "date"),
-                Column("kind", "str", categories=REGISTRATION_EVENT_KINDS),
-                Column("amount", "float", nullable=True, min_value=0, max_value=1e9,
-                       description="penalty amount in CNY, null for other kinds"),
+                Column("kind", "str", vocabulary="registration_event_kind"),
+                Column("amount", "float", nullable=True),
             ),
             foreign_keys={"enterprise_id": _ENT},
             event_date="event_date",
@@ -96,11 +90,11 @@ TABLES: dict[str, Table] = {
         Table(
             "court_cases",
             (
-                Column("case_id", "int", min_value=0),
+                Column("case_id", "int"),
                 Column("enterprise_id", "int"),
                 Column("filed_date", "date"),
                 Column("closed_date", "date", nullable=True),
-                Column("amount", "float", min_value=0, max_value=1e10),
+                Column("amount", "float"),
                 Column("dishonest_debtor", "bool"),
             ),
             key=("case_id",),
@@ -124,10 +118,10 @@ TABLES: dict[str, Table] = {
             (
                 Column("enterprise_id", "int"),
                 Column("ts", "timestamp"),
-                Column("amount", "float", min_value=0, max_value=1e9, description="CNY, always positive"),
-                Column("direction", "str", categories=DIRECTIONS),
-                Column("channel", "str", categories=CHANNELS),
-                Column("counterparty", "int", min_value=0, description="pseudonymised counterparty id"),
+                Column("amount", "float"),
+                Column("direction", "str", vocabulary="direction"),
+                Column("channel", "str", vocabulary="channel"),
+                Column("counterparty", "int"),
             ),
             foreign_keys={"enterprise_id": _ENT},
             event_date="ts",
@@ -138,12 +132,12 @@ TABLES: dict[str, Table] = {
             (
                 Column("enterprise_id", "int"),
                 Column("period_end", "date"),
-                Column("revenue", "float", min_value=0, max_value=1e10),
-                Column("assets", "float", min_value=0, max_value=1e10),
-                Column("liabilities", "float", min_value=0, max_value=1e10),
-                Column("inventory", "float", min_value=0, max_value=1e10),
-                Column("receivables", "float", min_value=0, max_value=1e10),
-                Column("net_profit", "float", min_value=-1e10, max_value=1e10),
+                Column("revenue", "float"),
+                Column("assets", "float"),
+                Column("liabilities", "float"),
+                Column("inventory", "float"),
+                Column("receivables", "float"),
+                Column("net_profit", "float"),
             ),
             key=("enterprise_id", "period_end"),
             foreign_keys={"enterprise_id": _ENT},
@@ -153,15 +147,14 @@ TABLES: dict[str, Table] = {
         Table(
             "loans",
             (
-                Column("loan_id", "int", min_value=0),
+                Column("loan_id", "int"),
                 Column("enterprise_id", "int"),
                 Column("application_date", "date", description="the decision date of the loan"),
-                Column("product", "str", categories=PRODUCTS),
-                Column("guarantee_type", "str", categories=GUARANTEE_TYPES),
-                Column("amount", "float", min_value=1, max_value=5e6,
-                       description="CNY; the unit approves up to 5 million"),
-                Column("term_months", "int", min_value=1, max_value=120),
-                Column("rate", "float", nullable=True, min_value=0, max_value=0.36,
+                Column("product", "str", vocabulary="product"),
+                Column("guarantee_type", "str", vocabulary="guarantee_type"),
+                Column("amount", "float"),
+                Column("term_months", "int"),
+                Column("rate", "float", nullable=True,
                        description="annual rate charged; never a feature"),
                 Column("group_id", "int", nullable=True, description="joint-guarantee group"),
             ),
@@ -174,7 +167,7 @@ TABLES: dict[str, Table] = {
             (
                 Column("loan_id", "int"),
                 Column("date", "date"),
-                Column("days_past_due", "int", min_value=0, max_value=3650),
+                Column("days_past_due", "int"),
             ),
             key=("loan_id", "date"),
             foreign_keys={"loan_id": "loans.loan_id"},
@@ -182,6 +175,33 @@ TABLES: dict[str, Table] = {
         ),
     )
 }
+
+_ATTRIBUTE_KINDS = {"numeric": "float", "categorical": "str", "bool": "bool"}
+
+
+def resolve_tables(dictionary: DataDictionary) -> dict[str, Table]:
+    """The canonical tables with the vocabularies and valid domains of ``dictionary``; its declared
+    attributes are appended (nullable) to the loans and enterprises tables."""
+    tables = {}
+    for name, t in STRUCTURE.items():
+        columns = []
+        for c in t.columns:
+            lo, hi = dictionary.bound(name, c.name)
+            columns.append(replace(
+                c,
+                categories=dictionary.vocabulary(c.vocabulary) if c.vocabulary else None,
+                min_value=lo, max_value=hi,
+                description=c.description or dictionary.bound_labels.get(f"{name}.{c.name}", {}).get("en", ""),
+            ))
+        for a in dictionary.attributes_of(name):
+            columns.append(Column(a.name, _ATTRIBUTE_KINDS[a.kind], nullable=True, categories=a.categories,
+                                  min_value=a.min_value, max_value=a.max_value, description=a.en,
+                                  attribute=True))
+        tables[name] = replace(t, columns=tuple(columns))
+    return tables
+
+
+TABLES: dict[str, Table] = resolve_tables(default_dictionary())
 
 REQUIRED_TABLES = tuple(name for name, t in TABLES.items() if t.required)
 OPTIONAL_TABLES = tuple(name for name, t in TABLES.items() if not t.required)

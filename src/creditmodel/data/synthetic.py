@@ -49,16 +49,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creditmodel.data.schema import (
-    CHANNELS,
-    DIRECTIONS,
-    GUARANTEE_TYPES,
-    INDUSTRIES,
-    LEGAL_FORMS,
-    PRODUCTS,
-    REGISTRATION_EVENT_KINDS,
-    TABLES,
-)
+from creditmodel.data.dictionary import default_dictionary
+from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import ConfigError
 
 __all__ = [
@@ -107,6 +99,16 @@ _INDUSTRY = {
     "vegetables": (0.05, 0.20, 0.4, -0.4, 0.25, 6, 1, False, 0.05),
     "grain_oil": (0.05, 0.00, 0.5, 0.1, 0.35, 7, 2, False, 0.40),  # summer and autumn purchase
 }
+# The world is the seed bank's: its names come from the shipped default data dictionary, in the
+# dictionary's order (which fixes the random draws), and every name has its parameters above.
+_VOCABULARY = default_dictionary().vocabularies
+LEGAL_FORMS = _VOCABULARY["legal_form"]
+INDUSTRIES = _VOCABULARY["industry"]
+REGISTRATION_EVENT_KINDS = _VOCABULARY["registration_event_kind"]
+DIRECTIONS = _VOCABULARY["direction"]
+CHANNELS = _VOCABULARY["channel"]
+PRODUCTS = _VOCABULARY["product"]
+GUARANTEE_TYPES = _VOCABULARY["guarantee_type"]
 _COUNTIES = (("330523", 0.70), ("330522", 0.20), ("330521", 0.10))
 
 _AR_PHI = 0.9
@@ -141,6 +143,10 @@ _PRODUCT_LOGIT = {"micro": 0.10, "working_capital": 0.0, "joint_guarantee_group"
                   "growth": -0.10, "preferential": -0.10}
 _GUARANTEE_LOGIT = {"unsecured": 0.35, "third_party": 0.0, "collateral": -0.50, "joint_group": 0.10}
 _GUARANTEE_RATE = {"unsecured": 0.010, "third_party": 0.004, "collateral": -0.004, "joint_group": 0.002}
+for _names, _params in ((LEGAL_FORMS, _LEGAL), (INDUSTRIES, _INDUSTRY), (PRODUCTS, _PRODUCT_AMOUNT),
+                        (GUARANTEE_TYPES, _GUARANTEE_RATE)):
+    if set(_names) != set(_params):  # the shipped default dictionary and the world's parameters disagree
+        raise RuntimeError(f"synthetic world: parameters for {sorted(_params)}, dictionary names {list(_names)}")
 _GROUP_SHOCK_SD = 0.8
 
 

@@ -35,10 +35,11 @@ a repayment record of that member). ``derived`` features refer to other features
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
-from creditmodel.data.schema import GUARANTEE_TYPES, INDUSTRIES, LEGAL_FORMS, PRODUCTS
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.exceptions import ConfigError
 
 REPORTING_LAG_DAYS = 90  # a statement for the period ending P is usable for decisions after P + 90 days
 STATEMENT_WINDOW_DAYS = 1095  # statements whose period ended in the last three years
@@ -123,13 +124,13 @@ _APPLICATION = (
     Feature("monthly_principal", "application", "a.amount / a.term_months", "Principal per month of term", "cny",
             aggregation="ratio", description="Loan amount divided by the term in months (a straight-line instalment).",
             reason="The principal due per month"),
-    Feature("product", "application", "a.product", "Product", "cat", categories=PRODUCTS,
+    Feature("product", "application", "a.product", "Product", "cat", categories=(),
             aggregation="value",
-            description="Product of the loan (micro, working capital, joint-guarantee group, ...).",
+            description="Product of the loan (the products of the data dictionary).",
             reason="The product carries higher risk"),
-    Feature("guarantee_type", "application", "a.guarantee_type", "Guarantee type", "cat", categories=GUARANTEE_TYPES,
+    Feature("guarantee_type", "application", "a.guarantee_type", "Guarantee type", "cat", categories=(),
             aggregation="value",
-            description="Guarantee of the loan: unsecured, third party, collateral or joint group.",
+            description="Guarantee of the loan (the guarantee types of the data dictionary).",
             reason="The guarantee type gives less protection"),
 )
 
@@ -138,11 +139,11 @@ _ENTERPRISE = (
             "Years since business registration", "years",
             aggregation="value", description="Years from the business registration date to the decision date.",
             direction=-1, reason="Young business"),
-    Feature("legal_form", "enterprises", "e.legal_form", "Legal form", "cat", categories=LEGAL_FORMS,
-            aggregation="value", description="Registered legal form: sole trader, farmer household or limited company.",
+    Feature("legal_form", "enterprises", "e.legal_form", "Legal form", "cat", categories=(),
+            aggregation="value", description="Registered legal form (the legal forms of the data dictionary).",
             reason="The legal form carries higher risk"),
-    Feature("industry", "enterprises", "e.industry", "Industry", "cat", categories=INDUSTRIES,
-            aggregation="value", description="Industry of the business (the county's trades).",
+    Feature("industry", "enterprises", "e.industry", "Industry", "cat", categories=(),
+            aggregation="value", description="Industry of the business (the industries of the data dictionary).",
             reason="The industry carries higher risk"),
     Feature("registered_capital", "enterprises", "e.registered_capital", "Registered capital", "cny",
             aggregation="value", description="Registered capital in CNY; null when none is registered.",
@@ -704,11 +705,25 @@ _DERIVED = (
             direction=1, reason="Several adverse public records in the last 24 months"),
 )
 
-CATALOGUE: tuple[Feature, ...] = (
+_DECLARED: tuple[Feature, ...] = (
     *_APPLICATION, *_ENTERPRISE, *_REGISTRATION, *_COURT, *_ENVIRONMENT,
     *_TRANSACTIONS, *_TRANSACTIONS_MONTHLY, *_TRANSACTION_GAPS, *_COUNTERPARTIES,
     *_STATEMENTS, *_HIST, *_REPAYMENT, *_GROUP, *_DERIVED,
 )
+
+# categorical features whose categories are a vocabulary of the data dictionary
+VOCABULARY_FEATURES = {"product": "product", "guarantee_type": "guarantee_type", "legal_form": "legal_form",
+                       "industry": "industry"}
+
+
+def catalogue(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
+    """The catalogue with the categories of ``dictionary``'s vocabularies (None = the shipped default)."""
+    d = default_dictionary() if dictionary is None else dictionary
+    return tuple(replace(f, categories=d.vocabulary(VOCABULARY_FEATURES[f.name]))
+                 if f.name in VOCABULARY_FEATURES else f for f in _DECLARED)
+
+
+CATALOGUE: tuple[Feature, ...] = catalogue()
 
 BY_NAME: dict[str, Feature] = {f.name: f for f in CATALOGUE}
 
@@ -760,9 +775,15 @@ def register(features: Sequence[Feature]) -> None:
     """Make features beyond the catalogue known by name (labels, reasons, directions, categories), as the
     catalogue's own are; a feature named like a catalogue feature is refused."""
     for f in features:
-        if f.name in _CATALOGUE_NAMES:
-            raise ValueError(f"attribute {f.name!r} has the name of a catalogue feature; rename the column")
+        if f.source in ATTRIBUTE_SOURCES.values() and f.name in _CATALOGUE_NAMES:
+            raise ConfigError(f"attribute {f.name!r} has the name of a catalogue feature; rename the column")
         BY_NAME[f.name] = f
+
+
+def run_features(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
+    """Every feature of a run: the catalogue with the dictionary's vocabularies, then its attributes."""
+    d = default_dictionary() if dictionary is None else dictionary
+    return (*catalogue(d), *attribute_features(d.attributes))
 
 
 _CATALOGUE_NAMES = frozenset(BY_NAME)

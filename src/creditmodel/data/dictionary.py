@@ -1,0 +1,453 @@
+"""The data dictionary: a bank's vocabularies, valid domains, policy rules and own columns, as data.
+
+The canonical tables' structure (which tables, columns, kinds and keys) is fixed in ``schema.py``;
+what the values may be is the bank's: which industries, products and guarantee types exist, the
+currency, the valid numeric domain of each column, the business rules that send an application
+for referral (``policy.py``) and the bank's own extra columns (attributes). These live in a TOML
+file; the seed bank's defaults ship as ``default_dictionary.toml`` and
+``creditmodel data dictionary --out FILE`` writes them for a bank to edit.
+
+In a bank's file, a vocabulary or a bound that is not given keeps its default (write
+``max = inf`` to lift a bound); ``[[policy]]`` and ``[[attributes]]`` are exactly those given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from creditmodel.exceptions import ConfigError
+
+__all__ = [
+    "Attribute",
+    "PolicyRule",
+    "DataDictionary",
+    "VOCABULARY_COLUMNS",
+    "ATTRIBUTE_TABLES",
+    "ATTRIBUTE_KINDS",
+    "load_dictionary",
+    "parse_dictionary",
+    "default_dictionary",
+    "default_dictionary_text",
+    "dictionary_toml",
+    "write_default_dictionary",
+]
+
+DEFAULT_FILE = "default_dictionary.toml"
+# which canonical column takes its values from which vocabulary
+VOCABULARY_COLUMNS: dict[str, str] = {
+    "enterprises.legal_form": "legal_form",
+    "enterprises.industry": "industry",
+    "registration_events.kind": "registration_event_kind",
+    "transactions.direction": "direction",
+    "transactions.channel": "channel",
+    "loans.product": "product",
+    "loans.guarantee_type": "guarantee_type",
+}
+VOCABULARIES = tuple(dict.fromkeys(VOCABULARY_COLUMNS.values()))
+ATTRIBUTE_TABLES = ("loans", "enterprises")
+ATTRIBUTE_KINDS = ("numeric", "categorical", "bool")
+LANGUAGES = ("en", "zh")
+_TOP = ("currency", "vocabularies", "labels", "bounds", "policy", "attributes")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A bank's own extra column of the loans or enterprises table, kept and validated."""
+
+    table: str  # "loans" or "enterprises" (the application / borrower tables)
+    name: str  # column name in the canonical table after mapping
+    kind: str  # "numeric" | "categorical" | "bool"
+    categories: tuple[str, ...] | None = None
+    direction: int = 0  # +1 riskier when higher, -1 riskier when lower, 0 = no declared direction
+    min_value: float | None = None
+    max_value: float | None = None
+    en: str = ""
+    zh: str = ""  # label
+    reason_en: str = ""
+    reason_zh: str = ""  # reason-code text shown to a loan officer
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """A business rule on one numeric column: outside [min, max] flags the row, never rejects it."""
+
+    name: str
+    table: str
+    column: str
+    min_value: float | None = None
+    max_value: float | None = None
+    en: str = ""
+    zh: str = ""
+
+
+@dataclass(frozen=True)
+class DataDictionary:
+    """Vocabularies, labels, valid domains, policy rules and attributes of one bank's data."""
+
+    currency: str
+    vocabularies: dict[str, tuple[str, ...]]  # legal_form, industry, ... -> allowed values
+    labels: dict[str, dict[str, dict[str, str]]]  # vocabulary -> value -> {"en": ..., "zh": ...}
+    bounds: dict[str, tuple[float | None, float | None]]  # "table.column" -> valid domain
+    attributes: tuple[Attribute, ...] = ()
+    policies: tuple[PolicyRule, ...] = ()
+    bound_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # "table.column" -> en/zh
+    source: str = field(default="the default data dictionary", compare=False)
+
+    def vocabulary(self, name: str) -> tuple[str, ...]:
+        """The allowed values of vocabulary ``name`` (e.g. "industry")."""
+        try:
+            return self.vocabularies[name]
+        except KeyError:
+            raise KeyError(f"no vocabulary {name!r} in {self.source}; "
+                           f"expected one of {', '.join(self.vocabularies)}") from None
+
+    def attribute(self, table: str, name: str) -> Attribute | None:
+        """The declared attribute ``table.name``, or None."""
+        return next((a for a in self.attributes if a.table == table and a.name == name), None)
+
+    def attributes_of(self, table: str) -> tuple[Attribute, ...]:
+        return tuple(a for a in self.attributes if a.table == table)
+
+    def label(self, vocabulary: str, value: str, language: str = "en") -> str:
+        """What a person reads for a value; the value itself when the dictionary gives no label."""
+        return self.labels.get(vocabulary, {}).get(value, {}).get(language) or value
+
+    def bound(self, table: str, column: str) -> tuple[float | None, float | None]:
+        return self.bounds.get(f"{table}.{column}", (None, None))
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+def _fail(source: str, where: str, message: str) -> ConfigError:
+    return ConfigError(f"{source}: {where}: {message}")
+
+
+def _number(source: str, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+        raise _fail(source, where, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(source: str, where: str, value: Any, *, required: bool = False) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _fail(source, where, f"expected {'non-empty ' if required else ''}text, got {value!r}")
+    return value
+
+
+def _keys(source: str, where: str, table: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(table, dict):
+        raise _fail(source, where, f"expected a table, got {table!r}")
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise _fail(source, where, f"unknown key {unknown[0]!r}; expected {', '.join(allowed)}")
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise _fail(source, where, f"key {missing[0]!r} is missing")
+    return table
+
+
+def _range(source: str, where: str, spec: dict, lo_key: str = "min", hi_key: str = "max"
+           ) -> tuple[float | None, float | None]:
+    lo = None if spec.get(lo_key) is None else _number(source, f"{where}.{lo_key}", spec[lo_key])
+    hi = None if spec.get(hi_key) is None else _number(source, f"{where}.{hi_key}", spec[hi_key])
+    if lo is not None and hi is not None and lo > hi:
+        raise _fail(source, where, f"min {lo:g} is above max {hi:g}")
+    return (None if lo is not None and lo == -math.inf else lo,
+            None if hi is not None and hi == math.inf else hi)
+
+
+def _numeric_columns() -> dict[str, str]:
+    """"table.column" -> kind of every numeric canonical column (the columns a bound may name)."""
+    from creditmodel.data.schema import STRUCTURE  # schema reads the default dictionary at import
+
+    return {f"{t.name}.{c.name}": c.kind for t in STRUCTURE.values() for c in t.columns
+            if c.kind in ("int", "float")}
+
+
+def _canonical_columns() -> set[str]:
+    from creditmodel.data.schema import STRUCTURE
+
+    return {f"{t.name}.{c.name}" for t in STRUCTURE.values() for c in t.columns}
+
+
+def _vocabularies(source: str, raw: Any, defaults: dict[str, tuple[str, ...]] | None
+                  ) -> dict[str, tuple[str, ...]]:
+    raw = _keys(source, "vocabularies", raw, VOCABULARIES, () if defaults else VOCABULARIES)
+    out = {}
+    for name in VOCABULARIES:
+        if name not in raw:
+            out[name] = defaults[name]  # type: ignore[index]
+            continue
+        values = raw[name]
+        where = f"vocabularies.{name}"
+        if not isinstance(values, list) or not values:
+            raise _fail(source, where, f"expected a non-empty list of values, got {values!r}")
+        for v in values:
+            _text(source, where, v, required=True)
+            if v != v.strip():
+                raise _fail(source, where, f"value {v!r} has leading or trailing spaces")
+        dup = sorted({v for v in values if values.count(v) > 1})
+        if dup:
+            raise _fail(source, where, f"value {dup[0]!r} is listed twice")
+        out[name] = tuple(values)
+    return out
+
+
+def _labels(source: str, raw: Any, vocabularies: dict[str, tuple[str, ...]],
+            defaults: dict[str, dict[str, dict[str, str]]] | None) -> dict[str, dict[str, dict[str, str]]]:
+    raw = _keys(source, "labels", raw if raw is not None else {}, VOCABULARIES)
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name, values in vocabularies.items():
+        given = _keys(source, f"labels.{name}", raw.get(name, {}), tuple(str(v) for v in raw.get(name, {})))
+        unknown = [v for v in given if v not in values]
+        if unknown:
+            raise _fail(source, f"labels.{name}.{unknown[0]}",
+                        f"{unknown[0]!r} is not a value of vocabulary {name} ({', '.join(values)})")
+        out[name] = {}
+        for value in values:
+            if value in given:
+                spec = _keys(source, f"labels.{name}.{value}", given[value], LANGUAGES)
+                out[name][value] = {lang: _text(source, f"labels.{name}.{value}.{lang}", spec[lang])
+                                    for lang in LANGUAGES if lang in spec}
+            elif name not in raw and defaults and value in defaults.get(name, {}):
+                out[name][value] = dict(defaults[name][value])  # vocabulary kept from the defaults
+    return out
+
+
+def _bounds(source: str, raw: Any, defaults: DataDictionary | None
+            ) -> tuple[dict[str, tuple[float | None, float | None]], dict[str, dict[str, str]]]:
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise _fail(source, "bounds", f"expected a table of \"table.column\" = {{ min = .., max = .. }}, got {raw!r}")
+    numeric = _numeric_columns()
+    bounds = dict(defaults.bounds) if defaults else {}
+    notes = {k: dict(v) for k, v in defaults.bound_labels.items()} if defaults else {}
+    for key, spec in raw.items():
+        where = f"bounds.{key!r}"
+        if key not in numeric:
+            raise _fail(source, where, "not a numeric column of the canonical tables (e.g. \"loans.amount\"; "
+                                       "bound an attribute with its own min/max)")
+        spec = _keys(source, where, spec, ("min", "max", *LANGUAGES))
+        bounds[key] = _range(source, where, spec)
+        note = {lang: _text(source, f"{where}.{lang}", spec[lang]) for lang in LANGUAGES if lang in spec}
+        if note:
+            notes[key] = note
+        else:
+            notes.pop(key, None)
+    return dict(sorted(bounds.items(), key=lambda kv: list(numeric).index(kv[0]))), notes
+
+
+def _attributes(source: str, raw: Any) -> tuple[Attribute, ...]:
+    raw = raw if raw is not None else []
+    if not isinstance(raw, list):
+        raise _fail(source, "attributes", "expected [[attributes]] entries")
+    canonical = _canonical_columns()
+    out: list[Attribute] = []
+    for i, spec in enumerate(raw):
+        where = f"attributes[{i}]"
+        spec = _keys(source, where, spec, ("table", "name", "kind", "categories", "direction", "min", "max",
+                                           *LANGUAGES, "reason_en", "reason_zh"), ("table", "name", "kind"))
+        table, name, kind = spec["table"], spec["name"], spec["kind"]
+        if table not in ATTRIBUTE_TABLES:
+            raise _fail(source, f"{where}.table", f"{table!r}: expected one of {', '.join(ATTRIBUTE_TABLES)}")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise _fail(source, f"{where}.name", f"{name!r}: expected a column name (letters, digits, _)")
+        where = f"attribute {table}.{name}"
+        if f"{table}.{name}" in canonical:
+            raise _fail(source, where, "is a canonical column already; declare only extra columns")
+        if any(a.table == table and a.name == name for a in out):
+            raise _fail(source, where, "declared twice")
+        if kind not in ATTRIBUTE_KINDS:
+            raise _fail(source, f"{where}.kind", f"{kind!r}: expected one of {', '.join(ATTRIBUTE_KINDS)}")
+        categories = spec.get("categories")
+        if kind == "categorical":
+            if not isinstance(categories, list) or not categories:
+                raise _fail(source, f"{where}.categories", "a categorical attribute needs a non-empty list")
+            for v in categories:
+                _text(source, f"{where}.categories", v, required=True)
+            if len(set(categories)) != len(categories):
+                raise _fail(source, f"{where}.categories", "a value is listed twice")
+            categories = tuple(categories)
+        elif categories is not None:
+            raise _fail(source, f"{where}.categories", f"only a categorical attribute has categories, not {kind}")
+        direction = spec.get("direction", 0)
+        if isinstance(direction, bool) or direction not in (-1, 0, 1):
+            raise _fail(source, f"{where}.direction", f"{direction!r}: expected -1, 0 or 1")
+        if direction and kind == "categorical":
+            raise _fail(source, f"{where}.direction", "a categorical attribute has no risk direction (use 0)")
+        lo, hi = _range(source, where, spec)
+        if (lo is not None or hi is not None) and kind != "numeric":
+            raise _fail(source, where, "min/max apply to numeric attributes only")
+        texts = {k: _text(source, f"{where}.{k}", spec.get(k, "")) for k in ("en", "zh", "reason_en", "reason_zh")}
+        out.append(Attribute(table, name, kind, categories, int(direction), lo, hi, **texts))
+    return tuple(out)
+
+
+def _policies(source: str, raw: Any, attributes: tuple[Attribute, ...]) -> tuple[PolicyRule, ...]:
+    raw = raw if raw is not None else []
+    if not isinstance(raw, list):
+        raise _fail(source, "policy", "expected [[policy]] entries")
+    numeric = set(_numeric_columns()) | {f"{a.table}.{a.name}" for a in attributes if a.kind == "numeric"}
+    out: list[PolicyRule] = []
+    for i, spec in enumerate(raw):
+        where = f"policy[{i}]"
+        spec = _keys(source, where, spec, ("name", "table", "column", "min", "max", *LANGUAGES),
+                     ("name", "table", "column"))
+        name = spec["name"]
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise _fail(source, f"{where}.name", f"{name!r}: expected a rule name (letters, digits, _)")
+        where = f"policy {name}"
+        if any(r.name == name for r in out):
+            raise _fail(source, where, "declared twice")
+        target = f"{spec['table']}.{spec['column']}"
+        if target not in numeric:
+            raise _fail(source, where, f"{target} is not a numeric column of the canonical tables or a "
+                                       f"numeric attribute")
+        lo, hi = _range(source, where, spec)
+        if lo is None and hi is None:
+            raise _fail(source, where, "needs a min or a max")
+        out.append(PolicyRule(name, spec["table"], spec["column"], lo, hi,
+                              _text(source, f"{where}.en", spec.get("en", "")),
+                              _text(source, f"{where}.zh", spec.get("zh", ""))))
+    return tuple(out)
+
+
+def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
+                     defaults: DataDictionary | None = None) -> DataDictionary:
+    """A DataDictionary from parsed TOML; every defect raises ConfigError naming the key."""
+    _keys(source, "(top level)", raw, _TOP)
+    currency = raw.get("currency", defaults.currency if defaults else None)
+    if not isinstance(currency, str) or not currency.strip():
+        raise _fail(source, "currency", f"expected a currency code such as \"CNY\", got {currency!r}")
+    vocabularies = _vocabularies(source, raw.get("vocabularies", {} if defaults else None),
+                                 defaults.vocabularies if defaults else None)
+    labels = _labels(source, raw.get("labels"), vocabularies, defaults.labels if defaults else None)
+    bounds, notes = _bounds(source, raw.get("bounds"), defaults)
+    attributes = _attributes(source, raw.get("attributes"))
+    policies = _policies(source, raw.get("policy"), attributes)
+    return DataDictionary(currency, vocabularies, labels, bounds, attributes, policies, notes, source)
+
+
+def default_dictionary_text() -> str:
+    """The shipped default dictionary, as TOML text with its comments."""
+    return resources.files("creditmodel.data").joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def default_dictionary() -> DataDictionary:
+    """The seed bank's dictionary, shipped as package data."""
+    return parse_dictionary(tomllib.loads(default_dictionary_text()), source="the default data dictionary")
+
+
+def load_dictionary(path: str | Path | None = None) -> DataDictionary:
+    """The dictionary in ``path`` (TOML), defaults filling what it leaves out; None = the shipped default."""
+    if path is None:
+        return default_dictionary()
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(f"data dictionary {p} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"data dictionary {p} is not a file (expected a .toml file)")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"data dictionary {p}: not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"data dictionary {p}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"data dictionary {p}: cannot read ({exc.strerror or exc})") from None
+    return parse_dictionary(raw, source=f"data dictionary {p}", defaults=default_dictionary())
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _inline(spec: dict[str, Any]) -> str:
+    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in spec.items()) + " }"
+
+
+def _key(k: str) -> str:
+    return k if _NAME.match(k) else _toml_value(k)
+
+
+def dictionary_toml(d: DataDictionary) -> str:
+    """A dictionary as TOML text that ``load_dictionary`` reads back equal (without comments)."""
+    lines = [f"currency = {_toml_value(d.currency)}", "", "[vocabularies]"]
+    lines += [f"{name} = {_toml_value(list(values))}" for name, values in d.vocabularies.items()]
+    for name, values in d.labels.items():
+        for value, texts in values.items():
+            lines += ["", f"[labels.{name}.{_key(value)}]"]
+            lines += [f"{lang} = {_toml_value(texts[lang])}" for lang in LANGUAGES if lang in texts]
+    lines += ["", "[bounds]"]
+    for key, (lo, hi) in d.bounds.items():
+        spec: dict[str, Any] = {"min": -math.inf if lo is None else lo, "max": math.inf if hi is None else hi}
+        spec.update(d.bound_labels.get(key, {}))
+        lines.append(f"{_toml_value(key)} = {_inline(spec)}")
+    for r in d.policies:
+        lines += ["", "[[policy]]", f"name = {_toml_value(r.name)}", f"table = {_toml_value(r.table)}",
+                  f"column = {_toml_value(r.column)}"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (("min", r.min_value), ("max", r.max_value)) if v is not None]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (("en", r.en), ("zh", r.zh)) if v]
+    for a in d.attributes:
+        lines += ["", "[[attributes]]", f"table = {_toml_value(a.table)}", f"name = {_toml_value(a.name)}",
+                  f"kind = {_toml_value(a.kind)}"]
+        if a.categories is not None:
+            lines.append(f"categories = {_toml_value(list(a.categories))}")
+        lines.append(f"direction = {a.direction}")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (("min", a.min_value), ("max", a.max_value)) if v is not None]
+        lines += [f"{k} = {_toml_value(getattr(a, k))}" for k in ("en", "zh", "reason_en", "reason_zh")
+                  if getattr(a, k)]
+    return "\n".join(lines) + "\n"
+
+
+def write_default_dictionary(out: str | Path) -> Path:
+    """Write the shipped default dictionary (with its comments) to ``out``; an existing file is refused."""
+    p = Path(out).expanduser()
+    if p.exists() or p.is_symlink():
+        raise ConfigError(f"--out {p}: already exists; refusing to overwrite it (choose a new file name)")
+    if p.suffix.lower() != ".toml":
+        raise ConfigError(f"--out {p}: expected a .toml file name")
+    if not p.parent.is_dir():
+        raise ConfigError(f"--out {p}: directory {p.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(default_dictionary_text())
+        os.chmod(tmp, 0o644)
+        os.link(tmp, p)  # fails if the name appeared meanwhile: never overwrites
+    except FileExistsError:
+        raise ConfigError(f"--out {p}: already exists; refusing to overwrite it (choose a new file name)") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return p
