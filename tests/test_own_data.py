@@ -195,6 +195,13 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     html = (result.output_dir / "validation_report.html").read_text(encoding="utf-8")
     assert html.index("Leakage and dominance guard") < html.index("Discrimination by split")
     assert "违约日期（loans.default_date）落在决策日后24个月内" in html
+    # loans above the approval authority are flagged for referral, never rejected as bad data
+    book = _loan_book()["loans"]
+    above = int((book["amount"] > AUTHORITY).sum())
+    assert above > 0 and run["loans_needing_referral"]["approval_authority"] == above
+    priced = pd.read_csv(result.priced_path).merge(book[["loan_id", "amount"]], on="loan_id")
+    assert priced["needs_referral"].astype(bool).tolist() == (priced["amount"] > AUTHORITY).tolist()
+    assert priced["needs_referral"].any()
     card = json.loads((result.bundle_dir / "model_card.json").read_text())
     assert card["target"].startswith("default = the bank's default date (loans.default_date) falls within 24")
 

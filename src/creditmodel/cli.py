@@ -69,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     config = load_config(args.config, {
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
-        "data_delimiter": args.delimiter,
+        "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
     })
     result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True))
     m = result.metrics.set_index(["model", "split"])
@@ -93,10 +93,16 @@ open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same fl
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
-    from creditmodel.data.io import load_tables
+    from creditmodel.data.contracts import ignored_columns, validate_tables
+    from creditmodel.data.io import declared_extraction_date, read_tables
     from creditmodel.features.build import build_features
 
-    tables = load_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
+    raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
+    ignored = ignored_columns(raw)
+    if ignored:
+        print(f"ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}",
+              file=sys.stderr)
+    tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
     frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     _atomic_write(frame, Path(args.out))
     print(f"wrote {len(frame)} rows x {frame.shape[1] - 3} features to {args.out}")
@@ -127,13 +133,18 @@ def _read_frame(path: Path) -> "pd.DataFrame":  # noqa: F821
 
     from creditmodel.exceptions import DataContractError
 
+    if path.is_dir():
+        raise DataContractError(f"input file {path} is a directory; expected a .parquet or .csv file")
     if not path.is_file():
         raise DataContractError(f"input file {path} does not exist")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise DataContractError(f"input file {path}: expected .parquet or .csv")
+    if path.suffix not in (".parquet", ".csv"):
+        raise DataContractError(f"input file {path}: expected .parquet or .csv")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow and the CSV parser raise many types for a bad file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataContractError(f"input file {path}: cannot read as {path.suffix[1:]} "
+                                f"({type(exc).__name__}: {first})") from None
 
 
 def _atomic_write(frame: "pd.DataFrame", out: Path) -> None:  # noqa: F821
@@ -181,14 +192,40 @@ def _cmd_price(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
-    from creditmodel.data.io import load_tables
+    from creditmodel.config import load_config
+    from creditmodel.data.contracts import ignored_columns, validate_tables
+    from creditmodel.data.io import read_tables, resolve_extraction_date
+    from creditmodel.data.policy import policy_flags, referral_summary
     from creditmodel.data.profile import profile
     from creditmodel.features.labels import default_labels
 
-    tables = load_tables(args.dir, encoding=args.encoding, delimiter=args.delimiter)
-    extraction = tables["repayments"]["date"].max()
-    print(profile(tables, default_labels(tables["loans"], tables["repayments"], extraction)))
+    config = load_config(args.config, {"data_encoding": args.encoding, "data_delimiter": args.delimiter,
+                                       "extraction_date": args.extraction_date})
+    dictionary = config.data_dictionary()
+    raw = read_tables(args.dir, encoding=config.data_encoding, delimiter=config.data_delimiter)
+    extraction = resolve_extraction_date(config.extraction_date, args.dir)
+    ignored = ignored_columns(raw, dictionary)
+    if ignored:
+        print(f"ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
+    tables = validate_tables(raw, dictionary=dictionary, extraction_date=extraction)  # every failure at once
+    label = config.label
+    labels = default_labels(tables["loans"], tables["repayments"], extraction, window_months=label.window_months,
+                            dpd_threshold=label.dpd_threshold).rename(
+        f"{label.dpd_threshold}+ DPD within {label.window_months} months")
+    print(f"extraction date {extraction.date()}; data dictionary: {dictionary.source}")
+    print(profile(tables, labels))
+    referrals = referral_summary(policy_flags(tables["loans"], dictionary, enterprises=tables.get("enterprises")))
+    rules = ", ".join(f"{k} {v}" for k, v in referrals.items() if k != "all")
+    print(f"policy: {referrals['all']} of {len(tables['loans'])} loans need referral" + (f" ({rules})" if rules else ""))
     print("all contracts passed")
+
+
+def _cmd_data_dictionary(args: argparse.Namespace) -> None:
+    from creditmodel.data.dictionary import write_default_dictionary
+
+    out = write_default_dictionary(args.out)
+    print(f"wrote the default data dictionary to {out}; edit it and name it in the run configuration: "
+          f"dictionary = \"{out}\"")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -339,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_positive_int, help="seed of the synthetic world and of training")
     p.add_argument("--encoding", help="encoding of CSV tables, e.g. gbk (default utf-8)")
     p.add_argument("--delimiter", help="CSV delimiter (default ,)")
+    p.add_argument("--extraction-date", help="as-of date of the data, YYYY-MM-DD (default: the configuration's, "
+                                             "else the data's _dataset.json)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_run)
 
@@ -414,9 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = data_sub.add_parser("check", help="validate every table against its contract and print a profile")
     c.add_argument("dir", help="directory of .parquet/.csv tables, or a DuckDB file")
-    c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
-    c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    c.add_argument("--encoding", default=None, help="CSV encoding, e.g. gbk (default utf-8)")
+    c.add_argument("--delimiter", default=None, help="CSV delimiter (default ,)")
+    c.add_argument("--config", help="run configuration (TOML): label definition, data dictionary, extraction date")
+    c.add_argument("--extraction-date", help="as-of date of the data, YYYY-MM-DD (default: the configuration's, "
+                                             "else the data's _dataset.json)")
     c.set_defaults(func=_cmd_data_check)
+    dd = data_sub.add_parser("dictionary", help="write the default data dictionary (TOML) for a bank to edit")
+    dd.add_argument("--out", required=True, help="the .toml file to create (an existing file is refused)")
+    dd.set_defaults(func=_cmd_data_dictionary)
     a = data_sub.add_parser("adapt", help="map a public data set into canonical tables")
     a.add_argument("dataset", choices=["taiwan"], help="taiwan: UCI credit-card clients (Yeh & Lien 2009)")
     a.add_argument("--csv", required=True, help="path of the data set's CSV file")
@@ -454,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except CreditModelError as exc:
         print(f"creditmodel: error: {exc}", file=sys.stderr)
+        failures = getattr(exc, "failures", ())
+        if len(failures) > 1:  # a data check lists every failure, not only the first
+            print(f"{len(failures)} failures:", file=sys.stderr)
+            for line in failures:
+                print(f"  - {line}", file=sys.stderr)
         return EXIT_ERROR
     return 0
 

@@ -407,6 +407,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a directory; expected a .toml file")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:

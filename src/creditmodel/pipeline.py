@@ -22,7 +22,9 @@ import pandas as pd
 
 from creditmodel.config import RunConfig
 from creditmodel.data.fingerprint import fingerprints, table_fingerprint
-from creditmodel.data.io import load_tables
+from creditmodel.data.contracts import ignored_columns, validate_tables
+from creditmodel.data.io import declared_extraction_date, read_tables, resolve_extraction_date
+from creditmodel.data.policy import policy_flags, referral_summary
 from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, ConfigError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
@@ -107,15 +109,31 @@ def config_sha256(config: RunConfig) -> str:
     return hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
 
 
-def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.DataFrame | None]:
-    """The canonical tables, the extraction date, and the ground truth when the data is synthetic."""
+def load_inputs(config: RunConfig, world_dir: Path | None, progress: Callable[[str], None] | None = None,
+                notes: dict | None = None) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.DataFrame | None]:
+    """The canonical tables, the extraction date, and the ground truth when the data is synthetic.
+
+    The extraction date is the configured one, else the one the data declares (never the last date
+    found in the data); rows dated after it fail the contracts. Extra columns that the data
+    dictionary does not declare are reported through ``progress`` ("ignored columns: ...") and listed
+    in ``notes["ignored_columns"]``.
+    """
     if config.data_dir is not None:
-        extraction = pd.Timestamp(config.extraction_date) if config.extraction_date else None
-        tables = load_tables(config.data_dir, encoding=config.data_encoding, delimiter=config.data_delimiter,
-                             extraction_date=extraction, dictionary=config.data_dictionary(),
-                             keep={"loans": label_columns(config.label.kind, config.label.column)})
-        if extraction is None:
-            extraction = pd.Timestamp(tables["repayments"]["date"].max()).normalize()
+        dictionary = config.data_dictionary()
+        raw = read_tables(config.data_dir, encoding=config.data_encoding, delimiter=config.data_delimiter)
+        extraction = resolve_extraction_date(config.extraction_date, config.data_dir)
+        declared = declared_extraction_date(config.data_dir) if config.extraction_date else None
+        if declared is not None and declared != extraction and progress is not None:
+            progress(f"    extraction date {extraction.date()} from the configuration; the data declares "
+                     f"{declared.date()}")
+        ignored = [c for c in ignored_columns(raw, dictionary)
+                   if c not in {f"loans.{n}" for n in label_columns(config.label.kind, config.label.column)}]
+        if ignored and progress is not None:
+            progress(f"    ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
+        tables = carry_label_columns(raw, validate_tables(raw, dictionary=dictionary, extraction_date=extraction),
+                                     config)
+        if notes is not None:
+            notes["ignored_columns"] = ignored
         truth_path = Path(config.data_dir) / "_truth" / "loan_truth.parquet"
         truth = pd.read_parquet(truth_path) if truth_path.is_file() else None
         return tables, extraction, truth
@@ -125,6 +143,23 @@ def load_inputs(config: RunConfig, world_dir: Path | None) -> tuple[dict[str, pd
     if world_dir is not None:
         write_world(world, world_dir)
     return world.tables, pd.Timestamp(world.extraction_date), world.truth
+
+
+def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataFrame], config: RunConfig
+                        ) -> dict[str, pd.DataFrame]:
+    """The validated tables with the loans column holding the bank's default flag or date (the label, not a
+    feature and not a declared attribute) carried over from the raw loans table; a missing one is one line."""
+    wanted = [c for c in label_columns(config.label.kind, config.label.column) if c not in tables["loans"].columns]
+    if not wanted:
+        return tables
+    loans = raw.get("loans")
+    absent = [c for c in wanted if loans is None or c not in loans.columns]
+    if absent:
+        raise DataContractError(f"table loans: column {absent[0]!r} is missing (label.column of the run "
+                                f"configuration, label.kind {config.label.kind!r})")
+    extra = loans[["loan_id", *wanted]].copy()
+    extra["loan_id"] = extra["loan_id"].astype(tables["loans"]["loan_id"].dtype)
+    return {**tables, "loans": tables["loans"].merge(extra, on="loan_id", how="left", validate="one_to_one")}
 
 
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
@@ -208,6 +243,11 @@ def feature_source(name: str) -> str:
     return f.source if f is not None else ""
 
 
+def feature_schema(columns: list[str], config: RunConfig) -> FeatureSchema:
+    """The feature schema of `columns`: categories from the run's data dictionary (vocabularies and attributes)."""
+    return FeatureSchema.for_columns(columns, run_features(config.data_dictionary()))
+
+
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
     set the PD level to the long-run average default rate, and record the master scale on development data.
@@ -232,11 +272,13 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                                               for c, d in directions.items() if d and sc.monotonic})
     scorecard.fit(train[cols], train["default"].to_numpy())
     params = lightgbm_params(config, directions)
+    schema = feature_schema(cols, config)
     trials = None
     if config.search.enabled:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
-                                         timeout_minutes=config.search.timeout_minutes, seed=config.seed)
-    gbm = LightGBMPD(**params, feature_schema=feature_schema(cols))
+                                         timeout_minutes=config.search.timeout_minutes, seed=config.seed,
+                                         feature_schema=schema)
+    gbm = LightGBMPD(**params, feature_schema=schema)
     gbm.fit(train[cols], train["default"].to_numpy(), eval_set=(valid[cols], valid["default"].to_numpy()))
     cal = config.calibration
     target = None
@@ -251,7 +293,7 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     without_refit = None
     if config.train.refit_on_validation:
         without_refit = (gbm, calibrators["lightgbm"])
-        refit = refit_on_development(LightGBMPD(**params, feature_schema=feature_schema(cols)), dev[cols],
+        refit = refit_on_development(LightGBMPD(**params, feature_schema=schema), dev[cols],
                                      dev["default"].to_numpy(), dev["decision_date"], dev["loan_id"],
                                      n_trees=gbm.best_iteration_, folds=config.train.refit_folds, method=cal.method,
                                      pd_floor=cal.pd_floor, target_mean_pd=target)
@@ -263,11 +305,6 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     if g.enabled:
         models.guard = leakage_guard(frame, models, screen, config)
     return models
-
-
-def feature_schema(columns: list[str]) -> FeatureSchema:
-    """The feature schema of the model's columns."""
-    return FeatureSchema.for_columns(columns)
 
 
 def leakage_guard(frame: pd.DataFrame, models: TrainedModels, screen: Screen, config: RunConfig) -> pd.DataFrame:
@@ -416,7 +453,15 @@ def run_pipeline(
     try:
         progress("1/8 loading data" if config.data_dir else
                  f"1/8 generating the synthetic world ({config.synthetic.enterprises} enterprises)")
-        tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None)
+        notes: dict = {}
+        tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None,
+                                                progress=progress, notes=notes)
+        dictionary = config.data_dictionary()
+        flags = policy_flags(tables["loans"], dictionary, enterprises=tables.get("enterprises"))
+        referrals = referral_summary(flags)
+        progress(f"    policy: {referrals['all']} of {len(flags)} loans need referral"
+                 + ("" if not referrals["all"] else " (" + ", ".join(f"{k} {v}" for k, v in referrals.items()
+                                                               if k != "all") + ")"))
         step("data")
         progress(f"2/8 building as-of features for {len(tables['loans'])} applications (DuckDB)")
         frame = modelling_frame(tables, extraction, config, progress=lambda msg: progress(f"    {msg}"))
@@ -452,7 +497,7 @@ def run_pipeline(
                 {**lightgbm_params(config, risk_directions(cols)),
                  **{k: getattr(models.lightgbm, k) for k in SEARCHED}},
                 segment=config.segments.column, min_train_defaults=config.segments.min_train_defaults,
-                calibration=config.calibration.method)
+                calibration=config.calibration.method, feature_schema=models.lightgbm.schema_)
             seg.to_csv(stage / "report" / f"segment_models_{config.segments.column}.csv", index=False)
             overall = seg[seg["segment"] == "all"].iloc[0]
             progress(f"    segment models by {config.segments.column} ({int(seg['own_model'].sum()) - 1} fitted): "
@@ -466,6 +511,11 @@ def run_pipeline(
         card = build_model_card(frame=frame, metrics=table, validation_status=status, validation_findings=findings,
                                 features=cols, config=config.model_dump(mode="json"),
                                 extraction_date=str(extraction.date()))
+        card["data_dictionary"] = {"source": dictionary.source, "currency": dictionary.currency,
+                                   "ignored_columns": notes.get("ignored_columns", []),
+                                   "policy_rules": [{"name": r.name, "en": r.en, "zh": r.zh}
+                                                    for r in dictionary.policies],
+                                   "loans_needing_referral": referrals}
         write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
                      model_card=card, scorecard_table=models.scorecard.table(),
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")})
@@ -480,7 +530,7 @@ def run_pipeline(
         points.to_parquet(stage / "scorecard_points.parquet", index=False)
         step("export")
         progress("6/8 pricing the out-of-time applications from the bundle alone")
-        priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing)
+        priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing, dictionary)
         priced.to_csv(stage / "priced_oot.csv", index=False)
         step("price")
         progress("7/8 logging to MLflow and registering the model")
@@ -559,6 +609,7 @@ def run_pipeline(
             "model_uri": tracked.model_uri, "model_version": tracked.model_version, "timings_s": timings,
             "validation_gate": status, "validation_gate_findings": findings,
             "validation_status": validated.status, "validation_counts": counts,
+            "loans_needing_referral": referrals, "ignored_columns": notes.get("ignored_columns", []),
         }, indent=2))
         if out.exists():
             shutil.rmtree(out)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from creditmodel.cli import main
-from creditmodel.pricing import OUTPUT_COLUMNS
+from creditmodel.pricing import OUTPUT_COLUMNS, POLICY_COLUMNS
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_price_portfolio_with_target_raroc(demo_run, applications, tmp_path, cap
     assert main(["price", "--bundle", str(demo_run["result"].bundle_dir), "--applications", str(src),
                  "--out", str(out), "--target-raroc", "0.15"]) == 0
     priced = pd.read_parquet(out) if suffix_out == ".parquet" else pd.read_csv(out)
-    assert list(priced.columns) == [*OUTPUT_COLUMNS, "rate_for_target_raroc"]
+    assert list(priced.columns) == [*OUTPUT_COLUMNS, *POLICY_COLUMNS, "rate_for_target_raroc"]
     assert len(priced) == 300
     np.testing.assert_array_equal(priced["ead"], applications["amount"].to_numpy(dtype=float))
     # the target rate earns exactly 15% on capital
@@ -52,7 +52,7 @@ def test_price_without_target_keeps_the_output_columns(demo_run, applications, t
     assert main(["price", "--bundle", str(demo_run["result"].bundle_dir), "--features", str(src),
                  "--out", str(out)]) == 0
     priced = pd.read_csv(out)
-    assert list(priced.columns) == list(OUTPUT_COLUMNS)
+    assert list(priced.columns) == [*OUTPUT_COLUMNS, *POLICY_COLUMNS]
     np.testing.assert_allclose(priced["maturity_years"], applications["term_months"] / 12)  # from term_months
 
 

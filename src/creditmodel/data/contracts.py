@@ -746,7 +746,7 @@ def validate_tables(
 
     extra = ignored_columns(usable, dictionary)
     if extra:
-        log.warning("ignored columns (not canonical, not declared as attributes in the data "
+        log.info("ignored columns (not canonical, not declared as attributes in the data "
                     "dictionary): %s", ", ".join(extra))
     validated: dict[str, pd.DataFrame] = {}
     for name, t in specs.items():

@@ -6,25 +6,38 @@ or a directory ``<table>/`` of parquet parts (``part-00000.parquet``, ... read i
 ``_truth/`` are ignored), or a DuckDB database file (``.duckdb`` / ``.db``) holding tables of
 those names. Every problem with the source leaves as a one-line ``DataContractError`` naming the
 file (and table.column where it applies).
+
+A source declares its as-of date, the extraction date, in ``<dir>/_dataset.json``
+(``{"extraction_date": "YYYY-MM-DD"}``; names starting with ``_`` are not tables) or, in a DuckDB
+file, in a table ``_dataset`` with a column ``extraction_date``. Labels and the no-future-rows
+contract need it; ``resolve_extraction_date`` takes the configured date first, then the declared
+one, and asks for it when neither is given.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from creditmodel.data import schema
-from creditmodel.data.contracts import _parse_dates, validate_tables
-from creditmodel.exceptions import DataContractError
+from creditmodel.data.contracts import _parse_dates, extraction_timestamp, validate_tables
+from creditmodel.data.dictionary import DataDictionary
+from creditmodel.exceptions import ConfigError, DataContractError
 
-__all__ = ["read_tables", "write_tables", "load_tables"]
+__all__ = ["read_tables", "write_tables", "load_tables", "DATASET_FILE", "declared_extraction_date",
+           "write_dataset_info", "resolve_extraction_date"]
+
+DATASET_FILE = "_dataset.json"
+DATASET_TABLE = "_dataset"
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
@@ -156,6 +169,9 @@ def _read_directory(root: Path, encoding: str, delimiter: str) -> dict[str, pd.D
             raise DataContractError(
                 f"{root}: table {name!r} is present as {' and '.join(shown)}; keep one"
             )
+        if csv.is_dir():
+            raise DataContractError(f"{csv}: is a directory; expected a CSV file of table {name!r} "
+                                    f"(parquet parts go in a directory {name}/)")
         if parquet.exists():  # a file, or a directory of parquet parts
             tables[name] = _read_parquet(parquet)
         elif parts.is_dir():
@@ -228,29 +244,87 @@ def load_tables(
     *,
     encoding: str = "utf-8",
     delimiter: str = ",",
-    extraction_date: pd.Timestamp | None = None,
-    dictionary: Any = None,
-    keep: dict[str, list[str]] | None = None,
+    extraction_date: Any = None,
+    dictionary: DataDictionary | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Read the tables in ``source`` and validate them against the contracts (and `dictionary`).
-
-    keep: extra columns to carry through as read, per table (e.g. the loans column holding the bank's
-    default date or flag, which is the label, never a feature); a missing one is a contract failure."""
+    """Read the tables in ``source`` and validate them against the contracts of ``dictionary``."""
     tables = read_tables(source, encoding=encoding, delimiter=delimiter)
-    validated = validate_tables(tables, dictionary=dictionary, extraction_date=extraction_date)
-    for name, columns in (keep or {}).items():
-        raw = tables.get(name)
-        wanted = [c for c in columns if c not in validated[name].columns]
-        if not wanted:
-            continue
-        absent = [c for c in wanted if raw is None or c not in raw.columns]
-        if absent:
-            raise DataContractError(f"table {name}: column {absent[0]!r} is missing (named by the label configuration)")
-        key = schema.TABLES[name].key[0]
-        extra = raw[[key, *wanted]].copy()
-        extra[key] = extra[key].astype(validated[name][key].dtype)
-        validated[name] = validated[name].merge(extra, on=key, how="left", validate="one_to_one")
-    return validated
+    return validate_tables(tables, dictionary=dictionary, extraction_date=extraction_date)
+
+
+# --------------------------------------------------------------------------------------------
+# the declared extraction date
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_declared(value: Any, where: str) -> pd.Timestamp:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise DataContractError(f"{where}: extraction_date {value!r} is not a date; expected \"YYYY-MM-DD\"")
+    try:
+        return pd.Timestamp(date.fromisoformat(value.strip()))
+    except ValueError:
+        raise DataContractError(f"{where}: extraction_date {value!r} is not a valid date") from None
+
+
+def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
+    """The as-of date the data declares: ``<dir>/_dataset.json`` or a DuckDB table ``_dataset``; None if none."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        info = path / DATASET_FILE
+        if not info.exists():
+            return None
+        try:
+            raw = json.loads(info.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataContractError(f"{info}: not a readable JSON file ({_first_line(exc)}); expected "
+                                    f'{{"extraction_date": "YYYY-MM-DD"}}') from None
+        if not isinstance(raw, dict) or "extraction_date" not in raw:
+            raise DataContractError(f'{info}: expected {{"extraction_date": "YYYY-MM-DD"}}')
+        return _parse_declared(raw["extraction_date"], str(info))
+    if path.is_file() and path.suffix.lower() in _DUCKDB_SUFFIXES:
+        import duckdb
+
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                names = {str(n).lower() for (n,) in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                ).fetchall()}
+                if DATASET_TABLE not in names:
+                    return None
+                rows = con.execute(f"SELECT CAST(extraction_date AS VARCHAR) FROM {DATASET_TABLE}").fetchall()
+        except duckdb.Error as exc:
+            raise DataContractError(f"{path}: cannot read table {DATASET_TABLE} ({_first_line(exc)}); expected "
+                                    f"one row with a column extraction_date") from None
+        if len(rows) != 1:
+            raise DataContractError(f"{path}: table {DATASET_TABLE} holds {len(rows)} rows; expected one row "
+                                    f"with a column extraction_date")
+        return _parse_declared(str(rows[0][0])[:10], f"{path}: table {DATASET_TABLE}")
+    return None
+
+
+def write_dataset_info(out_dir: str | Path, extraction_date: Any) -> Path:
+    """Declare a directory's as-of date: write ``<out_dir>/_dataset.json``."""
+    ts = extraction_timestamp(extraction_date)
+    path = Path(out_dir) / DATASET_FILE
+    path.write_text(json.dumps({"extraction_date": ts.date().isoformat()}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def resolve_extraction_date(configured: Any, source: str | Path) -> pd.Timestamp:
+    """The extraction date of a run: the configured one, else the one the data declares.
+
+    Never guessed from the data (a few future-dated rows would move it): with neither, a
+    ConfigError asks for it in one line.
+    """
+    if configured is not None:
+        return extraction_timestamp(configured).normalize()
+    declared = declared_extraction_date(source)
+    if declared is None:
+        where = (f"a table {DATASET_TABLE} with a column extraction_date in {source}"
+                 if Path(source).suffix.lower() in _DUCKDB_SUFFIXES else f"{Path(source) / DATASET_FILE}")
+        raise ConfigError(f"{source}: no extraction date; set extraction_date = YYYY-MM-DD in the run configuration "
+                          f'or declare it in {where} ({{"extraction_date": "YYYY-MM-DD"}})')
+    return declared
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,8 +332,9 @@ def load_tables(
 # --------------------------------------------------------------------------------------------
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
-    """Write each table to ``out_dir/<name>.parquet``, all or nothing.
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extraction_date: Any = None) -> Path:
+    """Write each table to ``out_dir/<name>.parquet``, all or nothing; with ``extraction_date``, also
+    the declared as-of date ``_dataset.json``.
 
     The files are written to a temporary directory next to ``out_dir`` which is then renamed;
     a non-empty existing ``out_dir`` is refused, and on failure nothing is left behind.
@@ -282,6 +357,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-", dir=out.parent))
     try:
+        if extraction_date is not None:
+            write_dataset_info(tmp, extraction_date)
         for name, df in tables.items():
             try:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)

@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from creditmodel.data.dictionary import default_dictionary
+from creditmodel.data.io import write_dataset_info
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import ConfigError
 
@@ -843,7 +844,8 @@ class _Generator:
 
 
 def write_world(world: World, out_dir: str | Path) -> Path:
-    """Write ``<table>.parquet`` per canonical table and ``_truth/loan_truth.parquet``.
+    """Write ``<table>.parquet`` per canonical table, ``_truth/loan_truth.parquet`` and the declared
+    extraction date ``_dataset.json``.
 
     Files are written into a temporary directory beside ``out_dir`` which is then renamed, so a
     failure leaves nothing half-written.  ``out_dir`` must not exist or be an empty directory.
@@ -861,6 +863,7 @@ def write_world(world: World, out_dir: str | Path) -> Path:
             world.tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / TRUTH_DIR).mkdir()
         world.truth.to_parquet(tmp / TRUTH_DIR / TRUTH_FILE, index=False)
+        write_dataset_info(tmp, world.extraction_date)
         if out.exists():
             out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
         os.rename(tmp, out)
@@ -942,7 +945,7 @@ def write_world_partitioned(
       ``part-00001.parquet``, ... one part per chunk of about ``chunk_enterprises`` enterprises
       (rounded down to whole blocks, at least one block);
     * every other canonical table as one ``<table>.parquet`` (a row group per chunk);
-    * ``_truth/loan_truth.parquet``.
+    * ``_truth/loan_truth.parquet``; ``_dataset.json`` (the extraction date).
 
     ``creditmodel.data.io.read_tables`` reads both forms.  Reading the directory back gives the
     frames of ``generate_world`` with the same arguments, whatever ``chunk_enterprises``.  Files
@@ -1002,6 +1005,7 @@ def write_world_partitioned(
             pending += sink.close()
         for future in pending:
             future.result()
+        write_dataset_info(tmp, plan.extraction)
         if out.exists():
             out.rmdir()  # empty, checked above; fails loudly if something appeared meanwhile
         os.rename(tmp, out)

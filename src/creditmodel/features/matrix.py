@@ -45,11 +45,16 @@ class FeatureSchema:
     texts: dict[str, dict[str, str]] = field(default_factory=dict)  # beyond the catalogue: label, reason (en, zh)
 
     @classmethod
-    def for_columns(cls, columns: Sequence[str]) -> FeatureSchema:
-        """Schema of catalogue features `columns`; object columns not in the catalogue are refused."""
+    def for_columns(cls, columns: Sequence[str], features: Sequence[Feature] | None = None) -> FeatureSchema:
+        """Schema of catalogue features `columns`; object columns not in the catalogue are refused.
+
+        features: the catalogue whose categories to use, e.g. ``catalogue(dictionary)`` for a bank's
+        own vocabularies (default: the catalogue of the shipped data dictionary).
+        """
+        known = BY_NAME if features is None else {f.name: f for f in features}
         cats = {}
         for name in columns:
-            f = BY_NAME.get(name)
+            f = known.get(name)
             if f is not None and f.is_categorical:
                 cats[name] = tuple(f.categories)
         return cls(tuple(columns), cats, *_catalogue_policy(columns, cats))

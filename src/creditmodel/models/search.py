@@ -30,12 +30,13 @@ def search_lightgbm(
     n_trials: int = 20,
     timeout_minutes: float | None = None,
     seed: int = 0,
+    feature_schema: FeatureSchema | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Best parameters (base_params updated) and one row per trial (number, params, validation AUC, trees)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    schema = FeatureSchema.for_columns(columns)
+    schema = feature_schema or FeatureSchema.for_columns(columns)
     y_train, y_valid = train["default"].to_numpy(), valid["default"].to_numpy()
 
     def objective(trial: optuna.Trial) -> float:

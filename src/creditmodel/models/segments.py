@@ -24,6 +24,7 @@ def compare_segment_models(
     segment: str = "industry",
     min_train_defaults: int = 40,
     calibration: str = "platt",
+    feature_schema: FeatureSchema | None = None,
 ) -> pd.DataFrame:
     """Out-of-time AUC per segment and overall, global model against segment models.
 
@@ -34,7 +35,7 @@ def compare_segment_models(
         raise ValueError(f"segment column {segment!r} is not in the feature matrix")
     segmented = np.asarray(global_pd, dtype=np.float64).copy()
     fitted = {}
-    schema = FeatureSchema.for_columns(columns)
+    schema = feature_schema or FeatureSchema.for_columns(columns)
     for value, rows in frame.groupby(segment, sort=True).groups.items():
         part = frame.loc[rows]
         train, valid = part[part["split"] == "train"], part[part["split"] == "valid"]

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.config import PricingConfig
-from creditmodel.exceptions import RequestError
+from creditmodel.data.dictionary import DataDictionary
+from creditmodel.data.policy import policy_flags
+from creditmodel.exceptions import DataContractError, RequestError
 from creditmodel.export.bundle import PDBundle
 from creditmodel.pricing.capital import capital_requirement, loan_capital, risk_weight  # noqa: F401 (API)
 from creditmodel.pricing.raroc import eva, raroc
@@ -27,6 +29,7 @@ COMPONENTS = ("funding_cost", "operating_cost", "expected_loss", "capital_charge
 OUTPUT_COLUMNS = ("loan_id", "grade", "guarantee_type", "pd", "lgd", "ead", "maturity_years", "capital_approach",
                   "correlation", "k", "risk_weight", *COMPONENTS, "risk_covering_rate", "rate", "floored",
                   "capped", "raroc", "eva")
+POLICY_COLUMNS = ("needs_referral", "referral_rules")  # added by price_with_bundle: the dictionary's policy rules
 EAD_COLUMNS = ("ead", "amount", "loan_amount")  # the first present is the exposure; none -> 1.0 (per unit)
 MAX_MATURITY_YEARS = 50.0
 
@@ -126,12 +129,16 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     return out
 
 
-def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
-    """Score feature rows with the bundle alone, then price them.
+def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingConfig,
+                      dictionary: DataDictionary | None = None) -> pd.DataFrame:
+    """Score feature rows with the bundle alone, then price them and flag the ones to refer.
 
     Loan terms are taken from the feature rows when present: guarantee_type; the exposure from ead,
     amount or loan_amount; the maturity from maturity_years or term_months; annual sales from
-    annual_sales, else the latest statement's revenue fs_revenue (CNY).
+    annual_sales, else the latest statement's revenue fs_revenue (CNY). The policy rules of
+    ``dictionary`` (None = the shipped default; e.g. the approval authority) add the columns
+    needs_referral and referral_rules (the names of the rules broken, comma-separated): a flag for
+    the decision, never a reason to refuse the price.
     """
     if "loan_id" not in features.columns:
         raise RequestError("pricing input: column 'loan_id' is missing")
@@ -145,4 +152,11 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
         source = next((c for c in sources if c in features.columns), None)
         if source is not None:
             scored[source if name in (None, "maturity") else name] = features[source].to_numpy()
-    return price(scored, config)
+    priced = price(scored, config)
+    try:
+        flags = policy_flags(features, dictionary)
+    except DataContractError as exc:
+        raise RequestError(f"pricing input: {exc}") from None
+    priced["needs_referral"] = flags["needs_referral"].to_numpy()
+    priced["referral_rules"] = flags["referral_rules"].to_numpy()
+    return priced

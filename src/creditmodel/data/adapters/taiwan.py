@@ -59,6 +59,7 @@ import pandas as pd
 from creditmodel.data.contracts import validate_tables
 from creditmodel.data.io import write_tables
 from creditmodel.data.schema import TABLES
+from creditmodel.exceptions import DataContractError
 
 __all__ = [
     "EXTRACTION_DATE",
@@ -89,10 +90,26 @@ _REQUIRED = ["ID", "LIMIT_BAL", "AGE", *_PAY, *_BILL, *_PAID, LABEL]
 
 
 def _read(csv_path: str | Path) -> pd.DataFrame:
-    raw = pd.read_csv(csv_path)
+    path = Path(csv_path)
+    if path.is_dir():
+        raise DataContractError(f"{path}: is a directory; expected the UCI Taiwan credit-card CSV file")
+    if not path.is_file():
+        raise DataContractError(f"{path}: file does not exist; expected the UCI Taiwan credit-card CSV file")
+    try:
+        raw = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataContractError(f"{path}: cannot read as a CSV file ({type(exc).__name__}: {first}); expected "
+                                f"the UCI Taiwan credit-card CSV file") from None
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
-        raise ValueError(f"{csv_path}: not the UCI Taiwan credit-card file; missing columns {missing}")
+        raise DataContractError(f"{path}: not the UCI Taiwan credit-card file; missing columns "
+                                f"{', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''} "
+                                f"(columns found: {', '.join(str(c) for c in raw.columns[:8])})")
+    bad = [c for c in _REQUIRED if not pd.api.types.is_numeric_dtype(raw[c])]
+    if bad:
+        raise DataContractError(f"{path}: column {bad[0]} holds values that are not numbers, e.g. "
+                                f"{raw[bad[0]].iloc[0]!r}; expected the UCI Taiwan credit-card file")
     return raw.sort_values("ID", kind="stable").reset_index(drop=True)
 
 
@@ -196,4 +213,4 @@ def scored_loan_ids(tables: dict[str, pd.DataFrame]) -> pd.Series:
 
 def write_taiwan(csv_path: str | Path, out_dir: str | Path) -> Path:
     """Write the canonical tables of the Taiwan data to ``out_dir`` (parquet, all or nothing)."""
-    return write_tables(taiwan_tables(csv_path), out_dir)
+    return write_tables(taiwan_tables(csv_path), out_dir, extraction_date=EXTRACTION_DATE)
