@@ -222,3 +222,17 @@ def test_the_informative_attribute_raises_out_of_time_auc(bank):
         table = evaluate(frame, models, truth).set_index(["model", "split"])
         aucs[name] = table.loc[("lightgbm", "oot"), "auc"]
     assert aucs["with"] > aucs["without"] + 0.05, aucs
+
+
+def test_data_check_profiles_the_configured_label(bank, capsys):
+    from creditmodel.cli import main
+
+    assert main(["data", "check", str(bank / "bank"), "--config", _config(bank, "check")]) == 0
+    out = capsys.readouterr().out
+    assert "default rate (default = the bank's default date (loans.default_date) falls within 24 months" in out
+    assert "ignored columns" not in out  # the label column is the label, not an ignored column
+    book = _loan_book()["loans"]
+    year = book[book["application_date"].dt.year == 2016]
+    ends = year["application_date"] + pd.DateOffset(months=24)
+    rate = (year["default_date"].notna() & (year["default_date"] <= ends)).mean()
+    assert f"2016  {len(year):>8,d} loans  {rate:6.2%}" in out

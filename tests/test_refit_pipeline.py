@@ -29,3 +29,5 @@ def test_refit_run_reports_both_models(tmp_path):
     guard = pd.read_csv(result.report_dir / "leakage_guard.csv")
     assert set(guard["status"]) <= {"kept", "constant", "duplicate"}
     assert any(line.startswith("    leakage guard:") for line in lines)
+    card = json.loads((result.bundle_dir / "model_card.json").read_text())
+    assert any("metrics on the validation split are in-sample" in x for x in card["limitations"])

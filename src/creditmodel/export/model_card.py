@@ -26,6 +26,10 @@ LIMITATIONS = [
     "Out-of-range or unknown feature values are refused, not extrapolated.",
 ]
 
+REFIT_NOTE = ("Refitted on train + validation after early stopping and calibration were chosen on the validation "
+              "period, calibrated out of fold: metrics on the validation split are in-sample; the out-of-time "
+              "split is the held-out evidence.")
+
 
 def data_window(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per split: first and last decision date, loans and defaults."""
@@ -62,7 +66,7 @@ def build_model_card(
         "benchmark": "WoE logistic scorecard (optbinning), scorecard.csv",
         "intended_use": INTENDED_USE,
         "not_for": NOT_FOR,
-        "limitations": LIMITATIONS,
+        "limitations": LIMITATIONS + ([REFIT_NOTE] if config.get("train", {}).get("refit_on_validation") else []),
         "target": target["en"],
         "target_zh": target["zh"],
         "label": {k: label.get(k) for k in ("kind", "window_months", "dpd_threshold", "column") if k in label},

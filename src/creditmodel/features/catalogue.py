@@ -744,7 +744,8 @@ def attribute_features(attributes: Sequence[Any]) -> tuple[Feature, ...]:
 
     Point in time: a loan attribute is part of the application, known at its decision date; an
     enterprise attribute is a static attribute of the borrower. Numeric attributes enter as they are,
-    booleans as 0/1, categorical ones as categories (coded like the catalogue's own)."""
+    booleans as 0/1, categorical ones as categories (coded like the catalogue's own). They are built on
+    DuckDB only: the Spark builder refuses them in one line."""
     out = []
     for a in attributes:
         if a.table not in ATTRIBUTE_SOURCES:
