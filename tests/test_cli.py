@@ -165,6 +165,25 @@ def test_data_check_profiles_a_directory(world_dir, capsys):
     assert "transactions" in out and "default rate" in out and "all contracts passed" in out
 
 
+def test_the_run_reports_loans_needing_referral(demo_run):
+    """The policy rules of the data dictionary reach the run's record, the model card and the priced loans."""
+    from creditmodel.data.policy import policy_flags
+    from creditmodel.data.synthetic import generate_world
+
+    out = demo_run["result"].output_dir
+    run = json.loads((out / "run.json").read_text())
+    world = generate_world(2500, seed=3)
+    expected = policy_flags(world.tables["loans"])
+    assert run["loans_needing_referral"]["all"] == int(expected["needs_referral"].sum())
+    assert run["ignored_columns"] == []
+    card = json.loads((demo_run["result"].bundle_dir / "model_card.json").read_text())
+    assert card["data_dictionary"]["loans_needing_referral"] == run["loans_needing_referral"]
+    assert [r["name"] for r in card["data_dictionary"]["policy_rules"]] == ["approval_authority", "term_limit"]
+    assert card["data_dictionary"]["currency"] == "CNY"
+    priced = pd.read_csv(demo_run["result"].priced_path)
+    assert {"needs_referral", "referral_rules"} <= set(priced.columns)
+
+
 def test_shipped_configs_are_valid_and_demo_equals_the_defaults():
     from creditmodel.config import RunConfig, load_config
 
@@ -182,6 +201,7 @@ def test_gbk_csv_needs_the_encoding_option(world_dir, tmp_path, capsys):
         if p.stem == "enterprises":
             frame["county"] = "安吉县"
         frame.to_csv(data / f"{p.stem}.csv", index=False, encoding="gbk")
+    shutil.copy(world_dir / "_dataset.json", data / "_dataset.json")  # the declared extraction date
     assert main(["data", "check", str(data)]) == 2
     assert "try --encoding gbk" in _one_error_line(capsys)
     assert main(["data", "check", str(data), "--encoding", "gbk"]) == 0

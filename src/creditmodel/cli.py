@@ -177,10 +177,11 @@ def _cmd_price(args: argparse.Namespace) -> None:
     target = args.target_raroc
     if target is not None and not (math.isfinite(target) and -1 < target <= 10):
         raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
-    pricing = load_config(args.config).pricing
+    config = load_config(args.config)
+    pricing = config.pricing
     bundle = load_bundle(args.bundle)
     applications = _read_frame(Path(args.applications))
-    priced = price_with_bundle(bundle, applications, pricing)
+    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
     _atomic_write(priced, out)
@@ -188,7 +189,8 @@ def _cmd_price(args: argparse.Namespace) -> None:
     print(f"priced {s['n_loans']} loans (exposure {s['exposure']:,.0f}) -> {out}\n"
           f"exposure-weighted rate {s['rate']:.2%} (risk-covering {s['risk_covering_rate']:.2%}), "
           f"RAROC {s['raroc']:.1%} against a {pricing.hurdle_rate:.0%} hurdle, EVA {s['eva']:,.0f} a year; "
-          f"{s['n_floored']} at the {pricing.min_rate:.2%} floor, {s['n_capped']} at the {pricing.max_rate:.0%} cap")
+          f"{s['n_floored']} at the {pricing.min_rate:.2%} floor, {s['n_capped']} at the {pricing.max_rate:.0%} cap; "
+          f"{int(priced['needs_referral'].sum())} need referral (policy rules of the data dictionary)")
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
@@ -243,6 +245,8 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: directory exists and is not empty")
+    if Path(args.csv).is_dir():
+        raise ConfigError(f"--csv {args.csv}: is a directory; expected the data set's CSV file")
     if not Path(args.csv).is_file():
         raise ConfigError(f"--csv {args.csv}: file does not exist")
     write_taiwan(args.csv, out)
@@ -409,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
                         "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
     p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")
-    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")
+    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "
+                                    "and whose data dictionary sets the policy rules (needs_referral)")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
     p.set_defaults(func=_cmd_price)

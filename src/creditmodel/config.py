@@ -398,6 +398,8 @@ def build_config(values: dict[str, Any] | None = None, *, source: str = "config"
         return RunConfig.model_validate(values or {})
     except ValidationError as exc:
         raise ConfigError(_error_line(exc, source)) from None
+    except ConfigError as exc:  # the data dictionary named by the config, or LGDs that do not match it
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -366,7 +366,7 @@ def test_lgds_are_checked_against_the_dictionary_in_use(tmp_path):
     with pytest.raises(ConfigError) as err:  # the default LGDs name the seed bank's guarantee types
         build_config({"dictionary": str(path)})
     assert str(err.value) == (
-        f"pricing.lgd needs exactly the guarantee types of data dictionary {path} ['none', 'personal', "
+        f"config: pricing.lgd needs exactly the guarantee types of data dictionary {path} ['none', 'personal', "
         f"'real_estate']; missing ['none', 'personal', 'real_estate'], unknown ['collateral', 'joint_group', "
         f"'third_party', 'unsecured']; set [pricing.lgd] in the run configuration")
     config = build_config({"dictionary": str(path),

@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditmodel.data.schema import CHANNELS, TABLES
+from creditmodel.data.dictionary import default_dictionary
+from creditmodel.data.schema import TABLES
 from creditmodel.data.synthetic import generate_world
 from creditmodel.features.build import available_features, build_features, compile_query
 from creditmodel.features.catalogue import CATALOGUE
+
+CHANNELS = default_dictionary().vocabulary("channel")
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: the Spark engine is not tested")
 if shutil.which("java") is None or subprocess.run(["java", "-version"], capture_output=True).returncode != 0:

@@ -161,3 +161,25 @@ def test_price_with_bundle_passes_loan_terms_through(demo_run):
         price_with_bundle(bundle, frame.assign(loan_amount=-1.0), PricingConfig())
     with pytest.raises(RequestError, match="'loan_id' is missing"):
         price_with_bundle(bundle, frame.drop(columns=["loan_id"]), PricingConfig())
+
+
+def test_price_with_bundle_flags_loans_to_refer(demo_run, tmp_path):
+    """Above the approval authority or the longest term: priced as usual and flagged, never refused."""
+    from creditmodel.data.dictionary import load_dictionary
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.pricing import POLICY_COLUMNS, price_with_bundle
+
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    frame = pd.read_parquet(demo_run["result"].features_path).head(4).copy()
+    frame["loan_amount"] = [8e6, 1e5, 6e6, 2e5]
+    frame["term_months"] = [12, 180, 150, 24]
+    out = price_with_bundle(bundle, frame, PricingConfig())
+    assert tuple(out.columns[-2:]) == POLICY_COLUMNS
+    assert out["needs_referral"].tolist() == [True, True, True, False]
+    assert out["referral_rules"].tolist() == ["approval_authority", "term_limit", "approval_authority,term_limit", ""]
+    assert out["rate"].notna().all()
+    # a bank's own rules come from its dictionary
+    path = tmp_path / "bank.toml"
+    path.write_text('[[policy]]\nname = "small_unit"\ntable = "loans"\ncolumn = "amount"\nmax = 150000\n')
+    own = price_with_bundle(bundle, frame, PricingConfig(), load_dictionary(path))
+    assert own["referral_rules"].tolist() == ["small_unit", "", "small_unit", "small_unit"]
