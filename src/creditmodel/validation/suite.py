@@ -457,9 +457,9 @@ def leakage(ev: Evidence, cfg: ValidationConfig) -> Section:
             note=("; ".join(f"{r.feature}: {r.reasons}" for r in flagged.itertuples())
                   if top is not None else "none"))
     sec.add("Declared risk direction contradicted by the data", "train", value=float(len(contradicted)),
-            status="amber" if len(contradicted) else "green",
-            threshold="amber when a declared direction has the opposite significant sign on train",
-            note=", ".join(contradicted["feature"]) or "none")
+            status="info", threshold="opposite sign of Spearman's rho on train, p < 0.01",
+            note=(", ".join(contradicted["feature"]) + ": the monotone constraint keeps the declared direction; "
+                  "remove the direction if the data is right") if len(contradicted) else "none")
     sec.add("Constant or duplicate features dropped", "development", value=float(len(dropped)), status="info",
             note=", ".join(f"{r.feature} ({r.reasons})" for r in dropped.itertuples()) or "none")
     shown = g.drop(columns=[c for c in ("duplicate_of",) if c in g.columns])
