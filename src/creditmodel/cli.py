@@ -262,21 +262,23 @@ def _cmd_data_check(args: argparse.Namespace) -> None:
     from creditmodel.data.io import read_tables, resolve_extraction_date
     from creditmodel.data.policy import policy_flags, referral_summary
     from creditmodel.data.profile import profile
-    from creditmodel.features.labels import default_labels
+    from creditmodel.features.labels import label_columns, make_labels
+    from creditmodel.pipeline import carry_label_columns
 
     config = load_config(args.config, {"data_encoding": args.encoding, "data_delimiter": args.delimiter,
                                        "extraction_date": args.extraction_date})
     dictionary = config.data_dictionary()
     raw = read_tables(args.dir, encoding=config.data_encoding, delimiter=config.data_delimiter)
     extraction = resolve_extraction_date(config.extraction_date, args.dir)
-    ignored = ignored_columns(raw, dictionary)
+    outcome = {f"loans.{c}" for c in label_columns(config.label.kind, config.label.column)}
+    ignored = [c for c in ignored_columns(raw, dictionary) if c not in outcome]
     if ignored:
         print(f"ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
     tables = validate_tables(raw, dictionary=dictionary, extraction_date=extraction)  # every failure at once
     label = config.label
-    labels = default_labels(tables["loans"], tables["repayments"], extraction, window_months=label.window_months,
-                            dpd_threshold=label.dpd_threshold).rename(
-        f"{label.dpd_threshold}+ DPD within {label.window_months} months")
+    tables = carry_label_columns(raw, tables, config)  # the bank's default flag or date column, if configured
+    labels = make_labels(tables, extraction, kind=label.kind, window_months=label.window_months,
+                         dpd_threshold=label.dpd_threshold, column=label.column).rename(label.describe()["en"])
     print(f"extraction date {extraction.date()}; data dictionary: {dictionary.source}")
     print(profile(tables, labels))
     referrals = referral_summary(policy_flags(tables["loans"], dictionary, enterprises=tables.get("enterprises")))

@@ -27,18 +27,19 @@ from creditmodel.data.contracts import ignored_columns, validate_tables
 from creditmodel.data.io import declared_extraction_date, read_tables, resolve_extraction_date
 from creditmodel.data.policy import policy_flags, referral_summary
 from creditmodel.data.synthetic import generate_world, write_world
-from creditmodel.exceptions import BundleError, DataContractError
+from creditmodel.exceptions import BundleError, ConfigError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
 from creditmodel.export.signing import HOW_TO_SIGN, load_private_key
-from creditmodel.features.build import available_features, build_features, feature_columns
-from creditmodel.features.catalogue import BY_NAME, catalogue
-from creditmodel.features.labels import default_labels
+from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
+from creditmodel.features.catalogue import BY_NAME, Feature, register, run_features
+from creditmodel.features.labels import label_columns, make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
+from creditmodel.models.refit import refit_on_development
 from creditmodel.models.scorecard import ScorecardPD
 from creditmodel.models.search import SEARCHED, search_lightgbm
 from creditmodel.models.segments import compare_segment_models
@@ -46,6 +47,7 @@ from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, default_tracking_uri, log_pipeline_run
 from creditmodel.validation import explain, metrics, plots
+from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
 from creditmodel.validation.report import build_report
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,17 @@ class TrainedModels:
     calibrators: dict[str, PDCalibrator]
     master_scale: MasterScale
     search_trials: pd.DataFrame | None = None
+    without_refit: tuple[LightGBMPD, PDCalibrator] | None = None  # with train.refit_on_validation
+    guard: pd.DataFrame | None = None  # the leakage and dominance guard's table
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return MODELS + (("lightgbm_without_refit",) if self.without_refit is not None else ())
 
     def pd(self, model: str, X: pd.DataFrame) -> np.ndarray:
+        if model == "lightgbm_without_refit" and self.without_refit is not None:
+            est, cal = self.without_refit
+            return cal.predict(est.decision_function(X))
         est = self.scorecard if model == "scorecard" else self.lightgbm
         return self.calibrators[model].predict(est.decision_function(X))
 
@@ -118,10 +129,12 @@ def load_inputs(config: RunConfig, world_dir: Path | None, progress: Callable[[s
         if declared is not None and declared != extraction and progress is not None:
             progress(f"    extraction date {extraction.date()} from the configuration; the data declares "
                      f"{declared.date()}")
-        ignored = ignored_columns(raw, dictionary)
+        ignored = [c for c in ignored_columns(raw, dictionary)
+                   if c not in {f"loans.{n}" for n in label_columns(config.label.kind, config.label.column)}]
         if ignored and progress is not None:
             progress(f"    ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
-        tables = validate_tables(raw, dictionary=dictionary, extraction_date=extraction)
+        tables = carry_label_columns(raw, validate_tables(raw, dictionary=dictionary, extraction_date=extraction),
+                                     config)
         if notes is not None:
             notes["ignored_columns"] = ignored
         truth_path = Path(config.data_dir) / "_truth" / "loan_truth.parquet"
@@ -135,12 +148,30 @@ def load_inputs(config: RunConfig, world_dir: Path | None, progress: Callable[[s
     return world.tables, pd.Timestamp(world.extraction_date), world.truth
 
 
+def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataFrame], config: RunConfig
+                        ) -> dict[str, pd.DataFrame]:
+    """The validated tables with the loans column holding the bank's default flag or date (the label, not a
+    feature and not a declared attribute) carried over from the raw loans table; a missing one is one line."""
+    wanted = [c for c in label_columns(config.label.kind, config.label.column) if c not in tables["loans"].columns]
+    if not wanted:
+        return tables
+    loans = raw.get("loans")
+    absent = [c for c in wanted if loans is None or c not in loans.columns]
+    if absent:
+        raise DataContractError(f"table loans: column {absent[0]!r} is missing (label.column of the run "
+                                f"configuration, label.kind {config.label.kind!r})")
+    extra = loans[["loan_id", *wanted]].copy()
+    extra["loan_id"] = extra["loan_id"].astype(tables["loans"]["loan_id"].dtype)
+    return {**tables, "loans": tables["loans"].merge(extra, on="loan_id", how="left", validate="one_to_one")}
+
+
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
                     progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables, progress=progress)
-    labels = default_labels(tables["loans"], tables["repayments"], extraction,
-                            window_months=config.label.window_months, dpd_threshold=config.label.dpd_threshold)
+    feats = build_features(tables, features=own_features(config), progress=progress)
+    lab = config.label
+    labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
+                         dpd_threshold=lab.dpd_threshold, column=lab.column)
     feats["default"] = feats["loan_id"].map(labels).astype("Int64")
     sp = config.split
     feats["split"] = (time_split(feats["decision_date"], sp.valid_start, sp.oot_start) if sp.method == "time" else
@@ -156,9 +187,18 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
             raise DataContractError(
                 f"split {split!r} holds {len(part)} labelled loans with {int(part.sum())} defaults; at least 5 "
                 f"defaults and 5 non-defaults are needed (split.valid_start={config.split.valid_start}, "
-                f"split.oot_start={config.split.oot_start}, labels complete until "
-                f"{(extraction - pd.DateOffset(months=config.label.window_months)).date()})")
+                f"split.oot_start={config.split.oot_start}, " + (
+                    "label: the bank's flag as recorded)" if lab.kind == "flag" else f"labels complete until "
+                    f"{(extraction - pd.DateOffset(months=lab.window_months)).date()})"))
     return frame
+
+
+def own_features(config: RunConfig) -> tuple[Feature, ...]:
+    """The run's features: the catalogue with the data dictionary's vocabularies and the bank's own
+    attributes declared there, registered by name (schema, labels, reason texts, directions)."""
+    feats = run_features(config.data_dictionary())
+    register(feats)
+    return feats
 
 
 def risk_directions(columns: list[str]) -> dict[str, int]:
@@ -176,17 +216,58 @@ def lightgbm_params(config: RunConfig, directions: dict[str, int]) -> dict:
                 monotone_constraints=directions if lg.monotone else None)
 
 
+def select_features(columns: list[str], config: RunConfig) -> list[str]:
+    """The feature columns the configuration lets into the models (`features.exclude`, `include_sources`;
+    "attributes" stands for both the loan and the enterprise attributes); never a label column."""
+    fc = config.features
+    unknown = [c for c in fc.exclude if c not in BY_NAME and c not in columns]
+    if unknown:
+        raise ConfigError(f"features.exclude: {unknown[0]!r} is not a feature (see the feature catalogue or the "
+                          f"data dictionary's attributes)")
+    sources = set(SOURCES) | {"attributes"}
+    bad = [s for s in fc.include_sources if s not in sources]
+    if bad:
+        raise ConfigError(f"features.include_sources: {bad[0]!r} is not a feature source; expected some of "
+                          f"{sorted(sources)}")
+    outcome = set(label_columns(config.label.kind, config.label.column))
+    keep = [c for c in columns if c not in set(fc.exclude) and c not in outcome]
+    if fc.include_sources:
+        wanted = set(fc.include_sources)
+        keep = [c for c in keep if feature_source(c) in wanted
+                or ("attributes" in wanted and feature_source(c).endswith("_attributes"))]
+    if not keep:
+        raise ConfigError(f"features.exclude / features.include_sources leave no feature of the {len(columns)} built")
+    return keep
+
+
+def feature_source(name: str) -> str:
+    """The catalogue source of a feature column ("" when it is not in the catalogue)."""
+    f = BY_NAME.get(name)
+    return f.source if f is not None else ""
+
+
 def feature_schema(columns: list[str], config: RunConfig) -> FeatureSchema:
-    """The feature schema of `columns`, categories from the run's data dictionary."""
-    return FeatureSchema.for_columns(columns, catalogue(config.data_dictionary()))
+    """The feature schema of `columns`: categories from the run's data dictionary (vocabularies and attributes)."""
+    return FeatureSchema.for_columns(columns, run_features(config.data_dictionary()))
 
 
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
-    set the PD level to the long-run average default rate, and record the master scale on development data."""
-    cols = [c for c in feature_columns(frame) if c not in ("default", "split")]
+    set the PD level to the long-run average default rate, and record the master scale on development data.
+
+    Before training, constant and duplicate features are dropped (config `guard`); after it, every
+    feature's power and importance share is measured by the leakage guard. With
+    `train.refit_on_validation`, LightGBM is then refitted on train + validation (see models.refit) and
+    becomes the main model; the model fitted on train alone is kept for comparison."""
+    cols = select_features([c for c in feature_columns(frame) if c not in ("default", "split")], config)
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "valid"]
     dev = frame[frame["split"].isin(["train", "valid"])]
+    g = config.guard
+    screen = screen_columns(dev, cols)
+    screen = Screen([c for c in cols if not ((g.drop_constant and c in screen.constant)
+                                             or (g.drop_duplicates and c in screen.duplicates))],
+                    screen.constant if g.drop_constant else [], screen.duplicates if g.drop_duplicates else {})
+    cols = screen.kept
     directions = risk_directions(cols)
     sc = config.scorecard
     scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
@@ -212,11 +293,34 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
         calibrators[name] = PDCalibrator(cal.method, pd_floor=cal.pd_floor).fit(score, valid["default"])
         if target is not None:
             calibrators[name].set_level(score, target)
+    without_refit = None
+    if config.train.refit_on_validation:
+        without_refit = (gbm, calibrators["lightgbm"])
+        refit = refit_on_development(LightGBMPD(**params, feature_schema=schema), dev[cols],
+                                     dev["default"].to_numpy(), dev["decision_date"], dev["loan_id"],
+                                     n_trees=gbm.best_iteration_, folds=config.train.refit_folds, method=cal.method,
+                                     pd_floor=cal.pd_floor, target_mean_pd=target)
+        gbm, calibrators["lightgbm"] = refit.model, refit.calibrator
     ms = config.master_scale
     scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd)
-    models = TrainedModels(scorecard, gbm, calibrators, scale, trials)
+    models = TrainedModels(scorecard, gbm, calibrators, scale, trials, without_refit=without_refit)
     scale.fit(models.pd("lightgbm", dev[cols]), dev["default"].to_numpy())
+    if g.enabled:
+        models.guard = leakage_guard(frame, models, screen, config)
     return models
+
+
+def leakage_guard(frame: pd.DataFrame, models: TrainedModels, screen: Screen, config: RunConfig) -> pd.DataFrame:
+    """The guard table of a trained run (see creditmodel.validation.leakage)."""
+    g = config.guard
+    cols = list(models.lightgbm.schema_.names)
+    train, oot = frame[frame["split"] == "train"], frame[frame["split"] == "oot"]
+    valid = frame[frame["split"] == "valid"]
+    sample = valid if len(valid) <= g.shap_rows else valid.sample(g.shap_rows, random_state=config.seed)
+    return guard_table(train, train["default"].to_numpy(), oot, oot["default"].to_numpy(), screen,
+                       GuardThresholds(g.iv_max, g.auc_max, g.gain_share_max, g.shap_share_max, g.bins),
+                       categorical=models.lightgbm.schema_.categorical, directions=risk_directions(cols),
+                       booster=models.lightgbm.booster_, encoded=models.lightgbm.schema_.encode(sample[cols]))
 
 
 def truth_by_grade(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame, split: str = "oot"
@@ -252,7 +356,7 @@ def evaluate(frame: pd.DataFrame, models: TrainedModels, truth: pd.DataFrame | N
     for split in SPLITS:
         part = frame[frame["split"] == split]
         y = part["default"].to_numpy()
-        for model in MODELS:
+        for model in models.model_names:
             rows.append({"model": model, "split": split, **metrics.performance(y, models.pd(model, part[cols]))})
         if truth is not None:
             true_pd = part["loan_id"].map(truth.set_index("loan_id")["true_pd"]).to_numpy()
@@ -289,6 +393,10 @@ def validation_gate(table: pd.DataFrame, models: TrainedModels, min_oot_auc: flo
         status = "amber" if status == "green" else status
         findings.append(f"the scorecard benchmark beats LightGBM out of time "
                         f"({m[('scorecard', 'oot')]:.3f} vs {m[('lightgbm', 'oot')]:.3f})")
+    if models.guard is not None and models.guard["flagged"].any():
+        status = "amber" if status == "green" else status
+        findings.append("leakage guard flags " + ", ".join(models.guard.loc[models.guard["flagged"], "feature"])
+                        + " (implausible power: check that they are known at the decision date)")
     return status, findings
 
 
@@ -382,10 +490,21 @@ def run_pipeline(
         progress("3/8 training scorecard and LightGBM; split sizes (loans/defaults): "
                  + ", ".join(f"{s} {int(r['size'])}/{int(r['sum'])}" for s, r in counts.iterrows()))
         models = train_models(frame, config)
+        if models.guard is not None:
+            guard_lines = summary_lines(models.guard)
+            progress(f"    leakage guard: {int(models.guard['flagged'].sum())} features flagged"
+                     + "".join(f"\n      {line}" for line in guard_lines))
         step("train")
         progress("4/8 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
         write_report(frame, models, table, stage / "report", truth)
+        if models.guard is not None:
+            models.guard.to_csv(stage / "report" / "leakage_guard.csv", index=False)
+        if models.without_refit is not None:
+            auc = table.set_index(["model", "split"])["auc"]
+            progress(f"    refit on train + validation: out-of-time AUC {auc[('lightgbm', 'oot')]:.3f} "
+                     f"(refitted, out-of-fold calibration) against {auc[('lightgbm_without_refit', 'oot')]:.3f} "
+                     f"(trained on train only)")
         if (config.segments.enabled and config.segments.column in frame.columns
                 and frame[config.segments.column].nunique() > 1):
             cols = list(models.lightgbm.schema_.names)
@@ -444,6 +563,18 @@ def run_pipeline(
             seg_all = pd.read_csv(seg_file).query("segment == 'all'").iloc[0]
             flat["segmented.oot.auc"] = float(seg_all["segmented_auc"])
         flat["lightgbm.best_iteration"] = float(models.lightgbm.best_iteration_)
+        guard_tags = {}
+        if models.guard is not None:
+            gt = models.guard
+            kept = gt[gt["status"] == "kept"]
+            flat["guard.flagged_features"] = float(gt["flagged"].sum())
+            flat["guard.dropped_features"] = float(gt["status"].isin(["constant", "duplicate"]).sum())
+            flat["guard.directions_contradicted"] = float(gt["direction_contradicted"].sum())
+            for k in ("iv_train", "iv_oot", "auc_train", "auc_oot", "gain_share", "shap_share"):
+                if k in kept and kept[k].notna().any():
+                    flat[f"guard.max_{k}"] = float(kept[k].max())
+            guard_tags = {"guard_flagged": ",".join(gt.loc[gt["flagged"], "feature"]) or "none",
+                          "guard_dropped": ",".join(gt.loc[gt["status"] != "kept", "feature"]) or "none"}
         flat["calibration.level_shift"] = models.calibrators["lightgbm"].level_shift_
         flat["master_scale.monotone_development"] = float(models.master_scale.monotone_)
         if truth is not None:
@@ -479,7 +610,7 @@ def run_pipeline(
                 model_alias=config.model_alias,
                 tags={"extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
                       "data_source": str(config.data_dir) if config.data_dir else "synthetic",
-                      "missing_sources": ",".join(missing) or "none"},
+                      "missing_sources": ",".join(missing) or "none", **guard_tags},
                 version_tags={"validation_status": status, "validation_findings": "; ".join(findings) or "none",
                               "oot_auc": f"{table.set_index(['model', 'split']).loc[('lightgbm', 'oot'), 'auc']:.4f}"},
             )

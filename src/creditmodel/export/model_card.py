@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-INTENDED_USE = ("12-month probability of default of small and micro enterprise loan applications of a county "
+from creditmodel.features.labels import describe_label
+
+INTENDED_USE = ("Probability of default (as the target defines it) of small and micro enterprise loan applications of a county "
                 "rural cooperative bank, as of the decision date, for credit decisions and risk-based pricing.")
 NOT_FOR = [
     "regulatory capital of the bank without a separate IRB model approval",
@@ -23,6 +25,10 @@ LIMITATIONS = [
     "conservatism; a downturn beyond that period is not in the data.",
     "Out-of-range or unknown feature values are refused, not extrapolated.",
 ]
+
+REFIT_NOTE = ("Refitted on train + validation after early stopping and calibration were chosen on the validation "
+              "period, calibrated out of fold: metrics on the validation split are in-sample; the out-of-time "
+              "split is the held-out evidence.")
 
 
 def data_window(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -53,14 +59,17 @@ def build_model_card(
             k: (None if not np.isfinite(getattr(row, k)) else round(float(getattr(row, k)), 6))
             for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
     label = config.get("label", {})
+    target = describe_label(label.get("kind", "dpd"), window_months=int(label.get("window_months", 12)),
+                            dpd_threshold=int(label.get("dpd_threshold", 90)), column=label.get("column"))
     return {
         "model": "LightGBM gradient-boosted trees, calibrated PD, master-scale grade",
         "benchmark": "WoE logistic scorecard (optbinning), scorecard.csv",
         "intended_use": INTENDED_USE,
         "not_for": NOT_FOR,
-        "limitations": LIMITATIONS,
-        "target": f"default = {label.get('dpd_threshold', 90)}+ days past due within "
-                  f"{label.get('window_months', 12)} months of the decision date",
+        "limitations": LIMITATIONS + ([REFIT_NOTE] if config.get("train", {}).get("refit_on_validation") else []),
+        "target": target["en"],
+        "target_zh": target["zh"],
+        "label": {k: label.get(k) for k in ("kind", "window_months", "dpd_threshold", "column") if k in label},
         "extraction_date": extraction_date,
         "data_window": data_window(frame),
         "split": config.get("split", {}),

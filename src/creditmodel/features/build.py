@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
+from creditmodel.exceptions import DataContractError
 from creditmodel.features.catalogue import CATALOGUE, REPORTING_LAG_DAYS, STATEMENT_WINDOW_DAYS, Feature
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,10 @@ _BLOCKS: dict[str, _Block] = {
         LEFT JOIN loans pm ON pm.enterprise_id = q.enterprise_id AND pm.application_date < a.decision_date
         LEFT JOIN repayments r ON r.loan_id = pm.loan_id AND r.date < a.decision_date{lookback}""", "r.date"),
 }
-_INLINE = {"application": ("loans",), "enterprises": ("enterprises",)}
-SOURCES = (*_INLINE, *_BLOCKS, "derived")
+_INLINE = {"application": ("loans",), "enterprises": ("enterprises",),
+           "loan_attributes": ("loans",), "enterprise_attributes": ("enterprises",)}
+_ATTRIBUTES = {"loan_attributes": "loans", "enterprise_attributes": "enterprises"}  # the bank's own columns
+SOURCES = (*_INLINE, *_BLOCKS, "derived")  # the attribute sources: the bank's own columns
 
 
 def _needs(source: str) -> tuple[str, ...]:
@@ -139,13 +142,31 @@ def _referenced(derived: Feature, features: Sequence[Feature]) -> list[str]:
     return [f.name for f in features if f.source != "derived" and f.name in words]
 
 
-def _register(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
+def attribute_columns(features: Sequence[Feature]) -> dict[str, list[str]]:
+    """Per table, the bank's own columns that attribute features read."""
+    out: dict[str, list[str]] = {}
+    for f in features:
+        if f.source in _ATTRIBUTES:
+            out.setdefault(_ATTRIBUTES[f.source], []).append(f.name)
+    return out
+
+
+def _check_attributes(tables: dict[str, pd.DataFrame], extra: dict[str, list[str]]) -> None:
+    for table, columns in extra.items():
+        absent = [c for c in columns if tables.get(table) is not None and c not in tables[table].columns]
+        if absent:
+            raise DataContractError(f"attribute {table}.{absent[0]} is declared in the data dictionary but the "
+                                    f"{table} table has no such column ({len(absent)} missing)")
+
+
+def _register(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame],
+              extra: dict[str, list[str]] | None = None) -> None:
     for name, df in tables.items():
         if name not in TABLES or df is None:
             continue
         spec = TABLES[name]
         con.register(f"raw_{name}", df)
-        cols = []
+        cols = list((extra or {}).get(name, []))
         for c in spec.columns:
             if c.kind == "date":
                 cols.append(f"CAST({c.name} AS DATE) AS {c.name}")
@@ -183,9 +204,10 @@ def compile_query(features: Sequence[Feature]) -> str:
     by_source: dict[str, list[Feature]] = {}
     for f in features:
         by_source.setdefault(f.source, []).append(f)
-    for f in by_source.get("application", []) + by_source.get("enterprises", []):
-        selects.append(f"{_value(f, f.sql)} AS {f.name}")
-    if "enterprises" in by_source:
+    for source in ("application", "enterprises", "loan_attributes", "enterprise_attributes"):
+        for f in by_source.get(source, []):
+            selects.append(f"{_value(f, f.sql)} AS {f.name}")
+    if "enterprises" in by_source or "enterprise_attributes" in by_source:
         joins.append("LEFT JOIN enterprises e ON e.enterprise_id = a.enterprise_id")
     for i, (source, feats) in enumerate(sorted((s, fs) for s, fs in by_source.items() if s in _BLOCKS)):
         alias = f"b{i}"
@@ -265,12 +287,15 @@ def build_features(
             con.execute("SET enable_progress_bar = false")
         except duckdb.Error:
             pass
-        _register(con, tables)
+        extra = attribute_columns(kept)
+        _check_attributes({**tables, "loans": apps}, extra)
+        _register(con, tables, extra)
         con.register("raw_apps", apps)
         group = "group_id" if "group_id" in apps.columns else "CAST(NULL AS BIGINT) AS group_id"
+        own = "".join(f", {c}" for c in extra.get("loans", []))
         con.execute(f"""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
             CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type, {group}
-            FROM raw_apps""")
+            {own} FROM raw_apps""")
         done = threading.Event()
         watcher = None
         if progress is not None:

@@ -34,9 +34,12 @@ a repayment record of that member). ``derived`` features refer to other features
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
+from typing import Any
 
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.exceptions import ConfigError
 
 REPORTING_LAG_DAYS = 90  # a statement for the period ending P is usable for decisions after P + 90 days
 STATEMENT_WINDOW_DAYS = 1095  # statements whose period ended in the last three years
@@ -63,6 +66,8 @@ class Feature:
     description: str = ""  # the definition in words, one line
     direction: int = 0  # +1 higher is riskier, -1 higher is safer, 0 no prior
     reason: str = ""  # what a loan officer reads when this feature raises the PD
+    label_zh: str = ""  # the label in Simplified Chinese (the bank's own attributes carry one)
+    reason_zh: str = ""  # the reason text in Simplified Chinese
 
     @property
     def is_categorical(self) -> bool:
@@ -726,3 +731,60 @@ BY_NAME: dict[str, Feature] = {f.name: f for f in CATALOGUE}
 def feature(name: str) -> Feature:
     """The catalogue entry of a feature, by name."""
     return BY_NAME[name]
+
+
+# --- the bank's own attributes (declared in the data dictionary) -------------------------------------
+
+ATTRIBUTE_SOURCES = {"loans": "loan_attributes", "enterprises": "enterprise_attributes"}
+
+
+def attribute_features(attributes: Sequence[Any]) -> tuple[Feature, ...]:
+    """One feature per declared attribute of the loans or enterprises table (data dictionary entries with
+    table, name, kind, categories, direction, en, zh, reason_en, reason_zh).
+
+    Point in time: a loan attribute is part of the application, known at its decision date; an
+    enterprise attribute is a static attribute of the borrower. Numeric attributes enter as they are,
+    booleans as 0/1, categorical ones as categories (coded like the catalogue's own). They are built on
+    DuckDB only: the Spark builder refuses them in one line."""
+    out = []
+    for a in attributes:
+        if a.table not in ATTRIBUTE_SOURCES:
+            continue
+        if not str(a.name).isidentifier():
+            raise ValueError(f"attribute {a.table}.{a.name}: the name must be a plain column name")
+        alias = "a" if a.table == "loans" else "e"
+        kind = a.kind
+        if kind == "categorical":
+            sql, fmt, cats, agg = f"CAST({alias}.{a.name} AS VARCHAR)", "cat", tuple(a.categories or ()), "value"
+        elif kind == "bool":
+            sql, fmt, cats, agg = f"CAST({alias}.{a.name} AS INTEGER)", "flag", None, "flag"
+        elif kind == "numeric":
+            sql, fmt, cats, agg = f"{alias}.{a.name}", "float", None, "value"
+        else:
+            raise ValueError(f"attribute {a.table}.{a.name}: kind {kind!r} is not numeric, categorical or bool")
+        label = a.en or a.name
+        out.append(Feature(a.name, ATTRIBUTE_SOURCES[a.table], sql, label, fmt, categories=cats, aggregation=agg,
+                           description=f"The bank's own attribute {a.table}.{a.name}"
+                                       + (" (known at the decision date)." if a.table == "loans"
+                                          else " (static attribute of the borrower)."),
+                           direction=int(a.direction or 0), reason=a.reason_en or label,
+                           label_zh=a.zh or label, reason_zh=a.reason_zh or a.zh or label))
+    return tuple(out)
+
+
+def register(features: Sequence[Feature]) -> None:
+    """Make features beyond the catalogue known by name (labels, reasons, directions, categories), as the
+    catalogue's own are; a feature named like a catalogue feature is refused."""
+    for f in features:
+        if f.source in ATTRIBUTE_SOURCES.values() and f.name in _CATALOGUE_NAMES:
+            raise ConfigError(f"attribute {f.name!r} has the name of a catalogue feature; rename the column")
+        BY_NAME[f.name] = f
+
+
+def run_features(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
+    """Every feature of a run: the catalogue with the dictionary's vocabularies, then its attributes."""
+    d = default_dictionary() if dictionary is None else dictionary
+    return (*catalogue(d), *attribute_features(d.attributes))
+
+
+_CATALOGUE_NAMES = frozenset(BY_NAME)

@@ -42,6 +42,7 @@ class FeatureSchema:
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric: allowed [lo, hi]
     required: frozenset[str] = frozenset()  # features that may not be null
     observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric: training min, max
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # beyond the catalogue: label, reason (en, zh)
 
     @classmethod
     def for_columns(cls, columns: Sequence[str], features: Sequence[Feature] | None = None) -> FeatureSchema:
@@ -162,6 +163,10 @@ class FeatureSchema:
                     entry["training_min"], entry["training_max"] = self.observed[n]
             if f is not None:
                 entry.update(label=f.label, description=f.description, direction=f.direction, reason=f.reason)
+                if f.label_zh or f.reason_zh:
+                    entry.update(label_zh=f.label_zh, reason_zh=f.reason_zh, source=f.source)
+            elif n in self.texts:
+                entry.update(self.texts[n])
             feats.append(entry)
         return {"features": feats}
 
@@ -174,12 +179,17 @@ class FeatureSchema:
             {f["name"]: (float(f["min"]), float(f["max"])) for f in feats if f["kind"] == "numeric" and "min" in f},
             frozenset(f["name"] for f in feats if f.get("nullable", True) is False),
             {f["name"]: (float(f["training_min"]), float(f["training_max"])) for f in feats if "training_min" in f},
+            {f["name"]: {k: f[k] for k in ("label", "reason", "label_zh", "reason_zh", "direction", "source")
+                         if k in f} for f in feats if "label_zh" in f or "reason_zh" in f},
         )
 
     def reason(self, name: str) -> str:
         """The loan officer's reason text of a feature (its name when it is not in the catalogue)."""
         f = BY_NAME.get(name)
-        return f.reason or f.label if f is not None else name
+        if f is not None:
+            return f.reason or f.label
+        t = self.texts.get(name, {})
+        return t.get("reason") or t.get("label") or name
 
 
 def _catalogue_policy(columns: Sequence[str], categories: dict[str, tuple[str, ...]]

@@ -460,6 +460,10 @@ def spark_feature_frame(
 
     stage: see ``register_tables`` (in-memory tables staged as parquet; must outlive the frame).
     """
+    own = [f.name for f in features if f.source in ("loan_attributes", "enterprise_attributes")]
+    if own:
+        raise SparkTranslationError(f"the bank's own attributes ({', '.join(own)}) are built on DuckDB only; "
+                                    f"use build_features, or leave them out of the features passed to Spark")
     tables = _resolve(tables)
     kept, missing = available_features(tables, features)
     if missing:

@@ -55,6 +55,15 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
         iv_series = pd.read_csv(iv).set_index("feature")["iv"]
     except Exception:  # noqa: BLE001
         pass
+    guard = None
+    try:  # the leakage guard's table: runs logged before the guard existed have none
+        import mlflow
+
+        path = mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="report/leakage_guard.csv",
+                                                   dst_path=str(workdir))
+        guard = pd.read_csv(path, keep_default_na=True)
+    except Exception:  # noqa: BLE001
+        pass
     label = f"{ref.name} version {ref.version}" if ref.name else f"run {ref.run_id[:8]}"
     return Evidence(
         # the run's own artifacts from the tracking store: checksums and every field are verified, and a
@@ -62,7 +71,7 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
         label=label, bundle=load_bundle(parts["bundle"], allow_unsigned=True),
         features=pd.read_parquet(data / "features.parquet"), scored=pd.read_parquet(data / "scored.parquet"),
         scorecard_points=pd.read_parquet(points).set_index("loan_id") if points.is_file() else None,
-        scorecard_iv=iv_series, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
+        scorecard_iv=iv_series, guard=guard, model_uri=model_uri, run_id=ref.run_id, version=ref.version)
 
 
 def _img(path: Path) -> str:
@@ -167,6 +176,7 @@ def _render_model(key: str, short: str, result: ValidationResult) -> _Rendered:
     ev = result.evidence
     card = ev.card
     card_rows = [("intended use", card.get("intended_use", "")), ("target", card.get("target", "")),
+                 ("目标定义 (target)", card.get("target_zh", "")),
                  ("extraction date", card.get("extraction_date", "")),
                  ("not for", "; ".join(card.get("not_for", []))), ("limitations", " ".join(card.get("limitations", [])))]
     for split, w in card.get("data_window", {}).items():

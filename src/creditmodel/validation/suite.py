@@ -24,6 +24,7 @@ from creditmodel.config import ValidationConfig
 from creditmodel.export.bundle import PDBundle
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.validation import explain, plots, stats
+from creditmodel.validation.leakage import TITLE as LEAKAGE_TITLE
 from creditmodel.validation.metrics import auc, brier, ks
 
 STATUS_ORDER = {"green": 0, "amber": 1, "red": 2, "info": -1}
@@ -41,6 +42,7 @@ class Evidence:
     scored: pd.DataFrame  # loan_id, split, default, segments, pd_<model>, grade_<model>, score_points
     scorecard_points: pd.DataFrame | None = None  # per loan (index loan_id) and scorecard feature
     scorecard_iv: pd.Series | None = None  # information value of every candidate feature
+    guard: pd.DataFrame | None = None  # the leakage and dominance guard's table (report/leakage_guard.csv)
     model_uri: str | None = None
     run_id: str | None = None
     version: str | None = None
@@ -429,6 +431,43 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Sec
     return sec, reasons.reset_index(), importance
 
 
+# --------------------------------------------------------------------------- leakage and dominance
+
+
+def leakage(ev: Evidence, cfg: ValidationConfig) -> Section:
+    """The guard's verdict, first in the report: features with implausible power, contradicted directions,
+    and the constant or duplicate columns dropped before training."""
+    sec = Section("leakage", f"{LEAKAGE_TITLE['en']} / {LEAKAGE_TITLE['zh']}",
+                  "Every feature alone: direction-free AUC and information value on train and out of time; its "
+                  "share of LightGBM's gain and of mean |SHAP|. A feature with implausible power may be recorded "
+                  "after, or because of, the default (e.g. a term cut short by a charge-off): check that it is known "
+                  "at the decision date before trusting the model. 单一特征的区分能力过强可能意味着信息泄露"
+                  "（该字段在决策日之后才记录或因违约而改变），请在使用模型前核实。")
+    g = ev.guard
+    if g is None:
+        sec.add("Leakage guard", "all features", status="info", note="no guard table logged with this run")
+        return sec
+    flagged = g[g["flagged"].astype(bool)]
+    contradicted = g[g["direction_contradicted"].astype(bool)]
+    dropped = g[g["status"].isin(["constant", "duplicate"])]
+    top = flagged.iloc[0] if len(flagged) else None
+    sec.add("Features with implausible power", f"{int((g['status'] == 'kept').sum())} features",
+            value=float(len(flagged)), status="amber" if len(flagged) else "green",
+            threshold="amber when any feature exceeds a guard threshold (config [guard])",
+            note=("; ".join(f"{r.feature}: {r.reasons}" for r in flagged.itertuples())
+                  if top is not None else "none"))
+    sec.add("Declared risk direction contradicted by the data", "train", value=float(len(contradicted)),
+            status="info", threshold="opposite sign of Spearman's rho on train, p < 0.01",
+            note=(", ".join(contradicted["feature"]) + ": the monotone constraint keeps the declared direction; "
+                  "remove the direction if the data is right") if len(contradicted) else "none")
+    sec.add("Constant or duplicate features dropped", "development", value=float(len(dropped)), status="info",
+            note=", ".join(f"{r.feature} ({r.reasons})" for r in dropped.itertuples()) or "none")
+    shown = g.drop(columns=[c for c in ("duplicate_of",) if c in g.columns])
+    shown.insert(1, "label", shown["feature"].map(explain.label))
+    sec.tables.append(("Power and dominance per feature (flagged first)", shown))
+    return sec
+
+
 # --------------------------------------------------------------------------- the whole suite
 
 
@@ -437,7 +476,7 @@ def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> ValidationRe
     figdir = Path(figdir)
     figdir.mkdir(parents=True, exist_ok=True)
     expl_sec, reasons, importance = explanations(ev, cfg, figdir)
-    sections = [discrimination(ev, cfg, figdir), calibration(ev, cfg, figdir),
+    sections = [leakage(ev, cfg), discrimination(ev, cfg, figdir), calibration(ev, cfg, figdir),
                 stability(ev, cfg, figdir, list(importance.index[:cfg.top_features])),
                 segments(ev, cfg), benchmark(ev, cfg), expl_sec]
     oot = _split(ev, "oot")
