@@ -905,10 +905,19 @@ def _load_dictionary(mapping: Mapping, base: Path) -> DataDictionary:
 
 
 def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
-    """Build and validate every canonical table of ``mapping`` (paths relative to ``base``)."""
+    """Build and validate every canonical table of ``mapping`` (paths relative to ``base``).
+
+    The validated canonical columns come back with every further mapped column kept beside them
+    (e.g. the bank's default flag or default date, which a run's label may name): a run decides
+    what it uses and lists what it ignores; mapping never drops a column the mapping asked for."""
     dictionary = _load_dictionary(mapping, base)
     tables = {name: _map_table(name, spec, base, dictionary) for name, spec in mapping.tables.items()}
-    return validate_tables(tables, dictionary=dictionary, extraction_date=pd.Timestamp(mapping.extraction_date))
+    valid = validate_tables(tables, dictionary=dictionary, extraction_date=pd.Timestamp(mapping.extraction_date))
+    for name, frame in valid.items():
+        extra = [c for c in tables[name].columns if c not in frame.columns]
+        if extra and len(frame) == len(tables[name]):
+            valid[name] = pd.concat([frame, tables[name][extra].set_axis(frame.index)], axis=1)
+    return valid
 
 
 def write_mapped(mapping_path: str | Path, out_dir: str | Path, *, force: bool = False
