@@ -262,7 +262,8 @@ class RunConfig(_Strict):
     data_delimiter: str = Field(",", min_length=1, max_length=1)
     output_dir: Path = Path("data/demo")
     extraction_date: date | None = Field(None, description="None = the synthetic world's, or the last repayment date")
-    min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="a model below this out-of-time AUC is marked red")
+    min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="below this out-of-time AUC the run notes a "
+                               "preliminary finding (the verdict is the validation report's)")
     seed: int = Field(0, ge=0, description="seed of model training")
     experiment: str = Field("creditmodel", description="MLflow experiment; a config file without one gets its own")
     registered_model: str = "sme_pd"
