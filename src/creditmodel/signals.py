@@ -44,31 +44,49 @@ def sigterm_deferred() -> Iterator[None]:
             log.warning("SIGTERM arrived during a step that cannot be cut in two; the step was completed first")
 
 
+def terminating() -> bool:
+    """Whether a SIGTERM has been turned into `Terminated` in the current `sigterm_raises` block."""
+    return _fired["value"]
+
+
+_fired = {"value": False}
+
+
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
     """Inside the block, the first SIGTERM raises `Terminated`; later ones are ignored while the code
     unwinds, so that its clean-up is not cut short. Outside the main thread this does nothing (Python
-    delivers signals to the main thread only)."""
+    delivers signals to the main thread only).
+
+    Some C extensions turn the exception into their own (DuckDB raises "Query interrupted"): any
+    exception leaving the block after a SIGTERM leaves it as `Terminated`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = False
 
     def handler(signum: int, frame: Any) -> None:
-        nonlocal fired
         if _deferred["depth"]:
             _deferred["pending"] = True
             return
-        if fired:
+        if _fired["value"]:
             return
-        fired = True
+        _fired["value"] = True
         raise Terminated(signum)
 
+    outer = _fired["value"]
+    _fired["value"] = False
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
+    except Terminated:
+        raise
+    except BaseException as exc:
+        if _fired["value"]:
+            raise Terminated() from exc
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _fired["value"] = outer
 
 
 def terminate_as_exception(func: F) -> F:

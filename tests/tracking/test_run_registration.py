@@ -158,7 +158,7 @@ def test_registration_interrupted_before_the_alias_moves_is_undone(small, monkey
         register_version(uri, small["result"].tracked.run_id, "sme_pd", "challenger", {"validation_status": "green"})
     monkeypatch.undo()
     assert registry_state(uri) == before
-    assert client.get_model_version_by_alias("sme_pd", "challenger").version == before["aliases"]["challenger"]
+    assert str(client.get_model_version_by_alias("sme_pd", "challenger").version) == before["aliases"]["challenger"]
 
 
 def test_runs_cleanup_marks_only_dead_processes_of_this_host(small, capsys):

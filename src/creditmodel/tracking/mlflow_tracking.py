@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from creditmodel.signals import sigterm_deferred
+from creditmodel.signals import sigterm_deferred, terminating
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def pipeline_run(tracking_uri: str, experiment: str, tags: dict[str, str] | None
     except BaseException as exc:
         if handle.finished:  # interrupted after its commit: the run is complete and stays so
             raise
-        status = "FAILED" if isinstance(exc, Exception) else "KILLED"  # KeyboardInterrupt, SIGTERM
+        status = "FAILED" if isinstance(exc, Exception) and not terminating() else "KILLED"  # Ctrl-C, SIGTERM
         try:
             handle.rollback()
         except Exception as undo:  # noqa: BLE001 - the original error is the one to report
