@@ -36,6 +36,7 @@ SMALL_TOML = """experiment = "creditmodel"
 [synthetic]
 enterprises = 1000
 seed = 3
+transaction_density = 0.2
 [lightgbm]
 n_estimators = 30
 [segments]
@@ -110,7 +111,8 @@ def world(tmp_path_factory):
     toml = root / "small.toml"
     toml.write_text(SMALL_TOML)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    config = build_config({"output_dir": str(root / "out"), "synthetic": {"enterprises": 1000, "seed": 3},
+    config = build_config({"output_dir": str(root / "out"),
+                           "synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
                            "lightgbm": {"n_estimators": 30}, "segments": {"enabled": False}})
     run_pipeline(config, tracking_uri=uri)
     timings = json.loads((root / "out" / "run.json").read_text())["timings_s"]

@@ -24,12 +24,13 @@ from creditmodel.signals import Terminated
 from creditmodel.tracking.mlflow_tracking import HOST_TAG, PID_TAG, START_TAG, cleanup_stale_runs
 from creditmodel.tracking.registry import register_version
 
-SMALL = {"synthetic": {"enterprises": 1000, "seed": 3}, "lightgbm": {"n_estimators": 30},
-         "segments": {"enabled": False}}
+SMALL = {"synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
+         "lightgbm": {"n_estimators": 30}, "segments": {"enabled": False}}
 SMALL_TOML = """experiment = "creditmodel"
 [synthetic]
 enterprises = 1000
 seed = 3
+transaction_density = 0.2
 [lightgbm]
 n_estimators = 30
 [segments]

@@ -108,9 +108,10 @@ def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
         raise ConfigError(f"model {ref.load_uri}: cannot read its MLmodel file: {str(exc).splitlines()[0]}") from None
     flavor = (meta.get("flavors") or {}).get("lightgbm") if isinstance(meta, dict) else None
     if not isinstance(flavor, dict) or flavor.get("model_class", BOOSTER_CLASS) != BOOSTER_CLASS:
+        found = flavor.get("model_class") if isinstance(flavor, dict) else "no lightgbm flavour"
         raise BundleError(f"model {ref.load_uri}: expected a LightGBM Booster saved as text (model_class "
-                          f"{BOOSTER_CLASS}), found {flavor.get('model_class') if isinstance(flavor, dict) else 'no lightgbm flavour'}; "
-                          f"other formats are not read because loading them would unpickle")
+                          f"{BOOSTER_CLASS}), found {found}; other formats are not read because loading them "
+                          f"would unpickle")
     data = str(flavor.get("data", ""))
     path = (model_dir / data).resolve()
     if not data or path.parent != model_dir.resolve() or not path.is_file():
