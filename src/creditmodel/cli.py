@@ -477,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"creditmodel: {exc}; an unfinished run registers nothing and leaves the outputs as they were",
               file=sys.stderr)
         return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("creditmodel: interrupted; an unfinished run registers nothing and leaves the outputs as they were",
+              file=sys.stderr)
+        return 128 + 2
     return 0
 
 
