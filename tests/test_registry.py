@@ -39,7 +39,7 @@ def test_register_and_promote_record_who_and_why(store):
         promote(uri, "sme_pd", by="head-of-risk", reason="beats champion")
     # a report validates the version; green or amber promotes, red only when forced
     client.set_registered_model_alias("sme_pd", "validated", version)
-    status = build_report(f"models:/sme_pd@validated", store_tmp(uri) / "r.html", tracking_uri=uri)[0].status
+    status = build_report("models:/sme_pd@validated", store_tmp(uri) / "r.html", tracking_uri=uri)[0].status
     assert client.get_model_version("sme_pd", version).tags["validation_status"] == status
     forced = status == "red"
     assert promote(uri, "sme_pd", by="head-of-risk", reason="beats champion", force=forced) == version

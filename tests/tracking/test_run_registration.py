@@ -18,24 +18,10 @@ import pytest
 from mlflow import MlflowClient
 
 from creditmodel.cli import main
-from creditmodel.config import build_config
 from creditmodel.pipeline import run_pipeline
 from creditmodel.signals import Terminated
 from creditmodel.tracking.mlflow_tracking import HOST_TAG, PID_TAG, START_TAG, cleanup_stale_runs
 from creditmodel.tracking.registry import register_version
-
-SMALL = {"synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
-         "lightgbm": {"n_estimators": 30}, "segments": {"enabled": False}}
-SMALL_TOML = """experiment = "creditmodel"
-[synthetic]
-enterprises = 1000
-seed = 3
-transaction_density = 0.2
-[lightgbm]
-n_estimators = 30
-[segments]
-enabled = false
-"""
 
 
 def registry_state(uri: str) -> dict:
@@ -62,21 +48,15 @@ def dead_pid() -> int:
     return proc.pid
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """One successful run on a small world: the 'previous' state every failed run must leave alone."""
-    root = tmp_path_factory.mktemp("small")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    config = build_config({**SMALL, "output_dir": str(root / "out")})
-    result = run_pipeline(config, tracking_uri=uri)
-    (root / "small.toml").write_text(SMALL_TOML)
-    return {"root": root, "uri": uri, "config": config, "result": result}
+@pytest.fixture
+def small(small_run):
+    return small_run
 
 
 def test_the_run_registers_last_with_the_reports_verdict(small):
     r, uri = small["result"], small["uri"]
     client = MlflowClient(uri)
-    version = client.get_model_version_by_alias("sme_pd", "challenger")
+    version = client.get_model_version("sme_pd", r.tracked.model_version)
     run = client.get_run(r.tracked.run_id)
     assert run.info.status == "FINISHED" and version.run_id == run.info.run_id
     assert version.tags["validation_status"] == run.data.tags["validation_report_status"] in ("green", "amber", "red")
@@ -95,6 +75,7 @@ def test_sigterm_during_the_report_leaves_challenger_and_outputs_unchanged(small
     stale = client.create_run(exp_id, tags={HOST_TAG: socket.gethostname(), PID_TAG: str(dead_pid()),
                                             START_TAG: "1"}).info.run_id
     before, files, runs = registry_state(uri), digest(out), run_statuses(uri)
+    entries = sorted(p.name for p in out.parent.iterdir())
     real = pipeline.build_report
 
     def killed_while_reporting(*args, **kwargs):
@@ -108,7 +89,7 @@ def test_sigterm_during_the_report_leaves_challenger_and_outputs_unchanged(small
     assert signal.getsignal(signal.SIGTERM) == handler  # the run's handler lived only as long as the run
     assert registry_state(uri) == before
     assert digest(out) == files
-    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+    assert sorted(p.name for p in out.parent.iterdir()) == entries  # no staging directory left
     new = {k: v for k, v in run_statuses(uri).items() if k not in runs}
     assert list(new.values()) == ["KILLED"]
     assert client.get_run(stale).info.status == "FAILED"
