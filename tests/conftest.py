@@ -35,3 +35,36 @@ def demo_run(tmp_path_factory, signing_keys):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = run_pipeline(config, tracking_uri=uri)
     return {"config": config, "result": result, "tracking_uri": uri, "root": root}
+
+
+SMALL_RUN_TOML = """experiment = "creditmodel"
+[synthetic]
+enterprises = 1000
+seed = 3
+transaction_density = 0.2
+[lightgbm]
+n_estimators = 30
+[segments]
+enabled = false
+"""
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One successful pipeline run on a small world (the previous state that failed, interrupted and
+    killed runs must leave alone), with `small.toml` to run the same configuration from the CLI."""
+    import json
+
+    from creditmodel.config import build_config
+    from creditmodel.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("small")
+    (root / "small.toml").write_text(SMALL_RUN_TOML)
+    config = build_config({"output_dir": str(root / "out"),
+                           "synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
+                           "lightgbm": {"n_estimators": 30}, "segments": {"enabled": False}})
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    result = run_pipeline(config, tracking_uri=uri)
+    timings = json.loads((root / "out" / "run.json").read_text())["timings_s"]
+    return {"root": root, "uri": uri, "config": config, "result": result, "toml": root / "small.toml",
+            "out": root / "out", "timings": timings}

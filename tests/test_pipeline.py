@@ -166,12 +166,18 @@ def test_truth_comparison_and_validation_gate(demo_run):
     assert run_json["validation_status"] == version.tags["validation_status"]
 
 
-def test_validation_gate_marks_a_weak_model_red(demo_run):
-    from creditmodel.pipeline import validation_gate
+def test_preliminary_findings_are_information_not_a_verdict(demo_run, capsys):
+    from creditmodel.pipeline import preliminary_findings
 
     r = demo_run["result"]
-    status, findings = validation_gate(r.metrics, r.models, min_oot_auc=0.99)
-    assert status == "red" and "below the minimum 0.99" in findings[0]
+    findings = preliminary_findings(r.metrics, r.models, min_oot_auc=0.99)
+    assert "below the minimum 0.99" in findings[0]
+    # one verdict per model: the bundle's card claims none, the run tags carry none that register could copy
+    card = json.loads((r.bundle_dir / "model_card.json").read_text())
+    assert card["validation"]["status"] == "pending" and "preliminary_findings" in card["validation"]
+    assert card["validation"]["note_zh"]
+    tags = MlflowClient(demo_run["tracking_uri"]).get_run(r.tracked.run_id).data.tags
+    assert "validation_status" not in tags and "preliminary_findings" in tags
 
 
 def test_mlflow_model_has_signature_and_library_versions(demo_run):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from creditmodel.exceptions import ConfigError, CreditModelError
 from creditmodel.outputs import Output, check_output
+from creditmodel.signals import Terminated
 
 EXIT_ERROR = 2
 
@@ -330,7 +331,17 @@ def _cmd_register(args: argparse.Namespace) -> None:
 
     version = register(args.tracking_uri or default_tracking_uri(), args.run_id, args.model, args.alias,
                        by=args.by, reason=args.reason)
-    print(f"registered run {args.run_id} as {args.model} version {version}, alias {args.alias}")
+    print(f"registered run {args.run_id} as {args.model} version {version}, alias {args.alias}; not validated yet "
+          f"(promotion refused until then): creditmodel report models:/{args.model}/{version} --out FILE")
+
+
+def _cmd_runs_cleanup(args: argparse.Namespace) -> None:
+    from creditmodel.tracking.mlflow_tracking import cleanup_stale_runs, default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    cleaned = cleanup_stale_runs(uri, args.experiment)
+    print(f"marked {len(cleaned)} run(s) of experiment {args.experiment!r} FAILED whose process on this host "
+          f"had gone" + (": " + ", ".join(cleaned) if cleaned else ""))
 
 
 def _cmd_promote(args: argparse.Namespace) -> None:
@@ -567,9 +578,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="to_alias", default="champion", help="alias to set (default champion)")
     p.add_argument("--by", help="who promotes it (default: the current user)")
     p.add_argument("--reason", default="", help="why, recorded as a tag (required with --force)")
-    p.add_argument("--force", action="store_true", help="promote even though validation is red")
+    p.add_argument("--force", action="store_true", help="promote even though validation is red or not done yet")
     p.add_argument("--tracking-uri", help=uri_help)
     p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser("runs", help="maintain the MLflow runs of an experiment")
+    runs_sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    c = runs_sub.add_parser("cleanup", help="mark FAILED the runs left RUNNING by a process of this host that is gone")
+    c.add_argument("--experiment", default="creditmodel", help="MLflow experiment (default creditmodel)")
+    c.add_argument("--tracking-uri", help=uri_help)
+    c.set_defaults(func=_cmd_runs_cleanup)
 
     p = sub.add_parser("compare", help="show two runs' metrics side by side and the parameters that differ")
     p.add_argument("run_a", help="first MLflow run id")
@@ -678,6 +696,14 @@ def main(argv: list[str] | None = None) -> int:
             for line in failures:
                 print(f"  - {line}", file=sys.stderr)
         return EXIT_ERROR
+    except Terminated as exc:
+        print(f"creditmodel: {exc}; an unfinished run registers nothing and leaves the outputs as they were",
+              file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("creditmodel: interrupted; an unfinished run registers nothing and leaves the outputs as they were",
+              file=sys.stderr)
+        return 128 + 2
     return 0
 
 

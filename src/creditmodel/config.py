@@ -352,7 +352,8 @@ class RunConfig(_Strict):
                                                            "date (<data dir>/_dataset.json) or the synthetic world's")
     dictionary: Path | None = Field(None, description="data dictionary (TOML) of vocabularies, valid domains, "
                                                       "policy rules and attributes; None = the shipped default")
-    min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="a model below this out-of-time AUC is marked red")
+    min_oot_auc: float = Field(0.6, ge=0.5, le=1, description="below this out-of-time AUC the run notes a "
+                               "preliminary finding (the verdict is the validation report's)")
     seed: int = Field(0, ge=0, description="seed of model training")
     experiment: str = Field("creditmodel", description="MLflow experiment; a config file without one gets its own")
     registered_model: str = "sme_pd"

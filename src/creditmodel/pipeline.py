@@ -45,10 +45,11 @@ from creditmodel.models.search import SEARCHED, search_lightgbm
 from creditmodel.models.segments import compare_segment_models
 from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
-from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, default_tracking_uri, log_pipeline_run
+from creditmodel.signals import terminate_as_exception
+from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, default_tracking_uri, log_pipeline_run, pipeline_run
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
-from creditmodel.validation.report import build_report
+from creditmodel.validation.report import build_report, registry_tags
 
 log = logging.getLogger(__name__)
 MODELS = ("scorecard", "lightgbm")
@@ -377,27 +378,23 @@ def scored_frame(frame: pd.DataFrame, models: TrainedModels) -> pd.DataFrame:
     return out
 
 
-def validation_gate(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float) -> tuple[str, list[str]]:
-    """A first gate on the main model: red below the minimum out-of-time AUC, amber when the grades'
-    observed default rates do not rise on development data or the benchmark beats it; else green."""
+def preliminary_findings(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float) -> list[str]:
+    """Early warnings on the main model, for information: the out-of-time AUC below the minimum, grades
+    whose observed default rates do not rise on development data, a benchmark that beats it. They are
+    no verdict: the validation report gives the only one (a model has exactly one status)."""
     m = table.set_index(["model", "split"])["auc"]
     findings = []
-    status = "green"
     if not m[("lightgbm", "oot")] >= min_oot_auc:
-        status = "red"
         findings.append(f"out-of-time AUC {m[('lightgbm', 'oot')]:.3f} below the minimum {min_oot_auc}")
     if not models.master_scale.monotone_:
-        status = "amber" if status == "green" else status
         findings.append("observed default rates do not rise monotonically over the grades (development data)")
     if m[("scorecard", "oot")] > m[("lightgbm", "oot")] + 0.02:
-        status = "amber" if status == "green" else status
         findings.append(f"the scorecard benchmark beats LightGBM out of time "
                         f"({m[('scorecard', 'oot')]:.3f} vs {m[('lightgbm', 'oot')]:.3f})")
     if models.guard is not None and models.guard["flagged"].any():
-        status = "amber" if status == "green" else status
         findings.append("leakage guard flags " + ", ".join(models.guard.loc[models.guard["flagged"], "feature"])
                         + " (implausible power: check that they are known at the decision date)")
-    return status, findings
+    return findings
 
 
 def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path,
@@ -440,6 +437,7 @@ def run_inputs(config: RunConfig, tracking_uri: str | None = None) -> dict[str, 
     return {**({"--data": Path(config.data_dir)} if config.data_dir is not None else {}), **tracking_inputs(uri)}
 
 
+@terminate_as_exception  # SIGTERM unwinds the run like an error: MLflow run KILLED, nothing registered
 def run_pipeline(
     config: RunConfig,
     *,
@@ -519,12 +517,13 @@ def run_pipeline(
             progress(f"    segment models by {config.segments.column} ({int(seg['own_model'].sum()) - 1} fitted): "
                      f"out-of-time AUC {overall['segmented_auc']:.3f} against {overall['global_auc']:.3f} "
                      f"for the single model")
-        status, findings = validation_gate(table, models, config.min_oot_auc)
-        progress(f"    validation gate: {status}" + "".join(f"; {f}" for f in findings))
+        findings = preliminary_findings(table, models, config.min_oot_auc)
+        progress("    preliminary checks (information; the verdict is the validation report's, step 8): "
+                 + ("; ".join(findings) or "nothing to note"))
         step("validate")
         progress("5/8 writing the export bundle and checking its parity")
         cols = list(models.lightgbm.schema_.names)
-        card = build_model_card(frame=frame, metrics=table, validation_status=status, validation_findings=findings,
+        card = build_model_card(frame=frame, metrics=table, preliminary_findings=findings,
                                 features=cols, config=config.model_dump(mode="json"),
                                 extraction_date=str(extraction.date()))
         card["data_dictionary"] = {"source": dictionary.source, "currency": dictionary.currency,
@@ -554,7 +553,7 @@ def run_pipeline(
         priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing, dictionary)
         priced.to_csv(stage / "priced_oot.csv", index=False)
         step("price")
-        progress("7/8 logging to MLflow and registering the model")
+        progress("7/8 logging to MLflow (the model is registered last, once its report and outputs exist)")
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
@@ -583,56 +582,66 @@ def run_pipeline(
             graded = by_grade[by_grade["grade"] != "all"]
             flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
         (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
-        artifacts = output.scratch()
-        try:
-            for name in ("report", "bundle"):
-                shutil.copytree(stage / name, artifacts / name)
-            shutil.copy(stage / "priced_oot.csv", artifacts / "priced_oot.csv")
-            (artifacts / "data").mkdir()  # what a validation report or an export needs to re-score the splits
-            for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet"):
-                shutil.copy(stage / name, artifacts / "data" / name)
-            tracked = log_pipeline_run(
-                tracking_uri=tracking_uri or default_tracking_uri(),
-                experiment=config.experiment,
-                config=config.model_dump(mode="json"),
-                fingerprints={**fingerprints(tables),
-                              "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
-                metrics=flat,
-                artifacts_dir=artifacts,
-                booster=models.lightgbm.booster_,
-                child_runs=[] if models.search_trials is None else [
-                    {"name": f"trial-{int(t['trial'])}",
-                     "params": {k: t[k] for k in SEARCHED if k in t},
-                     "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
-                    for t in models.search_trials.to_dict("records")],
-                input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
-                model_name=config.registered_model,
-                model_alias=config.model_alias,
-                tags={"extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
-                      "data_source": str(config.data_dir) if config.data_dir else "synthetic",
-                      "missing_sources": ",".join(missing) or "none", **guard_tags},
-                version_tags={"validation_status": status, "validation_findings": "; ".join(findings) or "none",
-                              "oot_auc": f"{table.set_index(['model', 'split']).loc[('lightgbm', 'oot'), 'auc']:.4f}"},
-            )
-        finally:
-            shutil.rmtree(artifacts, ignore_errors=True)
-        step("track")
-        progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
-        pinned = f"models:/{tracked.model_name}/{tracked.model_version}"
-        validated = build_report(pinned, stage / "validation_report.html", tracking_uri=tracked.tracking_uri,
-                                 config=config.validation)[0]
-        counts = validated.counts()
-        progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, {counts['red']} red "
-                 f"-> {out / 'validation_report.html'} (also logged to the run)")
-        step("report")
-        (stage / "run.json").write_text(json.dumps({
-            "mlflow_tracking_uri": tracked.tracking_uri, "mlflow_run_id": tracked.run_id,
-            "model_uri": tracked.model_uri, "model_version": tracked.model_version, "timings_s": timings,
-            "validation_gate": status, "validation_gate_findings": findings,
-            "validation_status": validated.status, "validation_counts": counts,
-            "loans_needing_referral": referrals, "ignored_columns": notes.get("ignored_columns", []),
-        }, indent=2))
-        output.commit()
+        uri = tracking_uri or default_tracking_uri()
+        with pipeline_run(uri, config.experiment, tags={
+                "extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
+                "data_source": str(config.data_dir) if config.data_dir else "synthetic",
+                "missing_sources": ",".join(missing) or "none",
+                "preliminary_findings": "; ".join(findings)[:4900] or "none", **guard_tags}) as mlrun:
+            artifacts = output.scratch()
+            try:
+                for name in ("report", "bundle"):
+                    shutil.copytree(stage / name, artifacts / name)
+                shutil.copy(stage / "priced_oot.csv", artifacts / "priced_oot.csv")
+                (artifacts / "data").mkdir()  # what a validation report or an export needs to re-score the splits
+                for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet"):
+                    shutil.copy(stage / name, artifacts / "data" / name)
+                log_pipeline_run(
+                    mlrun,
+                    config=config.model_dump(mode="json"),
+                    fingerprints={**fingerprints(tables),
+                                  "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
+                    metrics=flat,
+                    artifacts_dir=artifacts,
+                    booster=models.lightgbm.booster_,
+                    child_runs=[] if models.search_trials is None else [
+                        {"name": f"trial-{int(t['trial'])}",
+                         "params": {k: t[k] for k in SEARCHED if k in t},
+                         "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
+                        for t in models.search_trials.to_dict("records")],
+                    input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
+                )
+            finally:
+                shutil.rmtree(artifacts, ignore_errors=True)
+            step("track")
+            progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
+            validated = build_report(mlrun.run_model_uri, stage / "validation_report.html", tracking_uri=uri,
+                                     config=config.validation)[0]
+            counts = validated.counts()
+            progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, "
+                     f"{counts['red']} red -> {out / 'validation_report.html'} (also logged to the run)")
+            step("report")
+            (stage / "run.json").write_text(json.dumps({
+                "mlflow_tracking_uri": uri, "mlflow_run_id": mlrun.run_id, "model_uri": mlrun.run_model_uri,
+                "registered_model": config.registered_model, "model_alias": config.model_alias,
+                "timings_s": timings, "preliminary_findings": findings,
+                "validation_status": validated.status, "validation_counts": counts,
+                "loans_needing_referral": referrals, "ignored_columns": notes.get("ignored_columns", []),
+            }, indent=2))
+
+            def place_outputs() -> None:
+                try:
+                    output.commit()  # replaces only an earlier output of creditmodel (creditmodel.outputs)
+                except OSError as exc:
+                    raise ConfigError(f"--out {out}: cannot put the run's outputs there "
+                                      f"({exc.strerror or exc}); nothing was registered") from None
+
+            # last: the registry sees this model only once its report and every output exist
+            tracked = mlrun.commit(place_outputs, config.registered_model, config.model_alias,
+                                   registry_tags(validated))
+            step("register")
+            progress(f"    registered {tracked.model_name} version {tracked.model_version} as "
+                     f"@{tracked.model_alias}, validation status {validated.status}")
     except BaseException:
         output.discard()
         raise

@@ -2,6 +2,7 @@
 the ONNX copy is optional and its float32 drift is measured, not assumed."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,3 +97,71 @@ def test_a_tampered_onnx_file_is_refused(exported, tmp_path):
     (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes()[:-10])
     with pytest.raises(BundleError, match="model.onnx: sha256"):
         load_bundle(copy)
+
+
+def test_export_never_goes_through_an_mlflow_model_loader(demo_run, tmp_path, monkeypatch, capsys):
+    """mlflow.lightgbm.load_model (and pyfunc) may unpickle; export reads LightGBM's text model instead."""
+    import mlflow
+
+    from creditmodel.cli import main
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("export must not load a model through MLflow's loaders")
+
+    monkeypatch.setattr(mlflow.lightgbm, "load_model", refuse)
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", refuse)
+    out = tmp_path / "bundle"
+    assert main(["export", "models:/sme_pd@challenger", "--out", str(out),
+                 "--tracking-uri", demo_run["tracking_uri"]]) == 0
+    assert "grades agree 100%" in capsys.readouterr().out
+    assert load_bundle(out).model_card["validation"]["status"] in {"green", "amber", "red"}
+
+
+def test_a_pickled_model_in_the_store_is_refused_not_unpickled(demo_run, tmp_path, capsys):
+    """A tampered store whose MLmodel names a scikit-learn model and ships a pickle: the MLflow loader
+    runs the pickle's code; export refuses it in one line and runs nothing."""
+    import os
+    import pickle
+    import shutil
+    from urllib.parse import urlparse
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from creditmodel.cli import main
+
+    uri = demo_run["tracking_uri"]
+    version = demo_run["result"].tracked.model_version
+    model_dir = Path(urlparse(MlflowClient(uri).get_model_version_download_uri("sme_pd", version)).path)
+    backup = tmp_path / "backup"
+    shutil.copytree(model_dir, backup)
+    marker = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    try:
+        mlmodel = (model_dir / "MLmodel").read_text()
+        (model_dir / "MLmodel").write_text(mlmodel.replace("model_class: lightgbm.basic.Booster",
+                                                           "model_class: lightgbm.sklearn.LGBMClassifier")
+                                           .replace("data: model.lgb", "data: model.pkl")
+                                           .replace("serialization_format: skops", "serialization_format: pickle")
+                                           .replace("serialization_format: cloudpickle",
+                                                    "serialization_format: pickle"))
+        (model_dir / "model.pkl").write_bytes(pickle.dumps(Payload()))
+        out = tmp_path / "bundle"
+        assert main(["export", f"models:/sme_pd/{version}", "--out", str(out), "--tracking-uri", uri]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "expected a LightGBM Booster saved as text" in err, err
+        assert not marker.exists() and not out.exists()
+        # the reference: MLflow's own loader would have run the pickle's code
+        mlflow.set_tracking_uri(uri)
+        try:
+            mlflow.lightgbm.load_model(f"models:/sme_pd/{version}")
+        except Exception:  # noqa: BLE001 - what it returns does not matter: the code already ran
+            pass
+        assert marker.is_dir()
+    finally:
+        shutil.rmtree(model_dir)
+        shutil.copytree(backup, model_dir)

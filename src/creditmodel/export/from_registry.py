@@ -1,7 +1,8 @@
 """Export a tracked model (`models:/name@alias`, `models:/name/version`, `runs:/RUN_ID/model`) as a bundle.
 
-The trees come from the registered MLflow model itself; calibration, master scale, feature schema,
-model card and scorecard come from the artifacts of the run that logged it. Before the bundle is
+The trees come from the registered MLflow model itself, read from LightGBM's text format (never
+unpickled); calibration, master scale, feature schema, model card and scorecard come from the
+artifacts of the run that logged it, and the card's validation status from the version's report. Before the bundle is
 moved into place, its PDs and grades are compared with the ones the run recorded at training time
 on the whole out-of-time split, and any difference above 1e-9 refuses the export.
 """
@@ -13,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,14 +88,45 @@ def download_run_data(ref: ModelRef, tracking_uri: str, dst: Path) -> dict[str, 
     return out
 
 
-def load_registered_booster(ref: ModelRef, tracking_uri: str) -> Any:
-    """The LightGBM booster as registered in MLflow (its flavour stores LightGBM's own text format)."""
+BOOSTER_CLASS = "lightgbm.basic.Booster"
+
+
+def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
+    """The LightGBM booster as registered in MLflow, read from LightGBM's own text format.
+
+    The model directory is downloaded as plain files and only the text model is parsed; nothing of
+    it is unpickled or imported (mlflow.lightgbm.load_model would unpickle a model whose MLmodel
+    file names a scikit-learn class), so a tampered tracking store cannot run code here."""
+    import lightgbm as lgb
     import mlflow
+    import yaml
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mlflow.lightgbm.load_model(ref.load_uri)
+    try:
+        model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.load_uri, dst_path=str(dst)))
+        meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
+    except (MlflowException, OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"model {ref.load_uri}: cannot read its MLmodel file: {str(exc).splitlines()[0]}") from None
+    flavor = (meta.get("flavors") or {}).get("lightgbm") if isinstance(meta, dict) else None
+    if not isinstance(flavor, dict) or flavor.get("model_class", BOOSTER_CLASS) != BOOSTER_CLASS:
+        found = flavor.get("model_class") if isinstance(flavor, dict) else "no lightgbm flavour"
+        raise BundleError(f"model {ref.load_uri}: expected a LightGBM Booster saved as text (model_class "
+                          f"{BOOSTER_CLASS}), found {found}; other formats are not read because loading them "
+                          f"would unpickle")
+    data = str(flavor.get("data", ""))
+    path = (model_dir / data).resolve()
+    if not data or path.parent != model_dir.resolve() or not path.is_file():
+        raise BundleError(f"model {ref.load_uri}: its lightgbm flavour names data {data!r}, expected a file "
+                          f"in the model directory")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("tree\n") or "end of trees" not in text:  # LightGBM aborts on some truncations
+        raise BundleError(f"model {ref.load_uri}: {data} is not a complete LightGBM text model")
+    try:
+        return lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as exc:
+        raise BundleError(f"model {ref.load_uri}: {data} is not a valid LightGBM model: "
+                          f"{str(exc).splitlines()[0]}") from None
 
 
 def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split: str = "oot") -> dict[str, float]:
@@ -123,14 +154,20 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         work = output.scratch()
         parts = download_run_data(ref, tracking_uri, work / "run")
         b = parts["bundle"]
-        booster = load_registered_booster(ref, tracking_uri)
+        booster = read_registered_booster(ref, tracking_uri, work / "model")
         old_manifest = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
         card = json.loads((b / "model_card.json").read_text(encoding="utf-8")) if (b / "model_card.json").is_file() else {}
         registry = {"model_uri": model_uri, "registered_model": ref.name, "version": ref.version, "run_id": ref.run_id}
         card["registry"] = registry
-        if ref.tags and "validation_status" in ref.tags:  # the registry's verdict now, e.g. after a full report
-            card.setdefault("validation", {})["status"] = ref.tags["validation_status"]
-            card["validation"]["registry_tags"] = {k: v for k, v in ref.tags.items() if k.startswith("validation")}
+        validation = card.setdefault("validation", {})
+        validation.pop("status", None)  # a card says only what a validation report said
+        if ref.tags and "validation_status" in ref.tags:  # the verdict of the version's validation report
+            validation["status"] = ref.tags["validation_status"]
+            validation["registry_tags"] = {k: v for k, v in ref.tags.items() if k.startswith("validation")}
+        else:
+            validation["status"] = "pending"
+            validation["note"] = ("no validation report for this model yet: creditmodel report "
+                                  f"{model_uri} --out FILE")
         scorecard = pd.read_csv(b / "scorecard.csv") if (b / "scorecard.csv").is_file() else None
         schema = FeatureSchema.from_dict(json.loads((b / "feature_schema.json").read_text(encoding="utf-8")))
         staged = write_bundle(

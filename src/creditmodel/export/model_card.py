@@ -25,6 +25,11 @@ LIMITATIONS = [
     "conservatism; a downturn beyond that period is not in the data.",
     "Out-of-range or unknown feature values are refused, not extrapolated.",
 ]
+VALIDATION_PENDING = ("the verdict is the validation report's (validation_report.html, logged with the MLflow run "
+                      "and recorded as the registry version's validation_status); preliminary findings are "
+                      "information only")
+VALIDATION_PENDING_ZH = ("结论以验证报告为准（validation_report.html，随 MLflow 运行记录，并写入模型注册版本的 "
+                         "validation_status 标签）；初步检查结果仅供参考")
 
 REFIT_NOTE = ("Refitted on train + validation after early stopping and calibration were chosen on the validation "
               "period, calibrated out of fold: metrics on the validation split are in-sample; the out-of-time "
@@ -46,13 +51,16 @@ def build_model_card(
     *,
     frame: pd.DataFrame,
     metrics: pd.DataFrame,
-    validation_status: str,
-    validation_findings: list[str],
+    preliminary_findings: list[str],
     features: list[str],
     config: dict[str, Any],
     extraction_date: str,
 ) -> dict[str, Any]:
-    """The card as plain JSON-ready data; `metrics` is the pipeline's per-model, per-split table."""
+    """The card as plain JSON-ready data; `metrics` is the pipeline's per-model, per-split table.
+
+    The card is written before the model's validation report (the report validates this very
+    bundle), so its validation status is "pending": the verdict is the report's, recorded on the
+    registry version, and `creditmodel export` writes it into the card of an exported bundle."""
     perf: dict[str, dict[str, dict[str, float]]] = {}
     for row in metrics.itertuples():
         perf.setdefault(row.model, {})[row.split] = {
@@ -76,5 +84,6 @@ def build_model_card(
         "calibration": config.get("calibration", {}),
         "features": {"count": len(features), "schema": "feature_schema.json"},
         "performance": perf,
-        "validation": {"status": validation_status, "findings": validation_findings},
+        "validation": {"status": "pending", "note": VALIDATION_PENDING, "note_zh": VALIDATION_PENDING_ZH,
+                       "preliminary_findings": preliminary_findings},
     }

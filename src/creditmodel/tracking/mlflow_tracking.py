@@ -1,5 +1,8 @@
 """MLflow tracking: one run per pipeline run, with config, data fingerprints, code version, metrics,
-plots, report files, the LightGBM model and the export bundle; the model is registered with an alias.
+plots, report files, the LightGBM model and the export bundle. The model is registered (with an
+alias) only at the very end, after its validation report and the run's outputs exist; a run that
+fails or is interrupted ends FAILED or KILLED with its registration undone, and a run left RUNNING by
+a process that died (SIGKILL, power loss) is marked FAILED by the next run on the same host.
 
 The default store is SQLite under `mlruns/` (artifacts beside it); MLFLOW_TRACKING_URI overrides it.
 """
@@ -9,11 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from creditmodel.signals import sigterm_deferred, terminating
 
 log = logging.getLogger(__name__)
 
@@ -81,64 +90,214 @@ class TrackedRun:
         return f"models:/{self.model_name}@{self.model_alias}"
 
 
+HOST_TAG, PID_TAG, START_TAG = "creditmodel.host", "creditmodel.pid", "creditmodel.process_start"
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_tags() -> dict[str, str]:
+    """Host, pid and process start time, so a later run can tell whether this run's process is gone."""
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), START_TAG: _process_start(pid) or ""}
+
+
+def process_alive(pid: int, start: str = "") -> bool:
+    """Whether process `pid` of this host still runs (and is the same process, when its start is known)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = _process_start(pid)
+    return not (start and now is not None and now != start)
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> str:
+    """The id of `experiment`, created if absent (artifacts beside a SQLite store)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+def cleanup_stale_runs(tracking_uri: str, experiment: str) -> list[str]:
+    """Mark FAILED every RUNNING run of `experiment` started on this host by a process that is gone
+    (e.g. killed with SIGKILL, or the machine lost power); return their ids."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    host = socket.gethostname()
+    stale = []
+    for run in client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                  max_results=5000):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
+            continue  # another machine's run, or one logged by something else: not ours to judge
+        if process_alive(int(tags[PID_TAG]), tags.get(START_TAG, "")):
+            continue
+        client.set_tag(run.info.run_id, "creditmodel.cleanup",
+                       f"process {tags[PID_TAG]} on {host} was gone; marked FAILED at "
+                       f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        client.set_terminated(run.info.run_id, "FAILED")
+        stale.append(run.info.run_id)
+    return stale
+
+
+@dataclass
+class PipelineRun:
+    """An open MLflow run of the pipeline; `register` is its last act."""
+
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    tracked: TrackedRun | None = None
+    finished: bool = False
+    _previous: str | None = None
+
+    @property
+    def run_model_uri(self) -> str:
+        return f"runs:/{self.run_id}/model"
+
+    def register(self, model_name: str, alias: str, tags: dict[str, str]) -> TrackedRun:
+        """Register this run's model as a new version with `tags` and point `alias` at it."""
+        from creditmodel.tracking.registry import register_version
+
+        version, self._previous = register_version(self.tracking_uri, self.run_id, model_name, alias, tags)
+        self.tracked = TrackedRun(self.tracking_uri, self.experiment_id, self.run_id, model_name, version, alias)
+        return self.tracked
+
+    def commit(self, place_outputs: Callable[[], None], model_name: str, alias: str,
+               tags: dict[str, str]) -> TrackedRun:
+        """The last step of a run, not to be cut in two by SIGTERM: put the outputs in place, register
+        the model with `tags` (its report's verdict) and move `alias`, end the run FINISHED."""
+        with sigterm_deferred():
+            place_outputs()
+            tracked = self.register(model_name, alias, tags)
+            _end_run(self.run_id, "FINISHED")
+            self.finished = True
+        return tracked
+
+    def rollback(self) -> None:
+        """Undo `register`: delete the new version and put the alias back where it was."""
+        from creditmodel.tracking.registry import unregister_version
+
+        if self.tracked is not None:
+            t = self.tracked
+            unregister_version(self.tracking_uri, t.model_name, t.model_version, t.model_alias, self._previous)
+            self.tracked = None
+
+
+@contextmanager
+def pipeline_run(tracking_uri: str, experiment: str, tags: dict[str, str] | None = None) -> Iterator[PipelineRun]:
+    """Start an MLflow run tagged with code, library and process identity; end it FINISHED when the
+    block completes, else roll back its registration and end it FAILED (KILLED on an interrupt).
+
+    RUNNING runs of this experiment whose process is gone are marked FAILED first."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    cleaned = cleanup_stale_runs(tracking_uri, experiment)
+    if cleaned:
+        log.warning("marked %d run(s) left RUNNING by a process that is gone as FAILED: %s", len(cleaned),
+                    ", ".join(cleaned))
+    experiment_id = ensure_experiment(tracking_uri, experiment)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            run = mlflow.start_run(experiment_id=experiment_id,
+                                   tags={**process_tags(), **code_version(), **library_versions(), **(tags or {})})
+        except BaseException:
+            if mlflow.active_run() is not None:  # interrupted just after the run was created
+                mlflow.end_run("KILLED")
+            raise
+    handle = PipelineRun(tracking_uri, experiment_id, run.info.run_id)
+    try:
+        yield handle
+    except BaseException as exc:
+        if handle.finished:  # interrupted after its commit: the run is complete and stays so
+            raise
+        status = "FAILED" if isinstance(exc, Exception) and not terminating() else "KILLED"  # Ctrl-C, SIGTERM
+        try:
+            handle.rollback()
+        except Exception as undo:  # noqa: BLE001 - the original error is the one to report
+            log.error("could not roll back the registration of run %s: %s", handle.run_id, undo)
+        try:
+            MlflowClient(tracking_uri).set_tag(handle.run_id, "creditmodel.failure",
+                                               f"{type(exc).__name__}: {exc}"[:500])
+            _end_run(handle.run_id, status)
+        except Exception as end:  # noqa: BLE001
+            log.error("could not mark run %s %s: %s", handle.run_id, status, end)
+        raise
+    if not handle.finished:
+        _end_run(handle.run_id, "FINISHED")
+
+
+def _end_run(run_id: str, status: str) -> None:
+    import mlflow
+
+    while (active := mlflow.active_run()) is not None:  # nested runs left open by an interruption first
+        mlflow.end_run(status)
+        if active.info.run_id == run_id:
+            return
+    mlflow.MlflowClient().set_terminated(run_id, status)
+
+
 def log_pipeline_run(
+    run: PipelineRun,
     *,
-    tracking_uri: str,
-    experiment: str,
     config: dict[str, Any],
     fingerprints: dict[str, Any],
     metrics: dict[str, float],
     artifacts_dir: Path,
     booster: Any,
-    model_name: str,
-    model_alias: str,
-    tags: dict[str, str] | None = None,
     input_example: Any = None,
-    version_tags: dict[str, str] | None = None,
     child_runs: list[dict[str, Any]] | None = None,
-) -> TrackedRun:
-    """Log one run and register its LightGBM model as `model_name` with `model_alias`."""
+) -> None:
+    """Log config, data fingerprints, metrics, artifacts and the LightGBM model into the open `run`.
+    Nothing is registered here: that happens last, once the run's report and outputs exist."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    mlflow.set_tracking_uri(tracking_uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        location = None
-        if tracking_uri.startswith("sqlite:///"):
-            location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
-    else:
-        experiment_id = exp.experiment_id
     params: dict[str, Any] = {}
     _flatten("", config, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.set_tags({**code_version(), **library_versions(), **(tags or {}), **(version_tags or {})})
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_dict(config, "config.json")
-            mlflow.log_dict(fingerprints, "data_fingerprint.json")
-            mlflow.set_tags({f"data.{t}.sha256": v["sha256"][:16] for t, v in fingerprints.items()})
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifacts(str(artifacts_dir))
-            for child in child_runs or []:  # e.g. hyper-parameter search trials, nested under this run
-                with mlflow.start_run(experiment_id=experiment_id, run_name=child["name"], nested=True):
-                    mlflow.log_params(child["params"])
-                    mlflow.log_metrics(child["metrics"])
-            signature = None
-            if input_example is not None:
-                signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
-            info = mlflow.lightgbm.log_model(booster, name="model", registered_model_name=model_name,
-                                             signature=signature, input_example=input_example)
-        version = str(info.registered_model_version)
-        client = MlflowClient(tracking_uri)
-        client.set_registered_model_alias(model_name, model_alias, version)
-        for key, value in (version_tags or {}).items():
-            client.set_model_version_tag(model_name, version, key, value)
-    log.info("MLflow run %s, %s version %s alias %s", run.info.run_id, model_name, version, model_alias)
-    return TrackedRun(tracking_uri, experiment_id, run.info.run_id, model_name, version, model_alias)
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_dict(config, "config.json")
+        mlflow.log_dict(fingerprints, "data_fingerprint.json")
+        mlflow.set_tags({f"data.{t}.sha256": v["sha256"][:16] for t, v in fingerprints.items()})
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(artifacts_dir))
+        for child in child_runs or []:  # e.g. hyper-parameter search trials, nested under this run
+            with mlflow.start_run(experiment_id=run.experiment_id, run_name=child["name"], nested=True,
+                                  tags=process_tags()):
+                mlflow.log_params(child["params"])
+                mlflow.log_metrics(child["metrics"])
+        signature = None
+        if input_example is not None:
+            signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
+        # a Booster needs LightGBM alone; naming it spares MLflow a subprocess that loads the model to guess
+        mlflow.lightgbm.log_model(booster, name="model", signature=signature, input_example=input_example,
+                                  pip_requirements=mlflow.lightgbm.get_default_pip_requirements())
+    log.info("MLflow run %s logged", run.run_id)
 
 
 def download_bundle(tracking_uri: str, model_name: str, alias: str | None, run_id: str | None, dst: Path) -> Path:

@@ -1,12 +1,17 @@
 """The model registry workflow: register a run's model, promote challenger to champion, compare runs.
 
-Who did it and why are recorded as tags on the model version; a model whose validation status is
-red is not promoted unless forced, and a forced promotion must say why.
+Who did it and why are recorded as tags on the model version. The version's `validation_status` is
+set by its validation report only (`creditmodel report`, also run by `creditmodel run`); a version
+without one, or with a red one, is not promoted unless forced, and a forced promotion must say why.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -26,10 +31,71 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+STATUSES = ("green", "amber", "red")
+
+
+@contextmanager
+def _quiet_registration() -> Iterator[None]:
+    """MLflow 3 warns that a run's model lives in a logged model rather than the run's artifacts; it
+    resolves `runs:/RUN_ID/model` to it, which is what we want."""
+    logger = logging.getLogger("mlflow.tracking._model_registry.fluent")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def register_version(tracking_uri: str, run_id: str, model_name: str, alias: str,
+                     tags: dict[str, str]) -> tuple[str, str | None]:
+    """Register `runs:/run_id/model` as a new version of `model_name`, set `tags` on it, then point
+    `alias` at it; return the new version and the one the alias pointed to before (or None).
+
+    If anything fails or is interrupted on the way, the new version is deleted again and the alias
+    left where it was: the registry sees either the whole registration or none of it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        previous = str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        previous = None
+    version = None
+    try:
+        with _quiet_registration():
+            version = str(mlflow.register_model(f"runs:/{run_id}/model", model_name).version)
+        for key, value in tags.items():
+            client.set_model_version_tag(model_name, version, key, value)
+        client.set_registered_model_alias(model_name, alias, version)
+    except BaseException:
+        if version is not None:
+            unregister_version(tracking_uri, model_name, version, alias, previous)
+        raise
+    return version, previous
+
+
+def unregister_version(tracking_uri: str, model_name: str, version: str, alias: str, previous: str | None) -> None:
+    """Delete `version` and point `alias` back at `previous` (or leave it unset)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        client.delete_model_version(model_name, version)
+    except MlflowException:
+        pass
+    if previous is not None:
+        client.set_registered_model_alias(model_name, alias, previous)
+
+
 def register(tracking_uri: str, run_id: str, model_name: str, alias: str, *, by: str | None = None,
              reason: str = "") -> str:
-    """Register the model logged in `run_id` as a new version of `model_name` and point `alias` at it."""
-    import mlflow
+    """Register the model logged in the FINISHED run `run_id` as a new version of `model_name` and
+    point `alias` at it. The version has no validation status until `creditmodel report` validates
+    it: nothing the run carries (e.g. a preliminary check) is copied as a verdict."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
@@ -37,22 +103,20 @@ def register(tracking_uri: str, run_id: str, model_name: str, alias: str, *, by:
         run = client.get_run(run_id)
     except MlflowException:
         raise RegistryError(f"run {run_id!r} does not exist in {tracking_uri}") from None
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"run {run_id} is {run.info.status}, not FINISHED: its model and evidence may be "
+                            f"incomplete; re-run the pipeline")
+    tags = {"registered_by": by or getpass.getuser(), "registered_reason": reason or "-", "registered_at": _now()}
     try:
-        version = mlflow.register_model(f"runs:/{run_id}/model", model_name).version
+        return register_version(tracking_uri, run_id, model_name, alias, tags)[0]
     except MlflowException as exc:
         raise RegistryError(f"run {run_id}: cannot register its model ({exc.message.splitlines()[0]})") from None
-    client.set_registered_model_alias(model_name, alias, version)
-    tags = {"registered_by": by or getpass.getuser(), "registered_reason": reason or "-", "registered_at": _now()}
-    if "validation_status" in run.data.tags:
-        tags["validation_status"] = run.data.tags["validation_status"]
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, str(version), key, value)
-    return str(version)
 
 
 def promote(tracking_uri: str, model_name: str, *, from_alias: str = "challenger", to_alias: str = "champion",
             by: str | None = None, reason: str = "", force: bool = False) -> str:
-    """Point `to_alias` at the version `from_alias` points to; refuse a red validation unless forced."""
+    """Point `to_alias` at the version `from_alias` points to. Refused, unless forced with a reason,
+    when the version's validation report is red or when it has no validation report yet."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracking_uri)
@@ -60,13 +124,17 @@ def promote(tracking_uri: str, model_name: str, *, from_alias: str = "challenger
         version = client.get_model_version_by_alias(model_name, from_alias)
     except MlflowException:
         raise RegistryError(f"model {model_name}@{from_alias} does not exist in {tracking_uri}") from None
-    status = version.tags.get("validation_status", "unknown")
+    status = version.tags.get("validation_status")
+    if force and not reason.strip():
+        raise RegistryError("a forced promotion needs a --reason")
+    if status not in STATUSES and not force:
+        raise RegistryError(f"model {model_name} version {version.version} is not validated yet: run creditmodel "
+                            f"report models:/{model_name}/{version.version} --out FILE, or promote with --force "
+                            f"and a --reason")
     if status == "red" and not force:
         raise RegistryError(f"model {model_name} version {version.version} failed validation (status red: "
                             f"{version.tags.get('validation_findings', 'no findings recorded')}); "
                             f"promote with --force and a --reason to override")
-    if force and not reason.strip():
-        raise RegistryError("a forced promotion needs a --reason")
     try:
         previous = client.get_model_version_by_alias(model_name, to_alias).version
     except MlflowException:
@@ -75,6 +143,7 @@ def promote(tracking_uri: str, model_name: str, *, from_alias: str = "challenger
     prefix = f"promoted_to_{to_alias}"
     for key, value in {f"{prefix}_by": by or getpass.getuser(), f"{prefix}_reason": reason or "-",
                        f"{prefix}_at": _now(), f"{prefix}_forced": str(bool(force)).lower(),
+                       f"{prefix}_validation_status": status or "none",
                        f"{prefix}_replaced_version": str(previous) if previous else "none"}.items():
         client.set_model_version_tag(model_name, version.version, key, value)
     return str(version.version)

@@ -3,7 +3,9 @@
 `build_report("models:/sme_pd@challenger", "report.html")` loads the model's evidence from its
 MLflow run, runs the validation suite, writes one HTML file with every figure inline (PNG as data
 URIs, CSS inline, no script, no network access needed to open it), logs it to the model's run and
-sets the registry version's ``validation_status`` tag, which `creditmodel promote` reads.
+then sets the registry version's ``validation_status`` tag, which `creditmodel promote` reads: the
+only place a validation status is ever set. A run's model (`runs:/RUN_ID/model`) can be validated
+before it is registered; the pipeline does that, and registers the model with the report's verdict.
 With `compare=`, a second model is validated on its own evidence and shown side by side.
 """
 
@@ -242,11 +244,18 @@ def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir:
     client.set_tag(ev.run_id, "validation_report_status", result.status)
     name = ev.label.split(" version ")[0] if ev.version else None
     if name and ev.version:
-        red = [f"{f.section}: {f.test} ({f.scope})" for s in result.sections for f in s.findings if f.status == "red"]
-        client.set_model_version_tag(name, ev.version, "validation_status", result.status)
-        client.set_model_version_tag(name, ev.version, "validation_findings",
-                                     ("; ".join(red) or "no red test")[:4900])
-        client.set_model_version_tag(name, ev.version, "validation_report", f"runs:/{ev.run_id}/validation/validation_report.html")
+        for key, value in registry_tags(result).items():  # validation_status last: it is the verdict
+            client.set_model_version_tag(name, ev.version, key, value)
+
+
+def registry_tags(result: ValidationResult) -> dict[str, str]:
+    """The registry version tags that record this report's verdict, `validation_status` last; set
+    only once the report is written and logged, and never from anything but a report."""
+    ev = result.evidence
+    red = [f"{f.section}: {f.test} ({f.scope})" for s in result.sections for f in s.findings if f.status == "red"]
+    return {"validation_findings": ("; ".join(red) or "no red test")[:4900],
+            "validation_report": f"runs:/{ev.run_id}/validation/validation_report.html",
+            "validation_status": result.status}
 
 
 def build_report(

@@ -1,0 +1,100 @@
+"""SIGTERM as an exception, so a terminated run unwinds like a failed one: its MLflow run ends KILLED,
+its registry changes are rolled back and its staging files are removed.
+
+Python's default SIGTERM action ends the process at once, running no `finally` and no `except`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM. A BaseException, like KeyboardInterrupt, so that no library's
+    `except Exception` swallows it."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(f"terminated by signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_deferred = {"depth": 0, "pending": False}
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """A step that must not be cut in two (put the outputs in place, register, end the run): a SIGTERM
+    that arrives meanwhile is held, and the step completes; the process then exits normally."""
+    _deferred["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferred["depth"] -= 1
+        if not _deferred["depth"] and _deferred["pending"]:
+            _deferred["pending"] = False
+            log.warning("SIGTERM arrived during a step that cannot be cut in two; the step was completed first")
+
+
+def terminating() -> bool:
+    """Whether a SIGTERM has been turned into `Terminated` in the current `sigterm_raises` block."""
+    return _fired["value"]
+
+
+_fired = {"value": False}
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Inside the block, the first SIGTERM raises `Terminated`; later ones are ignored while the code
+    unwinds, so that its clean-up is not cut short. Outside the main thread this does nothing (Python
+    delivers signals to the main thread only).
+
+    Some C extensions turn the exception into their own (DuckDB raises "Query interrupted"): any
+    exception leaving the block after a SIGTERM leaves it as `Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if _deferred["depth"]:
+            _deferred["pending"] = True
+            return
+        if _fired["value"]:
+            return
+        _fired["value"] = True
+        raise Terminated(signum)
+
+    outer = _fired["value"]
+    _fired["value"] = False
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except Terminated:
+        raise
+    except BaseException as exc:
+        if _fired["value"]:
+            raise Terminated() from exc
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _fired["value"] = outer
+
+
+def terminate_as_exception(func: F) -> F:
+    """Decorator: run `func` inside `sigterm_raises()`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with sigterm_raises():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
