@@ -175,7 +175,7 @@ def test_data_check_reads_the_run_configuration(data, tmp_path, capsys):
     assert main(["data", "check", str(data), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "ignored columns (not declared as attributes in the data dictionary): loans.officer_note" in out
-    assert "default rate (60+ DPD within 6 months) by application year" in out
+    assert "60+ days past due on a repayment record within 6 months" in out and "by application year" in out
     assert "policy: 1 of " in out and "loans need referral (approval_authority 1)" in out
     assert "all contracts passed" in out
     # the profile's default rates follow the configured label: check one year against a direct count
