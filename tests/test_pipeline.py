@@ -16,7 +16,7 @@ from creditmodel.pricing.engine import COMPONENTS
 def test_outputs_exist(demo_run):
     r = demo_run["result"]
     assert sorted(p.name for p in r.bundle_dir.iterdir()) == [
-        "calibration.json", "feature_schema.json", "manifest.json", "master_scale.json", "model.txt",
+        "calibration.json", "feature_schema.json", "manifest.json", "manifest.sig", "master_scale.json", "model.txt",
         "model_card.json", "scorecard.csv"]
     for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet", "validation_report.html"):
         assert (r.output_dir / name).stat().st_size > 0, name
