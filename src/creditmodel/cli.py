@@ -234,6 +234,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
 
     from creditmodel.config import load_config
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
+    from creditmodel.texts import check_lang, column_heading, text
 
     out = _frame_out(args.out)
     inputs = {"--bundle": args.bundle, "--applications": args.applications, "--config": args.config}
@@ -248,13 +249,16 @@ def _cmd_price(args: argparse.Namespace) -> None:
     priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    _write_frame(priced, out, command="price", inputs=inputs, force=args.force)
+    lang = check_lang(args.lang or config.lang)
+    sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang))
+    _write_frame(sheet, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
-    print(f"priced {s['n_loans']} loans (exposure {s['exposure']:,.0f}) -> {out}\n"
-          f"exposure-weighted rate {s['rate']:.2%} (risk-covering {s['risk_covering_rate']:.2%}), "
-          f"RAROC {s['raroc']:.1%} against a {pricing.hurdle_rate:.0%} hurdle, EVA {s['eva']:,.0f} a year; "
-          f"{s['n_floored']} at the {pricing.min_rate:.2%} floor, {s['n_capped']} at the {pricing.max_rate:.0%} cap; "
-          f"{int(priced['needs_referral'].sum())} need referral (policy rules of the data dictionary)")
+    sep = "；" if lang == "zh" else "; "
+    print(text("price.summary", lang, n=s["n_loans"], exposure=s["exposure"], out=out) + "\n"
+          + text("price.rates", lang, rate=s["rate"], risk_covering=s["risk_covering_rate"], raroc=s["raroc"],
+                 hurdle=pricing.hurdle_rate, eva=s["eva"]) + sep
+          + text("price.limits", lang, n_floored=s["n_floored"], floor=pricing.min_rate, n_capped=s["n_capped"],
+                 cap=pricing.max_rate, n_referral=int(priced["needs_referral"].sum())))
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
@@ -559,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and whose data dictionary sets the policy rules (needs_referral)")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of the summary and the price sheet's headings "
+                                                        "(zh: Chinese headings; en: the column ids); default: "
+                                                        "the configuration's lang")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_price)
 

@@ -358,6 +358,8 @@ class RunConfig(_Strict):
     experiment: str = Field("creditmodel", description="MLflow experiment; a config file without one gets its own")
     registered_model: str = "sme_pd"
     model_alias: str = "challenger"
+    lang: Literal["en", "zh"] = Field("en", description="language of the texts people read (summaries, price "
+                                                        "sheets): en or zh; --lang overrides it")
     calibration: CalibrationConfig = CalibrationConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     label: LabelConfig = LabelConfig()

@@ -155,3 +155,21 @@ def test_reason_codes_read_the_catalogue_reason_with_the_value():
     cash = "High share of receipts taken in cash over the last 12 months: 42%"
     assert reason_text("txn_cash_share_12m", 0.42) == cash
     assert reason_text("fs_leverage", float("nan")) == "High leverage: not available"
+
+
+def test_every_feature_has_a_chinese_label_and_reason():
+    from creditmodel.features.catalogue_zh import ZH
+
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    missing = [f.name for f in CATALOGUE if not (cjk.search(f.label_zh) and cjk.search(f.reason_zh))]
+    assert not missing, f"features without label_zh/reason_zh: {missing}"
+    assert set(ZH) <= {f.name for f in CATALOGUE}, "Chinese texts of features that do not exist"
+    assert all("\n" not in f.label_zh + f.reason_zh for f in CATALOGUE)
+
+
+def test_the_schema_gives_the_reason_in_either_language():
+    from creditmodel.features.matrix import FeatureSchema
+
+    schema = FeatureSchema(("fs_leverage",), {}, {}, frozenset(), {}, {})
+    assert schema.reason("fs_leverage") == "High leverage"
+    assert schema.reason("fs_leverage", "zh") == "负债率高"

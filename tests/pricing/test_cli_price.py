@@ -94,3 +94,31 @@ def test_bad_price_arguments_exit_2(demo_run, applications, tmp_path, capsys):
                  "--config", str(cfg)]) == 2
     assert "pricing.capital_approach" in _one_error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["apps.parquet", "bad.toml"]
+
+
+def test_price_in_chinese_gives_chinese_headings_and_summary(demo_run, applications, tmp_path, capsys):
+    from creditmodel.texts import column_heading
+
+    src = tmp_path / "apps.parquet"
+    applications.to_parquet(src)
+    out_en, out_zh = tmp_path / "en.csv", tmp_path / "zh.csv"
+    bundle = str(demo_run["result"].bundle_dir)
+    assert main(["price", "--bundle", bundle, "--applications", str(src), "--out", str(out_en)]) == 0
+    capsys.readouterr()
+    assert main(["price", "--bundle", bundle, "--applications", str(src), "--out", str(out_zh), "--lang", "zh"]) == 0
+    said = capsys.readouterr().out
+    assert "已定价 300 笔贷款" in said and "风险调整后资本收益率" in said and "经济增加值" in said
+    en, zh = pd.read_csv(out_en), pd.read_csv(out_zh)
+    assert list(zh.columns) == [column_heading(c, "zh") for c in en.columns]
+    assert "执行利率" in zh.columns and "违约概率" in zh.columns
+    np.testing.assert_array_equal(zh["执行利率"].to_numpy(), en["rate"].to_numpy())  # same numbers, other headings
+
+
+def test_price_with_an_unknown_language_exits_2(demo_run, applications, tmp_path, capsys):
+    src = tmp_path / "apps.parquet"
+    applications.to_parquet(src)
+    with pytest.raises(SystemExit) as info:
+        main(["price", "--bundle", str(demo_run["result"].bundle_dir), "--applications", str(src),
+              "--out", str(tmp_path / "p.csv"), "--lang", "fr"])
+    assert info.value.code == 2
+    assert not (tmp_path / "p.csv").exists()

@@ -48,11 +48,22 @@ from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
 from creditmodel.outputs import Output
+from creditmodel.texts import text
 
 FORMAT = "creditmodel-pd-bundle"
 FORMAT_VERSION = 2
 FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json", "model_card.json")
 OPTIONAL_FILES = ("scorecard.csv", "model.onnx")
+
+
+def _output_texts(model_card: dict[str, Any] | None) -> dict[str, str]:
+    """The manifest's `output` in words, stating the label the PD is of (the model card's target), in
+    English and Chinese; a card without one points to model_card.json rather than assuming a window."""
+    card = model_card or {}
+    if card.get("target") and card.get("target_zh"):
+        return {"output": text("bundle.output", "en", target=card["target"]),
+                "output_zh": text("bundle.output", "zh", target=card["target_zh"])}
+    return {"output": text("bundle.output_unknown", "en"), "output_zh": text("bundle.output_unknown", "zh")}
 
 
 def _sha256(path: Path) -> str:
@@ -106,7 +117,7 @@ def write_bundle(
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "creditmodel_version": __version__,
             "lightgbm_version": lgb.__version__,
-            "output": "12-month probability of default, calibrated, and its master-scale grade",
+            **_output_texts(model_card),
             "provenance": provenance or {},
             "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in names},
         }
@@ -161,7 +172,7 @@ class PDBundle:
         return self.booster.predict(self.schema.encode(frame), raw_score=True)
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated 12-month PD for each row (rows hold the schema's features; extra columns ignored)."""
+        """Calibrated PD (of the label in the model card) for each row (rows hold the schema's features; extra columns ignored)."""
         return self.calibrator.predict(self.raw_score(frame))
 
     def grade(self, pd_: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A declaration names the feature, its source, its window, its aggregation, a one-line definition,
 the expected direction of risk (used for monotone constraints and sanity checks) and the reason
-text a loan officer reads when the feature raises a PD. The builder (``build.py``) compiles the
+text a loan officer reads when the feature raises a PD, in English and Simplified Chinese (the Chinese
+in ``catalogue_zh.py``). The builder (``build.py``) compiles the
 declarations into one point-in-time query; analysts add features here, or pass their own list to
 ``build_features``, without touching the engine.
 
@@ -39,6 +40,7 @@ from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.features.catalogue_zh import ZH
 from creditmodel.exceptions import ConfigError
 
 REPORTING_LAG_DAYS = 90  # a statement for the period ending P is usable for decisions after P + 90 days
@@ -705,11 +707,11 @@ _DERIVED = (
             direction=1, reason="Several adverse public records in the last 24 months"),
 )
 
-_DECLARED: tuple[Feature, ...] = (
-    *_APPLICATION, *_ENTERPRISE, *_REGISTRATION, *_COURT, *_ENVIRONMENT,
-    *_TRANSACTIONS, *_TRANSACTIONS_MONTHLY, *_TRANSACTION_GAPS, *_COUNTERPARTIES,
-    *_STATEMENTS, *_HIST, *_REPAYMENT, *_GROUP, *_DERIVED,
-)
+_DECLARED: tuple[Feature, ...] = tuple(
+    replace(f, label_zh=f.label_zh or ZH.get(f.name, ("", ""))[0], reason_zh=f.reason_zh or ZH.get(f.name, ("", ""))[1])
+    for f in (*_APPLICATION, *_ENTERPRISE, *_REGISTRATION, *_COURT, *_ENVIRONMENT,
+              *_TRANSACTIONS, *_TRANSACTIONS_MONTHLY, *_TRANSACTION_GAPS, *_COUNTERPARTIES,
+              *_STATEMENTS, *_HIST, *_REPAYMENT, *_GROUP, *_DERIVED))
 
 # categorical features whose categories are a vocabulary of the data dictionary
 VOCABULARY_FEATURES = {"product": "product", "guarantee_type": "guarantee_type", "legal_form": "legal_form",

@@ -183,12 +183,14 @@ class FeatureSchema:
                          if k in f} for f in feats if "label_zh" in f or "reason_zh" in f},
         )
 
-    def reason(self, name: str) -> str:
-        """The loan officer's reason text of a feature (its name when it is not in the catalogue)."""
+    def reason(self, name: str, lang: str = "en") -> str:
+        """The loan officer's reason text of a feature in `lang` ("en" or "zh"; its name when it is unknown)."""
         f = BY_NAME.get(name)
         if f is not None:
-            return f.reason or f.label
+            return (f.reason_zh or f.label_zh or f.reason or f.label) if lang == "zh" else (f.reason or f.label)
         t = self.texts.get(name, {})
+        if lang == "zh":
+            return t.get("reason_zh") or t.get("label_zh") or t.get("reason") or t.get("label") or name
         return t.get("reason") or t.get("label") or name
 
 

@@ -741,8 +741,9 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     app = FastAPI(
         title="creditmodel scoring service",
         version=__version__,
-        description=("Calibrated 12-month PDs, master-scale grades, reason codes and risk-covering prices "
-                     f"from the export bundle of model {svc.model_id} ({len(svc.names)} features)."),
+        description=("Calibrated PDs, master-scale grades, reason codes and risk-covering prices "
+                     f"from the export bundle of model {svc.model_id} ({len(svc.names)} features). "
+                     f"PD of: {model_card(bundle).get('target') or model_card(bundle).get('output') or 'see /health'}."),
         lifespan=lifespan,
     )
     app.state.service = svc

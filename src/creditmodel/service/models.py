@@ -136,7 +136,8 @@ class ReasonOut(BaseModel):
 
 class ScoreResult(BaseModel):
     id: str | None
-    pd: float = Field(description="calibrated 12-month probability of default")
+    pd: float = Field(description="calibrated probability of default under the bundle's label definition "
+                                   "(window and default event as stated in its model card, target)")
     grade: str = Field(description="master-scale grade")
     reasons: list[ReasonOut] | None = Field(None, description="up to 3 adverse factors, largest first")
     outside_training_range: list[str] = Field(

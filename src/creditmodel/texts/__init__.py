@@ -1,0 +1,79 @@
+"""Every text a person reads, in Simplified Chinese and English, from one message catalogue.
+
+``en.toml`` and ``zh.toml`` hold the same ids (dotted keys, e.g. ``price.summary``); a text is a
+``str.format`` template whose fields the caller fills: ``text("price.summary", "zh", n=12, ...)``.
+The catalogues are read once. The language comes from ``--lang`` or the configuration's ``lang``;
+an unknown language or id is a ConfigError naming it (one line). This module sits below every
+stage, so data, features, models, validation, export, pricing and the service all read from here.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from creditmodel.exceptions import ConfigError
+
+LANGS = ("en", "zh")
+DEFAULT_LANG = "en"
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+@lru_cache(maxsize=None)
+def catalogue(lang: str) -> dict[str, str]:
+    """All texts of one language, by id (read once from the package's ``<lang>.toml``)."""
+    lang = check_lang(lang)
+    raw = resources.files(__package__).joinpath(f"{lang}.toml").read_text(encoding="utf-8")
+    return _flatten(tomllib.loads(raw))
+
+
+def check_lang(lang: str | None) -> str:
+    """`lang` if it is one of LANGS (None gives the default); otherwise a one-line ConfigError."""
+    if lang is None:
+        return DEFAULT_LANG
+    if lang not in LANGS:
+        raise ConfigError(f"lang {lang!r}: expected one of {list(LANGS)}")
+    return lang
+
+
+def has_text(id_: str, lang: str = DEFAULT_LANG) -> bool:
+    return id_ in catalogue(lang)
+
+
+def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
+    """The text `id_` in `lang` with `fields` filled in."""
+    texts = catalogue(check_lang(lang))
+    if id_ not in texts:
+        raise ConfigError(f"text {id_!r} is not in the {lang} message catalogue")
+    return texts[id_].format(**fields) if fields else texts[id_]
+
+
+def fields_of(template: str) -> set[str]:
+    """The placeholder names of a template (the two languages' templates must agree)."""
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def grade_name(grade: str, lang: str | None = DEFAULT_LANG) -> str:
+    """The grade's name for people, e.g. "A1 (excellent)"; a grade the catalogue does not know keeps its code
+    (grades are the bank's master-scale policy, the catalogue only names the shipped ones)."""
+    key = f"grade.{grade}"
+    return text(key, lang) if has_text(key, check_lang(lang)) else str(grade)
+
+
+def column_heading(column: str, lang: str | None = DEFAULT_LANG) -> str:
+    """The heading of a price-sheet column; an unknown column keeps its name."""
+    key = f"column.{column}"
+    return text(key, lang) if has_text(key, check_lang(lang)) else column
