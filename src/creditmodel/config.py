@@ -216,6 +216,32 @@ class PricingConfig(_Strict):
                                                                        "(most loans are 1-year working capital)")
     pd_floor: float = Field(0.0003, ge=0, lt=0.01, description="PD floor of the capital formula (Basel II 0.03%)")
     scaling_factor: float = Field(1.06, gt=0, le=2, description="Basel II scaling of IRB risk-weighted assets")
+    # --- security: collateral, guarantors, joint groups (creditmodel.pricing.guarantees) ---
+    unsecured_lgd: float = Field(0.45, ge=0, le=1, description="LGD of the part of a loan its collateral does not "
+                                                             "cover (and of a guarantor's exposure)")
+    collateral_haircuts: dict[str, float] = Field(
+        default_factory=lambda: {"land_use_right": 0.40, "building": 0.30, "equipment": 0.50,
+                                 "deposit_pledge": 0.0, "forest_right": 0.50},
+        description="discount on the appraised value by collateral type (the data dictionary's collateral_type): "
+                    "recognised cover = (1 - haircut) x value")
+    collateral_lgd_floor: float = Field(0.15, ge=0, le=1, description="least uncovered share a collateralised "
+                                                                     "loan keeps: LGD = unsecured_lgd x max(floor, "
+                                                                     "uncovered share)")
+    guarantee_treatment: Literal["substitution", "double_default"] = Field(
+        "substitution", description="a third-party guarantee: the guarantor's PD where lower, or the Basel "
+                                    "double-default capital K_0 x (0.15 + 160 x PD_g)")
+    joint_recovery: float = Field(0.30, ge=0, lt=1, description="share of a joint-guarantee group loan's loss "
+                                                               "the other members repay")
+    group_correlation_addon: float = Field(0.05, ge=0, le=0.5, description="asset correlation added for group "
+                                                                          "members' correlated default")
+
+    @field_validator("collateral_haircuts")
+    @classmethod
+    def _haircuts_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, h in value.items():
+            if not 0.0 <= h <= 1.0:
+                raise ValueError(f"collateral haircut {kind!r} = {h!r}: expected a fraction in [0, 1]")
+        return value
 
     @property
     def retail_threshold_cny(self) -> float:

@@ -79,19 +79,23 @@ def _unexpected_loss(pd_: np.ndarray, lgd: np.ndarray, r: np.ndarray, confidence
 
 
 def retail_capital(pd_: np.ndarray, lgd: np.ndarray, *, pd_floor: float = PD_FLOOR,
-                   confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """(K, R) for 'other retail' exposures: capital per unit of EAD and the asset correlation."""
+                   confidence: float = CONFIDENCE, correlation_addon: np.ndarray | float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(K, R) for 'other retail' exposures: capital per unit of EAD and the asset correlation
+    (raised by `correlation_addon`, capped at 0.99, for borrowers whose defaults move together)."""
     p = _floored(pd_, pd_floor)
-    r = retail_correlation(p)
+    r = np.minimum(retail_correlation(p) + correlation_addon, 0.99)
     return _unexpected_loss(p, lgd, r, confidence), r
 
 
 def corporate_capital(pd_: np.ndarray, lgd: np.ndarray, maturity: np.ndarray | float = 2.5,
                       sales_eur_m: np.ndarray | float | None = None, *, pd_floor: float = PD_FLOOR,
-                      confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """(K, R) for corporate exposures, with the SME firm-size and the maturity adjustments."""
+                      confidence: float = CONFIDENCE, correlation_addon: np.ndarray | float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(K, R) for corporate exposures, with the SME firm-size and the maturity adjustments (R raised by
+    `correlation_addon`, capped at 0.99)."""
     p = _floored(pd_, pd_floor)
-    r = corporate_correlation(p, sales_eur_m)
+    r = np.minimum(corporate_correlation(p, sales_eur_m) + correlation_addon, 0.99)
     with np.errstate(divide="ignore", invalid="ignore"):
         ma = np.where(p >= 1.0, 1.0, maturity_adjustment(np.minimum(p, 1 - 1e-12), maturity))
     return _unexpected_loss(p, lgd, r, confidence) * ma, r
@@ -110,13 +114,15 @@ def risk_weight(k: np.ndarray | float, scaling_factor: float = SCALING_FACTOR) -
 
 def loan_capital(pd_: np.ndarray, lgd: np.ndarray, ead: np.ndarray, maturity: np.ndarray,
                  annual_sales_cny: np.ndarray | None, config: PricingConfig,
-                 approach: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 approach: str | None = None, correlation_addon: np.ndarray | float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(K, R, approach per loan) under `config`: the IRB curve chosen by config.capital_approach.
 
     "auto" takes the other-retail curve for an EAD up to config.retail_threshold_cny (Basel's EUR 1
     million retail limit converted at eur_cny; the limit is meant per borrower, and a loan stands for
     its borrower here) and the corporate curve above it. Annual sales in CNY are converted to EUR
-    million for the SME adjustment; NaN sales mean no adjustment. `approach` overrides the config.
+    million for the SME adjustment; NaN sales mean no adjustment. `approach` overrides the config;
+    `correlation_addon` raises the asset correlation (a joint-guarantee group's correlated default).
     """
     pd_ = np.atleast_1d(np.asarray(pd_, dtype=np.float64))
     n = pd_.shape[0]
@@ -132,7 +138,8 @@ def loan_capital(pd_: np.ndarray, lgd: np.ndarray, ead: np.ndarray, maturity: np
         retail = np.full(n, approach == "retail")
     else:
         raise ValueError(f"capital approach {approach!r}: expected 'auto', 'retail' or 'corporate'")
-    k_r, r_r = retail_capital(pd_, lgd, pd_floor=config.pd_floor)
-    k_c, r_c = corporate_capital(pd_, lgd, maturity, sales / config.eur_cny / 1e6, pd_floor=config.pd_floor)
+    k_r, r_r = retail_capital(pd_, lgd, pd_floor=config.pd_floor, correlation_addon=correlation_addon)
+    k_c, r_c = corporate_capital(pd_, lgd, maturity, sales / config.eur_cny / 1e6, pd_floor=config.pd_floor,
+                                 correlation_addon=correlation_addon)
     return (np.where(retail, k_r, k_c), np.where(retail, r_r, r_c),
             np.where(retail, "retail", "corporate").astype(object))

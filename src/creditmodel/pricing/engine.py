@@ -7,7 +7,8 @@ Per loan, every component a rate per year on the exposure at default (EAD):
     capital_charge     = K x hurdle_rate, or K x (hurdle_rate - risk_free_rate) if capital_credited
     rate               = risk_covering_rate clamped to [min_rate, max_rate]   (floored / capped say which)
 
-LGD comes from the guarantee type (PricingConfig.lgd), K is the Basel IRB capital per unit of EAD
+LGD comes from the guarantee type (PricingConfig.lgd) unless the loan carries security details:
+collateral, a guarantor's PD or a joint-guarantee group (creditmodel.pricing.guarantees), K is the Basel IRB capital per unit of EAD
 (creditmodel.pricing.capital: other retail or corporate with the SME adjustment), and RAROC/EVA
 are those of the offered rate (creditmodel.pricing.raroc).
 """
@@ -23,12 +24,15 @@ from creditmodel.data.policy import policy_flags
 from creditmodel.exceptions import DataContractError, RequestError
 from creditmodel.export.bundle import PDBundle
 from creditmodel.pricing.capital import capital_requirement, loan_capital, risk_weight  # noqa: F401 (API)
+from creditmodel.pricing.guarantees import collateral_lgd, double_default_capital, group_lgd
 from creditmodel.pricing.raroc import eva, raroc
 
 COMPONENTS = ("funding_cost", "operating_cost", "expected_loss", "capital_charge", "margin")
 OUTPUT_COLUMNS = ("loan_id", "grade", "guarantee_type", "pd", "lgd", "ead", "maturity_years", "capital_approach",
                   "correlation", "k", "risk_weight", *COMPONENTS, "risk_covering_rate", "rate", "floored",
                   "capped", "raroc", "eva")
+SECURITY_COLUMNS = ("lgd_before_security", "collateral_cover", "pd_guarantor", "pd_priced", "guarantee_treatment",
+                    "group_lgd_effect", "group_capital_effect", "k_without_group")  # added when the loans carry security details
 POLICY_COLUMNS = ("needs_referral", "referral_rules")  # added by price_with_bundle: the dictionary's policy rules
 EAD_COLUMNS = ("ead", "amount", "loan_amount")  # the first present is the exposure; none -> 1.0 (per unit)
 MAX_MATURITY_YEARS = 50.0
@@ -69,7 +73,14 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
       corporate curve uses it (clamped to [1, 5] years there);
     annual_sales — the borrower's annual sales in CNY for the corporate SME adjustment; absent or
       missing means no adjustment (the conservative choice);
-    grade — passed through.
+    grade — passed through;
+    security (creditmodel.pricing.guarantees; any of them adds SECURITY_COLUMNS):
+      collateral_cover — recognised collateral in CNY (after haircuts, see collateral_cover()), or
+      collateral_value with collateral_type — one item per loan, haircut from config.collateral_haircuts;
+        a loan with collateral is priced at LGD = unsecured_lgd x max(floor, uncovered share);
+      pd_guarantor — the guarantor's PD (empty: none), by config.guarantee_treatment;
+      group_id — a joint-guarantee group (empty: none): LGD x (1 - joint_recovery), correlation
+        + group_correlation_addon; group_lgd_effect / group_capital_effect show both per loan.
     Output columns: OUTPUT_COLUMNS (grade only when given); k is capital per unit of EAD, risk_weight
     = k x 12.5 x config.scaling_factor, eva in money per year (per unit when no EAD is given).
     Bad input raises RequestError naming the column, the value and what was expected.
@@ -100,7 +111,33 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
                       allow_missing=True) if "annual_sales" in applications.columns else None)
 
     lgd = gt.astype(object).map(config.lgd).to_numpy(dtype=np.float64)
-    k, correlation, approach = loan_capital(pd_, lgd, ead, maturity, sales, config)
+    security = _security(applications, config, ead, n)
+    pd_priced = pd_
+    if security is None:
+        k, correlation, approach = loan_capital(pd_, lgd, ead, maturity, sales, config)
+    else:
+        lgd_type, cover, pd_g, in_group = security
+        secured = ~np.isnan(cover)
+        lgd = np.where(secured, collateral_lgd(ead, np.nan_to_num(cover), config.unsecured_lgd,
+                                               config.collateral_lgd_floor), lgd_type)
+        lgd_alone = lgd
+        lgd = np.where(in_group, group_lgd(lgd, config.joint_recovery), lgd)
+        guaranteed = ~np.isnan(pd_g)
+        pd_priced = np.where(guaranteed, np.fmin(pd_, pd_g), pd_)
+        addon = np.where(in_group, config.group_correlation_addon, 0.0)
+        pd_capital = pd_priced if config.guarantee_treatment == "substitution" else pd_
+        k, correlation, approach = loan_capital(pd_capital, lgd, ead, maturity, sales, config, correlation_addon=addon)
+        k_no_group, _, _ = loan_capital(pd_capital, lgd_alone, ead, maturity, sales, config)
+        k_group_lgd_only, _, _ = loan_capital(pd_capital, lgd, ead, maturity, sales, config)
+        if config.guarantee_treatment == "double_default" and guaranteed.any():
+            s_eur = None if sales is None else sales / config.eur_cny / 1e6
+            k_dd = double_default_capital(pd_, np.nan_to_num(pd_g, nan=1.0), lgd, maturity, s_eur,
+                                          pd_floor=config.pd_floor)
+            k = np.where(guaranteed, k_dd, k)
+            k_no_group = np.where(guaranteed, double_default_capital(
+                pd_, np.nan_to_num(pd_g, nan=1.0), lgd_alone, maturity, s_eur, pd_floor=config.pd_floor), k_no_group)
+            k_group_lgd_only = np.where(guaranteed, k_dd, k_group_lgd_only)
+            approach = np.where(guaranteed, "double_default", approach).astype(object)
     out = pd.DataFrame({"loan_id": applications["loan_id"].to_numpy()})
     if "grade" in applications.columns:
         out["grade"] = applications["grade"].to_numpy()
@@ -115,7 +152,7 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     out["risk_weight"] = risk_weight(k, config.scaling_factor)
     out["funding_cost"] = config.funding_cost
     out["operating_cost"] = config.operating_cost
-    out["expected_loss"] = pd_ * lgd
+    out["expected_loss"] = pd_priced * lgd
     out["capital_charge"] = k * config.capital_cost_rate
     out["margin"] = config.margin
     out["risk_covering_rate"] = out[list(COMPONENTS)].sum(axis=1)
@@ -126,7 +163,48 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     args = (out["rate"].to_numpy(), config.funding_cost, config.operating_cost, out["expected_loss"].to_numpy(), k)
     out["raroc"] = raroc(*args, config)
     out["eva"] = eva(*args, ead, config)
+    if security is not None:
+        out["lgd_before_security"] = lgd_type
+        out["collateral_cover"] = np.nan_to_num(cover)
+        out["pd_guarantor"] = pd_g
+        out["pd_priced"] = pd_priced
+        out["guarantee_treatment"] = np.where(guaranteed, config.guarantee_treatment, "").astype(object)
+        out["group_lgd_effect"] = lgd - lgd_alone  # <= 0: the other members' joint liability
+        out["group_capital_effect"] = k - k_group_lgd_only  # >= 0: their correlated default (K per unit of EAD)
+        out["k_without_group"] = k_no_group
     return out
+
+
+def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray, n: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(LGD by guarantee type, recognised collateral or NaN, guarantor PD or NaN, in a group) or None
+    when the loans carry no security details."""
+    cols = set(applications.columns)
+    if not cols & {"collateral_cover", "collateral_value", "pd_guarantor", "group_id"}:
+        return None
+    lgd_type = applications["guarantee_type"].astype(object).map(config.lgd).to_numpy(dtype=np.float64)
+    cover = np.full(n, np.nan)
+    if "collateral_cover" in cols:
+        cover = _numeric(applications, "collateral_cover", lambda v: v >= 0,
+                         "a number >= 0 (recognised collateral, CNY) or empty", allow_missing=True)
+    elif "collateral_value" in cols:
+        value = _numeric(applications, "collateral_value", lambda v: v >= 0,
+                         "a number >= 0 (appraised collateral, CNY) or empty", allow_missing=True)
+        kinds = (applications["collateral_type"].astype(object) if "collateral_type" in cols
+                 else pd.Series([None] * n, dtype=object))
+        has = ~np.isnan(value)
+        unknown = has & ~kinds.isin(list(config.collateral_haircuts)).to_numpy()
+        if unknown.any():
+            i = int(np.argmax(unknown))
+            raise RequestError(f"pricing input: collateral_type {_plain(kinds.iloc[i])!r} has no haircut "
+                               f"(loan_id {_plain(applications['loan_id'].iloc[i])!r}); expected one of "
+                               f"{sorted(config.collateral_haircuts)}")
+        haircut = kinds.map(config.collateral_haircuts).to_numpy(dtype=np.float64, na_value=np.nan)
+        cover = np.where(has, (1.0 - haircut) * value, np.nan)
+    pd_g = (_numeric(applications, "pd_guarantor", lambda v: (v >= 0) & (v <= 1), "a number in [0, 1] or empty",
+                     allow_missing=True) if "pd_guarantor" in cols else np.full(n, np.nan))
+    in_group = (applications["group_id"].notna().to_numpy() if "group_id" in cols else np.zeros(n, dtype=bool))
+    return lgd_type, cover, pd_g, in_group
 
 
 def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingConfig,
@@ -135,7 +213,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
 
     Loan terms are taken from the feature rows when present: guarantee_type; the exposure from ead,
     amount or loan_amount; the maturity from maturity_years or term_months; annual sales from
-    annual_sales, else the latest statement's revenue fs_revenue (CNY). The policy rules of
+    annual_sales, else the latest statement's revenue fs_revenue (CNY); security from collateral_cover or
+    collateral_value/collateral_type, pd_guarantor and group_id (see `price`). The policy rules of
     ``dictionary`` (None = the shipped default; e.g. the approval authority) add the columns
     needs_referral and referral_rules (the names of the rules broken, comma-separated): a flag for
     the decision, never a reason to refuse the price.
@@ -148,6 +227,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     scored = pd.DataFrame({"loan_id": features["loan_id"].to_numpy(), "pd": pd_, "grade": bundle.grade(pd_)})
     terms = {"guarantee_type": ("guarantee_type",), None: EAD_COLUMNS,  # None: keep the source's name
              "maturity": ("maturity_years", "term_months"), "annual_sales": ("annual_sales", "fs_revenue")}
+    terms.update({c: (c,) for c in ("collateral_cover", "collateral_value", "collateral_type", "pd_guarantor",
+                                    "group_id")})  # security, when the rows carry it
     for name, sources in terms.items():
         source = next((c for c in sources if c in features.columns), None)
         if source is not None:
