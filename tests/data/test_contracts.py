@@ -93,6 +93,10 @@ def make_tables() -> dict[str, pd.DataFrame]:
                 "days_past_due": [0, 3, 0, 0, 31, 95],
             }
         ),
+        "collateral": pd.DataFrame(
+            {"loan_id": [11, 11], "collateral_type": ["building", "land_use_right"], "value": [1_500_000.0, 800_000.0]}
+        ),
+        "guarantees": pd.DataFrame({"loan_id": [13], "guarantor_id": [1]}),
     }
 
 
@@ -380,3 +384,13 @@ def test_every_table_has_a_contract_matching_fixture(name):
     one = make_tables()[name]
     out = contract(name).validate(one)
     assert list(out.columns) == schema.TABLES[name].column_names
+
+
+@pytest.mark.parametrize("table, change, match", [
+    ("collateral", {"value": [-1.0, 800_000.0]}, "value"),
+    ("collateral", {"collateral_type": ["building", "gold"]}, "gold"),
+    ("guarantees", {"guarantor_id": [99]}, "99"),
+])
+def test_bad_security_rows_are_one_line(tables, table, change, match):
+    tables[table] = tables[table].assign(**change)
+    assert match in error_of(tables, extraction_date=EXTRACTION)

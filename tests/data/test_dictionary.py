@@ -129,7 +129,10 @@ def foreign_tables() -> dict[str, pd.DataFrame]:
 
 def test_default_reproduces_the_old_constants():
     d = default_dictionary()
-    assert d.vocabularies == OLD_CONSTANTS
+    assert {k: v for k, v in d.vocabularies.items() if k in OLD_CONSTANTS} == OLD_CONSTANTS
+    assert d.vocabulary("collateral_type") == ("land_use_right", "building", "equipment", "deposit_pledge",
+                                               "forest_right")
+    assert all(d.label("collateral_type", v, "zh") != v for v in d.vocabulary("collateral_type"))
     assert d.currency == "CNY"
     for key, bound in OLD_BOUNDS.items():
         assert d.bounds[key] == bound, key

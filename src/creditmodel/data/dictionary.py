@@ -51,6 +51,7 @@ VOCABULARY_COLUMNS: dict[str, str] = {
     "transactions.channel": "channel",
     "loans.product": "product",
     "loans.guarantee_type": "guarantee_type",
+    "collateral.collateral_type": "collateral_type",
 }
 VOCABULARIES = tuple(dict.fromkeys(VOCABULARY_COLUMNS.values()))
 ATTRIBUTE_TABLES = ("loans", "enterprises")

@@ -173,6 +173,26 @@ STRUCTURE: dict[str, Table] = {
             foreign_keys={"loan_id": "loans.loan_id"},
             event_date="date",
         ),
+        Table(
+            "collateral",
+            (
+                Column("loan_id", "int"),
+                Column("collateral_type", "str", vocabulary="collateral_type"),
+                Column("value", "float", description="appraised value at the decision date"),
+            ),
+            foreign_keys={"loan_id": "loans.loan_id"},
+            required=False,
+        ),
+        Table(
+            "guarantees",
+            (
+                Column("loan_id", "int"),
+                Column("guarantor_id", "int", description="the guaranteeing enterprise"),
+            ),
+            key=("loan_id", "guarantor_id"),
+            foreign_keys={"loan_id": "loans.loan_id", "guarantor_id": _ENT},
+            required=False,
+        ),
     )
 }
 

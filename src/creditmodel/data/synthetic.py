@@ -108,6 +108,9 @@ DIRECTIONS = _VOCABULARY["direction"]
 CHANNELS = _VOCABULARY["channel"]
 PRODUCTS = _VOCABULARY["product"]
 GUARANTEE_TYPES = _VOCABULARY["guarantee_type"]
+COLLATERAL_TYPES = _VOCABULARY["collateral_type"]
+_COLLATERAL_P = {"land_use_right": 0.25, "building": 0.35, "equipment": 0.20, "deposit_pledge": 0.10,
+                 "forest_right": 0.10}
 _COUNTIES = (("330523", 0.70), ("330522", 0.20), ("330521", 0.10))
 
 _AR_PHI = 0.9
@@ -276,6 +279,8 @@ def _run_block(plan: _Plan, b: int, size: int, offsets: _Offsets
                ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, _Offsets]:
     gen = _Generator(size, _block_rng(plan.seed, b), plan.start, plan.extraction,
                      plan.last_application, offsets, plan.transaction_density)
+    # security (collateral, guarantors) from a stream of its own, so every other table stays as it was
+    gen.security_rng = np.random.default_rng(np.random.SeedSequence(plan.seed, spawn_key=(b, 1)))
     tables, truth = gen.run()
     return tables, truth, gen.next_offsets  # the generator's grids are freed on return
 
@@ -384,6 +389,7 @@ class _Generator:
         statements = self._financial_statements()
         loans, truth, loan_state = self._loans()
         repayments = self._repayments(loan_state)
+        collateral, guarantees = self._security(loans)
         tables = {
             "enterprises": enterprises,
             "registration_events": registration_events,
@@ -393,6 +399,8 @@ class _Generator:
             "financial_statements": statements,
             "loans": loans,
             "repayments": repayments,
+            "collateral": collateral,
+            "guarantees": guarantees,
         }
         tables = {name: tables[name] for name in TABLES}
         self.next_offsets = replace(
@@ -815,6 +823,36 @@ class _Generator:
             "late_prone": late_prone[order],
         }
         return loans, truth, state
+
+    def _security(self, loans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Collateral items of the collateralised loans (1-2 items, together worth about 1.3x the amount)
+        and the guarantor of each third-party-guaranteed loan: another enterprise of the block with a
+        higher id, so guarantees never run in a circle (the last enterprise's loans go without one)."""
+        rng = getattr(self, "security_rng", None) or np.random.default_rng(0)
+        gt = loans["guarantee_type"].astype(object).to_numpy()
+        sec = np.flatnonzero(gt == "collateral")
+        items = 1 + (rng.random(sec.size) < 0.35).astype(np.int64)
+        idx = np.repeat(sec, items)
+        p = np.array([_COLLATERAL_P.get(c, 0.0) for c in COLLATERAL_TYPES])
+        kind = _choice(rng, np.broadcast_to(p / p.sum(), (idx.size, p.size)))
+        amount = loans["amount"].to_numpy()[idx]
+        value = np.round(amount * np.exp(np.log(1.3) + rng.normal(0.0, 0.35, idx.size)) / items.repeat(items), -3)
+        collateral = _frame("collateral", {
+            "loan_id": loans["loan_id"].to_numpy()[idx],
+            "collateral_type": _strings(kind, COLLATERAL_TYPES),
+            "value": np.maximum(value, 1000.0).astype(np.float64),
+        })
+        third = np.flatnonzero(gt == "third_party")
+        borrower = loans["enterprise_id"].to_numpy()[third] - self.offsets.enterprise - 1  # index in the block
+        room = self.n - 1 - borrower
+        has = room > 0
+        third, borrower, room = third[has], borrower[has], room[has]
+        guarantor = borrower + 1 + np.floor(rng.random(third.size) * room).astype(np.int64)
+        guarantees = _frame("guarantees", {
+            "loan_id": loans["loan_id"].to_numpy()[third],
+            "guarantor_id": self.enterprise_id[guarantor],
+        })
+        return collateral, guarantees
 
     def _repayments(self, s: dict[str, np.ndarray]) -> pd.DataFrame:
         rng = self.rng
