@@ -229,8 +229,43 @@ def _write_frame(frame: "pd.DataFrame", out: Path, *, command: str, inputs: dict
             frame.to_parquet(output.tmp, index=False)
 
 
+def _cmd_price_grid(args: argparse.Namespace) -> None:
+    from creditmodel.config import load_config
+    from creditmodel.pricing.grid import grid_html, rate_grid
+    from creditmodel.texts import check_lang, column_heading, text
+
+    out = Path(args.out)
+    if out.suffix != ".csv":
+        raise ConfigError(f"--out {args.out}: expected a .csv file name (the heatmap page goes beside it as .html)")
+    page = out.with_suffix(".html")
+    inputs = {"--bundle": args.bundle, "--config": args.config}
+    check_output(out, kind="file", inputs=inputs, force=args.force)
+    check_output(page, kind="file", inputs=inputs, force=args.force)
+    config = load_config(args.config)
+    lang = check_lang(args.lang or config.lang)
+    dictionary = config.data_dictionary()
+    team_vocab = "industry_team" if "industry_team" in dictionary.vocabularies else "industry"
+    bundle = _load_bundle(args)
+    scale = bundle.master_scale
+    only = [t.strip() for t in args.teams.split(",")] if args.teams else None
+    grid = rate_grid(list(scale.grades), scale.grade_pds(), dictionary.vocabulary(team_vocab), config.pricing,
+                     only_teams=only)
+    html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}))
+    sheet = grid if lang == "en" else grid.rename(columns=lambda c: column_heading(c, lang))
+    with Output(out, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
+        sheet.to_csv(output.tmp, index=False)
+    with Output(page, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
+        output.tmp.write_text(html, encoding="utf-8")
+    print(text("grid.summary", lang, n=len(grid), lo=grid["rate"].min(), hi=grid["rate"].max(), out=out, page=page))
+
+
 def _cmd_price(args: argparse.Namespace) -> None:
     import math
+
+    if args.action == "grid":
+        return _cmd_price_grid(args)
+    if not args.applications:
+        raise ConfigError("price: --applications is required (or use `price grid` for the rate grid)")
 
     from creditmodel.config import load_config
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
@@ -552,9 +587,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default $CREDITMODEL_SIGNING_KEY; none: unsigned)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("price", help="score applications with an export bundle alone and price them")
+    p = sub.add_parser("price", help="score applications with an export bundle alone and price them; "
+                                     "`price grid`: the published rate grid")
+    p.add_argument("action", nargs="?", choices=("grid",), help="grid: the rate grid by grade x guarantee type x "
+                                                                "industry team (CSV --out and a heatmap .html beside it)")
     p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--applications", "--features", dest="applications", required=True,
+    p.add_argument("--teams", help="grid: only these industry teams (comma-separated)")
+    p.add_argument("--applications", "--features", dest="applications",
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
                         "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
     p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")

@@ -234,6 +234,10 @@ class PricingConfig(_Strict):
                                                                "the other members repay")
     group_correlation_addon: float = Field(0.05, ge=0, le=0.5, description="asset correlation added for group "
                                                                           "members' correlated default")
+    grid_ead: float = Field(500_000, gt=0, description="the exposure (CNY) at which the published rate grid is priced")
+    preferential_discount: dict[str, float] = Field(
+        default_factory=lambda: {"preferential": 0.012},
+        description="rate discount by product (policy/'rainbow' products): the grid shows the EVA it gives up")
 
     @field_validator("collateral_haircuts")
     @classmethod
