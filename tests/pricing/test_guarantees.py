@@ -121,3 +121,14 @@ def test_without_security_columns_the_price_is_unchanged():
     out = price(apps, CFG)
     assert not set(SECURITY_COLUMNS) & set(out.columns)
     assert out["lgd"].iloc[0] == 0.45 and out["k"].iloc[0] == pytest.approx(_retail_k(0.02, 0.45), rel=1e-9)
+
+
+def test_a_haircut_above_one_in_the_configuration_is_one_line(tmp_path):
+    from creditmodel.config import load_config
+    from creditmodel.exceptions import ConfigError
+
+    path = tmp_path / "run.toml"
+    path.write_text("[pricing.collateral_haircuts]\nbuilding = 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "\n" not in str(info.value) and "collateral haircut 'building' = 1.5" in str(info.value)
