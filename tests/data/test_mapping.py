@@ -598,3 +598,49 @@ def test_query_over_a_file_source(tmp_path, capsys):
     code, _, err = _run(capsys, mapping, tmp_path / "other")
     assert code == 2 and err.startswith("creditmodel: error: repayments: source.query failed:") and err.count("\n") == 1
     assert not (tmp_path / "other").exists()
+
+
+def test_collateral_and_guarantors_map_like_any_canonical_table(tmp_path):
+    src = tmp_path / "x"
+    src.mkdir()
+    pd.DataFrame({"id": [1, 2], "age": [40, 30]}).to_parquet(src / "people.parquet")
+    pd.DataFrame({"loan": [100, 100], "kind": ["房产", "林权"], "worth": ["1,200,000", "300,000"]}).to_parquet(
+        src / "pledges.parquet")
+    pd.DataFrame({"loan": [101], "by": [1]}).to_parquet(src / "sureties.parquet")
+    (src / "m.toml").write_text("""
+extraction_date = 2001-01-01
+[tables.enterprises]
+source = { path = "people.parquet" }
+[tables.enterprises.columns]
+enterprise_id = "id"
+registration_date = { value = 1990-01-01 }
+legal_form = { value = "sole_trader" }
+industry = { value = "furniture" }
+county = { value = "X" }
+owner_birth_year = { expr = "2000 - age" }
+[tables.loans]
+source = { path = "people.parquet" }
+[tables.loans.columns]
+loan_id = { row_number = true, start = 100 }
+enterprise_id = "id"
+application_date = { value = 2000-01-01 }
+product = { value = "micro" }
+guarantee_type = { value = "collateral" }
+amount = { value = 1000 }
+term_months = { value = 12 }
+[tables.collateral]
+source = { path = "pledges.parquet" }
+[tables.collateral.columns]
+loan_id = "loan"
+collateral_type = { column = "kind", map = { "房产" = "building", "林权" = "forest_right" } }
+value = { column = "worth", money = true }
+[tables.guarantees]
+source = { path = "sureties.parquet" }
+[tables.guarantees.columns]
+loan_id = "loan"
+guarantor_id = "by"
+""", encoding="utf-8")
+    t = map_tables(*load_mapping(src / "m.toml"))
+    assert t["collateral"]["collateral_type"].tolist() == ["building", "forest_right"]
+    assert t["collateral"]["value"].tolist() == [1_200_000.0, 300_000.0]
+    assert t["guarantees"]["guarantor_id"].tolist() == [1]
