@@ -628,6 +628,12 @@ product = { value = "micro" }
 guarantee_type = { value = "collateral" }
 amount = { value = 1000 }
 term_months = { value = 12 }
+[tables.repayments]
+source = { path = "people.parquet" }
+[tables.repayments.columns]
+loan_id = { expr = "id + 99" }
+date = { value = 2000-07-01 }
+days_past_due = { value = 0 }
 [tables.collateral]
 source = { path = "pledges.parquet" }
 [tables.collateral.columns]
