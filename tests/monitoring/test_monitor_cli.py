@@ -88,5 +88,22 @@ def test_unknown_officer_is_one_line(demo_run, world_dir, tmp_path, capsys):
     assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(data),
                  "--as-of", "2023-06-30", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "officer_id 1" in err[0], err
+    assert len(err) == 1 and "loan_accounts.officer_id: value 1 not found in officers.officer_id" in err[0], err
     assert not out.exists()
+
+
+def test_rerating_reads_nothing_after_the_as_of_date(demo_run, world_dir):
+    """Re-rating on the full data equals re-rating on the data cut at the date (point in time)."""
+    from creditmodel.data.schema import TABLES
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.rerate import rerate
+
+    as_of = pd.Timestamp("2023-06-30")
+    tables = read_tables(world_dir)
+    cut = {n: (df if TABLES[n].event_date is None else df[df[TABLES[n].event_date] <= as_of])
+           for n, df in tables.items()}
+    book = live_book(tables, as_of).iloc[:200]
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    full, truncated = rerate(bundle, tables, book, as_of), rerate(bundle, cut, book, as_of)
+    pd.testing.assert_frame_equal(full, truncated)
+    assert (full["pd_now"] != full["pd_origination"]).mean() > 0.9  # the date moved the features
