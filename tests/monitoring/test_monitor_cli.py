@@ -107,3 +107,25 @@ def test_rerating_reads_nothing_after_the_as_of_date(demo_run, world_dir):
     full, truncated = rerate(bundle, tables, book, as_of), rerate(bundle, cut, book, as_of)
     pd.testing.assert_frame_equal(full, truncated)
     assert (full["pd_now"] != full["pd_origination"]).mean() > 0.9  # the date moved the features
+
+
+def test_backtest_counts_the_matured_loans_and_their_defaults(monitored, world_dir):
+    from scipy.stats import beta
+
+    bt = pd.read_parquet(monitored / "backtest.parquet")
+    t = read_tables(world_dir)
+    as_of = pd.Timestamp("2023-09-30")
+    loans = t["loans"]
+    end = loans["application_date"] + pd.DateOffset(months=12)
+    matured = loans[end <= as_of]
+    rep = t["repayments"].merge(matured[["loan_id", "application_date"]], on="loan_id")
+    rep = rep[(rep.date <= as_of) & (rep.date <= rep.application_date + pd.DateOffset(months=12))]
+    bad = set(rep.loc[rep.days_past_due >= 90, "loan_id"])
+    quarter = matured["application_date"].dt.to_period("Q").astype(str)
+    expected = pd.DataFrame({"n": quarter.value_counts(), "d": quarter[matured.loan_id.isin(bad)].value_counts()}
+                            ).fillna(0).sort_index()
+    assert list(bt["quarter"]) == list(expected.index)
+    assert list(bt["loans"]) == list(expected["n"]) and list(bt["defaults"]) == list(expected["d"].astype(int))
+    r = bt.iloc[-1]
+    assert r["jeffreys_p"] == pytest.approx(beta.cdf(r["mean_pd"], r["defaults"] + 0.5, r["loans"] - r["defaults"] + 0.5))
+    assert set(bt["status"]) <= {"green", "amber", "red"}

@@ -9,9 +9,11 @@ from typing import Any
 import pandas as pd
 
 from creditmodel.config import RunConfig
+from creditmodel.monitoring.backtest import backtest
 from creditmodel.monitoring.book import eva_by, live_book, loan_eva, npl_by, npl_per_year
 from creditmodel.monitoring.rerate import migration_matrix, migration_summary, rerate
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
+from creditmodel.validation.stats import psi
 
 __all__ = ["MonitoringResult", "monitor"]
 
@@ -51,17 +53,23 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, conf
         "eva_loans": eva,
         "eva_by_officer": eva_by(eva, ["team", "officer_id"]),
         "eva_by_team": eva_by(eva, "team"),
+        "backtest": backtest(bundle, tables, as_of, config),
     }
     whole = npl_by(book, None, tolerance).iloc[0]
+    drift = psi(rated["pd_origination"], rated["pd_now"]) if len(rated) else None
     summary = {
         "as_of": str(as_of.date()),
         "bundle": bundle.manifest.get("bundle_id") or bundle.manifest.get("model_version") or str(bundle.path.name),
         **migration_summary(rated),
+        "psi_pd_origination_to_now": float(drift.value) if drift else float("nan"),
+        "psi_status": drift.status if drift else "n/a",
         "npl_ratio": float(whole["npl_ratio"]),
         "npl_tolerance": tolerance,
         "npl_ratio_by_team": {r.team: float(r.npl_ratio) for r in frames["npl_by_team"].itertuples()},
         "officers_over_tolerance": int((~frames["npl_by_officer"]["within_tolerance"]).sum()),
         "eva_total": float(frames["eva_by_team"]["eva"].sum()),
+        "backtest_quarters_red": [q for q, st in zip(frames["backtest"]["quarter"], frames["backtest"]["status"])
+                                  if st == "red"],
         "watch_list_loans": int(watch["loan_id"].nunique()) if len(watch) else 0,
         "watch_list_by_trigger": {k: int(v) for k, v in watch["trigger"].value_counts().items()} if len(watch) else {},
     }
