@@ -72,9 +72,9 @@ def test_eva_per_loan_is_the_pricing_formula_and_sums_to_the_cent(book):
     k = lgd * (norm.cdf((norm.ppf(p) + np.sqrt(r) * norm.ppf(0.999)) / np.sqrt(1 - r)) - p)
     expected = (rate - config.funding_cost - config.operating_cost - p * lgd) * ead - config.hurdle_rate * k * ead
     assert eva["eva"].iloc[i] == pytest.approx(round(expected, 2), abs=0.005)
-    total = sum(int(round(x * 100)) for x in eva["eva"])
+    total = sum(round(x * 100) for x in eva["eva"])
     for by in ("officer_id", "team"):
-        assert sum(int(round(x * 100)) for x in eva_by(eva, by)["eva"]) == total
+        assert sum(round(x * 100) for x in eva_by(eva, by)["eva"]) == total
 
 
 def test_bad_input_is_one_line(small_world):

@@ -12,11 +12,16 @@ from creditmodel.monitoring.book import (
     npl_by,
     npl_per_year,
 )
-from creditmodel.monitoring.triggers import DEFAULT_TRIGGERS, Trigger, parse_triggers, watch_list
+from creditmodel.monitoring.triggers import (
+    DEFAULT_TRIGGERS,
+    Trigger,
+    parse_triggers,
+    watch_list,
+)
 
 __all__ = [
-    "NPL_TOLERANCE",
     "DEFAULT_TRIGGERS",
+    "NPL_TOLERANCE",
     "Trigger",
     "eva_by",
     "live_book",

@@ -19,7 +19,7 @@ from creditmodel.exceptions import DataContractError
 from creditmodel.pricing.capital import loan_capital
 from creditmodel.pricing.raroc import eva
 
-__all__ = ["NPL_TOLERANCE", "live_book", "npl_by", "npl_per_year", "loan_eva", "eva_by"]
+__all__ = ["NPL_TOLERANCE", "eva_by", "live_book", "loan_eva", "npl_by", "npl_per_year"]
 
 NPL_TOLERANCE = 0.01  # the unit's annual tolerance: officers within it are not penalised
 NPL_DPD = 90
@@ -85,6 +85,7 @@ def live_book(tables: Mapping[str, pd.DataFrame], as_of: object,
     book = book.merge(officers[["officer_id", "team"]], on="officer_id", how="left")
     book = book.merge(enterprises[["enterprise_id", "industry"]], on="enterprise_id", how="left")
     book["team"] = book["team"].fillna(UNASSIGNED).astype(str)
+    book["team_zh"] = book["team"].map(lambda t: d.label("industry_team", t, "zh"))  # what officers read
     book["npl"] = book["days_past_due"] >= NPL_DPD
     book["as_of"] = as_of
     return book.reset_index(drop=True)

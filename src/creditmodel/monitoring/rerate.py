@@ -16,7 +16,7 @@ from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
 
-__all__ = ["as_of_tables", "rerate", "migration_matrix", "migration_summary", "N_REASONS"]
+__all__ = ["N_REASONS", "as_of_tables", "migration_matrix", "migration_summary", "rerate"]
 
 N_REASONS = 3
 

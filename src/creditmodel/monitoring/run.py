@@ -10,7 +10,13 @@ import pandas as pd
 
 from creditmodel.config import RunConfig
 from creditmodel.monitoring.backtest import backtest
-from creditmodel.monitoring.book import eva_by, live_book, loan_eva, npl_by, npl_per_year
+from creditmodel.monitoring.book import (
+    eva_by,
+    live_book,
+    loan_eva,
+    npl_by,
+    npl_per_year,
+)
 from creditmodel.monitoring.rerate import migration_matrix, migration_summary, rerate
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi

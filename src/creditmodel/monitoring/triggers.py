@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from creditmodel.exceptions import ConfigError
 
-__all__ = ["Trigger", "DEFAULT_TRIGGERS", "KINDS", "parse_triggers", "watch_list"]
+__all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "watch_list"]
 
 KINDS = ("court_case", "abnormal_listing", "environment_failed", "inflow_drop", "late_instalment", "downgrade")
 _PARAMS = {
