@@ -41,7 +41,8 @@ def test_synth_writes_canonical_tables(tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "w").glob("*.parquet"))
     assert names == sorted(f"{t}.parquet" for t in (
         "enterprises", "registration_events", "court_cases", "environment_checks", "transactions",
-        "financial_statements", "loans", "repayments", "collateral", "guarantees"))
+        "financial_statements", "loans", "repayments", "collateral", "guarantees", "officers", "loan_accounts",
+        "balances"))
     assert (tmp_path / "w" / "_truth" / "loan_truth.parquet").is_file()
     assert main(["synth", "--out", str(tmp_path / "w"), "--enterprises", "60"]) == 0  # its own output: replaced
     (tmp_path / "w" / "notes.txt").write_text("mine")

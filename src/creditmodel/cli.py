@@ -296,6 +296,45 @@ def _cmd_price(args: argparse.Namespace) -> None:
                  cap=pricing.max_rate, n_referral=int(priced["needs_referral"].sum())))
 
 
+def _cmd_monitor(args: argparse.Namespace) -> None:
+    import json
+    from datetime import date
+
+    import pandas as pd
+
+    from creditmodel.config import load_config
+    from creditmodel.data.contracts import validate_tables
+    from creditmodel.data.io import read_tables, resolve_extraction_date
+    from creditmodel.monitoring.run import monitor
+
+    out = Path(args.out)
+    inputs = {"--bundle": args.bundle, "--data": args.data, "--config": args.config}
+    check_output(out, kind="dir", inputs=inputs, force=args.force)
+    try:
+        as_of = pd.Timestamp(date.fromisoformat(args.as_of))
+    except ValueError:
+        raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
+    config = load_config(args.config)
+    bundle = _load_bundle(args)
+    raw = read_tables(args.data, encoding=config.data_encoding, delimiter=config.data_delimiter)
+    extraction = resolve_extraction_date(config.extraction_date, args.data)
+    tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
+    result = monitor(bundle, tables, as_of, config)
+    with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
+        for name, frame in result.frames.items():
+            frame.to_parquet(output.tmp / f"{name}.parquet", index=False)
+        result.frames["watch_list"].to_csv(output.tmp / "watch_list.csv", index=False, encoding="utf-8-sig")
+        (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
+                                                 encoding="utf-8")
+    s = result.summary
+    teams = ", ".join(f"{k} {v:.2%}" for k, v in s["npl_ratio_by_team"].items())
+    print(f"monitored {s['loans']} open loans as of {s['as_of']} -> {out}\n"
+          f"mean PD {s['mean_pd_origination']:.2%} at origination -> {s['mean_pd_now']:.2%} now; "
+          f"{s['share_downgraded_2plus']:.1%} downgraded 2+ notches; NPL {s['npl_ratio']:.2%} "
+          f"(tolerance {s['npl_tolerance']:.0%}; by team: {teams}); {s['officers_over_tolerance']} officers over it; "
+          f"EVA {s['eva_total']:,.0f} a year; {s['watch_list_loans']} loans on the watch list")
+
+
 def _cmd_data_check(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.data.contracts import ignored_columns, validate_tables
@@ -607,6 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "the configuration's lang")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_price)
+
+    p = sub.add_parser("monitor", help="re-rate the open loans as of a date: migration, early warning, NPL and EVA")
+    p.add_argument("--bundle", required=True, help="export bundle directory")
+    p.add_argument("--data", required=True, help="canonical tables with balances, officers and loan_accounts")
+    p.add_argument("--as-of", required=True, help="monitoring date (YYYY-MM-DD); nothing dated later is read")
+    p.add_argument("--out", required=True, help="output directory (watch list parquet + CSV, NPL, EVA, migration)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--config", help="TOML configuration: [monitoring] triggers and NPL tolerance, [pricing] for EVA")
+    _add_trust_options(p)
+    p.set_defaults(func=_cmd_monitor)
 
     uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
     p = sub.add_parser("register", help="register a run's model as a new version and set an alias")

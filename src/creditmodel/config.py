@@ -284,6 +284,15 @@ class PricingConfig(_Strict):
         return self
 
 
+class MonitoringConfig(_Strict):
+    """Life after the loan: the early-warning triggers (``[monitoring.triggers.<name>]``, checked by
+    creditmodel.monitoring.parse_triggers; none given = its DEFAULT_TRIGGERS) and the NPL tolerance."""
+
+    triggers: dict[str, dict[str, Any]] | None = Field(None, description="named early-warning triggers")
+    npl_tolerance: float = Field(0.01, gt=0, lt=1, description="annual NPL ratio within which officers are "
+                                                                 "not penalised (the unit's 1%)")
+
+
 class ValidationConfig(_Strict):
     """Thresholds of the validation report's traffic lights (green / amber / red).
 
@@ -400,6 +409,7 @@ class RunConfig(_Strict):
     scorecard: ScorecardConfig = ScorecardConfig()
     master_scale: MasterScaleConfig = MasterScaleConfig()
     pricing: PricingConfig = PricingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     validation: ValidationConfig = ValidationConfig()
     bundle: BundleConfig = Field(BundleConfig(), exclude=True)
     guard: GuardConfig = GuardConfig()

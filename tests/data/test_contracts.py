@@ -97,6 +97,25 @@ def make_tables() -> dict[str, pd.DataFrame]:
             {"loan_id": [11, 11], "collateral_type": ["building", "land_use_right"], "value": [1_500_000.0, 800_000.0]}
         ),
         "guarantees": pd.DataFrame({"loan_id": [13], "guarantor_id": [1]}),
+        "officers": pd.DataFrame({"officer_id": [1, 2], "team": ["bamboo", "other_trades"]}),
+        "loan_accounts": pd.DataFrame(
+            {
+                "loan_id": [10, 11, 12, 13],
+                "officer_id": [1, 2, 2, 2],
+                "written_off_date": d([None, None, "2023-10-01", None]),
+                "written_off_amount": [None, None, 91_666.67, None],
+                "recovered_date": [pd.NaT] * 4,
+                "recovered_amount": [None] * 4,
+            }
+        ),
+        "balances": pd.DataFrame(
+            {
+                "loan_id": [10, 10, 11, 11, 12, 12],
+                "date": d(["2022-02-10", "2022-03-10", "2022-06-20", "2022-07-20", "2023-03-01", "2023-04-01"]),
+                "balance": [45_833.33, 41_666.67, 1_944_444.44, 1_888_888.89, 91_666.67, 91_666.67],
+                "interest": [270.83, 248.26, 8_000.0, 7_777.78, 0.0, 0.0],
+            }
+        ),
     }
 
 

@@ -376,3 +376,31 @@ def test_lgds_are_checked_against_the_dictionary_in_use(tmp_path):
                            "pricing": {"lgd": {"none": 0.45, "personal": 0.45, "real_estate": 0.3}}})
     assert config.data_dictionary().currency == "USD"
     assert build_config({}).data_dictionary() is default_dictionary()
+
+
+# ---------------------------------------------------------------------------- industry teams
+
+
+def test_industry_teams_map_every_default_industry_to_a_declared_team():
+    d = default_dictionary()
+    assert set(d.industry_teams) == set(d.vocabulary("industry"))
+    assert set(d.industry_teams.values()) <= set(d.vocabulary("industry_team"))
+    assert d.team_of("furniture") == "furniture" and d.team_of("grain_oil") == "agri_processing"
+    for team in d.vocabulary("industry_team"):
+        assert d.label("industry_team", team, "zh") != team  # every team reads in Chinese too
+    assert parse_dictionary(tomllib.loads(dictionary_toml(d))) == d  # written and read back equal
+
+
+def test_a_bank_renames_its_teams_and_the_mapping_is_checked():
+    d = default_dictionary()
+    own = parse_dictionary({"vocabularies": {"industry_team": ["north", "south"]},
+                            "industry_teams": {"furniture": "north", "vegetables": "south"}},
+                           source="bank.toml", defaults=d)
+    assert own.industry_teams == {"furniture": "north", "vegetables": "south"}
+    assert own.team_of("bamboo_products") is None
+    # teams renamed but no mapping given: the default mapping names teams that no longer exist
+    assert parse_dictionary({"vocabularies": {"industry_team": ["north"]}}, defaults=d).industry_teams == {}
+    with pytest.raises(ConfigError, match=r"industry_teams.furniture: 'east' is not a value of vocabulary"):
+        parse_dictionary({"industry_teams": {"furniture": "east"}}, source="bank.toml", defaults=d)
+    with pytest.raises(ConfigError, match=r"industry_teams: unknown key 'steel'"):
+        parse_dictionary({"industry_teams": {"steel": "bamboo"}}, source="bank.toml", defaults=d)

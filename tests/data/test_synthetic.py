@@ -336,7 +336,9 @@ def test_single_block_world_is_the_single_stream_world(small: World) -> None:
     assert {n: len(df) for n, df in small.tables.items()} == {
         "enterprises": 120, "registration_events": 94, "court_cases": 29, "environment_checks": 693,
         "transactions": 201793, "financial_statements": 432, "loans": 236, "repayments": 2910,
-        "collateral": 78, "guarantees": 62,  # from their own stream, added later
+        "collateral": 83, "guarantees": 62,  # from their own stream, added later
+        # life after the loan (added later, from its own random stream: the counts above unchanged)
+        "officers": 5, "loan_accounts": 236, "balances": 2910,
     }
     tx = small.tables["transactions"]
     assert tx["amount"].sum() == pytest.approx(4243983365.9, rel=1e-12)
@@ -464,3 +466,55 @@ def test_security_tables_leave_every_other_table_bit_identical():
     assert set(gua["loan_id"]) <= set(loans.loc[loans["guarantee_type"] == "third_party", "loan_id"])
     assert (gua["guarantor_id"].to_numpy() > owner.loc[gua["loan_id"]].to_numpy()).all()  # no circles
     assert gua["guarantor_id"].isin(world.tables["enterprises"]["enterprise_id"]).all()
+
+
+# ---------------------------------------------------------------------------- life after the loan
+
+
+def test_balances_follow_the_schedule_and_interest_is_the_rate_on_the_opening_balance(small: World) -> None:
+    loans = small.tables["loans"].set_index("loan_id")
+    bal = small.tables["balances"]
+    rep = small.tables["repayments"]
+    assert (bal[["loan_id", "date"]].to_numpy() == rep[["loan_id", "date"]].to_numpy()).all()  # row for row
+    defaulted = small.truth.set_index("loan_id")["defaulted"]
+    for loan_id, rows in bal.groupby("loan_id"):
+        loan = loans.loc[loan_id]
+        principal = loan.amount / loan.term_months
+        opening = np.r_[loan.amount, rows["balance"].to_numpy()[:-1]]
+        dpd = rep.loc[rows.index, "days_past_due"].to_numpy()
+        expected = np.where(dpd >= 90, 0.0, np.round(opening * loan.rate / 12, 2))
+        # the opening balance is the unrounded one: allow a cent
+        np.testing.assert_allclose(rows["interest"], expected, atol=0.011)
+        if not defaulted[loan_id]:
+            k = np.arange(1, len(rows) + 1)
+            np.testing.assert_allclose(rows["balance"], np.round(loan.amount - principal * k, 2), atol=0.011)
+    last = bal.groupby("loan_id")["balance"].last()
+    finished = [i for i in last.index if not defaulted[i]
+                and len(bal[bal.loan_id == i]) == loans.loc[i, "term_months"]]
+    assert finished and (last[finished].abs() < 0.011).all()
+
+
+def test_write_offs_and_recoveries_only_for_defaults_and_never_after_extraction(small: World) -> None:
+    acc = small.tables["loan_accounts"].merge(small.truth, on="loan_id")
+    wo = acc[acc["written_off_date"].notna()]
+    assert len(wo) > 0 and wo["defaulted"].all()
+    assert (wo["written_off_date"] <= small.extraction_date).all()
+    rec = acc[acc["recovered_amount"].notna()]
+    assert (rec["recovered_amount"] <= rec["written_off_amount"]).all()
+    assert (rec["recovered_date"] > rec["written_off_date"]).all()
+    bal = small.tables["balances"].merge(wo[["loan_id", "written_off_date"]], on="loan_id")
+    assert (bal.loc[bal["date"] >= bal["written_off_date"], "balance"] == 0).all()  # off the book
+
+
+def test_officers_serve_their_industry_team(world: World) -> None:
+    from creditmodel.data.dictionary import default_dictionary
+
+    d = default_dictionary()
+    officers = world.tables["officers"]
+    assert set(officers["team"]) == set(d.vocabulary("industry_team"))  # every team staffed
+    loans = (world.tables["loans"].merge(world.tables["loan_accounts"], on="loan_id")
+             .merge(officers, on="officer_id").merge(world.tables["enterprises"], on="enterprise_id"))
+    assert (loans["industry"].map(d.industry_teams) == loans["team"]).all()
+    assert loans.groupby("enterprise_id")["officer_id"].nunique().max() == 1  # one officer per borrower
+    assert validate_tables(world.tables, extraction_date=world.extraction_date)["balances"].shape == \
+        world.tables["balances"].shape

@@ -52,12 +52,13 @@ VOCABULARY_COLUMNS: dict[str, str] = {
     "loans.product": "product",
     "loans.guarantee_type": "guarantee_type",
     "collateral.collateral_type": "collateral_type",
+    "officers.team": "industry_team",
 }
 VOCABULARIES = tuple(dict.fromkeys(VOCABULARY_COLUMNS.values()))
 ATTRIBUTE_TABLES = ("loans", "enterprises")
 ATTRIBUTE_KINDS = ("numeric", "categorical", "bool")
 LANGUAGES = ("en", "zh")
-_TOP = ("currency", "vocabularies", "labels", "bounds", "policy", "attributes")
+_TOP = ("currency", "vocabularies", "industry_teams", "labels", "bounds", "policy", "attributes")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -102,6 +103,7 @@ class DataDictionary:
     attributes: tuple[Attribute, ...] = ()
     policies: tuple[PolicyRule, ...] = ()
     bound_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # "table.column" -> en/zh
+    industry_teams: dict[str, str] = field(default_factory=dict)  # industry -> the team serving it
     source: str = field(default="the default data dictionary", compare=False)
 
     def vocabulary(self, name: str) -> tuple[str, ...]:
@@ -122,6 +124,10 @@ class DataDictionary:
     def label(self, vocabulary: str, value: str, language: str = "en") -> str:
         """What a person reads for a value; the value itself when the dictionary gives no label."""
         return self.labels.get(vocabulary, {}).get(value, {}).get(language) or value
+
+    def team_of(self, industry: str) -> str | None:
+        """The industry team serving borrowers of ``industry``; None when no team is named for it."""
+        return self.industry_teams.get(industry)
 
     def bound(self, table: str, column: str) -> tuple[float | None, float | None]:
         return self.bounds.get(f"{table}.{column}", (None, None))
@@ -326,6 +332,25 @@ def _policies(source: str, raw: Any, attributes: tuple[Attribute, ...]) -> tuple
     return tuple(out)
 
 
+def _industry_teams(source: str, raw: Any, vocabularies: dict[str, tuple[str, ...]],
+                    defaults: DataDictionary | None) -> dict[str, str]:
+    """industry -> team; every industry and team must be a value of its vocabulary.  Not given:
+    the defaults' mapping, kept only for the industries and teams this dictionary still has."""
+    industries, teams = vocabularies["industry"], vocabularies["industry_team"]
+    if raw is None:
+        base = defaults.industry_teams if defaults else {}
+        return {i: t for i, t in base.items() if i in industries and t in teams}
+    raw = _keys(source, "industry_teams", raw, industries)
+    out = {}
+    for industry, team in raw.items():
+        where = f"industry_teams.{industry}"
+        _text(source, where, team, required=True)
+        if team not in teams:
+            raise _fail(source, where, f"{team!r} is not a value of vocabulary industry_team ({', '.join(teams)})")
+        out[industry] = team
+    return out
+
+
 def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
                      defaults: DataDictionary | None = None) -> DataDictionary:
     """A DataDictionary from parsed TOML; every defect raises ConfigError naming the key."""
@@ -339,7 +364,9 @@ def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
     bounds, notes = _bounds(source, raw.get("bounds"), defaults)
     attributes = _attributes(source, raw.get("attributes"))
     policies = _policies(source, raw.get("policy"), attributes)
-    return DataDictionary(currency, vocabularies, labels, bounds, attributes, policies, notes, source)
+    teams = _industry_teams(source, raw.get("industry_teams"), vocabularies, defaults)
+    return DataDictionary(currency, vocabularies, labels, bounds, attributes, policies, notes,
+                          industry_teams=teams, source=source)
 
 
 def default_dictionary_text() -> str:
@@ -406,6 +433,9 @@ def dictionary_toml(d: DataDictionary) -> str:
     """A dictionary as TOML text that ``load_dictionary`` reads back equal (without comments)."""
     lines = [f"currency = {_toml_value(d.currency)}", "", "[vocabularies]"]
     lines += [f"{name} = {_toml_value(list(values))}" for name, values in d.vocabularies.items()]
+    if d.industry_teams:
+        lines += ["", "[industry_teams]"]
+        lines += [f"{_key(i)} = {_toml_value(t)}" for i, t in d.industry_teams.items()]
     for name, values in d.labels.items():
         for value, texts in values.items():
             lines += ["", f"[labels.{name}.{_key(value)}]"]

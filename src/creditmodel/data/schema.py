@@ -193,6 +193,43 @@ STRUCTURE: dict[str, Table] = {
             foreign_keys={"loan_id": "loans.loan_id", "guarantor_id": _ENT},
             required=False,
         ),
+        # --- life after the loan (optional: a bank without them still trains and scores) ----------
+        Table(
+            "officers",
+            (
+                Column("officer_id", "int", description="loan officer (客户经理)"),
+                Column("team", "str", vocabulary="industry_team", description="industry team (行业团队)"),
+            ),
+            key=("officer_id",),
+            required=False,
+        ),
+        Table(
+            "loan_accounts",
+            (
+                Column("loan_id", "int"),
+                Column("officer_id", "int", description="the officer managing the loan"),
+                Column("written_off_date", "date", nullable=True),
+                Column("written_off_amount", "float", nullable=True),
+                Column("recovered_date", "date", nullable=True),
+                Column("recovered_amount", "float", nullable=True),
+            ),
+            key=("loan_id",),
+            foreign_keys={"loan_id": "loans.loan_id", "officer_id": "officers.officer_id"},
+            required=False,
+        ),
+        Table(
+            "balances",
+            (
+                Column("loan_id", "int"),
+                Column("date", "date", description="instalment date (month end of the loan's schedule)"),
+                Column("balance", "float", description="outstanding principal after the instalment"),
+                Column("interest", "float", description="interest charged for the month"),
+            ),
+            key=("loan_id", "date"),
+            foreign_keys={"loan_id": "loans.loan_id"},
+            event_date="date",
+            required=False,
+        ),
     )
 }
 

@@ -111,6 +111,12 @@ GUARANTEE_TYPES = _VOCABULARY["guarantee_type"]
 COLLATERAL_TYPES = _VOCABULARY["collateral_type"]
 _COLLATERAL_P = {"land_use_right": 0.25, "building": 0.35, "equipment": 0.20, "deposit_pledge": 0.10,
                  "forest_right": 0.10}
+TEAMS = _VOCABULARY["industry_team"]
+_TEAM_OF = default_dictionary().industry_teams  # industry -> team (the dictionary's, not hard-coded)
+ENTERPRISES_PER_OFFICER = 180
+_WRITE_OFF_MONTHS = 6  # a loan 90+ DPD is written off six months later ...
+_RECOVERY_MONTHS = 6  # ... and what is recovered (guarantor, collateral) comes in six months after that
+_RECOVERY_RATE = {"unsecured": 0.10, "third_party": 0.35, "collateral": 0.55, "joint_group": 0.30}
 _COUNTIES = (("330523", 0.70), ("330522", 0.20), ("330521", 0.10))
 
 _AR_PHI = 0.9
@@ -146,7 +152,7 @@ _PRODUCT_LOGIT = {"micro": 0.10, "working_capital": 0.0, "joint_guarantee_group"
 _GUARANTEE_LOGIT = {"unsecured": 0.35, "third_party": 0.0, "collateral": -0.50, "joint_group": 0.10}
 _GUARANTEE_RATE = {"unsecured": 0.010, "third_party": 0.004, "collateral": -0.004, "joint_group": 0.002}
 for _names, _params in ((LEGAL_FORMS, _LEGAL), (INDUSTRIES, _INDUSTRY), (PRODUCTS, _PRODUCT_AMOUNT),
-                        (GUARANTEE_TYPES, _GUARANTEE_RATE)):
+                        (GUARANTEE_TYPES, _GUARANTEE_RATE), (GUARANTEE_TYPES, _RECOVERY_RATE)):
     if set(_names) != set(_params):  # the shipped default dictionary and the world's parameters disagree
         raise RuntimeError(f"synthetic world: parameters for {sorted(_params)}, dictionary names {list(_names)}")
 _GROUP_SHOCK_SD = 0.8
@@ -275,12 +281,40 @@ def _block_rng(seed: int, b: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(b,)))
 
 
+def _servicing_rng(seed: int, b: int) -> np.random.Generator:
+    """The draws of life after the loan (officers, recoveries) come from their own stream, so the
+    tables drawn before they existed stay bit-identical."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(b, 1)))
+
+
+def _officer_roster(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(officer_id, team code) of the unit's loan officers: about one per ``ENTERPRISES_PER_OFFICER``
+    enterprises (the seed unit: 12-18 officers for a few thousand borrowers), at least one per team,
+    shared out between the teams by the world's industry mix.  Depends on ``n`` only."""
+    share = np.zeros(len(TEAMS))
+    for industry, params in _INDUSTRY.items():
+        team = _TEAM_OF.get(industry)
+        if team is not None:
+            share[TEAMS.index(team)] += params[0]
+    share = share / share.sum() if share.sum() > 0 else np.full(len(TEAMS), 1 / len(TEAMS))
+    total = max(len(TEAMS), round(n / ENTERPRISES_PER_OFFICER))
+    per_team = np.maximum(1, np.round(share * total)).astype(np.int64)
+    team = np.repeat(np.arange(len(TEAMS)), per_team)
+    return np.arange(1, team.size + 1, dtype=np.int64), team
+
+
+def _officers_frame(n: int) -> pd.DataFrame:
+    officer_id, team = _officer_roster(n)
+    return _frame("officers", {"officer_id": officer_id, "team": _strings(team, TEAMS)})
+
+
 def _run_block(plan: _Plan, b: int, size: int, offsets: _Offsets
                ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, _Offsets]:
     gen = _Generator(size, _block_rng(plan.seed, b), plan.start, plan.extraction,
-                     plan.last_application, offsets, plan.transaction_density)
+                     plan.last_application, offsets, plan.transaction_density,
+                     servicing_rng=_servicing_rng(plan.seed, b), roster=_officer_roster(plan.n))
     # security (collateral, guarantors) from a stream of its own, so every other table stays as it was
-    gen.security_rng = np.random.default_rng(np.random.SeedSequence(plan.seed, spawn_key=(b, 1)))
+    gen.security_rng = np.random.default_rng(np.random.SeedSequence(plan.seed, spawn_key=(b, 2)))
     tables, truth = gen.run()
     return tables, truth, gen.next_offsets  # the generator's grids are freed on return
 
@@ -337,8 +371,10 @@ def generate_world(
     truths: list[pd.DataFrame] = []
     for tables, truth in plan.blocks():
         for name in TABLES:
-            parts[name].append(tables[name])
+            if name != "officers":
+                parts[name].append(tables[name])
         truths.append(truth)
+    parts["officers"] = [_officers_frame(plan.n)]
     if len(truths) == 1:
         joined = {name: frames[0] for name, frames in parts.items()}
         truth = truths[0]
@@ -353,8 +389,12 @@ class _Generator:
 
     def __init__(self, n: int, rng: np.random.Generator, start: pd.Timestamp,
                  extraction: pd.Timestamp, last_application: pd.Timestamp,
-                 offsets: _Offsets = _Offsets(), transaction_density: float = 1.0) -> None:
+                 offsets: _Offsets = _Offsets(), transaction_density: float = 1.0, *,
+                 servicing_rng: np.random.Generator | None = None,
+                 roster: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.n = n
+        self.servicing_rng = servicing_rng if servicing_rng is not None else np.random.default_rng(0)
+        self.roster = roster if roster is not None else _officer_roster(n)
         self.transaction_density = transaction_density
         self.rng = rng
         self.offsets = offsets
@@ -390,6 +430,7 @@ class _Generator:
         loans, truth, loan_state = self._loans()
         repayments = self._repayments(loan_state)
         collateral, guarantees = self._security(loans)
+        loan_accounts, balances = self._servicing(loan_state, enterprises)
         tables = {
             "enterprises": enterprises,
             "registration_events": registration_events,
@@ -401,8 +442,10 @@ class _Generator:
             "repayments": repayments,
             "collateral": collateral,
             "guarantees": guarantees,
+            "loan_accounts": loan_accounts,
+            "balances": balances,
         }
-        tables = {name: tables[name] for name in TABLES}
+        tables = {name: tables[name] for name in TABLES if name in tables}  # officers: world-wide
         self.next_offsets = replace(
             self.offsets,
             enterprise=self.offsets.enterprise + self.n,
@@ -821,6 +864,10 @@ class _Generator:
             "defaulted": defaulted[order],
             "month_90": month_90[order],
             "late_prone": late_prone[order],
+            "amount": amount[order].astype(np.float64),
+            "rate": rate[order].astype(np.float64),
+            "guarantee": guarantee[order],
+            "ent": ent[order],
         }
         return loans, truth, state
 
@@ -869,11 +916,66 @@ class _Generator:
         delinquent_from = s["month_90"][idx] - 2  # 30 DPD, then 60, 90, 120, ...
         in_default = s["defaulted"][idx] & (k >= delinquent_from)
         dpd = np.where(in_default, 30 * (k - delinquent_from + 1), dpd)
+        s["rows"] = (idx, k, date, dpd)  # the balances follow the same schedule, row for row
         return _frame("repayments", {
             "loan_id": s["loan_id"][idx],
             "date": _ns(date),
             "days_past_due": np.minimum(dpd, 3650).astype(np.int64),
         })
+
+
+    def _servicing(self, s: dict[str, np.ndarray], enterprises: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Officers of the loans, balances and interest per instalment, write-offs and recoveries.
+
+        Principal is repaid in equal monthly parts (等额本金); a defaulting loan stops paying at its
+        first missed instalment, accrues no interest once 90 DPD (non-accrual) and is written off
+        ``_WRITE_OFF_MONTHS`` later, its balance then leaving the book; a share of it (by guarantee)
+        is recovered ``_RECOVERY_MONTHS`` after that.  Interest of a month is the opening balance
+        times the loan's own rate / 12 (the price of the day).  Draws come from ``servicing_rng``."""
+        rng = self.servicing_rng
+        officer_id, officer_team = self.roster
+        # each enterprise is served by one officer of its industry's team (any officer if no team)
+        team_of_ind = np.array([TEAMS.index(_TEAM_OF[i]) if _TEAM_OF.get(i) in TEAMS else -1
+                                for i in INDUSTRIES])[self.ind]
+        ent_officer = np.empty(self.n, dtype=np.int64)
+        for t in range(-1, len(TEAMS)):
+            members = np.nonzero(team_of_ind == t)[0]
+            pool = officer_id if t < 0 else officer_id[officer_team == t]
+            if members.size and pool.size:
+                ent_officer[members] = pool[rng.integers(0, pool.size, members.size)]
+        amount, rate, term = s["amount"], s["rate"], s["term"]
+        idx, k, date, dpd = s["rows"]
+        paid_through = np.where(s["defaulted"], s["month_90"] - 3, term)  # last instalment paid
+        wo_k = np.where(s["defaulted"], s["month_90"] + _WRITE_OFF_MONTHS, np.iinfo(np.int64).max // 2)
+        wo_date = _add_months(s["app"], np.where(s["defaulted"], wo_k, 0))
+        written_off = s["defaulted"] & (wo_date <= self.extraction_d)
+        principal = amount / term
+        frozen = amount - principal * paid_through  # balance once payments stop
+        opening = amount[idx] - principal[idx] * np.minimum(k - 1, paid_through[idx])
+        balance = amount[idx] - principal[idx] * np.minimum(k, paid_through[idx])
+        balance = np.where(written_off[idx] & (k >= wo_k[idx]), 0.0, np.maximum(balance, 0.0))
+        interest = np.where(dpd >= 90, 0.0, opening * rate[idx] / 12.0)
+        rec_rate = np.array([_RECOVERY_RATE[g] for g in GUARANTEE_TYPES])[s["guarantee"]]
+        rec_rate = np.clip(rec_rate * rng.uniform(0.5, 1.5, rate.size), 0.0, 1.0)
+        rec_date = _add_months(s["app"], np.where(s["defaulted"], wo_k + _RECOVERY_MONTHS, 0))
+        recovered = written_off & (rec_date <= self.extraction_d)
+        wo_amount = np.round(frozen, 2)
+        accounts = _frame("loan_accounts", {
+            "loan_id": s["loan_id"],
+            "officer_id": ent_officer[s["ent"]],
+            "written_off_date": pd.array(np.where(written_off, _ns(wo_date), np.datetime64("NaT", "ns"))),
+            "written_off_amount": np.where(written_off, wo_amount, np.nan),
+            "recovered_date": pd.array(np.where(recovered, _ns(rec_date), np.datetime64("NaT", "ns"))),
+            "recovered_amount": np.where(recovered, np.round(wo_amount * rec_rate, 2), np.nan),
+        })
+        balances = _frame("balances", {
+            "loan_id": s["loan_id"][idx],
+            "date": _ns(date),
+            "balance": np.round(balance, 2),
+            "interest": np.round(interest, 2),
+        })
+        return accounts, balances
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -997,6 +1099,7 @@ def write_world_partitioned(
     try:
         for name in PARTITIONED_TABLES:
             (tmp / name).mkdir()
+        pending += single["officers"].add(_officers_frame(plan.n))  # the unit's roster, world-wide
         for b, (tables, truth) in enumerate(plan.blocks()):
             chunk = b // blocks_per_chunk
             if not parts:

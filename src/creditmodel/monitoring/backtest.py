@@ -1,0 +1,44 @@
+"""Backtest of the matured cohorts as outcomes arrive: per quarter of origination, the loans whose
+12-month window has ended by the as-of date, their mean PD at origination against the realised
+default rate, with the validation suite's Jeffreys and binomial tests and traffic lights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditmodel.config import RunConfig
+from creditmodel.features.labels import make_labels
+from creditmodel.monitoring.rerate import _features, as_of_tables
+from creditmodel.validation.stats import binomial_p, jeffreys_p, status_from_p
+
+__all__ = ["backtest"]
+
+
+def backtest(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> pd.DataFrame:
+    """One row per quarter of origination with matured loans: loans, defaults, mean PD at origination,
+    default rate, Jeffreys and binomial p-values and the traffic light (red/amber/green) of the worse."""
+    as_of = pd.Timestamp(as_of).normalize()
+    known = as_of_tables(tables, as_of)
+    label = config.label
+    y = make_labels(dict(known), as_of, kind=label.kind, window_months=label.window_months,
+                    dpd_threshold=label.dpd_threshold, column=label.column)
+    matured = y[y.notna()]
+    loans = known["loans"].set_index("loan_id").loc[matured.index].reset_index()
+    cols = ["quarter", "loans", "defaults", "mean_pd", "default_rate", "jeffreys_p", "binomial_p", "status"]
+    if loans.empty:
+        return pd.DataFrame({c: [] for c in cols})
+    pd_ = bundle.predict_pd(_features(bundle, known, loans, config.data_dictionary()))
+    df = pd.DataFrame({"quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
+                       "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})
+    g = df.groupby("quarter", sort=True)
+    out = pd.DataFrame({"loans": g.size(), "defaults": g["y"].sum(), "mean_pd": g["pd"].mean()})
+    out["default_rate"] = out["defaults"] / out["loans"]
+    out["jeffreys_p"] = jeffreys_p(out["defaults"], out["loans"], out["mean_pd"])
+    out["binomial_p"] = binomial_p(out["defaults"], out["loans"], out["mean_pd"])
+    v = config.validation
+    out["status"] = [status_from_p(min(a, b), v.p_red, v.p_amber) for a, b in zip(out["jeffreys_p"], out["binomial_p"])]
+    return out.reset_index()[cols]

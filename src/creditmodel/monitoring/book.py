@@ -1,0 +1,154 @@
+"""The live book as of a date, its NPL ratio against the 1% tolerance and its EVA per loan.
+
+NPL follows the regulator's balance-based definition: substandard + doubtful + loss, which in this
+kit's terms is the outstanding balance of loans 90+ days past due, over the outstanding balance.
+EVA per loan is the pricing module's formula (``pricing.raroc.eva``) on the loan's balance as EAD,
+its own rate and a PD given per loan (e.g. the re-rated PD as of the date).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from creditmodel.config import PricingConfig
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.exceptions import DataContractError
+from creditmodel.pricing.capital import loan_capital
+from creditmodel.pricing.raroc import eva
+
+__all__ = ["NPL_TOLERANCE", "eva_by", "live_book", "loan_eva", "npl_by", "npl_per_year"]
+
+NPL_TOLERANCE = 0.01  # the unit's annual tolerance: officers within it are not penalised
+NPL_DPD = 90
+UNASSIGNED = "unassigned"
+
+
+def _need(tables: Mapping[str, pd.DataFrame], name: str, why: str) -> pd.DataFrame:
+    df = tables.get(name)
+    if df is None:
+        raise DataContractError(f"table {name}: missing; expected it for {why}")
+    return df
+
+
+def live_book(tables: Mapping[str, pd.DataFrame], as_of: object,
+              dictionary: DataDictionary | None = None) -> pd.DataFrame:
+    """Every loan open on ``as_of``: its last instalment record on or before the date (balance,
+    days past due, interest of that month), officer, team and industry. Nothing dated after
+    ``as_of`` is read.
+
+    A loan is open when applied for by ``as_of``, not written off by then and with a balance left
+    (a loan before its first instalment has its full amount outstanding).
+    """
+    d = dictionary or default_dictionary()
+    as_of = pd.Timestamp(as_of).normalize()
+    loans = _need(tables, "loans", "the live book")
+    repayments = _need(tables, "repayments", "days past due")
+    balances = _need(tables, "balances", "the NPL ratio (outstanding balance per month)")
+    accounts = _need(tables, "loan_accounts", "the loans' officers")
+    officers = _need(tables, "officers", "the officers' teams")
+    enterprises = _need(tables, "enterprises", "the borrowers' industries")
+    first, last = loans["application_date"].min(), balances["date"].max()
+    if pd.isna(first) or not first <= as_of <= last:
+        raise DataContractError(f"--as-of {as_of.date()}: outside the data; expected a date from "
+                                f"{pd.Timestamp(first).date()} to {pd.Timestamp(last).date()}")
+    unknown = sorted(set(accounts["officer_id"]) - set(officers["officer_id"]))
+    if unknown:
+        raise DataContractError(f"table loan_accounts: officer_id {unknown[0]} is not in table officers; "
+                                "expected every loan's officer to be listed")
+    no_officer = sorted(set(loans["loan_id"]) - set(accounts["loan_id"]))
+    if no_officer:
+        raise DataContractError(f"table loan_accounts: loan_id {no_officer[0]} has no row; expected an officer "
+                                "for every loan")
+    live = loans[loans["application_date"] <= as_of]
+    sched = balances[balances["date"] <= as_of].merge(
+        repayments[repayments["date"] <= as_of], on=["loan_id", "date"], how="left")
+    if sched["days_past_due"].isna().any():
+        bad = sched.loc[sched["days_past_due"].isna()].iloc[0]
+        raise DataContractError(f"table balances: loan_id {bad.loan_id} on {pd.Timestamp(bad.date).date()} has "
+                                "no repayments row; expected the same schedule in both")
+    missing = sorted(set(repayments.loc[repayments["date"] <= as_of, "loan_id"]) - set(sched["loan_id"]))
+    if missing:
+        raise DataContractError(f"table balances: loan_id {missing[0]} has no balances; expected a balance "
+                                "for every repayment record")
+    last_row = sched.sort_values(["loan_id", "date"]).groupby("loan_id", sort=False).tail(1)
+    book = live.merge(last_row.rename(columns={"date": "record_date"}), on="loan_id", how="left")
+    no_record = book["record_date"].isna()
+    book["balance"] = book["balance"].where(~no_record, book["amount"])
+    book["days_past_due"] = book["days_past_due"].fillna(0).astype(np.int64)
+    book["interest"] = book["interest"].fillna(0.0)
+    book = book.merge(accounts[["loan_id", "officer_id", "written_off_date"]], on="loan_id", how="left")
+    written_off = book["written_off_date"].notna() & (book["written_off_date"] <= as_of)
+    book = book[~written_off & (book["balance"] > 0)].drop(columns="written_off_date")
+    book = book.merge(officers[["officer_id", "team"]], on="officer_id", how="left")
+    book = book.merge(enterprises[["enterprise_id", "industry"]], on="enterprise_id", how="left")
+    book["team"] = book["team"].fillna(UNASSIGNED).astype(str)
+    book["team_zh"] = book["team"].map(lambda t: d.label("industry_team", t, "zh"))  # what officers read
+    book["npl"] = book["days_past_due"] >= NPL_DPD
+    book["as_of"] = as_of
+    return book.reset_index(drop=True)
+
+
+def _cents(x: pd.Series) -> pd.Series:
+    return (x.round(2) * 100).round().astype(np.int64)
+
+
+def npl_by(book: pd.DataFrame, by: str | list[str] | None = None,
+           tolerance: float = NPL_TOLERANCE) -> pd.DataFrame:
+    """Outstanding and non-performing balance, NPL ratio and whether it is within ``tolerance``,
+    per group (``by`` columns of the book) or for the whole book. Sums are exact in cents."""
+    keys = [by] if isinstance(by, str) else list(by or [])
+    df = book.assign(_all="all", _bal=_cents(book["balance"]),
+                     _npl=np.where(book["npl"], _cents(book["balance"]), 0))
+    g = df.groupby(keys or ["_all"], sort=True, observed=True)
+    out = pd.DataFrame({"loans": g.size(), "balance": g["_bal"].sum() / 100,
+                        "npl_balance": g["_npl"].sum() / 100})
+    out["npl_ratio"] = out["npl_balance"] / out["balance"]
+    out["within_tolerance"] = out["npl_ratio"] <= tolerance
+    return out.reset_index().rename(columns={"_all": "book"})
+
+
+def npl_per_year(tables: Mapping[str, pd.DataFrame], years: list[int], by: str | None = None,
+                 dictionary: DataDictionary | None = None, tolerance: float = NPL_TOLERANCE) -> pd.DataFrame:
+    """The NPL ratio at each year's end (the regulator's annual figure), per ``by`` or overall."""
+    frames = []
+    for y in years:
+        book = live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)
+        frames.append(npl_by(book, by, tolerance).assign(year=y))
+    return pd.concat(frames, ignore_index=True)
+
+
+def loan_eva(book: pd.DataFrame, pd_: pd.Series | np.ndarray, config: PricingConfig | None = None) -> pd.DataFrame:
+    """EVA per year of each loan of the book (pricing.raroc.eva) rounded to the cent:
+    EAD = outstanding balance, the loan's own rate, LGD by guarantee type, K from the IRB curve at
+    the remaining maturity, ``pd_`` aligned with the book's rows."""
+    config = config or PricingConfig()
+    pd_ = np.asarray(pd_, dtype=np.float64)
+    if pd_.shape[0] != len(book) or np.isnan(pd_).any() or (pd_ < 0).any() or (pd_ > 1).any():
+        raise DataContractError(f"PD: expected one value in [0, 1] per loan of the book ({len(book)})")
+    unknown = sorted(set(book["guarantee_type"]) - set(config.lgd))
+    if unknown:
+        raise DataContractError(f"loans.guarantee_type {unknown[0]!r}: no LGD in [pricing] lgd; "
+                                f"expected one of {', '.join(config.lgd)}")
+    lgd = book["guarantee_type"].map(config.lgd).to_numpy(np.float64)
+    ead = book["balance"].to_numpy(np.float64)
+    end = book["application_date"] + pd.to_timedelta(book["term_months"] * 30.4375, unit="D")
+    maturity = np.clip(((end - book["as_of"]).dt.days / 365.25).to_numpy(np.float64), 1.0, 5.0)
+    k, _, _ = loan_capital(pd_, lgd, ead, maturity, None, config)
+    rate = book["rate"].fillna(0.0).to_numpy(np.float64)
+    value = eva(rate, config.funding_cost, config.operating_cost, pd_ * lgd, k, ead, config)
+    out = book[["loan_id", "officer_id", "team", "balance"]].copy()
+    out["pd"], out["lgd"], out["capital"] = pd_, lgd, np.round(k * ead, 2)
+    out["eva"] = np.round(value, 2)
+    return out
+
+
+def eva_by(loans: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """EVA summed per officer or team, exact in cents (the loan-level EVA is already in cents)."""
+    keys = [by] if isinstance(by, str) else list(by)
+    df = loans.assign(_eva=_cents(loans["eva"]), _bal=_cents(loans["balance"]))
+    g = df.groupby(keys, sort=True, observed=True)
+    return pd.DataFrame({"loans": g.size(), "balance": g["_bal"].sum() / 100,
+                         "eva": g["_eva"].sum() / 100}).reset_index()

@@ -1,0 +1,95 @@
+"""The live book, NPL against the 1% tolerance and EVA: sums reconcile to the loans to the cent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from creditmodel.config import PricingConfig
+from creditmodel.exceptions import DataContractError
+from creditmodel.monitoring import eva_by, live_book, loan_eva, npl_by, npl_per_year
+
+AS_OF = "2023-09-30"
+
+
+@pytest.fixture(scope="module")
+def book(small_world):
+    return live_book(small_world.tables, AS_OF)
+
+
+def test_live_book_is_the_loans_open_on_the_date(small_world, book):
+    t = small_world.tables
+    as_of = pd.Timestamp(AS_OF)
+    assert book["loan_id"].is_unique and (book["application_date"] <= as_of).all()
+    assert (book["balance"] > 0).all() and (book["record_date"].isna() | (book["record_date"] <= as_of)).all()
+    # independent reference: the last balance on or before the date, by a plain loop over a few loans
+    bal = t["balances"]
+    for loan_id in book["loan_id"].iloc[:25]:
+        rows = bal[(bal.loan_id == loan_id) & (bal.date <= as_of)]
+        row = book.set_index("loan_id").loc[loan_id]
+        expected = rows["balance"].iloc[-1] if len(rows) else t["loans"].set_index("loan_id").loc[loan_id, "amount"]
+        assert row["balance"] == expected
+    closed = set(t["loans"].loan_id[t["loans"].application_date <= as_of]) - set(book.loan_id)
+    assert closed  # repaid or written-off loans are not in the book
+
+
+def test_npl_per_team_and_officer_reconciles_to_the_loans_to_the_cent(book):
+    def cents(x) -> int:
+        return int(Decimal(str(x)).scaleb(2).to_integral_value())
+
+    total_bal = sum(cents(b) for b in book["balance"])
+    total_npl = sum(cents(b) for b, d in zip(book["balance"], book["days_past_due"]) if d >= 90)
+    for by in ("team", "officer_id"):
+        part = npl_by(book, by)
+        assert sum(cents(x) for x in part["balance"]) == total_bal
+        assert sum(cents(x) for x in part["npl_balance"]) == total_npl
+        assert ((part["npl_ratio"] <= 0.01) == part["within_tolerance"]).all()
+    whole = npl_by(book).iloc[0]
+    assert cents(whole["npl_balance"]) == total_npl and whole["npl_ratio"] == pytest.approx(total_npl / total_bal)
+    assert total_npl > 0  # the downturn year has non-performing loans
+
+
+def test_npl_per_year_is_the_year_end_book(small_world):
+    years = npl_per_year(small_world.tables, [2021, 2023])
+    assert list(years["year"]) == [2021, 2023]
+    year_end = npl_by(live_book(small_world.tables, "2023-12-31")).iloc[0]
+    assert years.iloc[1]["npl_ratio"] == year_end["npl_ratio"]
+
+
+def test_eva_per_loan_is_the_pricing_formula_and_sums_to_the_cent(book):
+    config = PricingConfig()
+    pd_ = np.linspace(0.005, 0.2, len(book))
+    eva = loan_eva(book, pd_, config)
+    # independent reference for one retail loan: Basel other-retail K, then the EVA definition
+    i = int(np.argmax(book["balance"].to_numpy() < 1e6))
+    p, lgd, ead, rate = pd_[i], config.lgd[book["guarantee_type"].iloc[i]], book["balance"].iloc[i], book["rate"].iloc[i]
+    w = (1 - np.exp(-35 * p)) / (1 - np.exp(-35))
+    r = 0.03 * w + 0.16 * (1 - w)
+    k = lgd * (norm.cdf((norm.ppf(p) + np.sqrt(r) * norm.ppf(0.999)) / np.sqrt(1 - r)) - p)
+    expected = (rate - config.funding_cost - config.operating_cost - p * lgd) * ead - config.hurdle_rate * k * ead
+    assert eva["eva"].iloc[i] == pytest.approx(round(expected, 2), abs=0.005)
+    total = sum(round(x * 100) for x in eva["eva"])
+    for by in ("officer_id", "team"):
+        assert sum(round(x * 100) for x in eva_by(eva, by)["eva"]) == total
+
+
+def test_bad_input_is_one_line(small_world):
+    t = small_world.tables
+    cases = [
+        ({**t}, "1990-01-01", r"--as-of 1990-01-01: outside the data"),
+        ({**t}, "2031-01-01", r"--as-of 2031-01-01: outside the data"),
+        ({k: v for k, v in t.items() if k != "balances"}, AS_OF, r"table balances: missing"),
+        ({**t, "officers": t["officers"].iloc[1:]}, AS_OF, r"officer_id 1 is not in table officers"),
+        ({**t, "balances": t["balances"][t["balances"].loan_id != t["loans"].loan_id.iloc[0]]}, "2025-01-01",
+         r"table balances: loan_id \d+ has no balances"),
+    ]
+    for tables, as_of, match in cases:
+        with pytest.raises(DataContractError, match=match) as err:
+            live_book(tables, as_of)
+        assert "\n" not in str(err.value)
+    with pytest.raises(DataContractError, match=r"PD: expected one value in \[0, 1\] per loan"):
+        loan_eva(live_book(t, AS_OF), [0.1])

@@ -1,0 +1,131 @@
+"""`creditmodel monitor` on the demo run: re-rating as of a date, outputs through the safe writer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from creditmodel.cli import main
+from creditmodel.data.io import read_tables
+from creditmodel.monitoring.book import live_book
+
+
+@pytest.fixture(scope="module")
+def world_dir(demo_run):
+    d = demo_run["result"].output_dir / "world"
+    assert (d / "balances.parquet").exists()
+    return d
+
+
+@pytest.fixture(scope="module")
+def monitored(demo_run, world_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mon") / "2023q3"
+    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(world_dir),
+                 "--as-of", "2023-09-30", "--out", str(out)]) == 0
+    return out
+
+
+def test_monitor_writes_rerating_watch_list_npl_and_eva(monitored, world_dir):
+    names = {p.name for p in monitored.iterdir() if not p.name.startswith(".")}
+    assert {"rerating.parquet", "migration.parquet", "watch_list.parquet", "watch_list.csv", "npl_by_team.parquet",
+            "npl_by_officer.parquet", "npl_by_year.parquet", "eva_loans.parquet", "eva_by_officer.parquet",
+            "eva_by_team.parquet", "summary.json"} <= names
+    s = json.loads((monitored / "summary.json").read_text())
+    rated = pd.read_parquet(monitored / "rerating.parquet")
+    tables = read_tables(world_dir)
+    assert len(rated) == s["loans"] == len(live_book(tables, "2023-09-30"))
+    assert s["share_downgraded_2plus"] == pytest.approx((rated["notches"] >= 2).mean())
+    # the migration matrix counts every loan once, and its diagonal are the loans that kept their grade
+    m = pd.read_parquet(monitored / "migration.parquet").set_index("grade_origination")
+    assert int(m.to_numpy().sum()) == len(rated)
+    assert sum(m.loc[g, g] for g in m.index) == int((rated["notches"] == 0).sum())
+    moved = rated[rated["notches"] != 0]
+    assert moved["reason_1"].notna().all()  # every move comes with its reasons
+    eva = pd.read_parquet(monitored / "eva_loans.parquet")
+    by_team = pd.read_parquet(monitored / "eva_by_team.parquet")
+    assert round(by_team["eva"].sum(), 2) == round(eva["eva"].sum(), 2) == round(s["eva_total"], 2)
+    wl = pd.read_csv(monitored / "watch_list.csv")
+    assert len(wl) == len(pd.read_parquet(monitored / "watch_list.parquet"))
+
+
+@pytest.mark.parametrize("as_of, message", [
+    ("2010-01-01", "--as-of 2010-01-01: outside the data"),
+    ("2023-13-01", "--as-of '2023-13-01': expected a date"),
+])
+def test_bad_as_of_is_one_line_and_writes_nothing(demo_run, world_dir, tmp_path, capsys, as_of, message):
+    out = tmp_path / "mon"
+    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(world_dir),
+                 "--as-of", as_of, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("drop, message", [
+    ("balances", "table balances: missing"),
+    ("transactions", "the data cannot provide it"),
+])
+def test_data_without_what_monitoring_needs_is_one_line(demo_run, world_dir, tmp_path, capsys, drop, message):
+    data = tmp_path / "data"
+    shutil.copytree(world_dir, data, ignore=shutil.ignore_patterns(drop, f"{drop}.parquet", ".creditmodel*"))
+    out = tmp_path / "mon"
+    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(data),
+                 "--as-of", "2023-06-30", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_unknown_officer_is_one_line(demo_run, world_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(world_dir, data, ignore=shutil.ignore_patterns(".creditmodel*"))
+    officers = pd.read_parquet(data / "officers.parquet")
+    officers.iloc[1:].to_parquet(data / "officers.parquet", index=False)
+    out = tmp_path / "mon"
+    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(data),
+                 "--as-of", "2023-06-30", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loan_accounts.officer_id: value 1 not found in officers.officer_id" in err[0], err
+    assert not out.exists()
+
+
+def test_rerating_reads_nothing_after_the_as_of_date(demo_run, world_dir):
+    """Re-rating on the full data equals re-rating on the data cut at the date (point in time)."""
+    from creditmodel.data.schema import TABLES
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.rerate import rerate
+
+    as_of = pd.Timestamp("2023-06-30")
+    tables = read_tables(world_dir)
+    cut = {n: (df if TABLES[n].event_date is None else df[df[TABLES[n].event_date] <= as_of])
+           for n, df in tables.items()}
+    book = live_book(tables, as_of).iloc[:200]
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    full, truncated = rerate(bundle, tables, book, as_of), rerate(bundle, cut, book, as_of)
+    pd.testing.assert_frame_equal(full, truncated)
+    assert (full["pd_now"] != full["pd_origination"]).mean() > 0.9  # the date moved the features
+
+
+def test_backtest_counts_the_matured_loans_and_their_defaults(monitored, world_dir):
+    from scipy.stats import beta
+
+    bt = pd.read_parquet(monitored / "backtest.parquet")
+    t = read_tables(world_dir)
+    as_of = pd.Timestamp("2023-09-30")
+    loans = t["loans"]
+    end = loans["application_date"] + pd.DateOffset(months=12)
+    matured = loans[end <= as_of]
+    rep = t["repayments"].merge(matured[["loan_id", "application_date"]], on="loan_id")
+    rep = rep[(rep.date <= as_of) & (rep.date <= rep.application_date + pd.DateOffset(months=12))]
+    bad = set(rep.loc[rep.days_past_due >= 90, "loan_id"])
+    quarter = matured["application_date"].dt.to_period("Q").astype(str)
+    expected = pd.DataFrame({"n": quarter.value_counts(), "d": quarter[matured.loan_id.isin(bad)].value_counts()}
+                            ).fillna(0).sort_index()
+    assert list(bt["quarter"]) == list(expected.index)
+    assert list(bt["loans"]) == list(expected["n"]) and list(bt["defaults"]) == list(expected["d"].astype(int))
+    r = bt.iloc[-1]
+    assert r["jeffreys_p"] == pytest.approx(beta.cdf(r["mean_pd"], r["defaults"] + 0.5, r["loans"] - r["defaults"] + 0.5))
+    assert set(bt["status"]) <= {"green", "amber", "red"}
