@@ -426,7 +426,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         request_log = RequestLog(args.request_log) if args.request_log else None
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
-                           training_range=args.training_range)
+                           training_range=args.training_range, store=args.store)
         # builds the request schema and proves the fast path's parity before any socket opens
         app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
         sock = listening_socket(args.host, args.port)
@@ -659,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_data_map)
     p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
     p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")
+    p.add_argument("--store", help="feature store for /v1/applications/*: duckdb:///path or a DuckDB file "
+                                   "(see `creditmodel store build`); checked against the bundle's catalogue at start-up")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")

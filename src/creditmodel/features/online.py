@@ -13,7 +13,7 @@ borrower's rows sit in few row groups (DuckDB's min/max zone maps skip the rest)
 
     online = OnlineFeatures(bundle.catalogue, "store.duckdb")
     row = online.features(enterprise_id=17, decision_date="2024-03-01", amount=200_000,
-                          term_months=12, product="working_capital", guarantee_type="guarantor")
+                          term_months=12, product="working_capital", guarantee_type="third_party")
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
-from creditmodel.exceptions import CreditModelError, DataContractError
+from creditmodel.exceptions import DataContractError, StoreError
 from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query
 from creditmodel.features.catalogue import Feature
 
@@ -46,10 +46,6 @@ _ROW_DATE = {"registration_events": "event_date", "court_cases": "filed_date", "
 _ORDER = {name: ("enterprise_id", _ROW_DATE[name]) if name in _ROW_DATE and name != "repayments"
           else ("loan_id", "date") if name == "repayments" else ("enterprise_id",) for name in TABLES}
 META = "store_meta"
-
-
-class StoreError(CreditModelError):
-    """A feature store is missing, unreadable, or lacks what the bundle's catalogue needs."""
 
 
 # --- the catalogue as a bundle file ----------------------------------------------------------------
@@ -269,15 +265,18 @@ class OnlineFeatures:
         params.update({f"attr_{c}": app.attributes.get(c) for c in self._attrs})
         return params
 
-    def known(self, enterprise_id: int) -> bool:
-        """Whether the store holds the enterprise (an unknown one is scored as new to the bank)."""
+    def enterprise(self, enterprise_id: int) -> pd.DataFrame:
+        """The enterprise's row of the store (no rows: unknown to the bank)."""
         with self._lock:
             cur = self._con.cursor()
         try:
-            return cur.execute("SELECT count(*) FROM store.enterprises WHERE enterprise_id = ?",
-                               [int(enterprise_id)]).fetchall()[0][0] > 0
+            return cur.execute("SELECT * FROM store.enterprises WHERE enterprise_id = ?", [int(enterprise_id)]).df()
         finally:
             cur.close()
+
+    def known(self, enterprise_id: int) -> bool:
+        """Whether the store holds the enterprise (an unknown one is scored as new to the bank)."""
+        return len(self.enterprise(enterprise_id)) > 0
 
     def latest_group(self, enterprise_id: int, decision_date: date) -> int | None:
         """The joint-guarantee group of the borrower's latest loan applied for before the decision date."""
