@@ -179,3 +179,10 @@ def test_a_bundle_with_an_edited_catalogue_is_refused(demo_run, tmp_path):
     (copy / CATALOGUE_FILE).write_text(json.dumps(doc))
     with pytest.raises(BundleError, match=CATALOGUE_FILE):
         load_bundle(copy)
+
+
+def test_a_store_path_with_a_quote_opens(world_store, tmp_path):
+    path = tmp_path / "bank's store.duckdb"
+    shutil.copy(world_store["path"], path)
+    online = OnlineFeatures(world_store["features"][:5], f"duckdb://{path}")
+    assert online.first_date <= online.last_date

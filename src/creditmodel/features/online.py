@@ -194,7 +194,8 @@ class OnlineFeatures:
         self._con = duckdb.connect()
         try:
             self._con.execute("SET threads TO 1").fetchall()
-            self._con.execute(f"ATTACH '{str(self.store)}' AS store (READ_ONLY)").fetchall()
+            quoted = str(self.store).replace("'", "''")
+            self._con.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"store {str(self.store)!r}: cannot be opened as DuckDB "
