@@ -151,3 +151,13 @@ def test_without_a_store_the_application_paths_say_so(served):
     client = TestClient(create_app(served["bundle"]))
     r = client.post("/v1/applications/score", json={"enterprise_id": 1})
     assert r.status_code == 404 and "--store" in r.text
+
+
+def test_a_bundle_without_its_catalogue_cannot_serve_a_store(served):
+    import dataclasses
+
+    from creditmodel.exceptions import BundleError
+
+    older = dataclasses.replace(served["bundle"], catalogue=None)
+    with pytest.raises(BundleError, match="carries no feature catalogue"):
+        create_app(older, store=str(served["path"]))
