@@ -172,6 +172,22 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(f"wrote {len(frame)} rows x {frame.shape[1] - 3} features to {args.out}")
 
 
+def _cmd_store_build(args: argparse.Namespace) -> None:
+    from creditmodel.data.contracts import validate_tables
+    from creditmodel.data.io import declared_extraction_date, read_tables
+    from creditmodel.features.online import build_store
+
+    inputs = {"--data": args.data}
+    check_output(args.out, kind="file", inputs=inputs, force=args.force)
+    raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
+    tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
+    with Output(args.out, kind="file", command="store build", inputs=inputs, force=args.force,
+                label="--out") as output:
+        counts = build_store(tables, output.tmp)
+    print(f"wrote a feature store of {len(counts)} tables ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
+          f"to {args.out}")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from creditmodel.export.from_registry import export_model
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
@@ -488,7 +504,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         request_log = RequestLog(args.request_log) if args.request_log else None
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
-                           training_range=args.training_range)
+                           training_range=args.training_range, store=args.store)
         # builds the request schema and proves the fast path's parity before any socket opens
         app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
         sock = listening_socket(args.host, args.port)
@@ -702,6 +718,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("store", help="the store the service computes features from at decision time")
+    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    c = store_sub.add_parser("build", help="load canonical tables into a DuckDB file for per-borrower lookups")
+    c.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
+    c.add_argument("--out", required=True, help="the DuckDB file to write (e.g. store.duckdb)")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
+    c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
+    c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    c.set_defaults(func=_cmd_store_build)
+
     p = sub.add_parser("data", help="work with a directory of canonical tables")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = data_sub.add_parser("check", help="validate every table against its contract and print a profile")
@@ -728,6 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_data_map)
     p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
     p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")
+    p.add_argument("--store", help="feature store for /v1/applications/*: duckdb:///path or a DuckDB file "
+                                   "(see `creditmodel store build`); checked against the bundle's catalogue at start-up")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")

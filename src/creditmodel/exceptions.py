@@ -31,3 +31,7 @@ class RequestError(CreditModelError):
 
 class RegistryError(CreditModelError):
     """A model-registry action is refused: unknown run, model or alias, or a failed validation."""
+
+
+class StoreError(CreditModelError):
+    """A feature store is missing, unreadable, or lacks what the bundle's feature catalogue reads."""

@@ -534,7 +534,7 @@ def run_pipeline(
         write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
                      model_card=card, scorecard_table=models.scorecard.table(),
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")},
-                     signing_key=signing_key)
+                     signing_key=signing_key, catalogue=own_features(config))
         # the bundle just written, verified with the key that signed it (unsigned: no key configured)
         bundle = (load_bundle(stage / "bundle", trusted_keys=[signing_key.public_key()]) if signing_key
                   else load_bundle(stage / "bundle", allow_unsigned=True))

@@ -39,7 +39,9 @@ def test_loading_never_unpickles(bundle_copy, monkeypatch, oot):
 def test_manifest_lists_checksums_and_provenance(bundle_copy):
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.txt", "calibration.json", "master_scale.json", "feature_schema.json",
-                                  "model_card.json", "scorecard.csv"}
+                                  "model_card.json", "scorecard.csv", "feature_catalogue.json"}
+    assert manifest["feature_catalogue"]["sha256"] == json.loads(
+        (bundle_copy / "feature_catalogue.json").read_text())["sha256"]
     assert manifest["provenance"]["extraction_date"] == "2025-06-30"
 
 

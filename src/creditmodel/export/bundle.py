@@ -9,6 +9,9 @@ A bundle is a directory of plain files, each listed with its SHA-256 in manifest
     model_card.json      data window, metrics, validation status, intended use and limits
     scorecard.csv        (optional) the benchmark scorecard as a points table
     model.onnx           (optional) the same trees for non-Python services (float32: see manifest)
+    feature_catalogue.json (optional) the declarations of the features the model reads and the
+                         compiled DuckDB query, so a service computes them as training did; its
+                         hash is also in manifest.json (feature_catalogue.sha256)
     manifest.json        format version, checksums, provenance (the MLflow run it came from)
     manifest.sig         Ed25519 signature of manifest.json's bytes and the signer's key id
                          (see creditmodel.export.signing); absent in an unsigned bundle
@@ -27,7 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,9 @@ from creditmodel.export.contents import (check_calibration, check_feature_schema
 from creditmodel.export.model_text import check_model_text
 from creditmodel.export.signing import (SIGNATURE_FILE, Signature, TrustedKey, load_private_key,
                                         resolve_trusted_keys, sign_bundle, verify_manifest)
+from creditmodel.features.catalogue import Feature
 from creditmodel.features.matrix import FeatureSchema
+from creditmodel.features.online import CATALOGUE_FILE, catalogue_document, catalogue_from_document, needed_features
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
@@ -53,7 +58,7 @@ from creditmodel.texts import text
 FORMAT = "creditmodel-pd-bundle"
 FORMAT_VERSION = 2
 FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json", "model_card.json")
-OPTIONAL_FILES = ("scorecard.csv", "model.onnx")
+OPTIONAL_FILES = ("scorecard.csv", "model.onnx", CATALOGUE_FILE)
 
 
 def _output_texts(model_card: dict[str, Any] | None) -> dict[str, str]:
@@ -83,12 +88,15 @@ def write_bundle(
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
     signing_key: str | Path | Ed25519PrivateKey | None = None,
+    catalogue: Sequence[Feature] | None = None,
 ) -> Path:
     """Write the bundle into `out_dir` all at once (a staging sibling renamed into place).
 
     An existing `out_dir` is replaced only when it is empty or an earlier output of creditmodel
     (`creditmodel.outputs`); `overwrite` also replaces such an output whose files were changed since.
-    With `signing_key` (an Ed25519 private key or its PEM file) the manifest is signed (manifest.sig)."""
+    With `signing_key` (an Ed25519 private key or its PEM file) the manifest is signed (manifest.sig).
+    With `catalogue` (the run's feature declarations) the features the model reads, and the derived
+    features' inputs, are written with their compiled SQL (feature_catalogue.json)."""
     key = load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
     booster = model if isinstance(model, lgb.Booster) else model.booster_
     schema = schema if schema is not None else model.schema_
@@ -105,6 +113,12 @@ def write_bundle(
         if scorecard_table is not None:
             scorecard_table.to_csv(tmp / "scorecard.csv", index=False)
             names.append("scorecard.csv")
+        catalogue_info = None
+        if catalogue is not None:
+            doc = catalogue_document(needed_features(catalogue, list(schema.names)))
+            _dump(tmp / CATALOGUE_FILE, doc)
+            names.append(CATALOGUE_FILE)
+            catalogue_info = {"sha256": doc["sha256"], "features": len(doc["features"])}
         onnx_info = None
         if onnx:
             from creditmodel.export.onnx import write_onnx
@@ -123,6 +137,8 @@ def write_bundle(
         }
         if onnx_info:
             manifest["onnx"] = onnx_info
+        if catalogue_info:
+            manifest["feature_catalogue"] = catalogue_info
         _dump(tmp / "manifest.json", manifest)
         if key is not None:
             sign_bundle(tmp, key)
@@ -162,6 +178,7 @@ class PDBundle:
     model_card: dict[str, Any] = field(default_factory=dict)
     scorecard: pd.DataFrame | None = None
     signature: Signature = field(default_factory=lambda: Signature(None, False))
+    catalogue: tuple[Feature, ...] | None = None  # the features' declarations (None: an older bundle)
 
     def check_request(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first missing, null, non-numeric, out-of-range or unknown value."""
@@ -264,5 +281,21 @@ def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None =
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise BundleError(f"bundle {path}: scorecard.csv: not a readable CSV table "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    catalogue = None
+    if CATALOGUE_FILE in listed:
+        where = f"bundle {path}: {CATALOGUE_FILE}"
+        doc = _parse_json(raw[CATALOGUE_FILE], where)
+        try:
+            catalogue = catalogue_from_document(doc, where)
+        except (TypeError, ValueError) as exc:
+            raise BundleError(str(exc).splitlines()[0] if where in str(exc) else f"{where}: {exc}") from None
+        declared = manifest.get("feature_catalogue")
+        if not isinstance(declared, dict) or declared.get("sha256") != doc.get("sha256"):
+            raise BundleError(f"bundle {path}: manifest.json: feature_catalogue.sha256 does not match "
+                              f"{CATALOGUE_FILE}'s ({str(doc.get('sha256'))[:12]}...)")
+        absent = [n for n in schema.names if n not in {f.name for f in catalogue}]
+        if absent:
+            raise BundleError(f"{where}: feature {absent[0]!r} of feature_schema.json is not declared "
+                              f"({len(absent)} missing)")
     return PDBundle(path, booster, parsed["calibration.json"], parsed["master_scale.json"], schema, manifest,
-                    docs["model_card.json"], scorecard, signature)
+                    docs["model_card.json"], scorecard, signature, catalogue)

@@ -70,6 +70,8 @@ from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 2**20
+APPLICATION_PATHS = ("/v1/applications/score", "/v1/applications/price")
+APPLICATION_BODY_BYTES = 16 * 2**10  # one application's fields: a few hundred bytes
 LARGE_BODY_BYTES = 256 * 2**10  # larger bodies are parsed and scored in a helper process
 MAX_LARGE_REQUESTS = 2  # large bodies in flight per worker; the next one gets 503 + Retry-After
 BODY_TIMEOUT_S = 30.0  # a body not received within this many seconds gets 408
@@ -711,8 +713,12 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
                large_body_bytes: int = LARGE_BODY_BYTES, max_large_requests: int = MAX_LARGE_REQUESTS,
                body_timeout: float = BODY_TIMEOUT_S, api_keys: Sequence[str] | None = None,
                request_log: RequestLog | None = None, health: Any = None, training_range: str | None = None,
-               load_options: dict[str, Any] | None = None) -> FastAPI:
+               load_options: dict[str, Any] | None = None, store: str | None = None) -> FastAPI:
     """The FastAPI application serving `bundle` (a loaded, verified PDBundle).
+
+    store: a feature store (``duckdb:///path`` or a DuckDB file) from which /v1/applications/score and
+    /v1/applications/price compute the bundle's features as of the decision date; a store that does
+    not fit the bundle's feature catalogue is one StoreError here, before any socket opens.
 
     fast_path: answer the API's paths in a pure ASGI middleware (same handlers, same responses),
     skipping FastAPI's per-request routing; False leaves everything to FastAPI's routes.
@@ -724,6 +730,11 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     svc = ScoringService(bundle, pricing_config, max_batch=max_batch, num_threads=num_threads,
                          training_range=training_range)
+    applications = None
+    if store is not None:
+        from creditmodel.service.applications import ApplicationService
+
+        applications = ApplicationService(svc, store)
     large = LargeRequests(svc, limit=max_large_requests, load_options=load_options)
     board = health if health is not None else SingleProcess(svc.model_id)
     info = svc.info()
@@ -775,6 +786,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     async def reply(path: str, scope: dict[str, Any], receive: Any) -> Answer:
         length = _content_length(scope)
+        if path in APPLICATION_PATHS:
+            return await application_reply(path, scope, receive, length)
         if length is not None and length > max_body_bytes:
             return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
         held = False
@@ -812,6 +825,26 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         scope["creditmodel.ids"] = ids
         return status, out, []
 
+    async def application_reply(path: str, scope: dict[str, Any], receive: Any, length: int | None) -> Answer:
+        """One application: a small body, answered in this process (never the helper of large bodies)."""
+        limit = min(max_body_bytes, APPLICATION_BODY_BYTES)
+        if applications is None:
+            return refuse(404, "no_store", "this service has no feature store (serve --store); send features "
+                                           "to /v1/score or /v1/price")
+        if length is not None and length > limit:
+            return refuse(413, "too_large", f"request body over {limit} bytes")
+        try:
+            body = await _read_body(receive, limit, time.monotonic() + body_timeout)
+        except _TooLarge:
+            return refuse(413, "too_large", f"request body over {limit} bytes")
+        except _TimedOut:
+            return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
+        except _Gone:
+            return refuse(400, "disconnected", "the client went away before sending the body")
+        status, out, ids = applications.handle(path, body)
+        scope["creditmodel.ids"] = ids
+        return status, out, []
+
     def respond(answer: Answer) -> Response:
         status, body, headers = answer
         return Response(body, status_code=status, media_type="application/json",
@@ -831,6 +864,21 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     async def price(request: Request) -> Response:
         return respond(await reply("/v1/price", request.scope, request.receive))
 
+    if applications is not None:
+        @app.post("/v1/applications/score", summary="PD, grade and reasons from the application fields: the "
+                                                    "features computed from the store as of the decision date",
+                  responses={200: {"description": "the result, new_to_bank, needs_referral and the features"},
+                             **errors}, openapi_extra=body_of(applications.model))
+        async def score_application(request: Request) -> Response:
+            return respond(await reply("/v1/applications/score", request.scope, request.receive))
+
+        @app.post("/v1/applications/price", summary="risk-covering rate from the application fields: the "
+                                                    "features computed from the store as of the decision date",
+                  responses={200: {"description": "the price, new_to_bank, needs_referral and the features"},
+                             **errors}, openapi_extra=body_of(applications.model))
+        async def price_application(request: Request) -> Response:
+            return respond(await reply("/v1/applications/price", request.scope, request.receive))
+
     @app.get("/v1/model", summary="model card, feature schema and master scale",
              responses={200: {"model": m.ModelInfo}, **({401: errors[401]} if api_keys else {})})
     async def model() -> Response:
@@ -842,7 +890,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         return respond(health_answer())
 
     if fast_path:
-        app.add_middleware(_FastPath, posts=frozenset(svc.parsers), gets=gets, reply=reply)
+        app.add_middleware(_FastPath, posts=frozenset(svc.parsers) | frozenset(APPLICATION_PATHS), gets=gets,
+                           reply=reply)
     if api_keys:
         app.add_middleware(_ApiKeys, keys=list(api_keys))
     if request_log is not None:
@@ -853,7 +902,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model_ in (svc.models.score_request, svc.models.price_request):
+            for model_ in (svc.models.score_request, svc.models.price_request,
+                           *((applications.model,) if applications is not None else ())):
                 js = model_.model_json_schema(ref_template="#/components/schemas/{model}")
                 comps.update(js.pop("$defs", {}))
                 comps[model_.__name__] = js

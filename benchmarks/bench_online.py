@@ -1,0 +1,122 @@
+"""Decision-time scoring from the application fields: latency of one application, features included.
+
+Prints one JSON object to stdout (progress goes to stderr).
+
+    .venv/bin/python benchmarks/bench_online.py                       # 2,000 borrowers, 200 applications
+    .venv/bin/python benchmarks/bench_online.py --enterprises 10000 --requests 1000
+
+A synthetic world is generated and loaded into a DuckDB store (``build_store``, not timed); a small
+model is trained on its offline features and written as a bundle with its catalogue (not timed).
+Then, for ``--requests`` sampled loans, one application at a time (the loan's own fields and
+decision date):
+
+* ``online``: ``ApplicationService.answer`` in-process: the catalogue SQL restricted to the borrower
+  on the store, PD, grade, top-3 reason codes and the price (``/v1/applications/price``);
+* ``naive``: the whole offline catalogue query over every loan of the store's tables (``build_features``
+  on the in-memory tables), then the application's row filtered out (timed on ``--naive-requests``).
+
+Reported: p50/p99/mean in ms of each and the ratio naive / online of the medians, with the load
+average (the machine's other work moves these numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--enterprises", type=int, default=2000)
+    ap.add_argument("--density", type=float, default=1.0, help="transaction density of the world")
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--naive-requests", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    from creditmodel.config import RunConfig
+    from creditmodel.data.synthetic import generate_world
+    from creditmodel.export.bundle import load_bundle, write_bundle
+    from creditmodel.features.build import available_features, build_features
+    from creditmodel.features.catalogue import CATALOGUE
+    from creditmodel.features.matrix import FeatureSchema
+    from creditmodel.models.calibration import PDCalibrator
+    from creditmodel.models.gbm import LightGBMPD
+    from creditmodel.models.master_scale import MasterScale
+    from creditmodel.features.labels import make_labels
+    from creditmodel.service.app import ScoringService
+    from creditmodel.service.applications import ApplicationService
+    from creditmodel.features.online import build_store
+
+    _log(f"world of {args.enterprises} enterprises")
+    world = generate_world(args.enterprises, args.seed, transaction_density=args.density)
+    tables = world.tables
+    kept, _ = available_features(tables, CATALOGUE)
+    frame = build_features(tables, features=kept)
+    labels = make_labels(tables, pd.Timestamp(world.extraction_date))
+    frame["default"] = frame["loan_id"].map(labels)
+    train = frame[frame["default"].notna()]
+    cols = [f.name for f in kept]
+    schema = FeatureSchema.for_columns(cols, kept)
+    model = LightGBMPD(n_estimators=60, feature_schema=schema).fit(train[cols], train["default"].astype(int))
+    margin = model.decision_function(train[cols])
+    cal = PDCalibrator().fit(margin, train["default"].astype(int).to_numpy())
+    ms = RunConfig().master_scale
+    scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd).fit(
+        cal.predict(margin))
+    with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
+        store = Path(tmp) / "store.duckdb"
+        build_store(tables, store)
+        write_bundle(Path(tmp) / "bundle", model, cal, scale, catalogue=kept)
+        bundle = load_bundle(Path(tmp) / "bundle", allow_unsigned=True)
+        apps = ApplicationService(ScoringService(bundle), str(store))
+        loans = tables["loans"].sample(min(args.requests, len(tables["loans"])), random_state=args.seed)
+        model_ = apps.model
+        online = []
+        for loan in loans.itertuples():
+            req = model_.model_validate({
+                "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
+                "term_months": int(loan.term_months), "product": loan.product,
+                "guarantee_type": loan.guarantee_type,
+                "decision_date": pd.Timestamp(loan.application_date).date(),
+                "group_id": None if pd.isna(loan.group_id) else int(loan.group_id)})
+            t = time.perf_counter()
+            status, _ = apps.answer("/v1/applications/price", req)
+            online.append((time.perf_counter() - t) * 1000)
+            if status != 200:
+                raise SystemExit(f"loan {loan.loan_id}: status {status}")
+        naive = []
+        for loan in loans.head(args.naive_requests).itertuples():
+            t = time.perf_counter()
+            full = build_features(tables, features=kept)
+            full[full["loan_id"] == loan.loan_id]
+            naive.append((time.perf_counter() - t) * 1000)
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        a = np.array(xs)
+        return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2),
+                "p99_ms": round(float(np.percentile(a, 99)), 2), "mean_ms": round(float(a.mean()), 2)}
+
+    out = {"benchmark": "online", "enterprises": args.enterprises, "transactions": len(tables["transactions"]),
+           "features": len(kept), "online_price_incl_features_reasons": stats(online),
+           "naive_full_catalogue_then_filter": stats(naive),
+           "naive_over_online_p50": round(float(np.median(naive) / np.median(online)), 1),
+           "load_average": os.getloadavg(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Features at decision time: one borrower's catalogue features as of a date, from a store.
+
+The same definitions as training: the bundle carries its feature catalogue (declarations and the
+compiled DuckDB query, see ``catalogue_document``); ``OnlineFeatures`` runs that very query over a
+store whose canonical tables are restricted, before the query sees them, to the borrower (and the
+members of its joint-guarantee group when the catalogue needs them) and to rows dated strictly
+before the decision date. A row dated on or after the decision date never reaches a feature.
+
+Store: an embedded DuckDB file written by ``build_store`` (``creditmodel store build``): the
+canonical tables typed as the feature builder types them, sorted by enterprise id and date so a
+borrower's rows sit in few row groups (DuckDB's min/max zone maps skip the rest), and a small
+``store_meta`` table (first and last data dates, row counts).
+
+    online = OnlineFeatures(bundle.catalogue, "store.duckdb")
+    row = online.features(enterprise_id=17, decision_date="2024-03-01", amount=200_000,
+                          term_months=12, product="working_capital", guarantee_type="third_party")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from creditmodel.data.schema import TABLES
+from creditmodel.exceptions import DataContractError, StoreError
+from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query
+from creditmodel.features.catalogue import Feature
+
+CATALOGUE_FILE = "feature_catalogue.json"
+CATALOGUE_FORMAT = "creditmodel-feature-catalogue"
+CATALOGUE_VERSION = 1
+
+# the date that dates a row of each event table (rows on or after the decision date are cut here)
+_ROW_DATE = {"registration_events": "event_date", "court_cases": "filed_date", "environment_checks": "check_date",
+             "transactions": "ts", "financial_statements": "period_end", "loans": "application_date",
+             "repayments": "date"}
+_ORDER = {name: ("enterprise_id", _ROW_DATE[name]) if name in _ROW_DATE and name != "repayments"
+          else ("loan_id", "date") if name == "repayments" else ("enterprise_id",) for name in TABLES}
+META = "store_meta"
+
+
+# --- the catalogue as a bundle file ----------------------------------------------------------------
+
+
+def needed_features(features: Sequence[Feature], names: Sequence[str]) -> list[Feature]:
+    """The features among `features` that compute `names`: those named, and the inputs of derived ones."""
+    wanted = set(names)
+    for f in features:
+        if f.name in wanted and f.source == "derived":
+            wanted.update(_referenced(f, features))
+    missing = wanted - {f.name for f in features}
+    if missing:
+        raise ValueError(f"feature {sorted(missing)[0]!r} is not in the catalogue given ({len(missing)} missing)")
+    return [f for f in features if f.name in wanted]
+
+
+def catalogue_document(features: Sequence[Feature]) -> dict[str, Any]:
+    """The declarations, the compiled DuckDB query and their SHA-256: what a bundle carries."""
+    decls = [dataclasses.asdict(f) for f in features]
+    sql = compile_query(features)
+    body = {"format": CATALOGUE_FORMAT, "version": CATALOGUE_VERSION, "features": decls, "duckdb_sql": sql}
+    return {**body, "sha256": _digest(body)}
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode("utf-8")).hexdigest()
+
+
+def catalogue_from_document(doc: Mapping[str, Any], where: str = "feature catalogue") -> tuple[Feature, ...]:
+    """The declarations of a catalogue document, checked: format, hash, fields, and that the stored SQL is
+    what these declarations compile to (so the SQL run online is the SQL the model was trained on)."""
+    if doc.get("format") != CATALOGUE_FORMAT or doc.get("version") != CATALOGUE_VERSION:
+        raise ValueError(f"{where}: format {str(doc.get('format'))[:40]!r} version {str(doc.get('version'))[:10]!r}, "
+                         f"expected {CATALOGUE_FORMAT!r} version {CATALOGUE_VERSION}")
+    body = {k: doc.get(k) for k in ("format", "version", "features", "duckdb_sql")}
+    if doc.get("sha256") != _digest(body):
+        raise ValueError(f"{where}: sha256 does not match its declarations and SQL (edited or corrupted)")
+    if not isinstance(doc.get("features"), list) or not doc["features"]:
+        raise ValueError(f"{where}: features: expected a non-empty list of declarations")
+    names = {f.name for f in dataclasses.fields(Feature)}
+    out = []
+    for i, d in enumerate(doc["features"]):
+        if not isinstance(d, dict) or set(d) != names:
+            raise ValueError(f"{where}: features[{i}]: expected the fields {sorted(names)}")
+        if d["categories"] is not None:
+            d = {**d, "categories": tuple(d["categories"])}
+        out.append(Feature(**d))
+    if compile_query(out) != doc["duckdb_sql"]:
+        raise ValueError(f"{where}: duckdb_sql is not what its declarations compile to")
+    return tuple(out)
+
+
+def tables_needed(features: Sequence[Feature]) -> list[str]:
+    """The canonical tables a catalogue reads."""
+    return sorted({t for f in features if f.source != "derived" for t in _needs(f.source)})
+
+
+# --- the store ---------------------------------------------------------------------------------------
+
+
+def _typed(name: str, columns: Sequence[str]) -> str:
+    kinds = {c.name: c.kind for c in TABLES[name].columns}
+    out = []
+    for c in columns:
+        kind = kinds.get(c)
+        out.append(f"CAST({c} AS DATE) AS {c}" if kind == "date" else
+                   f"CAST({c} AS TIMESTAMP) AS {c}" if kind == "timestamp" else c)
+    return ", ".join(out)
+
+
+def build_store(tables: Mapping[str, pd.DataFrame], path: Path) -> dict[str, int]:
+    """Write the canonical tables into a new DuckDB file at `path` (which must not exist yet), typed and
+    sorted for per-borrower lookups; returns the rows per table. The caller owns the output rules."""
+    path = Path(path)
+    counts: dict[str, int] = {}
+    with duckdb.connect(str(path)) as con:
+        con.execute("SET threads TO 1").fetchall()
+        firsts, lasts = [], []
+        for name in TABLES:
+            df = tables.get(name)
+            if df is None:
+                continue
+            con.register("incoming", df)
+            order = ", ".join(_ORDER[name])
+            con.execute(f"CREATE TABLE {name} AS SELECT {_typed(name, list(df.columns))} FROM incoming ORDER BY {order}").fetchall()
+            con.unregister("incoming")
+            if name in ("loans", "enterprises"):
+                con.execute(f"CREATE INDEX {name}_enterprise ON {name} (enterprise_id)").fetchall()
+            counts[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+            if name in _ROW_DATE and counts[name]:
+                lo, hi = con.execute(f"SELECT min(CAST({_ROW_DATE[name]} AS DATE)), "
+                                     f"max(CAST({_ROW_DATE[name]} AS DATE)) FROM {name}").fetchall()[0]
+                firsts.append(lo)
+                lasts.append(hi)
+        if "loans" not in counts or "enterprises" not in counts:
+            raise DataContractError("store: the loans and enterprises tables are needed (found "
+                                    f"{', '.join(sorted(counts)) or 'none'})")
+        con.execute(f"CREATE TABLE {META} (key VARCHAR, value VARCHAR)").fetchall()
+        meta = {"first_date": str(min(firsts)), "last_date": str(max(lasts)),
+                "rows": json.dumps(counts, sort_keys=True)}
+        con.executemany(f"INSERT INTO {META} VALUES (?, ?)", list(meta.items()))
+    return counts
+
+
+def parse_store(spec: str | Path) -> Path:
+    """A store location: ``duckdb:///path``, ``duckdb://relative/path`` or a plain path to a DuckDB file."""
+    text = str(spec)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise StoreError(f"store {text.split('@')[-1]!r}: PostgreSQL stores are not supported by this version; "
+                         f"expected duckdb:///path or a DuckDB file")
+    if text.startswith("duckdb://"):
+        text = text[len("duckdb://"):]
+    path = Path(text)
+    if not path.is_file():
+        raise StoreError(f"store {str(spec)!r}: no such DuckDB file (build one with `creditmodel store build`)")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Application:
+    """What a scoring request knows: the borrower, the loan asked for, and the decision date."""
+
+    enterprise_id: int
+    decision_date: date
+    amount: float
+    term_months: int
+    product: str
+    guarantee_type: str
+    group_id: int | None = None  # the joint-guarantee group of the application (None: none)
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the bank's own loan columns
+
+
+class OnlineFeatures:
+    """One borrower's features as of a decision date from a DuckDB store, with the catalogue's own SQL.
+
+    features: the bundle's catalogue (``PDBundle.catalogue``) or any list of declarations. The store is
+    opened read-only; the query is checked against it on construction (a store whose schema lacks
+    what the catalogue reads is one StoreError). Thread-safe: each call uses its own cursor.
+    """
+
+    def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
+        self.catalogue = tuple(features)
+        self.store = parse_store(store)
+        self._sql = compile_query(self.catalogue)
+        self._con = duckdb.connect()
+        try:
+            self._con.execute("SET threads TO 1").fetchall()
+            quoted = str(self.store).replace("'", "''")
+            self._con.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
+        except duckdb.Error as exc:
+            self._con.close()
+            raise StoreError(f"store {str(self.store)!r}: cannot be opened as DuckDB "
+                             f"({str(exc).splitlines()[0]})") from None
+        self._lock = threading.Lock()
+        present = {r[0] for r in self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'").fetchall()}
+        needed = tables_needed(self.catalogue)
+        absent = [t for t in [*needed, "enterprises", META] if t not in present]
+        if absent:
+            self.close()
+            raise StoreError(f"store {str(self.store)!r}: table {absent[0]!r} is missing; the bundle's feature "
+                             f"catalogue reads {', '.join(needed)}")
+        self._types = {t: dict(self._con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'store' AND table_name = ?",
+            [t]).fetchall()) for t in present}
+        for t in needed:
+            lacking = [c.name for c in TABLES[t].columns if c.name not in self._types[t]]
+            if lacking:
+                self.close()
+                raise StoreError(f"store {str(self.store)!r}: table {t!r} lacks column {lacking[0]!r} of the canonical "
+                                 f"schema, which the bundle's feature catalogue reads ({len(lacking)} missing)")
+        self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
+        self._attrs = attribute_columns(self.catalogue).get("loans", [])
+        meta = dict(self._con.execute(f"SELECT key, value FROM store.{META}").fetchall())
+        self.first_date = pd.Timestamp(meta["first_date"]).date()
+        self.last_date = pd.Timestamp(meta["last_date"]).date()
+        self._query = self._restricted_query()
+        try:  # the catalogue's SQL bound against the store's schema, once, before any request
+            self._con.execute(f"EXPLAIN {self._query}", self._params(Application(
+                0, self.first_date, 1.0, 1, "", "", None))).fetchall()
+        except duckdb.Error as exc:
+            self.close()
+            raise StoreError(f"store {str(self.store)!r} does not fit the bundle's feature catalogue: "
+                             f"{str(exc).splitlines()[0][:300]}") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _restricted_query(self) -> str:
+        """The catalogue's query over CTEs that hold only the borrower's (and its group's) rows before d."""
+        ltype = self._types["loans"]
+        apps = ["CAST(0 AS BIGINT) AS loan_id", f"CAST($eid AS {ltype['enterprise_id']}) AS enterprise_id",
+                "CAST($d AS DATE) AS decision_date", f"CAST($amount AS {ltype['amount']}) AS amount",
+                f"CAST($term AS {ltype['term_months']}) AS term_months",
+                f"CAST($product AS {ltype['product']}) AS product",
+                f"CAST($guarantee AS {ltype['guarantee_type']}) AS guarantee_type",
+                f"CAST($gid AS {ltype.get('group_id', 'BIGINT')}) AS group_id"]
+        apps += [f"CAST($attr_{c} AS {ltype[c]}) AS {c}" for c in self._attrs]
+        group = any(f.source == "guarantee_group" for f in self.catalogue)
+        members = ("(SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
+                   "AND application_date < $d)") if group else "($eid)"
+        ctes = [f"apps AS (SELECT {', '.join(apps)})"]
+        for t in self._tables:
+            if t == "repayments":
+                cond = "loan_id IN (SELECT loan_id FROM loans) AND date < $d"
+            elif t == "loans":
+                cond = f"enterprise_id IN {members} AND application_date < $d"
+            else:
+                cond = "enterprise_id = $eid" + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
+            ctes.append(f"{t} AS (SELECT * FROM store.{t} WHERE {cond})")
+        return f"WITH {', '.join(ctes)} {self._sql}"
+
+    def _params(self, app: Application) -> dict[str, Any]:
+        params = {"eid": int(app.enterprise_id), "d": app.decision_date, "amount": float(app.amount),
+                  "term": int(app.term_months), "product": app.product, "guarantee": app.guarantee_type,
+                  "gid": None if app.group_id is None else int(app.group_id)}
+        params.update({f"attr_{c}": app.attributes.get(c) for c in self._attrs})
+        return params
+
+    def enterprise(self, enterprise_id: int) -> pd.DataFrame:
+        """The enterprise's row of the store (no rows: unknown to the bank)."""
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            return cur.execute("SELECT * FROM store.enterprises WHERE enterprise_id = ?", [int(enterprise_id)]).df()
+        finally:
+            cur.close()
+
+    def known(self, enterprise_id: int) -> bool:
+        """Whether the store holds the enterprise (an unknown one is scored as new to the bank)."""
+        return len(self.enterprise(enterprise_id)) > 0
+
+    def latest_group(self, enterprise_id: int, decision_date: date) -> int | None:
+        """The joint-guarantee group of the borrower's latest loan applied for before the decision date."""
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            row = cur.execute("SELECT group_id FROM store.loans WHERE enterprise_id = ? AND application_date < ? "
+                              "AND group_id IS NOT NULL ORDER BY application_date DESC, loan_id DESC LIMIT 1",
+                              [int(enterprise_id), decision_date]).fetchall()
+        finally:
+            cur.close()
+        return int(row[0][0]) if row else None
+
+    def compute(self, app: Application) -> pd.DataFrame:
+        """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            frame = cur.execute(self._query, self._params(app)).df()
+        finally:
+            cur.close()
+        frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")
+        for f in self.catalogue:
+            if f.is_categorical:
+                frame[f.name] = frame[f.name].astype(object).where(frame[f.name].notna(), None)
+        return frame
+
+    def features(self, enterprise_id: int, decision_date: date | str, *, amount: float, term_months: int,
+                 product: str, guarantee_type: str, group_id: int | None = None,
+                 attributes: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """The borrower's features as of `decision_date` for the loan described (one-row DataFrame).
+
+        group_id: the application's joint-guarantee group (None: none; ``latest_group`` finds the borrower's
+        latest one); attributes: the bank's own loan columns the catalogue reads, by name."""
+        d = pd.Timestamp(decision_date).date()
+        return self.compute(Application(int(enterprise_id), d, amount, term_months, product, guarantee_type,
+                                        group_id, dict(attributes or {})))

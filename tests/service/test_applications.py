@@ -1,0 +1,163 @@
+"""POST /v1/applications/score and /price: the application fields alone, features from the store as of the
+decision date, the same PDs as the bundle on the offline feature matrix; bad fields are 422 naming the field;
+a store that does not fit the bundle stops `serve` in one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from creditmodel.data.io import read_tables
+from creditmodel.exceptions import StoreError
+from creditmodel.export.bundle import load_bundle
+from creditmodel.features.online import build_store
+from creditmodel.service.app import create_app
+
+
+@pytest.fixture(scope="module")
+def served(demo_run, tmp_path_factory):
+    result = demo_run["result"]
+    bundle = load_bundle(result.bundle_dir)
+    tables = read_tables(result.output_dir / "world")
+    path = tmp_path_factory.mktemp("appstore") / "store.duckdb"
+    build_store(tables, path)
+    client = TestClient(create_app(bundle, store=f"duckdb://{path}"))
+    frame = pd.read_parquet(result.features_path)
+    return {"bundle": bundle, "tables": tables, "path": path, "client": client, "frame": frame,
+            "bundle_dir": result.bundle_dir}
+
+
+def _body(loan, **over):
+    body = {"id": f"loan-{loan.loan_id}", "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
+            "term_months": int(loan.term_months), "product": loan.product, "guarantee_type": loan.guarantee_type,
+            "decision_date": str(pd.Timestamp(loan.application_date).date())}
+    if not pd.isna(loan.group_id):
+        body["group_id"] = int(loan.group_id)
+    return {**body, **over}
+
+
+def _loans(served, n, seed):
+    ids = served["frame"]["loan_id"].sample(n, random_state=seed)
+    return served["tables"]["loans"].set_index("loan_id").loc[ids].reset_index()
+
+
+def test_scores_equal_the_bundle_on_the_offline_features(served):
+    bundle, frame = served["bundle"], served["frame"].set_index("loan_id")
+    names = list(bundle.schema.names)
+    loans = _loans(served, 12, 11)
+    expected = bundle.predict_pd(frame.loc[loans["loan_id"], names])
+    for i, loan in enumerate(loans.itertuples()):
+        r = served["client"].post("/v1/applications/score", json=_body(loan))
+        assert r.status_code == 200, r.text
+        res = r.json()["result"]
+        assert res["pd"] == pytest.approx(expected[i], rel=1e-12, abs=0)
+        assert res["grade"] == str(bundle.grade(np.array([expected[i]]))[0])
+        assert res["new_to_bank"] is False and len(res["reasons"]) == 3 and res["id"] == f"loan-{loan.loan_id}"
+        for n in names:
+            want = frame.loc[loan.loan_id, n]
+            got = res["features"][n]
+            if got is None or isinstance(got, str):
+                assert (got is None and pd.isna(want)) or got == want, n
+            else:
+                assert got == pytest.approx(float(want), rel=1e-12, abs=0), n
+
+
+def test_price_and_referral_from_the_dictionary_policy(served):
+    loan = next(_loans(served, 1, 4).itertuples())
+    r = served["client"].post("/v1/applications/price", json=_body(loan))
+    assert r.status_code == 200, r.text
+    res = r.json()["result"]
+    assert 0 < res["rate"] < 1 and res["needs_referral"] is False and res["referral"] == []
+    big = served["client"].post("/v1/applications/price", json=_body(loan, amount=6_000_000.0))
+    assert big.status_code == 200, big.text
+    res = big.json()["result"]
+    assert res["needs_referral"] is True and res["referral"][0]["rule"] == "approval_authority"
+    assert "审批权限" in res["referral"][0]["zh"] and "approval authority" in res["referral"][0]["en"]
+
+
+def test_an_unknown_enterprise_is_scored_as_new_to_the_bank(served):
+    loan = next(_loans(served, 1, 5).itertuples())
+    r = served["client"].post("/v1/applications/score", json=_body(loan, enterprise_id=987_654_321, group_id=None))
+    assert r.status_code == 200, r.text
+    res = r.json()["result"]
+    assert res["new_to_bank"] is True and 0 < res["pd"] < 1 and "新客户" in res["note"]["zh"]
+    if "txn_inflow_12m" in res["features"]:
+        assert res["features"]["txn_inflow_12m"] == 0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("product", "space_tourism"), ("guarantee_type", "promise"), ("amount", -5.0), ("amount", 1e18),
+    ("term_months", 0), ("decision_date", "2999-01-01"), ("decision_date", "1990-01-01"), ("enterprise_id", "x"),
+])
+def test_bad_fields_are_422_naming_the_field(served, field, value):
+    loan = next(_loans(served, 1, 6).itertuples())
+    r = served["client"].post("/v1/applications/score", json=_body(loan, **{field: value}))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][:2] == ["body", field]
+
+
+def test_decision_date_defaults_to_today(served):
+    loan = next(_loans(served, 1, 7).itertuples())
+    body = _body(loan)
+    del body["decision_date"]
+    r = served["client"].post("/v1/applications/score", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["decision_date"] == str(date.today())
+
+
+def test_future_rows_in_the_store_do_not_move_a_score(served, tmp_path):
+    loans = _loans(served, 4, 8)
+    path = tmp_path / "future.duckdb"
+    shutil.copy(served["path"], path)
+    with duckdb.connect(str(path)) as con:
+        for loan in loans.itertuples():
+            d = pd.Timestamp(loan.application_date)
+            for day in (0, 2):
+                con.execute("INSERT INTO transactions (enterprise_id, ts, amount, direction, channel, counterparty) "
+                            "VALUES (?, ?, 8e6, 'in', 'cash', 424242)", [int(loan.enterprise_id),
+                                                                           d + pd.Timedelta(days=day)]).fetchall()
+    client = TestClient(create_app(served["bundle"], store=str(path)))
+    for loan in loans.itertuples():
+        a = served["client"].post("/v1/applications/score", json=_body(loan)).json()["result"]
+        b = client.post("/v1/applications/score", json=_body(loan)).json()["result"]
+        assert a["pd"] == b["pd"] and a["features"] == b["features"]
+
+
+def test_a_store_that_does_not_fit_the_bundle_stops_serve_in_one_line(served, tmp_path):
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(served["path"], broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("ALTER TABLE transactions DROP COLUMN channel").fetchall()
+    with pytest.raises(StoreError, match="channel"):
+        create_app(served["bundle"], store=str(broken))
+    proc = subprocess.run([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(served["bundle_dir"]),
+                           "--store", f"duckdb://{broken}", "--port", "0"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ})
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "require_minimum" not in ln]
+    assert len(lines) == 1 and "channel" in lines[0], proc.stderr
+
+
+def test_without_a_store_the_application_paths_say_so(served):
+    client = TestClient(create_app(served["bundle"]))
+    r = client.post("/v1/applications/score", json={"enterprise_id": 1})
+    assert r.status_code == 404 and "--store" in r.text
+
+
+def test_a_bundle_without_its_catalogue_cannot_serve_a_store(served):
+    import dataclasses
+
+    from creditmodel.exceptions import BundleError
+
+    older = dataclasses.replace(served["bundle"], catalogue=None)
+    with pytest.raises(BundleError, match="carries no feature catalogue"):
+        create_app(older, store=str(served["path"]))
