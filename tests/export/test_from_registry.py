@@ -114,7 +114,7 @@ def test_export_never_goes_through_an_mlflow_model_loader(demo_run, tmp_path, mo
     assert main(["export", "models:/sme_pd@challenger", "--out", str(out),
                  "--tracking-uri", demo_run["tracking_uri"]]) == 0
     assert "grades agree 100%" in capsys.readouterr().out
-    assert load_bundle(out).model_card["validation"]["status"] in {"green", "amber", "red"}
+    assert load_bundle(out, allow_unsigned=True).model_card["validation"]["status"] in {"green", "amber", "red"}
 
 
 def test_a_pickled_model_in_the_store_is_refused_not_unpickled(demo_run, tmp_path, capsys):
