@@ -105,6 +105,6 @@ def test_the_synthetic_world_raises_no_false_alarm(demo_run):
     assert not guard["flagged"].any(), guard.loc[guard["flagged"], ["feature", "reasons"]]
     assert guard["gain_share"].sum() == pytest.approx(1.0)
     run = json.loads((result.output_dir / "run.json").read_text())
-    assert not any("leakage guard" in f for f in run["validation_gate_findings"])
+    assert not any("leakage guard" in f for f in run["preliminary_findings"])
     html = (result.output_dir / "validation_report.html").read_text(encoding="utf-8")
     assert html.index("Leakage and dominance guard / 信息泄露与单一特征主导检查") < html.index("Discrimination by split")
