@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Display", "FigureDisplay", "RocDisplay", "ReliabilityDisplay", "ScoreDistributionDisplay", "calibration_table",
-           "plot_roc", "plot_calibration", "plot_score_distribution", "save_figure", "new_axes"]
+__all__ = ["Display", "FigureDisplay", "RocDisplay", "ReliabilityDisplay", "ScoreDistributionDisplay",
+           "calibration_table", "plot_roc", "plot_calibration", "plot_score_distribution", "save_figure", "new_axes"]
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:

@@ -435,7 +435,8 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path
     expl = explain.Explanation(pd.DataFrame(values, index=index, columns=names), base,
                                oot_f[names].set_axis(index, axis=0), tuple(schema.categorical))
     importance = explain.global_importance(expl)
-    sec.add_figure("importance", "Mean |SHAP|", explain.plot_importance(importance).save(figdir / "shap_importance.png"))
+    sec.add_figure("importance", "Mean |SHAP|",
+                   explain.plot_importance(importance).save(figdir / "shap_importance.png"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sec.add_figure("beeswarm", "Beeswarm", explain.plot_beeswarm(expl, max_rows=cfg.shap_plot_rows).save(
