@@ -37,7 +37,11 @@ _WHERE = {
     "CreditModelError": "creditmodel.exceptions",
 }
 
-__all__ = ["__version__", "PDModel", "LightGBMPD", "ScorecardPD", "PDCalibrator", "MasterScale", "long_run_average", "FeatureSchema", "build_config", "load_config", "RunConfig", "generate_world", "run_pipeline", "train_models", "load_bundle", "write_bundle", "price_with_bundle", "CreditModelError"]  # the same names as _WHERE, spelled out for linters
+__all__ = [  # the same names as _WHERE, spelled out for linters
+    "__version__", "PDModel", "LightGBMPD", "ScorecardPD", "PDCalibrator", "MasterScale", "long_run_average",
+    "FeatureSchema", "build_config", "load_config", "RunConfig", "generate_world", "run_pipeline",
+    "train_models", "load_bundle", "write_bundle", "price_with_bundle", "CreditModelError",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
 

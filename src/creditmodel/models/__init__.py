@@ -21,7 +21,10 @@ _WHERE = {
     "reason_codes": "creditmodel.models.explanation",
 }
 
-__all__ = ["PDModel", "LightGBMPD", "ScorecardPD", "PDCalibrator", "PD_FLOOR", "long_run_average", "MasterScale", "Explanation", "reason_codes"]  # the same names as _WHERE, spelled out for linters
+__all__ = [  # the same names as _WHERE, spelled out for linters
+    "PDModel", "LightGBMPD", "ScorecardPD", "PDCalibrator", "PD_FLOOR", "long_run_average", "MasterScale",
+    "Explanation", "reason_codes",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
 
