@@ -39,6 +39,7 @@ from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
+from creditmodel.models.pd_model import PDModel
 from creditmodel.models.refit import refit_on_development
 from creditmodel.models.scorecard import ScorecardPD
 from creditmodel.models.search import SEARCHED, search_lightgbm
@@ -58,26 +59,38 @@ PARITY_TOLERANCE = 1e-9
 
 @dataclass
 class TrainedModels:
-    """The fitted parts of one run, in memory."""
+    """The fitted models of one run, in memory: one PDModel per model name ("scorecard", "lightgbm" and,
+    with train.refit_on_validation, "lightgbm_without_refit"), and the run's master scale."""
 
-    scorecard: ScorecardPD
-    lightgbm: LightGBMPD
-    calibrators: dict[str, PDCalibrator]
+    pd_models: dict[str, PDModel]
     master_scale: MasterScale
     search_trials: pd.DataFrame | None = None
-    without_refit: tuple[LightGBMPD, PDCalibrator] | None = None  # with train.refit_on_validation
     guard: pd.DataFrame | None = None  # the leakage and dominance guard's table
 
     @property
     def model_names(self) -> tuple[str, ...]:
-        return MODELS + (("lightgbm_without_refit",) if self.without_refit is not None else ())
+        return tuple(self.pd_models)
+
+    @property
+    def scorecard(self) -> ScorecardPD:
+        return self.pd_models["scorecard"].estimator_
+
+    @property
+    def lightgbm(self) -> LightGBMPD:
+        return self.pd_models["lightgbm"].estimator_
+
+    @property
+    def calibrators(self) -> dict[str, PDCalibrator]:
+        return {name: self.pd_models[name].calibrator_ for name in MODELS}
+
+    @property
+    def without_refit(self) -> tuple[LightGBMPD, PDCalibrator] | None:
+        """LightGBM fitted on train alone and its calibrator, kept beside a refitted main model."""
+        m = self.pd_models.get("lightgbm_without_refit")
+        return (m.estimator_, m.calibrator_) if m is not None else None
 
     def pd(self, model: str, X: pd.DataFrame) -> np.ndarray:
-        if model == "lightgbm_without_refit" and self.without_refit is not None:
-            est, cal = self.without_refit
-            return cal.predict(est.decision_function(X))
-        est = self.scorecard if model == "scorecard" else self.lightgbm
-        return self.calibrators[model].predict(est.decision_function(X))
+        return self.pd_models[model].predict_pd(X)
 
 
 @dataclass
@@ -274,7 +287,6 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
                             monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
                                               for c, d in directions.items() if d and sc.monotonic})
-    scorecard.fit(train[cols], train["default"].to_numpy())
     params = lightgbm_params(config, directions)
     schema = feature_schema(cols, config)
     trials = None
@@ -282,30 +294,29 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
                                          timeout_minutes=config.search.timeout_minutes, seed=config.seed,
                                          feature_schema=schema)
-    gbm = LightGBMPD(**params, feature_schema=schema)
-    gbm.fit(train[cols], train["default"].to_numpy(), eval_set=(valid[cols], valid["default"].to_numpy()))
     cal = config.calibration
     target = None
     if cal.level == "long_run_average":
         target = long_run_average(dev["decision_date"], dev["default"]) + cal.margin_of_conservatism
-    calibrators = {}
-    for name, est in (("scorecard", scorecard), ("lightgbm", gbm)):
-        score = est.decision_function(valid[cols])
-        calibrators[name] = PDCalibrator(cal.method, pd_floor=cal.pd_floor).fit(score, valid["default"])
-        if target is not None:
-            calibrators[name].set_level(score, target)
-    without_refit = None
-    if config.train.refit_on_validation:
-        without_refit = (gbm, calibrators["lightgbm"])
-        refit = refit_on_development(LightGBMPD(**params, feature_schema=schema), dev[cols],
-                                     dev["default"].to_numpy(), dev["decision_date"], dev["loan_id"],
-                                     n_trees=gbm.best_iteration_, folds=config.train.refit_folds, method=cal.method,
-                                     pd_floor=cal.pd_floor, target_mean_pd=target)
-        gbm, calibrators["lightgbm"] = refit.model, refit.calibrator
     ms = config.master_scale
     scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd)
-    models = TrainedModels(scorecard, gbm, calibrators, scale, trials, without_refit=without_refit)
-    scale.fit(models.pd("lightgbm", dev[cols]), dev["default"].to_numpy())
+    y_train, valid_set = train["default"].to_numpy(), (valid[cols], valid["default"].to_numpy())
+    pd_models = {
+        "scorecard": PDModel(scorecard, cal.method, level=target, pd_floor=cal.pd_floor).fit(
+            train[cols], y_train, calibration_set=valid_set),
+        "lightgbm": PDModel(LightGBMPD(**params, feature_schema=schema), cal.method, level=target,
+                            master_scale=scale, pd_floor=cal.pd_floor).fit(train[cols], y_train, eval_set=valid_set),
+    }
+    if config.train.refit_on_validation:
+        plain = pd_models["lightgbm"]
+        refit = refit_on_development(LightGBMPD(**params, feature_schema=schema), dev[cols],
+                                     dev["default"].to_numpy(), dev["decision_date"], dev["loan_id"],
+                                     n_trees=plain.estimator_.best_iteration_, folds=config.train.refit_folds,
+                                     method=cal.method, pd_floor=cal.pd_floor, target_mean_pd=target)
+        pd_models["lightgbm"] = PDModel.from_fitted(refit.model, refit.calibrator, scale)
+        pd_models["lightgbm_without_refit"] = plain
+    main = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy())
+    models = TrainedModels(pd_models, main.master_scale_, trials)
     if g.enabled:
         models.guard = leakage_guard(frame, models, screen, config)
     return models
@@ -406,16 +417,16 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
         part = frame[frame["split"] == split]
         curves = {f"{m} (AUC {metrics.auc(part['default'], models.pd(m, part[cols])):.3f})":
                   (part["default"].to_numpy(), models.pd(m, part[cols])) for m in MODELS}
-        plots.plot_roc(curves, report / f"roc_{split}.png", f"ROC, {split} split")
-        plots.plot_calibration({k.split(" ")[0]: v for k, v in curves.items()}, report / f"calibration_{split}.png",
-                               f"Calibration, {split} split")
+        plots.plot_roc(curves, f"ROC, {split} split").save(report / f"roc_{split}.png")
+        plots.plot_calibration({k.split(" ")[0]: v for k, v in curves.items()},
+                               f"Calibration, {split} split").save(report / f"calibration_{split}.png")
         plots.plot_score_distribution(part["default"].to_numpy(), models.pd("lightgbm", part[cols]),
-                                      report / f"score_distribution_{split}.png", f"LightGBM PD, {split} split")
+                                      f"LightGBM PD, {split} split").save(report / f"score_distribution_{split}.png")
     valid = frame[frame["split"] == "valid"]
     expl = explain.explain(models.lightgbm, valid[cols], valid["loan_id"])
     importance = explain.global_importance(expl)
     importance.to_csv(report / "shap_importance.csv")
-    explain.plot_importance(importance, report / "shap_importance.png")
+    explain.plot_importance(importance).save(report / "shap_importance.png")
     gain = models.lightgbm.booster_.feature_importance(importance_type="gain")
     pd.Series(gain, index=cols, name="gain").sort_values(ascending=False).to_csv(report / "lightgbm_gain_importance.csv")
     reasons = explain.reason_codes(expl, n=3)

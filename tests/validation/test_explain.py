@@ -295,20 +295,22 @@ def _is_png(path):
     return len(data) > 1000 and data[:8] == PNG_MAGIC
 
 
-def test_plots_write_png_and_close_their_figures(tiny, tiny_cat, tmp_path):
+def test_plots_return_displays_that_save_png_and_close(tiny, tiny_cat, tmp_path):
     expl = tiny["expl"]
     before = set(plt.get_fignums())
-    paths = [
-        E.plot_importance(E.global_importance(expl), tmp_path / "importance.png"),
-        E.plot_beeswarm(expl, tmp_path / "beeswarm.png", max_rows=1000),
-        E.plot_beeswarm(tiny_cat["expl"], tmp_path / "beeswarm_cat.png"),
-        E.plot_dependence(expl, tmp_path / "dependence.png", top=3, directions={"x_up": -1, "x_down": -1}),
-        E.plot_dependence(tiny_cat["expl"], tmp_path / "dependence_cat.png", directions={"x": 1}),
-        E.plot_waterfall(expl, expl.values.index[5], tmp_path / "waterfall.png"),
-        E.plot_waterfall(tiny_cat["expl"], 7, tmp_path / "waterfall_cat.png"),
-    ]
-    assert paths == [tmp_path / n for n in ("importance.png", "beeswarm.png", "beeswarm_cat.png", "dependence.png",
-                                            "dependence_cat.png", "waterfall.png", "waterfall_cat.png")]
+    shown = {
+        "importance": E.plot_importance(E.global_importance(expl)),
+        "beeswarm": E.plot_beeswarm(expl, max_rows=1000),
+        "beeswarm_cat": E.plot_beeswarm(tiny_cat["expl"]),
+        "dependence": E.plot_dependence(expl, top=3, directions={"x_up": -1, "x_down": -1}),
+        "dependence_cat": E.plot_dependence(tiny_cat["expl"], directions={"x": 1}),
+        "waterfall": E.plot_waterfall(expl, expl.values.index[5]),
+        "waterfall_cat": E.plot_waterfall(tiny_cat["expl"], 7),
+    }
+    assert len(set(plt.get_fignums()) - before) == len(shown)  # each drew one open figure, none saved
+    assert shown["dependence"].ax_.size >= 3 and shown["importance"].ax_.figure is shown["importance"].figure_
+    paths = [d.save(tmp_path / f"{name}.png") for name, d in shown.items()]
+    assert paths == [tmp_path / f"{n}.png" for n in shown]
     sel = E.select_loans(tiny["model"].predict_proba(tiny["X"])[:, 1], tiny["y"], n=1, loan_id=expl.values.index)
     many = E.plot_waterfalls(expl, sel, tmp_path / "loans")
     assert len(many) == 3 and all(p.parent == tmp_path / "loans" for p in many)
@@ -316,14 +318,26 @@ def test_plots_write_png_and_close_their_figures(tiny, tiny_cat, tmp_path):
         assert _is_png(p), p
     assert set(plt.get_fignums()) == before
     with pytest.raises(KeyError):
-        E.plot_waterfall(expl, "no such loan", tmp_path / "x.png")
+        E.plot_waterfall(expl, "no such loan")
     assert set(plt.get_fignums()) == before
+
+
+def test_plots_draw_on_the_axes_given(tiny):
+    fig, (left, right) = plt.subplots(1, 2)
+    try:
+        d = E.plot_importance(E.global_importance(tiny["expl"]), ax=right)
+        assert d.figure_ is fig and d.ax_ is right and len(right.patches) == len(tiny["expl"].values.columns)
+        assert not left.patches
+        again = d.plot(ax=left)  # redraw from the data the display keeps
+        assert again.ax_ is left and len(left.patches) == len(right.patches)
+    finally:
+        plt.close(fig)
 
 
 def test_demo_plots(demo, tmp_path):
     expl = demo["expl"]
-    assert _is_png(E.plot_beeswarm(expl, tmp_path / "beeswarm.png"))
-    assert _is_png(E.plot_dependence(expl, tmp_path / "dependence.png", top=6))
+    assert _is_png(E.plot_beeswarm(expl).save(tmp_path / "beeswarm.png"))
+    assert _is_png(E.plot_dependence(expl, top=6).save(tmp_path / "dependence.png"))
     pd_ = demo["models"].pd("lightgbm", demo["valid"][demo["cols"]])
     sel = E.select_loans(pd_, demo["valid"]["default"], n=1, loan_id=demo["valid"]["loan_id"])
     assert all(_is_png(p) for p in E.plot_waterfalls(expl, sel, tmp_path))

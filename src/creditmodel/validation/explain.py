@@ -25,70 +25,35 @@ Consistency
     :func:`importance_agreement`: rank agreement of LightGBM SHAP importance and scorecard IV;
     :func:`reasons_side_by_side`: LightGBM and scorecard reasons of each loan in one table.
 
-Every plot function takes the output path (PNG), writes the file, closes its figure and returns the path.
+Every plot function takes ``ax=None`` and returns a display object (``figure_``, ``ax_``, ``plot(ax)``,
+``save(path)``, see :mod:`creditmodel.validation.plots`); it never saves, so ``plt.show()`` shows it in a
+notebook. :func:`plot_waterfalls` is the report's helper that saves one file per loan.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from creditmodel.features.catalogue import BY_NAME  # noqa: E402
-from creditmodel.models.gbm import LightGBMPD  # noqa: E402
-from creditmodel.validation.plots import save_figure  # noqa: E402
+from creditmodel.features.catalogue import BY_NAME
+from creditmodel.models.explanation import (  # noqa: F401  (re-exported: the explain API in one place)
+    Explanation, explain, format_value, reason_codes, reason_text, shap_values)
+from creditmodel.validation.plots import FigureDisplay, new_axes
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from creditmodel.models.scorecard import ScorecardPD
 
 DIRECTION_THRESHOLD = 0.1  # |Spearman rho| below this is too weak to call a direction
 _EXPECTED_TEXT = {1: "expected: risk rises with value", -1: "expected: risk falls as value rises",
                   0: "no expected direction"}
-
-
-@dataclass
-class Explanation:
-    """SHAP values in log-odds (margin) space: base_value + row sum = the model's raw margin."""
-
-    values: pd.DataFrame  # index = loan_id, one column per feature
-    base_value: float
-    data: pd.DataFrame  # the feature values explained, same index and columns
-    categorical: tuple[str, ...] = ()  # the categorical features among the columns
-
-
-def shap_values(booster, encoded: np.ndarray) -> tuple[np.ndarray, float]:
-    """Exact TreeSHAP of a binary LightGBM booster on an encoded matrix: (values (n, k), base value).
-
-    ``pred_contrib`` returns k + 1 columns per row; the last one is the expected value of the margin
-    (the same on every row), the others the features' contributions.
-    """
-    encoded = np.asarray(encoded, dtype=np.float64)
-    if len(encoded) == 0:  # LightGBM refuses empty input; the base value does not depend on the row
-        base = float(booster.predict(np.full((1, encoded.shape[1]), np.nan), pred_contrib=True)[0, -1])
-        return np.empty((0, encoded.shape[1])), base
-    contrib = np.asarray(booster.predict(encoded, pred_contrib=True), dtype=np.float64)
-    if contrib.shape != (len(encoded), encoded.shape[1] + 1):
-        raise ValueError(f"pred_contrib returned shape {contrib.shape}; a binary model gives "
-                         f"{(len(encoded), encoded.shape[1] + 1)}")
-    return contrib[:, :-1], float(contrib[0, -1])
-
-
-def explain(model: LightGBMPD, X: pd.DataFrame, loan_id: pd.Series | np.ndarray) -> Explanation:
-    """Exact TreeSHAP values of the LightGBM model for the rows of X (LightGBM's ``pred_contrib``)."""
-    values, base = shap_values(model.booster_, model.schema_.encode(X))
-    index = pd.Index(np.asarray(loan_id), name="loan_id")
-    names = list(model.schema_.names)
-    return Explanation(pd.DataFrame(values, index=index, columns=names), base,
-                       X[names].set_axis(index, axis=0), tuple(model.schema_.categorical))
 
 
 # --- global -------------------------------------------------------------------------------------
@@ -103,15 +68,20 @@ def global_importance(expl: Explanation) -> pd.Series:
     return expl.values.abs().mean().sort_values(ascending=False).rename("mean_abs_shap")
 
 
-def plot_importance(importance: pd.Series, path: Path, top: int = 20) -> Path:
+def plot_importance(importance: pd.Series, top: int = 20, *, ax: Axes | None = None,
+                    title: str = "What drives the PD (validation split)") -> FigureDisplay:
     """Horizontal bar chart of the `top` features by mean |SHAP|, labelled in business language."""
     shown = importance.head(top)[::-1]
     labels = [label(n) for n in shown.index]
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1.2))
-    ax.barh(labels, shown.to_numpy(), color="#3b6ea5")
-    ax.set(xlabel="mean |SHAP| (log-odds of default)", title="What drives the PD (validation split)")
-    ax.tick_params(axis="y", labelsize=8)
-    return save_figure(fig, path)
+
+    def draw(ax: Axes | None) -> tuple[Figure, Axes]:
+        fig, ax = new_axes(ax, (8, 0.32 * len(shown) + 1.2))
+        ax.barh(labels, shown.to_numpy(), color="#3b6ea5")
+        ax.set(xlabel="mean |SHAP| (log-odds of default)", title=title)
+        ax.tick_params(axis="y", labelsize=8)
+        return fig, ax
+
+    return FigureDisplay(title, draw).plot(ax)
 
 
 def _is_categorical(expl: Explanation, name: str) -> bool:
@@ -143,7 +113,8 @@ def _sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
-def plot_beeswarm(expl: Explanation, path: Path, top: int = 20, max_rows: int | None = 5000, seed: int = 0) -> Path:
+def plot_beeswarm(expl: Explanation, top: int = 20, max_rows: int | None = 5000, seed: int = 0, *,
+                  ax: Axes | None = None) -> FigureDisplay:
     """SHAP beeswarm (``shap.plots.beeswarm``) of the `top` features on at most `max_rows` loans (seeded sample)."""
     import shap
 
@@ -151,23 +122,20 @@ def plot_beeswarm(expl: Explanation, path: Path, top: int = 20, max_rows: int | 
     explanation = shap.Explanation(
         values=expl.values.to_numpy()[rows], base_values=np.full(len(rows), expl.base_value),
         data=_numeric_data(expl)[rows], feature_names=[label(n) for n in expl.values.columns])
-    fig = plt.figure()
-    try:
+    title = f"SHAP values of the top {min(top, explanation.shape[1])} features ({len(rows)} loans)"
+
+    def draw(ax: Axes | None) -> tuple[Figure, Axes]:
+        fig, ax = new_axes(ax, (9, 0.34 * min(top, explanation.shape[1]) + 1.5))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            shap.plots.beeswarm(explanation, max_display=top, show=False,
-                                plot_size=(9, 0.34 * min(top, explanation.shape[1]) + 1.5))
-        fig = plt.gcf()
-        fig.axes[0].set_xlabel("SHAP value (log-odds of default)")
-        fig.axes[0].set_title(f"SHAP values of the top {min(top, explanation.shape[1])} features "
-                              f"({len(rows)} loans)", fontsize=10)
-        for ax in fig.axes:
-            ax.tick_params(axis="y", labelsize=8)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+            shap.plots.beeswarm(explanation, max_display=top, show=False, plot_size=None, ax=ax)
+        ax.set_xlabel("SHAP value (log-odds of default)")
+        ax.set_title(title, fontsize=10)
+        for a in fig.axes:
+            a.tick_params(axis="y", labelsize=8)
+        return fig, ax
+
+    return FigureDisplay(title, draw).plot(ax)
 
 
 def direction_check(expl: Explanation, directions: dict[str, int] | None = None,
@@ -220,68 +188,82 @@ def _binned_means(x: np.ndarray, s: np.ndarray, bins: int = 12) -> tuple[np.ndar
     return (np.array([x[which == b].mean() for b in keep]), np.array([s[which == b].mean() for b in keep]))
 
 
-def plot_dependence(expl: Explanation, path: Path, top: int = 6, directions: dict[str, int] | None = None,
-                    features: list[str] | None = None, max_points: int = 3000, seed: int = 0) -> Path:
+def plot_dependence(expl: Explanation, top: int = 6, directions: dict[str, int] | None = None,
+                    features: list[str] | None = None, max_points: int = 3000, seed: int = 0, *,
+                    ax: Any = None) -> FigureDisplay:
     """SHAP dependence plots (value against SHAP) of the `top` features by mean |SHAP| (or of `features`),
     one panel each, with the binned mean SHAP, the catalogue's expected direction of risk (arrow and
-    text) and the observed Spearman rho; a panel whose SHAP contradicts the expectation is framed red."""
+    text) and the observed Spearman rho; a panel whose SHAP contradicts the expectation is framed red.
+    `ax`: None (a new figure) or an array of at least as many axes as panels; ``ax_`` is the panels' array."""
     check = direction_check(expl, directions).set_index("feature")
     names = list(features) if features is not None else list(check.index[:top])
     if directions is None:
         directions = {n: int(BY_NAME[n].direction) for n in names if n in BY_NAME}
     ncols = min(3, max(len(names), 1))
     nrows = max(1, int(np.ceil(len(names) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     rows = _sample_rows(len(expl.values), max_points, seed)
     colours = {"agrees": "#2e7d32", "contradicts": "#c62828", "weak": "#757575", "n/a": "#757575"}
-    for ax, name in zip(axes.ravel(), names):
-        s_all = expl.values[name].to_numpy()
-        status = check.loc[name, "status"] if name in check.index else "n/a"
-        if _is_categorical(expl, name):
-            col = expl.data[name].astype(object).where(expl.data[name].notna(), "(missing)").astype(str)
-            cats = sorted(col.unique())
-            ax.boxplot([s_all[(col == c).to_numpy()] for c in cats], showfliers=False)
-            ax.set_xticks(range(1, len(cats) + 1), [c.replace("_", " ") for c in cats], rotation=30,
-                          ha="right", fontsize=7)
-            note = "categorical: no direction"
+
+    def draw(ax: Any) -> tuple[Figure, np.ndarray]:
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
         else:
-            x_all = pd.to_numeric(expl.data[name], errors="coerce").to_numpy(dtype=np.float64)
-            x, s = x_all[rows], s_all[rows]
-            ok = ~np.isnan(x)
-            ax.scatter(x[ok], s[ok], s=5, alpha=0.35, color="#3b6ea5", linewidths=0)
-            full = ~np.isnan(x_all)
-            if full.any():
-                bx, bs = _binned_means(x_all[full], s_all[full])
-                ax.plot(bx, bs, color="black", linewidth=1.4, label="mean SHAP")
-                lo, hi = np.quantile(x_all[full], [0.005, 0.995])
-                if hi > lo:
-                    ax.set_xlim(lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo))
-            d = int(directions.get(name, 0))
-            note = _EXPECTED_TEXT[d if d in (-1, 1) else 0]
-            rho = check.loc[name, "spearman_rho"] if name in check.index else np.nan
-            if not np.isnan(rho):
-                note += f"\nobserved Spearman rho = {rho:+.2f} ({status})"
-            if (~full).any():
-                note += f"\n{int((~full).sum())} missing: mean SHAP {s_all[~full].mean():+.3f}"
-            if d in (-1, 1):  # the expected slope as an arrow in axes coordinates
-                y0, y1 = (0.12, 0.42) if d == 1 else (0.42, 0.12)
-                ax.annotate("", xy=(0.93, y1), xytext=(0.73, y0), xycoords="axes fraction",
-                            arrowprops={"arrowstyle": "->", "color": colours[status], "linewidth": 2})
-                ax.text(0.83, 0.45, "expected", transform=ax.transAxes, ha="center", fontsize=7,
-                        color=colours[status])
-        ax.axhline(0, color="grey", linestyle=":", linewidth=0.8)
-        ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", fontsize=7,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-        ax.set_title(label(name), fontsize=9)
-        ax.set_xlabel(name, fontsize=7)
-        ax.set_ylabel("SHAP (log-odds)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if status == "contradicts":
-            for spine in ax.spines.values():
-                spine.set(color=colours["contradicts"], linewidth=2)
-    for ax in axes.ravel()[len(names):]:
-        ax.set_visible(False)
-    return save_figure(fig, path)
+            axes = np.atleast_1d(np.asarray(ax, dtype=object))
+            if axes.size < len(names):
+                raise ValueError(f"plot_dependence draws {len(names)} panels; ax holds {axes.size} axes")
+            fig = axes.ravel()[0].figure
+        for ax, name in zip(axes.ravel(), names):
+            s_all = expl.values[name].to_numpy()
+            status = check.loc[name, "status"] if name in check.index else "n/a"
+            if _is_categorical(expl, name):
+                col = expl.data[name].astype(object).where(expl.data[name].notna(), "(missing)").astype(str)
+                cats = sorted(col.unique())
+                ax.boxplot([s_all[(col == c).to_numpy()] for c in cats], showfliers=False)
+                ax.set_xticks(range(1, len(cats) + 1), [c.replace("_", " ") for c in cats], rotation=30,
+                              ha="right", fontsize=7)
+                note = "categorical: no direction"
+            else:
+                x_all = pd.to_numeric(expl.data[name], errors="coerce").to_numpy(dtype=np.float64)
+                x, s = x_all[rows], s_all[rows]
+                ok = ~np.isnan(x)
+                ax.scatter(x[ok], s[ok], s=5, alpha=0.35, color="#3b6ea5", linewidths=0)
+                full = ~np.isnan(x_all)
+                if full.any():
+                    bx, bs = _binned_means(x_all[full], s_all[full])
+                    ax.plot(bx, bs, color="black", linewidth=1.4, label="mean SHAP")
+                    lo, hi = np.quantile(x_all[full], [0.005, 0.995])
+                    if hi > lo:
+                        ax.set_xlim(lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo))
+                d = int(directions.get(name, 0))
+                note = _EXPECTED_TEXT[d if d in (-1, 1) else 0]
+                rho = check.loc[name, "spearman_rho"] if name in check.index else np.nan
+                if not np.isnan(rho):
+                    note += f"\nobserved Spearman rho = {rho:+.2f} ({status})"
+                if (~full).any():
+                    note += f"\n{int((~full).sum())} missing: mean SHAP {s_all[~full].mean():+.3f}"
+                if d in (-1, 1):  # the expected slope as an arrow in axes coordinates
+                    y0, y1 = (0.12, 0.42) if d == 1 else (0.42, 0.12)
+                    ax.annotate("", xy=(0.93, y1), xytext=(0.73, y0), xycoords="axes fraction",
+                                arrowprops={"arrowstyle": "->", "color": colours[status], "linewidth": 2})
+                    ax.text(0.83, 0.45, "expected", transform=ax.transAxes, ha="center", fontsize=7,
+                            color=colours[status])
+            ax.axhline(0, color="grey", linestyle=":", linewidth=0.8)
+            ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", fontsize=7,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+            ax.set_title(label(name), fontsize=9)
+            ax.set_xlabel(name, fontsize=7)
+            ax.set_ylabel("SHAP (log-odds)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if status == "contradicts":
+                for spine in ax.spines.values():
+                    spine.set(color=colours["contradicts"], linewidth=2)
+        for ax in axes.ravel()[len(names):]:
+            ax.set_visible(False)
+        return fig, axes
+
+    return FigureDisplay("SHAP dependence", draw).plot(ax)
 
 
 # --- local --------------------------------------------------------------------------------------
@@ -329,10 +311,11 @@ def _row(expl: Explanation, loan: object) -> int:
     return int(positions[0])
 
 
-def plot_waterfall(expl: Explanation, loan: object, path: Path, max_display: int = 12,
-                   title: str | None = None) -> Path:
+def plot_waterfall(expl: Explanation, loan: object, max_display: int = 12, title: str | None = None, *,
+                   ax: Axes | None = None) -> FigureDisplay:
     """SHAP waterfall (``shap.plots.waterfall``) of one loan: from the base value to its margin, the
-    features labelled in business language with their values as a loan officer reads them."""
+    features labelled in business language with their values as a loan officer reads them. shap draws
+    on the current axes: with `ax`, that axes is made current first."""
     import shap
 
     i = _row(expl, loan)
@@ -342,26 +325,30 @@ def plot_waterfall(expl: Explanation, loan: object, path: Path, max_display: int
                                         expl.categorical))[0]
     explanation = shap.Explanation(values=expl.values.to_numpy()[i], base_values=expl.base_value, data=numeric,
                                    display_data=shown, feature_names=[label(n) for n in names])
-    fig = plt.figure()
-    try:
+    margin = expl.base_value + float(expl.values.iloc[i].sum())
+    title = title or f"Loan {loan}: log-odds {margin:+.2f}, PD (uncalibrated) {1 / (1 + np.exp(-margin)):.2%}"
+
+    def draw(ax: Axes | None) -> tuple[Figure, Axes]:
+        import matplotlib.pyplot as plt
+
+        fig, ax = new_axes(ax, (6.4, 4.8))
+        plt.sca(ax)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             shap.plots.waterfall(explanation, max_display=max_display, show=False)
-            fig = plt.gcf()
-            fig.set_size_inches(12, fig.get_size_inches()[1])  # room for the business labels
-            fig.axes[0].tick_params(axis="y", labelsize=9)
-            margin = expl.base_value + float(expl.values.iloc[i].sum())
-            fig.suptitle(title or f"Loan {loan}: log-odds {margin:+.2f}, "
-                                  f"PD (uncalibrated) {1 / (1 + np.exp(-margin)):.2%}", fontsize=10)
-            return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+        fig = plt.gcf()
+        fig.set_size_inches(12, fig.get_size_inches()[1])  # room for the business labels
+        fig.axes[0].tick_params(axis="y", labelsize=9)
+        fig.suptitle(title, fontsize=10)
+        return fig, fig.axes[0]
+
+    return FigureDisplay(title, draw).plot(ax)
 
 
 def plot_waterfalls(expl: Explanation, selection: pd.DataFrame, directory: Path, max_display: int = 12
                     ) -> list[Path]:
-    """A waterfall per loan of `selection` (as from :func:`select_loans`) into `directory`, named
-    ``waterfall_<group>_<loan_id>.png``; returns the paths."""
+    """Save a waterfall per loan of `selection` (as from :func:`select_loans`) into `directory`, named
+    ``waterfall_<group>_<loan_id>.png`` (the report's files); returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -372,67 +359,11 @@ def plot_waterfalls(expl: Explanation, selection: pd.DataFrame, directory: Path,
             title += f", PD {r.pd:.2%}"
         if hasattr(r, "default"):
             title += f", defaulted: {'yes' if r.default else 'no'}"
-        paths.append(plot_waterfall(expl, r.loan_id, directory / f"waterfall_{group}_{r.loan_id}.png",
-                                    max_display=max_display, title=title))
+        shown = plot_waterfall(expl, r.loan_id, max_display=max_display, title=title)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            paths.append(shown.save(directory / f"waterfall_{group}_{r.loan_id}.png"))
     return paths
-
-
-def format_value(name: str, value: object) -> str:
-    """A feature value as a loan officer reads it."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "not available"
-    fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
-    if fmt == "cat" or isinstance(value, str):
-        return str(value).replace("_", " ")
-    v = float(value)
-    if fmt == "pct":
-        return f"{v:.0%}"
-    if fmt == "cny":
-        return f"CNY {v:,.0f}"
-    if fmt in ("int", "days", "months"):
-        unit = {"int": "", "days": " days", "months": " months"}[fmt]
-        return f"{v:,.0f}{unit}"
-    if fmt == "flag":
-        return "yes" if v >= 0.5 else "no"
-    if fmt == "years":
-        return f"{v:.1f} years"
-    return f"{v:.2f}"
-
-
-def reason_text(name: str, value: object) -> str:
-    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>"."""
-    f = BY_NAME.get(name)
-    reason = (f.reason or f.label) if f is not None else name
-    return f"{reason}: {format_value(name, value)}"
-
-
-def reason_codes(expl: Explanation, n: int = 3, features: bool = False) -> pd.DataFrame:
-    """Per loan, the `n` features that raise its PD most, as the catalogue's reason text with the value
-    ("Low receipts over the last 3 months: CNY 12,000"), with their SHAP (and, with `features`, the
-    feature name in ``reason_<k>_feature``).
-
-    Only features that push the PD up are reasons; a loan with fewer such features gets fewer reasons.
-    """
-    values = expl.values.to_numpy()
-    names = np.asarray(expl.values.columns)
-    order = np.argsort(-values, axis=1, kind="mergesort")[:, :n]
-    rows = []
-    for i, loan in enumerate(expl.values.index):
-        row: dict[str, object] = {"loan_id": loan}
-        for k in range(min(n, values.shape[1])):
-            j = order[i, k]
-            name, contribution = names[j], values[i, j]
-            if contribution <= 0:
-                row[f"reason_{k + 1}"], row[f"reason_{k + 1}_shap"] = None, None
-                if features:
-                    row[f"reason_{k + 1}_feature"] = None
-                continue
-            row[f"reason_{k + 1}"] = reason_text(name, expl.data.iat[i, j])
-            row[f"reason_{k + 1}_shap"] = float(contribution)
-            if features:
-                row[f"reason_{k + 1}_feature"] = name
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # --- scorecard ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Development data is the ``train`` split; ``oot`` is the current (out-of-time) sa
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,42 @@ class Finding:
 
 @dataclass
 class Section:
-    """A chapter of the report: its findings, tables and figures."""
+    """A chapter of the report: its findings, tables and figures, each table and figure under a short name
+    (``section.table("csi")``, ``section.figure("roc")``) besides its caption, in report order."""
 
     key: str
     title: str
     intro: str = ""
     findings: list[Finding] = field(default_factory=list)
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    figures: list[tuple[str, Path]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # (caption, table), report order
+    figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, PNG file), report order
+    table_names: list[str] = field(default_factory=list)  # the name of each entry of `tables`
+    figure_names: list[str] = field(default_factory=list)  # the name of each entry of `figures`
+
+    def add_table(self, name: str, caption: str, table: pd.DataFrame, *, first: bool = False) -> None:
+        if name in self.table_names:
+            raise ValueError(f"section {self.key!r} already has a table named {name!r}")
+        at = 0 if first else len(self.tables)
+        self.tables.insert(at, (caption, table))
+        self.table_names.insert(at, name)
+
+    def add_figure(self, name: str, caption: str, path: Path) -> None:
+        if name in self.figure_names:
+            raise ValueError(f"section {self.key!r} already has a figure named {name!r}")
+        self.figures.append((caption, Path(path)))
+        self.figure_names.append(name)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table called `name` (see ``table_names``)."""
+        if name not in self.table_names:
+            raise KeyError(f"section {self.key!r} has no table {name!r}; it has {self.table_names}")
+        return self.tables[self.table_names.index(name)][1]
+
+    def figure(self, name: str) -> Path:
+        """The PNG file of the figure called `name` (see ``figure_names``)."""
+        if name not in self.figure_names:
+            raise KeyError(f"section {self.key!r} has no figure {name!r}; it has {self.figure_names}")
+        return self.figures[self.figure_names.index(name)][1]
 
     def add(self, test: str, scope: str, result: stats.TestResult | None = None, *, value: float | None = None,
             p_value: float | None = None, status: str | None = None, threshold: str = "", note: str = "") -> None:
@@ -97,6 +126,17 @@ class ValidationResult:
     sections: list[Section]
     reason_codes: pd.DataFrame  # every out-of-time loan: LightGBM and scorecard reasons side by side
     metrics: dict[str, float]
+    explanation: explain.Explanation | None = None  # SHAP of the out-of-time loans, to plot again
+
+    def __getitem__(self, key: str) -> Section:
+        """The section called `key` (``result["stability"]``; see :meth:`keys`)."""
+        for s in self.sections:
+            if s.key == key:
+                return s
+        raise KeyError(f"no section {key!r}; the sections are {self.keys()}")
+
+    def keys(self) -> list[str]:
+        return [s.key for s in self.sections]
 
     @property
     def status(self) -> str:
@@ -174,24 +214,29 @@ def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section
             curves = {}
             for m in MODELS:
                 curves[f"{m} (AUC {auc(y, part[f'pd_{m}']):.3f})"] = (y, part[f"pd_{m}"].to_numpy())
-            sec.figures.append(("ROC, out of time", plots.plot_roc(curves, figdir / "roc_oot.png", "ROC, out of time")))
-            sec.figures.append(("CAP, out of time", plot_cap(y, p, figdir / "cap_oot.png")))
-    sec.tables.append(("Discrimination by split (LightGBM)", pd.DataFrame(rows)))
+            sec.add_figure("roc", "ROC, out of time",
+                           plots.plot_roc(curves, "ROC, out of time").save(figdir / "roc_oot.png"))
+            sec.add_figure("cap", "CAP, out of time", plot_cap(y, p).save(figdir / "cap_oot.png"))
+    sec.add_table("by_split", "Discrimination by split (LightGBM)", pd.DataFrame(rows))
     return sec
 
 
-def plot_cap(y: np.ndarray, score: np.ndarray, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
+def plot_cap(y: np.ndarray, score: np.ndarray, title: str = "CAP, out of time", *, ax: Any = None
+             ) -> plots.FigureDisplay:
+    """Cumulative accuracy profile of the model against the perfect and the random model."""
     cap = stats.cap_curve(y, score)
     rate = float(np.mean(y))
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(cap.population_share, cap.default_share, label=f"model (AR {cap.accuracy_ratio:.3f})")
-    ax.plot([0, rate, 1], [0, 1, 1], color="grey", linestyle="--", label="perfect")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
-    ax.set(xlabel="share of loans (riskiest first)", ylabel="share of defaults", title="CAP, out of time")
-    ax.legend(loc="lower right", fontsize=8)
-    return plots.save_figure(fig, path)
+
+    def draw(ax: Any) -> tuple[Any, Any]:
+        fig, ax = plots.new_axes(ax, (5, 5))
+        ax.plot(cap.population_share, cap.default_share, label=f"model (AR {cap.accuracy_ratio:.3f})")
+        ax.plot([0, rate, 1], [0, 1, 1], color="grey", linestyle="--", label="perfect")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+        ax.set(xlabel="share of loans (riskiest first)", ylabel="share of defaults", title=title)
+        ax.legend(loc="lower right", fontsize=8)
+        return fig, ax
+
+    return plots.FigureDisplay(title, draw).plot(ax)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -222,25 +267,30 @@ def calibration(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
     sp = stats.spiegelhalter(y, p, red=cfg.p_red, amber=cfg.p_amber)
     sec.add("Spiegelhalter", "portfolio", sp)
     sec.add("Brier score", "portfolio", value=brier(y, p), status="info")
-    sec.tables.append(("Observed against predicted by grade (out of time)", graded))
-    sec.figures.append(("Observed and predicted default rate by grade", plot_grades(graded, figdir / "grades_oot.png")))
+    sec.add_table("by_grade", "Observed against predicted by grade (out of time)", graded)
+    sec.add_figure("grades", "Observed and predicted default rate by grade",
+                   plot_grades(graded).save(figdir / "grades_oot.png"))
     curves = {m: (y, part[f"pd_{m}"].to_numpy()) for m in MODELS}
-    sec.figures.append(("Calibration curve, out of time",
-                        plots.plot_calibration(curves, figdir / "calibration_oot.png", "Calibration, out of time")))
+    sec.add_figure("calibration", "Calibration curve, out of time",
+                   plots.plot_calibration(curves, "Calibration, out of time").save(figdir / "calibration_oot.png"))
     return sec
 
 
-def plot_grades(table: pd.DataFrame, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def plot_grades(table: pd.DataFrame, title: str = "Observed against predicted by grade (out of time)", *,
+                ax: Any = None) -> plots.FigureDisplay:
+    """Observed default rate (bars) and mean PD (line) per grade, from the calibration section's table."""
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    x = np.arange(len(table))
-    ax.bar(x, table["default_rate"], color="#9bb7d4", label="observed default rate")
-    ax.plot(x, table["pd"], color="#c0392b", marker="o", label="mean PD")
-    ax.set_xticks(x, table["grade"].astype(str))
-    ax.set(xlabel="grade", ylabel="rate", title="Observed against predicted by grade (out of time)")
-    ax.legend(fontsize=8)
-    return plots.save_figure(fig, path)
+    def draw(ax: Any) -> tuple[Any, Any]:
+        fig, ax = plots.new_axes(ax, (7, 4))
+        x = np.arange(len(table))
+        ax.bar(x, table["default_rate"], color="#9bb7d4", label="observed default rate")
+        ax.plot(x, table["pd"], color="#c0392b", marker="o", label="mean PD")
+        ax.set_xticks(x, table["grade"].astype(str))
+        ax.set(xlabel="grade", ylabel="rate", title=title)
+        ax.legend(fontsize=8)
+        return fig, ax
+
+    return plots.FigureDisplay(title, draw).plot(ax)
 
 
 # --------------------------------------------------------------------------- stability
@@ -267,8 +317,7 @@ def stability(ev: Evidence, cfg: ValidationConfig, figdir: Path, top_features: l
         if name in ("valid", "oot"):
             sec.add("PSI of the score", f"train vs {name}", s)
             sec.add("PSI of the grades", f"train vs {name}", gr)
-    sec.tables.append(("PSI by period (quarters with at least "
-                       f"{cfg.min_period_loans} loans)", pd.DataFrame(rows)))
+    sec.add_table("psi", f"PSI by period (quarters with at least {cfg.min_period_loans} loans)", pd.DataFrame(rows))
     feats = ev.features
     cols = [c for c in ev.bundle.schema.names if c in feats.columns]
     table = stats.csi(feats[feats["split"] == "train"][cols], feats[feats["split"] == "oot"][cols],
@@ -282,7 +331,7 @@ def stability(ev: Evidence, cfg: ValidationConfig, figdir: Path, top_features: l
             threshold=f"amber >={cfg.psi_amber:g}, red >={cfg.psi_red:g}",
             note=f"largest: {worst_key['feature']}; {int((table['status'] != 'green').sum())} of {len(table)} "
                  f"features amber or red")
-    sec.tables.append(("CSI per feature, train vs out of time (largest first)", table.reset_index(drop=True)))
+    sec.add_table("csi", "CSI per feature, train vs out of time (largest first)", table.reset_index(drop=True))
     oot = _split(ev, "oot")
     counts = oot["grade_lightgbm"].value_counts().reindex(grades, fill_value=0)
     hi = stats.herfindahl(counts, amber=cfg.hi_amber, red=cfg.hi_red)
@@ -295,8 +344,8 @@ def stability(ev: Evidence, cfg: ValidationConfig, figdir: Path, top_features: l
         m, n_pairs = mig
         sec.add("Grade migration, share unchanged", f"{n_pairs} enterprises", value=m.summary["diagonal_share"],
                 status="info", note=f"MWB up {m.summary['mwb_upper']:.3f}, down {m.summary['mwb_lower']:.3f}")
-        sec.tables.append(("Grade migration between an enterprise's last loan before the out-of-time period "
-                           "and its first loan in it (row shares)", m.rates.round(3).reset_index()))
+        sec.add_table("migration", "Grade migration between an enterprise's last loan before the out-of-time period "
+                      "and its first loan in it (row shares)", m.rates.round(3).reset_index())
     return sec
 
 
@@ -347,7 +396,7 @@ def segments(ev: Evidence, cfg: ValidationConfig) -> Section:
                     status=worst(judged["status"]) if len(judged) else "info",
                     threshold=f"AUC red <{cfg.auc_red:g}, amber <{cfg.auc_amber:g}; Jeffreys red p<{cfg.p_red:g}",
                     note=("lowest AUC shown; not green: " + ", ".join(bad)) if bad else "lowest AUC shown")
-    sec.tables.append(("Segments, out of time", table))
+    sec.add_table("segments", "Segments, out of time", table)
     return sec
 
 
@@ -365,14 +414,15 @@ def benchmark(ev: Evidence, cfg: ValidationConfig) -> Section:
     status = "amber" if diff < -cfg.benchmark_margin else "green"
     sec.add("AUC LightGBM minus scorecard (paired DeLong)", "out of time", value=diff, p_value=p_value, status=status,
             threshold=f"amber when the benchmark is better by more than {cfg.benchmark_margin:g}", note=f"z {z:.2f}")
-    sec.tables.append(("Champion and challenger on the same data", pd.DataFrame(rows)))
+    sec.add_table("models", "Champion and challenger on the same data", pd.DataFrame(rows))
     return sec
 
 
 # --------------------------------------------------------------------------- explanations
 
 
-def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Section, pd.DataFrame, pd.Series]:
+def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path
+                 ) -> tuple[Section, pd.DataFrame, pd.Series, explain.Explanation]:
     sec = Section("explanations", "Explanations (SHAP)",
                   "Exact TreeSHAP from LightGBM's own pred_contrib on the out-of-time loans: global ranking, "
                   "beeswarm, dependence with the catalogue's expected direction, local waterfalls and reason codes, "
@@ -385,23 +435,26 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Sec
     expl = explain.Explanation(pd.DataFrame(values, index=index, columns=names), base,
                                oot_f[names].set_axis(index, axis=0), tuple(schema.categorical))
     importance = explain.global_importance(expl)
-    sec.figures.append(("Mean |SHAP|", explain.plot_importance(importance, figdir / "shap_importance.png")))
-    sec.figures.append(("Beeswarm", explain.plot_beeswarm(expl, figdir / "shap_beeswarm.png",
-                                                          max_rows=cfg.shap_plot_rows)))
-    sec.figures.append(("Dependence of the top features, expected direction marked",
-                        explain.plot_dependence(expl, figdir / "shap_dependence.png", top=6)))
+    sec.add_figure("importance", "Mean |SHAP|",
+                   explain.plot_importance(importance).save(figdir / "shap_importance.png"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sec.add_figure("beeswarm", "Beeswarm", explain.plot_beeswarm(expl, max_rows=cfg.shap_plot_rows).save(
+            figdir / "shap_beeswarm.png"))
+    sec.add_figure("dependence", "Dependence of the top features, expected direction marked",
+                   explain.plot_dependence(expl, top=6).save(figdir / "shap_dependence.png"))
     check = explain.direction_check(expl)
     top = list(importance.index[:cfg.top_features])
     flagged = check[check["feature"].isin(top) & check["contradicts"]]
     sec.add("SHAP direction against the catalogue", f"top {len(top)} features", value=float(len(flagged)),
             status="amber" if len(flagged) else "green", threshold="amber when any top feature contradicts",
             note=", ".join(flagged["feature"]) if len(flagged) else "none contradicts")
-    sec.tables.append(("Direction check (Spearman rho of value and SHAP)", check))
+    sec.add_table("direction", "Direction check (Spearman rho of value and SHAP)", check)
     scored = _split(ev, "oot").set_index("loan_id").loc[index]
     chosen = explain.select_loans(scored["pd_lightgbm"].to_numpy(), scored["default"].to_numpy(),
                                   n=cfg.waterfalls_per_group, loan_id=index.to_numpy())
     for path in explain.plot_waterfalls(expl, chosen, figdir / "waterfalls"):
-        sec.figures.append((path.stem.replace("_", " "), path))
+        sec.add_figure(path.stem, path.stem.replace("_", " "), path)
     lgb_reasons = explain.reason_codes(expl, n=3, features=True).set_index("loan_id").add_prefix("lightgbm_")
     reasons = lgb_reasons
     if ev.scorecard_points is not None and ev.bundle.scorecard is not None:
@@ -414,8 +467,8 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Sec
                 status="info")
     reasons.insert(0, "pd", scored["pd_lightgbm"].to_numpy())
     reasons.insert(1, "grade", scored["grade_lightgbm"].to_numpy())
-    sec.tables.append(("Reason codes of the loans in the waterfalls (every loan's are in reason_codes_oot.csv)",
-                       reasons.loc[chosen["loan_id"]].reset_index()))
+    sec.add_table("reasons", "Reason codes of the loans in the waterfalls (every loan's are in reason_codes_oot.csv)",
+                  reasons.loc[chosen["loan_id"]].reset_index())
     if ev.scorecard_iv is not None:
         agree = explain.importance_agreement(importance, ev.scorecard_iv)
         sec.add("Rank agreement SHAP importance vs scorecard IV (Spearman)", f"{agree['n_common']} features",
@@ -427,8 +480,8 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> tuple[Sec
     imp["direction"] = imp["feature"].map(lambda n: BY_NAME[n].direction if n in BY_NAME else 0)
     if ev.scorecard_iv is not None:
         imp["scorecard_iv"] = imp["feature"].map(ev.scorecard_iv)
-    sec.tables.insert(0, ("Top features by mean |SHAP|", imp))
-    return sec, reasons.reset_index(), importance
+    sec.add_table("importance", "Top features by mean |SHAP|", imp, first=True)
+    return sec, reasons.reset_index(), importance, expl
 
 
 # --------------------------------------------------------------------------- leakage and dominance
@@ -464,7 +517,7 @@ def leakage(ev: Evidence, cfg: ValidationConfig) -> Section:
             note=", ".join(f"{r.feature} ({r.reasons})" for r in dropped.itertuples()) or "none")
     shown = g.drop(columns=[c for c in ("duplicate_of",) if c in g.columns])
     shown.insert(1, "label", shown["feature"].map(explain.label))
-    sec.tables.append(("Power and dominance per feature (flagged first)", shown))
+    sec.add_table("guard", "Power and dominance per feature (flagged first)", shown)
     return sec
 
 
@@ -475,12 +528,12 @@ def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> ValidationRe
     """Run every section; figures are written into `figdir`."""
     figdir = Path(figdir)
     figdir.mkdir(parents=True, exist_ok=True)
-    expl_sec, reasons, importance = explanations(ev, cfg, figdir)
+    expl_sec, reasons, importance, expl = explanations(ev, cfg, figdir)
     sections = [leakage(ev, cfg), discrimination(ev, cfg, figdir), calibration(ev, cfg, figdir),
                 stability(ev, cfg, figdir, list(importance.index[:cfg.top_features])),
                 segments(ev, cfg), benchmark(ev, cfg), expl_sec]
     oot = _split(ev, "oot")
     metrics = {"oot_auc": auc(oot["default"], oot["pd_lightgbm"]), "oot_brier": brier(oot["default"], oot["pd_lightgbm"])}
-    result = ValidationResult(ev, sections, reasons, metrics)
+    result = ValidationResult(ev, sections, reasons, metrics, explanation=expl)
     result.metrics.update({f"validation_{k}": float(v) for k, v in result.counts().items()})
     return result
