@@ -1,5 +1,6 @@
 """Share of a run's wall time spent validating (the pipeline's validate stage plus the validation report),
-with the report's figures drawn one after another (the earlier path) and side by side.
+before and after: the sources of a git revision (`--before-ref`, e.g. the branch point) against the
+working tree, and the working tree's figures drawn one after another or side by side (`--workers`).
 
 Each configuration runs the whole pipeline in a fresh interpreter (so each pays its own imports) on the
 same synthetic world, with a private MLflow store in a temporary directory, and reports the stage
@@ -31,8 +32,12 @@ def one(enterprises: int, workers: int, seed: int) -> dict:
     from creditmodel.pipeline import run_pipeline
 
     root = Path(tempfile.mkdtemp(prefix="bench_validation_share"))
-    config = build_config({"output_dir": str(root / "out"), "synthetic": {"enterprises": enterprises, "seed": seed},
-                           "validation": {"figure_workers": workers}})
+    overrides = {"output_dir": str(root / "out"), "synthetic": {"enterprises": enterprises, "seed": seed}}
+    try:
+        config = build_config({**overrides, "validation": {"figure_workers": workers}})
+    except Exception:  # noqa: BLE001  sources from before figure_workers existed: figures drawn in order
+        config = build_config(overrides)
+        workers = 1
     t = time.perf_counter()
     result = run_pipeline(config, tracking_uri=f"sqlite:///{root / 'mlflow.db'}", progress=lambda msg: None)
     wall = time.perf_counter() - t
@@ -52,17 +57,27 @@ def main() -> None:
     ap.add_argument("--enterprises", type=int, default=5000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="figure_workers to compare (1 = serial)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--before-ref", help="also run the pipeline from this git revision's src/ (e.g. integ)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.enterprises, args.workers[0], args.seed)))
         return
-    runs = []
-    for w in args.workers:
-        out = subprocess.run([sys.executable, __file__, "--one", "--enterprises", str(args.enterprises),
-                              "--workers", str(w), "--seed", str(args.seed)],
-                             check=True, capture_output=True, text=True, env=os.environ.copy())
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    repo = Path(__file__).resolve().parents[1]
+    plan = [("working tree", str(repo / "src"), w) for w in args.workers]
+    with tempfile.TemporaryDirectory(prefix="bench_before") as before:
+        if args.before_ref:
+            archive = subprocess.run(["git", "-C", str(repo), "archive", args.before_ref, "src"], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+            plan.insert(0, (args.before_ref, str(Path(before) / "src"), 1))
+        runs = []
+        for label, src, w in plan:
+            env = {**os.environ, "PYTHONPATH": src}
+            out = subprocess.run([sys.executable, __file__, "--one", "--enterprises", str(args.enterprises),
+                                  "--workers", str(w), "--seed", str(args.seed)],
+                                 check=True, capture_output=True, text=True, env=env)
+            runs.append({"sources": label, **json.loads(out.stdout.strip().splitlines()[-1])})
     verdicts = {json.dumps([r["validation_status"], r["validation_counts"]], sort_keys=True) for r in runs}
     print(json.dumps({"benchmark": "validation_share", "enterprises": args.enterprises,
                       "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
