@@ -315,6 +315,8 @@ class ValidationConfig(_Strict):
     top_features: int = Field(20, ge=1, le=500, description="features counted as 'top' by mean |SHAP|")
     shap_plot_rows: int = Field(5000, ge=100, description="loans sampled for the beeswarm")
     waterfalls_per_group: int = Field(2, ge=1, le=10, description="loans per group (highest PD, missed defaults, random)")
+    figure_workers: int = Field(2, ge=1, le=32, description="processes drawing the report's figures side by side "
+                                "(1: one after another); the tests and findings do not depend on it")
 
     @model_validator(mode="after")
     def _ordered(self) -> ValidationConfig:

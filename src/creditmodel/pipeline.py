@@ -51,6 +51,7 @@ from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, defa
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
 from creditmodel.validation.report import build_report, registry_tags
+from creditmodel.validation.suite import Figures
 
 log = logging.getLogger(__name__)
 MODELS = ("scorecard", "lightgbm")
@@ -409,24 +410,27 @@ def preliminary_findings(table: pd.DataFrame, models: TrainedModels, min_oot_auc
 
 
 def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path,
-                 truth: pd.DataFrame | None = None) -> None:
-    """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics, truth comparison."""
+                 truth: pd.DataFrame | None = None, figure_workers: int = 1) -> None:
+    """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics, truth comparison.
+    The plots are drawn last, by `figure_workers` processes (see validation.suite.Figures)."""
     report.mkdir(parents=True, exist_ok=True)
     cols = list(models.lightgbm.schema_.names)
+    figures = Figures(figure_workers)
     for split in SPLITS:
         part = frame[frame["split"] == split]
-        curves = {f"{m} (AUC {metrics.auc(part['default'], models.pd(m, part[cols])):.3f})":
-                  (part["default"].to_numpy(), models.pd(m, part[cols])) for m in MODELS}
-        plots.plot_roc(curves, f"ROC, {split} split").save(report / f"roc_{split}.png")
-        plots.plot_calibration({k.split(" ")[0]: v for k, v in curves.items()},
-                               f"Calibration, {split} split").save(report / f"calibration_{split}.png")
-        plots.plot_score_distribution(part["default"].to_numpy(), models.pd("lightgbm", part[cols]),
-                                      f"LightGBM PD, {split} split").save(report / f"score_distribution_{split}.png")
+        y = part["default"].to_numpy()
+        scores = {m: models.pd(m, part[cols]) for m in MODELS}
+        curves = {f"{m} (AUC {metrics.auc(part['default'], scores[m]):.3f})": (y, scores[m]) for m in MODELS}
+        figures.draw(plots.plot_roc, curves, path=report / f"roc_{split}.png", title=f"ROC, {split} split")
+        figures.draw(plots.plot_calibration, {k.split(" ")[0]: v for k, v in curves.items()},
+                     path=report / f"calibration_{split}.png", title=f"Calibration, {split} split")
+        figures.draw(plots.plot_score_distribution, y, scores["lightgbm"],
+                     path=report / f"score_distribution_{split}.png", title=f"LightGBM PD, {split} split")
     valid = frame[frame["split"] == "valid"]
     expl = explain.explain(models.lightgbm, valid[cols], valid["loan_id"])
     importance = explain.global_importance(expl)
     importance.to_csv(report / "shap_importance.csv")
-    explain.plot_importance(importance).save(report / "shap_importance.png")
+    figures.draw(explain.plot_importance, importance, path=report / "shap_importance.png")
     gain = models.lightgbm.booster_.feature_importance(importance_type="gain")
     pd.Series(gain, index=cols, name="gain").sort_values(ascending=False).to_csv(report / "lightgbm_gain_importance.csv")
     reasons = explain.reason_codes(expl, n=3)
@@ -440,6 +444,7 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
     table.to_csv(report / "metrics.csv", index=False)
     if truth is not None:
         truth_by_grade(frame, models, truth).to_csv(report / "truth_by_grade_oot.csv", index=False)
+    figures.render()
 
 
 def run_inputs(config: RunConfig, tracking_uri: str | None = None) -> dict[str, Path]:
@@ -506,7 +511,7 @@ def run_pipeline(
         step("train")
         progress("4/8 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
-        write_report(frame, models, table, stage / "report", truth)
+        write_report(frame, models, table, stage / "report", truth, config.validation.figure_workers)
         if models.guard is not None:
             models.guard.to_csv(stage / "report" / "leakage_guard.csv", index=False)
         if models.without_refit is not None:

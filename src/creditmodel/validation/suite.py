@@ -12,7 +12,9 @@ Development data is the ``train`` split; ``oot`` is the current (out-of-time) sa
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,71 @@ def _split(ev: Evidence, name: str) -> pd.DataFrame:
     return ev.scored[ev.scored["split"] == name]
 
 
+# --------------------------------------------------------------------------- figures
+
+
+class Figures:
+    """The report's figures, drawn after the tests: `draw` records a plot call and returns the path it will
+    write; `render` draws them all, in `workers` processes (fork) or in order (1 worker, or no fork).
+
+    Drawing (matplotlib text layout and PNG encoding) is most of a validation run at demo size while no
+    test depends on a figure, so the figures are drawn side by side; the findings never change."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.jobs: list[tuple[Callable[..., Any], tuple, dict]] = []
+
+    def draw(self, fn: Callable[..., Any], *args: Any, path: Path, **kwargs: Any) -> Path:
+        self.jobs.append((fn, args, {**kwargs, "path": path}))
+        return Path(path)
+
+    def render(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        workers = min(self.workers, len(jobs))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for job in jobs:
+                _draw(*job)
+            return
+        import shap  # noqa: F401  imported once here, not in every worker
+
+        global _PENDING
+        _PENDING = jobs  # inherited by the forked workers: nothing large is pickled
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_draw_pending, range(len(jobs)), chunksize=1):
+                    pass
+        finally:
+            _PENDING = []
+
+
+_PENDING: list[tuple[Callable[..., Any], tuple, dict]] = []
+
+
+def _draw_pending(i: int) -> None:
+    _draw(*_PENDING[i])
+
+
+def _draw(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Draw one figure (a plot function returning a display object) and save it at kwargs['path']."""
+    kwargs = dict(kwargs)
+    path = kwargs.pop("path")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fn(*args, **kwargs).save(path)
+
+
+def _figures(figures: Figures | None) -> Figures:
+    return figures if figures is not None else _Immediate()
+
+
+class _Immediate(Figures):
+    """Draws at once (a section called on its own, outside `run_suite`)."""
+
+    def draw(self, fn: Callable[..., Any], *args: Any, path: Path, **kwargs: Any) -> Path:
+        _draw(fn, args, {**kwargs, "path": path})
+        return Path(path)
+
+
 # --------------------------------------------------------------------------- discrimination
 
 
@@ -183,7 +250,8 @@ def paired_delong(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, f
     return diff, float(z), float(2 * norm.sf(abs(z)))
 
 
-def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
+def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path, figures: Figures | None = None) -> Section:
+    figures = _figures(figures)
     sec = Section("discrimination", "Discrimination",
                   "Ranking power of the main model (LightGBM) by split; AUC with DeLong confidence interval, "
                   "the ECB variance for comparison, and the ECB test of the out-of-time AUC against the AUC at "
@@ -214,9 +282,9 @@ def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section
             curves = {}
             for m in MODELS:
                 curves[f"{m} (AUC {auc(y, part[f'pd_{m}']):.3f})"] = (y, part[f"pd_{m}"].to_numpy())
-            sec.add_figure("roc", "ROC, out of time",
-                           plots.plot_roc(curves, "ROC, out of time").save(figdir / "roc_oot.png"))
-            sec.add_figure("cap", "CAP, out of time", plot_cap(y, p).save(figdir / "cap_oot.png"))
+            sec.add_figure("roc", "ROC, out of time", figures.draw(plots.plot_roc, curves, path=figdir / "roc_oot.png",
+                                                                title="ROC, out of time"))
+            sec.add_figure("cap", "CAP, out of time", figures.draw(plot_cap, y, p, path=figdir / "cap_oot.png"))
     sec.add_table("by_split", "Discrimination by split (LightGBM)", pd.DataFrame(rows))
     return sec
 
@@ -242,7 +310,8 @@ def plot_cap(y: np.ndarray, score: np.ndarray, title: str = "CAP, out of time", 
 # --------------------------------------------------------------------------- calibration
 
 
-def calibration(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
+def calibration(ev: Evidence, cfg: ValidationConfig, figdir: Path, figures: Figures | None = None) -> Section:
+    figures = _figures(figures)
     sec = Section("calibration", "Calibration",
                   "Level of the PDs against observed default rates, per grade and overall, out of time. "
                   "Jeffreys and binomial tests are one-sided (a small p-value means the PD is too low).")
@@ -269,10 +338,11 @@ def calibration(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> Section:
     sec.add("Brier score", "portfolio", value=brier(y, p), status="info")
     sec.add_table("by_grade", "Observed against predicted by grade (out of time)", graded)
     sec.add_figure("grades", "Observed and predicted default rate by grade",
-                   plot_grades(graded).save(figdir / "grades_oot.png"))
+                   figures.draw(plot_grades, graded, path=figdir / "grades_oot.png"))
     curves = {m: (y, part[f"pd_{m}"].to_numpy()) for m in MODELS}
     sec.add_figure("calibration", "Calibration curve, out of time",
-                   plots.plot_calibration(curves, "Calibration, out of time").save(figdir / "calibration_oot.png"))
+                   figures.draw(plots.plot_calibration, curves, path=figdir / "calibration_oot.png",
+                                title="Calibration, out of time"))
     return sec
 
 
@@ -421,8 +491,9 @@ def benchmark(ev: Evidence, cfg: ValidationConfig) -> Section:
 # --------------------------------------------------------------------------- explanations
 
 
-def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path
+def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path, figures: Figures | None = None
                  ) -> tuple[Section, pd.DataFrame, pd.Series, explain.Explanation]:
+    figures = _figures(figures)
     sec = Section("explanations", "Explanations (SHAP)",
                   "Exact TreeSHAP from LightGBM's own pred_contrib on the out-of-time loans: global ranking, "
                   "beeswarm, dependence with the catalogue's expected direction, local waterfalls and reason codes, "
@@ -435,14 +506,12 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path
     expl = explain.Explanation(pd.DataFrame(values, index=index, columns=names), base,
                                oot_f[names].set_axis(index, axis=0), tuple(schema.categorical))
     importance = explain.global_importance(expl)
-    sec.add_figure("importance", "Mean |SHAP|",
-                   explain.plot_importance(importance).save(figdir / "shap_importance.png"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sec.add_figure("beeswarm", "Beeswarm", explain.plot_beeswarm(expl, max_rows=cfg.shap_plot_rows).save(
-            figdir / "shap_beeswarm.png"))
+    sec.add_figure("importance", "Mean |SHAP|", figures.draw(explain.plot_importance, importance,
+                                                         path=figdir / "shap_importance.png"))
+    sec.add_figure("beeswarm", "Beeswarm", figures.draw(explain.plot_beeswarm, expl, path=figdir / "shap_beeswarm.png",
+                                                       max_rows=cfg.shap_plot_rows))
     sec.add_figure("dependence", "Dependence of the top features, expected direction marked",
-                   explain.plot_dependence(expl, top=6).save(figdir / "shap_dependence.png"))
+                   figures.draw(explain.plot_dependence, expl, path=figdir / "shap_dependence.png", top=6))
     check = explain.direction_check(expl)
     top = list(importance.index[:cfg.top_features])
     flagged = check[check["feature"].isin(top) & check["contradicts"]]
@@ -453,7 +522,12 @@ def explanations(ev: Evidence, cfg: ValidationConfig, figdir: Path
     scored = _split(ev, "oot").set_index("loan_id").loc[index]
     chosen = explain.select_loans(scored["pd_lightgbm"].to_numpy(), scored["default"].to_numpy(),
                                   n=cfg.waterfalls_per_group, loan_id=index.to_numpy())
-    for path in explain.plot_waterfalls(expl, chosen, figdir / "waterfalls"):
+    (figdir / "waterfalls").mkdir(parents=True, exist_ok=True)
+    for r in chosen.itertuples(index=False):  # as explain.plot_waterfalls names and titles them
+        title = (f"{str(r.group).replace('_', ' ')}: loan {r.loan_id}, PD {r.pd:.2%}, "
+                 f"defaulted: {'yes' if r.default else 'no'}")
+        path = figures.draw(explain.plot_waterfall, expl, r.loan_id,
+                            path=figdir / "waterfalls" / f"waterfall_{r.group}_{r.loan_id}.png", title=title)
         sec.add_figure(path.stem, path.stem.replace("_", " "), path)
     lgb_reasons = explain.reason_codes(expl, n=3, features=True).set_index("loan_id").add_prefix("lightgbm_")
     reasons = lgb_reasons
@@ -524,14 +598,17 @@ def leakage(ev: Evidence, cfg: ValidationConfig) -> Section:
 # --------------------------------------------------------------------------- the whole suite
 
 
-def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path) -> ValidationResult:
-    """Run every section; figures are written into `figdir`."""
+def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path, workers: int | None = None) -> ValidationResult:
+    """Run every section; figures are written into `figdir`, once every test has run, by `workers`
+    processes (default: the config's ``figure_workers``; 1 draws them one after another)."""
     figdir = Path(figdir)
     figdir.mkdir(parents=True, exist_ok=True)
-    expl_sec, reasons, importance, expl = explanations(ev, cfg, figdir)
-    sections = [leakage(ev, cfg), discrimination(ev, cfg, figdir), calibration(ev, cfg, figdir),
+    figures = Figures(cfg.figure_workers if workers is None else workers)
+    expl_sec, reasons, importance, expl = explanations(ev, cfg, figdir, figures)
+    sections = [leakage(ev, cfg), discrimination(ev, cfg, figdir, figures), calibration(ev, cfg, figdir, figures),
                 stability(ev, cfg, figdir, list(importance.index[:cfg.top_features])),
                 segments(ev, cfg), benchmark(ev, cfg), expl_sec]
+    figures.render()
     oot = _split(ev, "oot")
     metrics = {"oot_auc": auc(oot["default"], oot["pd_lightgbm"]), "oot_brier": brier(oot["default"], oot["pd_lightgbm"])}
     result = ValidationResult(ev, sections, reasons, metrics, explanation=expl)
