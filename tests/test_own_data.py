@@ -187,8 +187,7 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     assert "months_on_book" in flagged and not {"credit_score", "franchise"} & flagged
     assert any("months_on_book: AUC alone" in line for line in lines)
     run = json.loads((result.output_dir / "run.json").read_text())
-    assert run["validation_gate"] in ("amber", "red") and any("months_on_book" in f
-                                                               for f in run["preliminary_findings"])
+    assert any("months_on_book" in f for f in run["preliminary_findings"])
     assert run["validation_status"] in ("amber", "red")
     tags = mlflow.MlflowClient(uri).get_run(result.tracked.run_id).data.tags
     assert "months_on_book" in tags["guard_flagged"]

@@ -81,8 +81,8 @@ def test_model_card_says_which_definition_in_both_languages():
                   {"kind": "default_date", "column": "loans.default_date", "window_months": 36},
                   {"kind": "flag", "column": "loans.defaulted"}):
         config = build_config({"label": label}).model_dump(mode="json")
-        cards[label["kind"]] = build_model_card(frame=frame, metrics=metrics, validation_status="green",
-                                                validation_findings=[], features=["x"], config=config,
+        cards[label["kind"]] = build_model_card(frame=frame, metrics=metrics, preliminary_findings=[],
+                                                features=["x"], config=config,
                                                 extraction_date="2025-06-30")
     assert cards["dpd"]["target"].startswith("default = 60+ days past due on a repayment record within 24 months")
     assert "逾期达到60天" in cards["dpd"]["target_zh"] and "24个月" in cards["dpd"]["target_zh"]
