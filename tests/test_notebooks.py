@@ -1,6 +1,5 @@
 """Every notebook runs top to bottom against the library (small world), so the tutorial cannot rot."""
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -51,7 +51,7 @@ LEDGER_FORMAT = "creditmodel-outputs"
 LEDGER_VERSION = 1
 
 PathLike = Union[str, "os.PathLike[str]"]
-Inputs = Mapping[str, Union[PathLike, None]]
+Inputs = Mapping[str, PathLike | None]
 Kind = Literal["dir", "file"]
 
 _PURPOSES = ("stage", "work", "old", "ledger")
@@ -572,7 +572,10 @@ class Output:
             ledger = _read_ledger(directory)
             entry = ledger["outputs"][name]
             pending = entry.pop("pending")
-            inside = (lambda key: key == rel or key.startswith(rel + "/"))
+
+            def inside(key: str) -> bool:
+                return key == rel or key.startswith(rel + "/")
+
             entry["files"] = {k: v for k, v in entry.get("files", {}).items() if not inside(k)} | pending["files"]
             entry["dirs"] = sorted({d for d in entry.get("dirs", []) if not inside(d)} | set(pending["dirs"]))
             if rel == name:

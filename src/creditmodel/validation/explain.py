@@ -26,6 +26,9 @@ Consistency
     :func:`reasons_side_by_side`: LightGBM and scorecard reasons of each loan in one table.
 
 Every plot function takes the output path (PNG), writes the file, closes its figure and returns the path.
+pyplot is imported by the plot functions only (and no backend is chosen here), so importing this module
+draws nothing in; the TreeSHAP call, the ranking of adverse factors and their text live in
+:mod:`creditmodel.features.reasons`, shared with the scoring service.
 """
 
 from __future__ import annotations
@@ -35,17 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from creditmodel.features.catalogue import BY_NAME  # noqa: E402
-from creditmodel.models.gbm import LightGBMPD  # noqa: E402
-from creditmodel.validation.plots import save_figure  # noqa: E402
+from creditmodel.features.catalogue import BY_NAME
+from creditmodel.features.reasons import format_value, reason_text, shap_values, top_adverse
+from creditmodel.models.gbm import LightGBMPD
+from creditmodel.validation.plots import save_figure
 
 if TYPE_CHECKING:
     from creditmodel.models.scorecard import ScorecardPD
@@ -63,23 +63,6 @@ class Explanation:
     base_value: float
     data: pd.DataFrame  # the feature values explained, same index and columns
     categorical: tuple[str, ...] = ()  # the categorical features among the columns
-
-
-def shap_values(booster, encoded: np.ndarray) -> tuple[np.ndarray, float]:
-    """Exact TreeSHAP of a binary LightGBM booster on an encoded matrix: (values (n, k), base value).
-
-    ``pred_contrib`` returns k + 1 columns per row; the last one is the expected value of the margin
-    (the same on every row), the others the features' contributions.
-    """
-    encoded = np.asarray(encoded, dtype=np.float64)
-    if len(encoded) == 0:  # LightGBM refuses empty input; the base value does not depend on the row
-        base = float(booster.predict(np.full((1, encoded.shape[1]), np.nan), pred_contrib=True)[0, -1])
-        return np.empty((0, encoded.shape[1])), base
-    contrib = np.asarray(booster.predict(encoded, pred_contrib=True), dtype=np.float64)
-    if contrib.shape != (len(encoded), encoded.shape[1] + 1):
-        raise ValueError(f"pred_contrib returned shape {contrib.shape}; a binary model gives "
-                         f"{(len(encoded), encoded.shape[1] + 1)}")
-    return contrib[:, :-1], float(contrib[0, -1])
 
 
 def explain(model: LightGBMPD, X: pd.DataFrame, loan_id: pd.Series | np.ndarray) -> Explanation:
@@ -105,6 +88,7 @@ def global_importance(expl: Explanation) -> pd.Series:
 
 def plot_importance(importance: pd.Series, path: Path, top: int = 20) -> Path:
     """Horizontal bar chart of the `top` features by mean |SHAP|, labelled in business language."""
+    import matplotlib.pyplot as plt
     shown = importance.head(top)[::-1]
     labels = [label(n) for n in shown.index]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(shown) + 1.2))
@@ -145,6 +129,7 @@ def _sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
 
 def plot_beeswarm(expl: Explanation, path: Path, top: int = 20, max_rows: int | None = 5000, seed: int = 0) -> Path:
     """SHAP beeswarm (``shap.plots.beeswarm``) of the `top` features on at most `max_rows` loans (seeded sample)."""
+    import matplotlib.pyplot as plt
     import shap
 
     rows = _sample_rows(len(expl.values), max_rows, seed)
@@ -225,6 +210,7 @@ def plot_dependence(expl: Explanation, path: Path, top: int = 6, directions: dic
     """SHAP dependence plots (value against SHAP) of the `top` features by mean |SHAP| (or of `features`),
     one panel each, with the binned mean SHAP, the catalogue's expected direction of risk (arrow and
     text) and the observed Spearman rho; a panel whose SHAP contradicts the expectation is framed red."""
+    import matplotlib.pyplot as plt
     check = direction_check(expl, directions).set_index("feature")
     names = list(features) if features is not None else list(check.index[:top])
     if directions is None:
@@ -333,6 +319,7 @@ def plot_waterfall(expl: Explanation, loan: object, path: Path, max_display: int
                    title: str | None = None) -> Path:
     """SHAP waterfall (``shap.plots.waterfall``) of one loan: from the base value to its margin, the
     features labelled in business language with their values as a loan officer reads them."""
+    import matplotlib.pyplot as plt
     import shap
 
     i = _row(expl, loan)
@@ -377,35 +364,6 @@ def plot_waterfalls(expl: Explanation, selection: pd.DataFrame, directory: Path,
     return paths
 
 
-def format_value(name: str, value: object) -> str:
-    """A feature value as a loan officer reads it."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "not available"
-    fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
-    if fmt == "cat" or isinstance(value, str):
-        return str(value).replace("_", " ")
-    v = float(value)
-    if fmt == "pct":
-        return f"{v:.0%}"
-    if fmt == "cny":
-        return f"CNY {v:,.0f}"
-    if fmt in ("int", "days", "months"):
-        unit = {"int": "", "days": " days", "months": " months"}[fmt]
-        return f"{v:,.0f}{unit}"
-    if fmt == "flag":
-        return "yes" if v >= 0.5 else "no"
-    if fmt == "years":
-        return f"{v:.1f} years"
-    return f"{v:.2f}"
-
-
-def reason_text(name: str, value: object) -> str:
-    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>"."""
-    f = BY_NAME.get(name)
-    reason = (f.reason or f.label) if f is not None else name
-    return f"{reason}: {format_value(name, value)}"
-
-
 def reason_codes(expl: Explanation, n: int = 3, features: bool = False) -> pd.DataFrame:
     """Per loan, the `n` features that raise its PD most, as the catalogue's reason text with the value
     ("Low receipts over the last 3 months: CNY 12,000"), with their SHAP (and, with `features`, the
@@ -415,22 +373,20 @@ def reason_codes(expl: Explanation, n: int = 3, features: bool = False) -> pd.Da
     """
     values = expl.values.to_numpy()
     names = np.asarray(expl.values.columns)
-    order = np.argsort(-values, axis=1, kind="mergesort")[:, :n]
     rows = []
-    for i, loan in enumerate(expl.values.index):
+    for i, (loan, adverse) in enumerate(zip(expl.values.index, top_adverse(values, n))):
         row: dict[str, object] = {"loan_id": loan}
         for k in range(min(n, values.shape[1])):
-            j = order[i, k]
-            name, contribution = names[j], values[i, j]
-            if contribution <= 0:
+            if k >= len(adverse):
                 row[f"reason_{k + 1}"], row[f"reason_{k + 1}_shap"] = None, None
                 if features:
                     row[f"reason_{k + 1}_feature"] = None
                 continue
-            row[f"reason_{k + 1}"] = reason_text(name, expl.data.iat[i, j])
-            row[f"reason_{k + 1}_shap"] = float(contribution)
+            j = adverse[k]
+            row[f"reason_{k + 1}"] = reason_text(names[j], expl.data.iat[i, j])
+            row[f"reason_{k + 1}_shap"] = float(values[i, j])
             if features:
-                row[f"reason_{k + 1}_feature"] = name
+                row[f"reason_{k + 1}_feature"] = names[j]
         rows.append(row)
     return pd.DataFrame(rows)
 

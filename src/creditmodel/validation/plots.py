@@ -1,19 +1,25 @@
-"""Plots a validator looks at: ROC curves and calibration (reliability) by split and model."""
+"""Plots a validator looks at: ROC curves and calibration (reliability) by split and model.
+
+pyplot is imported when a plot is drawn, not with this module, and no backend is chosen here (the CLI
+chooses Agg for its commands; a notebook keeps its inline backend).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Lay out, write as PNG and release a figure (report plots are files, never kept open)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -30,6 +36,8 @@ def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
     """ROC curves, one per label -> (y, score)."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, (y, score) in curves.items():
         fpr, tpr = _roc_points(np.asarray(y), np.asarray(score))
@@ -49,6 +57,8 @@ def calibration_table(y: np.ndarray, pd_: np.ndarray, bins: int = 10) -> pd.Data
 
 def plot_calibration(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
     """Reliability diagram: mean PD against observed default rate, by PD decile."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 5))
     top = 0.0
     for label, (y, pd_) in curves.items():
@@ -63,9 +73,11 @@ def plot_calibration(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
 
 def plot_score_distribution(y: np.ndarray, pd_: np.ndarray, path: Path, title: str) -> Path:
     """Histogram of log PD for defaults and non-defaults: where the two populations separate."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4))
     lp = np.log10(np.clip(np.asarray(pd_, dtype=float), 1e-6, 1))
-    bins = np.linspace(lp.min(), lp.max(), 40)
+    bins = np.linspace(lp.min(), lp.max(), 40).tolist()
     y = np.asarray(y)
     ax.hist(lp[y == 0], bins=bins, density=True, alpha=0.6, label="non-default")
     ax.hist(lp[y == 1], bins=bins, density=True, alpha=0.6, label="default")
