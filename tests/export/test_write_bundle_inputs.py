@@ -38,3 +38,15 @@ def test_a_bare_booster_with_its_schema_makes_a_bundle_that_scores_like_it(parts
     bundle = load_bundle(out, allow_unsigned=True)
     expected = calibrator.predict(booster.predict(X.to_numpy(), raw_score=True))
     np.testing.assert_array_equal(bundle.predict_pd(X), expected)
+
+
+def test_a_signed_bundle_of_a_bare_booster_loads_with_its_key_and_leaves_no_staging(parts, tmp_path):
+    from creditmodel.export.signing import generate_keys, load_public_key
+
+    booster, calibrator, scale, X = parts
+    private, public, kid = generate_keys(tmp_path / "keys")
+    out = write_bundle(tmp_path / "b", booster, calibrator, scale, schema=FeatureSchema.infer(X), signing_key=private)
+    bundle = load_bundle(out, trusted_keys=[load_public_key(public)])
+    assert bundle.signature.key_id == kid and bundle.signature.trusted
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) in ([], [".creditmodel-outputs.json"])
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
