@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from creditmodel.data import schema
 from creditmodel.data.adapters.taiwan import (
     DECISION_DATE,
     EXTRACTION_DATE,

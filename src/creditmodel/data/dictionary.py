@@ -14,9 +14,7 @@ In a bank's file, a vocabulary or a bound that is not given keeps its default (w
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
