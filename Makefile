@@ -1,16 +1,24 @@
-# creditmodel: `make demo` runs the main job, `make test` runs the tests; both set up .venv first.
+# creditmodel: `make demo` runs the main job, `make test` runs the tests (`make test-fast`: all but the
+# slow end-to-end ones), `make lint` runs ruff and mypy; all set up .venv first.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lab install bench clean
+.PHONY: demo test test-fast lint lab install bench clean
 
 demo: $(STAMP)
 	$(BIN)/creditmodel run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/mypy
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -79,7 +79,7 @@ def rules_sql(source: str, enterprises: str, extraction_date: pd.Timestamp) -> t
             terms.append((f"{c.name}.min", f"count(*) FILTER (WHERE {col} < {_sql_literal(c.min_value)})"))
         if c.max_value is not None:
             terms.append((f"{c.name}.max", f"count(*) FILTER (WHERE {col} > {_sql_literal(c.max_value)})"))
-    for column, target in t.foreign_keys.items():
+    for column in t.foreign_keys:
         terms.append((f"{column}.foreign_key",
                       f'count(*) FILTER (WHERE tx."{column}" IS NOT NULL AND parent.key IS NULL)'))
     cutoff = (extraction_date.normalize() + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")

@@ -378,7 +378,7 @@ def main() -> None:
                 started = time.perf_counter()
                 write_world_partitioned(world, n, seed=args.seed, chunk_enterprises=10_000,
                                         transaction_density=args.transaction_density,
-                                        progress=lambda i, k: print(f"world {n}: chunk {i}/{k}", file=sys.stderr))
+                                        progress=lambda i, k, n=n: print(f"world {n}: chunk {i}/{k}", file=sys.stderr))
                 entry["generate_seconds"] = round(time.perf_counter() - started, 1)
             rows = {}
             for p in sorted(world.iterdir()):
@@ -415,7 +415,7 @@ def main() -> None:
                 "pandas_equals_catalogue": _same(sub, root / f"out_{n}_pandas_txn.parquet"),
             }
 
-            def ratio(a: str, b: str) -> float | None:
+            def ratio(a: str, b: str, results: dict = results) -> float | None:
                 ra, rb = results.get(a, {}), results.get(b, {})
                 if ra.get("status") == "ok" and rb.get("status") == "ok":
                     return round(ra["wall_seconds"] / rb["wall_seconds"], 2)

@@ -194,10 +194,10 @@ def main() -> None:
                 _log(f"  {r}")
                 if name not in results or r["seconds"] < results[name]["seconds"]:
                     results[name] = r
-        for name, r in results.items():
+        for r in results.values():
             r["rows_per_s"] = round(args.rows / r["seconds"])
         base = results["duckdb_read_csv"]
-        for name, r in results.items():
+        for r in results.values():
             r["time_vs_duckdb"] = round(r["seconds"] / base["seconds"], 2)
             r["memory_vs_duckdb"] = round(r["peak_rss_mb"] / base["peak_rss_mb"], 2)
         print(json.dumps({

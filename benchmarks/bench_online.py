@@ -52,14 +52,14 @@ def main() -> None:
     from creditmodel.export.bundle import load_bundle, write_bundle
     from creditmodel.features.build import available_features, build_features
     from creditmodel.features.catalogue import CATALOGUE
+    from creditmodel.features.labels import make_labels
     from creditmodel.features.matrix import FeatureSchema
+    from creditmodel.features.online import build_store
     from creditmodel.models.calibration import PDCalibrator
     from creditmodel.models.gbm import LightGBMPD
     from creditmodel.models.master_scale import MasterScale
-    from creditmodel.features.labels import make_labels
     from creditmodel.service.app import ScoringService
     from creditmodel.service.applications import ApplicationService
-    from creditmodel.features.online import build_store
 
     _log(f"world of {args.enterprises} enterprises")
     world = generate_world(args.enterprises, args.seed, transaction_density=args.density)

@@ -164,9 +164,8 @@ def prepare(args, tmp: Path):
             raise SystemExit("--bundle needs --features and --model-uri (and --tracking-uri for a models:/ URI)")
         return Path(args.bundle), pd.read_parquet(args.features), args.model_uri, args.tracking_uri, None
     from creditmodel.config import build_config
-    from creditmodel.pipeline import run_pipeline
-
     from creditmodel.export.signing import ENV_TRUSTED_KEYS, generate_keys
+    from creditmodel.pipeline import run_pipeline
 
     log(f"training: pipeline on {args.enterprises} synthetic enterprises into {tmp}")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"

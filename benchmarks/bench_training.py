@@ -58,7 +58,8 @@ def main() -> None:
     y, y_oot = train["default"].to_numpy(), oot["default"].to_numpy()
     out: dict[str, object] = {
         "benchmark": "training", "loans_train": len(train), "loans_oot": len(oot), "features": len(cols),
-        "enterprises": enterprises, "transaction_density": args.transaction_density, "world_s": round(t_world, 2), "features_s": round(t_features, 2),
+        "enterprises": enterprises, "transaction_density": args.transaction_density, "world_s": round(t_world, 2),
+        "features_s": round(t_features, 2),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
     }
 

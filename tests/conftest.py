@@ -4,6 +4,16 @@ import pytest
 
 from creditmodel.data.synthetic import generate_world
 
+# Fixtures that run the whole pipeline once per session: a test using one (directly or through another
+# fixture) is end-to-end and marked slow, so `make test-fast` (pytest -m "not slow") leaves it out.
+SLOW_FIXTURES = frozenset({"demo_run", "small_run"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def small_world():

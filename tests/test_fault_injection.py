@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,12 @@
 """Every notebook runs top to bottom against the library (small world), so the tutorial cannot rot."""
 
-import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow  # executes every notebook end to end
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 

@@ -36,7 +36,7 @@ def _signing_key(flag: str | None) -> str | None:
     return flag or os.environ.get(ENV_SIGNING_KEY) or None
 
 
-def _load_bundle(args: argparse.Namespace) -> "PDBundle":  # noqa: F821
+def _load_bundle(args: argparse.Namespace) -> PDBundle:  # noqa: F821
     """The --bundle of a consuming command, verified against --trusted-key (or $CREDITMODEL_TRUSTED_KEYS)."""
     from creditmodel.export.bundle import load_bundle
 
@@ -50,7 +50,7 @@ def _trust(args: argparse.Namespace) -> dict:
     return {"trusted_keys": args.trusted_key or None, "allow_unsigned": args.allow_unsigned}
 
 
-def _warn_if_unsigned(args: argparse.Namespace, bundle: "PDBundle") -> None:  # noqa: F821
+def _warn_if_unsigned(args: argparse.Namespace, bundle: PDBundle) -> None:  # noqa: F821
     if args.allow_unsigned:
         print(f"creditmodel: warning: --allow-unsigned (development only): bundle {args.bundle} is "
               f"{bundle.signature.describe()}; accepted without proof of its author", file=sys.stderr, flush=True)
@@ -75,10 +75,10 @@ def _cmd_keys_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
     from creditmodel.config import SyntheticConfig
     from creditmodel.data.synthetic import generate_world, write_world
-
-    from pydantic import ValidationError
 
     try:
         cfg = SyntheticConfig(enterprises=args.enterprises, seed=args.seed,
@@ -210,7 +210,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
               f"grades agree {d['grade_agreement']:.4%}")
 
 
-def _read_frame(path: Path) -> "pd.DataFrame":  # noqa: F821
+def _read_frame(path: Path) -> pd.DataFrame:  # noqa: F821
     import pandas as pd
 
     from creditmodel.exceptions import DataContractError
@@ -236,7 +236,7 @@ def _frame_out(out: str) -> Path:
     return path
 
 
-def _write_frame(frame: "pd.DataFrame", out: Path, *, command: str, inputs: dict, force: bool) -> None:  # noqa: F821
+def _write_frame(frame: pd.DataFrame, out: Path, *, command: str, inputs: dict, force: bool) -> None:  # noqa: F821
     """Write `frame` as .csv or .parquet all at once, replacing only an earlier output of creditmodel."""
     with Output(out, kind="file", command=command, inputs=inputs, force=force) as output:
         if out.suffix == ".csv":
@@ -479,7 +479,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     pricing = load_config(args.config).pricing
 
     from creditmodel.export.bundle import load_bundle
-    from creditmodel.service.app import (RequestLog, create_app, listening_socket, load_api_keys, model_id, serve)
+    from creditmodel.service.app import RequestLog, create_app, listening_socket, load_api_keys, model_id, serve
     from creditmodel.service.workers import WorkerSpec, make_run_dir, pin_bundle, remove_run_dir
 
     keys = load_api_keys(args.api_key_file, os.environ.get("CREDITMODEL_API_KEYS"))
@@ -807,6 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
+    os.environ.setdefault("MPLBACKEND", "Agg")  # commands write figures to files; no window, no display needed
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\..*)?")  # noise on import
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from creditmodel.exceptions import ConfigError
+from creditmodel.regulatory import PD_FLOOR
 
 
 class _Strict(BaseModel):
@@ -170,7 +171,7 @@ class CalibrationConfig(_Strict):
     method: Literal["platt", "isotonic"] = "platt"
     level: Literal["sample", "long_run_average"] = "long_run_average"
     margin_of_conservatism: float = Field(0.0, ge=0, le=0.1)
-    pd_floor: float = Field(0.0005, ge=0, lt=0.01)
+    pd_floor: float = Field(PD_FLOOR, ge=0, lt=0.01)
 
 
 class PricingConfig(_Strict):

@@ -44,14 +44,14 @@ from typing import Any, Literal, Union
 from creditmodel.exceptions import ConfigError
 
 __all__ = ["LEDGER", "Inputs", "Output", "check_output", "clean_leftovers", "normalise_permissions", "scratch_dir",
-           "tracking_inputs"]
+           "tracking_inputs", "write_atomically"]
 
 LEDGER = ".creditmodel-outputs.json"
 LEDGER_FORMAT = "creditmodel-outputs"
 LEDGER_VERSION = 1
 
 PathLike = Union[str, "os.PathLike[str]"]
-Inputs = Mapping[str, Union[PathLike, None]]
+Inputs = Mapping[str, PathLike | None]
 Kind = Literal["dir", "file"]
 
 _PURPOSES = ("stage", "work", "old", "ledger")
@@ -212,6 +212,27 @@ def _read_ledger(directory: Path) -> dict[str, Any]:
     return data
 
 
+def write_atomically(path: PathLike, text: str, *, exclusive: bool = False) -> Path:
+    """Write one small file through a sibling renamed into place: a reader sees the old file or the new
+    one, never part of either. For files inside a directory an Output already guards (a bundle being
+    signed, a status file of a private run directory); whole outputs go through :class:`Output`.
+
+    exclusive: never replace an existing `path` (FileExistsError, also when it appears meanwhile).
+    The file gets the umask's permissions (0644 under umask 022)."""
+    path = Path(path)
+    tmp = _sibling(path, "stage")
+    try:
+        with open(tmp, "x", encoding="utf-8") as fh:
+            fh.write(text)
+        if exclusive:
+            os.link(tmp, path)  # fails if the name exists: never overwrites
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def _write_ledger(directory: Path, data: dict[str, Any]) -> None:
     data["outputs"] = {name: entry for name, entry in sorted(data["outputs"].items())
                        if os.path.lexists(directory / name) or entry.get("pending")}
@@ -219,15 +240,7 @@ def _write_ledger(directory: Path, data: dict[str, Any]) -> None:
     if not data["outputs"]:
         path.unlink(missing_ok=True)
         return
-    tmp = _sibling(path, "ledger")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 @contextmanager
@@ -572,7 +585,10 @@ class Output:
             ledger = _read_ledger(directory)
             entry = ledger["outputs"][name]
             pending = entry.pop("pending")
-            inside = (lambda key: key == rel or key.startswith(rel + "/"))
+
+            def inside(key: str) -> bool:
+                return key == rel or key.startswith(rel + "/")
+
             entry["files"] = {k: v for k, v in entry.get("files", {}).items() if not inside(k)} | pending["files"]
             entry["dirs"] = sorted({d for d in entry.get("dirs", []) if not inside(d)} | set(pending["dirs"]))
             if rel == name:

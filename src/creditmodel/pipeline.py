@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.config import RunConfig
-from creditmodel.data.fingerprint import fingerprints, table_fingerprint
 from creditmodel.data.contracts import ignored_columns, validate_tables
+from creditmodel.data.fingerprint import fingerprints, table_fingerprint
 from creditmodel.data.io import declared_extraction_date, read_tables, resolve_extraction_date
 from creditmodel.data.policy import policy_flags, referral_summary
 from creditmodel.data.synthetic import generate_world, write_world
@@ -47,7 +47,13 @@ from creditmodel.models.segments import compare_segment_models
 from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.signals import terminate_as_exception
-from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE, TrackedRun, default_tracking_uri, log_pipeline_run, pipeline_run
+from creditmodel.tracking.mlflow_tracking import (
+    DEFAULT_STORE,
+    TrackedRun,
+    default_tracking_uri,
+    log_pipeline_run,
+    pipeline_run,
+)
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
 from creditmodel.validation.report import build_report, registry_tags

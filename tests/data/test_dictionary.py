@@ -7,6 +7,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
+from test_contracts import make_tables
 
 from creditmodel.cli import main
 from creditmodel.config import build_config
@@ -25,8 +26,6 @@ from creditmodel.data.policy import policy_flags, referral_summary
 from creditmodel.exceptions import ConfigError, DataContractError
 from creditmodel.features.catalogue import CATALOGUE, catalogue
 from creditmodel.features.matrix import FeatureSchema
-
-from test_contracts import make_tables
 
 # The vocabularies as they were Python constants in schema.py before they became data: the shipped
 # default must reproduce them exactly (order included: it fixes the synthetic world's draws).

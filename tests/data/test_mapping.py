@@ -200,7 +200,8 @@ def test_excel_sheet(tmp_path, capsys):
             .replace('{ path = "enterprises.csv", encoding = "gbk" }', '{ path = "台账.xlsx", sheet = "客户" }')
             .replace('{ path = "loans.csv", encoding = "gbk" }', '{ path = "台账.xlsx", sheet = "贷款" }')
             .replace('{ path = "repayments.csv", encoding = "gbk" }', '{ path = "台账.xlsx", sheet = "还款" }')
-            .replace('enterprise_id = { column = "客户号", id = "digits" }\nregistration', 'enterprise_id = "客户号"\nregistration'))
+            .replace('enterprise_id = { column = "客户号", id = "digits" }\nregistration',
+                     'enterprise_id = "客户号"\nregistration'))
     (src / "m.toml").write_text(text, encoding="utf-8")
     out = tmp_path / "out"
     code, stdout, err = _run(capsys, src / "m.toml", out)
@@ -305,8 +306,9 @@ MONEY = {
 
 
 def test_money_strings_against_hand_computed_values():
-    from creditmodel.data.mapping import ColumnMapping, _Col, _money
     import pyarrow as pa
+
+    from creditmodel.data.mapping import ColumnMapping, _Col, _money
 
     col = _Col("loans", "amount", ColumnMapping(column="x", money=True), "x.csv")
     got = _money(col, pa.array(list(MONEY) + [None, ""])).to_pylist()

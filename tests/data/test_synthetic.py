@@ -8,10 +8,10 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from creditmodel.data.schema import TABLES
 from creditmodel.data import synthetic
 from creditmodel.data.contracts import validate_tables
 from creditmodel.data.io import read_tables
+from creditmodel.data.schema import TABLES
 from creditmodel.data.synthetic import (
     PARTITIONED_TABLES,
     TRUTH_DIR,

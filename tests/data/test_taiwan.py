@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from creditmodel.data import schema
 from creditmodel.data.adapters.taiwan import (
     DECISION_DATE,
     EXTRACTION_DATE,
@@ -103,6 +102,7 @@ def test_label_of_the_scored_loans_equals_the_source_flag(tables, raw):
     assert scored.mean() == pytest.approx(0.2212, abs=5e-4)  # 6,636 / 30,000
 
 
+@pytest.mark.slow  # the whole pipeline on the 30,000 public loans
 def test_pipeline_runs_and_reports_the_missing_sources(taiwan_run):
     assert taiwan_run.missing_sources == ABSENT
     assert (taiwan_run.bundle_dir / "model.txt").is_file()

@@ -17,8 +17,15 @@ import pytest
 from creditmodel.cli import main
 from creditmodel.exceptions import BundleError, ConfigError
 from creditmodel.export.bundle import load_bundle, write_bundle
-from creditmodel.export.signing import (ENV_TRUSTED_KEYS, PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, generate_keys, key_id,
-                                        load_private_key, load_public_key)
+from creditmodel.export.signing import (
+    ENV_TRUSTED_KEYS,
+    PRIVATE_KEY_NAME,
+    PUBLIC_KEY_NAME,
+    generate_keys,
+    key_id,
+    load_private_key,
+    load_public_key,
+)
 
 from .bundle_tools import resign, rewrite
 

@@ -1,7 +1,6 @@
 """The bank's own attributes as features: values as declared, texts from the dictionary, clear refusals."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from creditmodel.config import build_config

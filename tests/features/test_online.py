@@ -12,8 +12,14 @@ import pytest
 
 from creditmodel.exceptions import BundleError, StoreError
 from creditmodel.features.build import available_features, build_features
-from creditmodel.features.online import (CATALOGUE_FILE, OnlineFeatures, build_store, catalogue_document,
-                                         catalogue_from_document, parse_store)
+from creditmodel.features.online import (
+    CATALOGUE_FILE,
+    OnlineFeatures,
+    build_store,
+    catalogue_document,
+    catalogue_from_document,
+    parse_store,
+)
 from creditmodel.features.spark import frame_mismatches
 
 

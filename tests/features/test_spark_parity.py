@@ -42,6 +42,8 @@ from creditmodel.features.spark import (  # noqa: E402
     write_features_spark,
 )
 
+pytestmark = pytest.mark.slow  # starts a Spark session
+
 RTOL = 1e-9
 EDGE_ID = 1_000_000  # edge enterprises and loans are numbered from here, apart from the synthetic world
 DAY = pd.Timedelta(days=1)

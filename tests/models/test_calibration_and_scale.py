@@ -76,7 +76,11 @@ def test_level_shift_hits_the_target_and_keeps_the_ranking(method):
     cal.set_level(score, 0.08)
     after = cal.predict(score)
     assert after.mean() == pytest.approx(0.08, abs=1e-9)
-    assert np.array_equal(np.argsort(before, kind="stable"), np.argsort(after, kind="stable")) or method == "isotonic"
+    order = np.argsort(before, kind="stable")
+    if method == "platt":  # a shift in log-odds of a strictly monotone curve keeps the exact order
+        assert np.array_equal(order, np.argsort(after, kind="stable"))
+    else:  # isotonic steps may tie loans that differed, never swap them
+        assert np.all(np.diff(after[order]) >= -1e-15)
     assert np.all(np.diff(after[np.argsort(score)]) >= -1e-15)
     again = PDCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
     np.testing.assert_array_equal(again.predict(score), after)

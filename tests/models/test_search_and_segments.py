@@ -11,6 +11,7 @@ from creditmodel.pipeline import lightgbm_params, risk_directions, run_pipeline
 from creditmodel.validation.metrics import auc
 
 
+@pytest.mark.slow  # an Optuna search with its MLflow runs
 def test_search_trials_are_nested_runs_and_the_best_is_used(tmp_path):
     config = build_config({"output_dir": str(tmp_path / "out"), "synthetic": {"enterprises": 1500, "seed": 5},
                            "search": {"enabled": True, "n_trials": 3}, "segments": {"enabled": False}})

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from creditmodel.cli import main
 from creditmodel.config import PricingConfig

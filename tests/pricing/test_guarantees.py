@@ -11,8 +11,14 @@ from pydantic import ValidationError
 
 from creditmodel.config import PricingConfig
 from creditmodel.exceptions import RequestError
-from creditmodel.pricing import (SECURITY_COLUMNS, collateral_cover, collateral_lgd, double_default_capital,
-                                 guarantor_pds, price)
+from creditmodel.pricing import (
+    SECURITY_COLUMNS,
+    collateral_cover,
+    collateral_lgd,
+    double_default_capital,
+    guarantor_pds,
+    price,
+)
 
 N = NormalDist()
 CFG = PricingConfig()

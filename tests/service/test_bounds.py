@@ -112,7 +112,7 @@ def test_openapi_carries_the_dictionary_ranges(app):
 
 def _beyond_training(bundle) -> tuple[str, float]:
     """A numeric feature and a value above its training maximum that its allowed range still accepts."""
-    for name, (lo, hi) in bundle.schema.observed.items():
+    for name, (_lo, hi) in bundle.schema.observed.items():
         if name in ("loan_amount", "term_months", "monthly_principal"):
             continue
         b_lo, b_hi = bundle.schema.bounds.get(name, (-1e15, 1e15))

@@ -43,7 +43,6 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     ca_key, other_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
     ca = _cert("test CA", ca_key, "test CA", ca_key, ca=True)
-    other = _cert("other CA", other_key, "other CA", other_key, ca=True)
     _write(d / "ca", ca)
     _write(d / "server", _cert("127.0.0.1", server_key, "test CA", ca_key, server=True), server_key)
     _write(d / "client", _cert("scoring client", client_key, "test CA", ca_key), client_key)

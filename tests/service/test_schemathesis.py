@@ -11,6 +11,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests
+
 OPERATIONS = [("/v1/score", "POST"), ("/v1/price", "POST"), ("/v1/model", "GET"), ("/health", "GET")]
 
 

@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from creditmodel.exceptions import BundleError
-from creditmodel.service.workers import (Supervisor, WorkerSpec, load_pinned, make_run_dir, pin_bundle,
-                                         remove_run_dir)
+from creditmodel.service.workers import Supervisor, WorkerSpec, load_pinned, make_run_dir, pin_bundle, remove_run_dir
 
 from .conftest import free_port, stop_server
 

@@ -9,8 +9,14 @@ from sklearn.metrics import roc_auc_score
 
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.gbm import LightGBMPD
-from creditmodel.validation.leakage import (GuardThresholds, guard_table, information_value, screen_columns,
-                                            single_feature_auc, summary_lines)
+from creditmodel.validation.leakage import (
+    GuardThresholds,
+    guard_table,
+    information_value,
+    screen_columns,
+    single_feature_auc,
+    summary_lines,
+)
 from creditmodel.validation.suite import Evidence, leakage
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from creditmodel.data import schema
-from creditmodel.data.dictionary import DataDictionary, VOCABULARY_COLUMNS, default_dictionary
+from creditmodel.data.dictionary import VOCABULARY_COLUMNS, DataDictionary, default_dictionary
 from creditmodel.data.schema import Column, Table
 from creditmodel.exceptions import DataContractError
 

@@ -14,9 +14,7 @@ In a bank's file, a vocabulary or a bound that is not given keeps its default (w
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from creditmodel.exceptions import ConfigError
+from creditmodel.outputs import write_atomically
 
 __all__ = [
     "Attribute",
@@ -471,14 +470,7 @@ def write_default_dictionary(out: str | Path) -> Path:
         raise ConfigError(f"--out {p}: expected a .toml file name")
     if not p.parent.is_dir():
         raise ConfigError(f"--out {p}: directory {p.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(default_dictionary_text())
-        os.chmod(tmp, 0o644)
-        os.link(tmp, p)  # fails if the name appeared meanwhile: never overwrites
-    except FileExistsError:
+        return write_atomically(p, default_dictionary_text(), exclusive=True)
+    except FileExistsError:  # the name appeared meanwhile
         raise ConfigError(f"--out {p}: already exists; refusing to overwrite it (choose a new file name)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return p

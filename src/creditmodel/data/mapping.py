@@ -17,9 +17,9 @@ table, column and values at fault.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
-import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
@@ -233,7 +233,7 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
                           + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")) from None
     for name, table in mapping.tables.items():
         try:
-            table.source.kind
+            _ = table.source.kind  # the property validates the source
         except ValueError as exc:
             raise ConfigError(f"{path}: tables.{name}.source: {exc}") from None
     return mapping, path.resolve().parent

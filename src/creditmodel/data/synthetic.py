@@ -533,7 +533,7 @@ class _Generator:
 
     # ---- account flows -----------------------------------------------------------------------
     def _transactions(self) -> pd.DataFrame:
-        rng, n = self.rng, self.n
+        rng = self.rng
         month_start_ns = _ns(self.month_start_d).astype(np.int64)
         extraction_ns = np.datetime64(self.extraction, "ns").astype(np.int64)
         month_end_ns = _ns((self.months + 1).astype("M8[D]")).astype(np.int64)

@@ -27,12 +27,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -40,12 +39,24 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from creditmodel import __version__
-from creditmodel.exceptions import BundleError
-from creditmodel.export.contents import (check_calibration, check_feature_schema, check_finite, check_manifest_files,
-                                         check_master_scale)
+from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.export.contents import (
+    check_calibration,
+    check_feature_schema,
+    check_finite,
+    check_manifest_files,
+    check_master_scale,
+)
 from creditmodel.export.model_text import check_model_text
-from creditmodel.export.signing import (SIGNATURE_FILE, Signature, TrustedKey, load_private_key,
-                                        resolve_trusted_keys, sign_bundle, verify_manifest)
+from creditmodel.export.signing import (
+    SIGNATURE_FILE,
+    Signature,
+    TrustedKey,
+    load_private_key,
+    resolve_trusted_keys,
+    sign_bundle,
+    verify_manifest,
+)
 from creditmodel.features.catalogue import Feature
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.online import CATALOGUE_FILE, catalogue_document, catalogue_from_document, needed_features
@@ -98,8 +109,14 @@ def write_bundle(
     With `catalogue` (the run's feature declarations) the features the model reads, and the derived
     features' inputs, are written with their compiled SQL (feature_catalogue.json)."""
     key = load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
-    booster = model if isinstance(model, lgb.Booster) else model.booster_
-    schema = schema if schema is not None else model.schema_
+    if isinstance(model, lgb.Booster):
+        if schema is None:  # a bare Booster knows its feature names, not their kinds, categories or ranges
+            raise ConfigError("write_bundle: model is a bare lightgbm.Booster; pass schema= (its FeatureSchema), "
+                              "or pass the fitted LightGBMPD, which carries one")
+        booster = model
+    else:
+        booster = model.booster_
+        schema = schema if schema is not None else model.schema_
     out_dir = Path(out_dir)
     output = Output(out_dir, kind="dir", command="write_bundle", force=overwrite, label="bundle directory")
     tmp = output.tmp
@@ -186,10 +203,11 @@ class PDBundle:
 
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         self.check_request(frame)
-        return self.booster.predict(self.schema.encode(frame), raw_score=True)
+        return np.asarray(self.booster.predict(self.schema.encode(frame), raw_score=True), dtype=np.float64)
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated PD (of the label in the model card) for each row (rows hold the schema's features; extra columns ignored)."""
+        """Calibrated PD (of the label in the model card) for each row (rows hold the schema's features;
+        extra columns ignored)."""
         return self.calibrator.predict(self.raw_score(frame))
 
     def grade(self, pd_: np.ndarray) -> np.ndarray:
@@ -239,8 +257,9 @@ def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None =
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"bundle {path}: manifest.json: format {str(manifest.get('format'))[:40]!r} version "
                           f"{str(manifest.get('format_version'))[:20]!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
-    listed = manifest.get("files")
-    check_manifest_files(listed, f"bundle {path}: manifest.json", FILES, OPTIONAL_FILES)
+    files = manifest.get("files")
+    check_manifest_files(files, f"bundle {path}: manifest.json", FILES, OPTIONAL_FILES)
+    listed = cast(dict[str, Any], files)  # checked just above
     extra = sorted(p.name for p in path.iterdir() if p.name not in (*listed, "manifest.json", SIGNATURE_FILE))
     if extra:
         raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (the manifest lists only "

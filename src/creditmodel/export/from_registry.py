@@ -10,10 +10,7 @@ on the whole out-of-time split, and any difference above 1e-9 refuses the export
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.outputs import write_atomically
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNED_FILE = "manifest.json"
@@ -152,15 +152,7 @@ def sign_bundle(bundle_dir: str | Path, private_key: Ed25519PrivateKey) -> str:
                                                               serialization.PublicFormat.Raw)).decode(),
            "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
            "signature": base64.b64encode(private_key.sign(manifest)).decode()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{SIGNATURE_FILE}.", dir=bundle_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, bundle_dir / SIGNATURE_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(bundle_dir / SIGNATURE_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return kid
 
 

@@ -40,8 +40,8 @@ from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
-from creditmodel.features.catalogue_zh import ZH
 from creditmodel.exceptions import ConfigError
+from creditmodel.features.catalogue_zh import ZH
 
 REPORTING_LAG_DAYS = 90  # a statement for the period ending P is usable for decisions after P + 90 days
 STATEMENT_WINDOW_DAYS = 1095  # statements whose period ended in the last three years

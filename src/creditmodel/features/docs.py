@@ -100,8 +100,8 @@ def catalogue_markdown(features: Sequence[Feature] = CATALOGUE) -> str:
         "Conventions:",
         "",
         "- Point in time: a feature of a loan uses only rows dated strictly before its decision date `d`.",
-        f"- Windows are half-open, `[d - window, d)`: a row exactly at the window start is in, a row on `d` is"
-        f" out. Name suffixes read as months: 1m = 30, 3m = 90, 6m = 180, 12m = 365, 24m = 730, 36m = 1095 days.",
+        "- Windows are half-open, `[d - window, d)`: a row exactly at the window start is in, a row on `d` is"
+        " out. Name suffixes read as months: 1m = 30, 3m = 90, 6m = 180, 12m = 365, 24m = 730, 36m = 1095 days.",
         f"- A financial statement for the period ending `P` is available from `P + {REPORTING_LAG_DAYS}` days"
         f" (reporting lag); it is usable when that date is before `d`, and only statements whose period ended in"
         f" the last {STATEMENT_WINDOW_DAYS} days are read.",

@@ -131,7 +131,8 @@ def build_store(tables: Mapping[str, pd.DataFrame], path: Path) -> dict[str, int
                 continue
             con.register("incoming", df)
             order = ", ".join(_ORDER[name])
-            con.execute(f"CREATE TABLE {name} AS SELECT {_typed(name, list(df.columns))} FROM incoming ORDER BY {order}").fetchall()
+            typed = _typed(name, list(df.columns))
+            con.execute(f"CREATE TABLE {name} AS SELECT {typed} FROM incoming ORDER BY {order}").fetchall()
             con.unregister("incoming")
             if name in ("loans", "enterprises"):
                 con.execute(f"CREATE INDEX {name}_enterprise ON {name} (enterprise_id)").fetchall()

@@ -18,7 +18,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-PD_FLOOR = 0.0005  # 0.05%, the regulatory PD floor for retail and corporate exposures
+from creditmodel.regulatory import PD_FLOOR
 
 
 def logit(p: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from creditmodel.features.catalogue import BY_NAME
+from creditmodel.features.reasons import format_value, reason_text, shap_values  # noqa: F401  (one place, re-exported)
 from creditmodel.models.gbm import LightGBMPD
 
 __all__ = ["Explanation", "shap_values", "explain", "format_value", "reason_text", "reason_codes"]
@@ -29,23 +29,6 @@ class Explanation:
     categorical: tuple[str, ...] = ()  # the categorical features among the columns
 
 
-def shap_values(booster, encoded: np.ndarray) -> tuple[np.ndarray, float]:
-    """Exact TreeSHAP of a binary LightGBM booster on an encoded matrix: (values (n, k), base value).
-
-    ``pred_contrib`` returns k + 1 columns per row; the last one is the expected value of the margin
-    (the same on every row), the others the features' contributions.
-    """
-    encoded = np.asarray(encoded, dtype=np.float64)
-    if len(encoded) == 0:  # LightGBM refuses empty input; the base value does not depend on the row
-        base = float(booster.predict(np.full((1, encoded.shape[1]), np.nan), pred_contrib=True)[0, -1])
-        return np.empty((0, encoded.shape[1])), base
-    contrib = np.asarray(booster.predict(encoded, pred_contrib=True), dtype=np.float64)
-    if contrib.shape != (len(encoded), encoded.shape[1] + 1):
-        raise ValueError(f"pred_contrib returned shape {contrib.shape}; a binary model gives "
-                         f"{(len(encoded), encoded.shape[1] + 1)}")
-    return contrib[:, :-1], float(contrib[0, -1])
-
-
 def explain(model: LightGBMPD, X: pd.DataFrame, loan_id: pd.Series | np.ndarray) -> Explanation:
     """Exact TreeSHAP values of the LightGBM model for the rows of X (LightGBM's ``pred_contrib``)."""
     values, base = shap_values(model.booster_, model.schema_.encode(X))
@@ -53,35 +36,6 @@ def explain(model: LightGBMPD, X: pd.DataFrame, loan_id: pd.Series | np.ndarray)
     names = list(model.schema_.names)
     return Explanation(pd.DataFrame(values, index=index, columns=names), base,
                        X[names].set_axis(index, axis=0), tuple(model.schema_.categorical))
-
-
-def format_value(name: str, value: object) -> str:
-    """A feature value as a loan officer reads it."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "not available"
-    fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
-    if fmt == "cat" or isinstance(value, str):
-        return str(value).replace("_", " ")
-    v = float(value)
-    if fmt == "pct":
-        return f"{v:.0%}"
-    if fmt == "cny":
-        return f"CNY {v:,.0f}"
-    if fmt in ("int", "days", "months"):
-        unit = {"int": "", "days": " days", "months": " months"}[fmt]
-        return f"{v:,.0f}{unit}"
-    if fmt == "flag":
-        return "yes" if v >= 0.5 else "no"
-    if fmt == "years":
-        return f"{v:.1f} years"
-    return f"{v:.2f}"
-
-
-def reason_text(name: str, value: object) -> str:
-    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>"."""
-    f = BY_NAME.get(name)
-    reason = (f.reason or f.label) if f is not None else name
-    return f"{reason}: {format_value(name, value)}"
 
 
 def reason_codes(expl: Explanation, n: int = 3, features: bool = False) -> pd.DataFrame:

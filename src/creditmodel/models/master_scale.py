@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from creditmodel.regulatory import PD_FLOOR
+
 
 class MasterScale(BaseEstimator):
     """Grade i holds PDs in (upper_bounds[i-1], upper_bounds[i]]; the last bound is 1.
@@ -23,7 +25,7 @@ class MasterScale(BaseEstimator):
         self,
         grades: Sequence[str] = (),
         upper_bounds: Sequence[float] = (),
-        pd_floor: float = 0.0005,
+        pd_floor: float = PD_FLOOR,
         assigned_pd: Sequence[float] | None = None,
     ):
         self.grades = grades

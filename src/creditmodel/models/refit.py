@@ -19,6 +19,7 @@ from sklearn.base import clone
 
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
+from creditmodel.regulatory import PD_FLOOR
 
 
 @dataclass
@@ -41,7 +42,7 @@ def time_folds(decision_date: pd.Series, loan_id: pd.Series, folds: int) -> np.n
 
 def refit_on_development(base: LightGBMPD, X: pd.DataFrame, y: np.ndarray, decision_date: pd.Series,
                          loan_id: pd.Series, *, n_trees: int, folds: int = 5, method: str = "platt",
-                         pd_floor: float = 0.0005, target_mean_pd: float | None = None) -> Refit:
+                         pd_floor: float = PD_FLOOR, target_mean_pd: float | None = None) -> Refit:
     """Refit `base` (unfitted parameters) on all of (X, y) with `n_trees` trees and no early stopping,
     with a calibrator fitted on out-of-fold scores (and its level set to `target_mean_pd` if given)."""
     y = np.asarray(y, dtype=float)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.gbm import LightGBMPD
-from creditmodel.validation.metrics import auc
+from creditmodel.models.metrics import auc
 
 log = logging.getLogger(__name__)
 

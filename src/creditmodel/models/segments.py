@@ -12,7 +12,7 @@ import pandas as pd
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
-from creditmodel.validation.metrics import auc
+from creditmodel.models.metrics import auc
 
 
 def compare_segment_models(

@@ -111,7 +111,9 @@ def parse_triggers(raw: Mapping[str, Any] | None = None) -> list[Trigger]:
             else:
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             if not ok:
-                raise _fail(name, key, f"{value!r}; expected {'true or false' if isinstance(default, bool) else 'a fraction in (0, 1)' if key == 'drop' else 'a positive integer'}")
+                expected = ("true or false" if isinstance(default, bool) else
+                            "a fraction in (0, 1)" if key == "drop" else "a positive integer")
+                raise _fail(name, key, f"{value!r}; expected {expected}")
             params.append((key, value))
         out.append(Trigger(name, kind, int(severity), spec["en"], spec["zh"], tuple(params)))
     return out

@@ -8,7 +8,8 @@ Per loan, every component a rate per year on the exposure at default (EAD):
     rate               = risk_covering_rate clamped to [min_rate, max_rate]   (floored / capped say which)
 
 LGD comes from the guarantee type (PricingConfig.lgd) unless the loan carries security details:
-collateral, a guarantor's PD or a joint-guarantee group (creditmodel.pricing.guarantees), K is the Basel IRB capital per unit of EAD
+collateral, a guarantor's PD or a joint-guarantee group (creditmodel.pricing.guarantees), K is the Basel
+IRB capital per unit of EAD
 (creditmodel.pricing.capital: other retail or corporate with the SME adjustment), and RAROC/EVA
 are those of the offered rate (creditmodel.pricing.raroc).
 """

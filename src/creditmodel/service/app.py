@@ -182,7 +182,7 @@ async def _read_body(receive: Any, limit: int, deadline: float, *, large: int | 
             raise _TimedOut
         try:
             message = await asyncio.wait_for(receive(), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _TimedOut from None
         if message["type"] == "http.disconnect":
             raise _Gone
@@ -205,7 +205,7 @@ async def _drain(receive: Any, deadline: float) -> None:
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             message = await asyncio.wait_for(receive(), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         if message["type"] == "http.disconnect" or not message.get("more_body", False):
             return

@@ -61,18 +61,18 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
     amount, term = _amount(), _term()
     return create_model(
         "LoanApplication", __config__=ConfigDict(extra="forbid"),
-        id=(Optional[Annotated[str, Strict(), Field(max_length=m.MAX_ID_LENGTH)]],
+        id=(Optional[Annotated[str, Strict(), Field(max_length=m.MAX_ID_LENGTH)]],  # noqa: UP045
             Field(None, description="the caller's reference, echoed back")),
         enterprise_id=(Annotated[int, Strict(), Field(ge=0, le=MAX_ID)], Field(..., description="the borrower")),
         amount=(amount, Field(..., description="amount applied for, CNY")),
         term_months=(term, Field(..., description="term in months")),
         product=(vocab("product"), Field(..., description="product (the data dictionary's products)")),
         guarantee_type=(vocab("guarantee_type"), Field(..., description="guarantee (the data dictionary's types)")),
-        decision_date=(Optional[date], Field(None, description="as-of date of the features; default today")),
-        group_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],
+        decision_date=(Optional[date], Field(None, description="as-of date of the features; default today")),  # noqa: UP045
+        group_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],  # noqa: UP045
                   Field(None, description="joint-guarantee group of the application, if any")),
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
-        annual_sales=(Optional[Annotated[float, Strict(), Field(ge=0, le=m.ABSURD, allow_inf_nan=False)]],
+        annual_sales=(Optional[Annotated[float, Strict(), Field(ge=0, le=m.ABSURD, allow_inf_nan=False)]],  # noqa: UP045
                       Field(None, description="price only: annual sales, CNY; default the latest statement's")),
     )
 

@@ -17,7 +17,6 @@ Output columns: the kept input columns (default: every column that is not a mode
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -69,7 +68,7 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
     """
     try:
         pd_ = np.asarray(bundle.predict_pd(frame), dtype=np.float64)
-    except RequestError as exc:
+    except RequestError:
         i = _first_bad_row(bundle, frame)
         try:
             bundle.check_request(frame.iloc[i:i + 1])

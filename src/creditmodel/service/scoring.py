@@ -9,10 +9,10 @@ words of every refusal are the bundle's. At construction the scorer proves on pr
 PDs equal ``bundle.predict_pd`` exactly, so a change to the bundle's encoding cannot go unnoticed.
 
 Reason codes (:func:`reason_codes_from_bundle`, :meth:`FastScorer.reasons`) are LightGBM's exact
-TreeSHAP (``booster.predict(X, pred_contrib=True)``, margin space; the last column is the base
-value): per row the ``n`` features with the largest positive (adverse) contribution, in the
-catalogue's reason text with the value behind it ("<reason>: <value>"); a row with fewer adverse
-features gets fewer reasons.
+TreeSHAP (margin space): per row the ``n`` features with the largest positive (adverse) contribution,
+in the catalogue's reason text with the value behind it ("<reason>: <value>"); a row with fewer
+adverse features gets fewer reasons. The TreeSHAP call, the ranking and the text are
+:mod:`creditmodel.features.reasons`, the same functions validation uses.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.exceptions import BundleError, RequestError
+from creditmodel.features.reasons import reason_text, shap_values, top_adverse
 
 N_REASONS = 3
 
@@ -135,7 +136,7 @@ def feature_policies(schema: Any, *, dictionary: bool = False) -> list[FeaturePo
             categories=tuple(cats) if cats is not None else None,
             nullable=name not in required,
             bounds=(float(b[0]), float(b[1])) if b is not None else None,
-            training_range=tuple(map(float, observed[name])) if name in observed else None,
+            training_range=(float(observed[name][0]), float(observed[name][1])) if name in observed else None,
             domain_source=source,
         ))
     return out
@@ -166,9 +167,6 @@ class FastScorer:
         self._trained_idx = np.array([j for j, _ in trained], dtype=np.intp)
         self._train_lo = np.array([r[0] for _, r in trained], dtype=np.float64)
         self._train_hi = np.array([r[1] for _, r in trained], dtype=np.float64)
-        from creditmodel.validation.explain import reason_text  # the catalogue's "<reason>: <value>"
-
-        self._reason_text = reason_text
         if self_check:
             self.check_parity()
 
@@ -224,9 +222,7 @@ class FastScorer:
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP per feature (n, k) in margin space; the base value column is dropped."""
-        contrib = np.asarray(self.bundle.booster.predict(X, pred_contrib=True, num_threads=self.num_threads),
-                             dtype=np.float64)
-        return contrib[:, :-1]
+        return shap_values(self.bundle.booster, X, num_threads=self.num_threads)[0]
 
     def decoded(self, X: np.ndarray, i: int, j: int) -> float | str | None:
         """The feature value behind cell (i, j) of an encoded matrix, as the request gave it."""
@@ -241,18 +237,13 @@ class FastScorer:
         if not len(X):
             return []
         values = self.contributions(X)
-        k = min(n, values.shape[1])
-        order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
         out = []
-        for i in range(len(X)):
+        for i, adverse in enumerate(top_adverse(values, n)):
             row = []
-            for j in order[i]:
-                c = float(values[i, j])
-                if not c > 0:
-                    break
-                value = self.decoded(X, i, int(j))
+            for j in adverse:
+                value = self.decoded(X, i, j)
                 name = self.names[j]
-                row.append(Reason(name, self._reason_text(name, value), value, c))
+                row.append(Reason(name, reason_text(name, value), value, float(values[i, j])))
             out.append(row)
         return out
 

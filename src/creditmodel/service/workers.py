@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.outputs import write_atomically
 
 HEARTBEAT_S = 1.0
 STALE_S = 5.0  # a worker whose status is older than this is not answering
@@ -121,9 +122,7 @@ class WorkerStatus:
     def write(self, state: str, **info: Any) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         record = {"slot": self.slot, "state": state, "pid": info.pop("pid", os.getpid()), "since": time.time(), **info}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(record))
 
     def read(self) -> dict[str, Any] | None:
         try:

@@ -41,8 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from creditmodel.features.catalogue import BY_NAME
-from creditmodel.models.explanation import (  # noqa: F401  (re-exported: the explain API in one place)
-    Explanation, explain, format_value, reason_codes, reason_text, shap_values)
+from creditmodel.models.explanation import Explanation, explain, format_value, reason_codes, reason_text, shap_values  # noqa: F401  (re-exported: the explain API in one place)
 from creditmodel.validation.plots import FigureDisplay, new_axes
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ __all__ = ["Display", "FigureDisplay", "RocDisplay", "ReliabilityDisplay", "Scor
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     """`ax` and its figure, or a new figure with one axes of `figsize` (pyplot imported here, lazily)."""
     if ax is not None:
-        return ax.figure, ax
+        return ax.get_figure(root=True), ax  # type: ignore[return-value]  # an axes' root figure is a Figure
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=figsize)

@@ -462,7 +462,8 @@ def segments(ev: Evidence, cfg: ValidationConfig) -> Section:
         if len(part):
             judged = part[part["status"] != "info"]
             bad = judged[judged["status"] != "green"]["value"].tolist()
-            sec.add(f"By {col.replace('_', ' ')}", f"{len(part)} segments", value=float(judged["auc"].min()) if len(judged) else None,
+            sec.add(f"By {col.replace('_', ' ')}", f"{len(part)} segments",
+                    value=float(judged["auc"].min()) if len(judged) else None,
                     status=worst(judged["status"]) if len(judged) else "info",
                     threshold=f"AUC red <{cfg.auc_red:g}, amber <{cfg.auc_amber:g}; Jeffreys red p<{cfg.p_red:g}",
                     note=("lowest AUC shown; not green: " + ", ".join(bad)) if bad else "lowest AUC shown")
