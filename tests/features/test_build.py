@@ -27,8 +27,14 @@ def _as_of(tables: dict[str, pd.DataFrame], loan: pd.Series, mode: str) -> dict[
     own_loans = loans.loc[loans["enterprise_id"].isin(ents), "loan_id"]
     out = {}
     for name, df in tables.items():
-        df = df[df["loan_id"].isin(own_loans)] if name == "repayments" else df[df["enterprise_id"].isin(ents)]
+        if "enterprise_id" in df.columns:
+            df = df[df["enterprise_id"].isin(ents)]
+        elif "loan_id" in df.columns:  # repayments and the other loan-keyed tables
+            df = df[df["loan_id"].isin(own_loans)]
         date_col = TABLES[name].event_date
+        if date_col is None:  # undated (e.g. the officers roster): nothing in it lies in the future
+            out[name] = df
+            continue
         future = pd.to_datetime(df[date_col]) >= d
         if name == "loans":
             future &= df["loan_id"] != loan["loan_id"]

@@ -13,13 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
 from creditmodel.features.catalogue import CATALOGUE, REPORTING_LAG_DAYS, STATEMENT_WINDOW_DAYS, Feature
+
+if TYPE_CHECKING:  # DuckDB is imported where a query runs, so reading a bundle's catalogue does not load it
+    import duckdb
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +244,8 @@ def source_summary(tables: dict[str, pd.DataFrame], features: Sequence[Feature] 
 def _watch(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None], every: float,
            done: threading.Event) -> None:
     """Report DuckDB's own estimate of the query's progress until `done` is set."""
+    import duckdb
+
     started, last = time.perf_counter(), -1.0
     while not done.wait(every):
         try:
@@ -280,6 +285,8 @@ def build_features(
             else:
                 progress(f"source {r.source}: {r.status}" + (f", {r.rows:,} rows of {r.tables} -> {r.features} features"
                                                               if r.status == "used" else f" ({r.tables} missing)"))
+    import duckdb
+
     apps = tables["loans"] if applications is None else applications
     with duckdb.connect() as con:
         con.execute(f"SET threads TO {int(threads)}")

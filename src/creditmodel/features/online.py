@@ -27,7 +27,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
@@ -43,8 +42,17 @@ CATALOGUE_VERSION = 1
 _ROW_DATE = {"registration_events": "event_date", "court_cases": "filed_date", "environment_checks": "check_date",
              "transactions": "ts", "financial_statements": "period_end", "loans": "application_date",
              "repayments": "date"}
-_ORDER = {name: ("enterprise_id", _ROW_DATE[name]) if name in _ROW_DATE and name != "repayments"
-          else ("loan_id", "date") if name == "repayments" else ("enterprise_id",) for name in TABLES}
+
+
+def _order(name: str) -> tuple[str, ...]:
+    """How a table is sorted in the store: by borrower (or loan) and then date, for point lookups."""
+    columns = TABLES[name].column_names
+    who = next((c for c in ("enterprise_id", "loan_id", "officer_id") if c in columns), columns[0])
+    when = _ROW_DATE.get(name) or TABLES[name].event_date
+    return (who, when) if when and when in columns else (who,)
+
+
+_ORDER = {name: _order(name) for name in TABLES}
 META = "store_meta"
 
 
@@ -120,6 +128,8 @@ def _typed(name: str, columns: Sequence[str]) -> str:
 def build_store(tables: Mapping[str, pd.DataFrame], path: Path) -> dict[str, int]:
     """Write the canonical tables into a new DuckDB file at `path` (which must not exist yet), typed and
     sorted for per-borrower lookups; returns the rows per table. The caller owns the output rules."""
+    import duckdb
+
     path = Path(path)
     counts: dict[str, int] = {}
     with duckdb.connect(str(path)) as con:
@@ -189,6 +199,8 @@ class OnlineFeatures:
     """
 
     def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
+        import duckdb  # here, not at import: reading a bundle's catalogue needs no DuckDB
+
         self.catalogue = tuple(features)
         self.store = parse_store(store)
         self._sql = compile_query(self.catalogue)
