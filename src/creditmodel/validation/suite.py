@@ -196,7 +196,7 @@ class Figures:
         global _PENDING
         _PENDING = jobs  # inherited by the forked workers: nothing large is pickled
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
                 for _ in pool.imap_unordered(_draw_pending, range(len(jobs)), chunksize=1):
                     pass
         finally:
@@ -204,6 +204,14 @@ class Figures:
 
 
 _PENDING: list[tuple[Callable[..., Any], tuple, dict]] = []
+
+
+def _quiet_worker() -> None:
+    """A forked drawing worker ends quietly when the pool stops it: it must not inherit the run's
+    SIGTERM-as-exception handler (creditmodel.signals), which would print a traceback per worker."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _draw_pending(i: int) -> None:
