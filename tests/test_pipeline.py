@@ -16,8 +16,8 @@ from creditmodel.pricing.engine import COMPONENTS
 def test_outputs_exist(demo_run):
     r = demo_run["result"]
     assert sorted(p.name for p in r.bundle_dir.iterdir()) == [
-        "calibration.json", "feature_schema.json", "manifest.json", "manifest.sig", "master_scale.json", "model.txt",
-        "model_card.json", "scorecard.csv"]
+        "calibration.json", "feature_catalogue.json", "feature_schema.json", "manifest.json", "manifest.sig",
+        "master_scale.json", "model.txt", "model_card.json", "scorecard.csv"]
     for name in ("features.parquet", "scored.parquet", "scorecard_points.parquet", "validation_report.html"):
         assert (r.output_dir / name).stat().st_size > 0, name
     for name in ("roc_oot.png", "calibration_valid.png", "shap_importance.png", "reason_codes_valid.csv",

@@ -807,7 +807,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
-    os.environ.setdefault("MPLBACKEND", "Agg")  # commands write figures to files; no window, no display needed
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\..*)?")  # noise on import
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -831,5 +830,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def console() -> int:
+    """The `creditmodel` command: `main` in a process of its own, which draws figures into files only."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # no window, no display needed (main() called in a kernel keeps its own)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -192,6 +192,8 @@ def tables(edge_tables):
     world = generate_world(150, seed=5).tables
     merged = {}
     for name in TABLES:
+        if name not in edge_tables:  # tables no feature reads (security, life after the loan)
+            continue
         synthetic = world[name].astype({c: t for c, t in edge_tables[name].dtypes.items()})
         merged[name] = pd.concat([synthetic, edge_tables[name]], ignore_index=True)
     return merged
