@@ -1,4 +1,5 @@
-"""A bank's own data, as it is: a foreign-shaped loan book runs with only a dictionary and a config file.
+"""A bank's own data, as it is: a foreign-shaped loan book runs with only a mapping, a dictionary and a
+config file.
 
 The loan book is written here: other industries, legal forms, products and guarantee types, USD,
 terms up to 300 months, a default-date column as the label, and three attributes of the bank's own:
@@ -13,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from creditmodel.cli import main
 from creditmodel.config import load_config
-from creditmodel.data.io import write_tables
 from creditmodel.features import catalogue
 from creditmodel.pipeline import evaluate, modelling_frame, run_pipeline, train_models
 
@@ -156,11 +157,88 @@ real_estate = 0.35
     return str(path)
 
 
+NAICS = {"restaurants": "722511", "construction": "236220", "retail_trade": "445110", "trucking": "484121",
+         "software": "511210", "health_care": "621111"}
+ENTITY = {"llc": "LLC", "corporation": "CORP", "sole_proprietorship": "INDIVIDUAL"}
+PROGRAM = {"sba_7a": "7A", "term_loan": "TL", "line_of_credit": "LOC"}
+SECURITY = {"sba_guaranteed": "SBA", "unsecured": "NONE", "real_estate": "RE"}
+
+
+def _map(codes: dict[str, str]) -> str:
+    return "{ " + ", ".join(f'{k} = ["{v}"]' for k, v in codes.items()) + " }"
+
+
+MAPPING = f"""
+extraction_date = 2025-06-30
+dictionary = "dictionary.toml"
+
+[tables.enterprises]
+source = {{ path = "extract/borrowers.csv" }}
+[tables.enterprises.columns]
+enterprise_id = {{ column = "BorrowerID", id = "digits" }}
+registration_date = {{ column = "Established", date = "%m/%d/%Y" }}
+legal_form = {{ column = "EntityType", map = {_map(ENTITY)} }}
+industry = {{ column = "NAICS", map = {_map(NAICS)} }}
+county = "County"
+registered_capital = {{ column = "Capital", money = true }}
+owner_birth_year = "OwnerBirthYear"
+franchise = {{ column = "Franchise", cast = "bool" }}
+
+[tables.loans]
+source = {{ path = "extract/loans.csv" }}
+[tables.loans.columns]
+loan_id = {{ column = "LoanNo", id = "digits" }}
+enterprise_id = {{ column = "BorrowerID", id = "digits" }}
+application_date = {{ column = "ApprovalDate", date = "%m/%d/%Y" }}
+product = {{ column = "Program", map = {_map(PROGRAM)} }}
+guarantee_type = {{ column = "Collateral", map = {_map(SECURITY)} }}
+amount = {{ column = "GrossApproval", money = true }}
+term_months = "TermInMonths"
+rate = "InterestRate"
+credit_score = "CreditScore"
+months_on_book = "MonthsOnBook"
+default_date = {{ column = "ChargeOffDate", date = "%m/%d/%Y" }}
+
+[tables.repayments]
+source = {{ path = "extract/payments.csv" }}
+[tables.repayments.columns]
+loan_id = {{ column = "LoanNo", id = "digits" }}
+date = {{ column = "PaymentDate", date = "%m/%d/%Y" }}
+days_past_due = "DaysLate"
+"""
+
+
+def _extract(book: dict[str, pd.DataFrame], folder) -> None:
+    """The loan book as the bank's system exports it: its own column names, codes, money strings and
+    US dates. Only the mapping file turns it into the canonical tables."""
+    folder.mkdir()
+    us = "%m/%d/%Y"
+    e, lo, r = book["enterprises"], book["loans"], book["repayments"]
+    pd.DataFrame({
+        "BorrowerID": [f"B-{i:06d}" for i in e["enterprise_id"]],
+        "Established": e["registration_date"].dt.strftime(us),
+        "EntityType": e["legal_form"].map(ENTITY), "NAICS": e["industry"].map(NAICS), "County": e["county"],
+        "Capital": [("" if np.isnan(v) else f"${v:,.2f}") for v in e["registered_capital"]],
+        "OwnerBirthYear": e["owner_birth_year"], "Franchise": e["franchise"].map({True: "true", False: "false"}),
+    }).to_csv(folder / "borrowers.csv", index=False)
+    pd.DataFrame({
+        "LoanNo": [f"L{i}" for i in lo["loan_id"]], "BorrowerID": [f"B-{i:06d}" for i in lo["enterprise_id"]],
+        "ApprovalDate": lo["application_date"].dt.strftime(us), "Program": lo["product"].map(PROGRAM),
+        "Collateral": lo["guarantee_type"].map(SECURITY), "GrossApproval": [f"${v:,.2f}" for v in lo["amount"]],
+        "TermInMonths": lo["term_months"], "InterestRate": lo["rate"], "CreditScore": lo["credit_score"],
+        "MonthsOnBook": lo["months_on_book"], "ChargeOffDate": lo["default_date"].dt.strftime(us).fillna(""),
+    }).to_csv(folder / "loans.csv", index=False)
+    pd.DataFrame({"LoanNo": [f"L{i}" for i in r["loan_id"]], "PaymentDate": r["date"].dt.strftime(us),
+                  "DaysLate": r["days_past_due"]}).to_csv(folder / "payments.csv", index=False)
+
+
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     root = tmp_path_factory.mktemp("own_data")
-    write_tables(_loan_book(), root / "bank")
+    _extract(_loan_book(), root / "extract")
     (root / "dictionary.toml").write_text(DICTIONARY, encoding="utf-8")
+    (root / "mapping.toml").write_text(MAPPING, encoding="utf-8")
+    assert main(["data", "map", "--mapping", str(root / "mapping.toml"), "--out", str(root / "bank")]) == 0
     yield root
     catalogue.BY_NAME.clear()  # leave the shipped catalogue behind for other tests
     catalogue.BY_NAME.update({f.name: f for f in catalogue.CATALOGUE})
