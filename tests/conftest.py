@@ -1,4 +1,11 @@
-"""Shared fixtures: a small synthetic world, generated once per test session."""
+"""Shared fixtures: a small synthetic world, generated once per test session, and a real PostgreSQL."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +85,52 @@ def small_run(tmp_path_factory):
     timings = json.loads((root / "out" / "run.json").read_text())["timings_s"]
     return {"root": root, "uri": uri, "config": config, "result": result, "toml": root / "small.toml",
             "out": root / "out", "timings": timings}
+
+
+PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None) \
+    if Path("/usr/lib/postgresql").is_dir() else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI runs as root, a developer usually does not
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on loopback for the session (`.ci/run` installs the server programs;
+    skipped cleanly without them); call it with a database name to get that new database's URL."""
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL server programs are not installed")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL")
+    # not under pytest's tmp dir: that is private to root, and the server runs as postgres
+    root = Path(tempfile.mkdtemp(prefix="creditmodel-pg-"))
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "tester"]),
+                   check=True, capture_output=True)
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
+                                 f"-h 127.0.0.1 -p {port} -k {data}", "start"]), check=True, capture_output=True)
+
+    def database(name: str) -> str:
+        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tester", name],
+                       check=True, capture_output=True)
+        return f"postgresql://tester@127.0.0.1:{port}/{name}"
+
+    try:
+        yield database
+    finally:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -8,17 +8,13 @@ tests start a throwaway server on loopback and skip cleanly where its programs a
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import free_port as _free_port
 from creditmodel.cli import main
 from creditmodel.data.mapping import load_mapping, map_tables
 
@@ -435,45 +431,9 @@ def test_missing_mapping_file(tmp_path, capsys):
 # a real PostgreSQL
 # -------------------------------------------------------------------------------------------
 
-PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None) \
-    if Path("/usr/lib/postgresql").is_dir() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
-def postgres():
-    if PG_BIN is None or not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL server programs are not installed")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL")
-    root = Path(tempfile.mkdtemp(prefix="creditmodel-pg-"))   # the server runs as postgres
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-    port = _free_port()
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "bank"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                                 f"-h 127.0.0.1 -p {port} -k {data}", "start"]), check=True, capture_output=True)
-    try:
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "bank", "core"],
-                       check=True, capture_output=True)
-        yield f"postgresql://bank@127.0.0.1:{port}/core"
-    finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+def postgres(postgres_server):
+    return postgres_server("core")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,8 @@
 Skips cleanly where PostgreSQL's server programs are not installed (`.ci/run` installs them).
 """
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -16,49 +12,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from conftest import free_port as _free_port
+
 pytestmark = pytest.mark.slow  # starts PostgreSQL and an MLflow server
 
-PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None) \
-    if Path("/usr/lib/postgresql").is_dir() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; CI runs as root, a developer usually does not
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
-def postgres():
-    if PG_BIN is None or not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL server programs are not installed")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL")
-    # not under pytest's tmp dir: that is private to root, and the server runs as postgres
-    root = Path(tempfile.mkdtemp(prefix="creditmodel-pg-"))
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(data, "postgres")
-    port = _free_port()
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "mlflow"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                                 f"-h 127.0.0.1 -p {port} -k {data}", "start"]), check=True, capture_output=True)
-    try:
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
-                       check=True, capture_output=True)
-        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
-    finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+def postgres(postgres_server):
+    return postgres_server("mlflow")
 
 
 @pytest.fixture(scope="module")
