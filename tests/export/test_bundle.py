@@ -13,13 +13,6 @@ from creditmodel.export.bundle import load_bundle
 from creditmodel.export.signing import load_private_key, sign_bundle
 
 
-@pytest.fixture
-def bundle_copy(demo_run, tmp_path):
-    dst = tmp_path / "bundle"
-    shutil.copytree(demo_run["result"].bundle_dir, dst)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def oot(demo_run):
     frame = pd.read_parquet(demo_run["result"].features_path)

@@ -4,7 +4,6 @@ out-of-range values in the JSON files. LightGBM's parser never sees a model text
 """
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -17,13 +16,6 @@ from creditmodel.export.bundle import load_bundle
 from creditmodel.export.model_text import check_model_text
 
 from .bundle_tools import edit_json, edit_manifest, resign, rewrite
-
-
-@pytest.fixture
-def bundle_copy(demo_run, tmp_path):
-    dst = tmp_path / "bundle"
-    shutil.copytree(demo_run["result"].bundle_dir, dst)
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ and a flipped byte in the manifest or its signature are all refused with one lin
 
 import json
 import os
-import shutil
 import stat
 
 import numpy as np
@@ -28,13 +27,6 @@ from creditmodel.export.signing import (
 )
 
 from .bundle_tools import resign, rewrite
-
-
-@pytest.fixture
-def bundle_copy(demo_run, tmp_path):
-    dst = tmp_path / "bundle"
-    shutil.copytree(demo_run["result"].bundle_dir, dst)
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -87,13 +87,17 @@ def generate_keys(out_dir: str | Path) -> tuple[Path, Path, str]:
     return private_path, public_path, key_id(key.public_key())
 
 
+def _key_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     """The Ed25519 private key of a PEM file; ConfigError names the file and what was expected."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"signing key {path}: cannot be read ({exc.strerror or exc})") from None
+    data = _key_bytes(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -108,10 +112,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
     """The Ed25519 public key of a PEM file; ConfigError names the file and what was expected."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"trusted key {path}: cannot be read ({exc.strerror or exc})") from None
+    data = _key_bytes(path, "trusted key")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
