@@ -413,8 +413,8 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
 def _cmd_data_map(args: argparse.Namespace) -> None:
     from creditmodel.data.mapping import write_mapped
 
-    out, tables = write_mapped(args.mapping, args.out, force=args.force)
-    rows = ", ".join(f"{name} {len(df):,}" for name, df in tables.items())
+    out, counts = write_mapped(args.mapping, args.out, force=args.force)
+    rows = ", ".join(f"{name} {n:,}" for name, n in counts.items())
     print(f"wrote canonical tables to {out} ({rows} rows); run them with: creditmodel run --data {out} "
           f"--config RUN.toml (naming the mapping's data dictionary, if any)")
 

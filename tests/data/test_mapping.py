@@ -302,17 +302,16 @@ MONEY = {
 
 
 def test_money_strings_against_hand_computed_values():
-    import pyarrow as pa
+    from creditmodel.data.mapping import ColumnMapping, convert_values
 
-    from creditmodel.data.mapping import ColumnMapping, _Col, _money
-
-    col = _Col("loans", "amount", ColumnMapping(column="x", money=True), "x.csv")
-    got = _money(col, pa.array(list(MONEY) + [None, ""])).to_pylist()
+    spec = ColumnMapping(column="x", money=True)
+    got = convert_values(spec, list(MONEY) + [None, ""], name="amount")
     assert got[:-2] == pytest.approx(list(MONEY.values()))
     assert got[-2:] == [None, None]
     for bad in ("1,2", "12abc", "1.2.3", "(1,200", "$", "1,200)", "万", "12 34"):
-        with pytest.raises(Exception, match=r"loans\.amount \(source column 'x' in x\.csv\): 1 value is not money"):
-            _money(col, pa.array(["1", bad]))
+        with pytest.raises(Exception, match=r"loans\.amount \(source column 'x' in the values given\): 1 value is "
+                                            r"not money"):
+            convert_values(spec, ["1", bad], name="amount")
 
 
 # -------------------------------------------------------------------------------------------
@@ -395,6 +394,78 @@ def test_bad_input_is_one_line_and_nothing_written(tmp_path, capsys, case):
         assert needle.lower() in first.lower(), (case, needle, err)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["extract"]   # no temporary left behind
+
+
+# Each kind of contract fault, planted in the mapped data (not in the mapping's conversions): the
+# one-pass writer's SQL checks must catch it, and the message is the contracts' own.
+CONTRACT_FAULTS = {
+    "null in a required column": (
+        lambda m: m.replace('term_months = "期限"', 'term_months = { expr = "CASE WHEN 合同号 = \'HT-002\' THEN NULL ELSE 期限 END" }'),
+        "loans.term_months: null value in non-nullable column"),
+    "value outside the vocabulary": (
+        lambda m: m.replace('guarantee_type = { value = "unsecured" }', 'guarantee_type = { value = "gold" }'),
+        "loans.guarantee_type: value 'gold' not in allowed categories"),
+    "value below the valid domain": (
+        lambda m: m.replace('amount = { column = "金额", money = true }',
+                            'amount = { column = "金额", money = true, factor = -1 }'),
+        "loans.amount: values"),
+    "duplicate key": (
+        lambda m: m.replace('loan_id = { column = "合同号", id = "digits" }\nenterprise_id', 'loan_id = { value = 7 }\nenterprise_id'),
+        "loans.loan_id: duplicate key"),
+    "orphan foreign key": (
+        lambda m: m.replace('loan_id = { column = "合同号", id = "digits" }\ndate', 'loan_id = { value = 999 }\ndate'),
+        "repayments.loan_id: value 999 not found in loans.loan_id"),
+    "row after the extraction date": (
+        lambda m: m.replace("extraction_date = 2024-06-30", "extraction_date = 2023-06-01"),
+        "later than extraction date 2023-06-01"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_FAULTS))
+def test_contract_faults_are_caught_on_the_way_and_named_by_the_contracts(tmp_path, capsys, case):
+    from creditmodel.data import contracts_sql
+    from creditmodel.data.contracts import validate_tables
+    from creditmodel.data.mapping import _connect, _convert_all, _load_dictionary
+    from creditmodel.exceptions import DataContractError
+
+    edit, needle = CONTRACT_FAULTS[case]
+    path = _bank(tmp_path, edit(MAPPING))
+    mapping, base = load_mapping(path)
+    dictionary = _load_dictionary(mapping, base)
+    with _connect() as con:   # the SQL rules see the fault ...
+        mapped = _convert_all(con, mapping, base, dictionary)
+        frames, faults = {}, 0
+        for name, conv in mapped.items():
+            types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {conv.query}").fetchall()}
+            guard = contracts_sql.row_guard(contracts_sql.tables(dictionary)[name], types, mapping.extraction_date)
+            faults += con.execute(f"SELECT count(*) FROM ({conv.query}) WHERE {guard}").fetchall()[0][0]
+            frames[name] = con.execute(conv.query).df()
+        faults += contracts_sql.key_violations(con, {n: c.query for n, c in mapped.items()}, dictionary)
+    assert faults > 0
+    with pytest.raises(DataContractError, match="."):   # ... and so do the contracts
+        validate_tables(frames, dictionary=dictionary, extraction_date=mapping.extraction_date)
+    out = tmp_path / "canonical"
+    code, _, err = _run(capsys, path, out)
+    assert code == 2 and needle in err.splitlines()[0], err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["extract"]
+
+
+def test_clean_tables_pass_the_sql_rules_and_the_contracts_alike(tmp_path, capsys):
+    """The one-pass writer and the contracts agree on clean data: the written parquet equals the
+    frames validate_tables returns (the pandas path of map_tables)."""
+    path = _bank(tmp_path)
+    out = tmp_path / "canonical"
+    assert _run(capsys, path, out)[0] == 0
+    expected = map_tables(*load_mapping(path))
+    for name, frame in expected.items():
+        written = pd.read_parquet(out / f"{name}.parquet")
+        assert list(written.columns) == list(frame.columns), name
+        for column in frame.columns:
+            a, b = written[column], frame[column]
+            if pd.api.types.is_datetime64_any_dtype(b):
+                assert (a.astype("datetime64[us]").fillna(pd.Timestamp(0)) == b.astype("datetime64[us]").fillna(pd.Timestamp(0))).all(), (name, column)
+            else:
+                assert a.astype(object).where(a.notna(), None).tolist() == b.astype(object).where(b.notna(), None).tolist(), (name, column)
 
 
 def test_out_not_empty_is_refused(tmp_path, capsys):

@@ -34,6 +34,7 @@ import pandera.pandas as pa
 
 from creditmodel.data import schema
 from creditmodel.data.dictionary import VOCABULARY_COLUMNS, DataDictionary, default_dictionary
+from creditmodel.data.io import extraction_timestamp
 from creditmodel.data.schema import Column, Table
 from creditmodel.exceptions import DataContractError
 
@@ -636,21 +637,6 @@ def _foreign_keys(tables: Mapping[str, pd.DataFrame], specs: Mapping[str, Table]
                     _row_failure(t, df, column, "foreign_key", target, child[orphan])
                 )
     return failures
-
-
-def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
-    """An extraction date as a naive timestamp; DataContractError when it is not a date."""
-    try:
-        cutoff = pd.Timestamp(extraction_date)
-    except (TypeError, ValueError) as exc:
-        raise DataContractError(
-            f"extraction_date {extraction_date!r} is not a date ({exc})"
-        ) from None
-    if pd.isna(cutoff):
-        raise DataContractError(f"extraction_date {extraction_date!r} is not a date")
-    if cutoff.tz is not None:
-        cutoff = cutoff.tz_convert("UTC").tz_localize(None)
-    return cutoff
 
 
 def _future_rows(tables: Mapping[str, pd.DataFrame], specs: Mapping[str, Table],

@@ -25,12 +25,11 @@ from typing import Any
 import pandas as pd
 
 from creditmodel.data import schema
-from creditmodel.data.contracts import _parse_dates, extraction_timestamp, validate_tables
 from creditmodel.data.dictionary import DataDictionary
 from creditmodel.exceptions import ConfigError, DataContractError
 from creditmodel.outputs import Output
 
-__all__ = ["read_tables", "write_tables", "load_tables", "DATASET_FILE", "declared_extraction_date",
+__all__ = ["extraction_timestamp", "read_tables", "write_tables", "load_tables", "DATASET_FILE", "declared_extraction_date",
            "write_dataset_info", "resolve_extraction_date"]
 
 DATASET_FILE = "_dataset.json"
@@ -103,6 +102,7 @@ def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataF
     df.columns = [_clean_name(c) for c in df.columns]
     for column in df.columns:
         if kinds.get(column) in ("date", "timestamp"):
+            from creditmodel.data.contracts import _parse_dates  # pandera: imported when needed
             parsed, bad = _parse_dates(df[column])
             if bad.any():
                 examples = df[column][bad]
@@ -246,12 +246,28 @@ def load_tables(
 ) -> dict[str, pd.DataFrame]:
     """Read the tables in ``source`` and validate them against the contracts of ``dictionary``."""
     tables = read_tables(source, encoding=encoding, delimiter=delimiter)
+    from creditmodel.data.contracts import validate_tables
     return validate_tables(tables, dictionary=dictionary, extraction_date=extraction_date)
 
 
 # --------------------------------------------------------------------------------------------
 # the declared extraction date
 # --------------------------------------------------------------------------------------------
+
+
+def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
+    """An extraction date as a naive timestamp; DataContractError when it is not a date."""
+    try:
+        cutoff = pd.Timestamp(extraction_date)
+    except (TypeError, ValueError) as exc:
+        raise DataContractError(
+            f"extraction_date {extraction_date!r} is not a date ({exc})"
+        ) from None
+    if pd.isna(cutoff):
+        raise DataContractError(f"extraction_date {extraction_date!r} is not a date")
+    if cutoff.tz is not None:
+        cutoff = cutoff.tz_convert("UTC").tz_localize(None)
+    return cutoff
 
 
 def _parse_declared(value: Any, where: str) -> pd.Timestamp:
@@ -314,7 +330,7 @@ def resolve_extraction_date(configured: Any, source: str | Path) -> pd.Timestamp
     ConfigError asks for it in one line.
     """
     if configured is not None:
-        return extraction_timestamp(configured).normalize()
+            return extraction_timestamp(configured).normalize()
     declared = declared_extraction_date(source)
     if declared is None:
         where = (f"a table {DATASET_TABLE} with a column extraction_date in {source}"

@@ -20,29 +20,28 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from creditmodel.data import schema
-from creditmodel.data.contracts import validate_tables
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
+from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
 from creditmodel.exceptions import ConfigError, DataContractError
 
-__all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped"]
+__all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped",
+           "convert_values"]
 
 Scalar = str | int | float | bool
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXAMPLES = 5
-_NULL_DTYPES = {"int": "Int64", "float": "Float64", "str": "string", "bool": "boolean",
-                "date": "datetime64[us]", "timestamp": "datetime64[us]"}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -245,13 +244,13 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
 
 
 def _text_columns(specs: dict[str, ColumnMapping], kinds: dict[str, str]) -> set[str]:
-    """Source columns read as text: codes keep their zeros, money and dates are parsed here."""
+    """Source columns read as text: codes keep their zeros, and every column with a kind is converted
+    (and its values checked) here, not guessed by a reader from the first rows."""
     out = set()
     for name, spec in specs.items():
         if spec.column is None:
             continue
-        target = spec.cast or kinds.get(name)
-        if spec.money or spec.date or spec.map is not None or spec.id or target == "str":
+        if spec.money or spec.date or spec.map is not None or spec.id or (spec.cast or kinds.get(name)):
             out.add(spec.column)
     return out
 
@@ -435,7 +434,62 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
     return _frame_to_arrow(df, text)
 
 
-def _read_source(table: str, spec: TableMapping, base: Path, kinds: dict[str, str]) -> pa.Table:
+def _csv_encoding(encoding: str) -> str | None:
+    """The name DuckDB's own CSV reader knows the encoding by, or None (read by pyarrow instead)."""
+    import codecs
+
+    name = codecs.lookup(encoding).name  # LookupError: unknown
+    return {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1", "iso8859-1": "latin-1",
+            "utf-16": "utf-16"}.get(name)
+
+
+def _duckdb_csv(con: Any, path: Path, source: Source, table: str, needed: set[str] | None, text: set[str],
+                encoding: str) -> str:
+    """The CSV as a DuckDB view (read in parallel, streamed, mapped columns as text)."""
+    import duckdb
+
+    delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    opts = [f"header = {'true' if source.header else 'false'}", f"delim = {literal(delimiter)}",
+            f"encoding = {literal(encoding)}"]
+    if source.skip_rows:
+        opts.append(f"skip = {source.skip_rows}")
+    if source.names:
+        opts.append("names = [" + ", ".join(literal(n) for n in source.names) + "]")
+    call = f"read_csv({literal(str(path))}, {', '.join(opts)}"
+    try:
+        raw = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {call})").fetchall()]
+        columns = [_clean(c) for c in raw]
+        _check_columns(table, path.name, columns, needed)
+        types = {r: "VARCHAR" for r, c in zip(raw, columns) if c in text}
+        if types:
+            call += ", types = {" + ", ".join(f"{literal(r)}: 'VARCHAR'" for r in types) + "}"
+        select = ", ".join(f"{ident(r)} AS {ident(c)}" for r, c in zip(raw, columns)
+                           if needed is None or c in needed)
+        view = f"src_{table}"
+        con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} FROM {call})").fetchall()
+        con.execute(f"SELECT * FROM {view} LIMIT 1").fetchall()  # the dialect and types, checked now
+    except duckdb.Error as exc:
+        raise _csv_error(exc, table, path, source, delimiter) from None
+    return view
+
+
+def _csv_error(exc: Exception, table: str, path: Path, source: Source, delimiter: str) -> DataContractError:
+    text = str(exc)
+    if "invalid unicode" in text.lower():
+        return DataContractError(
+            f"{table}: cannot decode {path.name} as {source.encoding} (invalid {source.encoding} in the data); "
+            f"set source.encoding (e.g. \"gbk\" or \"gb18030\" for Chinese bank exports)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if ln.lower().startswith(("expected", "could not convert", "value with"))),
+                  lines[0] if lines else type(exc).__name__)
+    where = next((ln for ln in lines if "line:" in ln.lower()), "")
+    return DataContractError(f"{table}: cannot parse {path.name} as delimited text with delimiter {delimiter!r}: "
+                             f"{detail.removeprefix('Invalid Input Error: ')}"
+                             + (f" ({where.split('Error')[-1].strip(' :')})" if where and where not in detail else ""))
+
+
+def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: dict[str, str]) -> str:
+    """Register the table's source rows in ``con``; returns the name of the view holding them."""
     specs = spec.column_specs()
     uses_sql = spec.filter is not None or any(s.expr is not None for s in specs.values()) or (
         spec.source.path is not None and spec.source.query is not None)
@@ -443,80 +497,75 @@ def _read_source(table: str, spec: TableMapping, base: Path, kinds: dict[str, st
     source = spec.source
     # with a query over a file the mapped names are the query's: the file is read with its own types
     text = set() if source.path is not None and source.query is not None else _text_columns(specs, kinds)
+    view = f"src_{table}"
     if source.kind == "sql":
-        return _read_sql(source, table, needed, text)
+        con.register(view, _read_sql(source, table, needed, text))
+        return view
     path = _resolve(source, base)
     if not path.is_file():
         raise DataContractError(f"{table}: source file {path} not found")
-    if source.kind == "excel":
-        data = _read_excel(path, source, table, needed, text)
-    elif source.kind == "parquet":
-        data = _read_parquet(path, table, needed)
+    if source.kind == "csv":
+        try:
+            encoding = _csv_encoding(source.encoding)
+        except LookupError:
+            raise DataContractError(f"{table}: unknown encoding {source.encoding!r} for {path.name}") from None
+        if encoding is not None:
+            view = _duckdb_csv(con, path, source, table, needed, text, encoding)
+        else:
+            con.register(view, _read_csv(path, source, table, needed, text))
+    elif source.kind == "excel":
+        con.register(view, _read_excel(path, source, table, needed, text))
     else:
-        data = _read_csv(path, source, table, needed, text)
-    return data if source.query is None else _query_file(table, data, source.query)
-
-
-def _query_file(table: str, data: pa.Table, query: str) -> pa.Table:
-    """A file source reshaped by DuckDB SQL over it (the file is the table ``source``)."""
+        con.register(view, _read_parquet(path, table, needed))
+    if source.query is None:
+        return view
     import duckdb
 
-    con = duckdb.connect()
+    con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {view}").fetchall()
     try:
-        con.register("source", data)
-        return con.sql(query).to_arrow_table()
+        con.execute(f"CREATE TEMP TABLE query_{table} AS {source.query}").fetchall()
     except duckdb.Error as exc:
         raise DataContractError(f"{table}: source.query failed: {_first_line(exc)}") from None
     finally:
-        con.close()
+        con.execute("DROP VIEW IF EXISTS source").fetchall()
+    return f"query_{table}"
 
 
-def _apply_sql(table: str, data: pa.Table, spec: TableMapping) -> tuple[pa.Table, dict[str, str]]:
-    """Filter rows and evaluate ``expr`` columns with DuckDB; returns the table and expr -> column."""
-    exprs = {name: s.expr for name, s in spec.column_specs().items() if s.expr is not None}
-    if spec.filter is None and not exprs:
-        return data, {}
+def _filtered(con: Any, table: str, view: str, spec: TableMapping) -> tuple[str, dict[str, str]]:
+    """The source rows after the mapping's filter, with its ``expr`` columns and a row order."""
     import duckdb
 
+    specs = spec.column_specs()
+    exprs = {name: s.expr for name, s in specs.items() if s.expr is not None}
     alias = {name: f"__expr_{i}" for i, name in enumerate(exprs)}
-    select = ", ".join(["*"] + [f"({e}) AS \"{alias[n]}\"" for n, e in exprs.items()])
-    query = f"SELECT {select} FROM source" + (f" WHERE ({spec.filter})" if spec.filter else "")
-    con = duckdb.connect()
+    numbered = any(s.row_number for s in specs.values())
+    select = ", ".join(["*"] + [f"({e}) AS {ident(alias[n])}" for n, e in exprs.items()])
+    if numbered:  # row numbers follow the file's order: number the rows as read, then filter
+        con.execute(f"CREATE TEMP TABLE ordered_{table} AS SELECT * FROM {view}").fetchall()
+        view, select = f"ordered_{table}", select + ", rowid AS __row"
+    name = f"rows_{table}"
+    query = f"SELECT {select} FROM {view}" + (f" WHERE ({spec.filter})" if spec.filter else "")
     try:
-        con.register("source", data)
-        try:
-            out = con.sql(query).to_arrow_table()
-        except duckdb.Error as exc:
-            culprit = next((f"columns.{n}.expr {e!r}" for n, e in exprs.items() if _fails(con, e)), None)
-            what = culprit or (f"filter {spec.filter!r}" if spec.filter else "expressions")
-            raise DataContractError(f"{table}: {what} failed: {_first_line(exc)}") from None
-    finally:
-        con.close()
-    return out, alias
+        con.execute(f"CREATE TEMP VIEW {name} AS {query}").fetchall()
+        con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()
+    except duckdb.Error as exc:
+        culprit = next((f"columns.{n}.expr {e!r}" for n, e in exprs.items() if _fails(con, view, e)), None)
+        what = culprit or (f"filter {spec.filter!r}" if spec.filter else "expressions")
+        raise DataContractError(f"{table}: {what} failed: {_first_line(exc)}") from None
+    return name, alias
 
 
-def _fails(con: Any, expr: str) -> bool:
+def _fails(con: Any, view: str, expr: str) -> bool:
     try:
-        con.execute(f"SELECT ({expr}) FROM source LIMIT 1")
+        con.execute(f"SELECT ({expr}) FROM {view} LIMIT 1").fetchall()
         return False
     except Exception:  # noqa: BLE001 - any DuckDB error marks this expression as the culprit
         return True
 
 
 # --------------------------------------------------------------------------------------------
-# converting one column (vectorised, on Arrow arrays)
+# converting a table (DuckDB SQL, in one parallel pass)
 # --------------------------------------------------------------------------------------------
-
-_WS = r"[\s\x{3000}\x{00a0}]*"  # also the full-width and no-break spaces of spreadsheets (RE2 syntax)
-_MONEY = (
-    rf"^{_WS}(?P<open>[(（])?{_WS}(?P<sign>[-+−])?{_WS}(?:US\$|HK\$|\$|¥|￥|€|£|RMB|CNY|USD|EUR|HKD)?{_WS}"
-    rf"(?P<sign2>[-+−])?{_WS}(?P<num>(?:\d{{1,3}}(?:[,，]\d{{3}})+|\d+)(?:\.\d*)?|\.\d+){_WS}"
-    rf"(?P<unit>万元|万|亿元|亿|千元|千|[kK]|M|mn)?{_WS}(?:元|圆|块|RMB|CNY|USD|EUR|HKD)?{_WS}(?P<close>[)）])?{_WS}$"
-)
-_INT = r"^\s*[-+]?\d+(\.0*)?\s*$"
-_FLOAT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-_TRUE = ("1", "true", "t", "yes", "y", "是", "真")
-_FALSE = ("0", "false", "f", "no", "n", "否", "假")
 
 
 class _Col:
@@ -530,314 +579,6 @@ class _Col:
                   else f" (expr {self.spec.expr!r})" if self.spec.expr is not None else "")
         return f"{self.table}.{self.name}{origin}"
 
-    def fail(self, array: pa.Array, bad: pa.Array, expected: str) -> DataContractError:
-        values = pc.filter(array, bad)
-        counts = pc.value_counts(values).to_pylist()
-        counts.sort(key=lambda d: -d["counts"])
-        n = len(values)
-        shown = ", ".join(f"{d['values']!r}" for d in counts[:_EXAMPLES])
-        return DataContractError(f"{self}: {n} value{'s' if n != 1 else ''} {'are' if n != 1 else 'is'} not "
-                                 f"{expected}, e.g. {shown}")
-
-
-def _strings(array: pa.Array) -> pa.Array:
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        return array
-    if pa.types.is_floating(array.type):
-        ints = pc.equal(pc.floor(array), array)
-        if pc.all(pc.or_kleene(ints, pc.is_null(array))).as_py():
-            array = pc.cast(array, pa.int64(), safe=False)
-    if pa.types.is_null(array.type):
-        return pa.nulls(len(array), pa.string())
-    return pc.cast(array, pa.string())
-
-
-def _trimmed(array: pa.Array) -> pa.Array:
-    s = _strings(array)
-    if isinstance(s, pa.ChunkedArray):
-        s = s.combine_chunks()
-    # outer spaces, also the full-width and no-break ones of spreadsheets (the ASCII pass is 6x faster)
-    _, data = _bytes(s)
-    wide = bool((data >= 0xC2).any())
-    s = pc.utf8_trim_whitespace(s) if wide else pc.ascii_trim_whitespace(s)
-    empty = pc.equal(s, "")
-    return pc.if_else(empty, pa.scalar(None, pa.string()), s) if pc.any(empty).as_py() else s
-
-
-def _bytes(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, data) of a string array as numpy views: byte-level parsing without a row loop."""
-    a = pc.cast(array, pa.large_string())
-    offsets = np.frombuffer(a.buffers()[1], dtype=np.int64)[a.offset:a.offset + len(a) + 1]
-    data = np.frombuffer(a.buffers()[2], dtype=np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
-    return offsets, data
-
-
-def _rows_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The row (string) each byte position belongs to."""
-    return np.searchsorted(offsets, positions, side="right") - 1
-
-
-class _Text:
-    """The bytes of a string column once, with which byte values occur: most tokens are absent."""
-
-    def __init__(self, s: pa.Array) -> None:
-        offsets, data = _bytes(s)
-        self.data = data[offsets[0]:offsets[-1]]
-        self.offsets = offsets - offsets[0]
-        self.occurs = np.bincount(self.data, minlength=256) > 0
-        self._raw: bytes | None = None
-
-    def has(self, token: str) -> bool:
-        b = token.encode("utf-8")
-        if not all(self.occurs[c] for c in b):
-            return False
-        if len(b) == 1:
-            return True
-        if self._raw is None:
-            self._raw = self.data.tobytes()
-        return b in self._raw
-
-
-def _token_positions(text: _Text, token: str) -> np.ndarray:
-    """Byte positions where ``token`` (UTF-8) starts."""
-    b = token.encode("utf-8")
-    data = text.data
-    if not text.has(token):
-        return np.zeros(0, dtype=np.int64)
-    n = len(data) - len(b) + 1
-    start = data[:n] == b[0]
-    for k in range(1, len(b)):
-        start &= data[k:k + n] == b[k]
-    return np.flatnonzero(start)
-
-
-def _token_rows(text: _Text, token: str, positions: np.ndarray | None = None) -> np.ndarray:
-    """Per string, whether it contains ``token``: found byte-wise, counted sparsely (no cumulative sum)."""
-    hit = np.zeros(len(text.offsets) - 1, dtype=bool)
-    found = _token_positions(text, token) if positions is None else positions
-    hit[_rows_of(found, text.offsets)] = True
-    return hit
-
-
-def _keep_bytes(array: pa.Array, keep: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> pa.Array:
-    """The strings with only the bytes marked in ``keep`` (same validity)."""
-    dropped = np.flatnonzero(~keep)
-    new_offsets = offsets - np.searchsorted(dropped, offsets)  # bytes dropped before each string
-    validity = pc.is_valid(array).buffers()[1] if array.null_count else None
-    return pa.LargeStringArray.from_buffers(len(array), pa.py_buffer(new_offsets.astype(np.int64)),
-                                            pa.py_buffer(np.ascontiguousarray(data[keep])), validity)
-
-
-# decorations a money string may carry around its number (the regular expression says where)
-_DECORATIONS = ("US$", "HK$", "$", "¥", "￥", "€", "£", "RMB", "CNY", "USD", "EUR", "HKD", "元", "圆", "块",
-                "万", "亿", "千", "mn", "k", "K", "M", ",", "，", "(", ")", "（", "）", "+", "-", "−", " ", "\t",
-                "\u3000", "\u00a0")
-_SCALES = (("万", 1e4), ("亿", 1e8), ("千", 1e3), ("k", 1e3), ("K", 1e3), ("mn", 1e6))
-
-
-def _money(col: _Col, array: pa.Array) -> pa.Array:
-    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
-        return pc.cast(array, pa.float64())
-    s = _strings(array).combine_chunks() if isinstance(array, pa.ChunkedArray) else _strings(array)
-    s = pc.if_else(pc.equal(pc.ascii_trim_whitespace(s), ""), pa.scalar(None, pa.string()), s) \
-        if pc.any(pc.equal(s, "")).as_py() else s
-    # validate with one regular expression (a DFA pass); then, the shape being known, strip the
-    # decorations present with literal replacements and read signs and units byte-wise
-    ok = pc.fill_null(pc.match_substring_regex(s, _MONEY), True)
-    text = _Text(s)
-    opened = _token_rows(text, "(") | _token_rows(text, "（")
-    closed = _token_rows(text, ")") | _token_rows(text, "）")
-    ok = pc.and_(ok, pa.array(opened == closed))
-    bad = pc.and_(pc.is_valid(s), pc.invert(ok))
-    if pc.any(bad).as_py():
-        raise col.fail(s, bad, "money amounts (expected e.g. 1200, \"$1,200.00\", \"1,200元\", \"12.5万\", \"(1,200)\")")
-    digits = s
-    for token in _DECORATIONS:
-        if text.has(token):
-            digits = pc.replace_substring(digits, token, "")
-    number = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
-    negative = opened | _token_rows(text, "-") | _token_rows(text, "−")
-    scale = np.ones(len(s))
-    for unit, factor in _SCALES:
-        scale[_token_rows(text, unit)] = factor
-    ems = np.setdiff1d(_token_positions(text, "M"), _token_positions(text, "RMB") + 1)
-    scale[_token_rows(text, "M", ems)] = 1e6  # "2.5M", not the M of "RMB 1,000"
-    value = number * scale * np.where(negative, -1.0, 1.0)
-    return pa.array(value, mask=~pc.is_valid(s).to_numpy(zero_copy_only=False))
-
-
-def _number(col: _Col, array: pa.Array, kind: str) -> pa.Array:
-    target = pa.int64() if kind == "int" else pa.float64()
-    if pa.types.is_boolean(array.type):
-        return pc.cast(array, target)
-    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_decimal(array.type):
-        if kind == "int" and not pa.types.is_integer(array.type):
-            whole = pc.equal(pc.floor(pc.cast(array, pa.float64())), pc.cast(array, pa.float64()))
-            bad = pc.invert(pc.fill_null(whole, True))
-            if pc.any(bad).as_py():
-                raise col.fail(array, bad, "whole numbers")
-            return pc.cast(array, target, safe=False)
-        return pc.cast(array, target)
-    if pa.types.is_null(array.type):
-        return pa.nulls(len(array), target)
-    s = _trimmed(array)
-    ok = pc.match_substring_regex(s, _INT if kind == "int" else _FLOAT)
-    bad = pc.and_(pc.is_valid(s), pc.invert(pc.fill_null(ok, False)))
-    if pc.any(bad).as_py():
-        hint = " (money strings such as \"1,200\" need money = true)" if pc.any(
-            pc.match_substring_regex(pc.filter(s, bad), r"[,，$¥￥元万]")).as_py() else ""
-        raise col.fail(s, bad, ("whole numbers" if kind == "int" else "numbers") + hint)
-    if kind == "int":
-        return pc.cast(pc.cast(s, pa.float64()), pa.int64()) if pc.any(
-            pc.match_substring_regex(s, r"\.")).as_py() else pc.cast(s, pa.int64())
-    return pc.cast(s, pa.float64())
-
-
-def _value_map(col: _Col, array: pa.Array) -> pa.Array:
-    spec = col.spec
-    pairs = spec.pairs()
-    s = _trimmed(array)
-    keys = pa.array(list(pairs), type=pa.string())
-    targets = list(pairs.values())
-    sample = next((t for t in targets), spec.other)
-    if isinstance(sample, bool):
-        typ = pa.bool_()
-    elif isinstance(sample, int) and all(isinstance(t, int) for t in targets):
-        typ = pa.int64()
-    elif isinstance(sample, (int, float)):
-        typ = pa.float64()
-    else:
-        typ = pa.string()
-    values = pa.array(targets, type=typ)
-    index = pc.index_in(s, value_set=keys)
-    out = pc.take(values, index)
-    unmapped = pc.and_(pc.is_valid(s), pc.is_null(index))
-    if pc.any(unmapped).as_py():
-        if spec.other is None:
-            missing = pc.value_counts(pc.filter(s, unmapped)).to_pylist()
-            missing.sort(key=lambda d: -d["counts"])
-            shown = ", ".join(f"{d['values']!r} ({d['counts']} row{'s' if d['counts'] != 1 else ''})"
-                              for d in missing[:_EXAMPLES])
-            more = f" and {len(missing) - _EXAMPLES} more" if len(missing) > _EXAMPLES else ""
-            raise DataContractError(
-                f"{col}: {len(missing)} source value{'s' if len(missing) != 1 else ''} not in map: "
-                f"{shown}{more}; add them to map or set other = \"...\""
-            )
-        out = pc.if_else(unmapped, pa.scalar(spec.other, typ), out)
-    return out
-
-
-def _to_bool(col: _Col, array: pa.Array) -> pa.Array:
-    if pa.types.is_boolean(array.type):
-        return array
-    s = pc.utf8_lower(_trimmed(array))
-    is_true, is_false = pc.is_in(s, pa.array(_TRUE)), pc.is_in(s, pa.array(_FALSE))
-    bad = pc.and_(pc.is_valid(s), pc.invert(pc.or_(is_true, is_false)))
-    if pc.any(bad).as_py():
-        raise col.fail(s, bad, "booleans (expected 1/0, true/false, yes/no, 是/否)")
-    return pc.if_else(pc.is_valid(s), is_true, pa.scalar(None, pa.bool_()))
-
-
-def _dates(col: _Col, array: pa.Array, kind: str) -> pa.Array:
-    spec = col.spec
-    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
-        return pc.cast(array, pa.timestamp("us"))
-    if spec.date is None:
-        return array  # the contracts read ISO-like text and yyyymmdd numbers, naming the column
-    s = _trimmed(array)
-    parsed = pc.strptime(s, format=spec.date, unit="us", error_is_null=True)
-    bad = pc.and_(pc.is_valid(s), pc.is_null(parsed))
-    if pc.any(bad).as_py():
-        raise col.fail(s, bad, f"dates in the format {spec.date!r}")
-    if spec.pivot is not None:
-        # %y reads 69-99 as 19xx and 00-68 as 20xx; move each date into [pivot, pivot + 100)
-        year = pc.year(parsed).to_numpy(zero_copy_only=False)
-        shift = spec.pivot + np.mod(year - spec.pivot, 100) - year  # 0, +100 or -100 per row
-        shift = pa.array(np.where(np.isnan(year.astype(float)), 0, shift).astype("int64"))
-        if pc.any(pc.not_equal(shift, 0)).as_py():
-            ts = parsed.to_pandas()
-            years = pd.Series(shift.to_numpy(zero_copy_only=False), index=ts.index)
-            moved = _shift_years(ts, years)
-            parsed = pa.array(moved, type=pa.timestamp("us"), from_pandas=True)
-    return parsed
-
-
-def _shift_years(ts: pd.Series, years: pd.Series) -> pd.Series:
-    """Add a whole number of years to each date (29 February moves to 28 February if needed)."""
-    out = ts.copy()
-    for k in years.dropna().unique():
-        if k == 0:
-            continue
-        sel = years == k
-        out[sel] = ts[sel] + pd.DateOffset(years=int(k))
-    return out
-
-
-def _hash_ids(col: _Col, array: pa.Array) -> pa.Array:
-    """A stable 63-bit integer per distinct text id (the same in every table that uses it)."""
-    s = _trimmed(array)
-    values = pd.Series(s.to_numpy(zero_copy_only=False), dtype=object)
-    present = values.notna()
-    h = pd.util.hash_array(values[present].astype(str).to_numpy(), categorize=True) & np.uint64(2**63 - 1)
-    out = np.zeros(len(values), dtype="int64")
-    out[present.to_numpy()] = h.astype("int64")
-    result = pa.array(out, mask=~present.to_numpy())
-    if pc.count_distinct(result).as_py() != pc.count_distinct(s).as_py():  # ~1e-5 at 10M ids
-        raise DataContractError(f"{col}: two distinct ids hash to the same number; use id = \"digits\" "
-                                f"or a numeric id column")
-    return result
-
-
-def _digit_ids(col: _Col, array: pa.Array) -> pa.Array:
-    if pa.types.is_integer(array.type):
-        return array
-    s = _trimmed(array)
-    try:  # digits only, e.g. '0001234': read as they are (a sign is left to the contracts' min 0)
-        return pc.cast(s, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    text = _Text(s)
-    digits = _keep_bytes(s, (text.data >= 48) & (text.data <= 57), text.offsets, text.data)
-    bad = pc.and_(pc.is_valid(s), pc.or_(pc.equal(digits, ""), pc.greater(pc.binary_length(digits), 18)))
-    if pc.any(bad).as_py():
-        raise col.fail(s, bad, "ids with 1 to 18 digits")
-    return pc.cast(digits, pa.int64())
-
-
-def _convert(col: _Col, array: pa.Array, kind: str | None) -> pa.Array:
-    spec = col.spec
-    if spec.id == "hash":
-        return _hash_ids(col, array)
-    if spec.id == "digits":
-        return _digit_ids(col, array)
-    if spec.map is not None:
-        array = _value_map(col, array)
-    if spec.money:
-        array = _money(col, array)
-    if spec.date is not None or kind in ("date", "timestamp"):
-        array = _dates(col, array, kind or "date")
-    elif kind in ("int", "float"):
-        array = _number(col, array, kind)
-    elif kind == "bool":
-        array = _to_bool(col, array)
-    elif kind == "str":
-        array = _trimmed(array) if spec.map is None else array
-    if spec.factor != 1.0:
-        if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
-            array = _number(col, array, "float")
-        array = pc.multiply(pc.cast(array, pa.float64()), spec.factor)
-        if kind == "int":
-            array = _number(col, array, "int")
-    return array
-
-
-def _constant(value: Any, n: int) -> pa.Array:
-    if isinstance(value, dt.datetime):
-        return pa.array(np.full(n, np.datetime64(value, "us")))
-    if isinstance(value, dt.date):
-        return pa.array(np.full(n, np.datetime64(value, "D")).astype("datetime64[us]"))
-    return pa.repeat(pa.scalar(value), n)
-
 
 def _attribute_kinds(table: str, dictionary: DataDictionary) -> dict[str, str]:
     kinds = {}
@@ -847,46 +588,150 @@ def _attribute_kinds(table: str, dictionary: DataDictionary) -> dict[str, str]:
     return kinds
 
 
-def _map_table(table: str, spec: TableMapping, base: Path, dictionary: DataDictionary) -> pd.DataFrame:
+def _levels(rows: str, columns: dict[str, ColumnSQL]) -> str:
+    """Nested SELECTs adding each column's i-th step at level i (a step reads only earlier ones)."""
+    query = f"SELECT * FROM {rows}"
+    depth = max((len(c.steps) for c in columns.values()), default=0)
+    for level in range(depth):
+        adds = [f"{step.sql} AS {ident(step.name)}" for c in columns.values()
+                for step in c.steps[level:level + 1]]
+        query = f"SELECT *, {', '.join(adds)} FROM ({query})"
+    return query
+
+
+def _failure(con: Any, col: _Col, levels: str, step: Any, count: int) -> DataContractError:
+    """The message of a failed check: how many values, and the commonest ones."""
+    rows = con.execute(f"SELECT {step.of} AS v, count(*) AS n FROM ({levels}) WHERE {ident(step.name)} "
+                   f"GROUP BY 1 ORDER BY n DESC, v LIMIT {_EXAMPLES + 1}").fetchall()
+    if step.map_check:
+        distinct = con.execute(f"SELECT count(DISTINCT {step.of}) FROM ({levels}) WHERE {ident(step.name)}").fetchall()[0][0]
+        shown = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n in rows[:_EXAMPLES])
+        more = f" and {distinct - _EXAMPLES} more" if distinct > _EXAMPLES else ""
+        return DataContractError(
+            f"{col}: {distinct} source value{'s' if distinct != 1 else ''} not in map: {shown}{more}; "
+            f"add them to map or set other = \"...\"")
+    expected = step.check
+    if expected in ("numbers", "whole numbers"):
+        hinted = con.execute(f"SELECT count(*) FROM ({levels}) WHERE {ident(step.name)} "
+                         f"AND regexp_matches(CAST({step.of} AS VARCHAR), {literal(MONEY_HINT)})").fetchall()[0][0]
+        if hinted:
+            expected += " (money strings such as \"1,200\" need money = true)"
+    shown = ", ".join(repr(v) for v, _ in rows[:_EXAMPLES])
+    return DataContractError(f"{col}: {count} value{'s' if count != 1 else ''} {'are' if count != 1 else 'is'} "
+                             f"not {expected}, e.g. {shown}")
+
+
+def _convert_table(con: Any, table: str, spec: TableMapping, base: Path, dictionary: DataDictionary) -> _Converted:
+    """One table's conversion: canonical columns (typed, in schema order), then the dictionary's
+    attributes and further mapped columns."""
     canonical = {c.name: c.kind for c in schema.TABLES[table].columns}
     kinds = {**_attribute_kinds(table, dictionary), **canonical}
-    data = _read_source(table, spec, base, kinds)
-    data, alias = _apply_sql(table, data, spec)
-    n = data.num_rows
-    where = _where(spec.source, base)
-    _check_columns(table, where, data.column_names,
-                   {s.column for s in spec.column_specs().values() if s.column is not None})
-    out: dict[str, Any] = {}
-    uses: dict[str, int] = {}
-    for col_spec in spec.column_specs().values():
-        if col_spec.column is not None:
-            uses[col_spec.column] = uses.get(col_spec.column, 0) + 1
-    for name, col_spec in spec.column_specs().items():
-        col = _Col(table, name, col_spec, where)
-        if col_spec.column is not None:
-            array = data.column(col_spec.column).combine_chunks()
-            uses[col_spec.column] -= 1
-            if not uses[col_spec.column]:  # free the source text as soon as it is converted
-                data = data.drop_columns([col_spec.column])
-        elif col_spec.expr is not None:
-            array = data.column(alias[name]).combine_chunks()
-        elif col_spec.row_number:
-            array = pa.array(np.arange(col_spec.start, col_spec.start + n, dtype="int64"))
-        else:
-            array = _constant(col_spec.value, n)
-        array = _convert(col, array, col_spec.cast or kinds.get(name))
-        if pa.types.is_timestamp(array.type):
-            out[name] = pd.Series(array.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
-        elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-            out[name] = pd.Series(array.to_pandas(), dtype="str" if array.null_count == 0 else object)
-        else:
-            out[name] = array.to_pandas()
-    for column in schema.TABLES[table].columns:  # optional columns the bank does not have: null
-        if column.nullable and column.name not in out:
-            out[column.name] = pd.Series(pd.NA if column.kind not in ("date", "timestamp") else pd.NaT,
-                                         index=pd.RangeIndex(n), dtype=_NULL_DTYPES[column.kind])
-    return pd.DataFrame(out)
+    view = _source_view(con, table, spec, base, kinds)
+    rows, alias = _filtered(con, table, view, spec)
+    return _evaluate(con, table, rows, spec.column_specs(), alias, kinds, _where(spec.source, base))
 
+
+@dataclass
+class _Converted:
+    """One table's conversion as a query (not yet run) and what explains a failure of it."""
+
+    table: str
+    query: str  # canonical columns in schema order, then further mapped ones; a failed check raises
+    levels: str  # the source rows with every step of every column
+    checks: list[tuple[str, Step]]
+    columns: dict[str, ColumnSQL]
+    specs: dict[str, ColumnMapping]
+    where: str
+
+    def diagnose(self, con: Any) -> DataContractError | None:
+        """The first failed check (in column order) with its commonest values, or None."""
+        if self.checks:
+            counts = con.execute("SELECT " + ", ".join(f"count_if({ident(s.name)})" for _, s in self.checks)
+                                 + f" FROM ({self.levels})").fetchall()[0]
+            for (name, step), count in zip(self.checks, counts):
+                if count:
+                    return _failure(con, _Col(self.table, name, self.specs[name], self.where), self.levels,
+                                    step, count)
+        for name, c in self.columns.items():
+            if c.collisions is not None:
+                distinct = con.execute(f"SELECT count(DISTINCT {c.collisions}), count(DISTINCT {c.value}) "
+                                       f"FROM ({self.levels})").fetchall()[0]
+                if distinct[0] != distinct[1]:
+                    return DataContractError(f"{_Col(self.table, name, self.specs[name], self.where)}: two distinct "
+                                             f"ids hash to the same number; use id = \"digits\" or a numeric id column")
+        return None
+
+
+_CHECK_FAILED = "creditmodel: a mapped value failed its check"
+
+
+def _evaluate(con: Any, table: str, rows: str, specs: dict[str, ColumnMapping], alias: dict[str, str],
+              kinds: dict[str, str | None], where: str) -> _Converted:
+    """The conversion of the columns of ``rows`` as one query: every value that fails its check
+    raises (so the clean data go from the source to the output in one pass, and only a failure is
+    looked at twice, by ``_Converted.diagnose``)."""
+    canonical = {c.name: c.kind for c in schema.TABLES[table].columns}
+    types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {rows}").fetchall()}
+    _check_columns(table, where, list(types), {s.column for s in specs.values() if s.column is not None})
+    columns: dict[str, ColumnSQL] = {}
+    for i, (name, col_spec) in enumerate(specs.items()):
+        if col_spec.column is not None:
+            source, typ = ident(col_spec.column), types[col_spec.column]
+        elif col_spec.expr is not None:
+            source, typ = ident(alias[name]), types[alias[name]]
+        elif col_spec.row_number:
+            source, typ = f"(row_number() OVER (ORDER BY __row) + {col_spec.start - 1})", "BIGINT"
+        else:
+            value = col_spec.value
+            source = literal(value)
+            typ = ("BOOLEAN" if isinstance(value, bool) else "BIGINT" if isinstance(value, int)
+                   else "DOUBLE" if isinstance(value, float)
+                   else "TIMESTAMP" if isinstance(value, (dt.date, dt.datetime)) else "VARCHAR")
+        columns[name] = column_sql(f"__c{i}", col_spec, source, typ, col_spec.cast or kinds.get(name))
+    levels = _levels(rows, columns)
+    order = [c.name for c in schema.TABLES[table].columns] + [n for n in specs if n not in canonical]
+    select = []
+    for name in order:
+        if name in columns:
+            c = columns[name]
+            failed = " OR ".join(ident(step.name) for step in c.checks())
+            value = f"CASE WHEN {failed} THEN error({literal(_CHECK_FAILED)}) ELSE {c.value} END" if failed else c.value
+            select.append(f"{value} AS {ident(name)}")
+        elif schema.TABLES[table].column(name).nullable:  # optional columns the bank does not have
+            select.append(f"CAST(NULL AS {KIND_TYPES[canonical[name]]}) AS {ident(name)}")
+    checks = [(name, step) for name, c in columns.items() for step in c.checks()]
+    return _Converted(table, f"SELECT {', '.join(select)} FROM ({levels})", levels, checks, columns, specs, where)
+
+
+def _run(con: Any, conv: _Converted, sql: str, source: Source | None = None, base: Path | None = None) -> Any:
+    """Run ``sql`` (which reads ``conv.query``); a failed check or a bad source line becomes one line."""
+    import duckdb
+
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        if _CONTRACT_BROKEN in str(exc):
+            raise _Violation from None
+        if _CHECK_FAILED in str(exc):
+            raise (conv.diagnose(con) or DataContractError(f"{conv.table}: a value failed its check")) from None
+        if source is not None and source.kind == "csv" and "CSV Error" in str(exc):  # a bad line further down
+            path = _resolve(source, base or Path("."))
+            delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+            raise _csv_error(exc, conv.table, path, source, delimiter) from None
+        raise DataContractError(f"{conv.table}: cannot convert the source rows ({_first_line(exc)})") from None
+
+
+def convert_values(spec: ColumnMapping, values: list[Any], kind: str | None = None, *,
+                   table: str = "loans", name: str = "value") -> list[Any]:
+    """One column's conversion applied to ``values`` (given as source column ``spec.column``): what
+    ``data map`` makes of them, or its DataContractError. For trying a mapping rule on a few values."""
+
+    if spec.column is None:
+        raise ConfigError("convert_values needs a ColumnMapping with column = \"...\"")
+    with _connect() as con:
+        con.register("preview_rows", pa.table({spec.column: pa.array(values)}))
+        conv = _evaluate(con, table, "preview_rows", {name: spec}, {}, {name: kind}, "the values given")
+        return [r[0] for r in _run(con, conv, f"SELECT {ident(name)} FROM ({conv.query})")]
 
 # --------------------------------------------------------------------------------------------
 # the whole mapping
@@ -904,14 +749,30 @@ def _load_dictionary(mapping: Mapping, base: Path) -> DataDictionary:
     return load_dictionary(path)
 
 
-def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
-    """Build and validate every canonical table of ``mapping`` (paths relative to ``base``).
+def _connect() -> Any:
+    """An in-memory DuckDB for one mapping (all cores, no progress bar on the terminal)."""
+    import duckdb
 
-    The validated canonical columns come back with every further mapped column kept beside them
-    (e.g. the bank's default flag or default date, which a run's label may name): a run decides
-    what it uses and lists what it ignores; mapping never drops a column the mapping asked for."""
-    dictionary = _load_dictionary(mapping, base)
-    tables = {name: _map_table(name, spec, base, dictionary) for name, spec in mapping.tables.items()}
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false").fetchall()
+    return con
+
+
+def _convert_all(con: Any, mapping: Mapping, base: Path, dictionary: DataDictionary) -> dict[str, _Converted]:
+    """Every table of the mapping, converted in ``con`` (as queries, not yet run)."""
+    return {name: _convert_table(con, name, spec, base, dictionary) for name, spec in mapping.tables.items()}
+
+
+def _frames(con: Any, mapped: dict[str, _Converted], mapping: Mapping, dictionary: DataDictionary
+            ) -> dict[str, pd.DataFrame]:
+    """The mapped tables through the contracts (``validate_tables``), every further mapped column kept."""
+    from creditmodel.data.contracts import validate_tables
+
+    tables = {}
+    for name, conv in mapped.items():
+        spec = mapping.tables[name]
+        _run(con, conv, f"CREATE OR REPLACE TEMP TABLE frame AS {conv.query}", spec.source, None)
+        tables[name] = con.execute("SELECT * FROM frame").df()
     valid = validate_tables(tables, dictionary=dictionary, extraction_date=pd.Timestamp(mapping.extraction_date))
     for name, frame in valid.items():
         extra = [c for c in tables[name].columns if c not in frame.columns]
@@ -920,12 +781,28 @@ def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
     return valid
 
 
+def map_tables(mapping: Mapping, base: Path) -> dict[str, pd.DataFrame]:
+    """Build and validate every canonical table of ``mapping`` (paths relative to ``base``).
+
+    The validated canonical columns come back with every further mapped column kept beside them
+    (e.g. the bank's default flag or default date, which a run's label may name): a run decides
+    what it uses and lists what it ignores; mapping never drops a column the mapping asked for."""
+
+    dictionary = _load_dictionary(mapping, base)
+    with _connect() as con:
+        return _frames(con, _convert_all(con, mapping, base, dictionary), mapping, dictionary)
+
+
 def write_mapped(mapping_path: str | Path, out_dir: str | Path, *, force: bool = False
-                 ) -> tuple[Path, dict[str, pd.DataFrame]]:
+                 ) -> tuple[Path, dict[str, int]]:
     """``creditmodel data map``: map, validate and write the tables and ``_dataset.json``, all or nothing.
 
     The output is checked first (creditmodel.outputs): never the mapping file, a source file or a
-    folder holding them, and never a directory the kit did not write."""
+    folder holding them, and never a directory the kit did not write. Tables go from their
+    source through DuckDB straight to parquet, the contracts' rules checked in SQL on the way
+    (``contracts_sql``); a violation discards the output and ``validate_tables`` names every
+    failure. Returns the output and the rows of each table."""
+
     from creditmodel.data.io import write_tables
     from creditmodel.outputs import check_output
 
@@ -935,6 +812,58 @@ def write_mapped(mapping_path: str | Path, out_dir: str | Path, *, force: bool =
         if table.source.path is not None:
             inputs[f"tables.{name}.source"] = _resolve(table.source, base)
     check_output(out_dir, kind="dir", inputs=inputs, force=force)
-    tables = map_tables(mapping, base)
-    written = write_tables(tables, Path(out_dir).expanduser(), extraction_date=mapping.extraction_date, force=force)
-    return written, tables
+    dictionary = _load_dictionary(mapping, base)
+    out = Path(out_dir).expanduser()
+    with _connect() as con:
+        mapped = _convert_all(con, mapping, base, dictionary)
+        rows = _write_checked(con, mapped, mapping, base, dictionary, out, force)
+        if rows is not None:
+            return out, rows
+        tables = _frames(con, mapped, mapping, dictionary)  # raises, naming every failure
+    write_tables(tables, out, extraction_date=mapping.extraction_date, force=force)
+    return out, {name: len(df) for name, df in tables.items()}
+
+
+class _Violation(Exception):
+    """A contract rule is broken: the contracts (pandas) will say which."""
+
+
+def _write_checked(con: Any, mapped: dict[str, _Converted], mapping: Mapping, base: Path,
+                   dictionary: DataDictionary, out: Path, force: bool) -> dict[str, int] | None:
+    """Each table from its source to parquet in one pass, the contracts' row rules checked on the
+    way and its keys on the written files; None (nothing written) at the first violation."""
+    from creditmodel.data import contracts_sql
+    from creditmodel.data.io import write_dataset_info
+    from creditmodel.outputs import Output
+
+    specs = contracts_sql.tables(dictionary)
+    guarded = {}
+    for name, conv in mapped.items():
+        for c in conv.columns.values():
+            if c.collisions is not None:
+                error = conv.diagnose(con)
+                if error is not None:
+                    raise error
+        types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {conv.query}").fetchall()}
+        guard = contracts_sql.row_guard(specs[name], types, mapping.extraction_date)
+        if guard is None:
+            return None
+        first = ident(next(iter(types)))
+        guarded[name] = (f"SELECT * REPLACE (CASE WHEN {guard} THEN error({literal(_CONTRACT_BROKEN)}) "
+                         f"ELSE {first} END AS {first}) FROM ({conv.query})")
+    try:
+        with Output(out, kind="dir", command="data map", force=force, label="--out") as output:
+            write_dataset_info(output.tmp, mapping.extraction_date)
+            files = {name: output.tmp / f"{name}.parquet" for name in mapped}
+            for name, conv in mapped.items():
+                _run(con, conv, f"COPY ({guarded[name]}) TO {literal(str(files[name]))} (FORMAT parquet)",
+                     mapping.tables[name].source, base)
+            written = {name: f"SELECT * FROM read_parquet({literal(str(f))})" for name, f in files.items()}
+            if contracts_sql.key_violations(con, written, dictionary):
+                raise _Violation
+            return {name: con.execute(f"SELECT count(*) FROM ({q})").fetchall()[0][0] for name, q in written.items()}
+    except _Violation:
+        return None
+
+
+_CONTRACT_BROKEN = "creditmodel: a mapped row breaks a contract rule"
