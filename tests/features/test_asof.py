@@ -35,18 +35,23 @@ def asof(world_store):
 
 def _active_reference(tables, d):
     """The active book by pandas, independently of the SQL: each enterprise's latest loan applied for before d,
-    within its term, not written off before d, with principal outstanding at its last balance before d."""
+    not written off before d, with principal outstanding at its last balance before d (or, with no balances
+    table, within its term)."""
     d = pd.Timestamp(d)
     loans = tables["loans"].copy()
     loans["application_date"] = pd.to_datetime(loans["application_date"])
-    ends = [a + pd.DateOffset(months=int(t)) for a, t in zip(loans["application_date"], loans["term_months"])]
-    live = loans[(loans["application_date"] < d) & (pd.Series(ends, index=loans.index) > d)]
+    live = loans[loans["application_date"] < d]
     acc = tables["loan_accounts"]
     off = set(acc.loc[pd.to_datetime(acc["written_off_date"]) < d, "loan_id"])
-    bal = tables["balances"]
-    bal = bal[pd.to_datetime(bal["date"]) < d].sort_values(["loan_id", "date"]).groupby("loan_id").tail(1)
-    repaid = set(bal.loc[bal["balance"] <= 0, "loan_id"])
-    live = live[~live["loan_id"].isin(off | repaid)]
+    if tables.get("balances") is not None:
+        bal = tables["balances"]
+        bal = bal[pd.to_datetime(bal["date"]) < d].sort_values(["loan_id", "date"]).groupby("loan_id").tail(1)
+        done = set(bal.loc[bal["balance"] <= 0, "loan_id"])
+    else:
+        ends = pd.Series([a + pd.DateOffset(months=int(t)) for a, t in zip(live["application_date"],
+                                                                           live["term_months"])], index=live.index)
+        done = set(live.loc[ends <= d, "loan_id"])
+    live = live[~live["loan_id"].isin(off | done)]
     return live.sort_values(["application_date", "loan_id"]).groupby("enterprise_id").tail(1).sort_values(
         "enterprise_id").reset_index(drop=True)
 
@@ -65,6 +70,19 @@ def test_the_active_book_is_what_loans_write_offs_and_balances_say(asof, world_s
     assert got["enterprise_id"].tolist() == ref["enterprise_id"].tolist()
     assert got["loan_id"].tolist() == ref["loan_id"].tolist()
     assert got["enterprise_id"].is_unique
+
+
+def test_without_balances_a_loan_is_active_within_its_term(world_store, tmp_path):
+    import shutil
+
+    path = tmp_path / "nobalances.duckdb"
+    shutil.copy(world_store["path"], path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE balances").fetchall()
+    with AsOfFeatures(world_store["features"], path) as feats:
+        got = feats.active_loans(AS_OF)
+    ref = _active_reference({**world_store["tables"], "balances": None}, AS_OF)
+    assert len(got) > 50 and got["loan_id"].tolist() == ref["loan_id"].tolist()
 
 
 def test_bulk_features_equal_the_online_and_the_offline_ones(asof, world_store):

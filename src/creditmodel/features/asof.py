@@ -7,9 +7,11 @@ joint-guarantee groups) and to rows dated strictly before the date. One query fo
 never one per borrower; a row dated on or after the as-of date never reaches a feature.
 
 Who is scored (``borrowers``). By default every enterprise with a loan *active* on the date: applied
-for before it, still within its contractual term (application date + term months after the date), not
-written off before it (when the store holds ``loan_accounts``) and with principal outstanding at its
-latest balance before it (when the store holds ``balances``). Each is scored for the terms of its
+for before it, not written off before it (when the store holds ``loan_accounts``) and with principal
+outstanding at its latest balance before it (when the store holds ``balances``, as the monitoring's
+live book counts open loans; before its first instalment a loan is all outstanding), or, in a store
+without ``balances``, still within its contractual term (application date + term months after the
+date). Rows dated on or after the date are not read here either. Each is scored for the terms of its
 latest active loan (amount, term, product, guarantee, joint-guarantee group and the bank's own loan
 columns): the exposure being re-rated. A list of enterprises (``enterprise_id``, optionally the terms
 to score: ``amount``, ``term_months``, ``product``, ``guarantee_type``, ``group_id`` and the bank's own
@@ -75,15 +77,16 @@ class AsOfFeatures(OnlineFeatures):
 
     def active_loans(self, as_of: date) -> pd.DataFrame:
         """Each enterprise's latest loan active on `as_of` (see the module's doc), one row per enterprise."""
-        joins, conds = [], ["l.application_date < $d",
-                            "l.application_date + to_months(CAST(l.term_months AS INTEGER)) > $d"]
+        joins, conds = [], ["l.application_date < $d"]
         if "loan_accounts" in self._present:
             conds.append("NOT EXISTS (SELECT 1 FROM store.loan_accounts w WHERE w.loan_id = l.loan_id "
                          "AND w.written_off_date < $d)")
-        if "balances" in self._present:
+        if "balances" in self._present:  # as the monitoring's live book: principal left, whatever the term says
             joins.append("LEFT JOIN (SELECT loan_id, arg_max(balance, date) AS balance FROM store.balances "
                          "WHERE date < $d GROUP BY loan_id) b ON b.loan_id = l.loan_id")
-            conds.append("coalesce(b.balance, 1) > 0")  # before its first instalment a loan is all outstanding
+            conds.append("coalesce(b.balance, l.amount) > 0")  # before its first instalment: all outstanding
+        else:
+            conds.append("l.application_date + to_months(CAST(l.term_months AS INTEGER)) > $d")
         return self._latest(f"{' '.join(joins)} WHERE {' AND '.join(conds)}", as_of)
 
     def _latest(self, where: str, as_of: date, listed: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -114,7 +117,7 @@ class AsOfFeatures(OnlineFeatures):
             return out
         latest = self._latest("WHERE l.application_date < $d AND l.enterprise_id IN (SELECT enterprise_id FROM "
                               "listed)", as_of, listed).set_index("enterprise_id")
-        absent = [e for e in listed["enterprise_id"] if e not in latest.index]
+        absent = listed.loc[~listed["enterprise_id"].isin(latest.index), "enterprise_id"].tolist()
         if absent:
             raise ConfigError(f"--enterprises: enterprise {absent[0]} has no loan applied for before {as_of} to take "
                               f"the terms from ({len(absent)} such); give the columns {', '.join(TERMS)}")
