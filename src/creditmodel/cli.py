@@ -531,6 +531,12 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 def _cmd_score(args: argparse.Namespace) -> None:
     from creditmodel.service.batch import score_parquet
 
+    if (args.input is None) == (args.store is None):
+        raise ConfigError("score: give --input (a parquet file of feature rows) or --store with --as-of, not both")
+    if args.store is not None:
+        return _cmd_score_as_of(args)
+    if args.as_of is not None or args.enterprises is not None:
+        raise ConfigError("score: --as-of and --enterprises go with --store")
     check_output(args.out, kind="file", inputs={"--input": args.input, "--bundle": args.bundle}, force=args.force)
     bundle = _load_bundle(args)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
@@ -539,6 +545,42 @@ def _cmd_score(args: argparse.Namespace) -> None:
                           num_threads=args.threads, progress=progress, force=args.force)
     print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
           f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}")
+
+
+def _cmd_score_as_of(args: argparse.Namespace) -> None:
+    """Every listed (default: every active) borrower rated as of a date from the store, in one query."""
+    import time
+
+    from creditmodel.exceptions import BundleError
+    from creditmodel.features.asof import AsOfFeatures, read_enterprises
+    from creditmodel.features.online import parse_store
+    from creditmodel.service.asof import score_as_of
+
+    if args.as_of is None:
+        raise ConfigError("score --store: --as-of DATE is needed (the date to rate the borrowers as of)")
+    if args.keep is not None:
+        raise ConfigError("score --store: --keep goes with --input; the output has enterprise_id, as_of, loan_id, "
+                          "new_to_bank, pd and grade")
+    out = _frame_out(args.out)
+    store = parse_store(args.store)
+    inputs = {"--bundle": args.bundle, "--store": store,
+              **({"--enterprises": args.enterprises} if args.enterprises else {})}
+    check_output(out, kind="file", inputs=inputs, force=args.force)
+    bundle = _load_bundle(args)
+    if bundle.catalogue is None:
+        raise BundleError(f"bundle {bundle.path}: it carries no feature catalogue (feature_catalogue.json), so it "
+                          f"cannot score from a store; re-export it")
+    listed = read_enterprises(args.enterprises) if args.enterprises else None
+    features = AsOfFeatures(bundle.catalogue, store)
+    try:
+        as_of = features.check_date(args.as_of)
+        started = time.perf_counter()
+        rated = score_as_of(bundle, features, as_of, listed, reasons=args.reasons)
+    finally:
+        features.close()
+    _write_frame(rated, out, command="score", inputs=inputs, force=args.force)
+    print(f"rated {len(rated):,} borrowers as of {as_of} -> {out} in {time.perf_counter() - started:.1f} s "
+          f"({int(rated['new_to_bank'].sum())} new to the bank){'; with reason codes' if args.reasons else ''}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -784,10 +826,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_options(p)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle")
+    p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle, or "
+                                     "rate borrowers as of a date from a feature store (--store --as-of)")
     p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--input", required=True, help="parquet file or directory of parquet parts with the bundle's features")
-    p.add_argument("--out", required=True, help="output .parquet, written only when every row scored")
+    p.add_argument("--input", help="parquet file or directory of parquet parts with the bundle's features")
+    p.add_argument("--store", help="instead of --input: a feature store (duckdb:///path or a DuckDB file) to compute "
+                                   "the bundle's features from, as of --as-of, for every borrower in one query")
+    p.add_argument("--as-of", help="with --store: the date (YYYY-MM-DD) to rate as of; rows dated on or after it are "
+                                   "not read")
+    p.add_argument("--enterprises", help="with --store: .csv or .parquet of enterprise_id (optionally amount, "
+                                         "term_months, product, guarantee_type, group_id: the terms to score); "
+                                         "default: every enterprise with a loan active on the date, for its "
+                                         "latest active loan's terms")
+    p.add_argument("--out", required=True, help="output .parquet (with --store also .csv), written only when every "
+                                                "row scored")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--reasons", action="store_true", help="add the top-3 reason codes (TreeSHAP; slower)")
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")

@@ -625,13 +625,12 @@ def run_pipeline(
                                   "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
                     metrics=flat,
                     artifacts_dir=artifacts,
-                    booster=models.lightgbm.booster_,
                     child_runs=[] if models.search_trials is None else [
                         {"name": f"trial-{int(t['trial'])}",
                          "params": {k: t[k] for k in SEARCHED if k in t},
                          "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
                         for t in models.search_trials.to_dict("records")],
-                    input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
+                    input_example=frame[cols].head(5),  # rows as the bundle (and the registered model) take them
                 )
             finally:
                 shutil.rmtree(artifacts, ignore_errors=True)

@@ -33,10 +33,9 @@ def test_bundle_equals_the_registered_model_on_the_whole_oot_split(exported, dem
     import mlflow
 
     mlflow.set_tracking_uri(demo_run["tracking_uri"])
-    registered = mlflow.lightgbm.load_model("models:/sme_pd@challenger")
+    registered = mlflow.pyfunc.load_model("models:/sme_pd@challenger")
     oot = features[features["split"] == "oot"]
-    raw = registered.predict(bundle.schema.encode(oot), raw_score=True)
-    np.testing.assert_allclose(bundle.predict_pd(oot), bundle.calibrator.predict(raw), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bundle.predict_pd(oot), registered.predict(oot)["pd"].to_numpy(), rtol=0, atol=1e-12)
     assert result["model"].run_id == demo_run["result"].tracked.run_id
 
 
@@ -100,7 +99,7 @@ def test_a_tampered_onnx_file_is_refused(exported, tmp_path):
 
 
 def test_export_never_goes_through_an_mlflow_model_loader(demo_run, tmp_path, monkeypatch, capsys):
-    """mlflow.lightgbm.load_model (and pyfunc) may unpickle; export reads LightGBM's text model instead."""
+    """MLflow's loaders run the model's code (or unpickle); export reads LightGBM's text model instead."""
     import mlflow
 
     from creditmodel.cli import main
@@ -118,10 +117,11 @@ def test_export_never_goes_through_an_mlflow_model_loader(demo_run, tmp_path, mo
 
 
 def test_a_pickled_model_in_the_store_is_refused_not_unpickled(demo_run, tmp_path, capsys):
-    """A tampered store whose MLmodel names a scikit-learn model and ships a pickle: the MLflow loader
-    runs the pickle's code; export refuses it in one line and runs nothing."""
+    """A tampered store whose MLmodel names a pickled Python model: the MLflow loader runs the pickle's
+    code; export refuses it in one line and runs nothing."""
     import os
     import pickle
+    import re
     import shutil
     from urllib.parse import urlparse
 
@@ -143,22 +143,23 @@ def test_a_pickled_model_in_the_store_is_refused_not_unpickled(demo_run, tmp_pat
 
     try:
         mlmodel = (model_dir / "MLmodel").read_text()
-        (model_dir / "MLmodel").write_text(mlmodel.replace("model_class: lightgbm.basic.Booster",
-                                                           "model_class: lightgbm.sklearn.LGBMClassifier")
-                                           .replace("data: model.lgb", "data: model.pkl")
-                                           .replace("serialization_format: skops", "serialization_format: pickle")
-                                           .replace("serialization_format: cloudpickle",
-                                                    "serialization_format: pickle"))
+        tampered = re.sub(r"\n +model_code_path: [^\n]*", "", mlmodel).replace(
+            "loader_module: mlflow.pyfunc.loaders.code_model",
+            "loader_module: mlflow.pyfunc.model\n    python_model: model.pkl")
+        assert tampered != mlmodel and "model_code_path" not in tampered
+        (model_dir / "MLmodel").write_text(tampered)
         (model_dir / "model.pkl").write_bytes(pickle.dumps(Payload()))
         out = tmp_path / "bundle"
         assert main(["export", f"models:/sme_pd/{version}", "--out", str(out), "--tracking-uri", uri]) == 2
         err = capsys.readouterr().err.strip()
-        assert "\n" not in err and "expected a LightGBM Booster saved as text" in err, err
+        assert "\n" not in err and "expected creditmodel's pyfunc over a bundle or a LightGBM Booster" in err, err
         assert not marker.exists() and not out.exists()
-        # the reference: MLflow's own loader would have run the pickle's code
+        # the reference: MLflow's own loader, once pickles are allowed, would have run the pickle's code
         mlflow.set_tracking_uri(uri)
         try:
-            mlflow.lightgbm.load_model(f"models:/sme_pd/{version}")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+                mlflow.pyfunc.load_model(f"models:/sme_pd/{version}")
         except Exception:  # noqa: BLE001 - what it returns does not matter: the code already ran
             pass
         assert marker.is_dir()

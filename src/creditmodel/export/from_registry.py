@@ -1,7 +1,8 @@
 """Export a tracked model (`models:/name@alias`, `models:/name/version`, `runs:/RUN_ID/model`) as a bundle.
 
-The trees come from the registered MLflow model itself, read from LightGBM's text format (never
-unpickled); calibration, master scale, feature schema, model card and scorecard come from the
+The trees come from the registered MLflow model itself (the model.txt of the bundle inside creditmodel's
+pyfunc, or a LightGBM flavour's text model), read from LightGBM's text format (never unpickled, no
+model code run); calibration, master scale, feature schema, model card and scorecard come from the
 artifacts of the run that logged it, and the card's validation status from the version's report. Before the bundle is
 moved into place, its PDs and grades are compared with the ones the run recorded at training time
 on the whole out-of-time split, and any difference above 1e-9 refuses the export.
@@ -86,14 +87,44 @@ def download_run_data(ref: ModelRef, tracking_uri: str, dst: Path) -> dict[str, 
 
 
 BOOSTER_CLASS = "lightgbm.basic.Booster"
+CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
+
+
+def _model_text_file(meta: Any, model_dir: Path, uri: str) -> tuple[Path, str]:
+    """The LightGBM text model inside a registered model directory, and its name there: the bundle's
+    model.txt of creditmodel's pyfunc (logged as code, never pickled), or the data file of a LightGBM
+    flavour saving a Booster as text (runs of earlier versions). Anything else is refused."""
+    from creditmodel.export.pyfunc import BUNDLE_ARTIFACT, CODE_FILE
+
+    flavors = (meta.get("flavors") or {}) if isinstance(meta, dict) else {}
+    pyfunc = flavors.get("python_function")
+    if isinstance(pyfunc, dict) and pyfunc.get("loader_module") == CODE_LOADER and "lightgbm" not in flavors:
+        artifact = ((pyfunc.get("artifacts") or {}).get(BUNDLE_ARTIFACT) or {}).get("path")
+        if Path(str(pyfunc.get("model_code_path", ""))).name != CODE_FILE or not artifact:
+            raise BundleError(f"model {uri}: a pyfunc logged as code that is not creditmodel's PD model "
+                              f"(expected {CODE_FILE} and a {BUNDLE_ARTIFACT!r} artifact)")
+        data = f"{artifact}/model.txt"
+    else:
+        flavor = flavors.get("lightgbm")
+        if not isinstance(flavor, dict) or flavor.get("model_class", BOOSTER_CLASS) != BOOSTER_CLASS:
+            found = flavor.get("model_class") if isinstance(flavor, dict) else "neither"
+            raise BundleError(f"model {uri}: expected creditmodel's pyfunc over a bundle or a LightGBM Booster "
+                              f"saved as text (model_class {BOOSTER_CLASS}), found {found}; other formats are "
+                              f"not read because loading them would unpickle")
+        data = str(flavor.get("data", ""))
+    path = (model_dir / data).resolve()
+    if not data or not path.is_relative_to(model_dir.resolve()) or not path.is_file():
+        raise BundleError(f"model {uri}: its MLmodel names the model file {data!r}, expected a file in the "
+                          f"model directory")
+    return path, data
 
 
 def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
     """The LightGBM booster as registered in MLflow, read from LightGBM's own text format.
 
     The model directory is downloaded as plain files and only the text model is parsed; nothing of
-    it is unpickled or imported (mlflow.lightgbm.load_model would unpickle a model whose MLmodel
-    file names a scikit-learn class), so a tampered tracking store cannot run code here."""
+    it is unpickled or imported (an MLflow loader would run the model's code, or unpickle a model
+    whose MLmodel file names a scikit-learn class), so a tampered tracking store cannot run code here."""
     import lightgbm as lgb
     import mlflow
     import yaml
@@ -105,17 +136,7 @@ def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
         meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
     except (MlflowException, OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"model {ref.load_uri}: cannot read its MLmodel file: {str(exc).splitlines()[0]}") from None
-    flavor = (meta.get("flavors") or {}).get("lightgbm") if isinstance(meta, dict) else None
-    if not isinstance(flavor, dict) or flavor.get("model_class", BOOSTER_CLASS) != BOOSTER_CLASS:
-        found = flavor.get("model_class") if isinstance(flavor, dict) else "no lightgbm flavour"
-        raise BundleError(f"model {ref.load_uri}: expected a LightGBM Booster saved as text (model_class "
-                          f"{BOOSTER_CLASS}), found {found}; other formats are not read because loading them "
-                          f"would unpickle")
-    data = str(flavor.get("data", ""))
-    path = (model_dir / data).resolve()
-    if not data or path.parent != model_dir.resolve() or not path.is_file():
-        raise BundleError(f"model {ref.load_uri}: its lightgbm flavour names data {data!r}, expected a file "
-                          f"in the model directory")
+    path, data = _model_text_file(meta, model_dir, ref.load_uri)
     text = path.read_text(encoding="utf-8", errors="replace")
     if not text.startswith("tree\n") or "end of trees" not in text:  # LightGBM aborts on some truncations
         raise BundleError(f"model {ref.load_uri}: {data} is not a complete LightGBM text model")

@@ -1,8 +1,9 @@
 """MLflow tracking: one run per pipeline run, with config, data fingerprints, code version, metrics,
-plots, report files, the LightGBM model and the export bundle. The model is registered (with an
-alias) only at the very end, after its validation report and the run's outputs exist; a run that
-fails or is interrupted ends FAILED or KILLED with its registration undone, and a run left RUNNING by
-a process that died (SIGKILL, power loss) is marked FAILED by the next run on the same host.
+plots, report files, the export bundle and the model (the bundle as an MLflow pyfunc, so the registry
+serves calibrated PDs and grades). The model is registered (with an alias) only at the very end, after
+its validation report and the run's outputs exist; a run that fails or is interrupted ends FAILED or
+KILLED with its registration undone, and a run left RUNNING by a process that died (SIGKILL, power
+loss) is marked FAILED by the next run on the same host.
 
 The default store is SQLite under `mlruns/` (artifacts beside it); MLFLOW_TRACKING_URI overrides it.
 """
@@ -267,14 +268,16 @@ def log_pipeline_run(
     fingerprints: dict[str, Any],
     metrics: dict[str, float],
     artifacts_dir: Path,
-    booster: Any,
     input_example: Any = None,
     child_runs: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Log config, data fingerprints, metrics, artifacts and the LightGBM model into the open `run`.
-    Nothing is registered here: that happens last, once the run's report and outputs exist."""
+    """Log config, data fingerprints, metrics, artifacts (among them the export bundle, `bundle/`) and
+    the model into the open `run`. The model is the bundle as an MLflow pyfunc (creditmodel.export.pyfunc):
+    loaded or served by MLflow it gives calibrated PDs and grades, as the bundle does. Nothing is
+    registered here: that happens last, once the run's report and outputs exist."""
     import mlflow
-    from mlflow.models import infer_signature
+
+    from creditmodel.export.pyfunc import log_pd_model
 
     params: dict[str, Any] = {}
     _flatten("", config, params)
@@ -291,12 +294,7 @@ def log_pipeline_run(
                                   tags=process_tags()):
                 mlflow.log_params(child["params"])
                 mlflow.log_metrics(child["metrics"])
-        signature = None
-        if input_example is not None:
-            signature = infer_signature(input_example, booster.predict(input_example.to_numpy()))
-        # a Booster needs LightGBM alone; naming it spares MLflow a subprocess that loads the model to guess
-        mlflow.lightgbm.log_model(booster, name="model", signature=signature, input_example=input_example,
-                                  pip_requirements=mlflow.lightgbm.get_default_pip_requirements())
+        log_pd_model(artifacts_dir / "bundle", name="model", input_example=input_example)
     log.info("MLflow run %s logged", run.run_id)
 
 
