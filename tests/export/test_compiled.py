@@ -113,6 +113,17 @@ def test_parity_rows_reach_every_leaf_that_data_reaches(made):
         assert set(seen[:, t]) <= set(reached[:, t]), f"tree {t}"
 
 
+def test_parity_rows_catch_evaluators_that_round_inputs_or_compare_strictly(made):
+    """Two classic defects of tree compilers, emulated with LightGBM itself: inputs rounded to float32
+    (as ONNX runtimes do) and `<` instead of `<=` at the threshold (the row one ulp above)."""
+    booster, calibrator = made["booster"], made["calibrator"]
+    P = parity_rows(booster, made["schema"])
+    pd_ = calibrator.predict(booster.predict(P, raw_score=True))
+    float32 = calibrator.predict(booster.predict(P.astype(np.float32).astype(np.float64), raw_score=True))
+    strict = calibrator.predict(booster.predict(np.nextafter(P, np.inf), raw_score=True))
+    assert np.max(np.abs(float32 - pd_)) > 1e-6 and np.max(np.abs(strict - pd_)) > 1e-6
+
+
 def test_a_tampered_compiled_file_is_refused(made, tmp_path):
     bundle = _copy(made, tmp_path)
     obj = bytearray((bundle / COMPILED_FILE).read_bytes())

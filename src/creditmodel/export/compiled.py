@@ -18,9 +18,10 @@ Why it is trusted, and when it is not:
   ``--portable`` compiles for the baseline x86-64 instruction set, runnable everywhere but slower;
 * it must score as LightGBM does: at compile time and again at every load, its PDs (after the
   bundle's calibration) are compared with LightGBM's on the parity rows (:func:`parity_rows`, rows
-  that put every feature on, just below and just above each split threshold of the model, missing
-  values and every category) and on the out-of-time rows when the export has them; a difference
-  above 1e-9 refuses it: compiling fails, loading falls back to LightGBM with one logged line.
+  that put every feature on, just below and just above each split threshold of the model, anywhere
+  in its training range, one ulp off a round amount, missing, and every category) and on the
+  out-of-time rows when the export has them; a difference above 1e-9 refuses it: compiling fails,
+  loading falls back to LightGBM with one logged line.
 """
 
 from __future__ import annotations
@@ -203,9 +204,11 @@ def _split_values(booster: Any) -> dict[int, set[float]]:
 
 def parity_rows(booster: Any, schema: Any, n: int = PARITY_ROWS, seed: int = 0) -> np.ndarray:
     """Encoded rows that exercise every split of the model, seeded. A numeric feature is, with equal
-    chance, one of its split thresholds or one ulp either side of one (or zero, or missing), or a value
-    drawn uniformly over its training range (LightGBM's feature_infos); a categorical feature is one of
-    its categories' codes or missing. Row 0 is all missing."""
+    chance, (a) one of its split thresholds or one ulp either side of one (or zero, or missing), (b) a
+    value drawn uniformly over its training range (LightGBM's feature_infos), or (c) such a value
+    rounded to cents and moved one ulp down or up, as sums of money come out of a database (a defect
+    of tl2cgen 1.0.0 shows only on such values); a categorical feature is one of its categories'
+    codes or missing. Row 0 is all missing."""
     rng = np.random.default_rng(seed)
     names = list(schema.names)
     split = _split_values(booster)
@@ -220,8 +223,10 @@ def parity_rows(booster: Any, schema: Any, n: int = PARITY_ROWS, seed: int = 0) 
         lo, hi = info.get("min_value"), info.get("max_value")
         if cats is None and isinstance(lo, (int, float)) and isinstance(hi, (int, float)) \
                 and math.isfinite(lo) and math.isfinite(hi) and lo <= hi:
-            spread = rng.random(n - 1) < 0.5
-            X[1:, j][spread] = rng.uniform(lo, hi, int(spread.sum()))
+            kind = rng.integers(0, 3, n - 1)
+            spread = rng.uniform(lo, hi, n - 1)
+            cents = np.nextafter(np.round(spread, 2), np.where(rng.random(n - 1) < 0.5, -np.inf, np.inf))
+            X[1:, j] = np.where(kind == 1, spread, np.where(kind == 2, cents, X[1:, j]))
     return X
 
 
