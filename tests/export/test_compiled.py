@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.exceptions import BundleError, ConfigError, RequestError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.compiled import (
     COMPILED_FILE,
@@ -283,3 +283,27 @@ def test_serve_answers_from_the_compiled_trees(made):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "features, compiled trees) on http" in out and "not used" not in out
+
+
+def test_batch_screen_encodes_as_the_schema_and_leaves_every_refusal_to_the_bundle(made):
+    from creditmodel.service.batch import encoded_if_clean, score_frame
+
+    bundle = load_bundle(made["compiled"], trusted_keys=[made["public"]])
+    X = _frame(2000, 23)
+    np.testing.assert_array_equal(encoded_if_clean(bundle, X), bundle.schema.encode(X))
+    scored = score_frame(bundle, X)
+    assert np.max(np.abs(scored["pd"].to_numpy() - _reference_pd(made, X))) <= 1e-9
+    bad_values = {"sector": "zoo", "income": np.inf, "age": 1e16}  # unknown category, infinite, outside the range
+    for name, value in bad_values.items():
+        bad = X.copy()
+        bad.loc[1234, name] = value
+        assert encoded_if_clean(bundle, bad) is None
+        with pytest.raises(RequestError) as caught:
+            bundle.check_request(bad.iloc[1234:1235])
+        with pytest.raises(RequestError) as batch:
+            score_frame(bundle, bad)
+        assert str(batch.value) == f"row 1234: {caught.value}"
+    for odd in (X.assign(age=X["age"].astype(object)), X.assign(ratio=X["ratio"] > 0)):  # object, bool columns
+        assert encoded_if_clean(bundle, odd) is None
+    with pytest.raises(RequestError, match="^row 0: .*is not a number"):
+        score_frame(bundle, X.assign(ratio=X["ratio"] > 0))
