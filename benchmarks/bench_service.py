@@ -269,7 +269,9 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             log(f"creditmodel serve, {workers} worker(s)")
             proc, up = start([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle_dir),
-                              "--port", str(port), "--workers", str(workers), "--log-level", "warning"], url, "/health",
+                              "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+                              "--max-large-requests", "8"],  # the 100-row bodies (~300 KiB) come 4 at a time
+                             url, "/health",
                              tmp / f"creditmodel_{workers}.log")
             procs.append(proc)
             res, responses = measure("creditmodel", url, "/v1/score", ours_1, ours_100, args)

@@ -11,7 +11,8 @@ import pytest
 
 from creditmodel.cli import main
 
-COMMANDS = [["synth"], ["run"], ["features"], ["export"], ["price"], ["data", "check"], ["keys", "generate"]]
+COMMANDS = [["synth"], ["run"], ["features"], ["export"], ["price"], ["data", "check"], ["keys", "generate"],
+            ["bundle", "compile"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -194,7 +194,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
     result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx,
-                          force=args.force, signing_key=_signing_key(args.signing_key))
+                          force=args.force, signing_key=_signing_key(args.signing_key), compiled=args.compile)
     out = Path(args.out)
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     ref = result["model"]
@@ -204,6 +204,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"checksums verified; parity with training-time scores on {par['rows']} out-of-time loans: "
           f"max PD difference {par['max_abs_pd_diff']:.2g}, grades agree {par['grade_agreement']:.0%}")
     print(_signature_note(out))
+    if "compiled" in result:
+        c = result["compiled"]
+        print(f"compiled trees for {c['cpu']}: PDs match LightGBM's on {c['parity']['rows']:,} parity and out-of-time "
+              f"rows (max difference {c['parity']['max_abs_pd_diff']:.2g})")
     if "onnx_drift" in result:
         d = result["onnx_drift"]
         print(f"ONNX (float32) drift on the same loans: max PD difference {d['max_abs_pd_diff']:.2g}, "
@@ -243,6 +247,18 @@ def _write_frame(frame: pd.DataFrame, out: Path, *, command: str, inputs: dict, 
             frame.to_csv(output.tmp, index=False)
         else:
             frame.to_parquet(output.tmp, index=False)
+
+
+def _cmd_bundle_compile(args: argparse.Namespace) -> None:
+    from creditmodel.export.compiled import COMPILED_FILE, compile_bundle
+
+    frame = _read_frame(Path(args.parity_rows)) if args.parity_rows else None
+    info = compile_bundle(args.bundle, args.out, signing_key=_signing_key(args.signing_key),
+                          portable=args.portable, parity_frame=frame, force=args.force, **_trust(args))
+    par = info["parity"]
+    print(f"compiled {args.bundle}/model.txt for {info['cpu']} ({info['triple']}) into "
+          f"{args.out or args.bundle}/{COMPILED_FILE}; its PDs match LightGBM's on {par['rows']:,} parity rows "
+          f"(max difference {par['max_abs_pd_diff']:.2g}); {_signature_note(Path(args.out or args.bundle))}")
 
 
 def _cmd_price_grid(args: argparse.Namespace) -> None:
@@ -516,7 +532,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         scheme = "https" if tls else "http"
 
         def ready() -> None:
-            print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features) on "
+            trees = ", compiled trees" if getattr(bundle, "compiled", None) is not None else ""
+            print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features{trees}) on "
                   f"{scheme}://{args.host}:{args.port} with {args.workers} worker(s)"
                   f"{', API keys required' if keys else ''}{', client certificates required' if 'ssl_ca_certs' in tls else ''}"
                   f"; API docs at /docs", flush=True)
@@ -544,7 +561,8 @@ def _cmd_score(args: argparse.Namespace) -> None:
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
                           num_threads=args.threads, progress=progress, force=args.force)
     print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
-          f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}")
+          f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}"
+          f"{'; compiled trees' if getattr(bundle, 'compiled', None) is not None else ''}")
 
 
 def _cmd_score_as_of(args: argparse.Namespace) -> None:
@@ -676,6 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "output of creditmodel)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--onnx", action="store_true", help="also write model.onnx and measure its float32 drift")
+    p.add_argument("--compile", action="store_true",
+                   help="also write model_compiled.o, the trees as native code for faster scoring (needs lleaves and "
+                        "--signing-key; see `creditmodel bundle compile`)")
     p.add_argument("--model", default="sme_pd", help="registered model name when no MODEL_URI (default sme_pd)")
     p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
     p.add_argument("--run-id", help="take the model of this run when no MODEL_URI")
@@ -847,6 +868,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("bundle", help="work with an export bundle")
+    bundle_sub = p.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+    c = bundle_sub.add_parser("compile", help="add the trees compiled to native code (faster scoring; lleaves), "
+                                              "checked against LightGBM and signed")
+    c.add_argument("--bundle", required=True, help="export bundle directory (verified first)")
+    c.add_argument("--out", help="write the compiled bundle here instead of replacing --bundle")
+    c.add_argument("--signing-key", help="private key (PEM) that signs the compiled bundle (required: native code runs "
+                                         "only from a signed bundle); default $CREDITMODEL_SIGNING_KEY")
+    c.add_argument("--portable", action="store_true",
+                   help="compile for baseline x86-64 instead of this machine's CPU (runs anywhere, slower)")
+    c.add_argument("--parity-rows", metavar="FILE",
+                   help="parquet or CSV of feature rows to check against LightGBM as well (e.g. the run's "
+                        "features.parquet: its out-of-time split)")
+    c.add_argument("--force", action="store_true", help=FORCE_HELP)
+    _add_trust_options(c)
+    c.set_defaults(func=_cmd_bundle_compile)
 
     p = sub.add_parser("keys", help="Ed25519 keys that sign export bundles and let consumers verify their author")
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

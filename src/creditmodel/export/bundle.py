@@ -9,6 +9,8 @@ A bundle is a directory of plain files, each listed with its SHA-256 in manifest
     model_card.json      data window, metrics, validation status, intended use and limits
     scorecard.csv        (optional) the benchmark scorecard as a points table
     model.onnx           (optional) the same trees for non-Python services (float32: see manifest)
+    model_compiled.o     (optional) the same trees as native code, used for scoring when the machine
+                         can run it and it scores as LightGBM (creditmodel.export.compiled)
     feature_catalogue.json (optional) the declarations of the features the model reads and the
                          compiled DuckDB query, so a service computes them as training did; its
                          hash is also in manifest.json (feature_catalogue.sha256)
@@ -40,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from creditmodel import __version__
 from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.export.compiled import COMPILED_FILE, load_compiled
 from creditmodel.export.contents import (
     check_calibration,
     check_feature_schema,
@@ -69,7 +72,7 @@ from creditmodel.texts import text
 FORMAT = "creditmodel-pd-bundle"
 FORMAT_VERSION = 2
 FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json", "model_card.json")
-OPTIONAL_FILES = ("scorecard.csv", "model.onnx", CATALOGUE_FILE)
+OPTIONAL_FILES = ("scorecard.csv", "model.onnx", CATALOGUE_FILE, COMPILED_FILE)
 
 
 def _output_texts(model_card: dict[str, Any] | None) -> dict[str, str]:
@@ -196,14 +199,23 @@ class PDBundle:
     scorecard: pd.DataFrame | None = None
     signature: Signature = field(default_factory=lambda: Signature(None, False))
     catalogue: tuple[Feature, ...] | None = None  # the features' declarations (None: an older bundle)
+    compiled: Any = None  # the compiled trees (creditmodel.export.compiled.CompiledForest) when used
+    compiled_note: str | None = None  # why model_compiled.o is not used, when the bundle has one
 
     def check_request(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first missing, null, non-numeric, out-of-range or unknown value."""
         self.schema.check(frame)
 
+    def margin(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        """Raw log-odds margins of an encoded matrix: the compiled trees when in use, else LightGBM
+        (the same numbers to 1e-9 in PD, checked at load); num_threads 0 = all cores."""
+        if self.compiled is not None:
+            return self.compiled.raw_score(X, num_threads)
+        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=num_threads), dtype=np.float64)
+
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         self.check_request(frame)
-        return np.asarray(self.booster.predict(self.schema.encode(frame), raw_score=True), dtype=np.float64)
+        return self.margin(self.schema.encode(frame))
 
     def predict_pd(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated PD (of the label in the model card) for each row (rows hold the schema's features;
@@ -316,5 +328,14 @@ def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None =
         if absent:
             raise BundleError(f"{where}: feature {absent[0]!r} of feature_schema.json is not declared "
                               f"({len(absent)} missing)")
+    if ("compiled" in manifest) != (COMPILED_FILE in listed):
+        raise BundleError(f"bundle {path}: manifest.json: field compiled and the file {COMPILED_FILE} come together; "
+                          f"expected both or neither")
+    compiled = None
+    if COMPILED_FILE in listed:
+        compiled = load_compiled(f"bundle {path}", raw[COMPILED_FILE], manifest["compiled"],
+                                 model_sha256=listed["model.txt"]["sha256"], signed=signature.trusted,
+                                 booster=booster, calibrator=parsed["calibration.json"], schema=schema)
     return PDBundle(path, booster, parsed["calibration.json"], parsed["master_scale.json"], schema, manifest,
-                    docs["model_card.json"], scorecard, signature, catalogue)
+                    docs["model_card.json"], scorecard, signature, catalogue,
+                    compiled.forest if compiled else None, compiled.note if compiled else None)

@@ -158,14 +158,19 @@ def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split
 
 
 def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx: bool = False,
-                 force: bool = False, signing_key: str | Path | None = None) -> dict[str, Any]:
+                 force: bool = False, signing_key: str | Path | None = None, compiled: bool = False) -> dict[str, Any]:
     """Write a verified bundle of `model_uri` to `out_dir` all at once; return its parity.
 
     `out_dir` must be absent, empty or an earlier output of creditmodel (`creditmodel.outputs`;
     `force` also replaces one whose files were changed since). With `signing_key` (PEM file of an
     Ed25519 private key) the final manifest is signed and the bundle is loaded once more with that
-    key's public half before it is moved into place."""
+    key's public half before it is moved into place. With `compiled` (needs `signing_key` and lleaves)
+    the trees are compiled too (creditmodel.export.compiled), checked against LightGBM on the parity
+    rows and the out-of-time split."""
     key = load_private_key(signing_key) if signing_key is not None else None
+    if compiled and key is None:
+        raise ConfigError("--compile: compiled trees run only from a signed bundle; pass --signing-key "
+                          "(or $CREDITMODEL_SIGNING_KEY)")
     output = Output(out_dir, kind="dir", command="export", force=force, inputs=tracking_inputs(tracking_uri))
     try:
         ref = resolve_model_uri(model_uri, tracking_uri)
@@ -211,11 +216,17 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         manifest = json.loads((staged / "manifest.json").read_text(encoding="utf-8"))
         manifest["verification"] = report  # the manifest is not among the checksummed files
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if compiled:  # checked against LightGBM on the parity rows and this run's out-of-time split
+            from creditmodel.export.compiled import add_compiled
+
+            report["compiled"] = add_compiled(staged, bundle, parity_frame=features)
         if key is not None:
             sign_bundle(staged, key)
         final = (load_bundle(staged, trusted_keys=[key.public_key()]) if key is not None
                  else load_bundle(staged, allow_unsigned=True))
         report["signature"] = final.signature
+        if compiled and final.compiled is None:
+            raise BundleError(f"bundle of {model_uri}: its compiled trees do not load ({final.compiled_note})")
         output.commit()
     except BaseException:
         output.discard()

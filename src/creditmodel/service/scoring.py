@@ -209,6 +209,9 @@ class FastScorer:
         return out
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
+        margin = getattr(self.bundle, "margin", None)  # the bundle's compiled trees when it uses them
+        if margin is not None:
+            return margin(X, self.num_threads)
         return self.bundle.booster.predict(X, raw_score=True, num_threads=self.num_threads)
 
     def pd(self, X: np.ndarray) -> np.ndarray:
