@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -162,6 +163,19 @@ def build_store(tables: Mapping[str, pd.DataFrame], path: Path) -> dict[str, int
     return counts
 
 
+def _literal(value: Any) -> str:
+    """A SQL literal of an application's value (validated upstream; quotes escaped all the same)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else "NULL"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def parse_store(spec: str | Path) -> Path:
     """A store location: ``duckdb:///path``, ``duckdb://relative/path`` or a plain path to a DuckDB file."""
     text = str(spec)
@@ -214,6 +228,7 @@ class OnlineFeatures:
             raise StoreError(f"store {str(self.store)!r}: cannot be opened as DuckDB "
                              f"({str(exc).splitlines()[0]})") from None
         self._lock = threading.Lock()
+        self._prepared = threading.local()  # per thread: a cursor holding the query, planned once
         present = {r[0] for r in self._con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'").fetchall()}
         needed = tables_needed(self.catalogue)
@@ -304,14 +319,22 @@ class OnlineFeatures:
             cur.close()
         return int(row[0][0]) if row else None
 
+    def _statement(self) -> Any:
+        """This thread's cursor with the catalogue's query prepared: planning the 147 features' SQL
+        costs more than running it for one borrower, so it is planned once per thread, not per call."""
+        cur = getattr(self._prepared, "cursor", None)
+        if cur is None:
+            with self._lock:
+                cur = self._con.cursor()
+            cur.execute(f"PREPARE application AS {self._query}").fetchall()
+            self._prepared.cursor = cur
+        return cur
+
     def compute(self, app: Application) -> pd.DataFrame:
         """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
-        with self._lock:
-            cur = self._con.cursor()
-        try:
-            frame = cur.execute(self._query, self._params(app)).df()
-        finally:
-            cur.close()
+        # values as SQL literals (DuckDB's EXECUTE takes no bound parameters), typed as the query casts them
+        args = ", ".join(f"{name} := {_literal(value)}" for name, value in self._params(app).items())
+        frame = self._statement().execute(f"EXECUTE application({args})").df()
         frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")
         for f in self.catalogue:
             if f.is_categorical:
