@@ -321,7 +321,9 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.data.contracts import validate_tables
     from creditmodel.data.io import read_tables, resolve_extraction_date
+    from creditmodel.monitoring.report import REPORT_NAME, write_report
     from creditmodel.monitoring.run import monitor
+    from creditmodel.texts import check_lang
 
     out = Path(args.out)
     inputs = {"--bundle": args.bundle, "--data": args.data, "--config": args.config}
@@ -335,10 +337,12 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     raw = read_tables(args.data, encoding=config.data_encoding, delimiter=config.data_delimiter)
     extraction = resolve_extraction_date(config.extraction_date, args.data)
     tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
+    lang = check_lang(args.lang or config.lang)
     result = monitor(bundle, tables, as_of, config)
     with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
         for name, frame in result.frames.items():
             frame.to_parquet(output.tmp / f"{name}.parquet", index=False)
+        write_report(result, output.tmp / REPORT_NAME, lang, config.data_dictionary(), bundle_label=str(args.bundle))
         result.frames["watch_list"].to_csv(output.tmp / "watch_list.csv", index=False, encoding="utf-8-sig")
         (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
@@ -670,6 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (watch list parquet + CSV, NPL, EVA, migration)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration: [monitoring] triggers and NPL tolerance, [pricing] for EVA")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of monitoring_report.html (default: the "
+                                                        "configuration's lang)")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_monitor)
 

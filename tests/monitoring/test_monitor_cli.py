@@ -13,21 +13,6 @@ from creditmodel.data.io import read_tables
 from creditmodel.monitoring.book import live_book
 
 
-@pytest.fixture(scope="module")
-def world_dir(demo_run):
-    d = demo_run["result"].output_dir / "world"
-    assert (d / "balances.parquet").exists()
-    return d
-
-
-@pytest.fixture(scope="module")
-def monitored(demo_run, world_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mon") / "2023q3"
-    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(world_dir),
-                 "--as-of", "2023-09-30", "--out", str(out)]) == 0
-    return out
-
-
 def test_monitor_writes_rerating_watch_list_npl_and_eva(monitored, world_dir):
     names = {p.name for p in monitored.iterdir() if not p.name.startswith(".")}
     assert {"rerating.parquet", "migration.parquet", "watch_list.parquet", "watch_list.csv", "npl_by_team.parquet",

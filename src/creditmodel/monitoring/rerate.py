@@ -16,7 +16,7 @@ from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
 
-__all__ = ["N_REASONS", "as_of_tables", "migration_matrix", "migration_summary", "rerate"]
+__all__ = ["N_REASONS", "as_of_tables", "migration_matrix", "migration_summary", "rerate", "rerate_with_features"]
 
 N_REASONS = 3
 
@@ -55,6 +55,13 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
            dictionary: DataDictionary | None = None) -> pd.DataFrame:
     """PD and grade of each open loan at origination and as of the date, the notches moved (positive =
     downgrade, on the bundle's master scale) and the reason codes of the rating as of the date."""
+    return rerate_with_features(bundle, tables, book, as_of, dictionary)[0]
+
+
+def rerate_with_features(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
+                         dictionary: DataDictionary | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`rerate`, and the bundle's features of the open loans at origination and as of the date
+    (the two populations whose characteristic stability monitoring reports)."""
     from creditmodel.service.scoring import reason_codes_from_bundle, reasons_frame
 
     as_of = pd.Timestamp(as_of).normalize()
@@ -74,8 +81,8 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
     })
     out["notches"] = [rank[b] - rank[a] for a, b in zip(g_then, g_now)]
     reasons = reasons_frame(reason_codes_from_bundle(bundle, now, N_REASONS), N_REASONS)
-    keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)]
-    return pd.concat([out, reasons[keep].reset_index(drop=True)], axis=1)
+    keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)] + [f"reason_{k}_feature" for k in range(1, N_REASONS + 1)]
+    return pd.concat([out, reasons[keep].reset_index(drop=True)], axis=1), then, now
 
 
 def migration_matrix(rated: pd.DataFrame, grades: list[str]) -> pd.DataFrame:
