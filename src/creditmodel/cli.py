@@ -338,6 +338,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     extraction = resolve_extraction_date(config.extraction_date, args.data)
     tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
     lang = check_lang(args.lang or config.lang)
+    target = _monitoring_target(args, bundle)  # the tracking store is checked before any work
     result = monitor(bundle, tables, as_of, config)
     with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
         for name, frame in result.frames.items():
@@ -353,6 +354,32 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
           f"{s['share_downgraded_2plus']:.1%} downgraded 2+ notches; NPL {s['npl_ratio']:.2%} "
           f"(tolerance {s['npl_tolerance']:.0%}; by team: {teams}); {s['officers_over_tolerance']} officers over it; "
           f"EVA {s['eva_total']:,.0f} a year; {s['watch_list_loans']} loans on the watch list")
+    if target is not None:
+        from creditmodel.monitoring.mlflow_metrics import log_monitoring, metrics_of
+
+        try:
+            run_id = log_monitoring(target, s, [out / REPORT_NAME, out / "summary.json"])
+        except Exception as exc:  # noqa: BLE001 - the outputs are complete; say what is missing, in one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ConfigError(f"--tracking-uri {target.tracking_uri}: the figures of {s['as_of']} were not logged "
+                              f"({first}); the outputs in {out} are complete") from None
+        print(f"logged {len(metrics_of(s))} figures at step {s['as_of'].replace('-', '')} to MLflow run {run_id} "
+              f"in {target.tracking_uri}")
+
+
+def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> MonitoringTarget | None:  # noqa: F821
+    """Where `monitor` logs its figures (None: nowhere): --tracking-uri or --mlflow ask for it, a bundle
+    exported from the registry implies it; --no-mlflow turns it off."""
+    from creditmodel.monitoring.mlflow_metrics import registry_provenance, resolve_target
+    from creditmodel.monitoring.run import model_id
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+
+    want = args.mlflow
+    if want is None:
+        want = bool(args.tracking_uri) or registry_provenance(bundle) is not None
+    if not want:
+        return None
+    return resolve_target(bundle, args.tracking_uri or default_tracking_uri(), model_id(bundle))
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
@@ -676,6 +703,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML configuration: [monitoring] triggers and NPL tolerance, [pricing] for EVA")
     p.add_argument("--lang", choices=("en", "zh"), help="language of monitoring_report.html (default: the "
                                                         "configuration's lang)")
+    p.add_argument("--tracking-uri", help="MLflow store to log the monitored figures to, at step = the as-of date "
+                                          "(default with --mlflow: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="log the figures to MLflow (the default for a bundle exported from the registry, or with "
+                        "--tracking-uri); --no-mlflow never logs")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_monitor)
 
