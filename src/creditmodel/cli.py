@@ -339,7 +339,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
     lang = check_lang(args.lang or config.lang)
     target = _monitoring_target(args, bundle)  # the tracking store is checked before any work
-    result = monitor(bundle, tables, as_of, config)
+    result = monitor(bundle, tables, as_of, config, scoring_log=args.scoring_log)
     with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
         for name, frame in result.frames.items():
             frame.to_parquet(output.tmp / f"{name}.parquet", index=False)
@@ -533,9 +533,15 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         bundle = load_bundle(pinned, **load_options)  # verified once, on the copy every worker loads
         _warn_if_unsigned(args, bundle)
         request_log = RequestLog(args.request_log) if args.request_log else None
+        scoring_log = None
+        if args.scoring_log:
+            from creditmodel.service.scoring_log import ScoringLog
+
+            scoring_log = ScoringLog(args.scoring_log)
+            scoring_log.check()  # a bad directory is one line at start-up; later failures are reported by /health
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
-                           training_range=args.training_range, store=args.store)
+                           training_range=args.training_range, store=args.store, scoring_log=scoring_log)
         # builds the request schema and proves the fast path's parity before any socket opens
         app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
         sock = listening_socket(args.host, args.port)
@@ -705,6 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "configuration's lang)")
     p.add_argument("--tracking-uri", help="MLflow store to log the monitored figures to, at step = the as-of date "
                                           "(default with --mlflow: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--scoring-log", metavar="DIR", help="the scoring service's log (serve --scoring-log): PSI of the "
+                                                       "PDs it answered against the development sample")
     p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
                    help="log the figures to MLflow (the default for a bundle exported from the registry, or with "
                         "--tracking-uri); --no-mlflow never logs")
@@ -805,6 +813,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-log", metavar="FILE",
                    help="append one JSON line per request (time, path, status, latency, model, application ids; "
                         "never feature values) to FILE, '-' for stderr")
+    p.add_argument("--scoring-log", metavar="DIR",
+                   help="append every scored application (model id, time, features, PD, grade) to rotated JSONL "
+                        "parts under DIR, for `creditmodel monitor --scoring-log`; never blocks or fails a request "
+                        "(/health shows the log's state)")
     p.add_argument("--api-key-file", metavar="FILE",
                    help="require an API key on /v1/* (Authorization: Bearer KEY or X-API-Key: KEY): one key a line; "
                         "$CREDITMODEL_API_KEYS (comma-separated) adds keys; /health stays open")

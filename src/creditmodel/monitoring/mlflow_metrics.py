@@ -45,6 +45,7 @@ METRICS = {
     "psi_pd_recent_to_development": "psi_pd_recent_to_development",
     "psi_grade_recent_to_development": "psi_grade_recent_to_development",
     "live_psi": "psi_live_scores",
+    "live_scores": "live_scores",
     "npl_ratio": "npl_ratio",
     "officers_over_tolerance": "officers_over_tolerance",
     "eva_total": "eva_total",
@@ -79,7 +80,7 @@ def registry_provenance(bundle: Any) -> dict[str, str] | None:
     """The MLflow run and registry version a bundle was exported from (its manifest), or None."""
     man = bundle.manifest if isinstance(bundle.manifest, dict) else {}
     prov = (man.get("provenance") or {}).get("mlflow")
-    return prov if isinstance(prov, Mapping) and prov.get("run_id") else None
+    return {str(k): str(v) for k, v in prov.items() if v is not None} if isinstance(prov, Mapping) and prov.get("run_id") else None
 
 
 def resolve_target(bundle: Any, tracking_uri: str, model_id: str) -> MonitoringTarget:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,7 +20,7 @@ from creditmodel.monitoring.book import (
     npl_by,
 )
 from creditmodel.monitoring.rerate import migration_matrix, migration_summary, rerate
-from creditmodel.monitoring.stability import Stability, stability
+from creditmodel.monitoring.stability import Stability, live_psi, stability
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi
 
@@ -45,9 +46,19 @@ class MonitoringResult:
     stability: Stability | None = None
 
 
-def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> MonitoringResult:
-    """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring)."""
+def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+            scoring_log: str | Path | None = None) -> MonitoringResult:
+    """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring).
+
+    ``scoring_log``: the scoring service's log directory (``serve --scoring-log``); the PDs it answered
+    with this bundle's model are compared with the development sample (PSI). The log is the service's
+    own traffic up to now, read whole: it is reported beside the as-of figures, never used for them."""
     as_of = pd.Timestamp(as_of).normalize()
+    live = None
+    if scoring_log is not None:  # read first: a bad log is one line before any work
+        from creditmodel.service.scoring_log import read_scoring_log
+
+        live = read_scoring_log(scoring_log, model=model_id(bundle))
     dictionary = config.data_dictionary()
     triggers = parse_triggers(config.monitoring.triggers)  # bad config fails before any work
     tolerance = config.monitoring.npl_tolerance
@@ -112,4 +123,12 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, conf
         "watch_list_loans": int(watch["loan_id"].nunique()) if len(watch) else 0,
         "watch_list_by_trigger": {k: int(v) for k, v in watch["trigger"].value_counts().items()} if len(watch) else {},
     }
+    if live is not None:
+        live_pd = pd.Series([r["pd"] for r in live], dtype="float64")
+        live_test = live_psi(stable.pd_reference, live_pd)
+        times = sorted(str(r.get("time", "")) for r in live)
+        summary.update({"live_scores": len(live), "live_psi": float(live_test.value) if live_test else float("nan"),
+                        "live_psi_status": live_test.status if live_test else "n/a",
+                        "live_mean_pd": float(live_pd.mean()) if len(live) else float("nan"),
+                        "live_scores_from": times[0] if times else None, "live_scores_to": times[-1] if times else None})
     return MonitoringResult(as_of, frames, summary, stable)
