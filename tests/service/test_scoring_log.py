@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 
 import pytest
@@ -59,6 +60,23 @@ def test_every_scored_application_is_logged_with_its_features_pd_and_grade(bundl
     assert health.status_code == 200
     state = health.json()["scoring_log"]
     assert state["state"] == "ok" and state["written"] == 32 and state["failed"] == 0 and state["dropped"] == 0
+    log.close()
+
+
+def test_large_bodies_scored_in_the_helper_process_are_logged_by_the_worker(bundle, rows, tmp_path):
+    log = ScoringLog(tmp_path / "log")
+    app = create_app(bundle, scoring_log=log, large_body_bytes=1024)  # every body here goes to the helper
+    try:
+        body = {"applications": [{"id": f"L-{i}", "features": r} for i, r in enumerate(rows)]}
+        answer = asgi_calls(app, [("POST", "/v1/score", body)])[0]
+        assert answer.status_code == 200
+    finally:
+        app.state.large_requests.close()
+    log.flush()
+    records = {r["id"]: r for r in read_scoring_log(tmp_path / "log")}
+    assert len(records) == len(rows) and log.state()["written"] == len(rows)
+    assert all(records[r["id"]]["pd"] == r["pd"] for r in answer.json()["results"])
+    assert {p.name.split("-")[2] for p in (tmp_path / "log").glob("*.jsonl")} == {str(os.getpid())}
     log.close()
 
 

@@ -80,7 +80,9 @@ def registry_provenance(bundle: Any) -> dict[str, str] | None:
     """The MLflow run and registry version a bundle was exported from (its manifest), or None."""
     man = bundle.manifest if isinstance(bundle.manifest, dict) else {}
     prov = (man.get("provenance") or {}).get("mlflow")
-    return {str(k): str(v) for k, v in prov.items() if v is not None} if isinstance(prov, Mapping) and prov.get("run_id") else None
+    if not isinstance(prov, Mapping) or not prov.get("run_id"):
+        return None
+    return {str(k): str(v) for k, v in prov.items() if v is not None}
 
 
 def resolve_target(bundle: Any, tracking_uri: str, model_id: str) -> MonitoringTarget:

@@ -26,7 +26,7 @@ from creditmodel import __version__
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.texts import check_lang, text
 
-__all__ = ["REPORT_NAME", "render_report", "write_report"]
+__all__ = ["REPORT_NAME", "findings", "render_report", "watch_by_officer", "write_report"]
 
 REPORT_NAME = "monitoring_report.html"
 STATUS_COLOURS = {"green": "#2e7d32", "amber": "#e69500", "red": "#c62828"}
@@ -155,8 +155,10 @@ def svg_chart(x: list[str], series: list[tuple[str, list[float], str]], *, hline
 
 # --- the sections --------------------------------------------------------------------------------
 
-def findings(summary: dict[str, Any], frames: dict[str, pd.DataFrame], r: _Report) -> list[tuple[str, str]]:
-    """(status, sentence) of the headline findings, worst first within their order."""
+def findings(summary: dict[str, Any], frames: dict[str, pd.DataFrame], lang: str | None = "en",
+             dictionary: DataDictionary | None = None) -> list[tuple[str, str]]:
+    """(status, sentence) of the headline findings of a monitoring run, in ``lang``, in the report's order."""
+    r = _Report(check_lang(lang), dictionary or default_dictionary())
     s = summary
     out: list[tuple[str, str]] = []
     out.append((s.get("psi_status", "n/a"), r.t("finding.pd_drift", pd0=s["mean_pd_origination"],
@@ -295,7 +297,7 @@ def render_report(result: Any, lang: str | None = "en", dictionary: DataDictiona
     e = html.escape
     sections: list[tuple[str, str, str]] = []  # (id, heading, body)
 
-    items = "".join(f"<li>{r.status(st)} {e(sentence)}</li>" for st, sentence in findings(s, f, r))
+    items = "".join(f"<li>{r.status(st)} {e(sentence)}</li>" for st, sentence in findings(s, f, lang, r.d))
     headline = pd.DataFrame([{"measure": r.t(f"headline.{k}"), "value": fmt(s.get(k), kind)} for k, kind in [
         ("loans", "int"), ("mean_pd_origination", "pct"), ("mean_pd_now", "pct"),
         ("psi_pd_origination_to_now", "num"), ("share_downgraded_2plus", "pct"), ("npl_ratio", "pct"),

@@ -508,12 +508,19 @@ def _helper_init(spec: dict[str, Any]) -> None:
     bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
     if bundle.manifest != spec["manifest"]:
         raise BundleError(f"bundle {spec['bundle_dir']}: changed since the service verified it")
-    _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"])
+    collected = None
+    if spec.get("collect_scores"):
+        from creditmodel.service.scoring_log import CollectedScores
+
+        collected = CollectedScores()
+    _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"], scoring_log=collected)
 
 
-def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None, list[Any]]:
+    """The answer, and what was scored for the worker's scoring log (the helper writes no log itself)."""
     assert _HELPER is not None
-    return _HELPER.handle(path, body)
+    status, out, ids = _HELPER.handle(path, body)
+    return status, out, ids, _HELPER.scoring_log.take() if _HELPER.scoring_log is not None else []
 
 
 def _helper_ready() -> int:
@@ -527,8 +534,9 @@ class LargeRequests:
         self.spec = {"bundle_dir": str(svc.bundle.path), "manifest": svc.bundle.manifest, "pricing": svc.pricing,
                      "parent_pid": os.getpid(),
                      "load_options": load_options or {},
-                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range,
-                                 "scoring_log": svc.scoring_log}}
+                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range},
+                     "collect_scores": svc.scoring_log is not None}
+        self.scoring_log = svc.scoring_log  # what the helper scored is appended here, by this worker
         self.limit, self.processes, self.active = limit, max(1, min(processes, limit)), 0
         self.pool: Any = None
 
@@ -564,7 +572,11 @@ class LargeRequests:
 
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.start(), _helper_handle, path, body)
+            status, out, ids, scored = await loop.run_in_executor(self.start(), _helper_handle, path, body)
+            if self.scoring_log is not None:
+                for item in scored:
+                    self.scoring_log.submit(*item)
+            return status, out, ids
         except BrokenProcessPool:
             self.pool = None
             return (*_json({"detail": [{"loc": ["body"], "type": "unavailable",

@@ -27,7 +27,7 @@ import numpy as np
 
 from creditmodel.exceptions import ConfigError
 
-__all__ = ["ScoringLog", "read_scoring_log"]
+__all__ = ["CollectedScores", "ScoringLog", "read_scoring_log"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,21 @@ class ScoringLog:
                         self._queue.task_done()
             finally:
                 self._queue.task_done()
+
+
+class CollectedScores:
+    """Stands in for the scoring log in the helper process of large bodies: it keeps what the helper
+    scored, which goes back with the answer to the worker, whose own log appends it."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, ...]] = []
+
+    def submit(self, *args: Any) -> None:
+        self.items.append(args)
+
+    def take(self) -> list[tuple[Any, ...]]:
+        items, self.items = self.items, []
+        return items
 
 
 def _scoring_log(directory: str, max_bytes: int, queue_items: int) -> ScoringLog:
