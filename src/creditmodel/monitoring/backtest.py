@@ -14,7 +14,7 @@ import pandas as pd
 from creditmodel.config import RunConfig
 from creditmodel.features.labels import make_labels
 from creditmodel.models.metrics import auc
-from creditmodel.monitoring.rerate import _features, as_of_tables
+from creditmodel.monitoring.rerate import OriginationFeatures, _features, as_of_tables
 from creditmodel.validation.stats import binomial_p, jeffreys_p, status_from_p
 
 __all__ = ["BACKTEST_COLUMNS", "backtest", "backtest_table", "matured_loans"]
@@ -23,9 +23,11 @@ BACKTEST_COLUMNS = ["quarter", "loans", "defaults", "mean_pd", "default_rate", "
                     "status"]
 
 
-def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> pd.DataFrame:
+def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+                  origination: OriginationFeatures | None = None) -> pd.DataFrame:
     """One row per loan whose outcome window has ended by ``as_of``: loan_id, quarter of origination,
-    outcome y (1 = default) and PD at origination by ``bundle``. Nothing dated after ``as_of`` is read."""
+    outcome y (1 = default) and PD at origination by ``bundle``. Nothing dated after ``as_of`` is read.
+    ``origination`` shares the features at origination with the rest of a monitoring run."""
     as_of = pd.Timestamp(as_of).normalize()
     known = as_of_tables(tables, as_of)
     label = config.label
@@ -36,7 +38,8 @@ def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object
     if loans.empty:
         return pd.DataFrame({"loan_id": pd.Series(dtype="int64"), "quarter": pd.Series(dtype=object),
                              "y": pd.Series(dtype="int64"), "pd": pd.Series(dtype="float64")})
-    pd_ = bundle.predict_pd(_features(bundle, known, loans, config.data_dictionary()))
+    X = origination.of(loans) if origination is not None else _features(bundle, known, loans, config.data_dictionary())
+    pd_ = bundle.predict_pd(X)
     return pd.DataFrame({"loan_id": loans["loan_id"].to_numpy(),
                          "quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
                          "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})

@@ -19,7 +19,13 @@ from creditmodel.monitoring.book import (
     loan_eva,
     npl_by,
 )
-from creditmodel.monitoring.rerate import migration_matrix, migration_summary, rerate
+from creditmodel.monitoring.rerate import (
+    OriginationFeatures,
+    as_of_tables,
+    migration_matrix,
+    migration_summary,
+    rerate_with_features,
+)
 from creditmodel.monitoring.stability import Stability, live_psi, stability
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi
@@ -63,7 +69,12 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, conf
     triggers = parse_triggers(config.monitoring.triggers)  # bad config fails before any work
     tolerance = config.monitoring.npl_tolerance
     book = live_book(tables, as_of, dictionary)
-    rated = rerate(bundle, tables, book, as_of, dictionary)
+    # one catalogue build at origination for every loan applied for by the date: the open book, the
+    # matured cohorts and the stability samples are all drawn from them
+    known = as_of_tables(tables, as_of)
+    origination = OriginationFeatures(bundle, known, dictionary)
+    origination.of(known["loans"])
+    rated = rerate_with_features(bundle, tables, book, as_of, dictionary, origination)[0]
     book = book.merge(rated, on="loan_id", how="left")
     watch = watch_list(tables, book, as_of, triggers)
     eva = loan_eva(book, book["pd_now"], config.pricing)
@@ -71,8 +82,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, conf
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
     year_books = [(y, live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)) for y in years]
     year_books.append((as_of.year, book))
-    matured = matured_loans(bundle, tables, as_of, config)
-    stable = stability(bundle, tables, as_of, dictionary=dictionary)
+    matured = matured_loans(bundle, tables, as_of, config, origination)
+    stable = stability(bundle, tables, as_of, dictionary=dictionary, origination=origination)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from creditmodel.data.dictionary import DataDictionary
-from creditmodel.monitoring.rerate import _features, as_of_tables
+from creditmodel.monitoring.rerate import OriginationFeatures, _features, as_of_tables
 from creditmodel.validation.stats import TestResult, csi, psi
 
 __all__ = ["Stability", "development_window", "stability"]
@@ -49,7 +49,7 @@ def development_window(bundle: Any) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 
 
 def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, months: int = 3,
-              dictionary: DataDictionary | None = None) -> Stability:
+              dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None) -> Stability:
     """PSI of the PDs and grades and CSI of the features of loans applied for in the ``months`` months
     up to ``as_of`` against the development sample, both at their decision dates; nothing dated after
     ``as_of`` is read. Without a development window in the model card, or without loans on either
@@ -68,7 +68,8 @@ def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, mo
     if dev.empty or recent.empty:
         return out
     both = pd.concat([dev, recent], ignore_index=True).drop_duplicates("loan_id")
-    frame = _features(bundle, known, both, dictionary).set_index("loan_id")
+    frame = (origination.of(both) if origination is not None else _features(bundle, known, both, dictionary)
+             ).set_index("loan_id")
     names = list(bundle.schema.names)
     f_dev, f_recent = frame.loc[dev["loan_id"].to_numpy(), names], frame.loc[recent["loan_id"].to_numpy(), names]
     out.pd_reference = pd.Series(bundle.predict_pd(f_dev.reset_index()), index=f_dev.index, name="pd")
