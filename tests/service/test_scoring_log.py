@@ -16,7 +16,7 @@ from creditmodel.service.app import create_app
 from creditmodel.service.models import Health
 from creditmodel.service.scoring_log import ScoringLog, read_scoring_log
 
-from .conftest import asgi_calls, json_features
+from .conftest import asgi_calls, json_features, start_server, stop_server
 
 
 def _same(sent, logged):
@@ -163,3 +163,28 @@ def test_monitor_reads_the_scoring_log_for_the_psi_of_live_scores(bundle, demo_r
     assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(world), "--as-of",
                  "2024-06-30", "--out", str(out), "--scoring-log", str(tmp_path / "log")]) == 2
     assert not out.exists()
+
+
+def test_a_served_model_with_two_workers_logs_every_request(bundle_dir, feature_rows, tmp_path):
+    import time
+
+    import httpx
+
+    proc, url = start_server(bundle_dir, "--scoring-log", str(tmp_path / "log"), "--workers", "2")
+    try:
+        sent = 0
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for k in range(8):
+                body = {"applications": [{"id": f"{k}-{i}", "features": r} for i, r in enumerate(feature_rows[:5])]}
+                assert c.post("/v1/score", json=body).status_code == 200
+                sent += 5
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(read_scoring_log(tmp_path / "log")) < sent:
+                time.sleep(0.2)
+            health = c.get("/health").json()
+        assert health["status"] == "ok" and health["scoring_log"]["state"] == "ok"
+    finally:
+        stop_server(proc)
+    records = read_scoring_log(tmp_path / "log")
+    assert sorted(r["id"] for r in records) == sorted(f"{k}-{i}" for k in range(8) for i in range(5))
+    assert {r["model"] for r in records} == {health["model"]}
