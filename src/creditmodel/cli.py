@@ -337,7 +337,9 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.data.contracts import validate_tables
     from creditmodel.data.io import read_tables, resolve_extraction_date
+    from creditmodel.monitoring.report import REPORT_NAME, write_report
     from creditmodel.monitoring.run import monitor
+    from creditmodel.texts import check_lang
 
     out = Path(args.out)
     inputs = {"--bundle": args.bundle, "--data": args.data, "--config": args.config}
@@ -351,10 +353,13 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     raw = read_tables(args.data, encoding=config.data_encoding, delimiter=config.data_delimiter)
     extraction = resolve_extraction_date(config.extraction_date, args.data)
     tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
-    result = monitor(bundle, tables, as_of, config)
+    lang = check_lang(args.lang or config.lang)
+    target = _monitoring_target(args, bundle)  # the tracking store is checked before any work
+    result = monitor(bundle, tables, as_of, config, scoring_log=args.scoring_log)
     with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
         for name, frame in result.frames.items():
             frame.to_parquet(output.tmp / f"{name}.parquet", index=False)
+        write_report(result, output.tmp / REPORT_NAME, lang, config.data_dictionary(), bundle_label=str(args.bundle))
         result.frames["watch_list"].to_csv(output.tmp / "watch_list.csv", index=False, encoding="utf-8-sig")
         (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
@@ -365,6 +370,32 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
           f"{s['share_downgraded_2plus']:.1%} downgraded 2+ notches; NPL {s['npl_ratio']:.2%} "
           f"(tolerance {s['npl_tolerance']:.0%}; by team: {teams}); {s['officers_over_tolerance']} officers over it; "
           f"EVA {s['eva_total']:,.0f} a year; {s['watch_list_loans']} loans on the watch list")
+    if target is not None:
+        from creditmodel.monitoring.mlflow_metrics import log_monitoring, metrics_of
+
+        try:
+            run_id = log_monitoring(target, s, [out / REPORT_NAME, out / "summary.json"])
+        except Exception as exc:  # noqa: BLE001 - the outputs are complete; say what is missing, in one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ConfigError(f"--tracking-uri {target.tracking_uri}: the figures of {s['as_of']} were not logged "
+                              f"({first}); the outputs in {out} are complete") from None
+        print(f"logged {len(metrics_of(s))} figures at step {s['as_of'].replace('-', '')} to MLflow run {run_id} "
+              f"in {target.tracking_uri}")
+
+
+def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> MonitoringTarget | None:  # noqa: F821
+    """Where `monitor` logs its figures (None: nowhere): --tracking-uri or --mlflow ask for it, a bundle
+    exported from the registry implies it; --no-mlflow turns it off."""
+    from creditmodel.monitoring.mlflow_metrics import registry_provenance, resolve_target
+    from creditmodel.monitoring.run import model_id
+    from creditmodel.tracking.mlflow_tracking import default_tracking_uri
+
+    want = args.mlflow
+    if want is None:
+        want = bool(args.tracking_uri) or registry_provenance(bundle) is not None
+    if not want:
+        return None
+    return resolve_target(bundle, args.tracking_uri or default_tracking_uri(), model_id(bundle))
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
@@ -518,9 +549,15 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         bundle = load_bundle(pinned, **load_options)  # verified once, on the copy every worker loads
         _warn_if_unsigned(args, bundle)
         request_log = RequestLog(args.request_log) if args.request_log else None
+        scoring_log = None
+        if args.scoring_log:
+            from creditmodel.service.scoring_log import ScoringLog
+
+            scoring_log = ScoringLog(args.scoring_log)
+            scoring_log.check()  # a bad directory is one line at start-up; later failures are reported by /health
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
-                           training_range=args.training_range, store=args.store)
+                           training_range=args.training_range, store=args.store, scoring_log=scoring_log)
         # builds the request schema and proves the fast path's parity before any socket opens
         app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
         sock = listening_socket(args.host, args.port)
@@ -733,6 +770,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (watch list parquet + CSV, NPL, EVA, migration)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration: [monitoring] triggers and NPL tolerance, [pricing] for EVA")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of monitoring_report.html (default: the "
+                                                        "configuration's lang)")
+    p.add_argument("--tracking-uri", help="MLflow store to log the monitored figures to, at step = the as-of date "
+                                          "(default with --mlflow: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p.add_argument("--scoring-log", metavar="DIR", help="the scoring service's log (serve --scoring-log): PSI of the "
+                                                       "PDs it answered against the development sample")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="log the figures to MLflow (the default for a bundle exported from the registry, or with "
+                        "--tracking-uri); --no-mlflow never logs")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_monitor)
 
@@ -830,6 +876,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-log", metavar="FILE",
                    help="append one JSON line per request (time, path, status, latency, model, application ids; "
                         "never feature values) to FILE, '-' for stderr")
+    p.add_argument("--scoring-log", metavar="DIR",
+                   help="append every scored application (model id, time, features, PD, grade) to rotated JSONL "
+                        "parts under DIR, for `creditmodel monitor --scoring-log`; never blocks or fails a request "
+                        "(/health shows the log's state)")
     p.add_argument("--api-key-file", metavar="FILE",
                    help="require an API key on /v1/* (Authorization: Bearer KEY or X-API-Key: KEY): one key a line; "
                         "$CREDITMODEL_API_KEYS (comma-separated) adds keys; /health stays open")

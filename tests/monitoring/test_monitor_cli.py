@@ -13,21 +13,6 @@ from creditmodel.data.io import read_tables
 from creditmodel.monitoring.book import live_book
 
 
-@pytest.fixture(scope="module")
-def world_dir(demo_run):
-    d = demo_run["result"].output_dir / "world"
-    assert (d / "balances.parquet").exists()
-    return d
-
-
-@pytest.fixture(scope="module")
-def monitored(demo_run, world_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mon") / "2023q3"
-    assert main(["monitor", "--bundle", str(demo_run["result"].bundle_dir), "--data", str(world_dir),
-                 "--as-of", "2023-09-30", "--out", str(out)]) == 0
-    return out
-
-
 def test_monitor_writes_rerating_watch_list_npl_and_eva(monitored, world_dir):
     names = {p.name for p in monitored.iterdir() if not p.name.startswith(".")}
     assert {"rerating.parquet", "migration.parquet", "watch_list.parquet", "watch_list.csv", "npl_by_team.parquet",
@@ -129,3 +114,24 @@ def test_backtest_counts_the_matured_loans_and_their_defaults(monitored, world_d
     r = bt.iloc[-1]
     assert r["jeffreys_p"] == pytest.approx(beta.cdf(r["mean_pd"], r["defaults"] + 0.5, r["loans"] - r["defaults"] + 0.5))
     assert set(bt["status"]) <= {"green", "amber", "red"}
+
+
+def test_one_shared_build_at_origination_gives_the_same_pds(demo_run, world_dir):
+    """Re-rating and the backtest with the run's shared features at origination equal their own builds."""
+    from creditmodel.config import build_config
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.backtest import matured_loans
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate, rerate_with_features
+
+    as_of = pd.Timestamp("2023-06-30")
+    tables = read_tables(world_dir)
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    book = live_book(tables, as_of).iloc[:150]
+    shared = OriginationFeatures(bundle, as_of_tables(tables, as_of))
+    shared.of(tables["loans"][tables["loans"]["application_date"] <= as_of].iloc[::3])  # built in pieces, in any order
+    pd.testing.assert_frame_equal(rerate_with_features(bundle, tables, book, as_of, origination=shared)[0],
+                                  rerate(bundle, tables, book, as_of))
+    config = build_config({})
+    pd.testing.assert_frame_equal(matured_loans(bundle, tables, as_of, config, shared),
+                                  matured_loans(bundle, tables, as_of, config))
+    assert shared.frame.index.is_unique

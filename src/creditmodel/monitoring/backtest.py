@@ -1,6 +1,7 @@
 """Backtest of the matured cohorts as outcomes arrive: per quarter of origination, the loans whose
 12-month window has ended by the as-of date, their mean PD at origination against the realised
-default rate, with the validation suite's Jeffreys and binomial tests and traffic lights."""
+default rate, with the validation suite's Jeffreys and binomial tests and traffic lights, and the AUC
+of the PDs on each cohort."""
 
 from __future__ import annotations
 
@@ -12,15 +13,21 @@ import pandas as pd
 
 from creditmodel.config import RunConfig
 from creditmodel.features.labels import make_labels
-from creditmodel.monitoring.rerate import _features, as_of_tables
+from creditmodel.models.metrics import auc
+from creditmodel.monitoring.rerate import OriginationFeatures, _features, as_of_tables
 from creditmodel.validation.stats import binomial_p, jeffreys_p, status_from_p
 
-__all__ = ["backtest"]
+__all__ = ["BACKTEST_COLUMNS", "backtest", "backtest_table", "matured_loans"]
+
+BACKTEST_COLUMNS = ["quarter", "loans", "defaults", "mean_pd", "default_rate", "auc", "jeffreys_p", "binomial_p",
+                    "status"]
 
 
-def backtest(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> pd.DataFrame:
-    """One row per quarter of origination with matured loans: loans, defaults, mean PD at origination,
-    default rate, Jeffreys and binomial p-values and the traffic light (red/amber/green) of the worse."""
+def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+                  origination: OriginationFeatures | None = None) -> pd.DataFrame:
+    """One row per loan whose outcome window has ended by ``as_of``: loan_id, quarter of origination,
+    outcome y (1 = default) and PD at origination by ``bundle``. Nothing dated after ``as_of`` is read.
+    ``origination`` shares the features at origination with the rest of a monitoring run."""
     as_of = pd.Timestamp(as_of).normalize()
     known = as_of_tables(tables, as_of)
     label = config.label
@@ -28,17 +35,33 @@ def backtest(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, con
                     dpd_threshold=label.dpd_threshold, column=label.column)
     matured = y[y.notna()]
     loans = known["loans"].set_index("loan_id").loc[matured.index].reset_index()
-    cols = ["quarter", "loans", "defaults", "mean_pd", "default_rate", "jeffreys_p", "binomial_p", "status"]
     if loans.empty:
-        return pd.DataFrame({c: [] for c in cols})
-    pd_ = bundle.predict_pd(_features(bundle, known, loans, config.data_dictionary()))
-    df = pd.DataFrame({"quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
-                       "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})
-    g = df.groupby("quarter", sort=True)
+        return pd.DataFrame({"loan_id": pd.Series(dtype="int64"), "quarter": pd.Series(dtype=object),
+                             "y": pd.Series(dtype="int64"), "pd": pd.Series(dtype="float64")})
+    X = origination.of(loans) if origination is not None else _features(bundle, known, loans, config.data_dictionary())
+    pd_ = bundle.predict_pd(X)
+    return pd.DataFrame({"loan_id": loans["loan_id"].to_numpy(),
+                         "quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
+                         "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})
+
+
+def backtest_table(scored: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """Per quarter of origination of ``scored`` (from :func:`matured_loans`): loans, defaults, mean PD,
+    default rate, AUC (NaN without both outcomes), Jeffreys and binomial p-values and the traffic light
+    (red/amber/green) of the worse p-value."""
+    if scored.empty:
+        return pd.DataFrame({c: [] for c in BACKTEST_COLUMNS})
+    g = scored.groupby("quarter", sort=True)
     out = pd.DataFrame({"loans": g.size(), "defaults": g["y"].sum(), "mean_pd": g["pd"].mean()})
     out["default_rate"] = out["defaults"] / out["loans"]
+    out["auc"] = pd.Series({q: auc(c["y"].to_numpy(), c["pd"].to_numpy()) for q, c in g}, dtype="float64")
     out["jeffreys_p"] = jeffreys_p(out["defaults"], out["loans"], out["mean_pd"])
     out["binomial_p"] = binomial_p(out["defaults"], out["loans"], out["mean_pd"])
     v = config.validation
     out["status"] = [status_from_p(min(a, b), v.p_red, v.p_amber) for a, b in zip(out["jeffreys_p"], out["binomial_p"])]
-    return out.reset_index()[cols]
+    return out.reset_index()[BACKTEST_COLUMNS]
+
+
+def backtest(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> pd.DataFrame:
+    """The backtest table of every cohort matured by ``as_of`` (see :func:`backtest_table`)."""
+    return backtest_table(matured_loans(bundle, tables, as_of, config), config)

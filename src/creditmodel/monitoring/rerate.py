@@ -16,7 +16,8 @@ from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
 
-__all__ = ["N_REASONS", "as_of_tables", "migration_matrix", "migration_summary", "rerate"]
+__all__ = ["N_REASONS", "OriginationFeatures", "as_of_tables", "migration_matrix", "migration_summary", "rerate",
+           "rerate_with_features"]
 
 N_REASONS = 3
 
@@ -51,17 +52,45 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
     return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
 
 
+class OriginationFeatures:
+    """The bundle's features of loans at their own decision dates, each loan built once: re-rating,
+    the backtest and the stability of one monitoring date share one catalogue build (a loan's
+    features at its decision date read nothing later, so any cut at or after it gives the same)."""
+
+    def __init__(self, bundle: Any, tables: Mapping[str, pd.DataFrame], dictionary: DataDictionary | None = None):
+        self.bundle, self.tables, self.dictionary = bundle, tables, dictionary
+        self.frame: pd.DataFrame | None = None  # indexed by loan_id
+
+    def of(self, apps: pd.DataFrame) -> pd.DataFrame:
+        """loan_id and the bundle's features of ``apps`` (rows of the loans table), in their order."""
+        have = self.frame.index if self.frame is not None else pd.Index([])
+        missing = apps[~apps["loan_id"].isin(have)].drop_duplicates("loan_id")
+        if len(missing):
+            new = _features(self.bundle, self.tables, missing, self.dictionary).set_index("loan_id")
+            self.frame = new if self.frame is None else pd.concat([self.frame, new])
+        assert self.frame is not None
+        return self.frame.loc[apps["loan_id"].to_numpy()].reset_index()
+
+
 def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
            dictionary: DataDictionary | None = None) -> pd.DataFrame:
     """PD and grade of each open loan at origination and as of the date, the notches moved (positive =
     downgrade, on the bundle's master scale) and the reason codes of the rating as of the date."""
+    return rerate_with_features(bundle, tables, book, as_of, dictionary)[0]
+
+
+def rerate_with_features(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
+                         dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None,
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`rerate`, and the bundle's features of the open loans at origination and as of the date;
+    ``origination`` shares the features at origination with the rest of a monitoring run."""
     from creditmodel.service.scoring import reason_codes_from_bundle, reasons_frame
 
     as_of = pd.Timestamp(as_of).normalize()
     known = as_of_tables(tables, as_of)
     loan_columns = list(tables["loans"].columns)  # with a bank's own attributes, as in training
     apps = book[[c for c in loan_columns if c in book.columns]].copy()
-    then = _features(bundle, known, apps, dictionary)
+    then = origination.of(apps) if origination is not None else _features(bundle, known, apps, dictionary)
     now = _features(bundle, known, apps.assign(application_date=as_of), dictionary)
     pd_then, pd_now = bundle.predict_pd(then), bundle.predict_pd(now)
     grades = list(bundle.master_scale.grades)
@@ -74,8 +103,8 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
     })
     out["notches"] = [rank[b] - rank[a] for a, b in zip(g_then, g_now)]
     reasons = reasons_frame(reason_codes_from_bundle(bundle, now, N_REASONS), N_REASONS)
-    keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)]
-    return pd.concat([out, reasons[keep].reset_index(drop=True)], axis=1)
+    keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)] + [f"reason_{k}_feature" for k in range(1, N_REASONS + 1)]
+    return pd.concat([out, reasons[keep].reset_index(drop=True)], axis=1), then, now
 
 
 def migration_matrix(rated: pd.DataFrame, grades: list[str]) -> pd.DataFrame:

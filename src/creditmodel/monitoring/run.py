@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from creditmodel.config import RunConfig
-from creditmodel.monitoring.backtest import backtest
+from creditmodel.models.metrics import auc
+from creditmodel.monitoring.backtest import backtest_table, matured_loans
 from creditmodel.monitoring.book import (
     eva_by,
     live_book,
     loan_eva,
     npl_by,
-    npl_per_year,
 )
-from creditmodel.monitoring.rerate import migration_matrix, migration_summary, rerate
+from creditmodel.monitoring.rerate import (
+    OriginationFeatures,
+    as_of_tables,
+    migration_matrix,
+    migration_summary,
+    rerate_with_features,
+)
+from creditmodel.monitoring.stability import Stability, live_psi, stability
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi
 
-__all__ = ["MonitoringResult", "monitor"]
+__all__ = ["MonitoringResult", "model_id", "monitor"]
+
+
+def model_id(bundle: Any) -> str:
+    """The first 12 hex digits of the bundle's model.txt checksum: the id the scoring service answers with."""
+    files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
+    sha = (files.get("model.txt") or {}).get("sha256")
+    if not sha:
+        sha = hashlib.sha256(bundle.booster.model_to_string().encode()).hexdigest()
+    return str(sha)[:12]
 
 
 @dataclass
@@ -31,44 +49,78 @@ class MonitoringResult:
     as_of: pd.Timestamp
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    stability: Stability | None = None
 
 
-def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> MonitoringResult:
-    """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring)."""
+def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+            scoring_log: str | Path | None = None) -> MonitoringResult:
+    """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring).
+
+    ``scoring_log``: the scoring service's log directory (``serve --scoring-log``); the PDs it answered
+    with this bundle's model are compared with the development sample (PSI). The log is the service's
+    own traffic up to now, read whole: it is reported beside the as-of figures, never used for them."""
     as_of = pd.Timestamp(as_of).normalize()
+    live = None
+    if scoring_log is not None:  # read first: a bad log is one line before any work
+        from creditmodel.service.scoring_log import read_scoring_log
+
+        live = read_scoring_log(scoring_log, model=model_id(bundle))
     dictionary = config.data_dictionary()
     triggers = parse_triggers(config.monitoring.triggers)  # bad config fails before any work
     tolerance = config.monitoring.npl_tolerance
     book = live_book(tables, as_of, dictionary)
-    rated = rerate(bundle, tables, book, as_of, dictionary)
+    # one catalogue build at origination for every loan applied for by the date: the open book, the
+    # matured cohorts and the stability samples are all drawn from them
+    known = as_of_tables(tables, as_of)
+    origination = OriginationFeatures(bundle, known, dictionary)
+    origination.of(known["loans"])
+    rated = rerate_with_features(bundle, tables, book, as_of, dictionary, origination)[0]
     book = book.merge(rated, on="loan_id", how="left")
     watch = watch_list(tables, book, as_of, triggers)
     eva = loan_eva(book, book["pd_now"], config.pricing)
     first_year = int(tables["loans"]["application_date"].min().year)
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
+    year_books = [(y, live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)) for y in years]
+    year_books.append((as_of.year, book))
+    matured = matured_loans(bundle, tables, as_of, config, origination)
+    stable = stability(bundle, tables, as_of, dictionary=dictionary, origination=origination)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",
-                          "reason_1", "reason_2", "reason_3"]],
+                          "reason_1", "reason_2", "reason_3", "reason_1_feature", "reason_2_feature",
+                          "reason_3_feature"]],
         "migration": migration_matrix(rated, list(bundle.master_scale.grades)).reset_index(),
         "watch_list": watch,
         "npl_by_team": npl_by(book, "team", tolerance),
         "npl_by_officer": npl_by(book, ["team", "officer_id"], tolerance),
-        "npl_by_year": pd.concat([npl_per_year(tables, years, None, dictionary, tolerance) if years else pd.DataFrame(),
-                                  npl_by(book, None, tolerance).assign(year=as_of.year)], ignore_index=True),
+        # the year-end books, then the book of the as-of date (column date says which)
+        "npl_by_year": pd.concat([npl_by(b, None, tolerance).assign(year=y, date=b["as_of"].iloc[0] if len(b) else
+                                                                      pd.Timestamp(year=y, month=12, day=31))
+                                  for y, b in year_books], ignore_index=True),
+        "npl_by_year_team": pd.concat([npl_by(b, "team", tolerance).assign(year=y, date=b["as_of"].iloc[0] if len(b)
+                                                                           else pd.Timestamp(year=y, month=12, day=31))
+                                       for y, b in year_books], ignore_index=True),
         "eva_loans": eva,
         "eva_by_officer": eva_by(eva, ["team", "officer_id"]),
         "eva_by_team": eva_by(eva, "team"),
-        "backtest": backtest(bundle, tables, as_of, config),
+        "backtest": backtest_table(matured, config),
+        "csi": stable.csi,
     }
     whole = npl_by(book, None, tolerance).iloc[0]
     drift = psi(rated["pd_origination"], rated["pd_now"]) if len(rated) else None
     summary = {
         "as_of": str(as_of.date()),
         "bundle": bundle.manifest.get("bundle_id") or bundle.manifest.get("model_version") or str(bundle.path.name),
+        "model_id": model_id(bundle),
         **migration_summary(rated),
         "psi_pd_origination_to_now": float(drift.value) if drift else float("nan"),
         "psi_status": drift.status if drift else "n/a",
+        "stability_reference": stable.reference,
+        "recent_applications": stable.n_recent,
+        "psi_pd_recent_to_development": float(stable.psi_pd.value) if stable.psi_pd else float("nan"),
+        "psi_pd_recent_status": stable.psi_pd.status if stable.psi_pd else "n/a",
+        "psi_grade_recent_to_development": float(stable.psi_grade.value) if stable.psi_grade else float("nan"),
+        "features_csi_red": [f for f, st in zip(stable.csi["feature"], stable.csi["status"]) if st == "red"],
         "npl_ratio": float(whole["npl_ratio"]),
         "npl_tolerance": tolerance,
         "npl_ratio_by_team": {r.team: float(r.npl_ratio) for r in frames["npl_by_team"].itertuples()},
@@ -76,7 +128,18 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, conf
         "eva_total": float(frames["eva_by_team"]["eva"].sum()),
         "backtest_quarters_red": [q for q, st in zip(frames["backtest"]["quarter"], frames["backtest"]["status"])
                                   if st == "red"],
+        "backtest_loans": int(len(matured)),
+        "backtest_default_rate": float(matured["y"].mean()) if len(matured) else float("nan"),
+        "backtest_auc": auc(matured["y"].to_numpy(), matured["pd"].to_numpy()) if len(matured) else float("nan"),
         "watch_list_loans": int(watch["loan_id"].nunique()) if len(watch) else 0,
         "watch_list_by_trigger": {k: int(v) for k, v in watch["trigger"].value_counts().items()} if len(watch) else {},
     }
-    return MonitoringResult(as_of, frames, summary)
+    if live is not None:
+        live_pd = pd.Series([r["pd"] for r in live], dtype="float64")
+        live_test = live_psi(stable.pd_reference, live_pd)
+        times = sorted(str(r.get("time", "")) for r in live)
+        summary.update({"live_scores": len(live), "live_psi": float(live_test.value) if live_test else float("nan"),
+                        "live_psi_status": live_test.status if live_test else "n/a",
+                        "live_mean_pd": float(live_pd.mean()) if len(live) else float("nan"),
+                        "live_scores_from": times[0] if times else None, "live_scores_to": times[-1] if times else None})
+    return MonitoringResult(as_of, frames, summary, stable)

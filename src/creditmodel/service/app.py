@@ -262,10 +262,11 @@ class ScoringService:
     """The request handling, apart from FastAPI so that it can be timed and tested in-process."""
 
     def __init__(self, bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MAX_BATCH,
-                 num_threads: int = 1, training_range: str | None = None):
+                 num_threads: int = 1, training_range: str | None = None, scoring_log: Any = None):
         from creditmodel.config import PricingConfig
 
         self.bundle = bundle
+        self.scoring_log = scoring_log  # creditmodel.service.scoring_log.ScoringLog: every scored application
         self.pricing = pricing_config if pricing_config is not None else PricingConfig()
         self.max_batch = max_batch
         self.scorer = FastScorer(bundle, num_threads=num_threads, dictionary=True)
@@ -355,11 +356,15 @@ class ScoringService:
 
     def score(self, req: Any) -> Reply:
         apps = req.applications
-        X, outside, error = self._matrix(self._rows(apps))
+        rows = self._rows(apps)
+        X, outside, error = self._matrix(rows)
         if error is not None:
             return error
         pd_ = self.scorer.pd(X)
         grades = self.scorer.grade(pd_)
+        if self.scoring_log is not None:
+            self.scoring_log.submit(self.model_id, "/v1/score", [a.id for a in apps], self.names, self.keys, rows, pd_,
+                                    grades)
         reasons = self.scorer.reasons(X) if req.reasons else None
         results = []
         for i, a in enumerate(apps):
@@ -440,6 +445,9 @@ class ScoringService:
                             "components": {c: float(rec[c]) for c in components},
                             "details": details, "warnings": warnings[i],
                             "outside_training_range": outside[i]})
+        if self.scoring_log is not None:  # only what was answered with 200: a refused price is not a score
+            self.scoring_log.submit(self.model_id, "/v1/price", [a.id for a in apps], self.names, self.keys, rows,
+                                    pd_model, apps_frame["grade"].to_numpy())
         return _json({"model": self.model_id, "results": results})
 
     @staticmethod
@@ -500,12 +508,19 @@ def _helper_init(spec: dict[str, Any]) -> None:
     bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
     if bundle.manifest != spec["manifest"]:
         raise BundleError(f"bundle {spec['bundle_dir']}: changed since the service verified it")
-    _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"])
+    collected = None
+    if spec.get("collect_scores"):
+        from creditmodel.service.scoring_log import CollectedScores
+
+        collected = CollectedScores()
+    _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"], scoring_log=collected)
 
 
-def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None, list[Any]]:
+    """The answer, and what was scored for the worker's scoring log (the helper writes no log itself)."""
     assert _HELPER is not None
-    return _HELPER.handle(path, body)
+    status, out, ids = _HELPER.handle(path, body)
+    return status, out, ids, _HELPER.scoring_log.take() if _HELPER.scoring_log is not None else []
 
 
 def _helper_ready() -> int:
@@ -519,7 +534,9 @@ class LargeRequests:
         self.spec = {"bundle_dir": str(svc.bundle.path), "manifest": svc.bundle.manifest, "pricing": svc.pricing,
                      "parent_pid": os.getpid(),
                      "load_options": load_options or {},
-                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range}}
+                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range},
+                     "collect_scores": svc.scoring_log is not None}
+        self.scoring_log = svc.scoring_log  # what the helper scored is appended here, by this worker
         self.limit, self.processes, self.active = limit, max(1, min(processes, limit)), 0
         self.pool: Any = None
 
@@ -555,7 +572,11 @@ class LargeRequests:
 
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.start(), _helper_handle, path, body)
+            status, out, ids, scored = await loop.run_in_executor(self.start(), _helper_handle, path, body)
+            if self.scoring_log is not None:
+                for item in scored:
+                    self.scoring_log.submit(*item)
+            return status, out, ids
         except BrokenProcessPool:
             self.pool = None
             return (*_json({"detail": [{"loc": ["body"], "type": "unavailable",
@@ -713,7 +734,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
                large_body_bytes: int = LARGE_BODY_BYTES, max_large_requests: int = MAX_LARGE_REQUESTS,
                body_timeout: float = BODY_TIMEOUT_S, api_keys: Sequence[str] | None = None,
                request_log: RequestLog | None = None, health: Any = None, training_range: str | None = None,
-               load_options: dict[str, Any] | None = None, store: str | None = None) -> FastAPI:
+               load_options: dict[str, Any] | None = None, store: str | None = None,
+               scoring_log: Any = None) -> FastAPI:
     """The FastAPI application serving `bundle` (a loaded, verified PDBundle).
 
     store: a feature store (``duckdb:///path`` or a DuckDB file) from which /v1/applications/score and
@@ -725,11 +747,13 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     health: what /health reports (``creditmodel.service.workers.WorkerBoard`` when several workers
     serve); default: this process alone. training_range: "flag" or "refuse", overriding the bundle's
     policy. load_options: keyword arguments of load_bundle for the helper process of large bodies.
+    scoring_log: a ``creditmodel.service.scoring_log.ScoringLog`` that every scored application is
+    appended to (never blocking or failing a request; /health shows its state).
     """
     from creditmodel.service.workers import SingleProcess
 
     svc = ScoringService(bundle, pricing_config, max_batch=max_batch, num_threads=num_threads,
-                         training_range=training_range)
+                         training_range=training_range, scoring_log=scoring_log)
     applications = None
     if store is not None:
         from creditmodel.service.applications import ApplicationService
@@ -748,6 +772,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         finally:
             warm.cancel()
             large.close()
+            if scoring_log is not None:
+                scoring_log.close()
 
     app = FastAPI(
         title="creditmodel scoring service",
@@ -762,8 +788,11 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     def health_answer() -> Answer:
         ok, workers = board.check()
-        body = json.dumps({"status": "ok" if ok else "failing", "model": svc.model_id, "features": len(svc.names),
-                           "workers": workers}, separators=(",", ":")).encode()
+        answer = {"status": "ok" if ok else "failing", "model": svc.model_id, "features": len(svc.names),
+                  "workers": workers}
+        if scoring_log is not None:  # a failing log is reported, never a reason to stop scoring
+            answer["scoring_log"] = scoring_log.state()
+        body = json.dumps(answer, separators=(",", ":")).encode()
         return (200 if ok else 503), body, []
 
     def body_of(model: type) -> dict[str, Any]:

@@ -185,11 +185,24 @@ class WorkerState(BaseModel):
     error: str | None = None
 
 
+class ScoringLogState(BaseModel):
+    state: Literal["ok", "failing"] = Field(description="failing: the last batch of scored applications could not "
+                                                        "be written (scoring goes on)")
+    directory: str
+    pid: int = Field(description="the worker process whose log this is")
+    written: int
+    dropped: int = Field(description="applications not logged because the queue was full")
+    failed: int = Field(description="applications not logged because writing failed")
+    queued: int
+    last_error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "failing"] = Field(description="ok only when every worker serves this model")
     model: str
     features: int
     workers: list[WorkerState]
+    scoring_log: ScoringLogState | None = Field(None, description="with serve --scoring-log: the answering worker's log")
 
 
 class ModelInfo(BaseModel):

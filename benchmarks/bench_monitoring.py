@@ -1,0 +1,128 @@
+"""Monitoring benchmark: `monitor` of every open loan as of one date against the offline catalogue
+build on the same rows.
+
+Prints one JSON object. It writes a synthetic world of ``--enterprises`` borrowers (transaction
+density ``--density``, partitioned parquet in bounded memory), trains a small model on a separate
+small world (the same catalogue, so its bundle fits any world of the generator) and then times,
+each in a fresh subprocess so memory is measured per task:
+
+* ``monitor``: ``creditmodel.monitoring.run.monitor`` as of ``--as-of`` (live book, re-rating at
+  origination and now, watch list, NPL per year and team, EVA, backtest, stability);
+* ``rerate``: the re-rating alone (the open book's features at origination and as of the date);
+* ``catalogue``: the offline build, ``features.build.build_features`` once on the open loans (the
+  rows monitoring scores), as the training pipeline builds them.
+
+Each result: wall seconds (reading the tables excluded, reported apart), peak memory of the process
+(VmHWM, reading included), and the open loans. Ratios: monitor / catalogue and rerate / catalogue.
+The issue's goal at 1M borrowers (density 0.14): monitor <= 1.5x the catalogue build and < 8 GiB.
+Run: ``.venv/bin/python benchmarks/bench_monitoring.py [--enterprises 1000000 --density 0.14]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def work(task: str, world: str, bundle_dir: str, as_of: str) -> dict:
+    """One task in this process (run by the parent as a subprocess)."""
+    import pandas as pd
+
+    from creditmodel.config import build_config
+    from creditmodel.data.io import load_tables, resolve_extraction_date
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.features.build import build_features
+    from creditmodel.monitoring.book import live_book
+    from creditmodel.monitoring.rerate import as_of_tables, rerate
+    from creditmodel.monitoring.run import monitor
+
+    config = build_config({})
+    started = time.perf_counter()
+    tables = load_tables(world, extraction_date=resolve_extraction_date(None, world),
+                         dictionary=config.data_dictionary())
+    read = time.perf_counter() - started
+    bundle = load_bundle(bundle_dir, allow_unsigned=True)
+    book = live_book(tables, as_of, config.data_dictionary())
+    started = time.perf_counter()
+    if task == "monitor":
+        monitor(bundle, tables, as_of, config)
+    elif task == "rerate":
+        rerate(bundle, tables, book, as_of, config.data_dictionary())
+    else:  # the offline catalogue build on the same rows: the open loans at their decision dates
+        loans = tables["loans"]
+        apps = loans[loans["loan_id"].isin(book["loan_id"])]
+        build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps)
+    return {"seconds": round(time.perf_counter() - started, 3), "read_seconds": round(read, 3),
+            "peak_mib": round(_peak_mib(), 1), "open_loans": int(len(book))}
+
+
+def _run(task: str, world: Path, bundle: Path, as_of: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+    res = subprocess.run([sys.executable, __file__, "--work", task, str(world), str(bundle), as_of],
+                         capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"{task} failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--enterprises", type=int, default=20_000, help="borrowers of the monitored world (default 20k)")
+    ap.add_argument("--density", type=float, default=0.14, help="transaction density of the world (default 0.14)")
+    ap.add_argument("--as-of", default="2023-09-30", help="monitoring date (default 2023-09-30)")
+    ap.add_argument("--train-enterprises", type=int, default=2000, help="borrowers of the world the model learns on")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--work", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.work:
+        print(json.dumps(work(*args.work)))
+        return
+
+    from creditmodel.config import build_config
+    from creditmodel.data.synthetic import write_world_partitioned
+    from creditmodel.pipeline import run_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        config = build_config({"output_dir": str(root / "train"), "synthetic": {"enterprises": args.train_enterprises,
+                                                                                "seed": args.seed},
+                               "lightgbm": {"n_estimators": 100}, "segments": {"enabled": False}})
+        trained = run_pipeline(config, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        write_world_partitioned(root / "world", args.enterprises, args.seed + 1, transaction_density=args.density)
+        world_seconds = time.perf_counter() - started
+        results = {task: _run(task, root / "world", trained.bundle_dir, args.as_of)
+                   for task in ("catalogue", "rerate", "monitor")}
+    base = results["catalogue"]["seconds"]
+    print(json.dumps({
+        "benchmark": "monitoring", "enterprises": args.enterprises, "transaction_density": args.density,
+        "as_of": args.as_of, "open_loans": results["monitor"]["open_loans"], "cpus": os.cpu_count(),
+        "setup_seconds": {"train": round(train_seconds, 1), "world": round(world_seconds, 1)},
+        "results": results,
+        "ratio_monitor_to_catalogue": round(results["monitor"]["seconds"] / base, 2) if base else None,
+        "ratio_rerate_to_catalogue": round(results["rerate"]["seconds"] / base, 2) if base else None,
+        "goal": "monitor <= 1.5x the catalogue build and < 8 GiB at 1M borrowers, density 0.14",
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
