@@ -84,6 +84,29 @@ def test_price_and_referral_from_the_dictionary_policy(served):
     assert "审批权限" in res["referral"][0]["zh"] and "approval authority" in res["referral"][0]["en"]
 
 
+def test_application_answers_in_the_requested_language(served):
+    from creditmodel.features.reasons import reason_text
+    from creditmodel.texts import grade_name
+
+    loan = next(_loans(served, 1, 4).itertuples())
+    zh = served["client"].post("/v1/applications/price", json=_body(loan, amount=6_000_000.0),
+                               headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert zh.status_code == 200 and zh.headers["content-language"] == "zh" and zh.json()["lang"] == "zh"
+    res = zh.json()["result"]
+    assert res["grade_name"] == grade_name(res["grade"], "zh") and res["needs_referral"] is True
+    assert res["referral"][0]["text"] == res["referral"][0]["zh"]
+    en = served["client"].post("/v1/applications/score", json=_body(loan, lang="en"),
+                               headers={"Accept-Language": "zh-CN"})
+    assert en.status_code == 200 and en.json()["lang"] == "en"
+    res = en.json()["result"]
+    assert [r["reason"] for r in res["reasons"]] == [reason_text(r["feature"], r["value"], "en") for r in res["reasons"]]
+    zh = served["client"].post("/v1/applications/score", json=_body(loan), params={"lang": "zh"})
+    assert [r["reason"] for r in zh.json()["result"]["reasons"]] == [
+        reason_text(r["feature"], r["value"], "zh") for r in zh.json()["result"]["reasons"]]
+    bad = served["client"].post("/v1/applications/score", json=_body(loan, lang="de"))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "lang"]
+
+
 def test_an_unknown_enterprise_is_scored_as_new_to_the_bank(served):
     loan = next(_loans(served, 1, 5).itertuples())
     r = served["client"].post("/v1/applications/score", json=_body(loan, enterprise_id=987_654_321, group_id=None))

@@ -20,11 +20,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from creditmodel.data.dictionary import default_dictionary
-from creditmodel.data.policy import policy_flags, rule_text
+from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError
 from creditmodel.features.online import OnlineFeatures
 from creditmodel.service import models as m
+from creditmodel.service.language import LangField
 from creditmodel.service.scoring import dictionary_column_bounds
+from creditmodel.texts import DEFAULT_LANG, LANGS, text
 
 MAX_ID = 2**63 - 1
 
@@ -74,6 +76,8 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
         annual_sales=(Optional[Annotated[float, Strict(), Field(ge=0, le=m.ABSURD, allow_inf_nan=False)]],  # noqa: UP045
                       Field(None, description="price only: annual sales, CNY; default the latest statement's")),
+        lang=(Optional[LangField], Field(None, description="language of the texts: en or zh (default: ?lang=, "  # noqa: UP045
+                                                           "then Accept-Language, then en)")),
     )
 
 
@@ -96,17 +100,18 @@ class ApplicationService:
         self.dictionary = default_dictionary()
         self.today = today or date.today
 
-    def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+    def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
+        """Status, JSON body and the application's id; texts in the body's lang, else `lang`, else English."""
         try:
             req = self.model.model_validate_json(body)
         except ValidationError as exc:
             errs = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                     for e in exc.errors(include_url=False, include_context=False, include_input=False)][:20]
             return 422, json.dumps({"detail": errs}, default=str).encode(), None
-        status, out = self.answer(path, req)
+        status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
         return status, out, [req.id]
 
-    def answer(self, path: str, req: Any) -> tuple[int, bytes]:
+    def answer(self, path: str, req: Any, lang: str = DEFAULT_LANG) -> tuple[int, bytes]:
         today = self.today()
         d = req.decision_date or today
         if d > today:
@@ -121,15 +126,15 @@ class ApplicationService:
         features = {n: _plain(row[n].iloc[0]) for n in self.names}
         app = {"id": req.id, "features": features}
         if path.endswith("/score"):
-            inner = {"applications": [app], "reasons": req.reasons}
+            inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
             status, out, _ = self.svc.handle("/v1/score", json.dumps(inner, allow_nan=False).encode())
         else:
             app["loan"] = {"guarantee_type": req.guarantee_type, "amount": req.amount,
                            "maturity_years": req.term_months / 12}
             if req.annual_sales is not None:
                 app["loan"]["annual_sales"] = req.annual_sales
-            status, out, _ = self.svc.handle("/v1/price", json.dumps({"applications": [app]},
-                                                                     allow_nan=False).encode())
+            inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
+            status, out, _ = self.svc.handle("/v1/price", json.dumps(inner, allow_nan=False).encode())
         if status != 200:  # a computed feature outside what the bundle accepts: say it is computed
             detail = json.loads(out).get("detail", [])
             for e in detail:
@@ -143,12 +148,10 @@ class ApplicationService:
         result.update({
             "enterprise_id": req.enterprise_id, "decision_date": str(d), "new_to_bank": new,
             "needs_referral": bool(rules),
-            "referral": [{"rule": r, "en": rule_text(self.dictionary, r, "en"), "zh": rule_text(self.dictionary, r, "zh")}
-                         for r in rules],
+            "referral": referral_items(flags["referral_rules"], self.dictionary, lang),
             "features": features,
         })
         if new:
-            result["note"] = {"en": "New to the bank: no records in the store; scored on the application and "
-                                    "thin-file features.",
-                              "zh": "新客户：库中无该企业记录，按申请信息和薄档案特征评分。"}
-        return 200, json.dumps({"model": self.svc.model_id, "result": result}, allow_nan=False).encode()
+            result["note"] = {k: text("service.new_to_bank", k) for k in LANGS}
+            result["note_text"] = result["note"][lang]
+        return 200, json.dumps({"model": self.svc.model_id, "lang": lang, "result": result}, allow_nan=False).encode()
