@@ -245,6 +245,22 @@ def _write_frame(frame: pd.DataFrame, out: Path, *, command: str, inputs: dict, 
             frame.to_parquet(output.tmp, index=False)
 
 
+def _amounts(value: str | None) -> list[float] | None:
+    """--amounts "500000,6000000" as exposures in CNY; a value that is not a positive number: one line."""
+    if not value:
+        return None
+    out = []
+    for item in value.split(","):
+        try:
+            amount = float(item.strip().replace("_", ""))
+        except ValueError:
+            amount = float("nan")
+        if not (amount > 0 and amount < float("inf")):
+            raise ConfigError(f"--amounts {value}: {item.strip()!r} is not an amount in CNY > 0")
+        out.append(amount)
+    return out
+
+
 def _cmd_price_grid(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.pricing.grid import grid_html, rate_grid
@@ -265,8 +281,9 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     scale = bundle.master_scale
     only = [t.strip() for t in args.teams.split(",")] if args.teams else None
     grid = rate_grid(list(scale.grades), scale.grade_pds(), dictionary.vocabulary(team_vocab), config.pricing,
-                     only_teams=only)
-    html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}))
+                     only_teams=only, amounts=_amounts(args.amounts), dictionary=dictionary)
+    html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}),
+                     team_labels=dictionary.labels.get(team_vocab, {}))
     sheet = grid if lang == "en" else grid.rename(columns=lambda c: column_heading(c, lang))
     with Output(out, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
         sheet.to_csv(output.tmp, index=False)
@@ -297,10 +314,10 @@ def _cmd_price(args: argparse.Namespace) -> None:
     pricing = config.pricing
     bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
-    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
+    lang = check_lang(args.lang or config.lang)
+    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary(), lang=lang)
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    lang = check_lang(args.lang or config.lang)
     sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang))
     _write_frame(sheet, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
@@ -543,10 +560,13 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
+    from creditmodel.texts import check_lang
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
     from creditmodel.validation.report import build_report
 
-    config = load_config(args.config).validation if args.config else None
+    run_config = load_config(args.config) if args.config else None
+    config = run_config.validation if run_config is not None else None
+    lang = check_lang(args.lang or (run_config.lang if run_config is not None else None))
     out = Path(args.out)
     if args.screenshot:
         from creditmodel.validation.browser import find_chromium
@@ -555,7 +575,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
             raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
         check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
-                           config=config, compare=args.compare, log=not args.no_log, force=args.force)
+                           config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang)
     for r in results:
         c = r.counts()
         print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
@@ -648,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "industry team (CSV --out and a heatmap .html beside it)")
     p.add_argument("--bundle", required=True, help="export bundle directory")
     p.add_argument("--teams", help="grid: only these industry teams (comma-separated)")
+    p.add_argument("--amounts", help="grid: an amount dimension, exposures in CNY (comma-separated, e.g. "
+                                     "500000,6000000); cells above the approval authority are flagged for referral")
     p.add_argument("--applications", "--features", dest="applications",
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
                         "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
@@ -714,6 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
     p.add_argument("--config", help="TOML whose [validation] table sets the thresholds")
     p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of the report (default: the configuration's lang, "
+                                                        "else en)")
     p.add_argument("--no-log", action="store_true", help="do not log the report to the run or tag the version")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_report)
