@@ -117,7 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
         "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
-        "bundle.signing_key": _signing_key(args.signing_key),
+        "bundle.signing_key": _signing_key(args.signing_key), "lang": args.lang,
     })
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
     check_output(config.output_dir, kind="dir", force=args.force,  # refused at once, before the heavy imports
@@ -126,24 +126,30 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True),
                           force=args.force, inputs={"--config": args.config})  # refuses an unsafe --out first
+    print(run_summary(result, config))
+
+
+def run_summary(result, config) -> str:
+    """The closing summary of `creditmodel run` in the configuration's language (`lang`, --lang)."""
+    from creditmodel.texts import text
+
+    lang = config.lang
     m = result.metrics.set_index(["model", "split"])
-    print("\nout-of-time test:")
+    lines = ["", text("run.oot", lang)]
     for model in m.index.get_level_values(0).unique():
         r = m.loc[(model, "oot")]
-        print(f"  {model:16s} AUC {r['auc']:.3f}  Gini {r['gini']:.3f}  KS {r['ks']:.3f}  Brier {r['brier']:.4f}"
-              f"  mean PD {r['mean_pd']:.2%} vs default rate {r['default_rate']:.2%}")
+        lines.append(text("run.model", lang, model=f"{model:16s}", auc=r["auc"], gini=r["gini"], ks=r["ks"],
+                          brier=r["brier"], mean_pd=r["mean_pd"], default_rate=r["default_rate"]))
     t = result.tracked
-    print(f"""
-MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
-registered model {t.model_uri} (version {t.model_version})
-report and plots {result.report_dir}
-validation       {result.output_dir / "validation_report.html"}   (creditmodel report {t.model_uri} --out FILE)
-export bundle    {result.bundle_dir}   ({_signature_note(result.bundle_dir)})
-priced OOT loans {result.priced_path}
-features         {result.features_path}
-
-open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
-open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
+    lines += ["", text("run.mlflow", lang, run_id=t.run_id, experiment=config.experiment, uri=t.tracking_uri),
+              text("run.registered", lang, uri=t.model_uri, version=t.model_version),
+              text("run.report_dir", lang, path=result.report_dir),
+              text("run.validation", lang, path=result.output_dir / "validation_report.html", uri=t.model_uri),
+              text("run.bundle", lang, path=result.bundle_dir, note=_signature_note(result.bundle_dir)),
+              text("run.priced", lang, path=result.priced_path),
+              text("run.features", lang, path=result.features_path), "",
+              text("run.mlflow_ui", lang, uri=t.tracking_uri), text("run.lab", lang)]
+    return "\n".join(lines)
 
 
 def _signature_note(bundle_dir: Path) -> str:
@@ -292,6 +298,23 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     print(text("grid.summary", lang, n=len(grid), lo=grid["rate"].min(), hi=grid["rate"].max(), out=out, page=page))
 
 
+def _with_security(bundle, applications, store: str, pricing):
+    """The applications with collateral_cover and pd_guarantor from the store: collateral items and guarantors
+    (scored by the bundle as of each loan's decision date)."""
+    from creditmodel.features.online import OnlineFeatures
+    from creditmodel.pricing.security import loan_security
+
+    if getattr(bundle, "catalogue", None) is None:
+        raise ConfigError(f"--store {store}: the bundle carries no feature catalogue, so it cannot score the "
+                          f"guarantors from a store; re-export it")
+    online = OnlineFeatures(bundle.catalogue, store)
+    try:
+        security = loan_security(bundle, online, applications, pricing.collateral_haircuts, pd_basis=pricing.pd_basis)
+    finally:
+        online.close()
+    return applications.assign(**{c: security[c].to_numpy() for c in security.columns if c != "loan_id"})
+
+
 def _cmd_price(args: argparse.Namespace) -> None:
     import math
 
@@ -314,6 +337,12 @@ def _cmd_price(args: argparse.Namespace) -> None:
     pricing = config.pricing
     bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
+    if "pd_guarantor" in applications.columns:
+        raise ConfigError(f"--applications {args.applications}: column 'pd_guarantor' is not taken as given; a "
+                          f"guarantor's PD is scored by the bundle from the data (--store, with guarantor_id or the "
+                          f"store's guarantees)")
+    if args.store:
+        applications = _with_security(bundle, applications, args.store, pricing)
     lang = check_lang(args.lang or config.lang)
     priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary(), lang=lang)
     if target is not None:
@@ -635,6 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "else the data's _dataset.json)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.add_argument("--signing-key", metavar="FILE", help=signing_help)
+    p.add_argument("--lang", choices=("en", "zh"), help="language of the summary, the validation report and the "
+                                                        "price sheet (default: the configuration's lang, else en)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
@@ -677,6 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "
                                     "and whose data dictionary sets the policy rules (needs_referral)")
+    p.add_argument("--store", help="a store (`creditmodel store build`) to take each loan's security from: its "
+                                   "collateral items and guarantors (guarantor_id column, else the store's "
+                                   "guarantees), the guarantors scored by the bundle as of the loan's decision date")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
     p.add_argument("--lang", choices=("en", "zh"), help="language of the summary and the price sheet's headings "

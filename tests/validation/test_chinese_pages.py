@@ -97,10 +97,23 @@ def test_the_chinese_validation_report_reads_in_chinese_and_shows_glyphs(browser
     html = page.read_text(encoding="utf-8")
     assert '<html lang="zh-CN">' in html and "Noto Sans CJK SC" in html
     for id_ in ("report.summary", "report.model_card", "report.section.discrimination", "report.test.auc_delong_95_ci",
-                "report.table.by_grade", "report.figure.roc", "report.column.threshold", f"report.status.{result.status}"):
+                "report.table.by_grade", "report.figure.roc", "report.column.threshold", f"report.status.{result.status}",
+                "report.section.policy", "report.test.loans_needing_referral", "report.table.referrals"):
         assert text(id_, "zh") in html, id_
     assert ">Summary<" not in html and "Discrimination by split" not in html
     shot = artifacts() / "validation_report_zh.png"
     seen = browser(page, shot)
     assert len(seen["chars"]) == 12 and seen["distinct"] == 12 and seen["like_notdef"] == 0, seen
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_the_run_summary_in_chinese(demo_run):
+    from creditmodel.cli import run_summary
+
+    result, config = demo_run["result"], demo_run["config"]
+    en = run_summary(result, config)
+    zh = run_summary(result, config.model_copy(update={"lang": "zh"}))
+    auc = result.metrics.set_index(["model", "split"]).loc[("lightgbm", "oot"), "auc"]
+    assert "out-of-time test:" in en and "跨时间样本检验：" in zh and "平均违约概率" in zh
+    assert f"AUC {auc:.3f}" in en and f"AUC {auc:.3f}" in zh  # the same figures in both languages
+    assert str(result.bundle_dir) in zh and "导出包" in zh and "out-of-time" not in zh
