@@ -392,7 +392,9 @@ class ScoringService:
         j = self.feature_index.get(name)
         return None if j is None else row[self.keys[j]]
 
-    def price(self, req: Any, lang: str = DEFAULT_LANG) -> Reply:
+    def price(self, req: Any, lang: str = DEFAULT_LANG, pd_guarantor: Sequence[float] | None = None) -> Reply:
+        """The /v1/price answer. `pd_guarantor`: per application the PD of its guarantor as the bundle scored
+        it from the store (NaN: none); never from the request body, only from the application endpoint."""
         from creditmodel.pricing.engine import COMPONENTS, price
 
         apps = req.applications
@@ -438,6 +440,8 @@ class ScoringService:
             "maturity_years": np.array(maturity, dtype=np.float64),
             "annual_sales": np.array(sales, dtype=np.float64),
         })
+        if pd_guarantor is not None:
+            apps_frame["pd_guarantor"] = np.asarray(pd_guarantor, dtype=np.float64)
         try:
             priced = price(apps_frame, self.pricing)
         except RequestError as exc:
