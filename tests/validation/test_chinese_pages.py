@@ -117,3 +117,18 @@ def test_the_run_summary_in_chinese(demo_run):
     assert "out-of-time test:" in en and "跨时间样本检验：" in zh and "平均违约概率" in zh
     assert f"AUC {auc:.3f}" in en and f"AUC {auc:.3f}" in zh  # the same figures in both languages
     assert str(result.bundle_dir) in zh and "导出包" in zh and "out-of-time" not in zh
+
+
+@pytest.mark.parametrize("note, zh", [
+    ("46 loans, 0 defaults, PD 0.90%", "贷款 46 笔，违约 0 笔，违约概率 0.90%"),
+    ("mean PD 4.48%, default rate 5.80%", "平均违约概率 4.48%，违约率 5.80%"),
+    ("lowest AUC shown; not green: 2023", "数值为最低 AUC；非绿灯：2023"),
+    ("development AUC 0.760", "开发期 AUC 0.760"), ("2 of 10 grades", "10 个等级中 2 个"), ("none", "无"),
+    ("z -1.04", "z -1.04"),  # a note the catalogue does not know keeps its words and figures
+])
+def test_frequent_notes_read_in_chinese_with_their_figures_and_unchanged_in_english(note, zh):
+    from creditmodel.validation.report import ReportTexts
+
+    assert ReportTexts("en").note(note) == note and ReportTexts("zh").note(note) == zh
+    assert ReportTexts("en").threshold("red p<0.05, amber p<0.1") == "red p<0.05, amber p<0.1"
+    assert ReportTexts("zh").threshold("red p<0.05, amber p<0.1") == "红灯 p<0.05, 黄灯 p<0.1"

@@ -51,6 +51,17 @@ _SCOPES = (  # the suite's scopes with a number or a name in them: pattern -> te
     (re.compile(r"^(?P<n>\d+) features$"), "report.scope.features"),
 )
 _WATERFALL = re.compile(r"^waterfall_(?P<group>.+)_(?P<loan>[^_]+)$")
+_NOTES = (  # the suite's most frequent notes, figures kept: pattern -> text id
+    (re.compile(r"^none$"), "report.note.none"),
+    (re.compile(r"^none contradicts$"), "report.note.none_contradicts"),
+    (re.compile(r"^(?P<loans>\d+) loans, (?P<defaults>\d+) defaults, PD (?P<pd>[\d.]+%)$"), "report.note.grade"),
+    (re.compile(r"^mean PD (?P<pd>[\d.]+%), default rate (?P<rate>[\d.]+%)$"), "report.note.level"),
+    (re.compile(r"^development AUC (?P<auc>[\d.]+)$"), "report.note.development_auc"),
+    (re.compile(r"^(?P<k>\d+) of (?P<n>\d+) grades$"), "report.note.grades"),
+    (re.compile(r"^lowest AUC shown$"), "report.note.lowest_auc"),
+    (re.compile(r"^lowest AUC shown; not green: (?P<values>.+)$"), "report.note.lowest_auc_not_green"),
+)
+_LIGHTS = re.compile(r"\b(green|amber|red)\b")
 
 
 def slug(name: str) -> str:
@@ -92,6 +103,20 @@ class ReportTexts:
 
     def status(self, status: str) -> str:
         return self._known(f"report.status.{status}", status)
+
+    def note(self, note: Any) -> Any:
+        """A finding's note: the frequent ones in the report's language with their figures, others as written."""
+        if not isinstance(note, str):
+            return note
+        for pattern, id_ in _NOTES:
+            m = pattern.match(note)
+            if m:
+                return self(id_, **m.groupdict())
+        return note
+
+    def threshold(self, threshold: Any) -> Any:
+        """A threshold ("red p<0.05, amber p<0.1") with the traffic lights named in the report's language."""
+        return _LIGHTS.sub(lambda m: self.status(m.group(1)), threshold) if isinstance(threshold, str) else threshold
 
     def table(self, name: str, caption: str) -> str:
         return self._known(f"report.table.{name}", caption)
@@ -259,6 +284,10 @@ def _findings(frame: pd.DataFrame, words: ReportTexts, titles: dict[str, str] | 
         out["test"] = out["test"].map(words.test)
     if "scope" in out.columns:
         out["scope"] = out["scope"].map(words.scope)
+    if "note" in out.columns:
+        out["note"] = out["note"].map(words.note)
+    if "threshold" in out.columns:
+        out["threshold"] = out["threshold"].map(words.threshold)
     if titles is not None and "section" in out.columns:
         out["section"] = out["section"].map(lambda t: titles.get(t, t))
     return out
