@@ -117,7 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
         "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
-        "bundle.signing_key": _signing_key(args.signing_key),
+        "bundle.signing_key": _signing_key(args.signing_key), "lang": args.lang,
     })
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
     check_output(config.output_dir, kind="dir", force=args.force,  # refused at once, before the heavy imports
@@ -126,24 +126,30 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     result = run_pipeline(config, tracking_uri=args.tracking_uri, progress=lambda m: print(m, flush=True),
                           force=args.force, inputs={"--config": args.config})  # refuses an unsafe --out first
+    print(run_summary(result, config))
+
+
+def run_summary(result, config) -> str:
+    """The closing summary of `creditmodel run` in the configuration's language (`lang`, --lang)."""
+    from creditmodel.texts import text
+
+    lang = config.lang
     m = result.metrics.set_index(["model", "split"])
-    print("\nout-of-time test:")
+    lines = ["", text("run.oot", lang)]
     for model in m.index.get_level_values(0).unique():
         r = m.loc[(model, "oot")]
-        print(f"  {model:16s} AUC {r['auc']:.3f}  Gini {r['gini']:.3f}  KS {r['ks']:.3f}  Brier {r['brier']:.4f}"
-              f"  mean PD {r['mean_pd']:.2%} vs default rate {r['default_rate']:.2%}")
+        lines.append(text("run.model", lang, model=f"{model:16s}", auc=r["auc"], gini=r["gini"], ks=r["ks"],
+                          brier=r["brier"], mean_pd=r["mean_pd"], default_rate=r["default_rate"]))
     t = result.tracked
-    print(f"""
-MLflow run       {t.run_id} (experiment {config.experiment}) in {t.tracking_uri}
-registered model {t.model_uri} (version {t.model_version})
-report and plots {result.report_dir}
-validation       {result.output_dir / "validation_report.html"}   (creditmodel report {t.model_uri} --out FILE)
-export bundle    {result.bundle_dir}   ({_signature_note(result.bundle_dir)})
-priced OOT loans {result.priced_path}
-features         {result.features_path}
-
-open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
-open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
+    lines += ["", text("run.mlflow", lang, run_id=t.run_id, experiment=config.experiment, uri=t.tracking_uri),
+              text("run.registered", lang, uri=t.model_uri, version=t.model_version),
+              text("run.report_dir", lang, path=result.report_dir),
+              text("run.validation", lang, path=result.output_dir / "validation_report.html", uri=t.model_uri),
+              text("run.bundle", lang, path=result.bundle_dir, note=_signature_note(result.bundle_dir)),
+              text("run.priced", lang, path=result.priced_path),
+              text("run.features", lang, path=result.features_path), "",
+              text("run.mlflow_ui", lang, uri=t.tracking_uri), text("run.lab", lang)]
+    return "\n".join(lines)
 
 
 def _signature_note(bundle_dir: Path) -> str:
@@ -261,6 +267,22 @@ def _cmd_bundle_compile(args: argparse.Namespace) -> None:
           f"(max difference {par['max_abs_pd_diff']:.2g}); {_signature_note(Path(args.out or args.bundle))}")
 
 
+def _amounts(value: str | None) -> list[float] | None:
+    """--amounts "500000,6000000" as exposures in CNY; a value that is not a positive number: one line."""
+    if not value:
+        return None
+    out = []
+    for item in value.split(","):
+        try:
+            amount = float(item.strip().replace("_", ""))
+        except ValueError:
+            amount = float("nan")
+        if not (amount > 0 and amount < float("inf")):
+            raise ConfigError(f"--amounts {value}: {item.strip()!r} is not an amount in CNY > 0")
+        out.append(amount)
+    return out
+
+
 def _cmd_price_grid(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.pricing.grid import grid_html, rate_grid
@@ -281,14 +303,32 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     scale = bundle.master_scale
     only = [t.strip() for t in args.teams.split(",")] if args.teams else None
     grid = rate_grid(list(scale.grades), scale.grade_pds(), dictionary.vocabulary(team_vocab), config.pricing,
-                     only_teams=only)
-    html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}))
+                     only_teams=only, amounts=_amounts(args.amounts), dictionary=dictionary)
+    html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}),
+                     team_labels=dictionary.labels.get(team_vocab, {}))
     sheet = grid if lang == "en" else grid.rename(columns=lambda c: column_heading(c, lang))
     with Output(out, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
         sheet.to_csv(output.tmp, index=False)
     with Output(page, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
         output.tmp.write_text(html, encoding="utf-8")
     print(text("grid.summary", lang, n=len(grid), lo=grid["rate"].min(), hi=grid["rate"].max(), out=out, page=page))
+
+
+def _with_security(bundle, applications, store: str, pricing):
+    """The applications with collateral_cover and pd_guarantor from the store: collateral items and guarantors
+    (scored by the bundle as of each loan's decision date)."""
+    from creditmodel.features.online import OnlineFeatures
+    from creditmodel.pricing.security import loan_security
+
+    if getattr(bundle, "catalogue", None) is None:
+        raise ConfigError(f"--store {store}: the bundle carries no feature catalogue, so it cannot score the "
+                          f"guarantors from a store; re-export it")
+    online = OnlineFeatures(bundle.catalogue, store)
+    try:
+        security = loan_security(bundle, online, applications, pricing.collateral_haircuts, pd_basis=pricing.pd_basis)
+    finally:
+        online.close()
+    return applications.assign(**{c: security[c].to_numpy() for c in security.columns if c != "loan_id"})
 
 
 def _cmd_price(args: argparse.Namespace) -> None:
@@ -313,10 +353,16 @@ def _cmd_price(args: argparse.Namespace) -> None:
     pricing = config.pricing
     bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
-    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary())
+    if "pd_guarantor" in applications.columns:
+        raise ConfigError(f"--applications {args.applications}: column 'pd_guarantor' is not taken as given; a "
+                          f"guarantor's PD is scored by the bundle from the data (--store, with guarantor_id or the "
+                          f"store's guarantees)")
+    if args.store:
+        applications = _with_security(bundle, applications, args.store, pricing)
+    lang = check_lang(args.lang or config.lang)
+    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary(), lang=lang)
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    lang = check_lang(args.lang or config.lang)
     sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang))
     _write_frame(sheet, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
@@ -640,10 +686,13 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
+    from creditmodel.texts import check_lang
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
     from creditmodel.validation.report import build_report
 
-    config = load_config(args.config).validation if args.config else None
+    run_config = load_config(args.config) if args.config else None
+    config = run_config.validation if run_config is not None else None
+    lang = check_lang(args.lang or (run_config.lang if run_config is not None else None))
     out = Path(args.out)
     if args.screenshot:
         from creditmodel.validation.browser import find_chromium
@@ -652,7 +701,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
             raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
         check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
-                           config=config, compare=args.compare, log=not args.no_log, force=args.force)
+                           config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang)
     for r in results:
         c = r.counts()
         print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
@@ -712,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "else the data's _dataset.json)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.add_argument("--signing-key", metavar="FILE", help=signing_help)
+    p.add_argument("--lang", choices=("en", "zh"), help="language of the summary, the validation report and the "
+                                                        "price sheet (default: the configuration's lang, else en)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
@@ -748,6 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "industry team (CSV --out and a heatmap .html beside it)")
     p.add_argument("--bundle", required=True, help="export bundle directory")
     p.add_argument("--teams", help="grid: only these industry teams (comma-separated)")
+    p.add_argument("--amounts", help="grid: an amount dimension, exposures in CNY (comma-separated, e.g. "
+                                     "500000,6000000); cells above the approval authority are flagged for referral")
     p.add_argument("--applications", "--features", dest="applications",
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
                         "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
@@ -755,6 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "
                                     "and whose data dictionary sets the policy rules (needs_referral)")
+    p.add_argument("--store", help="a store (`creditmodel store build`) to take each loan's security from: its "
+                                   "collateral items and guarantors (guarantor_id column, else the store's "
+                                   "guarantees), the guarantors scored by the bundle as of the loan's decision date")
     p.add_argument("--target-raroc", type=float, metavar="X",
                    help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
     p.add_argument("--lang", choices=("en", "zh"), help="language of the summary and the price sheet's headings "
@@ -823,6 +879,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
     p.add_argument("--config", help="TOML whose [validation] table sets the thresholds")
     p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of the report (default: the configuration's lang, "
+                                                        "else en)")
     p.add_argument("--no-log", action="store_true", help="do not log the report to the run or tag the version")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.set_defaults(func=_cmd_report)

@@ -572,7 +572,7 @@ def run_pipeline(
         points.to_parquet(stage / "scorecard_points.parquet", index=False)
         step("export")
         progress("6/8 pricing the out-of-time applications from the bundle alone")
-        priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing, dictionary)
+        priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing, dictionary, lang=config.lang)
         priced.to_csv(stage / "priced_oot.csv", index=False)
         step("price")
         progress("7/8 logging to MLflow (the model is registered last, once its report and outputs exist)")
@@ -637,7 +637,7 @@ def run_pipeline(
             step("track")
             progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
             validated = build_report(mlrun.run_model_uri, stage / "validation_report.html", tracking_uri=uri,
-                                     config=config.validation)[0]
+                                     config=config.validation, lang=config.lang)[0]
             counts = validated.counts()
             progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, "
                      f"{counts['red']} red -> {out / 'validation_report.html'} (also logged to the run)")

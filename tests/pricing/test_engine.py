@@ -174,7 +174,12 @@ def test_price_with_bundle_flags_loans_to_refer(demo_run, tmp_path):
     frame["loan_amount"] = [8e6, 1e5, 6e6, 2e5]
     frame["term_months"] = [12, 180, 150, 24]
     out = price_with_bundle(bundle, frame, PricingConfig())
-    assert tuple(out.columns[-2:]) == POLICY_COLUMNS
+    assert tuple(out.columns[-len(POLICY_COLUMNS):]) == POLICY_COLUMNS
+    assert out["referral_text"].iloc[0].startswith("Amount above the unit's approval authority")
+    zh = price_with_bundle(bundle, frame, PricingConfig(), lang="zh")
+    assert zh["referral_text"].iloc[2] == ("金额超出本单位审批权限（500万元），需上报审批；"
+                                           "期限超过产品最长期限（120个月），需上报审批")
+    assert zh["referral_text"].iloc[3] == "" and (zh["rate"] == out["rate"]).all()
     assert out["needs_referral"].tolist() == [True, True, True, False]
     assert out["referral_rules"].tolist() == ["approval_authority", "term_limit", "approval_authority,term_limit", ""]
     assert out["rate"].notna().all()

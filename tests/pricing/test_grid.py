@@ -50,3 +50,51 @@ def test_price_grid_with_an_unknown_team_writes_nothing(demo_run, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "industry team 'spaceflight' is unknown" in err[0]
     assert not out.exists() and not (tmp_path / "grid.html").exists()
+
+
+def test_amount_dimension_flags_the_cells_above_the_approval_authority():
+    import pytest
+
+    from creditmodel.exceptions import RequestError
+
+    amounts = [1_000_000.0, 5_000_000.0, 6_000_000.0]
+    grid = rate_grid(["A1", "C3"], [0.002, 0.15], ["furniture"], CFG, amounts=amounts)
+    assert len(grid) == 3 * 2 * len(CFG.lgd)
+    assert (grid["approval_authority"] == 5_000_000).all()  # the shipped dictionary's approval_authority rule
+    assert grid.groupby("ead")["needs_referral"].all().to_dict() == {1e6: False, 5e6: False, 6e6: True}
+    assert not grid.loc[grid["ead"] <= 5e6, "needs_referral"].any()
+    assert (grid.loc[grid["needs_referral"], "referral_rules"] == "approval_authority").all()
+    for row in grid[grid["guarantee_type"] == "unsecured"].itertuples():  # priced like any loan of that size
+        loan = pd.DataFrame({"loan_id": [1], "guarantee_type": ["unsecured"], "pd": [row.pd], "ead": [row.ead],
+                             "maturity_years": [CFG.default_maturity_years],
+                             "group_id": pd.array([None], dtype="Int64")})
+        one = price(loan, CFG).iloc[0]
+        assert (row.rate, row.k, row.eva) == (one["rate"], one["k"], one["eva"])
+    plain = rate_grid(["A1"], [0.002], ["furniture"], CFG)  # no amount dimension: the authority as a column
+    assert (plain["approval_authority"] == 5e6).all() and not plain["needs_referral"].any()
+    for bad in ([0.0], [-1.0], [float("nan")], []):
+        with pytest.raises(RequestError, match="price grid: amount"):
+            rate_grid(["A1"], [0.002], ["furniture"], CFG, amounts=bad)
+
+
+def test_the_heatmap_marks_the_cells_to_refer():
+    from creditmodel.pricing.grid import grid_html
+
+    grid = rate_grid(["A1", "C3"], [0.002, 0.15], ["furniture"], CFG, amounts=[1e6, 6e6])
+    page = grid_html(grid)
+    assert page.count("class='refer'") == int(grid["needs_referral"].sum()) == 2 * len(CFG.lgd)
+    assert "审批权限：5,000,000 元" in page and "approval authority of the unit: CNY 5,000,000" in page
+    assert "贷款金额 6,000,000 元" in page
+
+
+def test_price_grid_with_a_bad_amount_writes_nothing(demo_run, tmp_path, capsys):
+    out = tmp_path / "grid.csv"
+    assert main(["price", "grid", "--bundle", str(demo_run["result"].bundle_dir), "--out", str(out),
+                 "--amounts", "500000,lots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--amounts 500000,lots: 'lots' is not an amount" in err[0]
+    assert not out.exists() and not (tmp_path / "grid.html").exists()
+    assert main(["price", "grid", "--bundle", str(demo_run["result"].bundle_dir), "--out", str(out),
+                 "--amounts", "500000,6000000"]) == 0
+    grid = pd.read_csv(out)
+    assert grid.groupby("ead")["needs_referral"].all().to_dict() == {5e5: False, 6e6: True}

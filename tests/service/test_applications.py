@@ -84,6 +84,29 @@ def test_price_and_referral_from_the_dictionary_policy(served):
     assert "审批权限" in res["referral"][0]["zh"] and "approval authority" in res["referral"][0]["en"]
 
 
+def test_application_answers_in_the_requested_language(served):
+    from creditmodel.features.reasons import reason_text
+    from creditmodel.texts import grade_name
+
+    loan = next(_loans(served, 1, 4).itertuples())
+    zh = served["client"].post("/v1/applications/price", json=_body(loan, amount=6_000_000.0),
+                               headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert zh.status_code == 200 and zh.headers["content-language"] == "zh" and zh.json()["lang"] == "zh"
+    res = zh.json()["result"]
+    assert res["grade_name"] == grade_name(res["grade"], "zh") and res["needs_referral"] is True
+    assert res["referral"][0]["text"] == res["referral"][0]["zh"]
+    en = served["client"].post("/v1/applications/score", json=_body(loan, lang="en"),
+                               headers={"Accept-Language": "zh-CN"})
+    assert en.status_code == 200 and en.json()["lang"] == "en"
+    res = en.json()["result"]
+    assert [r["reason"] for r in res["reasons"]] == [reason_text(r["feature"], r["value"], "en") for r in res["reasons"]]
+    zh = served["client"].post("/v1/applications/score", json=_body(loan), params={"lang": "zh"})
+    assert [r["reason"] for r in zh.json()["result"]["reasons"]] == [
+        reason_text(r["feature"], r["value"], "zh") for r in zh.json()["result"]["reasons"]]
+    bad = served["client"].post("/v1/applications/score", json=_body(loan, lang="de"))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "lang"]
+
+
 def test_an_unknown_enterprise_is_scored_as_new_to_the_bank(served):
     loan = next(_loans(served, 1, 5).itertuples())
     r = served["client"].post("/v1/applications/score", json=_body(loan, enterprise_id=987_654_321, group_id=None))
@@ -161,3 +184,44 @@ def test_a_bundle_without_its_catalogue_cannot_serve_a_store(served):
     older = dataclasses.replace(served["bundle"], catalogue=None)
     with pytest.raises(BundleError, match="carries no feature catalogue"):
         create_app(older, store=str(served["path"]))
+
+
+def test_a_guarantor_is_scored_from_the_store_and_substituted(served):
+    """/v1/applications/price with guarantor_id: the guarantor's PD is the bundle's for the guarantor applying
+    for the same loan on the same date (as /v1/applications/score gives it), priced at the lower PD."""
+    tables = served["tables"]
+    loan = next(_loans(served, 1, 4).itertuples())
+    others = tables["enterprises"]["enterprise_id"]
+    guarantor = int(others[others != loan.enterprise_id].iloc[5])
+    body = _body(loan, guarantee_type="third_party", group_id=None)
+    r = served["client"].post("/v1/applications/price", json={**body, "guarantor_id": guarantor})
+    assert r.status_code == 200, r.text
+    res = r.json()["result"]
+    as_borrower = served["client"].post("/v1/applications/score", json={
+        **body, "enterprise_id": guarantor, "reasons": False}).json()["result"]
+    own = served["client"].post("/v1/applications/score", json={**body, "reasons": False}).json()["result"]
+    assert res["guarantor"]["enterprise_id"] == guarantor
+    assert res["guarantor"]["pd"] == pytest.approx(as_borrower["pd"], rel=1e-12)
+    assert res["guarantor"]["grade"] == as_borrower["grade"] and res["pd"] == pytest.approx(own["pd"], rel=1e-12)
+    assert res["details"]["pd_guarantor"] == pytest.approx(as_borrower["pd"], rel=1e-12)
+    assert res["details"]["pd_priced"] == pytest.approx(min(own["pd"], as_borrower["pd"]), rel=1e-12)
+    assert res["details"]["guarantee_treatment"] == "substitution"
+
+
+def test_guarantors_that_protect_nobody_are_422_naming_the_field(served):
+    tables = served["tables"]
+    g = tables["guarantees"].merge(tables["loans"][["loan_id", "enterprise_id", "application_date"]], on="loan_id")
+    g = g.sort_values("application_date").iloc[0]
+    borrower, guarantor = int(g["enterprise_id"]), int(g["guarantor_id"])  # the store: guarantor backs borrower
+    loan = next(_loans(served, 1, 4).itertuples())
+    after = str((pd.Timestamp(g["application_date"]) + pd.Timedelta(days=30)).date())
+    base = _body(loan, guarantee_type="third_party", group_id=None, decision_date=after)
+    cases = [({"enterprise_id": guarantor, "guarantor_id": borrower}, f"circular guarantees {guarantor} -> "
+                                                                       f"{borrower} -> {guarantor}"),
+             ({"guarantor_id": 987_654_321}, "guarantor 987654321 is not an enterprise of the store"),
+             ({"guarantor_id": int(loan.enterprise_id)}, "is the borrower itself")]
+    for over, message in cases:
+        r = served["client"].post("/v1/applications/price", json={**base, **over})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "guarantor_id"] and message in err["msg"], err

@@ -10,6 +10,7 @@ from creditmodel.pricing import OUTPUT_COLUMNS, POLICY_COLUMNS
 from creditmodel.texts import LANGS, catalogue, column_heading, fields_of, grade_name, text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
+CHINESE_TEXT = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # ideographs or full-width punctuation
 
 
 def test_both_languages_hold_the_same_ids_and_fields():
@@ -17,7 +18,7 @@ def test_both_languages_hold_the_same_ids_and_fields():
     assert set(en) == set(zh)
     for key in en:
         assert fields_of(en[key]) == fields_of(zh[key]), key
-        assert CJK.search(zh[key]), f"{key}: the zh text has no Chinese"
+        assert CHINESE_TEXT.search(zh[key]), f"{key}: the zh text has no Chinese"
 
 
 def test_text_fills_fields_in_each_language():

@@ -8,13 +8,15 @@ table and a [min, max]; a loan outside it is flagged ``needs_referral`` with the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from creditmodel.data.dictionary import DataDictionary, PolicyRule, default_dictionary
 from creditmodel.exceptions import DataContractError
 
-__all__ = ["policy_flags", "referral_summary", "rule_text"]
+__all__ = ["applicable_rules", "approval_authority", "policy_flags", "referral_items", "referral_summary", "rule_text"]
 
 # names the loans table's columns go by in a feature matrix or a pricing request
 _ALIASES = {"amount": ("amount", "loan_amount")}
@@ -81,3 +83,27 @@ def rule_text(dictionary: DataDictionary, name: str, language: str = "en") -> st
     if rule is None:
         return name
     return (rule.zh if language == "zh" else rule.en) or name
+
+
+def referral_items(rules: str, dictionary: DataDictionary, language: str = "en") -> list[dict[str, str]]:
+    """The broken rules of one loan (``referral_rules``, comma-separated) as an officer reads them: per rule
+    its name, the text in ``language`` and the texts in English and Chinese."""
+    return [{"rule": r, "text": rule_text(dictionary, r, language), "en": rule_text(dictionary, r, "en"),
+             "zh": rule_text(dictionary, r, "zh")} for r in str(rules).split(",") if r]
+
+
+def applicable_rules(dictionary: DataDictionary, columns: set[str]) -> DataDictionary:
+    """The dictionary with only the policy rules whose column is among ``columns`` (a loans column under its
+    own name or an alias): for a caller that knows the loan's terms but not every table, e.g. a pricing
+    request that carries the amount and term but no registry data."""
+    keep = tuple(r for r in dictionary.policies
+                 if any(c in columns for c in _ALIASES.get(r.column, (r.column,))))
+    return replace(dictionary, policies=keep)
+
+
+def approval_authority(dictionary: DataDictionary) -> float | None:
+    """The unit's approval authority: the lowest upper limit of the policy rules on the loan amount (CNY),
+    None when the dictionary has no such rule."""
+    limits = [r.max_value for r in dictionary.policies
+              if r.table == "loans" and r.column == "amount" and r.max_value is not None]
+    return min(limits) if limits else None

@@ -303,6 +303,20 @@ class OnlineFeatures:
         finally:
             cur.close()
 
+    def rows(self, table: str, column: str, values: Sequence[Any]) -> pd.DataFrame | None:
+        """The store's rows of a canonical table whose `column` is one of `values` (e.g. the guarantees of
+        some loans); None when the store has no such table."""
+        if table not in TABLES or table not in self._types or column not in self._types[table]:
+            return None
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            cur.register("wanted", pd.DataFrame({"v": list(values)}))
+            return cur.execute(f"SELECT t.* FROM store.{table} t WHERE t.{column} IN (SELECT v FROM wanted) "
+                               f"ORDER BY ALL").df()
+        finally:
+            cur.close()
+
     def known(self, enterprise_id: int) -> bool:
         """Whether the store holds the enterprise (an unknown one is scored as new to the bank)."""
         return len(self.enterprise(enterprise_id)) > 0

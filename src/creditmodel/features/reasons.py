@@ -9,7 +9,7 @@ functions, and the scoring path stays free of plotting and statistics packages.
 * :func:`top_adverse`: per row the ``n`` features with the largest positive (PD-raising) SHAP value,
   largest first, ties in column order; a row with fewer positive values gets fewer reasons;
 * :func:`reason_text`: the catalogue's reason with the value as a loan officer reads it
-  ("<reason>: <value>", :func:`format_value`).
+  ("<reason>: <value>", :func:`format_value`), in English or Simplified Chinese (``lang``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.features.catalogue import BY_NAME
+from creditmodel.texts import text
 
 __all__ = ["format_value", "reason_text", "shap_values", "top_adverse"]
 
@@ -56,31 +57,47 @@ def top_adverse(values: np.ndarray, n: int) -> list[list[int]]:
     return [[int(j) for j, c in zip(order[i], top[i]) if c > 0] for i in range(len(values))]
 
 
-def format_value(name: str, value: object) -> str:
-    """A feature value as a loan officer reads it ("CNY 12,000", "35%", "not available")."""
+def format_value(name: str, value: object, lang: str = "en") -> str:
+    """A feature value as a loan officer reads it, in `lang` ("CNY 12,000" / "12,000 元", "35%",
+    "not available" / "无数据"); a category reads as the data dictionary's label in Chinese."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "not available"
+        return text("value.not_available", lang)
     fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
     if fmt == "cat" or isinstance(value, str):
+        if lang != "en":
+            label = _category_label(name, str(value), lang)
+            if label is not None:
+                return label
         return str(value).replace("_", " ")
     v = float(value)  # type: ignore[arg-type]
     if fmt == "pct":
         return f"{v:.0%}"
-    if fmt == "cny":
-        return f"CNY {v:,.0f}"
-    if fmt in ("int", "days", "months"):
-        unit = {"int": "", "days": " days", "months": " months"}[fmt]
-        return f"{v:,.0f}{unit}"
+    if fmt in ("cny", "days", "months", "years"):
+        return text(f"value.{fmt}", lang, v=v)
+    if fmt == "int":
+        return f"{v:,.0f}"
     if fmt == "flag":
-        return "yes" if v >= 0.5 else "no"
-    if fmt == "years":
-        return f"{v:.1f} years"
+        return text("value.yes" if v >= 0.5 else "value.no", lang)
     return f"{v:.2f}"
 
 
-def reason_text(name: str, value: object) -> str:
-    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>"."""
-    f = BY_NAME.get(name)
-    reason = (f.reason or f.label) if f is not None else name
-    return f"{reason}: {format_value(name, value)}"
+def _category_label(name: str, value: str, lang: str) -> str | None:
+    """The data dictionary's label of a category value (the feature named as its vocabulary), or None."""
+    from creditmodel.data.dictionary import default_dictionary
 
+    labels = default_dictionary().labels.get(name, {}).get(value, {})
+    return labels.get(lang) or None
+
+
+def reason_text(name: str, value: object, lang: str = "en", *, reason: str | None = None) -> str:
+    """The catalogue's reason for a feature with the value behind it: "<reason>: <value>" ("<原因>：<值>" in
+    Chinese). `reason`: the text to use instead of the catalogue's (e.g. a bundle's own attribute's)."""
+    if reason is None:
+        f = BY_NAME.get(name)
+        if f is None:
+            reason = name
+        elif lang == "zh":
+            reason = f.reason_zh or f.label_zh or f.reason or f.label
+        else:
+            reason = f.reason or f.label
+    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang))

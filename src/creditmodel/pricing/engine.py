@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.config import PricingConfig
-from creditmodel.data.dictionary import DataDictionary
-from creditmodel.data.policy import policy_flags
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import DataContractError, RequestError
 from creditmodel.export.bundle import PDBundle
 from creditmodel.pricing.capital import capital_requirement, loan_capital, risk_weight  # noqa: F401 (API)
@@ -34,7 +34,7 @@ OUTPUT_COLUMNS = ("loan_id", "grade", "guarantee_type", "pd", "lgd", "ead", "mat
                   "capped", "raroc", "eva")
 SECURITY_COLUMNS = ("lgd_before_security", "collateral_cover", "pd_guarantor", "pd_priced", "guarantee_treatment",
                     "group_lgd_effect", "group_capital_effect", "k_without_group")  # added when the loans carry security details
-POLICY_COLUMNS = ("needs_referral", "referral_rules")  # added by price_with_bundle: the dictionary's policy rules
+POLICY_COLUMNS = ("needs_referral", "referral_rules", "referral_text")  # added by price_with_bundle: the policy rules
 EAD_COLUMNS = ("ead", "amount", "loan_amount")  # the first present is the exposure; none -> 1.0 (per unit)
 MAX_MATURITY_YEARS = 50.0
 
@@ -209,7 +209,7 @@ def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray
 
 
 def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingConfig,
-                      dictionary: DataDictionary | None = None) -> pd.DataFrame:
+                      dictionary: DataDictionary | None = None, lang: str = "en") -> pd.DataFrame:
     """Score feature rows with the bundle alone, then price them and flag the ones to refer.
 
     Loan terms are taken from the feature rows when present: guarantee_type; the exposure from ead,
@@ -217,8 +217,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     annual_sales, else the latest statement's revenue fs_revenue (CNY); security from collateral_cover or
     collateral_value/collateral_type, pd_guarantor and group_id (see `price`). The policy rules of
     ``dictionary`` (None = the shipped default; e.g. the approval authority) add the columns
-    needs_referral and referral_rules (the names of the rules broken, comma-separated): a flag for
-    the decision, never a reason to refuse the price.
+    needs_referral, referral_rules (the names of the rules broken, comma-separated) and referral_text
+    (what the officer reads, in `lang`): a flag for the decision, never a reason to refuse the price.
     """
     if "loan_id" not in features.columns:
         raise RequestError("pricing input: column 'loan_id' is missing")
@@ -239,6 +239,9 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
         flags = policy_flags(features, dictionary)
     except DataContractError as exc:
         raise RequestError(f"pricing input: {exc}") from None
+    d = default_dictionary() if dictionary is None else dictionary
     priced["needs_referral"] = flags["needs_referral"].to_numpy()
     priced["referral_rules"] = flags["referral_rules"].to_numpy()
+    priced["referral_text"] = [("；" if lang == "zh" else "; ").join(i["text"] for i in referral_items(r, d, lang))
+                               for r in flags["referral_rules"]]
     return priced

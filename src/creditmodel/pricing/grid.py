@@ -8,6 +8,11 @@ through the PD's grade only (the model prices the industry); the column makes th
 a team publishes. Preferential products (config.preferential_discount) are offered below the rate:
 eva_<product> is the EVA at the discounted rate (not below the floor) and eva_given_up_<product>
 what the discount costs a year.
+
+Approval authority: every cell carries ``approval_authority`` (the unit's limit on the loan amount, from
+the data dictionary's policy rules; empty when it has none) and ``needs_referral`` / ``referral_rules``
+for its reference loan. With ``amounts`` the grid gains an exposure dimension (one set of cells per
+amount) and the cells above the authority are priced like any other and flagged for referral.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.config import PricingConfig
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
+from creditmodel.data.policy import applicable_rules, approval_authority, policy_flags
 from creditmodel.exceptions import RequestError
 from creditmodel.pricing.engine import COMPONENTS, price
 from creditmodel.pricing.raroc import eva
@@ -27,11 +34,15 @@ GRID_COLUMNS = ("grade", "guarantee_type", "industry_team", "pd", "lgd", "ead", 
 
 
 def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence[str],
-                      config: PricingConfig, *, group_type: str = "joint_group") -> pd.DataFrame:
-    """The reference loans of the grid, one per cell (input rows of `price`)."""
+                      config: PricingConfig, *, group_type: str = "joint_group",
+                      amounts: Sequence[float] | None = None) -> pd.DataFrame:
+    """The reference loans of the grid, one per cell (input rows of `price`); `amounts`: the exposures
+    of an amount dimension (default: config.grid_ead alone)."""
     types = list(config.lgd)
-    g, t, i = np.meshgrid(np.arange(len(grades)), np.arange(len(types)), np.arange(len(teams)), indexing="ij")
-    g, t, i = g.ravel(), t.ravel(), i.ravel()
+    eads = np.asarray([config.grid_ead] if amounts is None else list(amounts), dtype=np.float64)
+    a, g, t, i = np.meshgrid(np.arange(eads.size), np.arange(len(grades)), np.arange(len(types)),
+                             np.arange(len(teams)), indexing="ij")
+    a, g, t, i = a.ravel(), g.ravel(), t.ravel(), i.ravel()
     gt = np.asarray(types, dtype=object)[t]
     return pd.DataFrame({
         "loan_id": np.arange(1, g.size + 1),
@@ -39,23 +50,32 @@ def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: 
         "guarantee_type": gt,
         "industry_team": np.asarray(teams, dtype=object)[i],
         "pd": np.asarray(grade_pds, dtype=np.float64)[g],
-        "ead": np.full(g.size, config.grid_ead),
+        "ead": eads[a],
         "maturity_years": np.full(g.size, config.default_maturity_years),
         "group_id": pd.arrays.IntegerArray(np.ones(g.size, dtype=np.int64), gt != group_type),  # a group or none
     })
 
 
 def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence[str], config: PricingConfig,
-              *, only_teams: Sequence[str] | None = None) -> pd.DataFrame:
-    """The grid as a frame: GRID_COLUMNS, then per preferential product its EVA and the EVA given up.
+              *, only_teams: Sequence[str] | None = None, amounts: Sequence[float] | None = None,
+              dictionary: DataDictionary | None = None) -> pd.DataFrame:
+    """The grid as a frame: GRID_COLUMNS, then per preferential product its EVA and the EVA given up, then
+    approval_authority, needs_referral and referral_rules (the policy rules of `dictionary`, default the
+    shipped one, on the reference loan's amount and term).
 
-    `only_teams` restricts the grid to some teams; one that is not among `teams` raises RequestError."""
+    `only_teams` restricts the grid to some teams; one that is not among `teams` raises RequestError.
+    `amounts`: an exposure dimension (CNY, each > 0); default one exposure, config.grid_ead."""
     if only_teams:
         unknown = [x for x in only_teams if x not in teams]
         if unknown:
             raise RequestError(f"price grid: industry team {unknown[0]!r} is unknown; expected one of {list(teams)}")
         teams = list(only_teams)
-    apps = grid_applications(grades, grade_pds, teams, config)
+    if amounts is not None:
+        bad = [a for a in amounts if not (np.isfinite(a) and a > 0)]
+        if bad or not len(amounts):
+            raise RequestError(f"price grid: amount {bad[0] if bad else 'list'!r} is not an exposure; expected "
+                               f"amounts in CNY > 0")
+    apps = grid_applications(grades, grade_pds, teams, config, amounts=amounts)
     priced = price(apps, config)
     out = priced.drop(columns=["loan_id"])
     out.insert(2, "industry_team", apps["industry_team"].to_numpy())
@@ -68,20 +88,33 @@ def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence
         out[f"rate_{product}"] = offered
         out[f"eva_{product}"] = e
         out[f"eva_given_up_{product}"] = priced["eva"].to_numpy() - e
+    d = default_dictionary() if dictionary is None else dictionary
+    authority = approval_authority(d)
+    flags = policy_flags(apps.assign(amount=apps["ead"], term_months=apps["maturity_years"] * 12),
+                         applicable_rules(d, {"amount", "term_months"}))
+    out["approval_authority"] = np.nan if authority is None else authority
+    out["needs_referral"] = flags["needs_referral"].to_numpy()
+    out["referral_rules"] = flags["referral_rules"].to_numpy()
     return out
 
 
 def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = None, title_en: str = "Rate grid",
-              title_zh: str = "定价模板：利率表") -> str:
+              title_zh: str = "定价模板：利率表", team_labels: dict[str, dict[str, str]] | None = None) -> str:
     """The grid as a self-contained heatmap page, headings in Chinese and English: one table per guarantee
     type, grades down, industry teams across, each cell the offered rate coloured from low to high,
     with its components, RAROC and EVA in the cell's tooltip. `labels`: the dictionary's guarantee-type
-    labels ({value: {"en": ..., "zh": ...}})."""
+    labels ({value: {"en": ..., "zh": ...}}); `team_labels`: the industry teams' labels, alike."""
     from html import escape
 
-    from creditmodel.texts import column_heading, grade_name
+    from creditmodel.texts import FONT_STACK, column_heading, grade_name, text
 
     labels = labels or {}
+    teams_said = team_labels or {}
+
+    def team_name(team: str) -> str:
+        lab = teams_said.get(team, {})
+        return " · ".join(dict.fromkeys(x for x in (lab.get("zh"), lab.get("en")) if x)) or str(team)
+
     lo, hi = float(grid["rate"].min()), float(grid["rate"].max())
 
     def colour(r: float) -> str:
@@ -89,17 +122,27 @@ def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = 
         return f"rgb({int(255 * min(1, 2 * x))},{int(255 * min(1, 2 * (1 - x)))},120)"
 
     parts = [f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{escape(title_zh)} · "
-             f"{escape(title_en)}</title><style>body{{font-family:'Noto Sans CJK SC','Microsoft YaHei',"
-             f"'PingFang SC',sans-serif}}td,th{{padding:4px 8px;text-align:right;border:1px solid #ccc}}"
-             f"table{{border-collapse:collapse;margin-bottom:1.5em}}</style></head><body>",
+             f"{escape(title_en)}</title><style>body{{font-family:{FONT_STACK}}}"
+             f"td,th{{padding:4px 8px;text-align:right;border:1px solid #ccc}}"
+             f"table{{border-collapse:collapse;margin-bottom:1.5em}}td.refer{{outline:2px solid #c62828}}"
+             f"</style></head><body>",
              f"<h1>{escape(title_zh)} · {escape(title_en)}</h1>",
              f"<p>执行利率 {lo:.2%} – {hi:.2%} · offered rate {lo:.2%} – {hi:.2%}</p>"]
+    authority = grid["approval_authority"].iloc[0] if "approval_authority" in grid.columns else np.nan
+    if not pd.isna(authority):
+        n_ref = int(grid["needs_referral"].sum())
+        parts.append("<p class='authority'>" + " · ".join(
+            escape(text("grid.authority", lang, authority=float(authority), n=n_ref)) for lang in ("zh", "en"))
+            + "</p>")
     teams = list(dict.fromkeys(grid["industry_team"]))
-    for gt, part in grid.groupby("guarantee_type", sort=False):
+    several = grid["ead"].nunique() > 1
+    for (gt, ead), part in grid.groupby(["guarantee_type", "ead"], sort=False):
         lab = labels.get(gt, {})
-        parts.append(f"<h2>{escape(lab.get('zh', gt))} · {escape(lab.get('en', gt))}</h2><table><tr>"
+        amount = (" · " + " · ".join(escape(text("grid.amount", lang, ead=float(ead))) for lang in ("zh", "en"))
+                  if several else "")
+        parts.append(f"<h2>{escape(lab.get('zh', gt))} · {escape(lab.get('en', gt))}{amount}</h2><table><tr>"
                      f"<th>{column_heading('grade', 'zh')} · {column_heading('grade', 'en')}</th>"
-                     + "".join(f"<th>{escape(str(t))}</th>" for t in teams) + "</tr>")
+                     + "".join(f"<th>{escape(team_name(t))}</th>" for t in teams) + "</tr>")
         for grade, rows in part.groupby("grade", sort=False):
             parts.append(f"<tr><th>{escape(grade_name(grade, 'zh'))} · {escape(grade_name(grade, 'en'))}</th>")
             by_team = rows.set_index("industry_team")
@@ -107,8 +150,12 @@ def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = 
                 r = by_team.loc[t]
                 tip = "; ".join(f"{column_heading(c, 'zh')} {column_heading(c, 'en')} {r[c]:.4%}"
                                 for c in COMPONENTS) + f"; RAROC {r['raroc']:.1%}; EVA {r['eva']:,.0f}"
-                parts.append(f"<td style='background:{colour(float(r['rate']))}' title='{escape(tip)}'>"
-                             f"{r['rate']:.2%}</td>")
+                refer = bool(r["needs_referral"]) if "needs_referral" in r.index else False
+                if refer:
+                    tip += "; " + " · ".join(text("grid.refer", lang) for lang in ("zh", "en"))
+                mark = " class='refer'" if refer else ""
+                parts.append(f"<td{mark} style='background:{colour(float(r['rate']))}' title='{escape(tip)}'>"
+                             f"{r['rate']:.2%}{' ⚑' if refer else ''}</td>")
             parts.append("</tr>")
         parts.append("</table>")
     parts.append("</body></html>")

@@ -26,7 +26,8 @@ village make their defaults move together: the asset correlation rises by `group
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,13 +100,11 @@ def double_default_capital(pd_o, pd_g, lgd, maturity, sales_eur_m=None, *, pd_fl
     return k0 * (0.15 + 160.0 * pg)
 
 
-def guarantor_pds(guarantees: pd.DataFrame, borrowers: pd.DataFrame, pd_of: Mapping[object, float]) -> pd.Series:
-    """The guarantor's PD per loan_id (the lowest if several guarantee one loan).
-
-    `guarantees`: loan_id, guarantor_id (an enterprise id); `borrowers`: loan_id, enterprise_id (who owes
-    each guaranteed loan); `pd_of`: PD by enterprise id. A guarantor without a PD, a loan that is not in
-    `borrowers`, a borrower guaranteeing its own loan, or a circle of guarantees (A guarantees B, which
-    guarantees A, directly or through others) raises RequestError naming them."""
+def check_guarantees(guarantees: pd.DataFrame, borrowers: pd.DataFrame, known: Callable[[Any], bool]) -> None:
+    """Refuse guarantees that protect nobody, with one line naming them: a guarantor `known` does not know,
+    a loan that is not in `borrowers` (loan_id, enterprise_id: who owes each guaranteed loan), a borrower
+    guaranteeing its own loan, or a circle of guarantees (A guarantees B, which guarantees A, directly or
+    through others)."""
     for col in ("loan_id", "guarantor_id"):
         if col not in guarantees.columns:
             raise RequestError(f"guarantees: column {col!r} is missing")
@@ -114,7 +113,7 @@ def guarantor_pds(guarantees: pd.DataFrame, borrowers: pd.DataFrame, pd_of: Mapp
     for loan, g in zip(guarantees["loan_id"].tolist(), guarantees["guarantor_id"].tolist()):
         if loan not in owner:
             raise RequestError(f"guarantees: loan_id {loan!r} is not among the loans")
-        if g not in pd_of or not np.isfinite(pd_of[g]):
+        if not known(g):
             raise RequestError(f"guarantees: guarantor_id {g!r} of loan_id {loan!r} is unknown "
                                f"(expected an enterprise with a PD)")
         if g == owner[loan]:
@@ -124,6 +123,15 @@ def guarantor_pds(guarantees: pd.DataFrame, borrowers: pd.DataFrame, pd_of: Mapp
     if cycle:
         raise RequestError("guarantees: circular guarantees " + " -> ".join(repr(e) for e in cycle)
                            + " (each guarantees the next); a circle protects nobody")
+
+
+def guarantor_pds(guarantees: pd.DataFrame, borrowers: pd.DataFrame, pd_of: Mapping[object, float]) -> pd.Series:
+    """The guarantor's PD per loan_id (the lowest if several guarantee one loan).
+
+    `guarantees`: loan_id, guarantor_id (an enterprise id); `borrowers`: loan_id, enterprise_id (who owes
+    each guaranteed loan); `pd_of`: PD by enterprise id. A guarantor without a PD and the other refusals of
+    :func:`check_guarantees` raise RequestError naming them."""
+    check_guarantees(guarantees, borrowers, lambda g: g in pd_of and bool(np.isfinite(pd_of[g])))
     pds = guarantees["guarantor_id"].map(dict(pd_of)).astype(np.float64)
     return pd.Series(pds.to_numpy(), index=guarantees["loan_id"].to_numpy()).groupby(level=0).min().rename("pd_guarantor")
 

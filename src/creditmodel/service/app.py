@@ -63,9 +63,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from creditmodel import __version__
+from creditmodel.data.policy import referral_items
 from creditmodel.exceptions import BundleError, ConfigError, RequestError
 from creditmodel.service import models as m
+from creditmodel.service.language import from_scope
 from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
+from creditmodel.texts import DEFAULT_LANG, grade_name, text
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ ENV_API_KEYS = "CREDITMODEL_API_KEYS"
 MIN_KEY_LENGTH = 16
 _FEATURE_IN_MESSAGE = re.compile(r"feature '([^']+)'")
 _APPLICATION_KEY = re.compile(rb'"features"\s*:')
+_ANSWER_LANG = re.compile(rb'"lang"\s*:\s*"(en|zh)"')
 
 def model_id(bundle: Any) -> str:
     files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
@@ -284,6 +288,12 @@ class ScoringService:
                                              loan_domain=loan_domain())
         self.keys = self.models.field_keys
         self.feature_index = {n: j for j, n in enumerate(self.names)}
+        # the dictionary's policy rules a pricing request can be judged by: the loan's amount and term,
+        # and rules on a column that is one of the bundle's features
+        from creditmodel.data.dictionary import default_dictionary
+        from creditmodel.data.policy import applicable_rules
+
+        self.dictionary = applicable_rules(default_dictionary(), {"amount", "term_months", *self.names})
         self.parsers = {"/v1/score": (self.score, self.models.score_request.model_validate_json),
                         "/v1/price": (self.price, self.models.price_request.model_validate_json)}
         # a valid request has exactly one "features" key per application, unless a feature is called so
@@ -291,8 +301,9 @@ class ScoringService:
 
     # --- one request from its bytes --------------------------------------------------------------
 
-    def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
-        """Status, JSON body and the applications' ids (for the request log) of a POST to `path`."""
+    def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
+        """Status, JSON body and the applications' ids (for the request log) of a POST to `path`; the texts
+        in the body's ``lang``, else `lang` (the query's or Accept-Language's), else English."""
         fn, parse = self.parsers[path]
         if self.countable:
             n = len(_APPLICATION_KEY.findall(body))
@@ -303,7 +314,7 @@ class ScoringService:
             req = parse(body)
         except ValidationError as exc:
             return (*_validation_errors(_locate_number_out_of_range(exc, body, parse)), None)
-        status, out = fn(req)
+        status, out = fn(req, req.lang or lang or DEFAULT_LANG)
         return status, out, [a.id for a in req.applications]
 
     # --- shared steps -------------------------------------------------------------------------
@@ -354,7 +365,7 @@ class ScoringService:
 
     # --- /v1/score ----------------------------------------------------------------------------
 
-    def score(self, req: Any) -> Reply:
+    def score(self, req: Any, lang: str = DEFAULT_LANG) -> Reply:
         apps = req.applications
         rows = self._rows(apps)
         X, outside, error = self._matrix(rows)
@@ -365,15 +376,20 @@ class ScoringService:
         if self.scoring_log is not None:
             self.scoring_log.submit(self.model_id, "/v1/score", [a.id for a in apps], self.names, self.keys, rows, pd_,
                                     grades)
-        reasons = self.scorer.reasons(X) if req.reasons else None
+        reasons = self.scorer.reasons(X, lang=lang) if req.reasons else None
+        names = self._grade_names(lang)
         results = []
         for i, a in enumerate(apps):
-            r: dict[str, Any] = {"id": a.id, "pd": float(pd_[i]), "grade": str(grades[i])}
+            g = str(grades[i])
+            r: dict[str, Any] = {"id": a.id, "pd": float(pd_[i]), "grade": g, "grade_name": names.get(g, g)}
             if reasons is not None:
                 r["reasons"] = [x.as_dict() for x in reasons[i]]
             r["outside_training_range"] = outside[i]
             results.append(r)
-        return _json({"model": self.model_id, "results": results})
+        return _json({"model": self.model_id, "lang": lang, "results": results})
+
+    def _grade_names(self, lang: str) -> dict[str, str]:
+        return {str(g): grade_name(str(g), lang) for g in self.bundle.master_scale.grades}
 
     # --- /v1/price ----------------------------------------------------------------------------
 
@@ -381,7 +397,9 @@ class ScoringService:
         j = self.feature_index.get(name)
         return None if j is None else row[self.keys[j]]
 
-    def price(self, req: Any) -> Reply:
+    def price(self, req: Any, lang: str = DEFAULT_LANG, pd_guarantor: Sequence[float] | None = None) -> Reply:
+        """The /v1/price answer. `pd_guarantor`: per application the PD of its guarantor as the bundle scored
+        it from the store (NaN: none); never from the request body, only from the application endpoint."""
         from creditmodel.pricing.engine import COMPONENTS, price
 
         apps = req.applications
@@ -400,8 +418,7 @@ class ScoringService:
             term = self._feature(row, "term_months") if mat is None else None
             if mat is None and term is None:  # no term at all: the configured default, said out loud
                 mat = default_maturity
-                notes.append(f"no loan.maturity_years and no features.term_months: priced at the configured "
-                             f"default maturity of {default_maturity:g} years")
+                notes.append(text("service.default_maturity", lang, years=default_maturity))
             elif mat is None:  # never a default in place of a term the request got wrong
                 if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
                     return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
@@ -417,8 +434,7 @@ class ScoringService:
             sales.append(s)
             feature_gt = self._feature(row, "guarantee_type")
             if feature_gt is not None and feature_gt != loan.guarantee_type:
-                notes.append(f"loan.guarantee_type {loan.guarantee_type!r} differs from features.guarantee_type "
-                             f"{feature_gt!r}: the LGD follows the loan, the PD the features")
+                notes.append(text("service.guarantee_mismatch", lang, loan=loan.guarantee_type, feature=feature_gt))
             warnings.append(notes)
         apps_frame = pd.DataFrame({
             "loan_id": np.arange(len(apps)),
@@ -429,26 +445,48 @@ class ScoringService:
             "maturity_years": np.array(maturity, dtype=np.float64),
             "annual_sales": np.array(sales, dtype=np.float64),
         })
+        if pd_guarantor is not None:
+            apps_frame["pd_guarantor"] = np.asarray(pd_guarantor, dtype=np.float64)
         try:
             priced = price(apps_frame, self.pricing)
         except RequestError as exc:
             return _errors([{"loc": self._price_error_loc(str(exc)), "msg": str(exc), "type": "request_error"}])
+        flags = self._referrals(apps, rows, maturity)
         components = [c for c in COMPONENTS if c in priced.columns]
         skip = {"loan_id", "rate", "grade", *components}
         details_cols = [c for c in priced.columns if c not in skip]
         records = priced.to_dict("records")
+        reasons = self.scorer.reasons(X, lang=lang) if req.reasons else None
+        names = self._grade_names(lang)
         results = []
         for i, (a, rec) in enumerate(zip(apps, records)):
             details = {("pd_priced" if c == "pd" else c): _plain(rec[c]) for c in details_cols}
-            results.append({"id": a.id, "pd": float(pd_model[i]), "grade": str(rec.get("grade", "")),
-                            "rate": float(rec["rate"]),
-                            "components": {c: float(rec[c]) for c in components},
-                            "details": details, "warnings": warnings[i],
-                            "outside_training_range": outside[i]})
+            g = str(rec.get("grade", ""))
+            r = {"id": a.id, "pd": float(pd_model[i]), "grade": g, "grade_name": names.get(g, g),
+                 "rate": float(rec["rate"]), "components": {c: float(rec[c]) for c in components},
+                 "details": details, "warnings": warnings[i],
+                 "needs_referral": bool(flags["needs_referral"].iat[i]),
+                 "referral": referral_items(flags["referral_rules"].iat[i], self.dictionary, lang)}
+            if reasons is not None:
+                r["reasons"] = [x.as_dict() for x in reasons[i]]
+            r["outside_training_range"] = outside[i]
+            results.append(r)
         if self.scoring_log is not None:  # only what was answered with 200: a refused price is not a score
             self.scoring_log.submit(self.model_id, "/v1/price", [a.id for a in apps], self.names, self.keys, rows,
                                     pd_model, apps_frame["grade"].to_numpy())
-        return _json({"model": self.model_id, "results": results})
+        return _json({"model": self.model_id, "lang": lang, "results": results})
+
+    def _referrals(self, apps: list[Any], rows: list[dict[str, Any]], maturity: list[float]) -> pd.DataFrame:
+        """needs_referral and referral_rules of each priced loan under the dictionary's policy rules (the
+        unit's approval authority, ...): priced all the same, flagged for the decision."""
+        from creditmodel.data.policy import policy_flags
+
+        loans = pd.DataFrame({"loan_id": np.arange(len(apps)), "amount": [a.loan.amount for a in apps],
+                              "term_months": np.asarray(maturity, dtype=np.float64) * 12})
+        for rule in self.dictionary.policies:
+            if rule.column not in loans.columns and rule.column in self.feature_index:
+                loans[rule.column] = [self._feature(row, rule.column) for row in rows]
+        return policy_flags(loans, self.dictionary)
 
     @staticmethod
     def _price_error_loc(message: str) -> list[str | int]:
@@ -516,10 +554,11 @@ def _helper_init(spec: dict[str, Any]) -> None:
     _HELPER = ScoringService(bundle, spec["pricing"], **spec["options"], scoring_log=collected)
 
 
-def _helper_handle(path: str, body: bytes) -> tuple[int, bytes, list[Any] | None, list[Any]]:
+def _helper_handle(path: str, body: bytes, lang: str | None = None
+                   ) -> tuple[int, bytes, list[Any] | None, list[Any]]:
     """The answer, and what was scored for the worker's scoring log (the helper writes no log itself)."""
     assert _HELPER is not None
-    status, out, ids = _HELPER.handle(path, body)
+    status, out, ids = _HELPER.handle(path, body, lang)
     return status, out, ids, _HELPER.scoring_log.take() if _HELPER.scoring_log is not None else []
 
 
@@ -567,12 +606,12 @@ class LargeRequests:
         except Exception as exc:  # noqa: BLE001 - the first large request reports it
             log.warning("helper process for large requests: %s", exc)
 
-    async def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+    async def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
         from concurrent.futures.process import BrokenProcessPool
 
         loop = asyncio.get_running_loop()
         try:
-            status, out, ids, scored = await loop.run_in_executor(self.start(), _helper_handle, path, body)
+            status, out, ids, scored = await loop.run_in_executor(self.start(), _helper_handle, path, body, lang)
             if self.scoring_log is not None:
                 for item in scored:
                     self.scoring_log.submit(*item)
@@ -814,9 +853,20 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     busy = (b"retry-after", str(RETRY_AFTER_S).encode())
 
     async def reply(path: str, scope: dict[str, Any], receive: Any) -> Answer:
+        lang, bad_lang = from_scope(scope)  # ?lang= or Accept-Language; the body's lang comes first
+        if bad_lang is not None:
+            await _drain(receive, time.monotonic() + body_timeout)
+            return 422, _json({"detail": [{"loc": ["query", "lang"], "msg": bad_lang, "type": "value_error"}]})[1], []
+        status, out, headers = await answer(path, scope, receive, lang)
+        if status == 200:
+            chosen = _ANSWER_LANG.search(out[:300])  # every answer states its language near its start
+            headers = [*headers, (b"content-language", chosen.group(1) if chosen else DEFAULT_LANG.encode())]
+        return status, out, headers
+
+    async def answer(path: str, scope: dict[str, Any], receive: Any, lang: str | None) -> Answer:
         length = _content_length(scope)
         if path in APPLICATION_PATHS:
-            return await application_reply(path, scope, receive, length)
+            return await application_reply(path, scope, receive, length, lang)
         if length is not None and length > max_body_bytes:
             return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
         held = False
@@ -845,16 +895,17 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             except _Gone:
                 return refuse(400, "disconnected", "the client went away before sending the body")
             if held:
-                status, out, ids = await large.handle(path, body)
+                status, out, ids = await large.handle(path, body, lang)
             else:
-                status, out, ids = svc.handle(path, body)
+                status, out, ids = svc.handle(path, body, lang)
         finally:
             if held:
                 large.release()
         scope["creditmodel.ids"] = ids
         return status, out, []
 
-    async def application_reply(path: str, scope: dict[str, Any], receive: Any, length: int | None) -> Answer:
+    async def application_reply(path: str, scope: dict[str, Any], receive: Any, length: int | None,
+                                lang: str | None) -> Answer:
         """One application: a small body, answered in this process (never the helper of large bodies)."""
         limit = min(max_body_bytes, APPLICATION_BODY_BYTES)
         if applications is None:
@@ -870,7 +921,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
         except _Gone:
             return refuse(400, "disconnected", "the client went away before sending the body")
-        status, out, ids = applications.handle(path, body)
+        status, out, ids = applications.handle(path, body, lang)
         scope["creditmodel.ids"] = ids
         return status, out, []
 

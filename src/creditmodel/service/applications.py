@@ -20,11 +20,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from creditmodel.data.dictionary import default_dictionary
-from creditmodel.data.policy import policy_flags, rule_text
+from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError
 from creditmodel.features.online import OnlineFeatures
 from creditmodel.service import models as m
+from creditmodel.service.language import LangField
 from creditmodel.service.scoring import dictionary_column_bounds
+from creditmodel.texts import DEFAULT_LANG, LANGS, text
 
 MAX_ID = 2**63 - 1
 
@@ -71,10 +73,44 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
         decision_date=(Optional[date], Field(None, description="as-of date of the features; default today")),  # noqa: UP045
         group_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],  # noqa: UP045
                   Field(None, description="joint-guarantee group of the application, if any")),
+        guarantor_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],  # noqa: UP045
+                      Field(None, description="price only: the third-party guarantor, an enterprise of the store; "
+                                              "its PD is scored by the bundle as of the decision date")),
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
         annual_sales=(Optional[Annotated[float, Strict(), Field(ge=0, le=m.ABSURD, allow_inf_nan=False)]],  # noqa: UP045
                       Field(None, description="price only: annual sales, CNY; default the latest statement's")),
+        lang=(Optional[LangField], Field(None, description="language of the texts: en or zh (default: ?lang=, "  # noqa: UP045
+                                                           "then Accept-Language, then en)")),
     )
+
+
+def _reaches(online: Any, start: int, target: int, before: date, limit: int = 10_000) -> list[int] | None:
+    """A chain of guarantees in the store from enterprise `start` to `target` (each guarantor of a loan of
+    the one before, loans applied for before `before`), as the enterprises along it, or None."""
+    parent: dict[int, int | None] = {start: None}
+    frontier = [start]
+    while frontier and len(parent) < limit:
+        loans = online.rows("loans", "enterprise_id", frontier)
+        if loans is None or not len(loans):
+            return None
+        loans = loans[pd.to_datetime(loans["application_date"]) < pd.Timestamp(before)]
+        edges = online.rows("guarantees", "loan_id", loans["loan_id"].tolist())
+        if edges is None or not len(edges):
+            return None
+        owner = dict(zip(loans["loan_id"], loans["enterprise_id"]))
+        nxt = []
+        for loan, g in zip(edges["loan_id"], edges["guarantor_id"]):
+            g = int(g)
+            if g not in parent:
+                parent[g] = int(owner[loan])
+                if g == target:
+                    chain: list[int] = [g]
+                    while parent[chain[-1]] is not None:
+                        chain.append(int(parent[chain[-1]]))  # type: ignore[arg-type]
+                    return chain[::-1]
+                nxt.append(g)
+        frontier = nxt
+    return None
 
 
 def _error(loc: list[Any], msg: str, kind: str = "request_error", status: int = 422) -> tuple[int, bytes]:
@@ -96,17 +132,43 @@ class ApplicationService:
         self.dictionary = default_dictionary()
         self.today = today or date.today
 
-    def handle(self, path: str, body: bytes) -> tuple[int, bytes, list[Any] | None]:
+    def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
+        """Status, JSON body and the application's id; texts in the body's lang, else `lang`, else English."""
         try:
             req = self.model.model_validate_json(body)
         except ValidationError as exc:
             errs = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                     for e in exc.errors(include_url=False, include_context=False, include_input=False)][:20]
             return 422, json.dumps({"detail": errs}, default=str).encode(), None
-        status, out = self.answer(path, req)
+        status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
         return status, out, [req.id]
 
-    def answer(self, path: str, req: Any) -> tuple[int, bytes]:
+    def _guarantor(self, req: Any, d: date) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
+        """The guarantor scored by the bundle from the store as of `d` for the application's own terms, or the
+        422 of a guarantor that protects nobody: unknown to the store, the borrower itself, or a circle
+        (the guarantor's loans guaranteed, directly or through others, by the borrower)."""
+        g, a = int(req.guarantor_id), int(req.enterprise_id)
+        loc = ["body", "guarantor_id"]
+        if g == a:
+            return None, _error(loc, f"guarantor {g} is the borrower itself; a guarantee protects only when "
+                                     f"another enterprise gives it")
+        if not self.online.known(g):
+            return None, _error(loc, f"guarantor {g} is not an enterprise of the store; its PD is scored from "
+                                     f"its own data")
+        chain = _reaches(self.online, g, a, d)
+        if chain is not None:
+            circle = " -> ".join(str(x) for x in [a, *chain])
+            return None, _error(loc, f"circular guarantees {circle} (each guarantees the next); a circle "
+                                     f"protects nobody")
+        row = self.online.features(g, d, amount=req.amount, term_months=req.term_months, product=req.product,
+                                   guarantee_type=req.guarantee_type)
+        bundle = self.svc.bundle
+        pd_g = bundle.predict_pd(row[self.names])
+        if getattr(self.svc.pricing, "pd_basis", "loan") == "grade":
+            pd_g = bundle.master_scale.grade_pd(pd_g)
+        return {"enterprise_id": g, "pd": float(pd_g[0]), "grade": str(bundle.grade(pd_g)[0])}, None
+
+    def answer(self, path: str, req: Any, lang: str = DEFAULT_LANG) -> tuple[int, bytes]:
         today = self.today()
         d = req.decision_date or today
         if d > today:
@@ -121,15 +183,26 @@ class ApplicationService:
         features = {n: _plain(row[n].iloc[0]) for n in self.names}
         app = {"id": req.id, "features": features}
         if path.endswith("/score"):
-            inner = {"applications": [app], "reasons": req.reasons}
+            inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
             status, out, _ = self.svc.handle("/v1/score", json.dumps(inner, allow_nan=False).encode())
         else:
+            guarantor = None
+            if req.guarantor_id is not None:
+                guarantor, refusal = self._guarantor(req, d)
+                if refusal is not None:
+                    return refusal
             app["loan"] = {"guarantee_type": req.guarantee_type, "amount": req.amount,
                            "maturity_years": req.term_months / 12}
             if req.annual_sales is not None:
                 app["loan"]["annual_sales"] = req.annual_sales
-            status, out, _ = self.svc.handle("/v1/price", json.dumps({"applications": [app]},
-                                                                     allow_nan=False).encode())
+            inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
+            try:
+                parsed = self.svc.models.price_request.model_validate_json(json.dumps(inner, allow_nan=False))
+            except ValidationError as exc:
+                status, out = _error(["body"], f"computed from the store as of {d}: {exc.errors()[0]['msg']}")
+            else:
+                status, out = self.svc.price(parsed, lang, pd_guarantor=None if guarantor is None else
+                                             [guarantor["pd"]])
         if status != 200:  # a computed feature outside what the bundle accepts: say it is computed
             detail = json.loads(out).get("detail", [])
             for e in detail:
@@ -143,12 +216,12 @@ class ApplicationService:
         result.update({
             "enterprise_id": req.enterprise_id, "decision_date": str(d), "new_to_bank": new,
             "needs_referral": bool(rules),
-            "referral": [{"rule": r, "en": rule_text(self.dictionary, r, "en"), "zh": rule_text(self.dictionary, r, "zh")}
-                         for r in rules],
+            "referral": referral_items(flags["referral_rules"], self.dictionary, lang),
             "features": features,
         })
+        if path.endswith("/price") and req.guarantor_id is not None:
+            result["guarantor"] = guarantor
         if new:
-            result["note"] = {"en": "New to the bank: no records in the store; scored on the application and "
-                                    "thin-file features.",
-                              "zh": "新客户：库中无该企业记录，按申请信息和薄档案特征评分。"}
-        return 200, json.dumps({"model": self.svc.model_id, "result": result}, allow_nan=False).encode()
+            result["note"] = {k: text("service.new_to_bank", k) for k in LANGS}
+            result["note_text"] = result["note"][lang]
+        return 200, json.dumps({"model": self.svc.model_id, "lang": lang, "result": result}, allow_nan=False).encode()

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
 
+from creditmodel.service.language import LangField
 from creditmodel.service.scoring import FeaturePolicy
 
 MAX_BATCH = 10_000
@@ -23,6 +24,8 @@ ABSURD = 1e15  # loan amounts and sales beyond this are input errors
 MAX_MATURITY_YEARS = 50.0
 
 _FORBID = ConfigDict(extra="forbid")
+_LANG = (Optional[LangField], Field(None, description="language of the reason texts, grade names and warnings: "
+                                                      "en or zh (default: ?lang=, then Accept-Language, then en)"))
 
 
 def _number(minimum: float | None = None, maximum: float | None = None, **extra: Any) -> Any:
@@ -104,6 +107,7 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
         "ScoreRequest", __config__=_FORBID,
         applications=(list[application], batch),  # type: ignore[valid-type]
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
+        lang=_LANG,
     )
     loan_terms = create_model(
         "LoanTerms", __config__=_FORBID,
@@ -120,7 +124,10 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
     priced_application = create_model("PriceApplication", __config__=_FORBID, id=app_id,
                                       features=(features, ...), loan=(loan_terms, ...))
     price_request = create_model("PriceRequest", __config__=_FORBID,
-                                 applications=(list[priced_application], batch))  # type: ignore[valid-type]
+                                 applications=(list[priced_application], batch),  # type: ignore[valid-type]
+                                 reasons=(Annotated[bool, Strict()],
+                                          Field(False, description="include the top-3 reason codes")),
+                                 lang=_LANG)
     return RequestModels(features, score_request, price_request, tuple(keys))
 
 
@@ -139,6 +146,7 @@ class ScoreResult(BaseModel):
     pd: float = Field(description="calibrated probability of default under the bundle's label definition "
                                    "(window and default event as stated in its model card, target)")
     grade: str = Field(description="master-scale grade")
+    grade_name: str = Field(description="the grade's name in the answer's language, e.g. \"B1 (sound)\", \"B1（稳健）\"")
     reasons: list[ReasonOut] | None = Field(None, description="up to 3 adverse factors, largest first")
     outside_training_range: list[str] = Field(
         default_factory=list, description="features whose value lies outside the range seen in training "
@@ -147,6 +155,7 @@ class ScoreResult(BaseModel):
 
 class ScoreResponse(BaseModel):
     model: str = Field(description="model id: the first 12 hex digits of model.txt's SHA-256")
+    lang: Literal["en", "zh"] = Field(description="language of the texts (also the Content-Language header)")
     results: list[ScoreResult]
 
 
@@ -154,15 +163,22 @@ class PriceResult(BaseModel):
     id: str | None
     pd: float
     grade: str
+    grade_name: str
     rate: float = Field(description="offered rate (the risk-covering rate within the floor and cap)")
     components: dict[str, float] = Field(description="the risk-covering rate's parts; they sum to it")
     details: dict[str, Any] = Field(description="every other column of the pricing engine's output")
     warnings: list[str] = Field(default_factory=list)
+    needs_referral: bool = Field(description="the loan breaks a policy rule of the data dictionary (e.g. above the "
+                                             "unit's approval authority): priced, to be decided higher up")
+    referral: list[dict[str, str]] = Field(default_factory=list, description="per rule broken: rule, text (in the "
+                                                                            "answer's language), en, zh")
+    reasons: list[ReasonOut] | None = Field(None, description="with \"reasons\": true, as /v1/score gives them")
     outside_training_range: list[str] = Field(default_factory=list)
 
 
 class PriceResponse(BaseModel):
     model: str
+    lang: Literal["en", "zh"]
     results: list[PriceResult]
 
 

@@ -235,8 +235,8 @@ class FastScorer:
         cats = self._categories.get(j)
         return cats[int(v)] if cats is not None else v
 
-    def reasons(self, X: np.ndarray, n: int = N_REASONS) -> list[list[Reason]]:
-        """Top-n adverse factors of each row of an encoded matrix."""
+    def reasons(self, X: np.ndarray, n: int = N_REASONS, lang: str = "en") -> list[list[Reason]]:
+        """Top-n adverse factors of each row of an encoded matrix, their texts in `lang` ("en" or "zh")."""
         if not len(X):
             return []
         values = self.contributions(X)
@@ -246,9 +246,15 @@ class FastScorer:
             for j in adverse:
                 value = self.decoded(X, i, j)
                 name = self.names[j]
-                row.append(Reason(name, reason_text(name, value), value, float(values[i, j])))
+                text = reason_text(name, value, lang, reason=self._reason(name, lang))
+                row.append(Reason(name, text, value, float(values[i, j])))
             out.append(row)
         return out
+
+    def _reason(self, name: str, lang: str) -> str | None:
+        """The bundle schema's reason text of a feature (its own attributes included), None: the catalogue's."""
+        schema_reason = getattr(self.bundle.schema, "reason", None)
+        return schema_reason(name, lang) if schema_reason is not None else None
 
     # --- the bundle as judge ---------------------------------------------------------------
 

@@ -19,6 +19,11 @@ from creditmodel.exceptions import ConfigError
 
 LANGS = ("en", "zh")
 DEFAULT_LANG = "en"
+# CSS fonts of the pages people read (reports, price sheets): Latin families first, then CJK-capable ones a
+# reader's machine may have, then its own sans-serif; nothing is downloaded or embedded
+FONT_STACK = ('-apple-system, "Segoe UI", Roboto, Helvetica, Arial, "Noto Sans CJK SC", "Noto Sans SC", '
+              '"Source Han Sans SC", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "WenQuanYi Micro Hei", '
+              'sans-serif')
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:

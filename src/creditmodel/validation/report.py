@@ -7,6 +7,14 @@ then sets the registry version's ``validation_status`` tag, which `creditmodel p
 only place a validation status is ever set. A run's model (`runs:/RUN_ID/model`) can be validated
 before it is registered; the pipeline does that, and registers the model with the report's verdict.
 With `compare=`, a second model is validated on its own evidence and shown side by side.
+
+Every heading, section title and introduction, test name, scope, status, table and figure caption and
+column heading a person reads comes from the message catalogue (``creditmodel.texts``, ids
+``report.*``) in the report's language, ``lang="en"`` or ``"zh"``; the tests' own names stay English
+in summary.csv and the registry tags (they are ids there), and notes and thresholds keep their figures.
+The page's fonts are a CSS stack of CJK-capable families (Noto Sans CJK, Source Han Sans, PingFang,
+Microsoft YaHei, WenQuanYi) after the Latin ones: nothing is downloaded, a reader's machine uses the
+first one it has, and a machine with none falls back to its own sans-serif.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,9 +38,98 @@ from creditmodel.config import ValidationConfig
 from creditmodel.exceptions import ConfigError
 from creditmodel.export.bundle import load_bundle
 from creditmodel.outputs import Output, scratch_dir, tracking_inputs
+from creditmodel.texts import FONT_STACK, check_lang, has_text, text
 from creditmodel.validation.suite import Evidence, ValidationResult, run_suite
 
 STATUSES = ("green", "amber", "red", "info")  # coloured as pills by the template's CSS
+_SCOPES = (  # the suite's scopes with a number or a name in them: pattern -> text id and its field
+    (re.compile(r"^grade (?P<grade>.+)$"), "report.scope.grade"),
+    (re.compile(r"^train vs (?P<split>train|valid|oot)$"), "report.scope.train_vs"),
+    (re.compile(r"^(?P<n>\d+) segments$"), "report.scope.segments"),
+    (re.compile(r"^(?P<n>\d+) enterprises$"), "report.scope.enterprises"),
+    (re.compile(r"^top (?P<n>\d+) features$"), "report.scope.top_features"),
+    (re.compile(r"^(?P<n>\d+) features$"), "report.scope.features"),
+)
+_WATERFALL = re.compile(r"^waterfall_(?P<group>.+)_(?P<loan>[^_]+)$")
+_NOTES = (  # the suite's most frequent notes, figures kept: pattern -> text id
+    (re.compile(r"^none$"), "report.note.none"),
+    (re.compile(r"^none contradicts$"), "report.note.none_contradicts"),
+    (re.compile(r"^(?P<loans>\d+) loans, (?P<defaults>\d+) defaults, PD (?P<pd>[\d.]+%)$"), "report.note.grade"),
+    (re.compile(r"^mean PD (?P<pd>[\d.]+%), default rate (?P<rate>[\d.]+%)$"), "report.note.level"),
+    (re.compile(r"^development AUC (?P<auc>[\d.]+)$"), "report.note.development_auc"),
+    (re.compile(r"^(?P<k>\d+) of (?P<n>\d+) grades$"), "report.note.grades"),
+    (re.compile(r"^lowest AUC shown$"), "report.note.lowest_auc"),
+    (re.compile(r"^lowest AUC shown; not green: (?P<values>.+)$"), "report.note.lowest_auc_not_green"),
+)
+_LIGHTS = re.compile(r"\b(green|amber|red)\b")
+
+
+def slug(name: str) -> str:
+    """A test's or scope's id in the message catalogue: "AUC (DeLong 95% CI)" -> "auc_delong_95_ci"."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+class ReportTexts:
+    """The report's words in one language, from the message catalogue; a name the catalogue does not know
+    (a section or test a bank added) keeps the suite's own English words."""
+
+    def __init__(self, lang: str = "en", cfg: ValidationConfig | None = None) -> None:
+        self.lang = check_lang(lang)
+        self.fields = (cfg or ValidationConfig()).model_dump()
+
+    def __call__(self, id_: str, **fields: Any) -> str:
+        return text(id_, self.lang, **fields)
+
+    def _known(self, id_: str, fallback: str, **fields: Any) -> str:
+        return text(id_, self.lang, **{**self.fields, **fields}) if has_text(id_, self.lang) else fallback
+
+    def section(self, key: str, title: str) -> str:
+        return self._known(f"report.section.{key}", title)
+
+    def intro(self, key: str, intro: str) -> str:
+        return self._known(f"report.intro.{key}", intro)
+
+    def test(self, name: str) -> str:
+        return self._known(f"report.test.{slug(name)}", name)
+
+    def scope(self, scope: str) -> str:
+        if has_text(f"report.scope.{slug(scope)}", self.lang):
+            return self(f"report.scope.{slug(scope)}")
+        for pattern, id_ in _SCOPES:
+            m = pattern.match(scope)
+            if m:
+                return self(id_, **{k: self._known(f"report.split.{v}", v) for k, v in m.groupdict().items()})
+        return scope
+
+    def status(self, status: str) -> str:
+        return self._known(f"report.status.{status}", status)
+
+    def note(self, note: Any) -> Any:
+        """A finding's note: the frequent ones in the report's language with their figures, others as written."""
+        if not isinstance(note, str):
+            return note
+        for pattern, id_ in _NOTES:
+            m = pattern.match(note)
+            if m:
+                return self(id_, **m.groupdict())
+        return note
+
+    def threshold(self, threshold: Any) -> Any:
+        """A threshold ("red p<0.05, amber p<0.1") with the traffic lights named in the report's language."""
+        return _LIGHTS.sub(lambda m: self.status(m.group(1)), threshold) if isinstance(threshold, str) else threshold
+
+    def table(self, name: str, caption: str) -> str:
+        return self._known(f"report.table.{name}", caption)
+
+    def figure(self, name: str, caption: str) -> str:
+        m = _WATERFALL.match(name)
+        if m:
+            group = self._known(f"report.figure.{m['group']}", m["group"].replace("_", " "))
+            return self("report.figure.waterfall", group=group, loan=m["loan"])
+        return self._known(f"report.figure.{name}", caption)
+
+    def column(self, name: str) -> str:
+        return self._known(f"report.column.{name}", str(name))
 
 
 def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
@@ -80,11 +178,11 @@ def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, words: ReportTexts | None = None) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return ""
     if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
+        return (words or ReportTexts())("report.yes" if v else "report.no")
     if isinstance(v, (int, np.integer)):
         return f"{int(v):,}"
     if isinstance(v, (float, np.floating)):
@@ -93,24 +191,27 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(frame: pd.DataFrame, max_rows: int = 60) -> str:
+def _table(frame: pd.DataFrame, max_rows: int = 60, words: ReportTexts | None = None) -> str:
+    """A table as HTML in the report's language: column headings from the catalogue, statuses as pills."""
+    words = words or ReportTexts()
     shown = frame.head(max_rows)
-    body = shown.map(_fmt) if hasattr(shown, "map") else shown.applymap(_fmt)
+    body = shown.map(lambda v: _fmt(v, words)) if hasattr(shown, "map") else shown.applymap(lambda v: _fmt(v, words))
+    body.columns = [words.column(str(c)) for c in body.columns]
     html = body.to_html(index=False, escape=True, border=0, classes="grid")
     if any(str(c).startswith("status") for c in frame.columns):
         for s in STATUSES:
-            html = html.replace(f"<td>{s}</td>", f'<td><span class="pill {s}">{s}</span></td>')
+            html = html.replace(f"<td>{s}</td>", f'<td><span class="pill {s}">{words.status(s)}</span></td>')
     if len(frame) > max_rows:
-        html += f'<p class="muted">{len(frame) - max_rows} more rows in the CSV files logged with the report.</p>'
+        html += f'<p class="muted">{words("report.more_rows", n=len(frame) - max_rows)}</p>'
     return html
 
 
 TEMPLATE = jinja2.Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{{ html_lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Validation report: {{ title }}</title>
+<title>{{ heading }}</title>
 <style>
-body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0; color: #1d2733; }
+body { font-family: {{ font_stack }}; margin: 0; color: #1d2733; }
 header { background: #1f3b57; color: white; padding: 18px 28px; }
 header h1 { margin: 0 0 4px 0; font-size: 22px; } header p { margin: 2px 0; opacity: .85; font-size: 13px; }
 main { padding: 8px 28px 40px 28px; max-width: 1400px; }
@@ -119,7 +220,7 @@ h3 { margin-top: 22px; font-size: 15px; }
 table.grid { border-collapse: collapse; font-size: 12.5px; margin: 8px 0; }
 table.grid th { background: #eef2f6; text-align: left; padding: 4px 8px; border-bottom: 1px solid #c9d3dd; }
 table.grid td { padding: 3px 8px; border-bottom: 1px solid #e6ebf0; vertical-align: top; }
-.pill { display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 11.5px; font-weight: 600; }
+.pill { white-space: nowrap; display: inline-block; padding: 1px 8px; border-radius: 9px; color: white; font-size: 11.5px; font-weight: 600; }
 .green { background: #2e7d32; } .amber { background: #e69500; } .red { background: #c62828; } .info { background: #607d8b; }
 .big { font-size: 15px; padding: 3px 14px; }
 .figs { display: flex; flex-wrap: wrap; gap: 14px; }
@@ -129,27 +230,27 @@ figcaption { font-size: 12px; color: #4a5a6a; }
 nav a { margin-right: 14px; font-size: 13px; }
 </style></head>
 <body>
-<header><h1>Validation report: {{ title }}</h1>
-<p>{{ subtitle }}</p><p>Generated {{ generated }} by creditmodel {{ version }}. Thresholds: {{ thresholds }}.</p></header>
+<header><h1>{{ heading }}</h1>
+<p>{{ subtitle }}</p><p>{{ generated_line }}</p></header>
 <main>
-<nav>{% for m in models %}{% for s in m.result.sections %}<a href="#{{ m.key }}-{{ s.key }}">{{ s.title }}{% if models|length > 1 %} ({{ m.short }}){% endif %}</a>{% endfor %}{% endfor %}</nav>
+<nav>{% for m in models %}{% for s in m.result.sections %}<a href="#{{ m.key }}-{{ s.key }}">{{ m.titles[s.key] }}{% if models|length > 1 %} ({{ m.short }}){% endif %}</a>{% endfor %}{% endfor %}</nav>
 <section id="summary">
-<h2>Summary</h2>
+<h2>{{ words("report.summary") }}</h2>
 <div class="cols">
 {% for m in models %}<div>
-<p>{% if models|length > 1 %}<b>{{ "AB"[loop.index0] }}</b> &nbsp; {% endif %}<b>{{ m.label }}</b> &nbsp; overall <span class="pill big {{ m.result.status }}">{{ m.result.status }}</span>
-&nbsp; {{ m.counts.green }} green, {{ m.counts.amber }} amber, {{ m.counts.red }} red</p>
-<p class="muted">{{ m.uri }} &middot; MLflow run {{ m.run_id }} &middot; out-of-time AUC {{ "%.3f"|format(m.result.metrics.oot_auc) }}</p>
+<p>{% if models|length > 1 %}<b>{{ "AB"[loop.index0] }}</b> &nbsp; {% endif %}<b>{{ m.label }}</b> &nbsp; {{ words("report.overall") }} <span class="pill big {{ m.result.status }}">{{ words.status(m.result.status) }}</span>
+&nbsp; {{ words("report.counts", **m.counts) }}</p>
+<p class="muted">{{ m.uri }} &middot; {{ words("report.mlflow_run", run_id=m.run_id) }} &middot; {{ words("report.oot_auc", auc=m.result.metrics.oot_auc) }}</p>
 </div>{% endfor %}
 </div>
 {{ summary_table }}
 </section>
-{% if side_by_side %}<section id="compare"><h2>Side by side</h2>{{ side_by_side }}</section>{% endif %}
-<section id="card"><h2>Model card</h2>{% for m in models %}<h3>{{ m.label }}</h3>{{ m.card }}{% endfor %}</section>
+{% if side_by_side %}<section id="compare"><h2>{{ words("report.side_by_side") }}</h2>{{ side_by_side }}</section>{% endif %}
+<section id="card"><h2>{{ words("report.model_card") }}</h2>{% for m in models %}<h3>{{ m.label }}</h3>{{ m.card }}{% endfor %}</section>
 {% for m in models %}{% for s in m.result.sections %}
 <section id="{{ m.key }}-{{ s.key }}">
-<h2>{{ s.title }}{% if models|length > 1 %} &middot; {{ m.label }}{% endif %} <span class="pill {{ s.status }}">{{ s.status }}</span></h2>
-<p>{{ s.intro }}</p>
+<h2>{{ m.titles[s.key] }}{% if models|length > 1 %} &middot; {{ m.label }}{% endif %} <span class="pill {{ s.status }}">{{ words.status(s.status) }}</span></h2>
+<p>{{ m.intros[s.key] }}</p>
 {{ m.findings[s.key] }}
 {% for caption, html in m.tables[s.key] %}<h3>{{ caption }}</h3>{{ html }}{% endfor %}
 <div class="figs">{% for caption, src in m.figures[s.key] %}<figure><img alt="{{ caption }}" src="{{ src }}"><figcaption>{{ caption }}</figcaption></figure>{% endfor %}</div>
@@ -172,56 +273,87 @@ class _Rendered:
     findings: dict[str, str]
     tables: dict[str, list[tuple[str, str]]]
     figures: dict[str, list[tuple[str, str]]]
+    titles: dict[str, str]
+    intros: dict[str, str]
 
 
-def _render_model(key: str, short: str, result: ValidationResult) -> _Rendered:
+def _findings(frame: pd.DataFrame, words: ReportTexts, titles: dict[str, str] | None = None) -> pd.DataFrame:
+    """Findings with their test, scope (and section) in the report's language."""
+    out = frame.copy()
+    if "test" in out.columns:
+        out["test"] = out["test"].map(words.test)
+    if "scope" in out.columns:
+        out["scope"] = out["scope"].map(words.scope)
+    if "note" in out.columns:
+        out["note"] = out["note"].map(words.note)
+    if "threshold" in out.columns:
+        out["threshold"] = out["threshold"].map(words.threshold)
+    if titles is not None and "section" in out.columns:
+        out["section"] = out["section"].map(lambda t: titles.get(t, t))
+    return out
+
+
+def _render_model(key: str, short: str, result: ValidationResult, words: ReportTexts | None = None) -> _Rendered:
+    words = words or ReportTexts()
     ev = result.evidence
     card = ev.card
-    card_rows = [("intended use", card.get("intended_use", "")), ("target", card.get("target", "")),
-                 ("目标定义 (target)", card.get("target_zh", "")),
-                 ("extraction date", card.get("extraction_date", "")),
-                 ("not for", "; ".join(card.get("not_for", []))), ("limitations", " ".join(card.get("limitations", [])))]
+    card_rows = [(words("report.card.intended_use"), card.get("intended_use", "")),
+                 (words("report.card.target"), card.get("target", "")),
+                 (words("report.card.target_zh"), card.get("target_zh", "")),
+                 (words("report.card.extraction_date"), card.get("extraction_date", "")),
+                 (words("report.card.not_for"), "; ".join(card.get("not_for", []))),
+                 (words("report.card.limitations"), " ".join(card.get("limitations", [])))]
     for split, w in card.get("data_window", {}).items():
-        card_rows.append((f"data: {split}", f"{w['first_decision_date']} to {w['last_decision_date']}, "
-                                            f"{w['loans']:,} loans, {w['defaults']:,} defaults ({w['default_rate']:.2%})"))
-    card_html = _table(pd.DataFrame(card_rows, columns=["", "model card"]))
+        card_rows.append((words("report.card.data", split=split),
+                          words("report.card.window", first=w["first_decision_date"], last=w["last_decision_date"],
+                                loans=w["loans"], defaults=w["defaults"], rate=w["default_rate"])))
+    card_html = _table(pd.DataFrame(card_rows, columns=["", words("report.card.heading")]), words=words)
     findings, tables, figures = {}, {}, {}
     for s in result.sections:
         f = pd.DataFrame([x.__dict__ for x in s.findings]).drop(columns="section")
-        findings[s.key] = _table(f)
-        tables[s.key] = [(c, _table(t)) for c, t in s.tables]
-        figures[s.key] = [(c, _img(p)) for c, p in s.figures]
+        findings[s.key] = _table(_findings(f, words), words=words)
+        names = s.table_names or [""] * len(s.tables)
+        tables[s.key] = [(words.table(n, c), _table(t, words=words)) for n, (c, t) in zip(names, s.tables)]
+        fig_names = s.figure_names or [""] * len(s.figures)
+        figures[s.key] = [(words.figure(n, c), _img(p)) for n, (c, p) in zip(fig_names, s.figures)]
     return _Rendered(key, short, ev.label, ev.model_uri or "", ev.run_id or "", result, result.counts(), card_html,
-                     findings, tables, figures)
+                     findings, tables, figures, {s.key: words.section(s.key, s.title) for s in result.sections},
+                     {s.key: words.intro(s.key, s.intro) for s in result.sections})
 
 
-def render_html(results: list[ValidationResult], cfg: ValidationConfig) -> str:
-    """The report as one HTML string; two results are shown side by side."""
-    models = [_render_model(f"m{i}", r.evidence.label.split(" ")[-1] if r.evidence.version else f"m{i}", r)
+def render_html(results: list[ValidationResult], cfg: ValidationConfig, lang: str = "en") -> str:
+    """The report as one HTML string in `lang` ("en" or "zh"); two results are shown side by side."""
+    words = ReportTexts(lang, cfg)
+    models = [_render_model(f"m{i}", r.evidence.label.split(" ")[-1] if r.evidence.version else f"m{i}", r, words)
               for i, r in enumerate(results)]
-    summary = results[0].summary()
+    titles = {s.title: words.section(s.key, s.title) for r in results for s in r.sections}
+    summary = _findings(results[0].summary(), words, titles)
     side = ""
     if len(results) == 1:
-        summary_html = _table(summary, max_rows=500)
+        summary_html = _table(summary, max_rows=500, words=words)
     else:
         tags = ["A", "B"]
         keyed = []
         for tag, r in zip(tags, results):
-            s = r.summary()
+            s = _findings(r.summary(), words, titles)
             s["key"] = s["section"] + " | " + s["test"] + " | " + s["scope"]
             keyed.append(s[["key", "section", "test", "scope", "value", "p_value", "status"]].rename(
                 columns={"value": f"value {tag}", "p_value": f"p {tag}", "status": f"status {tag}"}))
         both = keyed[0].merge(keyed[1], on=["key", "section", "test", "scope"], how="outer", sort=False)
-        summary_html = _table(both.drop(columns="key"), max_rows=500)
+        summary_html = _table(both.drop(columns="key"), max_rows=500, words=words)
         side = _table(pd.DataFrame([{"": tag, "model": r.evidence.label, "uri": r.evidence.model_uri,
                                      "overall": r.status, **r.counts(),
                                      "oot_auc": r.metrics["oot_auc"], "oot_brier": r.metrics["oot_brier"]}
-                                    for tag, r in zip(tags, results)]).rename(columns={"overall": "status"}))
-    title = " vs ".join(r.evidence.label for r in results)
+                                    for tag, r in zip(tags, results)]).rename(columns={"overall": "status"}),
+                      words=words)
+    title = words("report.vs").join(r.evidence.label for r in results)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return TEMPLATE.render(
-        title=title, subtitle=results[0].evidence.card.get("model", ""), models=models, summary_table=summary_html,
-        side_by_side=side, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=__version__,
-        thresholds=", ".join(f"{k} {v}" for k, v in cfg.model_dump().items()))
+        heading=words("report.title", title=title), html_lang="zh-CN" if words.lang == "zh" else "en",
+        font_stack=FONT_STACK, words=words,
+        subtitle=results[0].evidence.card.get("model", ""), models=models, summary_table=summary_html,
+        side_by_side=side, generated_line=words("report.generated", generated=generated, version=__version__,
+                                                thresholds=", ".join(f"{k} {v}" for k, v in cfg.model_dump().items())))
 
 
 def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir: Path) -> None:
@@ -268,14 +400,16 @@ def build_report(
     log: bool = True,
     figures_dir: str | Path | None = None,
     force: bool = False,
+    lang: str = "en",
 ) -> list[ValidationResult]:
     """Validate `model_uri` (and `compare`), write the HTML report to `out`, log it to the model's run.
 
     The figures are inlined into the HTML; with `figures_dir` they are also kept there as PNG files
     (e.g. to show them in a notebook), else they are removed with the other intermediate files.
     `out` must be new or an earlier output of creditmodel (`creditmodel.outputs`; `force` also
-    replaces one changed since); it is checked before any work."""
+    replaces one changed since); it is checked before any work. `lang`: the report's language ("en", "zh")."""
     cfg = config or ValidationConfig()
+    lang = check_lang(lang)
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out}: expected an .html file")
@@ -288,7 +422,7 @@ def build_report(
             ev = load_evidence(uri, tracking_uri, work / f"model{i}")
             figdir = Path(figures_dir) / f"model{i}" if figures_dir is not None else work / f"figures{i}"
             results.append(run_suite(ev, cfg, figdir))
-        html = render_html(results, cfg)
+        html = render_html(results, cfg, lang)
         output.tmp.write_text(html, encoding="utf-8")
         output.commit()
         if log:

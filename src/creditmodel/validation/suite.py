@@ -497,6 +497,35 @@ def benchmark(ev: Evidence, cfg: ValidationConfig) -> Section:
     return sec
 
 
+# --------------------------------------------------------------------------- policy rules
+
+
+def policy(ev: Evidence, cfg: ValidationConfig) -> Section:
+    """Out-of-time loans outside a policy rule of the data dictionary (the unit's approval authority, the
+    longest term): information for the reader, never a reason to drop or refuse a loan."""
+    from creditmodel.data.dictionary import default_dictionary
+    from creditmodel.data.policy import applicable_rules, policy_flags, rule_text
+
+    sec = Section("policy", "Approval authority and policy rules",
+                  "Out-of-time loans above the unit's approval authority or outside another policy rule of the "
+                  "data dictionary: they are scored and priced like every loan and flagged for referral upwards.")
+    oot = ev.features[ev.features["split"] == "oot"]
+    d = applicable_rules(default_dictionary(), set(oot.columns))
+    flags = policy_flags(oot, d)
+    rows = []
+    for rule in d.policies:
+        hit = flags["referral_rules"].str.split(",").map(lambda names, r=rule.name: r in names)
+        n = int(hit.sum())
+        rows.append({"rule": rule.name, "column": f"{rule.table}.{rule.column}", "max": rule.max_value,
+                     "min": rule.min_value, "loans": n, "share": n / max(len(oot), 1),
+                     "text_en": rule_text(d, rule.name, "en"), "text_zh": rule_text(d, rule.name, "zh")})
+    sec.add("Loans needing referral", "out of time", value=float(flags["needs_referral"].sum()), status="info",
+            note=f"{int(flags['needs_referral'].sum())} of {len(oot)} loans; rules: "
+                 + (", ".join(r.name for r in d.policies) or "none"))
+    sec.add_table("referrals", "Loans outside each policy rule (out of time)", pd.DataFrame(rows))
+    return sec
+
+
 # --------------------------------------------------------------------------- explanations
 
 
@@ -616,7 +645,7 @@ def run_suite(ev: Evidence, cfg: ValidationConfig, figdir: Path, workers: int | 
     expl_sec, reasons, importance, expl = explanations(ev, cfg, figdir, figures)
     sections = [leakage(ev, cfg), discrimination(ev, cfg, figdir, figures), calibration(ev, cfg, figdir, figures),
                 stability(ev, cfg, figdir, list(importance.index[:cfg.top_features])),
-                segments(ev, cfg), benchmark(ev, cfg), expl_sec]
+                segments(ev, cfg), benchmark(ev, cfg), policy(ev, cfg), expl_sec]
     figures.render()
     oot = _split(ev, "oot")
     metrics = {"oot_auc": auc(oot["default"], oot["pd_lightgbm"]), "oot_brier": brier(oot["default"], oot["pd_lightgbm"])}
