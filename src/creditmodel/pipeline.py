@@ -49,10 +49,14 @@ from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.signals import terminate_as_exception
 from creditmodel.tracking.mlflow_tracking import (
     DEFAULT_STORE,
+    RunDataset,
     TrackedRun,
+    artifact_uri,
     default_tracking_uri,
     log_pipeline_run,
     pipeline_run,
+    run_description,
+    run_name,
 )
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
@@ -106,7 +110,7 @@ class RunResult:
 
     output_dir: Path
     metrics: pd.DataFrame  # one row per (model, split)
-    tracked: TrackedRun | None
+    tracked: TrackedRun
     models: TrainedModels | None = None
     missing_sources: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -178,7 +182,7 @@ def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataF
         return tables
     loans = raw.get("loans")
     absent = [c for c in wanted if loans is None or c not in loans.columns]
-    if absent:
+    if absent or loans is None:
         raise DataContractError(f"table loans: column {absent[0]!r} is missing (label.column of the run "
                                 f"configuration, label.kind {config.label.kind!r})")
     extra = loans[["loan_id", *wanted]].copy()
@@ -300,7 +304,7 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     if config.search.enabled:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
                                          timeout_minutes=config.search.timeout_minutes, seed=config.seed,
-                                         feature_schema=schema)
+                                         feature_schema=schema, calibration=config.calibration.method)
     cal = config.calibration
     target = None
     if cal.level == "long_run_average":
@@ -322,8 +326,9 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                                      method=cal.method, pd_floor=cal.pd_floor, target_mean_pd=target)
         pd_models["lightgbm"] = PDModel.from_fitted(refit.model, refit.calibrator, scale)
         pd_models["lightgbm_without_refit"] = plain
-    main = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy())
-    models = TrainedModels(pd_models, main.master_scale_, trials)
+    fitted_scale = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy()).master_scale_
+    assert fitted_scale is not None  # fit_master_scale has just fitted it
+    models = TrainedModels(pd_models, fitted_scale, trials)
     if g.enabled:
         models.guard = leakage_guard(frame, models, screen, config)
     return models
@@ -453,6 +458,57 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
     figures.render()
 
 
+SPLIT_CONTEXTS = {"train": "training", "valid": "validation", "oot": "oot"}  # MLflow dataset contexts
+
+
+def label_definition(config: RunConfig) -> str:
+    """What a default is in this run, in words (for the MLflow run's description)."""
+    lab = config.label
+    if lab.kind == "dpd":
+        text = f"{lab.dpd_threshold}+ days past due within {lab.window_months} months of the decision date"
+    elif lab.kind == "default_date":
+        text = f"a default date ({lab.column}) within {lab.window_months} months of the decision date"
+    else:
+        text = f"the bank's default flag {lab.column} as recorded"
+    return text + (f"; loans decided from {lab.first_decision_date}" if lab.first_decision_date else "")
+
+
+def run_identity(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame, extraction: pd.Timestamp,
+                 fps: dict[str, dict]) -> tuple[str, str]:
+    """The MLflow run's name and description: models, data, enterprises and out-of-time period; the
+    fingerprints, the label definition and the splits with their loans and defaults."""
+    data = Path(config.data_dir).name if config.data_dir is not None else "synthetic"
+    ent = tables.get("enterprises")
+    n_ent = len(ent) if ent is not None else int(frame["enterprise_id"].nunique())
+    sp = config.split
+    counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS).fillna(0).astype(int)
+    n = {s: f"{r['size']} loans, {r['sum']} defaults" for s, r in counts.iterrows()}
+    if sp.method == "time":
+        holdout = f"oot {sp.oot_start:%Y-%m}"
+        splits = (f"train decided before {sp.valid_start} ({n['train']}); validation until {sp.oot_start} "
+                  f"({n['valid']}); out-of-time from {sp.oot_start} ({n['oot']})")
+    else:
+        holdout = f"holdout {sp.holdout_test_fraction:.0%}"
+        splits = (f"random holdout (seed {config.seed}): train ({n['train']}); validation "
+                  f"{sp.holdout_valid_fraction:.0%} ({n['valid']}); test {sp.holdout_test_fraction:.0%} ({n['oot']})")
+    return (run_name(MODELS, data, n_ent, holdout, config_sha256(config)[:7]),
+            run_description(data=data, extraction_date=str(extraction.date()), label=label_definition(config),
+                            splits=splits, fingerprints=fps))
+
+
+def run_datasets(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame,
+                 fps: dict[str, dict]) -> list[RunDataset]:
+    """The run's MLflow datasets: each input table (context "input") and the feature matrix's splits
+    (contexts "training", "validation", "oot"), each with the kit's fingerprint as its digest."""
+    source = str(Path(config.data_dir).resolve()) if config.data_dir is not None else None
+    out = [RunDataset(name, tables[name], str(fps[name]["sha256"]), "input", source=source) for name in sorted(tables)]
+    for split, context in SPLIT_CONTEXTS.items():
+        part = frame[frame["split"] == split]
+        out.append(RunDataset(f"features_{split}", part, table_fingerprint(part), context, targets="default",
+                              tags={"feature_matrix_sha256": str(fps["feature_matrix"]["sha256"])}))
+    return out
+
+
 def run_inputs(config: RunConfig, tracking_uri: str | None = None) -> dict[str, Path]:
     """What a run reads and its output must therefore never replace: the data and the tracking store."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
@@ -553,8 +609,7 @@ def run_pipeline(
                                    "policy_rules": [{"name": r.name, "en": r.en, "zh": r.zh}
                                                     for r in dictionary.policies],
                                    "loans_needing_referral": referrals}
-        write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
-                     model_card=card, scorecard_table=models.scorecard.table(),
+        write_bundle(stage / "bundle", models.pd_models["lightgbm"], model_card=card, scorecard_table=models.scorecard.table(),
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")},
                      signing_key=signing_key, catalogue=own_features(config))
         # the bundle just written, verified with the key that signed it (unsigned: no key configured)
@@ -605,7 +660,9 @@ def run_pipeline(
             flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
         (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
         uri = tracking_uri or default_tracking_uri()
-        with pipeline_run(uri, config.experiment, tags={
+        fps = {**fingerprints(tables), "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}}
+        mlrun_name, description = run_identity(config, tables, frame, extraction, fps)
+        with pipeline_run(uri, config.experiment, run_name=mlrun_name, description=description, tags={
                 "extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
                 "data_source": str(config.data_dir) if config.data_dir else "synthetic",
                 "missing_sources": ",".join(missing) or "none",
@@ -621,8 +678,7 @@ def run_pipeline(
                 log_pipeline_run(
                     mlrun,
                     config=config.model_dump(mode="json"),
-                    fingerprints={**fingerprints(tables),
-                                  "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
+                    fingerprints=fps,
                     metrics=flat,
                     artifacts_dir=artifacts,
                     booster=models.lightgbm.booster_,
@@ -632,6 +688,7 @@ def run_pipeline(
                          "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
                         for t in models.search_trials.to_dict("records")],
                     input_example=pd.DataFrame(models.lightgbm.schema_.encode(frame[cols].head(5)), columns=cols),
+                    datasets=run_datasets(config, tables, frame, fps),
                 )
             finally:
                 shutil.rmtree(artifacts, ignore_errors=True)
@@ -659,8 +716,11 @@ def run_pipeline(
                                       f"({exc.strerror or exc}); nothing was registered") from None
 
             # last: the registry sees this model only once its report and every output exist
+            report_uri = artifact_uri(uri, mlrun.run_id, "validation/validation_report.html")
             tracked = mlrun.commit(place_outputs, config.registered_model, config.model_alias,
-                                   registry_tags(validated))
+                                   {"validation_report_artifact": report_uri, **registry_tags(validated)},
+                                   f"{mlrun_name}\n\n**Validation report** ({validated.status}): {report_uri}\n\n"
+                                   + description)
             step("register")
             progress(f"    registered {tracked.model_name} version {tracked.model_version} as "
                      f"@{tracked.model_alias}, validation status {validated.status}")
