@@ -30,8 +30,8 @@ def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: 
                       config: PricingConfig, *, group_type: str = "joint_group") -> pd.DataFrame:
     """The reference loans of the grid, one per cell (input rows of `price`)."""
     types = list(config.lgd)
-    g, t, i = np.meshgrid(np.arange(len(grades)), np.arange(len(types)), np.arange(len(teams)), indexing="ij")
-    g, t, i = g.ravel(), t.ravel(), i.ravel()
+    g, t, i = (axis.ravel() for axis in np.meshgrid(np.arange(len(grades)), np.arange(len(types)),
+                                                    np.arange(len(teams)), indexing="ij"))
     gt = np.asarray(types, dtype=object)[t]
     return pd.DataFrame({
         "loan_id": np.arange(1, g.size + 1),
