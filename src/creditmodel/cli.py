@@ -149,7 +149,7 @@ priced OOT loans {result.priced_path}
 features         {result.features_path}
 
 open the MLflow UI:  .venv/bin/mlflow ui --backend-store-uri {t.tracking_uri}   (then http://127.0.0.1:5000)
-open JupyterLab:     make lab   (notebooks/01_end_to_end.ipynb walks the same flow, 02_validation_report.ipynb the report)""")
+open JupyterLab:     make lab   (notebooks/00_end_to_end.ipynb walks the same flow; 01-08 are the course)""")
 
 
 def _signature_note(bundle_dir: Path) -> str:

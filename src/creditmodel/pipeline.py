@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,9 +191,14 @@ def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataF
 
 
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
-                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables, features=own_features(config), progress=progress)
+                    progress: Callable[[str], None] | None = None, *, extra: Sequence[Feature] = ()
+                    ) -> pd.DataFrame:
+    """Features of every loan with its label and split; unlabelled loans (open window) are dropped.
+
+    `extra`: features of the analyst's own (declared like the catalogue's), registered by name and
+    built with the run's features, e.g. to try one in a notebook before adding it to the catalogue."""
+    register(extra)
+    feats = build_features(tables, features=(*own_features(config), *extra), progress=progress)
     lab = config.label
     labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
                          dpd_threshold=lab.dpd_threshold, column=lab.column)
