@@ -281,6 +281,17 @@ def feature_schema(columns: list[str], config: RunConfig) -> FeatureSchema:
     return FeatureSchema.for_columns(columns, run_features(config.data_dictionary()))
 
 
+def check_user_splits(user_splits: dict[str, list[float]], columns: list[str], schema: FeatureSchema) -> None:
+    """The scorecard's analyst-fixed bins name numeric features of this run; else one ConfigError line."""
+    for name in user_splits:
+        if name not in columns:
+            raise ConfigError(f"scorecard.user_splits: {name!r} is not a feature of this run (unknown, excluded, "
+                              f"or dropped as constant or duplicate)")
+        if name in schema.categorical:
+            raise ConfigError(f"scorecard.user_splits: {name!r} is categorical; split points are for numeric "
+                              f"features")
+
+
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
     set the PD level to the long-run average default rate, and record the master scale on development data.
@@ -300,11 +311,13 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     cols = screen.kept
     directions = risk_directions(cols)
     sc = config.scorecard
-    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
-                            monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
-                                              for c, d in directions.items() if d and sc.monotonic})
     params = lightgbm_params(config, directions)
     schema = feature_schema(cols, config)
+    check_user_splits(sc.user_splits, cols, schema)
+    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
+                            monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
+                                              for c, d in directions.items() if d and sc.monotonic},
+                            user_splits=dict(sc.user_splits) or None)
     trials = None
     if config.search.enabled:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
