@@ -33,7 +33,7 @@ from creditmodel.export.model_card import build_model_card
 from creditmodel.export.signing import HOW_TO_SIGN, load_private_key
 from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME, Feature, register, run_features
-from creditmodel.features.labels import label_columns, make_labels
+from creditmodel.features.labels import describe_label, label_columns, make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
@@ -479,18 +479,6 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
 SPLIT_CONTEXTS = {"train": "training", "valid": "validation", "oot": "oot"}  # MLflow dataset contexts
 
 
-def label_definition(config: RunConfig) -> str:
-    """What a default is in this run, in words (for the MLflow run's description)."""
-    lab = config.label
-    if lab.kind == "dpd":
-        text = f"{lab.dpd_threshold}+ days past due within {lab.window_months} months of the decision date"
-    elif lab.kind == "default_date":
-        text = f"a default date ({lab.column}) within {lab.window_months} months of the decision date"
-    else:
-        text = f"the bank's default flag {lab.column} as recorded"
-    return text + (f"; loans decided from {lab.first_decision_date}" if lab.first_decision_date else "")
-
-
 def run_identity(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame, extraction: pd.Timestamp,
                  fps: dict[str, dict]) -> tuple[str, str]:
     """The MLflow run's name and description: models, data, enterprises and out-of-time period; the
@@ -501,17 +489,26 @@ def run_identity(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.D
     sp = config.split
     counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS).fillna(0).astype(int)
     n = {s: f"{r['size']} loans, {r['sum']} defaults" for s, r in counts.iterrows()}
+    zh = {s: f"{r['size']}笔，违约{r['sum']}笔" for s, r in counts.iterrows()}
     if sp.method == "time":
         holdout = f"oot {sp.oot_start:%Y-%m}"
-        splits = (f"train decided before {sp.valid_start} ({n['train']}); validation until {sp.oot_start} "
-                  f"({n['valid']}); out-of-time from {sp.oot_start} ({n['oot']})")
+        splits = {"en": f"train decided before {sp.valid_start} ({n['train']}); validation until {sp.oot_start} "
+                        f"({n['valid']}); out-of-time from {sp.oot_start} ({n['oot']})",
+                  "zh": f"训练集：{sp.valid_start}前决策（{zh['train']}）；验证集：至{sp.oot_start}（{zh['valid']}）；"
+                        f"跨时间测试集：{sp.oot_start}起（{zh['oot']}）"}
     else:
         holdout = f"holdout {sp.holdout_test_fraction:.0%}"
-        splits = (f"random holdout (seed {config.seed}): train ({n['train']}); validation "
-                  f"{sp.holdout_valid_fraction:.0%} ({n['valid']}); test {sp.holdout_test_fraction:.0%} ({n['oot']})")
+        splits = {"en": f"random holdout (seed {config.seed}): train ({n['train']}); validation "
+                        f"{sp.holdout_valid_fraction:.0%} ({n['valid']}); test {sp.holdout_test_fraction:.0%} "
+                        f"({n['oot']})",
+                  "zh": f"随机划分（种子{config.seed}）：训练集（{zh['train']}）；验证集{sp.holdout_valid_fraction:.0%}"
+                        f"（{zh['valid']}）；测试集{sp.holdout_test_fraction:.0%}（{zh['oot']}）"}
+    lab = config.label
+    label = describe_label(lab.kind, window_months=lab.window_months, dpd_threshold=lab.dpd_threshold,
+                           column=lab.column)
     return (run_name(MODELS, data, n_ent, holdout, config_sha256(config)[:7]),
-            run_description(data=data, extraction_date=str(extraction.date()), label=label_definition(config),
-                            splits=splits, fingerprints=fps))
+            run_description(data=data, extraction_date=str(extraction.date()), label=label, splits=splits,
+                            fingerprints=fps))
 
 
 def run_datasets(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame,

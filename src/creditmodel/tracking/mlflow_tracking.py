@@ -162,14 +162,16 @@ def run_name(models: Sequence[str], data: str, enterprises: int, holdout: str, c
         f" · config {config}" if config else "")
 
 
-def run_description(*, data: str, extraction_date: str, label: str, splits: str,
+def run_description(*, data: str, extraction_date: str, label: dict[str, str], splits: dict[str, str],
                     fingerprints: dict[str, dict[str, Any]]) -> str:
-    """The run's description (Markdown, shown by the MLflow UI): the data and its fingerprints, the label
-    definition and the splits."""
+    """The run's description (Markdown, shown by the MLflow UI), in English and Simplified Chinese: the
+    data and its fingerprints, the label definition and the splits (`label`, `splits`: {"en", "zh"})."""
     rows = "\n".join(f"| {name} | {fp['rows']} | `{fp['sha256'][:DIGEST_CHARS]}` |"
                      for name, fp in fingerprints.items())
-    return (f"**Data:** {data}, extracted {extraction_date}\n\n**Label:** {label}\n\n**Splits:** {splits}\n\n"
-            f"| table | rows | fingerprint (sha256) |\n|---|---|---|\n{rows}\n")
+    return (f"**Data / 数据:** {data}, extracted {extraction_date}（数据提取日）\n\n"
+            f"**Label:** {label['en']}\n\n**标签：** {label['zh']}\n\n"
+            f"**Splits:** {splits['en']}\n\n**样本划分：** {splits['zh']}\n\n"
+            f"| table / 表 | rows / 行数 | fingerprint / 指纹 (sha256) |\n|---|---|---|\n{rows}\n")
 
 
 def artifact_uri(tracking_uri: str, run_id: str, path: str) -> str:
