@@ -49,7 +49,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,6 +134,8 @@ def _locate_number_out_of_range(exc: ValidationError, body: bytes, parse) -> Val
     if len(errs) != 1 or errs[0]["type"] != "json_invalid" or "number out of range" not in errs[0]["msg"]:
         return exc
     validator = getattr(parse, "__self__", None)
+    if validator is None:  # not a pydantic model's parser: keep its own error
+        return exc
     try:
         data = json.loads(body, parse_int=float)
         validator.model_validate(data)
@@ -160,7 +162,7 @@ class _Gone(Exception):
     pass
 
 
-def _content_length(scope: dict[str, Any]) -> int | None:
+def _content_length(scope: MutableMapping[str, Any]) -> int | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
             return int(value) if value.isdigit() else None
@@ -299,7 +301,7 @@ class ScoringService:
                 return (*_errors([{"loc": ["body", "applications"], "type": "too_long",
                                    "msg": f"at most {self.max_batch} applications per request, got {n}"}]), None)
         try:
-            req = parse(body)
+            req: Any = parse(body)  # a request model built from the bundle's features
         except ValidationError as exc:
             return (*_validation_errors(_locate_number_out_of_range(exc, body, parse)), None)
         status, out = fn(req)
@@ -358,6 +360,7 @@ class ScoringService:
         X, outside, error = self._matrix(self._rows(apps))
         if error is not None:
             return error
+        assert X is not None  # _matrix gives the matrix or the error
         pd_ = self.scorer.pd(X)
         grades = self.scorer.grade(pd_)
         reasons = self.scorer.reasons(X) if req.reasons else None
@@ -384,6 +387,7 @@ class ScoringService:
         X, outside, error = self._matrix(rows)
         if error is not None:
             return error
+        assert X is not None  # _matrix gives the matrix or the error
         pd_model = self.scorer.pd(X)
         pd_priced = (self.bundle.master_scale.grade_pd(pd_model) if getattr(self.pricing, "pd_basis", "loan") == "grade"
                      else pd_model)
@@ -397,7 +401,7 @@ class ScoringService:
                 mat = default_maturity
                 notes.append(f"no loan.maturity_years and no features.term_months: priced at the configured "
                              f"default maturity of {default_maturity:g} years")
-            elif mat is None:  # never a default in place of a term the request got wrong
+            elif term is not None:  # (mat is None) never a default in place of a term the request got wrong
                 if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
                     return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
                                      "type": "request_error",
@@ -770,11 +774,12 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         return {"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
-    errors = {408: {"model": m.ErrorResponse, "description": f"the body did not arrive within {body_timeout:g} s"},
-              413: {"model": m.ErrorResponse, "description": f"request body over {max_body_bytes} bytes"},
-              422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"},
-              503: {"model": m.ErrorResponse, "description": "too many large requests in flight; retry after "
-                                                             "the Retry-After seconds"}}
+    errors: dict[int | str, dict[str, Any]] = {
+        408: {"model": m.ErrorResponse, "description": f"the body did not arrive within {body_timeout:g} s"},
+        413: {"model": m.ErrorResponse, "description": f"request body over {max_body_bytes} bytes"},
+        422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"},
+        503: {"model": m.ErrorResponse, "description": "too many large requests in flight; retry after "
+                                                       "the Retry-After seconds"}}
     if api_keys:
         errors[401] = {"model": m.ErrorResponse, "description": "missing or unknown API key"}
     gets = {"/v1/model": lambda: (200, info_bytes, []), "/health": health_answer}
@@ -784,7 +789,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     busy = (b"retry-after", str(RETRY_AFTER_S).encode())
 
-    async def reply(path: str, scope: dict[str, Any], receive: Any) -> Answer:
+    async def reply(path: str, scope: MutableMapping[str, Any], receive: Any) -> Answer:
         length = _content_length(scope)
         if path in APPLICATION_PATHS:
             return await application_reply(path, scope, receive, length)
@@ -825,7 +830,8 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         scope["creditmodel.ids"] = ids
         return status, out, []
 
-    async def application_reply(path: str, scope: dict[str, Any], receive: Any, length: int | None) -> Answer:
+    async def application_reply(path: str, scope: MutableMapping[str, Any], receive: Any, length: int | None
+                                ) -> Answer:
         """One application: a small body, answered in this process (never the helper of large bodies)."""
         limit = min(max_body_bytes, APPLICATION_BODY_BYTES)
         if applications is None:
@@ -954,6 +960,8 @@ def serve(app: FastAPI | None, spec: Any, sock: Any, *, on_ready: Any) -> None:
     from creditmodel.service.workers import Supervisor, started_server
 
     if spec.workers == 1:
+        if app is None:
+            raise ValueError("serve: one worker serves the app built in this process; none was given")
         import signal
 
         import uvicorn
