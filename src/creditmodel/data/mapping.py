@@ -125,7 +125,7 @@ class ColumnMapping(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnMapping:
-        given = [k for k in ("column", "value", "expr") if k in self.model_fields_set]
+        given: list[str] = [k for k in ("column", "value", "expr") if k in self.model_fields_set]
         given += ["row_number"] if self.row_number else []
         if len(given) != 1:
             raise ValueError("give exactly one of column, value, expr or row_number = true"
@@ -424,8 +424,9 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
         raise DataContractError(f"{table}: cannot connect to {_shown_url(url)} "
                                 f"({_first_line(exc.orig) if exc.orig else _first_line(exc)})") from None
     except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)  # the driver's own error, when there is one
         raise DataContractError(f"{table}: the SQL query failed on {_shown_url(url)} "
-                                f"({_first_line(exc.orig) if getattr(exc, 'orig', None) else _first_line(exc)})") from None
+                                f"({_first_line(orig) if orig else _first_line(exc)})") from None
     finally:
         engine.dispose()
     df.columns = [_clean(c) for c in df.columns]

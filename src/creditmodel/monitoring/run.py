@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ class MonitoringResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig) -> MonitoringResult:
+def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date | str, config: RunConfig
+            ) -> MonitoringResult:
     """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring)."""
     as_of = pd.Timestamp(as_of).normalize()
     dictionary = config.data_dictionary()
