@@ -11,10 +11,17 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from creditmodel.exceptions import ConfigError, CreditModelError
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
+
+if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only by the commands that use them
+    import pandas as pd
+
+    from creditmodel.export.bundle import PDBundle
+    from creditmodel.monitoring.mlflow_metrics import MonitoringTarget
 
 EXIT_ERROR = 2
 
@@ -36,7 +43,7 @@ def _signing_key(flag: str | None) -> str | None:
     return flag or os.environ.get(ENV_SIGNING_KEY) or None
 
 
-def _load_bundle(args: argparse.Namespace) -> PDBundle:  # noqa: F821
+def _load_bundle(args: argparse.Namespace) -> PDBundle:
     """The --bundle of a consuming command, verified against --trusted-key (or $CREDITMODEL_TRUSTED_KEYS)."""
     from creditmodel.export.bundle import load_bundle
 
@@ -50,7 +57,7 @@ def _trust(args: argparse.Namespace) -> dict:
     return {"trusted_keys": args.trusted_key or None, "allow_unsigned": args.allow_unsigned}
 
 
-def _warn_if_unsigned(args: argparse.Namespace, bundle: PDBundle) -> None:  # noqa: F821
+def _warn_if_unsigned(args: argparse.Namespace, bundle: PDBundle) -> None:
     if args.allow_unsigned:
         print(f"creditmodel: warning: --allow-unsigned (development only): bundle {args.bundle} is "
               f"{bundle.signature.describe()}; accepted without proof of its author", file=sys.stderr, flush=True)
@@ -220,7 +227,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
               f"grades agree {d['grade_agreement']:.4%}")
 
 
-def _read_frame(path: Path) -> pd.DataFrame:  # noqa: F821
+def _read_frame(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     from creditmodel.exceptions import DataContractError
@@ -246,7 +253,7 @@ def _frame_out(out: str) -> Path:
     return path
 
 
-def _write_frame(frame: pd.DataFrame, out: Path, *, command: str, inputs: dict, force: bool) -> None:  # noqa: F821
+def _write_frame(frame: pd.DataFrame, out: Path, *, command: str, inputs: dict, force: bool) -> None:
     """Write `frame` as .csv or .parquet all at once, replacing only an earlier output of creditmodel."""
     with Output(out, kind="file", command=command, inputs=inputs, force=force) as output:
         if out.suffix == ".csv":
@@ -302,7 +309,7 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     bundle = _load_bundle(args)
     scale = bundle.master_scale
     only = [t.strip() for t in args.teams.split(",")] if args.teams else None
-    grid = rate_grid(list(scale.grades), scale.grade_pds(), dictionary.vocabulary(team_vocab), config.pricing,
+    grid = rate_grid(list(scale.grades), scale.grade_pds().tolist(), dictionary.vocabulary(team_vocab), config.pricing,
                      only_teams=only, amounts=_amounts(args.amounts), dictionary=dictionary)
     html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}),
                      team_labels=dictionary.labels.get(team_vocab, {}))
@@ -429,7 +436,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
               f"in {target.tracking_uri}")
 
 
-def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> MonitoringTarget | None:  # noqa: F821
+def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> MonitoringTarget | None:
     """Where `monitor` logs its figures (None: nowhere): --tracking-uri or --mlflow ask for it, a bundle
     exported from the registry implies it; --no-mlflow turns it off."""
     from creditmodel.monitoring.mlflow_metrics import registry_provenance, resolve_target

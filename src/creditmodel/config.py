@@ -6,6 +6,7 @@ A run is configured by a TOML file (every field optional, defaults below) and/or
 from __future__ import annotations
 
 import codecs
+import math
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -132,6 +133,18 @@ class ScorecardConfig(_Strict):
     C: float = Field(1.0, gt=0)
     min_iv: float = Field(0.02, ge=0, description="features below this information value are dropped")
     monotonic: bool = Field(True, description="monotone event-rate trend from the catalogue's risk directions")
+    user_splits: dict[str, list[float]] = Field(
+        default_factory=dict, description="bins fixed by the analyst: numeric feature -> split points, kept as "
+                                          "they are (no optimisation, no monotone trend), e.g. from notebook 04")
+
+    @field_validator("user_splits")
+    @classmethod
+    def _increasing(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name, splits in value.items():
+            if not splits or not all(math.isfinite(s) for s in splits) or any(
+                    b <= a for a, b in zip(splits, splits[1:], strict=False)):
+                raise ValueError(f"{name}: expected finite, strictly increasing split points, got {splits}")
+        return value
 
 
 class MasterScaleConfig(_Strict):
@@ -454,6 +467,13 @@ def _error_line(exc: ValidationError, source: str) -> str:
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" value {value!r}:"
     return f"{source}: field {where}:{shown} {err['msg']}{more}"
+
+
+def user_splits_toml(user_splits: dict[str, list[float]]) -> str:
+    """The `[scorecard.user_splits]` table of a run configuration file (TOML) holding the analyst's bins."""
+    lines = ["[scorecard.user_splits]"] + [f"{name} = [{', '.join(repr(float(s)) for s in splits)}]"
+                                          for name, splits in user_splits.items()]
+    return "\n".join(lines) + "\n"
 
 
 def build_config(values: dict[str, Any] | None = None, *, source: str = "config") -> RunConfig:

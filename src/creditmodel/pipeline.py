@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from creditmodel.export.model_card import build_model_card
 from creditmodel.export.signing import HOW_TO_SIGN, load_private_key
 from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME, Feature, register, run_features
-from creditmodel.features.labels import label_columns, make_labels
+from creditmodel.features.labels import describe_label, label_columns, make_labels
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.features.splits import SPLITS, holdout_split, time_split
 from creditmodel.models.calibration import PDCalibrator, long_run_average
@@ -49,10 +49,14 @@ from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.signals import terminate_as_exception
 from creditmodel.tracking.mlflow_tracking import (
     DEFAULT_STORE,
+    RunDataset,
     TrackedRun,
+    artifact_uri,
     default_tracking_uri,
     log_pipeline_run,
     pipeline_run,
+    run_description,
+    run_name,
 )
 from creditmodel.validation import explain, metrics, plots
 from creditmodel.validation.leakage import GuardThresholds, Screen, guard_table, screen_columns, summary_lines
@@ -106,7 +110,7 @@ class RunResult:
 
     output_dir: Path
     metrics: pd.DataFrame  # one row per (model, split)
-    tracked: TrackedRun | None
+    tracked: TrackedRun
     models: TrainedModels | None = None
     missing_sources: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -178,7 +182,7 @@ def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataF
         return tables
     loans = raw.get("loans")
     absent = [c for c in wanted if loans is None or c not in loans.columns]
-    if absent:
+    if absent or loans is None:
         raise DataContractError(f"table loans: column {absent[0]!r} is missing (label.column of the run "
                                 f"configuration, label.kind {config.label.kind!r})")
     extra = loans[["loan_id", *wanted]].copy()
@@ -187,9 +191,14 @@ def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataF
 
 
 def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, config: RunConfig,
-                    progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Features of every loan with its label and split; unlabelled loans (open window) are dropped."""
-    feats = build_features(tables, features=own_features(config), progress=progress)
+                    progress: Callable[[str], None] | None = None, *, extra: Sequence[Feature] = ()
+                    ) -> pd.DataFrame:
+    """Features of every loan with its label and split; unlabelled loans (open window) are dropped.
+
+    `extra`: features of the analyst's own (declared like the catalogue's), registered by name and
+    built with the run's features, e.g. to try one in a notebook before adding it to the catalogue."""
+    register(extra)
+    feats = build_features(tables, features=(*own_features(config), *extra), progress=progress)
     lab = config.label
     labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
                          dpd_threshold=lab.dpd_threshold, column=lab.column)
@@ -272,6 +281,17 @@ def feature_schema(columns: list[str], config: RunConfig) -> FeatureSchema:
     return FeatureSchema.for_columns(columns, run_features(config.data_dictionary()))
 
 
+def check_user_splits(user_splits: dict[str, list[float]], columns: list[str], schema: FeatureSchema) -> None:
+    """The scorecard's analyst-fixed bins name numeric features of this run; else one ConfigError line."""
+    for name in user_splits:
+        if name not in columns:
+            raise ConfigError(f"scorecard.user_splits: {name!r} is not a feature of this run (unknown, excluded, "
+                              f"or dropped as constant or duplicate)")
+        if name in schema.categorical:
+            raise ConfigError(f"scorecard.user_splits: {name!r} is categorical; split points are for numeric "
+                              f"features")
+
+
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     """Fit both models on train (LightGBM stopping early on validation), calibrate them on validation,
     set the PD level to the long-run average default rate, and record the master scale on development data.
@@ -291,16 +311,18 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     cols = screen.kept
     directions = risk_directions(cols)
     sc = config.scorecard
-    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
-                            monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
-                                              for c, d in directions.items() if d and sc.monotonic})
     params = lightgbm_params(config, directions)
     schema = feature_schema(cols, config)
+    check_user_splits(sc.user_splits, cols, schema)
+    scorecard = ScorecardPD(max_n_bins=sc.max_n_bins, min_bin_size=sc.min_bin_size, C=sc.C, min_iv=sc.min_iv,
+                            monotonic_trends={c: {1: "ascending", -1: "descending"}[d]
+                                              for c, d in directions.items() if d and sc.monotonic},
+                            user_splits=dict(sc.user_splits) or None)
     trials = None
     if config.search.enabled:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
                                          timeout_minutes=config.search.timeout_minutes, seed=config.seed,
-                                         feature_schema=schema)
+                                         feature_schema=schema, calibration=config.calibration.method)
     cal = config.calibration
     target = None
     if cal.level == "long_run_average":
@@ -322,8 +344,9 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                                      method=cal.method, pd_floor=cal.pd_floor, target_mean_pd=target)
         pd_models["lightgbm"] = PDModel.from_fitted(refit.model, refit.calibrator, scale)
         pd_models["lightgbm_without_refit"] = plain
-    main = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy())
-    models = TrainedModels(pd_models, main.master_scale_, trials)
+    fitted_scale = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy()).master_scale_
+    assert fitted_scale is not None  # fit_master_scale has just fitted it
+    models = TrainedModels(pd_models, fitted_scale, trials)
     if g.enabled:
         models.guard = leakage_guard(frame, models, screen, config)
     return models
@@ -453,6 +476,54 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
     figures.render()
 
 
+SPLIT_CONTEXTS = {"train": "training", "valid": "validation", "oot": "oot"}  # MLflow dataset contexts
+
+
+def run_identity(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame, extraction: pd.Timestamp,
+                 fps: dict[str, dict]) -> tuple[str, str]:
+    """The MLflow run's name and description: models, data, enterprises and out-of-time period; the
+    fingerprints, the label definition and the splits with their loans and defaults."""
+    data = Path(config.data_dir).name if config.data_dir is not None else "synthetic"
+    ent = tables.get("enterprises")
+    n_ent = len(ent) if ent is not None else int(frame["enterprise_id"].nunique())
+    sp = config.split
+    counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS).fillna(0).astype(int)
+    n = {s: f"{r['size']} loans, {r['sum']} defaults" for s, r in counts.iterrows()}
+    zh = {s: f"{r['size']}笔，违约{r['sum']}笔" for s, r in counts.iterrows()}
+    if sp.method == "time":
+        holdout = f"oot {sp.oot_start:%Y-%m}"
+        splits = {"en": f"train decided before {sp.valid_start} ({n['train']}); validation until {sp.oot_start} "
+                        f"({n['valid']}); out-of-time from {sp.oot_start} ({n['oot']})",
+                  "zh": f"训练集：{sp.valid_start}前决策（{zh['train']}）；验证集：至{sp.oot_start}（{zh['valid']}）；"
+                        f"跨时间测试集：{sp.oot_start}起（{zh['oot']}）"}
+    else:
+        holdout = f"holdout {sp.holdout_test_fraction:.0%}"
+        splits = {"en": f"random holdout (seed {config.seed}): train ({n['train']}); validation "
+                        f"{sp.holdout_valid_fraction:.0%} ({n['valid']}); test {sp.holdout_test_fraction:.0%} "
+                        f"({n['oot']})",
+                  "zh": f"随机划分（种子{config.seed}）：训练集（{zh['train']}）；验证集{sp.holdout_valid_fraction:.0%}"
+                        f"（{zh['valid']}）；测试集{sp.holdout_test_fraction:.0%}（{zh['oot']}）"}
+    lab = config.label
+    label = describe_label(lab.kind, window_months=lab.window_months, dpd_threshold=lab.dpd_threshold,
+                           column=lab.column)
+    return (run_name(MODELS, data, n_ent, holdout, config_sha256(config)[:7]),
+            run_description(data=data, extraction_date=str(extraction.date()), label=label, splits=splits,
+                            fingerprints=fps))
+
+
+def run_datasets(config: RunConfig, tables: dict[str, pd.DataFrame], frame: pd.DataFrame,
+                 fps: dict[str, dict]) -> list[RunDataset]:
+    """The run's MLflow datasets: each input table (context "input") and the feature matrix's splits
+    (contexts "training", "validation", "oot"), each with the kit's fingerprint as its digest."""
+    source = str(Path(config.data_dir).resolve()) if config.data_dir is not None else None
+    out = [RunDataset(name, tables[name], str(fps[name]["sha256"]), "input", source=source) for name in sorted(tables)]
+    for split, context in SPLIT_CONTEXTS.items():
+        part = frame[frame["split"] == split]
+        out.append(RunDataset(f"features_{split}", part, table_fingerprint(part), context, targets="default",
+                              tags={"feature_matrix_sha256": str(fps["feature_matrix"]["sha256"])}))
+    return out
+
+
 def run_inputs(config: RunConfig, tracking_uri: str | None = None) -> dict[str, Path]:
     """What a run reads and its output must therefore never replace: the data and the tracking store."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE / 'mlflow.db'}"
@@ -553,8 +624,7 @@ def run_pipeline(
                                    "policy_rules": [{"name": r.name, "en": r.en, "zh": r.zh}
                                                     for r in dictionary.policies],
                                    "loans_needing_referral": referrals}
-        write_bundle(stage / "bundle", models.lightgbm, models.calibrators["lightgbm"], models.master_scale,
-                     model_card=card, scorecard_table=models.scorecard.table(),
+        write_bundle(stage / "bundle", models.pd_models["lightgbm"], model_card=card, scorecard_table=models.scorecard.table(),
                      provenance={"extraction_date": str(extraction.date()), "config": config.model_dump(mode="json")},
                      signing_key=signing_key, catalogue=own_features(config))
         # the bundle just written, verified with the key that signed it (unsigned: no key configured)
@@ -605,7 +675,9 @@ def run_pipeline(
             flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
         (stage / "report" / "metrics.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
         uri = tracking_uri or default_tracking_uri()
-        with pipeline_run(uri, config.experiment, tags={
+        fps = {**fingerprints(tables), "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}}
+        mlrun_name, description = run_identity(config, tables, frame, extraction, fps)
+        with pipeline_run(uri, config.experiment, run_name=mlrun_name, description=description, tags={
                 "extraction_date": str(extraction.date()), "config_sha256": config_sha256(config),
                 "data_source": str(config.data_dir) if config.data_dir else "synthetic",
                 "missing_sources": ",".join(missing) or "none",
@@ -621,8 +693,7 @@ def run_pipeline(
                 log_pipeline_run(
                     mlrun,
                     config=config.model_dump(mode="json"),
-                    fingerprints={**fingerprints(tables),
-                                  "feature_matrix": {"rows": len(frame), "sha256": table_fingerprint(frame)}},
+                    fingerprints=fps,
                     metrics=flat,
                     artifacts_dir=artifacts,
                     child_runs=[] if models.search_trials is None else [
@@ -631,6 +702,7 @@ def run_pipeline(
                          "metrics": {"valid_auc": float(t["valid_auc"]), "trees": float(t["trees"])}}
                         for t in models.search_trials.to_dict("records")],
                     input_example=frame[cols].head(5),  # rows as the bundle (and the registered model) take them
+                    datasets=run_datasets(config, tables, frame, fps),
                 )
             finally:
                 shutil.rmtree(artifacts, ignore_errors=True)
@@ -658,8 +730,11 @@ def run_pipeline(
                                       f"({exc.strerror or exc}); nothing was registered") from None
 
             # last: the registry sees this model only once its report and every output exist
+            report_uri = artifact_uri(uri, mlrun.run_id, "validation/validation_report.html")
             tracked = mlrun.commit(place_outputs, config.registered_model, config.model_alias,
-                                   registry_tags(validated))
+                                   {"validation_report_artifact": report_uri, **registry_tags(validated)},
+                                   f"{mlrun_name}\n\n**Validation report** ({validated.status}): {report_uri}\n\n"
+                                   + description)
             step("register")
             progress(f"    registered {tracked.model_name} version {tracked.model_version} as "
                      f"@{tracked.model_alias}, validation status {validated.status}")

@@ -1,4 +1,5 @@
-"""write_bundle's inputs: a bare LightGBM Booster comes with its feature schema or is refused in one line."""
+"""write_bundle's inputs: a fitted PDModel, or a LightGBM model with its calibrator and master scale (a bare
+Booster also with its feature schema); anything else is refused in one line."""
 
 import lightgbm as lgb
 import numpy as np
@@ -50,3 +51,33 @@ def test_a_signed_bundle_of_a_bare_booster_loads_with_its_key_and_leaves_no_stag
     assert bundle.signature.key_id == kid and bundle.signature.trusted
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) in ([], [".creditmodel-outputs.json"])
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_pdmodel_is_a_bundle_that_scores_and_grades_like_it(parts, tmp_path):
+    from creditmodel.models import LightGBMPD, PDModel
+
+    _, _, scale, X = parts
+    y = (X["x1"] + X["x2"] > 0.5).astype(int)
+    model = PDModel(LightGBMPD(n_estimators=20, num_leaves=4), master_scale=scale).fit(X, y)
+    bundle = load_bundle(write_bundle(tmp_path / "b", model), allow_unsigned=True)
+    np.testing.assert_allclose(bundle.predict_pd(X), model.predict_pd(X), rtol=0, atol=1e-12)
+    assert (bundle.grade(bundle.predict_pd(X)) == model.grade(X)).all()
+
+
+def test_a_pdmodel_refuses_separate_parts_and_must_be_complete(parts, tmp_path):
+    from creditmodel.models import LightGBMPD, PDModel, ScorecardPD
+
+    booster, calibrator, scale, X = parts
+    y = (X["x1"] > 0).astype(int)
+    graded = PDModel(LightGBMPD(n_estimators=5, num_leaves=4), master_scale=scale).fit(X, y)
+    with pytest.raises(ConfigError, match="carries its calibrator and master scale; pass neither"):
+        write_bundle(tmp_path / "b", graded, calibrator)
+    with pytest.raises(ConfigError, match="no fitted master scale"):
+        write_bundle(tmp_path / "b", PDModel(LightGBMPD(n_estimators=5, num_leaves=4)).fit(X, y))
+    with pytest.raises(ConfigError, match="must be fitted, with a LightGBM estimator"):
+        write_bundle(tmp_path / "b", PDModel(ScorecardPD(), master_scale=scale).fit(X, y))
+    with pytest.raises(ConfigError, match="must be fitted"):
+        write_bundle(tmp_path / "b", PDModel(LightGBMPD(), master_scale=scale))
+    with pytest.raises(ConfigError, match="needs its calibrator and master_scale"):
+        write_bundle(tmp_path / "b", booster, calibrator, schema=FeatureSchema.infer(X))
+    assert not (tmp_path / "b").exists()

@@ -300,7 +300,7 @@ def _raise(failures: list[_Failure]) -> None:
 def _row_failure(
     t: Table,
     original: pd.DataFrame,
-    column: str,
+    column: str | None,
     rule: str,
     detail: str,
     values: pd.Series,
@@ -430,7 +430,7 @@ def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, str]:
             if isinstance(v, (bool, np.bool_)):
                 return bool(v)
             if isinstance(v, (int, float, np.integer, np.floating)):
-                return {0: False, 1: True}.get(v, None) if float(v) in (0.0, 1.0) else None
+                return float(v) == 1.0 if float(v) in (0.0, 1.0) else None
             if isinstance(v, str):
                 low = v.strip().lower()
                 if low == "":

@@ -124,7 +124,7 @@ class ColumnMapping(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnMapping:
-        given = [k for k in ("column", "value", "expr") if k in self.model_fields_set]
+        given: list[str] = [k for k in ("column", "value", "expr") if k in self.model_fields_set]
         given += ["row_number"] if self.row_number else []
         if len(given) != 1:
             raise ValueError("give exactly one of column, value, expr or row_number = true"
@@ -243,7 +243,7 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
 # --------------------------------------------------------------------------------------------
 
 
-def _text_columns(specs: dict[str, ColumnMapping], kinds: dict[str, str]) -> set[str]:
+def _text_columns(specs: dict[str, ColumnMapping], kinds: dict[str, str | None]) -> set[str]:
     """Source columns read as text: codes keep their zeros, and every column with a kind is converted
     (and its values checked) here, not guessed by a reader from the first rows."""
     out = set()
@@ -423,8 +423,9 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
         raise DataContractError(f"{table}: cannot connect to {_shown_url(url)} "
                                 f"({_first_line(exc.orig) if exc.orig else _first_line(exc)})") from None
     except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)  # the driver's own error, when there is one
         raise DataContractError(f"{table}: the SQL query failed on {_shown_url(url)} "
-                                f"({_first_line(exc.orig) if getattr(exc, 'orig', None) else _first_line(exc)})") from None
+                                f"({_first_line(orig) if orig else _first_line(exc)})") from None
     finally:
         engine.dispose()
     df.columns = [_clean(c) for c in df.columns]
@@ -488,7 +489,7 @@ def _csv_error(exc: Exception, table: str, path: Path, source: Source, delimiter
                              + (f" ({where.split('Error')[-1].strip(' :')})" if where and where not in detail else ""))
 
 
-def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: dict[str, str]) -> str:
+def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: dict[str, str | None]) -> str:
     """Register the table's source rows in ``con``; returns the name of the view holding them."""
     specs = spec.column_specs()
     uses_sql = spec.filter is not None or any(s.expr is not None for s in specs.values()) or (
@@ -625,7 +626,7 @@ def _convert_table(con: Any, table: str, spec: TableMapping, base: Path, diction
     """One table's conversion: canonical columns (typed, in schema order), then the dictionary's
     attributes and further mapped columns."""
     canonical = {c.name: c.kind for c in schema.TABLES[table].columns}
-    kinds = {**_attribute_kinds(table, dictionary), **canonical}
+    kinds: dict[str, str | None] = {**_attribute_kinds(table, dictionary), **canonical}
     view = _source_view(con, table, spec, base, kinds)
     rows, alias = _filtered(con, table, view, spec)
     return _evaluate(con, table, rows, spec.column_specs(), alias, kinds, _where(spec.source, base))

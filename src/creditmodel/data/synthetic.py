@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -187,7 +188,7 @@ def _strings(codes: np.ndarray, categories: tuple[str, ...]) -> pd.api.extension
 def _choice(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """One categorical draw per row of the probability matrix ``p`` (rows sum to 1)."""
     cum = np.cumsum(p, axis=1)
-    u = rng.random(p.shape[0])
+    u = rng.random(size=int(p.shape[0]))
     return np.minimum((u[:, None] > cum[:, :-1]).sum(axis=1), p.shape[1] - 1)
 
 
@@ -293,9 +294,9 @@ def _officer_roster(n: int) -> tuple[np.ndarray, np.ndarray]:
     shared out between the teams by the world's industry mix.  Depends on ``n`` only."""
     share = np.zeros(len(TEAMS))
     for industry, params in _INDUSTRY.items():
-        team = _TEAM_OF.get(industry)
-        if team is not None:
-            share[TEAMS.index(team)] += params[0]
+        team_name = _TEAM_OF.get(industry)
+        if team_name is not None:
+            share[TEAMS.index(team_name)] += params[0]
     share = share / share.sum() if share.sum() > 0 else np.full(len(TEAMS), 1 / len(TEAMS))
     total = max(len(TEAMS), round(n / ENTERPRISES_PER_OFFICER))
     per_team = np.maximum(1, np.round(share * total)).astype(np.int64)
@@ -387,6 +388,8 @@ def generate_world(
 class _Generator:
     """Holds the shared state (enterprises, risk grid) while the tables are drawn in order."""
 
+    security_rng: np.random.Generator | None = None  # collateral and guarantors: a stream of their own
+
     def __init__(self, n: int, rng: np.random.Generator, start: pd.Timestamp,
                  extraction: pd.Timestamp, last_application: pd.Timestamp,
                  offsets: _Offsets = _Offsets(), transaction_density: float = 1.0, *,
@@ -412,7 +415,7 @@ class _Generator:
         self.month_len_d = ((self.months + 1).astype("M8[D]") - self.month_start_d).astype(np.int64)
         # days of each month up to and including the extraction date (events are dated by day)
         self.avail_days = np.minimum(
-            self.month_len_d, (self.extraction_d - self.month_start_d).astype(np.int64) + 1
+            self.month_len_d, np.asarray(self.extraction_d - self.month_start_d).astype(np.int64) + 1
         )
         self.month_of_year = (self.months.astype(np.int64) % 12) + 1
         self.year = self.months.astype(np.int64) // 12 + 1970
@@ -476,9 +479,9 @@ class _Generator:
 
         reg_hi = np.datetime64((self.start - pd.DateOffset(years=1)).date(), "D")
         reg_lo = min(np.datetime64("1998-01-01", "D"), reg_hi - 3650)
-        span = int((reg_hi - reg_lo).astype(np.int64))
+        span = int(np.asarray(reg_hi - reg_lo).astype(np.int64))
         reg = reg_lo + np.floor(span * rng.random(n) ** 0.8).astype(np.int64)
-        age_years = (np.datetime64(self.start.date(), "D") - reg).astype(np.int64) / 365.25
+        age_years = np.asarray(np.datetime64(self.start.date(), "D") - reg).astype(np.int64) / 365.25
 
         county_codes = tuple(c for c, _ in _COUNTIES)
         county = rng.choice(len(county_codes), size=n, p=[p for _, p in _COUNTIES])
@@ -713,6 +716,7 @@ class _Generator:
                 years.append((int(year), idx))
         has_any = rng.random(n) < np.array([_LEGAL[f][3] for f in LEGAL_FORMS])[self.lf]
         inv_ratio = np.array([_INDUSTRY[i][8] for i in INDUSTRIES])[self.ind]
+        cols: dict[str, list[np.ndarray]]
         ents, period, cols = [], [], {k: [] for k in ("revenue", "assets", "liabilities",
                                                      "inventory", "receivables", "net_profit")}
         for year, idx in years:
@@ -745,13 +749,13 @@ class _Generator:
         return _frame("financial_statements", out)
 
     # ---- loans, truth and repayments ---------------------------------------------------------
-    def _loans(self) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    def _loans(self) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
         rng, n = self.rng, self.n
         per_ent = rng.poisson(2.0, n)
         ent = np.repeat(np.arange(n), per_ent)
         L = ent.size
         start_d = np.datetime64(self.start.date(), "D")
-        window = int((self.last_application_d - start_d).astype(np.int64))
+        window = int(np.asarray(self.last_application_d - start_d).astype(np.int64))
         app = start_d + rng.integers(0, window + 1, L)
         month = (app.astype("M8[M]") - self.months[0]).astype(np.int64)
 
@@ -875,7 +879,7 @@ class _Generator:
         """Collateral items of the collateralised loans (1-2 items, together worth about 1.3x the amount)
         and the guarantor of each third-party-guaranteed loan: another enterprise of the block with a
         higher id, so guarantees never run in a circle (the last enterprise's loans go without one)."""
-        rng = getattr(self, "security_rng", None) or np.random.default_rng(0)
+        rng = self.security_rng if self.security_rng is not None else np.random.default_rng(0)
         gt = loans["guarantee_type"].astype(object).to_numpy()
         sec = np.flatnonzero(gt == "collateral")
         items = 1 + (rng.random(sec.size) < 0.35).astype(np.int64)
@@ -901,7 +905,7 @@ class _Generator:
         })
         return collateral, guarantees
 
-    def _repayments(self, s: dict[str, np.ndarray]) -> pd.DataFrame:
+    def _repayments(self, s: dict[str, Any]) -> pd.DataFrame:
         rng = self.rng
         # month_90 <= term, so every defaulted loan's schedule already reaches 90 DPD
         k_max = np.maximum(s["term"], np.where(s["defaulted"], s["month_90"], 0))
@@ -924,7 +928,7 @@ class _Generator:
         })
 
 
-    def _servicing(self, s: dict[str, np.ndarray], enterprises: pd.DataFrame
+    def _servicing(self, s: dict[str, Any], enterprises: pd.DataFrame
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Officers of the loans, balances and interest per instalment, write-offs and recoveries.
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -69,6 +69,9 @@ from creditmodel.models.master_scale import MasterScale
 from creditmodel.outputs import Output
 from creditmodel.texts import text
 
+if TYPE_CHECKING:
+    from creditmodel.models.pd_model import PDModel
+
 FORMAT = "creditmodel-pd-bundle"
 FORMAT_VERSION = 2
 FILES = ("model.txt", "calibration.json", "master_scale.json", "feature_schema.json", "model_card.json")
@@ -91,9 +94,9 @@ def _sha256(path: Path) -> str:
 
 def write_bundle(
     out_dir: str | Path,
-    model: LightGBMPD | lgb.Booster,
-    calibrator: PDCalibrator,
-    master_scale: MasterScale,
+    model: PDModel | LightGBMPD | lgb.Booster,
+    calibrator: PDCalibrator | None = None,
+    master_scale: MasterScale | None = None,
     *,
     schema: FeatureSchema | None = None,
     model_card: dict[str, Any] | None = None,
@@ -106,11 +109,28 @@ def write_bundle(
 ) -> Path:
     """Write the bundle into `out_dir` all at once (a staging sibling renamed into place).
 
+    `model` is a fitted PDModel with a LightGBM estimator and a master scale (it carries its calibrator
+    and grades), or a fitted LightGBMPD or bare Booster given with its `calibrator` and `master_scale`.
+
     An existing `out_dir` is replaced only when it is empty or an earlier output of creditmodel
     (`creditmodel.outputs`); `overwrite` also replaces such an output whose files were changed since.
     With `signing_key` (an Ed25519 private key or its PEM file) the manifest is signed (manifest.sig).
     With `catalogue` (the run's feature declarations) the features the model reads, and the derived
     features' inputs, are written with their compiled SQL (feature_catalogue.json)."""
+    from creditmodel.models.pd_model import PDModel  # here: the scoring path loads bundles, never writes them
+
+    if isinstance(model, PDModel):
+        if calibrator is not None or master_scale is not None:
+            raise ConfigError("write_bundle: a PDModel carries its calibrator and master scale; pass neither")
+        if not hasattr(model, "calibrator_") or not isinstance(model.estimator_, LightGBMPD):
+            raise ConfigError("write_bundle: the PDModel must be fitted, with a LightGBM estimator (a bundle "
+                              "holds a LightGBM model)")
+        if model.master_scale_ is None:
+            raise ConfigError("write_bundle: the PDModel has no fitted master scale; give it master_scale= "
+                              "or call fit_master_scale")
+        model, calibrator, master_scale = model.estimator_, model.calibrator_, model.master_scale_
+    elif calibrator is None or master_scale is None:
+        raise ConfigError("write_bundle: a LightGBMPD or Booster needs its calibrator and master_scale")
     key = load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
     if isinstance(model, lgb.Booster):
         if schema is None:  # a bare Booster knows its feature names, not their kinds, categories or ranges

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -54,18 +54,21 @@ def resolve_model_uri(model_uri: str, tracking_uri: str) -> ModelRef:
 
     client = MlflowClient(tracking_uri)
     m, r = _MODELS.match(model_uri), _RUNS.match(model_uri)
-    if not (m or r):
-        raise ConfigError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS, models:/NAME/VERSION "
-                          f"or runs:/RUN_ID/model")
     try:
-        if r:
+        if r is not None:
             client.get_run(r["run"])
             return ModelRef(model_uri, r["run"])
+        if m is None:
+            raise ConfigError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS, models:/NAME/VERSION "
+                              f"or runs:/RUN_ID/model")
         mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
               else client.get_model_version(m["name"], m["version"]))
     except MlflowException as exc:
         raise ConfigError(f"model URI {model_uri!r} not found in {tracking_uri}: "
                           f"{exc.message.splitlines()[0]}") from None
+    if not mv.run_id:
+        raise ConfigError(f"model URI {model_uri!r}: version {mv.version} was registered without an MLflow run, "
+                          f"so it has no run evidence (data, scores, report) to read")
     return ModelRef(model_uri, mv.run_id, mv.name, str(mv.version), dict(mv.tags or {}))
 
 
@@ -147,7 +150,16 @@ def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
                           f"{str(exc).splitlines()[0]}") from None
 
 
-def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split: str = "oot") -> dict[str, float]:
+class Parity(TypedDict):
+    """Bundle against training-time scores on one split (recorded in the exported manifest)."""
+
+    split: str
+    rows: int
+    max_abs_pd_diff: float
+    grade_agreement: float
+
+
+def parity(bundle: PDBundle, features: pd.DataFrame, scored: pd.DataFrame, split: str = "oot") -> Parity:
     """Bundle PDs and grades against the run's training-time ones on one split."""
     rows = scored["split"] == split
     part = features.loc[features["split"] == split].set_index("loan_id").loc[scored.loc[rows, "loan_id"]]

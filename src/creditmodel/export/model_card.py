@@ -61,7 +61,7 @@ def build_model_card(
     The card is written before the model's validation report (the report validates this very
     bundle), so its validation status is "pending": the verdict is the report's, recorded on the
     registry version, and `creditmodel export` writes it into the card of an exported bundle."""
-    perf: dict[str, dict[str, dict[str, float]]] = {}
+    perf: dict[str, dict[str, dict[str, float | None]]] = {}  # None: not finite (e.g. one class only)
     for row in metrics.itertuples():
         perf.setdefault(row.model, {})[row.split] = {
             k: (None if not np.isfinite(getattr(row, k)) else round(float(getattr(row, k)), 6))

@@ -109,7 +109,7 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_public_key(path: str | Path) -> Ed25519PublicKey:
+def load_public_key(path: str | os.PathLike) -> Ed25519PublicKey:
     """The Ed25519 public key of a PEM file; ConfigError names the file and what was expected."""
     path = Path(path)
     data = _key_bytes(path, "trusted key")

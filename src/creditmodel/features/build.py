@@ -193,9 +193,9 @@ def source_clause(source: str, features: Sequence[Feature]) -> str:
             raise ValueError(f"features {wrong} of source {source!r} must declare window_days of at most "
                              f"{block.window_days}, the window of its rows")
         return block.sql
-    windows = [f.window_days for f in features]
+    windows = [f.window_days for f in features if f.window_days is not None]
     lookback = ""
-    if windows and all(w is not None for w in windows):
+    if windows and len(windows) == len(features):  # every feature looks back a bounded window
         lookback = f" AND {block.date} >= a.decision_date - INTERVAL {max(windows)} DAY"
     return block.sql.replace("{lookback}", lookback)
 

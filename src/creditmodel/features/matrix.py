@@ -55,7 +55,7 @@ class FeatureSchema:
         cats = {}
         for name in columns:
             f = known.get(name)
-            if f is not None and f.is_categorical:
+            if f is not None and f.categories is not None:
                 cats[name] = tuple(f.categories)
         return cls(tuple(columns), cats, *_catalogue_policy(columns, cats))
 
@@ -65,7 +65,7 @@ class FeatureSchema:
         cats = {}
         for name in frame.columns:
             f = BY_NAME.get(name)
-            if f is not None and f.is_categorical:
+            if f is not None and f.categories is not None:
                 cats[name] = tuple(f.categories)
             elif not pd.api.types.is_numeric_dtype(frame[name]):
                 cats[name] = tuple(sorted(frame[name].dropna().astype(str).unique()))

@@ -151,7 +151,7 @@ def _where(node: exp.Expression) -> str:
     return node.sql("duckdb")[:160]
 
 
-def _rewrite(node: exp.Expression, cast_from: Mapping[int, exp.DataType | None]) -> exp.Expression:
+def _rewrite(node: exp.Expr, cast_from: Mapping[int, exp.DataType | None]) -> exp.Expr:
     """Spark SQL with DuckDB's meaning for one node (its children are already rewritten)."""
     if isinstance(node, exp.DateDiff):
         return _boundary_diff(_unit(node.args.get("unit")), node.expression, node.this, node)
@@ -214,8 +214,9 @@ def _apps_sql(typed: Mapping[str, str]) -> str:
     return f"SELECT {', '.join(parts)} FROM raw_apps"
 
 
-def _duck_schema() -> dict[str, dict[str, str]]:
-    schema = {name: {c.name: _DUCK_TYPES[c.kind] for c in t.columns} for name, t in TABLES.items()}
+def _duck_schema() -> dict[str, object]:
+    """Table -> column -> DuckDB type of the canonical views and `apps`, for sqlglot's type annotation."""
+    schema: dict[str, object] = {name: {c.name: _DUCK_TYPES[c.kind] for c in t.columns} for name, t in TABLES.items()}
     schema["apps"] = {name: _DUCK_TYPES[kind] for name, kind, _ in _apps_columns()}
     return schema
 
@@ -423,7 +424,7 @@ def register_tables(
     for name, source in tables.items():
         if name not in TABLES or source is None:
             continue
-        _spark_frame(spark, name, source, stage).createOrReplaceTempView(f"raw_{name}")
+        _spark_frame(spark, name, source, None if stage is None else Path(stage)).createOrReplaceTempView(f"raw_{name}")
         cols = _typed_columns(spark, f"raw_{name}", name)
         select = ", ".join(expr if expr == col else f"{expr} AS {col}" for col, expr in cols.items())
         spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} FROM raw_{name}")
@@ -479,7 +480,7 @@ def spark_feature_frame(
 @contextlib.contextmanager
 def _staging(spark: SparkSession) -> Iterator[Path | None]:
     """A private parquet staging directory in local mode (removed afterwards), else None."""
-    if not spark.sparkContext.master.startswith("local"):
+    if not (spark.sparkContext.master or "").startswith("local"):
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="creditmodel-spark-stage-") as stage:

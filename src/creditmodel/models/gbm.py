@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -88,7 +91,8 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
         data = lgb.Dataset(schema.encode(X), label=y, feature_name=list(schema.names),
                            categorical_feature=schema.categorical or "auto", free_raw_data=True)
         params = self.lgb_params(schema, y)
-        callbacks, valid_sets = [], []
+        callbacks: list[Callable[..., Any]] = []
+        valid_sets: list[lgb.Dataset] = []
         if eval_set is not None and self.early_stopping_rounds:
             Xv, yv = eval_set
             valid_sets = [lgb.Dataset(schema.encode(Xv), label=np.asarray(yv, dtype=np.float64), reference=data)]
@@ -108,7 +112,7 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds margin, the input of the calibrator and of SHAP."""
         check_is_fitted(self)
-        return self.booster_.predict(self.schema_.encode(X), raw_score=True)
+        return np.asarray(self.booster_.predict(self.schema_.encode(X), raw_score=True), dtype=np.float64)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated probabilities (sigmoid of the margin); calibrated PDs come from PDCalibrator."""

@@ -53,6 +53,10 @@ class PDModel(ClassifierMixin, BaseEstimator):
     ``n_features_in_``, ``feature_names_in_``.
     """
 
+    estimator_: Any
+    calibrator_: PDCalibrator
+    master_scale_: MasterScale | None
+
     def __init__(self, estimator: Any = None, calibration: str = "platt", level: float | None = None,
                  master_scale: MasterScale | None = None, pd_floor: float = PD_FLOOR):
         self.estimator = estimator
@@ -163,7 +167,7 @@ class PDModel(ClassifierMixin, BaseEstimator):
         """Per row, the `n` features that raise its PD most, in the catalogue's reason text."""
         return reason_codes(self.explain(X, loan_id), n=n)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False  # a PD is the probability of one event: binary only
         tags.input_tags.allow_nan = True  # LightGBM and the scorecard give missing values their own bin

@@ -17,7 +17,8 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
 
     Features whose information value is below `min_iv` are left out, as a validator expects.
     Missing values get their own bin; `monotonic_trends` ({feature: "ascending"|"descending"} event
-    rate) forces the bins to follow the expected direction of risk.
+    rate) forces the bins to follow the expected direction of risk. `user_splits` ({numeric feature:
+    split points}) fixes a feature's bins where the analyst has adjusted them; they are kept as given.
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         base_points: float = 600.0,
         base_odds: float = 50.0,
         monotonic_trends: dict[str, str] | None = None,
+        user_splits: dict[str, list[float]] | None = None,
     ):
         self.max_n_bins = max_n_bins
         self.min_bin_size = min_bin_size
@@ -39,11 +41,23 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         self.base_points = base_points
         self.base_odds = base_odds
         self.monotonic_trends = monotonic_trends
+        self.user_splits = user_splits
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardPD:
         y = np.asarray(y, dtype=int)
         X = X.loc[:, X.notna().any()]  # optbinning cannot bin a column without a single value
         categorical = FeatureSchema.infer(X).categorical
+        user = {c: [float(s) for s in splits] for c, splits in (self.user_splits or {}).items()}
+        for c in user:
+            if c not in X.columns:
+                raise ValueError(f"user_splits: {c!r} is not a feature of X (or has no value at all)")
+            if c in categorical:
+                raise ValueError(f"user_splits: {c!r} is categorical; split points are for numeric features")
+        fit_params: dict[str, dict] = {c: {"monotonic_trend": t} for c, t in (self.monotonic_trends or {}).items()
+                                       if c in X.columns and c not in categorical and c not in user}
+        # fixed splits with no trend: optbinning's default ("auto") may find them infeasible and drop them all
+        fit_params.update({c: {"user_splits": s, "user_splits_fixed": [True] * len(s), "monotonic_trend": None}
+                           for c, s in user.items()})
         X = self._prepare(X, categorical)
         process = BinningProcess(
             variable_names=list(X.columns),
@@ -51,8 +65,7 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
             max_n_bins=self.max_n_bins,
             min_bin_size=self.min_bin_size,
             selection_criteria={"iv": {"min": self.min_iv}},
-            binning_fit_params={c: {"monotonic_trend": t} for c, t in (self.monotonic_trends or {}).items()
-                                if c in X.columns and c not in categorical},
+            binning_fit_params=fit_params,
         )
         self.scorecard_ = Scorecard(
             binning_process=process,
@@ -65,6 +78,11 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.selected_ = [str(n) for n in self.scorecard_.binning_process_.get_support(names=True)]
+        for c, splits in user.items():
+            binned = self.scorecard_.binning_process_.get_binned_variable(c)
+            if binned.status != "OPTIMAL" or list(binned.splits) != splits:
+                raise ValueError(f"user_splits: {c!r} could not be binned at {splits} (optbinning status "
+                                 f"{binned.status}, split points {list(binned.splits)})")
         return self
 
     @staticmethod

@@ -15,6 +15,7 @@ import pandas as pd
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.metrics import auc
+from creditmodel.models.pd_model import PDModel
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,11 @@ def search_lightgbm(
     timeout_minutes: float | None = None,
     seed: int = 0,
     feature_schema: FeatureSchema | None = None,
+    calibration: str = "platt",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Best parameters (base_params updated) and one row per trial (number, params, validation AUC, trees)."""
+    """Best parameters (base_params updated) and one row per trial (number, params, validation AUC, trees).
+
+    Each trial fits the PDModel the run will use (LightGBM stopping early on `valid`, calibrated there)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,9 +53,10 @@ def search_lightgbm(
             "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 100.0, log=True),
         }
-        model = LightGBMPD(**params, feature_schema=schema).fit(train[columns], y_train,
-                                                                 eval_set=(valid[columns], y_valid))
-        trial.set_user_attr("trees", model.best_iteration_)
+        model = PDModel(LightGBMPD(**params, feature_schema=schema), calibration).fit(
+            train[columns], y_train, eval_set=(valid[columns], y_valid))
+        trial.set_user_attr("trees", model.estimator_.best_iteration_)
+        # the margin's AUC: the same ranking as the PDs, without ties that an isotonic map would add
         return auc(y_valid, model.decision_function(valid[columns]))
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))

@@ -10,9 +10,45 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.features.matrix import FeatureSchema
-from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.metrics import auc
+from creditmodel.models.pd_model import PDModel
+
+
+def segment_models(
+    frame: pd.DataFrame,
+    columns: list[str],
+    params: dict[str, Any],
+    *,
+    segment: str = "industry",
+    min_train_defaults: int = 40,
+    calibration: str = "platt",
+    feature_schema: FeatureSchema | None = None,
+) -> dict[Any, PDModel]:
+    """One PDModel per value of `segment` with at least `min_train_defaults` training defaults (and both
+    classes in its validation rows): LightGBM with `params` fitted on the segment's train rows, stopping
+    early on and calibrated on its validation rows."""
+    if segment not in frame.columns:
+        raise ValueError(f"segment column {segment!r} is not in the feature matrix")
+    schema = feature_schema or FeatureSchema.for_columns(columns)
+    fitted = {}
+    for value, part in frame.groupby(segment, sort=True, observed=True):
+        train, valid = part[part["split"] == "train"], part[part["split"] == "valid"]
+        if train["default"].sum() < min_train_defaults or valid["default"].nunique() < 2:
+            continue
+        fitted[value] = PDModel(LightGBMPD(**params, feature_schema=schema), calibration).fit(
+            train[columns], train["default"], eval_set=(valid[columns], valid["default"]))
+    return fitted
+
+
+def segmented_pd(frame: pd.DataFrame, columns: list[str], global_pd: np.ndarray, models: dict[Any, PDModel],
+                 segment: str = "industry") -> np.ndarray:
+    """Each row's PD from its segment's own model where there is one, else the global model's PD."""
+    out = np.asarray(global_pd, dtype=np.float64).copy()
+    for value, model in models.items():
+        rows = (frame[segment] == value).to_numpy()
+        out[rows] = model.predict_pd(frame.loc[rows, columns])
+    return out
 
 
 def compare_segment_models(
@@ -31,21 +67,11 @@ def compare_segment_models(
     global_pd: the main model's PDs for the rows of `frame` (same order). Segments with fewer than
     `min_train_defaults` training defaults keep the global model's PDs.
     """
-    if segment not in frame.columns:
-        raise ValueError(f"segment column {segment!r} is not in the feature matrix")
-    segmented = np.asarray(global_pd, dtype=np.float64).copy()
-    fitted = {}
-    schema = feature_schema or FeatureSchema.for_columns(columns)
-    for value, rows in frame.groupby(segment, sort=True).groups.items():
-        part = frame.loc[rows]
-        train, valid = part[part["split"] == "train"], part[part["split"] == "valid"]
-        if train["default"].sum() < min_train_defaults or valid["default"].nunique() < 2:
-            continue
-        model = LightGBMPD(**params, feature_schema=schema).fit(
-            train[columns], train["default"], eval_set=(valid[columns], valid["default"]))
-        cal = PDCalibrator(calibration).fit(model.decision_function(valid[columns]), valid["default"])
-        segmented[frame.index.get_indexer(rows)] = cal.predict(model.decision_function(part[columns]))
-        fitted[value] = int(train["default"].sum())
+    models = segment_models(frame, columns, params, segment=segment, min_train_defaults=min_train_defaults,
+                            calibration=calibration, feature_schema=feature_schema)
+    segmented = segmented_pd(frame, columns, global_pd, models, segment)
+    fitted = {value: int(frame.loc[(frame[segment] == value) & (frame["split"] == "train"), "default"].sum())
+              for value in models}
     oot = (frame["split"] == "oot").to_numpy()
     rows_out = []
     for value in [*sorted(fitted), "all"]:

@@ -8,6 +8,7 @@ its own rate and a PD given per loan (e.g. the re-rated PD as of the date).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,7 +34,7 @@ def _need(tables: Mapping[str, pd.DataFrame], name: str, why: str) -> pd.DataFra
     return df
 
 
-def live_book(tables: Mapping[str, pd.DataFrame], as_of: object,
+def live_book(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date | str,
               dictionary: DataDictionary | None = None) -> pd.DataFrame:
     """Every loan open on ``as_of``: its last instalment record on or before the date (balance,
     days past due, interest of that month), officer, team and industry. Nothing dated after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class MonitoringResult:
     stability: Stability | None = None
 
 
-def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date | str, config: RunConfig,
             scoring_log: str | Path | None = None) -> MonitoringResult:
     """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring).
 

@@ -25,7 +25,7 @@ from creditmodel.exceptions import ConfigError
 __all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "watch_list"]
 
 KINDS = ("court_case", "abnormal_listing", "environment_failed", "inflow_drop", "late_instalment", "downgrade")
-_PARAMS = {
+_PARAMS: dict[str, dict[str, Any]] = {
     "court_case": {"lookback_days": 90, "dishonest_only": False},
     "abnormal_listing": {"lookback_days": 90},
     "environment_failed": {"lookback_days": 90},

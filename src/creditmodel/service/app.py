@@ -49,7 +49,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,6 +138,8 @@ def _locate_number_out_of_range(exc: ValidationError, body: bytes, parse) -> Val
     if len(errs) != 1 or errs[0]["type"] != "json_invalid" or "number out of range" not in errs[0]["msg"]:
         return exc
     validator = getattr(parse, "__self__", None)
+    if validator is None:  # not a pydantic model's parser: keep its own error
+        return exc
     try:
         data = json.loads(body, parse_int=float)
         validator.model_validate(data)
@@ -164,7 +166,7 @@ class _Gone(Exception):
     pass
 
 
-def _content_length(scope: dict[str, Any]) -> int | None:
+def _content_length(scope: MutableMapping[str, Any]) -> int | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
             return int(value) if value.isdigit() else None
@@ -311,7 +313,7 @@ class ScoringService:
                 return (*_errors([{"loc": ["body", "applications"], "type": "too_long",
                                    "msg": f"at most {self.max_batch} applications per request, got {n}"}]), None)
         try:
-            req = parse(body)
+            req: Any = parse(body)  # a request model built from the bundle's features
         except ValidationError as exc:
             return (*_validation_errors(_locate_number_out_of_range(exc, body, parse)), None)
         status, out = fn(req, req.lang or lang or DEFAULT_LANG)
@@ -371,6 +373,7 @@ class ScoringService:
         X, outside, error = self._matrix(rows)
         if error is not None:
             return error
+        assert X is not None  # _matrix gives the matrix or the error
         pd_ = self.scorer.pd(X)
         grades = self.scorer.grade(pd_)
         if self.scoring_log is not None:
@@ -407,6 +410,7 @@ class ScoringService:
         X, outside, error = self._matrix(rows)
         if error is not None:
             return error
+        assert X is not None  # _matrix gives the matrix or the error
         pd_model = self.scorer.pd(X)
         pd_priced = (self.bundle.master_scale.grade_pd(pd_model) if getattr(self.pricing, "pd_basis", "loan") == "grade"
                      else pd_model)
@@ -419,7 +423,7 @@ class ScoringService:
             if mat is None and term is None:  # no term at all: the configured default, said out loud
                 mat = default_maturity
                 notes.append(text("service.default_maturity", lang, years=default_maturity))
-            elif mat is None:  # never a default in place of a term the request got wrong
+            elif term is not None:  # (mat is None) never a default in place of a term the request got wrong
                 if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
                     return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
                                      "type": "request_error",
@@ -838,11 +842,12 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         return {"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
-    errors = {408: {"model": m.ErrorResponse, "description": f"the body did not arrive within {body_timeout:g} s"},
-              413: {"model": m.ErrorResponse, "description": f"request body over {max_body_bytes} bytes"},
-              422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"},
-              503: {"model": m.ErrorResponse, "description": "too many large requests in flight; retry after "
-                                                             "the Retry-After seconds"}}
+    errors: dict[int | str, dict[str, Any]] = {
+        408: {"model": m.ErrorResponse, "description": f"the body did not arrive within {body_timeout:g} s"},
+        413: {"model": m.ErrorResponse, "description": f"request body over {max_body_bytes} bytes"},
+        422: {"model": m.ErrorResponse, "description": "the request does not match the bundle's schema"},
+        503: {"model": m.ErrorResponse, "description": "too many large requests in flight; retry after "
+                                                       "the Retry-After seconds"}}
     if api_keys:
         errors[401] = {"model": m.ErrorResponse, "description": "missing or unknown API key"}
     gets = {"/v1/model": lambda: (200, info_bytes, []), "/health": health_answer}
@@ -852,7 +857,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     busy = (b"retry-after", str(RETRY_AFTER_S).encode())
 
-    async def reply(path: str, scope: dict[str, Any], receive: Any) -> Answer:
+    async def reply(path: str, scope: MutableMapping[str, Any], receive: Any) -> Answer:
         lang, bad_lang = from_scope(scope)  # ?lang= or Accept-Language; the body's lang comes first
         if bad_lang is not None:
             await _drain(receive, time.monotonic() + body_timeout)
@@ -863,7 +868,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             headers = [*headers, (b"content-language", chosen.group(1) if chosen else DEFAULT_LANG.encode())]
         return status, out, headers
 
-    async def answer(path: str, scope: dict[str, Any], receive: Any, lang: str | None) -> Answer:
+    async def answer(path: str, scope: MutableMapping[str, Any], receive: Any, lang: str | None) -> Answer:
         length = _content_length(scope)
         if path in APPLICATION_PATHS:
             return await application_reply(path, scope, receive, length, lang)
@@ -904,7 +909,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         scope["creditmodel.ids"] = ids
         return status, out, []
 
-    async def application_reply(path: str, scope: dict[str, Any], receive: Any, length: int | None,
+    async def application_reply(path: str, scope: MutableMapping[str, Any], receive: Any, length: int | None,
                                 lang: str | None) -> Answer:
         """One application: a small body, answered in this process (never the helper of large bodies)."""
         limit = min(max_body_bytes, APPLICATION_BODY_BYTES)
@@ -1034,6 +1039,8 @@ def serve(app: FastAPI | None, spec: Any, sock: Any, *, on_ready: Any) -> None:
     from creditmodel.service.workers import Supervisor, started_server
 
     if spec.workers == 1:
+        if app is None:
+            raise ValueError("serve: one worker serves the app built in this process; none was given")
         import signal
 
         import uvicorn

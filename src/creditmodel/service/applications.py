@@ -43,8 +43,9 @@ def _plain(v: Any) -> Any:
 
 def _amount() -> Any:
     lo, hi = dictionary_column_bounds("loans", "amount") or (0.0, m.ABSURD)
-    low = {"ge": lo} if lo > 0 else {"gt": 0.0}
-    return Annotated[float, Strict(), Field(le=min(hi, m.ABSURD), allow_inf_nan=False, **low)]
+    top = min(hi, m.ABSURD)
+    bounds = (Field(ge=lo, le=top, allow_inf_nan=False) if lo > 0 else Field(gt=0.0, le=top, allow_inf_nan=False))
+    return Annotated[float, Strict(), bounds]
 
 
 def _term() -> Any:
@@ -135,7 +136,7 @@ class ApplicationService:
     def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
         """Status, JSON body and the application's id; texts in the body's lang, else `lang`, else English."""
         try:
-            req = self.model.model_validate_json(body)
+            req: Any = self.model.model_validate_json(body)  # the model is built from the bundle's catalogue
         except ValidationError as exc:
             errs = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                     for e in exc.errors(include_url=False, include_context=False, include_input=False)][:20]

@@ -10,7 +10,7 @@ that names none is not: the answer is in English, as HTTP content negotiation ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -79,7 +79,7 @@ def from_query(query_string: bytes | str) -> tuple[str | None, str | None]:
         return None, str(exc)
 
 
-def from_scope(scope: dict[str, Any]) -> tuple[str | None, str | None]:
+def from_scope(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The language an ASGI request asks for (query first, then Accept-Language), or (None, error)."""
     lang, error = from_query(scope.get("query_string", b""))
     if error is not None or lang is not None:

@@ -24,7 +24,7 @@ ABSURD = 1e15  # loan amounts and sales beyond this are input errors
 MAX_MATURITY_YEARS = 50.0
 
 _FORBID = ConfigDict(extra="forbid")
-_LANG = (Optional[LangField], Field(None, description="language of the reason texts, grade names and warnings: "
+_LANG: Any = (Optional[LangField], Field(None, description="language of the reason texts, grade names and warnings: "
                                                       "en or zh (default: ?lang=, then Accept-Language, then en)"))
 
 
@@ -75,11 +75,12 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
     valid [lo, hi] and its dictionary source of the loan terms amount, maturity_years, annual_sales.
     """
     domain = loan_domain or {}
-    amount = (_in_domain(*domain["amount"]) if "amount" in domain
-              else Annotated[_Finite, Field(ge=0, le=ABSURD)])
-    maturity = (_in_domain(*domain["maturity_years"]) if "maturity_years" in domain
+    # field types built at run time from the bundle and the dictionary: Any to the type checker
+    amount: Any = (_in_domain(*domain["amount"]) if "amount" in domain
+                   else Annotated[_Finite, Field(ge=0, le=ABSURD)])
+    maturity: Any = (_in_domain(*domain["maturity_years"]) if "maturity_years" in domain
                 else Annotated[_Finite, Field(gt=0, le=MAX_MATURITY_YEARS)])
-    sales = (_in_domain(*domain["annual_sales"]) if "annual_sales" in domain
+    sales: Any = (_in_domain(*domain["annual_sales"]) if "annual_sales" in domain
              else Annotated[_Finite, Field(ge=0, le=ABSURD)])
     descriptions = descriptions or {}
     fields: dict[str, Any] = {}
@@ -89,7 +90,7 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
         keys.append(key)
         doc = descriptions.get(p.name)
         if p.categories is not None:
-            typ: Any = Literal[tuple(p.categories)]  # type: ignore[valid-type]
+            typ: Any = Literal[tuple(p.categories)]
         else:
             lo, hi = p.bounds if p.bounds is not None else (None, None)
             typ = _number(lo, hi)
@@ -98,33 +99,36 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
         fields[key] = (typ, Field(..., alias=p.name, description=doc))
     features = create_model("ApplicationFeatures", __config__=ConfigDict(extra="forbid", populate_by_name=False),
                             **fields)
-    app_id = (Optional[Annotated[str, Strict(), Field(max_length=MAX_ID_LENGTH)]],
+    app_id: Any = (Optional[Annotated[str, Strict(), Field(max_length=MAX_ID_LENGTH)]],
               Field(None, description="the caller's reference, echoed back"))
     application = create_model("Application", __config__=_FORBID, id=app_id, features=(features, ...))
     batch = Field(..., min_length=1, max_length=max_batch,
                   description=f"1 to {max_batch} applications, scored in this order")
     score_request = create_model(
         "ScoreRequest", __config__=_FORBID,
-        applications=(list[application], batch),  # type: ignore[valid-type]
+        applications=(list[application], batch),
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
         lang=_LANG,
     )
+    guarantee: Any = Literal[tuple(guarantee_types)]
+    optional_maturity: Any = Optional[maturity]
+    optional_sales: Any = Optional[sales]
     loan_terms = create_model(
         "LoanTerms", __config__=_FORBID,
-        guarantee_type=(Literal[tuple(guarantee_types)],  # type: ignore[valid-type]
+        guarantee_type=(guarantee,
                         Field(..., description="sets the LGD; the PD uses features.guarantee_type")),
         amount=(amount, Field(..., description="exposure at default, CNY")),
-        maturity_years=(Optional[maturity],
+        maturity_years=(optional_maturity,
                         Field(None, description="default: features.term_months / 12 (required when that is null; "
                                                 "the configured default only for a model without term_months)")),
-        annual_sales=(Optional[sales],
+        annual_sales=(optional_sales,
                       Field(None, description="borrower's annual sales, CNY (corporate SME adjustment); "
                                               "default: features.fs_revenue when not negative")),
     )
     priced_application = create_model("PriceApplication", __config__=_FORBID, id=app_id,
                                       features=(features, ...), loan=(loan_terms, ...))
     price_request = create_model("PriceRequest", __config__=_FORBID,
-                                 applications=(list[priced_application], batch),  # type: ignore[valid-type]
+                                 applications=(list[priced_application], batch),
                                  reasons=(Annotated[bool, Strict()],
                                           Field(False, description="include the top-3 reason codes")),
                                  lang=_LANG)

@@ -50,9 +50,9 @@ def _quiet_registration() -> Iterator[None]:
 
 
 def register_version(tracking_uri: str, run_id: str, model_name: str, alias: str,
-                     tags: dict[str, str]) -> tuple[str, str | None]:
-    """Register `runs:/run_id/model` as a new version of `model_name`, set `tags` on it, then point
-    `alias` at it; return the new version and the one the alias pointed to before (or None).
+                     tags: dict[str, str], description: str = "") -> tuple[str, str | None]:
+    """Register `runs:/run_id/model` as a new version of `model_name`, set `tags` (and `description`) on
+    it, then point `alias` at it; return the new version and the one the alias pointed to before (or None).
 
     If anything fails or is interrupted on the way, the new version is deleted again and the alias
     left where it was: the registry sees either the whole registration or none of it."""
@@ -68,6 +68,8 @@ def register_version(tracking_uri: str, run_id: str, model_name: str, alias: str
     try:
         with _quiet_registration():
             version = str(mlflow.register_model(f"runs:/{run_id}/model", model_name).version)
+        if description:
+            client.update_model_version(model_name, version, description=description)
         for key, value in tags.items():
             client.set_model_version_tag(model_name, version, key, value)
         client.set_registered_model_alias(model_name, alias, version)

@@ -362,6 +362,8 @@ def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir:
     from mlflow import MlflowClient
 
     ev = result.evidence
+    if ev.run_id is None:
+        raise ConfigError(f"{ev.label}: no MLflow run to log its validation report to")
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     files = Path(workdir) / "validation"

@@ -279,6 +279,7 @@ def discrimination(ev: Evidence, cfg: ValidationConfig, figdir: Path, figures: F
         if split == "valid":
             dev = d
         if split == "oot":
+            assert dev is not None  # the validation split comes before the out-of-time one
             sec.add("AUC (DeLong 95% CI)", "out of time", d,
                     note=f"[{d.detail['ci_low']:.3f}, {d.detail['ci_high']:.3f}]")
             sec.add("Gini / accuracy ratio (CAP)", "out of time", value=cap.accuracy_ratio, status="info",

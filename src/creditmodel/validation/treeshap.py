@@ -152,6 +152,7 @@ class TreeShap:
             if n.categorical:
                 with np.errstate(invalid="ignore"):
                     code = np.where(nan, -1, np.trunc(np.where(nan, -1.0, x))).astype(np.int64)
+                assert n.categories is not None  # a categorical split always lists its categories
                 out[:, k] = ~nan & (code >= 0) & np.isin(code, n.categories)
                 continue
             if n.missing == "NaN":
