@@ -249,6 +249,9 @@ class PricingConfig(_Strict):
     group_correlation_addon: float = Field(0.05, ge=0, le=0.5, description="asset correlation added for group "
                                                                           "members' correlated default")
     grid_ead: float = Field(500_000, gt=0, description="the exposure (CNY) at which the published rate grid is priced")
+    grid_guarantor_type: str | None = Field(
+        "third_party", description="the guarantee type whose grid cells are priced per guarantor grade (the "
+                                   "guarantor's PD substitutes or doubles the borrower's); none: no guarantor grades")
     preferential_discount: dict[str, float] = Field(
         default_factory=lambda: {"preferential": 0.012},
         description="rate discount by product (policy/'rainbow' products): the grid shows the EVA it gives up")

@@ -13,10 +13,12 @@ CFG = PricingConfig()
 
 def test_every_cell_is_the_engine_price_of_its_reference_loan():
     grid = rate_grid(["A1", "B2", "C3"], [0.002, 0.02, 0.15], ["furniture", "livestock"], CFG)
-    assert len(grid) == 3 * len(CFG.lgd) * 2
+    # the third-party guarantee's cells once per guarantor grade
+    assert len(grid) == 3 * (len(CFG.lgd) - 1 + 3) * 2
     for row in grid.itertuples():
         loan = pd.DataFrame({"loan_id": [1], "guarantee_type": [row.guarantee_type], "pd": [row.pd],
                              "ead": [CFG.grid_ead], "maturity_years": [CFG.default_maturity_years],
+                             "pd_guarantor": [row.pd_guarantor],
                              "group_id": pd.array([7 if row.guarantee_type == "joint_group" else None], dtype="Int64")})
         one = price(loan, CFG).iloc[0]
         for col in ("lgd", "k", "expected_loss", "capital_charge", "risk_covering_rate", "rate", "raroc", "eva"):
@@ -27,6 +29,28 @@ def test_every_cell_is_the_engine_price_of_its_reference_loan():
     # a guarantee lowers the rate: collateral below unsecured in every grade
     pivot = grid.pivot_table(index="grade", columns="guarantee_type", values="rate")
     assert (pivot["collateral"] < pivot["unsecured"]).all()
+
+
+def test_a_guarantor_grade_prices_the_third_party_cells_by_substitution():
+    """Substitution by hand: a third-party cell is priced at the lower of the borrower's and the
+    guarantor's PD; with the third-party LGD equal to the unsecured one (the default, 0.45), its rate
+    is the unsecured rate of the better of the two grades."""
+    grades, pds = ["A1", "B2", "C3"], [0.002, 0.02, 0.15]
+    grid = rate_grid(grades, pds, ["furniture"], CFG)
+    assert CFG.lgd["third_party"] == CFG.lgd["unsecured"]
+    unsecured = grid[grid["guarantee_type"] == "unsecured"].set_index("grade")["rate"]
+    third = grid[grid["guarantee_type"] == "third_party"]
+    assert sorted(map(tuple, third[["grade", "guarantor_grade"]].to_numpy())) == [(b, g) for b in grades for g in grades]
+    for row in third.itertuples():
+        better = grades[min(grades.index(row.grade), grades.index(row.guarantor_grade))]
+        assert row.pd_priced == min(pds[grades.index(row.grade)], pds[grades.index(row.guarantor_grade)])
+        assert row.rate == unsecured[better], (row.grade, row.guarantor_grade)
+    # a guarantor rated A1 lowers a C3 borrower's rate; one rated below the borrower changes nothing
+    cell = third.set_index(["grade", "guarantor_grade"])["rate"]
+    assert cell[("C3", "A1")] < unsecured["C3"] and cell[("A1", "C3")] == unsecured["A1"]
+    assert grid.loc[grid["guarantee_type"] != "third_party", "guarantor_grade"].isna().all()
+    none = rate_grid(grades, pds, ["furniture"], CFG.model_copy(update={"grid_guarantor_type": None}))
+    assert len(none) == 3 * len(CFG.lgd) and none["guarantor_grade"].isna().all()
 
 
 def test_price_grid_writes_csv_and_heatmap(demo_run, tmp_path, capsys):
@@ -59,7 +83,7 @@ def test_amount_dimension_flags_the_cells_above_the_approval_authority():
 
     amounts = [1_000_000.0, 5_000_000.0, 6_000_000.0]
     grid = rate_grid(["A1", "C3"], [0.002, 0.15], ["furniture"], CFG, amounts=amounts)
-    assert len(grid) == 3 * 2 * len(CFG.lgd)
+    assert len(grid) == 3 * 2 * (len(CFG.lgd) - 1 + 2)   # third-party cells once per guarantor grade
     assert (grid["approval_authority"] == 5_000_000).all()  # the shipped dictionary's approval_authority rule
     assert grid.groupby("ead")["needs_referral"].all().to_dict() == {1e6: False, 5e6: False, 6e6: True}
     assert not grid.loc[grid["ead"] <= 5e6, "needs_referral"].any()
@@ -82,7 +106,8 @@ def test_the_heatmap_marks_the_cells_to_refer():
 
     grid = rate_grid(["A1", "C3"], [0.002, 0.15], ["furniture"], CFG, amounts=[1e6, 6e6])
     page = grid_html(grid)
-    assert page.count("class='refer'") == int(grid["needs_referral"].sum()) == 2 * len(CFG.lgd)
+    assert page.count("class='refer'") == int(grid["needs_referral"].sum()) == 2 * (len(CFG.lgd) - 1 + 2)
+    assert "保证人评级 A1" in page and "guarantor rated A1" in page
     assert "审批权限：5,000,000 元" in page and "approval authority of the unit: CNY 5,000,000" in page
     assert "贷款金额 6,000,000 元" in page
 

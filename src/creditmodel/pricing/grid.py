@@ -9,6 +9,11 @@ a team publishes. Preferential products (config.preferential_discount) are offer
 eva_<product> is the EVA at the discounted rate (not below the floor) and eva_given_up_<product>
 what the discount costs a year.
 
+Guarantors: the cells of config.grid_guarantor_type (a third-party guarantee) are priced once per
+guarantor grade, the guarantor's PD being that grade's (``guarantor_grade``, empty in other cells), so
+that the grid shows what a guarantee by a better-rated enterprise is worth, by
+config.guarantee_treatment (substitution: the lower of the two PDs; or double default).
+
 Approval authority: every cell carries ``approval_authority`` (the unit's limit on the loan amount, from
 the data dictionary's policy rules; empty when it has none) and ``needs_referral`` / ``referral_rules``
 for its reference loan. With ``amounts`` the grid gains an exposure dimension (one set of cells per
@@ -29,7 +34,7 @@ from creditmodel.exceptions import RequestError
 from creditmodel.pricing.engine import COMPONENTS, price
 from creditmodel.pricing.raroc import eva
 
-GRID_COLUMNS = ("grade", "guarantee_type", "industry_team", "pd", "lgd", "ead", "k", *COMPONENTS, "risk_covering_rate",
+GRID_COLUMNS = ("grade", "guarantee_type", "guarantor_grade", "industry_team", "pd", "lgd", "ead", "k", *COMPONENTS, "risk_covering_rate",
                 "rate", "floored", "capped", "raroc", "eva")
 
 
@@ -44,16 +49,23 @@ def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: 
                              np.arange(len(teams)), indexing="ij")
     a, g, t, i = a.ravel(), g.ravel(), t.ravel(), i.ravel()
     gt = np.asarray(types, dtype=object)[t]
-    return pd.DataFrame({
-        "loan_id": np.arange(1, g.size + 1),
+    apps = pd.DataFrame({
         "grade": np.asarray(grades, dtype=object)[g],
         "guarantee_type": gt,
+        "guarantor_grade": np.full(g.size, None, dtype=object),
         "industry_team": np.asarray(teams, dtype=object)[i],
         "pd": np.asarray(grade_pds, dtype=np.float64)[g],
+        "pd_guarantor": np.full(g.size, np.nan),
         "ead": eads[a],
         "maturity_years": np.full(g.size, config.default_maturity_years),
         "group_id": pd.arrays.IntegerArray(np.ones(g.size, dtype=np.int64), gt != group_type),  # a group or none
     })
+    guaranteed = apps["guarantee_type"].to_numpy() == config.grid_guarantor_type
+    if guaranteed.any():  # one cell per guarantor grade, in the grades' order, in place of the one cell
+        rows = apps[guaranteed]
+        per = [rows.assign(guarantor_grade=grade, pd_guarantor=float(p_)) for grade, p_ in zip(grades, grade_pds)]
+        apps = pd.concat([apps[~guaranteed], *per]).sort_index(kind="stable")
+    return apps.reset_index(drop=True).assign(loan_id=lambda f: np.arange(1, len(f) + 1))
 
 
 def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence[str], config: PricingConfig,
@@ -79,8 +91,10 @@ def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence
     priced = price(apps, config)
     out = priced.drop(columns=["loan_id"])
     out.insert(2, "industry_team", apps["industry_team"].to_numpy())
+    out.insert(2, "guarantor_grade", apps["guarantor_grade"].to_numpy())
     cols = [c for c in GRID_COLUMNS if c in out.columns]
-    out = out[cols + [c for c in ("group_lgd_effect", "group_capital_effect") if c in out.columns]].copy()
+    extra = ("pd_guarantor", "pd_priced", "guarantee_treatment", "group_lgd_effect", "group_capital_effect")
+    out = out[cols + [c for c in extra if c in out.columns]].copy()
     for product, discount in config.preferential_discount.items():
         offered = np.maximum(priced["rate"].to_numpy() - discount, config.min_rate)
         e = eva(offered, config.funding_cost, config.operating_cost, priced["expected_loss"].to_numpy(),
@@ -136,10 +150,15 @@ def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = 
             + "</p>")
     teams = list(dict.fromkeys(grid["industry_team"]))
     several = grid["ead"].nunique() > 1
-    for (gt, ead), part in grid.groupby(["guarantee_type", "ead"], sort=False):
+    keys = grid.assign(guarantor_grade=grid["guarantor_grade"].fillna("")) if "guarantor_grade" in grid else \
+        grid.assign(guarantor_grade="")
+    for (gt, ead, guarantor), part in keys.groupby(["guarantee_type", "ead", "guarantor_grade"], sort=False):
         lab = labels.get(gt, {})
         amount = (" · " + " · ".join(escape(text("grid.amount", lang, ead=float(ead))) for lang in ("zh", "en"))
                   if several else "")
+        if guarantor:
+            amount += " · " + " · ".join(escape(text("grid.guarantor", lang, grade=grade_name(guarantor, lang)))
+                                         for lang in ("zh", "en"))
         parts.append(f"<h2>{escape(lab.get('zh', gt))} · {escape(lab.get('en', gt))}{amount}</h2><table><tr>"
                      f"<th>{column_heading('grade', 'zh')} · {column_heading('grade', 'en')}</th>"
                      + "".join(f"<th>{escape(team_name(t))}</th>" for t in teams) + "</tr>")
