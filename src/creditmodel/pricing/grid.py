@@ -34,8 +34,8 @@ from creditmodel.exceptions import RequestError
 from creditmodel.pricing.engine import COMPONENTS, price
 from creditmodel.pricing.raroc import eva
 
-GRID_COLUMNS = ("grade", "guarantee_type", "guarantor_grade", "industry_team", "pd", "lgd", "ead", "k", *COMPONENTS, "risk_covering_rate",
-                "rate", "floored", "capped", "raroc", "eva")
+GRID_COLUMNS = ("grade", "guarantee_type", "guarantor_grade", "industry_team", "pd", "lgd", "ead", "k", *COMPONENTS,
+                "risk_covering_rate", "rate", "floored", "capped", "raroc", "eva")
 
 
 def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence[str],
