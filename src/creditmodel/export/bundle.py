@@ -359,3 +359,4 @@ def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None =
     return PDBundle(path, booster, parsed["calibration.json"], parsed["master_scale.json"], schema, manifest,
                     docs["model_card.json"], scorecard, signature, catalogue,
                     compiled.forest if compiled else None, compiled.note if compiled else None)
+

@@ -7,6 +7,7 @@ file and the field (e.g. ``calibration.json: field slope: NaN, expected a finite
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from typing import Any
@@ -175,3 +176,13 @@ def check_feature_schema(data: dict[str, Any], where: str) -> None:
                 hi = _number(f, hi_key, at)
                 if lo > hi:  # type: ignore[operator]
                     raise BundleError(f"{at}: fields {lo_key}/{hi_key}: {lo} > {hi}, expected {lo_key} <= {hi_key}")
+
+
+def model_id(bundle: Any) -> str:
+    """The first 12 hex digits of the bundle's model.txt checksum: the id the scoring service answers
+    with, its scoring log records and monitoring tags its runs by."""
+    files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
+    sha = (files.get("model.txt") or {}).get("sha256")
+    if not sha:
+        sha = hashlib.sha256(bundle.booster.model_to_string().encode()).hexdigest()
+    return str(sha)[:12]

@@ -32,7 +32,7 @@ import pandas as pd
 
 from creditmodel.exceptions import ConfigError
 from creditmodel.features.catalogue import Feature
-from creditmodel.features.online import _ROW_DATE, OnlineFeatures
+from creditmodel.features.online import OnlineFeatures
 
 TERMS = ("amount", "term_months", "product", "guarantee_type")  # what an application must say
 KEY = "loan_id"  # the query's row key: here the borrower's position in the list, not a loan
@@ -167,29 +167,14 @@ class AsOfFeatures(OnlineFeatures):
 
     def _bulk_query(self) -> str:
         """The catalogue's query over CTEs holding only the listed borrowers' (and their groups') rows before d."""
-        ltype = self._types["loans"]
-        apps = [f"CAST({KEY} AS BIGINT) AS loan_id", f"CAST(enterprise_id AS {ltype['enterprise_id']}) AS enterprise_id",
-                "CAST($d AS DATE) AS decision_date", f"CAST(amount AS {ltype['amount']}) AS amount",
-                f"CAST(term_months AS {ltype['term_months']}) AS term_months",
-                f"CAST(product AS {ltype['product']}) AS product",
-                f"CAST(guarantee_type AS {ltype['guarantee_type']}) AS guarantee_type",
-                f"CAST(group_id AS {ltype.get('group_id', 'BIGINT')}) AS group_id"]
-        apps += [f"CAST({c} AS {ltype[c]}) AS {c}" for c in self._attrs]
         group = any(f.source == "guarantee_group" for f in self.catalogue)
         members = ("(SELECT enterprise_id FROM apps UNION SELECT enterprise_id FROM store.loans WHERE group_id IN "
                    "(SELECT group_id FROM apps WHERE group_id IS NOT NULL) AND application_date < $d)") if group \
             else "(SELECT enterprise_id FROM apps)"
-        ctes = [f"apps AS (SELECT {', '.join(apps)} FROM batch_apps)"]
-        for t in self._tables:
-            if t == "repayments":
-                cond = "loan_id IN (SELECT loan_id FROM loans) AND date < $d"
-            elif t == "loans":
-                cond = f"enterprise_id IN {members} AND application_date < $d"
-            else:
-                cond = "enterprise_id IN (SELECT enterprise_id FROM apps)" + (
-                    f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
-            ctes.append(f"{t} AS (SELECT * FROM store.{t} WHERE {cond})")
-        return f"WITH {', '.join(ctes)} {self._sql}"
+        values = {c: c for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type", "group_id",
+                                 *self._attrs)}
+        return self._restricted({**values, "loan_id": KEY}, members, "enterprise_id IN (SELECT enterprise_id FROM apps)",
+                                " FROM batch_apps")
 
     def compute_many(self, borrowers: pd.DataFrame, as_of: date) -> pd.DataFrame:
         """Features of every row of `borrowers` (enterprise_id and the terms) as of `as_of`, in one query:

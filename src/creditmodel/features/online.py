@@ -265,25 +265,34 @@ class OnlineFeatures:
 
     def _restricted_query(self) -> str:
         """The catalogue's query over CTEs that hold only the borrower's (and its group's) rows before d."""
-        ltype = self._types["loans"]
-        apps = ["CAST(0 AS BIGINT) AS loan_id", f"CAST($eid AS {ltype['enterprise_id']}) AS enterprise_id",
-                "CAST($d AS DATE) AS decision_date", f"CAST($amount AS {ltype['amount']}) AS amount",
-                f"CAST($term AS {ltype['term_months']}) AS term_months",
-                f"CAST($product AS {ltype['product']}) AS product",
-                f"CAST($guarantee AS {ltype['guarantee_type']}) AS guarantee_type",
-                f"CAST($gid AS {ltype.get('group_id', 'BIGINT')}) AS group_id"]
-        apps += [f"CAST($attr_{c} AS {ltype[c]}) AS {c}" for c in self._attrs]
         group = any(f.source == "guarantee_group" for f in self.catalogue)
         members = ("(SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
                    "AND application_date < $d)") if group else "($eid)"
-        ctes = [f"apps AS (SELECT {', '.join(apps)})"]
+        values = {"loan_id": "0", "enterprise_id": "$eid", "amount": "$amount", "term_months": "$term",
+                  "product": "$product", "guarantee_type": "$guarantee", "group_id": "$gid",
+                  **{c: f"$attr_{c}" for c in self._attrs}}
+        return self._restricted(values, members, "enterprise_id = $eid")
+
+    def _restricted(self, values: Mapping[str, str], members: str, borrower: str, apps_from: str = "") -> str:
+        """The catalogue's query over CTEs: ``apps`` (the application(s): each field's SQL in ``values``,
+        cast to the store's types; FROM ``apps_from``), the loans of ``members`` and the other tables'
+        rows of the ``borrower`` condition, all dated before $d."""
+        ltype = self._types["loans"]
+        types = {"loan_id": "BIGINT", "group_id": ltype.get("group_id", "BIGINT"),
+                 **{c: ltype[c] for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type",
+                                          *self._attrs)}}
+        fields = ["loan_id", "enterprise_id", "decision_date", "amount", "term_months", "product", "guarantee_type",
+                  "group_id", *self._attrs]
+        apps = [("CAST($d AS DATE) AS decision_date" if c == "decision_date"
+                 else f"CAST({values[c]} AS {types[c]}) AS {c}") for c in fields]
+        ctes = [f"apps AS (SELECT {', '.join(apps)}{apps_from})"]
         for t in self._tables:
             if t == "repayments":
                 cond = "loan_id IN (SELECT loan_id FROM loans) AND date < $d"
             elif t == "loans":
                 cond = f"enterprise_id IN {members} AND application_date < $d"
             else:
-                cond = "enterprise_id = $eid" + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
+                cond = borrower + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
             ctes.append(f"{t} AS (SELECT * FROM store.{t} WHERE {cond})")
         return f"WITH {', '.join(ctes)} {self._sql}"
 

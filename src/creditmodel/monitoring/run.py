@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from creditmodel.config import RunConfig
+from creditmodel.export.contents import model_id
 from creditmodel.models.metrics import auc
 from creditmodel.monitoring.backtest import backtest_table, matured_loans
 from creditmodel.monitoring.book import (
@@ -32,15 +32,6 @@ from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi
 
 __all__ = ["MonitoringResult", "model_id", "monitor"]
-
-
-def model_id(bundle: Any) -> str:
-    """The first 12 hex digits of the bundle's model.txt checksum: the id the scoring service answers with."""
-    files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
-    sha = (files.get("model.txt") or {}).get("sha256")
-    if not sha:
-        sha = hashlib.sha256(bundle.booster.model_to_string().encode()).hexdigest()
-    return str(sha)[:12]
 
 
 @dataclass

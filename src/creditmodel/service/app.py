@@ -65,6 +65,7 @@ from pydantic import ValidationError
 from creditmodel import __version__
 from creditmodel.data.policy import referral_items
 from creditmodel.exceptions import BundleError, ConfigError, RequestError
+from creditmodel.export.contents import model_id
 from creditmodel.service import models as m
 from creditmodel.service.language import from_scope
 from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
@@ -87,14 +88,6 @@ MIN_KEY_LENGTH = 16
 _FEATURE_IN_MESSAGE = re.compile(r"feature '([^']+)'")
 _APPLICATION_KEY = re.compile(rb'"features"\s*:')
 _ANSWER_LANG = re.compile(rb'"lang"\s*:\s*"(en|zh)"')
-
-def model_id(bundle: Any) -> str:
-    files = bundle.manifest.get("files", {}) if isinstance(bundle.manifest, dict) else {}
-    sha = (files.get("model.txt") or {}).get("sha256")
-    if not sha:
-        sha = hashlib.sha256(bundle.booster.model_to_string().encode()).hexdigest()
-    return str(sha)[:12]
-
 
 def model_card(bundle: Any) -> dict[str, Any]:
     """The bundle's model card; for bundles without one, what the manifest says."""
@@ -367,14 +360,21 @@ class ScoringService:
 
     # --- /v1/score ----------------------------------------------------------------------------
 
-    def score(self, req: Any, lang: str = DEFAULT_LANG) -> Reply:
-        apps = req.applications
+    def _scored(self, apps: list[Any]) -> tuple[list[dict[str, Any]], Any, list[Any], Any, Reply | None]:
+        """The applications' feature rows, matrix, outside-the-training-range notes and PDs, or the
+        answer that refuses them (the other values None)."""
         rows = self._rows(apps)
         X, outside, error = self._matrix(rows)
         if error is not None:
-            return error
+            return rows, None, outside, None, error
         assert X is not None  # _matrix gives the matrix or the error
-        pd_ = self.scorer.pd(X)
+        return rows, X, outside, self.scorer.pd(X), None
+
+    def score(self, req: Any, lang: str = DEFAULT_LANG) -> Reply:
+        apps = req.applications
+        rows, X, outside, pd_, error = self._scored(apps)
+        if error is not None:
+            return error
         grades = self.scorer.grade(pd_)
         if self.scoring_log is not None:
             self.scoring_log.submit(self.model_id, "/v1/score", [a.id for a in apps], self.names, self.keys, rows, pd_,
@@ -406,12 +406,9 @@ class ScoringService:
         from creditmodel.pricing.engine import COMPONENTS, price
 
         apps = req.applications
-        rows = self._rows(apps)
-        X, outside, error = self._matrix(rows)
+        rows, X, outside, pd_model, error = self._scored(apps)
         if error is not None:
             return error
-        assert X is not None  # _matrix gives the matrix or the error
-        pd_model = self.scorer.pd(X)
         pd_priced = (self.bundle.master_scale.grade_pd(pd_model) if getattr(self.pricing, "pd_basis", "loan") == "grade"
                      else pd_model)
         default_maturity = float(getattr(self.pricing, "default_maturity_years", 1.0))
