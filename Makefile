@@ -10,8 +10,13 @@ STAMP  := $(VENV)/.installed-stamp
 demo: $(STAMP)
 	$(BIN)/creditmodel run
 
+# the notebooks (each in its own kernel) run beside the rest of the suite: two processes for two cores
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py >$$log 2>&1 & nb=$$!; \
+	$(BIN)/python -m pytest -q --ignore=tests/test_notebooks.py; rest=$$?; \
+	wait $$nb; notebooks=$$?; echo "== notebooks (tests/test_notebooks.py)"; cat $$log; rm -f $$log; \
+	[ $$rest -eq 0 ] && [ $$notebooks -eq 0 ]
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
