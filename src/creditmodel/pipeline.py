@@ -439,9 +439,10 @@ def preliminary_findings(table: pd.DataFrame, models: TrainedModels, min_oot_auc
 
 
 def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame, report: Path,
-                 truth: pd.DataFrame | None = None, figure_workers: int = 1) -> None:
+                 truth: pd.DataFrame | None = None, figure_workers: int = 1) -> pd.DataFrame | None:
     """Plots, SHAP importance, reason codes, scorecard and master-scale tables, metrics, truth comparison.
-    The plots are drawn last, by `figure_workers` processes (see validation.suite.Figures)."""
+    The plots are drawn last, by `figure_workers` processes (see validation.suite.Figures). Returns the
+    truth comparison by grade (None without the synthetic world's truth), which the run logs as metrics."""
     report.mkdir(parents=True, exist_ok=True)
     cols = list(models.lightgbm.schema_.names)
     figures = Figures(figure_workers)
@@ -471,9 +472,11 @@ def write_report(frame: pd.DataFrame, models: TrainedModels, table: pd.DataFrame
                                                                                       index=False)
     models.master_scale.table_.to_csv(report / "master_scale_development.csv", index=False)
     table.to_csv(report / "metrics.csv", index=False)
-    if truth is not None:
-        truth_by_grade(frame, models, truth).to_csv(report / "truth_by_grade_oot.csv", index=False)
+    by_grade = None if truth is None else truth_by_grade(frame, models, truth)
+    if by_grade is not None:
+        by_grade.to_csv(report / "truth_by_grade_oot.csv", index=False)
     figures.render()
+    return by_grade
 
 
 SPLIT_CONTEXTS = {"train": "training", "valid": "validation", "oot": "oot"}  # MLflow dataset contexts
@@ -588,7 +591,7 @@ def run_pipeline(
         step("train")
         progress("4/8 validating: metrics, plots, SHAP reason codes")
         table = evaluate(frame, models, truth)
-        write_report(frame, models, table, stage / "report", truth, config.validation.figure_workers)
+        by_grade = write_report(frame, models, table, stage / "report", truth, config.validation.figure_workers)
         if models.guard is not None:
             models.guard.to_csv(stage / "report" / "leakage_guard.csv", index=False)
         if models.without_refit is not None:
@@ -596,6 +599,7 @@ def run_pipeline(
             progress(f"    refit on train + validation: out-of-time AUC {auc[('lightgbm', 'oot')]:.3f} "
                      f"(refitted, out-of-fold calibration) against {auc[('lightgbm_without_refit', 'oot')]:.3f} "
                      f"(trained on train only)")
+        seg = None
         if (config.segments.enabled and config.segments.column in frame.columns
                 and frame[config.segments.column].nunique() > 1):
             cols = list(models.lightgbm.schema_.names)
@@ -649,10 +653,8 @@ def run_pipeline(
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
-        seg_file = stage / "report" / f"segment_models_{config.segments.column}.csv"
-        if seg_file.is_file():
-            seg_all = pd.read_csv(seg_file).query("segment == 'all'").iloc[0]
-            flat["segmented.oot.auc"] = float(seg_all["segmented_auc"])
+        if seg is not None:
+            flat["segmented.oot.auc"] = float(seg.loc[seg["segment"] == "all", "segmented_auc"].iloc[0])
         flat["lightgbm.best_iteration"] = float(models.lightgbm.best_iteration_)
         guard_tags = {}
         if models.guard is not None:
@@ -668,8 +670,7 @@ def run_pipeline(
                           "guard_dropped": ",".join(gt.loc[gt["status"] != "kept", "feature"]) or "none"}
         flat["calibration.level_shift"] = models.calibrators["lightgbm"].level_shift_
         flat["master_scale.monotone_development"] = float(models.master_scale.monotone_)
-        if truth is not None:
-            by_grade = pd.read_csv(stage / "report" / "truth_by_grade_oot.csv")
+        if by_grade is not None:
             flat["lightgbm.oot.pd_mae_vs_truth"] = float(by_grade.loc[by_grade["grade"] == "all", "mae"].iloc[0])
             graded = by_grade[by_grade["grade"] != "all"]
             flat["lightgbm.oot.grades_within_truth_95"] = float(graded["within_truth_95"].astype(bool).mean())
