@@ -244,6 +244,7 @@ def bank(tmp_path_factory):
     catalogue.BY_NAME.update({f.name: f for f in catalogue.CATALOGUE})
 
 
+@pytest.mark.slow  # maps and runs a whole loan book
 def test_foreign_loan_book_runs_from_its_files(bank):
     config = load_config(_config(bank, "full"))
     uri = f"sqlite:///{bank / 'mlflow.db'}"

@@ -4,11 +4,13 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 
 from creditmodel.config import build_config
 from creditmodel.pipeline import run_pipeline
 
 
+@pytest.mark.slow  # a whole pipeline run
 def test_refit_run_reports_both_models(tmp_path):
     config = build_config({"output_dir": str(tmp_path / "out"), "synthetic": {"enterprises": 900, "seed": 5},
                            "lightgbm": {"n_estimators": 60}, "segments": {"enabled": False},
