@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _small_model import small_model  # beside this script
+
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -47,17 +49,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
-    from creditmodel.config import RunConfig
     from creditmodel.data.synthetic import generate_world
     from creditmodel.export.bundle import load_bundle, write_bundle
     from creditmodel.features.build import available_features, build_features
     from creditmodel.features.catalogue import CATALOGUE
-    from creditmodel.features.labels import make_labels
-    from creditmodel.features.matrix import FeatureSchema
     from creditmodel.features.online import build_store
-    from creditmodel.models.calibration import PDCalibrator
-    from creditmodel.models.gbm import LightGBMPD
-    from creditmodel.models.master_scale import MasterScale
     from creditmodel.service.app import ScoringService
     from creditmodel.service.applications import ApplicationService
 
@@ -66,17 +62,7 @@ def main() -> None:
     tables = world.tables
     kept, _ = available_features(tables, CATALOGUE)
     frame = build_features(tables, features=kept)
-    labels = make_labels(tables, pd.Timestamp(world.extraction_date))
-    frame["default"] = frame["loan_id"].map(labels)
-    train = frame[frame["default"].notna()]
-    cols = [f.name for f in kept]
-    schema = FeatureSchema.for_columns(cols, kept)
-    model = LightGBMPD(n_estimators=60, feature_schema=schema).fit(train[cols], train["default"].astype(int))
-    margin = model.decision_function(train[cols])
-    cal = PDCalibrator().fit(margin, train["default"].astype(int).to_numpy())
-    ms = RunConfig().master_scale
-    scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd).fit(
-        cal.predict(margin))
+    model, cal, scale = small_model(tables, world.extraction_date, frame, kept)
     with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
         store = Path(tmp) / "store.duckdb"
         build_store(tables, store)
