@@ -191,6 +191,8 @@ def _cmd_store_build(args: argparse.Namespace) -> None:
     from creditmodel.features.online import build_store
 
     inputs = {"--data": args.data}
+    if args.out.startswith(("postgresql://", "postgres://")):
+        return _store_build_pg(args)
     check_output(args.out, kind="file", inputs=inputs, force=args.force)
     raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
@@ -199,6 +201,20 @@ def _cmd_store_build(args: argparse.Namespace) -> None:
         counts = build_store(tables, output.tmp)
     print(f"wrote a feature store of {len(counts)} tables ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
           f"to {args.out}")
+
+
+def _store_build_pg(args: argparse.Namespace) -> None:
+    """store build --out postgresql://…: the same tables loaded into a PostgreSQL schema, in one transaction."""
+    from creditmodel.data.contracts import validate_tables
+    from creditmodel.data.io import declared_extraction_date, read_tables
+    from creditmodel.features.online_pg import build_store_pg, parse_pg_store
+
+    shown = parse_pg_store(args.out)[2]  # a bad schema name is refused before any work
+    raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
+    tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
+    counts = build_store_pg(tables, args.out, force=args.force)
+    print(f"wrote a feature store of {len(counts)} tables ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
+          f"to {shown}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -324,13 +340,13 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
 def _with_security(bundle, applications, store: str, pricing):
     """The applications with collateral_cover and pd_guarantor from the store: collateral items and guarantors
     (scored by the bundle as of each loan's decision date)."""
-    from creditmodel.features.online import OnlineFeatures
+    from creditmodel.features.online_pg import open_online
     from creditmodel.pricing.security import loan_security
 
     if getattr(bundle, "catalogue", None) is None:
         raise ConfigError(f"--store {store}: the bundle carries no feature catalogue, so it cannot score the "
                           f"guarantors from a store; re-export it")
-    online = OnlineFeatures(bundle.catalogue, store)
+    online = open_online(bundle.catalogue, store)
     try:
         security = loan_security(bundle, online, applications, pricing.collateral_haircuts, pd_basis=pricing.pd_basis)
     finally:
@@ -894,9 +910,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("store", help="the store the service computes features from at decision time")
     store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
-    c = store_sub.add_parser("build", help="load canonical tables into a DuckDB file for per-borrower lookups")
+    c = store_sub.add_parser("build", help="load canonical tables into a DuckDB file or a PostgreSQL database for "
+                                           "per-borrower lookups")
     c.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
-    c.add_argument("--out", required=True, help="the DuckDB file to write (e.g. store.duckdb)")
+    c.add_argument("--out", required=True, help="the DuckDB file to write (e.g. store.duckdb), or a PostgreSQL "
+                                                "database: postgresql://user@host:port/db[?schema=NAME] (default "
+                                                "schema creditmodel; --force replaces a store creditmodel wrote there)")
     c.add_argument("--force", action="store_true", help=FORCE_HELP)
     c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
     c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")

@@ -35,7 +35,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import StoreError
 from creditmodel.features.build import attribute_columns, compile_query
 from creditmodel.features.catalogue import Feature
-from creditmodel.features.online import _ORDER, _ROW_DATE, META, Application, OnlineFeatures, build_store, tables_needed
+from creditmodel.features.online import _ORDER, META, Application, OnlineFeatures, build_store, tables_needed
 from creditmodel.features.postgres import PostgresTranslationError, to_postgres_sql
 
 DEFAULT_SCHEMA = "creditmodel"
@@ -217,6 +217,10 @@ class PostgresOnlineFeatures(OnlineFeatures):
         con = self._connection()
         shown = self.store_name
         present = _tables_in(con, self.schema)
+        if not present:
+            self.close()
+            raise StoreError(f"store {shown}: schema {self.schema!r} holds no tables; build a store with "
+                             f"`creditmodel store build --out postgresql://…?schema={self.schema}`")
         needed = tables_needed(self.catalogue)
         absent = [t for t in [*needed, "enterprises", META] if t not in present]
         if absent:

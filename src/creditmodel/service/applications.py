@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, crea
 from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError
-from creditmodel.features.online import OnlineFeatures
+from creditmodel.features.online_pg import open_online
 from creditmodel.service import models as m
 from creditmodel.service.language import LangField
 from creditmodel.service.scoring import dictionary_column_bounds
@@ -127,7 +127,7 @@ class ApplicationService:
             raise BundleError(f"bundle {svc.bundle.path}: it carries no feature catalogue "
                               f"(feature_catalogue.json), so it cannot score from a store; re-export it")
         self.svc = svc
-        self.online = OnlineFeatures(catalogue, store)
+        self.online = open_online(catalogue, store)
         self.names = list(svc.bundle.schema.names)
         self.model = build_application_model(catalogue)
         self.dictionary = default_dictionary()
