@@ -278,6 +278,7 @@ class PostgresOnlineFeatures(OnlineFeatures):
             con = _connect(self._conninfo, self.store_name, autocommit=True)
             con.execute("SET default_transaction_read_only = on")
             con.execute("SET TIME ZONE 'UTC'")
+            con.execute("SET jit = off")  # compiling a one-borrower query costs more than running it
             self._local.con = con
             with self._lock:
                 self._connections.append(con)
@@ -317,8 +318,16 @@ class PostgresOnlineFeatures(OnlineFeatures):
 
     def compute(self, app: Application) -> pd.DataFrame:
         """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
-        cur = self._connection().execute(self._query, self._params(app), prepare=True)
+        cur = self._connection().execute(self._query, self._pg_params(app), prepare=True)
         return self._typed(cur.description, cur.fetchall())
+
+    def _pg_params(self, app: Application) -> dict[str, Any]:
+        """The query's parameters with fixed PostgreSQL types: psycopg sends a Python int as int2, int4 or int8
+        by its size, and every new combination of types would be another prepared statement."""
+        from psycopg.types.numeric import Int8
+
+        return {k: Int8(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                for k, v in self._params(app).items()}
 
     def _typed(self, description: Any, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         """Rows as the DuckDB path frames them: int64 keys, datetime64[ns] dates, float64 numbers, objects

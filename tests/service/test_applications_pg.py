@@ -1,0 +1,135 @@
+"""The application endpoints served from a PostgreSQL store answer as they do from the DuckDB store: the same
+features, PD, grade, reasons and price; rows added while the service runs, dated on or after the decision
+date, move nothing; `serve` refuses an unreachable store or one that does not fit the bundle in one line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from creditmodel.data.io import read_tables
+from creditmodel.exceptions import StoreError
+from creditmodel.export.bundle import load_bundle
+from creditmodel.features.online import build_store
+from creditmodel.service.app import create_app
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: the PostgreSQL store is not tested")
+
+from creditmodel.features.online_pg import build_store_pg  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(demo_run, postgres_server, tmp_path_factory):
+    result = demo_run["result"]
+    bundle = load_bundle(result.bundle_dir)
+    tables = read_tables(result.output_dir / "world")
+    path = tmp_path_factory.mktemp("appstore_pg") / "store.duckdb"
+    build_store(tables, path)
+    db = postgres_server("applications")
+    url = f"{db}?schema=bank"
+    build_store_pg(tables, url)
+    return {"bundle": bundle, "tables": tables, "db": db, "url": url, "bundle_dir": result.bundle_dir,
+            "duck": TestClient(create_app(bundle, store=f"duckdb://{path}")),
+            "pg": TestClient(create_app(bundle, store=url)), "frame": pd.read_parquet(result.features_path)}
+
+
+def _body(loan, **over):
+    body = {"id": f"loan-{loan.loan_id}", "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
+            "term_months": int(loan.term_months), "product": loan.product, "guarantee_type": loan.guarantee_type,
+            "decision_date": str(pd.Timestamp(loan.application_date).date())}
+    if not pd.isna(loan.group_id):
+        body["group_id"] = int(loan.group_id)
+    return {**body, **over}
+
+
+def _loans(served, n, seed):
+    ids = served["frame"]["loan_id"].sample(n, random_state=seed)
+    return served["tables"]["loans"].set_index("loan_id").loc[ids].reset_index()
+
+
+def test_postgresql_answers_as_duckdb(served):
+    bundle, frame = served["bundle"], served["frame"].set_index("loan_id")
+    names = list(bundle.schema.names)
+    loans = _loans(served, 12, 21)
+    expected = bundle.predict_pd(frame.loc[loans["loan_id"], names])
+    for i, loan in enumerate(loans.itertuples()):
+        for path in ("/v1/applications/score", "/v1/applications/price"):
+            a = served["duck"].post(path, json=_body(loan))
+            b = served["pg"].post(path, json=_body(loan))
+            assert a.status_code == b.status_code == 200, (a.text, b.text)
+            a, b = a.json()["result"], b.json()["result"]
+            assert b["pd"] == pytest.approx(a["pd"], rel=1e-12, abs=0)
+            assert b["pd"] == pytest.approx(expected[i], rel=1e-12, abs=0)
+            fa, fb = a.pop("features"), b.pop("features")
+            assert b.keys() == a.keys() and all(b[k] == a[k] for k in a if k not in ("pd", "rate", "details")), path
+            if "rate" in a:
+                assert b["rate"] == pytest.approx(a["rate"], rel=1e-12, abs=0)
+            assert fb.keys() == fa.keys()
+            for n, v in fa.items():  # floats to 1e-12 (sums in another order), the rest exactly
+                assert fb[n] == (pytest.approx(v, rel=1e-12, abs=0) if isinstance(v, float) else v), n
+    unknown = served["pg"].post("/v1/applications/score", json=_body(next(loans.itertuples()), enterprise_id=987_654_321))
+    assert unknown.status_code == 200 and unknown.json()["result"]["new_to_bank"] is True
+
+
+def test_a_guarantor_is_scored_from_the_postgresql_store(served):
+    loan = next(_loans(served, 1, 4).itertuples())
+    others = served["tables"]["enterprises"]["enterprise_id"]
+    guarantor = int(others[others != loan.enterprise_id].iloc[5])
+    body = {**_body(loan, guarantee_type="third_party", group_id=None), "guarantor_id": guarantor}
+    a, b = (served[k].post("/v1/applications/price", json=body) for k in ("duck", "pg"))
+    assert a.status_code == b.status_code == 200, b.text
+    a, b = a.json()["result"], b.json()["result"]
+    assert b["guarantor"]["enterprise_id"] == a["guarantor"]["enterprise_id"] == guarantor
+    assert b["guarantor"]["pd"] == pytest.approx(a["guarantor"]["pd"], rel=1e-12, abs=0)
+    assert b["pd"] == pytest.approx(a["pd"], rel=1e-12, abs=0) and b["grade"] == a["grade"]
+
+
+def test_rows_added_while_serving_on_or_after_the_decision_date_move_nothing(served):
+    loans = _loans(served, 4, 8)
+    before = [served["pg"].post("/v1/applications/score", json=_body(loan)).json()["result"]
+              for loan in loans.itertuples()]
+    d = pd.Timestamp(loans["application_date"].max())
+    with psycopg.connect(served["db"], autocommit=True) as con:
+        for loan in loans.itertuples():
+            for day in (0, 2):
+                con.execute("INSERT INTO bank.transactions (enterprise_id, ts, amount, direction, channel, counterparty)"
+                            " VALUES (%s, %s, 8e6, 'in', 'cash', 424242)", [int(loan.enterprise_id),
+                                                                             d + pd.Timedelta(days=day)])
+    try:
+        after = [served["pg"].post("/v1/applications/score", json=_body(loan)).json()["result"]
+                 for loan in loans.itertuples()]
+        assert [r["pd"] for r in after] == [r["pd"] for r in before]
+        assert [r["features"] for r in after] == [r["features"] for r in before]
+    finally:
+        with psycopg.connect(served["db"], autocommit=True) as con:
+            con.execute("DELETE FROM bank.transactions WHERE counterparty = 424242")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_refuses_an_unreachable_or_unfit_postgresql_store_in_one_line(served):
+    broken = f"{served['db']}?schema=broken"
+    build_store_pg(served["tables"], broken)
+    with psycopg.connect(served["db"], autocommit=True) as con:
+        con.execute("ALTER TABLE broken.transactions DROP COLUMN channel")
+    with pytest.raises(StoreError, match="channel"):
+        create_app(served["bundle"], store=broken)
+    for store, message in ((broken, "lacks column 'channel'"),
+                           (f"postgresql://svc:hunter2@127.0.0.1:{_free_port()}/credit", "cannot connect")):
+        proc = subprocess.run([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle",
+                               str(served["bundle_dir"]), "--store", store, "--port", "0"], capture_output=True,
+                              text=True, timeout=300, env={**os.environ})
+        assert proc.returncode == 2, proc.stderr
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln
+                 and "require_minimum" not in ln]
+        assert len(lines) == 1 and message in lines[0] and "hunter2" not in proc.stderr, proc.stderr
