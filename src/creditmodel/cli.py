@@ -676,8 +676,9 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
     import time
 
     from creditmodel.exceptions import BundleError
-    from creditmodel.features.asof import AsOfFeatures, read_enterprises
+    from creditmodel.features.asof import read_enterprises
     from creditmodel.features.online import parse_store
+    from creditmodel.features.online_pg import is_postgres, open_as_of
     from creditmodel.service.asof import score_as_of
 
     if args.as_of is None:
@@ -686,8 +687,8 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
         raise ConfigError("score --store: --keep goes with --input; the output has enterprise_id, as_of, loan_id, "
                           "new_to_bank, pd and grade")
     out = _frame_out(args.out)
-    store = parse_store(args.store)
-    inputs = {"--bundle": args.bundle, "--store": store,
+    store = args.store if is_postgres(args.store) else parse_store(args.store)
+    inputs = {"--bundle": args.bundle, **({} if is_postgres(args.store) else {"--store": store}),
               **({"--enterprises": args.enterprises} if args.enterprises else {})}
     check_output(out, kind="file", inputs=inputs, force=args.force)
     bundle = _load_bundle(args)
@@ -695,7 +696,7 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
         raise BundleError(f"bundle {bundle.path}: it carries no feature catalogue (feature_catalogue.json), so it "
                           f"cannot score from a store; re-export it")
     listed = read_enterprises(args.enterprises) if args.enterprises else None
-    features = AsOfFeatures(bundle.catalogue, store)
+    features = open_as_of(bundle.catalogue, store)
     try:
         as_of = features.check_date(args.as_of)
         started = time.perf_counter()

@@ -40,6 +40,10 @@ from creditmodel.features.online_pg import (  # noqa: E402
 from creditmodel.features.postgres import PostgresTranslationError, to_postgres_sql  # noqa: E402
 
 RTOL = 1e-12
+# Engines sum doubles in different orders; where a feature subtracts nearly equal sums (the inflow slope's
+# 12*sum(k*x) - 66*sum(x)) a last-bit difference of the sums shows as ~1e-12 relative of a small result,
+# ~1e-16 absolute. Across a whole world the comparison allows that much absolute difference too.
+ATOL = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +329,44 @@ def test_store_build_cli_loads_postgresql(small_world, pg_db, tmp_path, capsys):
     online = open_online(CATALOGUE, f"{pg_db}?schema=cli")
     assert isinstance(online, PostgresOnlineFeatures) and online.known(int(small_world.tables["loans"]["enterprise_id"][0]))
     online.close()
+
+
+# --- many borrowers as of one date ----------------------------------------------------------------------
+
+
+def test_as_of_in_bulk_equals_duckdb_and_the_offline_matrix(small_world, pg_db, tmp_path):
+    from datetime import date
+
+    from creditmodel.features.asof import AsOfFeatures
+    from creditmodel.features.build import available_features
+    from creditmodel.features.online_pg import open_as_of
+
+    tables = small_world.tables
+    kept, _ = available_features(tables)
+    path = tmp_path / "store.duckdb"
+    build_store(tables, path)
+    url = f"{pg_db}?schema=asof"
+    build_store_pg(tables, url)
+    d = date(2023, 7, 1)
+    with AsOfFeatures(kept, path) as duck, open_as_of(kept, url) as pg:
+        assert type(pg).__name__ == "PostgresAsOfFeatures"
+        who_duck, who_pg = duck.borrowers(d), pg.borrowers(d)
+        assert len(who_pg) > 50 and who_pg["loan_id"].tolist() == who_duck["loan_id"].tolist()
+        assert who_pg["enterprise_id"].tolist() == who_duck["enterprise_id"].tolist()
+        bulk_duck, bulk_pg = duck.compute_many(who_duck, d), pg.compute_many(who_pg, d)
+        assert not frame_mismatches(bulk_duck, bulk_pg, rtol=RTOL, atol=ATOL), _problems(bulk_duck, bulk_pg)
+        assert (bulk_pg["grp_members"] > 0).sum() >= 3
+        apps = who_duck.assign(application_date=pd.Timestamp(d))
+        offline = build_features(tables, apps, features=kept).set_index("loan_id").loc[who_duck["loan_id"]]
+        names = [f.name for f in kept]
+        assert not frame_mismatches(offline[names].reset_index(drop=True), bulk_pg[names], rtol=RTOL, atol=ATOL)
+        # a list with terms, an unknown enterprise among them: scored as new to the bank
+        known = int(tables["enterprises"]["enterprise_id"].iloc[3])
+        listed = pg.check_listed(pd.DataFrame({"enterprise_id": [known, 987_654_321], "amount": [150_000.0, 80_000],
+                                               "term_months": [12, 24], "product": ["working_capital", "micro"],
+                                               "guarantee_type": ["unsecured", "third_party"]}))
+        a, b = duck.compute_many(duck.borrowers(d, listed), d), pg.compute_many(pg.borrowers(d, listed), d)
+        assert not frame_mismatches(a, b, rtol=RTOL, atol=ATOL) and pg.known_many(listed["enterprise_id"]).tolist() == [True, False]
+        without_terms = pd.DataFrame({"enterprise_id": who_duck["enterprise_id"].head(5)})
+        assert pg.borrowers(d, pg.check_listed(without_terms))["loan_id"].tolist() == \
+            duck.borrowers(d, duck.check_listed(without_terms))["loan_id"].tolist()

@@ -180,8 +180,8 @@ def parse_store(spec: str | Path) -> Path:
     """A store location: ``duckdb:///path``, ``duckdb://relative/path`` or a plain path to a DuckDB file."""
     text = str(spec)
     if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"store {text.split('@')[-1]!r}: PostgreSQL stores are not supported by this version; "
-                         f"expected duckdb:///path or a DuckDB file")
+        raise StoreError(f"store {text.split('@')[-1]!r}: a PostgreSQL store is opened by "
+                         f"creditmodel.features.online_pg.open_online; expected duckdb:///path or a DuckDB file here")
     if text.startswith("duckdb://"):
         text = text[len("duckdb://"):]
     path = Path(text)

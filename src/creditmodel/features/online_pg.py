@@ -357,3 +357,87 @@ def open_online(features: Sequence[Feature], store: str | Path) -> OnlineFeature
     if is_postgres(store):
         return PostgresOnlineFeatures(features, str(store))
     return OnlineFeatures(features, store)
+
+
+# --- many borrowers as of one date (score --store postgresql://… --as-of) ----------------------------------
+
+
+def _as_of_class() -> type:
+    """PostgresAsOfFeatures, built on first use (features.asof imports features.online, as this module does)."""
+    from creditmodel.features.asof import KEY, TERMS, AsOfFeatures
+
+    class PostgresAsOfFeatures(PostgresOnlineFeatures, AsOfFeatures):
+        """``AsOfFeatures`` on a PostgreSQL store: the same borrowers, terms and catalogue SQL, one query for
+        all borrowers (their terms sent as arrays, unnested into the ``batch_apps`` relation)."""
+
+        def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
+            PostgresOnlineFeatures.__init__(self, features, store)
+            self._present = set(self._types)
+            self._fields = [KEY, "enterprise_id", *TERMS, "group_id", *self._attrs]
+            duck = self._bulk_query()  # the DuckDB query over `batch_apps`, from AsOfFeatures
+            try:
+                self._bulk = self._pg(duck)
+            except PostgresTranslationError as exc:
+                self.close()
+                raise StoreError(f"store {self.store_name}: the bundle's feature catalogue has no PostgreSQL "
+                                 f"form ({exc})") from None
+            ltypes = self._types["loans"]
+            kinds = {KEY: "BIGINT", "group_id": ltypes.get("group_id", "BIGINT"),
+                     **{c: ltypes[c] for c in ("enterprise_id", *TERMS, *self._attrs)}}
+            arrays = ", ".join(f"CAST(%(arr_{c})s AS {_PG_TYPE.get(kinds[c], 'text')}[])" for c in self._fields)
+            self._batch = f"unnest({arrays}) AS batch_apps({', '.join(self._fields)})"
+
+        def _latest(self, where: str, as_of: date, listed: pd.DataFrame | None = None) -> pd.DataFrame:
+            cols = self._loan_columns()
+            if listed is not None:
+                where = where.replace("(SELECT enterprise_id FROM listed)", "(SELECT unnest(%(listed)s::bigint[]))")
+            sql = (f"SELECT DISTINCT ON (l.enterprise_id) {cols} FROM {self.schema}.loans l {where} "
+                   f"ORDER BY l.enterprise_id, l.application_date DESC, l.loan_id DESC")
+            params: dict[str, Any] = {"d": as_of}
+            if listed is not None:
+                params["listed"] = [int(x) for x in listed["enterprise_id"]]
+            return self._frame(sql.replace("$d", "%(d)s"), params)
+
+        def active_loans(self, as_of: date) -> pd.DataFrame:
+            joins, conds = [], ["l.application_date < $d"]
+            if "loan_accounts" in self._present:
+                conds.append(f"NOT EXISTS (SELECT 1 FROM {self.schema}.loan_accounts w WHERE w.loan_id = l.loan_id "
+                             f"AND w.written_off_date < $d)")
+            if "balances" in self._present:  # the latest balance before the date (as DuckDB's arg_max)
+                joins.append(f"LEFT JOIN LATERAL (SELECT b.balance FROM {self.schema}.balances b WHERE b.loan_id = "
+                             f"l.loan_id AND b.date < $d AND b.balance IS NOT NULL ORDER BY b.date DESC LIMIT 1) b "
+                             f"ON true")
+                conds.append("coalesce(b.balance, l.amount) > 0")
+            else:
+                conds.append("l.application_date + make_interval(months => CAST(l.term_months AS integer)) > $d")
+            return self._latest(f"{' '.join(joins)} WHERE {' AND '.join(conds)}", as_of)
+
+        def compute_many(self, borrowers: pd.DataFrame, as_of: date) -> pd.DataFrame:
+            params: dict[str, Any] = {"d": as_of, f"arr_{KEY}": list(range(len(borrowers))),
+                                      "arr_enterprise_id": [int(x) for x in borrowers["enterprise_id"]]}
+            for c in self._fields[2:]:
+                values = borrowers[c].tolist() if c in borrowers.columns else [None] * len(borrowers)
+                params[f"arr_{c}"] = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+                                      else _plain(v) for v in values]
+            cur = self._connection().execute(self._bulk.replace("FROM batch_apps", f"FROM {self._batch}", 1), params)
+            frame = self._typed(cur.description, cur.fetchall())
+            return frame.sort_values(KEY, kind="stable").reset_index(drop=True)
+
+        def known_many(self, enterprise_ids: Any) -> np.ndarray:
+            ids = np.asarray(enterprise_ids, dtype=np.int64)
+            cur = self._connection().execute(
+                f"SELECT DISTINCT enterprise_id FROM {self.schema}.enterprises WHERE enterprise_id = ANY(%s)",
+                [[int(x) for x in ids]])
+            found = {r[0] for r in cur.fetchall()}
+            return np.isin(ids, list(found))
+
+    return PostgresAsOfFeatures
+
+
+def open_as_of(features: Sequence[Feature], store: str | Path) -> Any:
+    """The as-of feature source of a store location (``AsOfFeatures`` or its PostgreSQL form)."""
+    if is_postgres(store):
+        return _as_of_class()(features, str(store))
+    from creditmodel.features.asof import AsOfFeatures
+
+    return AsOfFeatures(features, store)
