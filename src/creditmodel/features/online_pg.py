@@ -279,6 +279,9 @@ class PostgresOnlineFeatures(OnlineFeatures):
             con.execute("SET default_transaction_read_only = on")
             con.execute("SET TIME ZONE 'UTC'")
             con.execute("SET jit = off")  # compiling a one-borrower query costs more than running it
+            # one generic plan for every borrower: PostgreSQL would otherwise re-plan the catalogue query for
+            # each request's values (custom plans look cheaper to it), which costs more than running it
+            con.execute("SET plan_cache_mode = force_generic_plan")
             self._local.con = con
             with self._lock:
                 self._connections.append(con)
@@ -333,19 +336,23 @@ class PostgresOnlineFeatures(OnlineFeatures):
         """Rows as the DuckDB path frames them: int64 keys, datetime64[ns] dates, float64 numbers, objects
         (None for NULL) for categories."""
         names = [d.name for d in description]
+        n = len(rows)
         columns = list(zip(*rows)) if rows else [() for _ in names]
         cats = {f.name for f in self.catalogue if f.is_categorical}
         data: dict[str, Any] = {}
         for name, values in zip(names, columns):
             if name in ("loan_id", "enterprise_id"):
-                data[name] = np.array(values, dtype=np.int64)
+                data[name] = np.fromiter(values, dtype=np.int64, count=n)
             elif name == "decision_date":
-                data[name] = pd.to_datetime(pd.Series(values, dtype=object)).astype("datetime64[ns]")
+                data[name] = np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
             elif name in cats:
-                data[name] = pd.Series(values, dtype=object)
-            else:
-                data[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-        return pd.DataFrame(data, columns=names)
+                column = np.empty(n, dtype=object)
+                column[:] = values
+                data[name] = pd.Series(column, dtype=object, copy=False)  # not pandas' inferred str dtype
+            else:  # NUMERIC (sums of integers) and DOUBLE PRECISION alike, NULL as NaN
+                data[name] = np.fromiter((np.nan if v is None else float(v) for v in values), dtype=np.float64,
+                                         count=n)
+        return pd.DataFrame(data, columns=names, copy=False)
 
 
 def _plain(v: Any) -> Any:
