@@ -135,8 +135,12 @@ def _setup(args: argparse.Namespace, root: Path) -> tuple[Path, Path, str, str, 
 
     timings = {}
     t = time.perf_counter()
-    _log(f"world of {args.enterprises:,} enterprises, density {args.density} (partitioned parquet)")
-    world = write_world_partitioned(root / "world", args.enterprises, args.seed, transaction_density=args.density)
+    world = Path(args.world) if args.world else root / "world"
+    if (world / "_dataset.json").exists():
+        _log(f"the world of {world} (kept from an earlier run)")
+    else:
+        _log(f"world of {args.enterprises:,} enterprises, density {args.density} (partitioned parquet)")
+        write_world_partitioned(world, args.enterprises, args.seed, transaction_density=args.density)
     timings["world_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     _log("store from the parquet files")
@@ -171,6 +175,8 @@ def main() -> None:
     ap.add_argument("--borrowers", choices=("active", "all"), default="active",
                     help="the active book (default) or every enterprise with a loan before the date")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--world", help="keep the generated world in this directory and reuse it when it is there "
+                                    "(it must be the world of the same --enterprises, --density and --seed)")
     ap.add_argument("--work", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.work:
