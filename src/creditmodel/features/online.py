@@ -22,6 +22,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -158,7 +161,7 @@ def build_store(tables: Mapping[str, pd.DataFrame | Sequence[Path]], path: Path,
         con.execute("SET threads TO 1").fetchall()
         con.execute("SET enable_progress_bar = false").fetchall()
         if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'").fetchall()
+            con.execute(f"SET memory_limit = '{check_memory_limit(memory_limit)}'").fetchall()
             spill = str(path.parent / f".{path.name}.spill").replace("'", "''")
             con.execute(f"SET temp_directory = '{spill}'").fetchall()
         firsts, lasts = [], []
@@ -211,6 +214,14 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def check_memory_limit(text: str) -> str:
+    """A DuckDB memory limit as a person writes it ("4GB", "512 MiB"), checked (ValueError naming it)."""
+    value = str(text).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
+        raise ValueError(f"memory limit {str(text)[:40]!r}: expected a size such as 4GB or 512MiB")
+    return value
+
+
 def parse_store(spec: str | Path) -> Path:
     """A store location: ``duckdb:///path``, ``duckdb://relative/path`` or a plain path to a DuckDB file."""
     text = str(spec)
@@ -247,15 +258,22 @@ class OnlineFeatures:
     what the catalogue reads is one StoreError). Thread-safe: each call uses its own cursor.
     """
 
-    def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
+    def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> None:
         import duckdb  # here, not at import: reading a bundle's catalogue needs no DuckDB
 
         self.catalogue = tuple(features)
         self.store = parse_store(store)
         self._sql = compile_query(self.catalogue)
+        limit = check_memory_limit(memory_limit) if memory_limit else None
+        self.memory_limit = limit
         self._con = duckdb.connect()
+        self._spill: str | None = None
         try:
             self._con.execute("SET threads TO 1").fetchall()
+            if limit:  # what DuckDB may hold (default: 80% of the machine); the rest spills to disk
+                self._con.execute(f"SET memory_limit = '{limit}'").fetchall()
+                self._spill = tempfile.mkdtemp(prefix="creditmodel-duckdb-")
+                self._con.execute(f"SET temp_directory = '{self._spill}'").fetchall()
             quoted = str(self.store).replace("'", "''")
             self._con.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         except duckdb.Error as exc:
@@ -297,6 +315,8 @@ class OnlineFeatures:
 
     def close(self) -> None:
         self._con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     def _restricted_query(self) -> str:
         """The catalogue's query over CTEs that hold only the borrower's (and its group's) rows before d."""
