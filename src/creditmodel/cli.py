@@ -26,6 +26,15 @@ if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only b
 EXIT_ERROR = 2
 
 
+def _memory_limit(text: str) -> str:
+    from creditmodel.features.online import check_memory_limit
+
+    try:
+        return check_memory_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -696,7 +705,7 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
         raise BundleError(f"bundle {bundle.path}: it carries no feature catalogue (feature_catalogue.json), so it "
                           f"cannot score from a store; re-export it")
     listed = read_enterprises(args.enterprises) if args.enterprises else None
-    features = open_as_of(bundle.catalogue, store)
+    features = open_as_of(bundle.catalogue, store, memory_limit=args.memory_limit)
     try:
         as_of = features.check_date(args.as_of)
         started = time.perf_counter()
@@ -1001,6 +1010,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
     p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
     p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
+    p.add_argument("--memory-limit", type=_memory_limit, help="with --store: what the store's query may hold in "
+                   "memory, e.g. 4GB (default: DuckDB's, 80%% of the machine); the rest spills to a temporary directory")
     _add_trust_options(p)
     p.set_defaults(func=_cmd_score)
 

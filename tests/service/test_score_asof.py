@@ -5,6 +5,7 @@ nothing written."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -115,3 +116,21 @@ def test_bad_stores_lists_and_arguments_are_refused(book, tmp_path, capsys):
     # the store is left as it was: opened read-only
     with duckdb.connect(str(book["store"]), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM loans").fetchall()[0][0] == len(book["tables"]["loans"])
+
+
+def test_a_memory_limit_changes_nothing_but_memory(book, tmp_path, capsys):
+    """DuckDB spills what does not fit under --memory-limit; the ratings are the same, and no spill is left."""
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("creditmodel-duckdb-*"))
+    assert _score(book, tmp_path / "free.parquet") == 0
+    assert _score(book, tmp_path / "bounded.parquet", "--memory-limit", "300MB") == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "free.parquet"),
+                                  pd.read_parquet(tmp_path / "bounded.parquet"))
+    assert set(Path(tempfile.gettempdir()).glob("creditmodel-duckdb-*")) == before
+    capsys.readouterr()
+    out = tmp_path / "rated.parquet"
+    with pytest.raises(SystemExit) as exit_:  # argparse's own exit, with its one-line error
+        _score(book, out, "--memory-limit", "lots")
+    _refused(capsys, exit_.value.code, out, "expected a size such as 4GB")
+    _refused(capsys, _score(book, out, "--memory-limit", "8MB"), out, "needs more memory than the limit given (8MB)")

@@ -44,8 +44,8 @@ class AsOfFeatures(OnlineFeatures):
     The store is opened and checked against the catalogue as ``OnlineFeatures`` does (one StoreError
     naming the table or column that does not fit)."""
 
-    def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
-        super().__init__(features, store)
+    def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> None:
+        super().__init__(features, store, memory_limit=memory_limit)
         self._present = set(self._types)
         self._bulk = self._bulk_query()
 

@@ -22,6 +22,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -126,25 +129,60 @@ def _typed(name: str, columns: Sequence[str]) -> str:
     return ", ".join(out)
 
 
-def build_store(tables: Mapping[str, pd.DataFrame], path: Path) -> dict[str, int]:
+def parquet_tables(root: str | Path) -> dict[str, list[Path]]:
+    """The parquet files of each canonical table in a directory (``<table>.parquet`` or the parts of
+    ``<table>/``, as ``write_world_partitioned`` and ``data map`` write them): a store built from them
+    never holds a table in memory."""
+    root = Path(root)
+    found: dict[str, list[Path]] = {}
+    for name in TABLES:
+        one, parts = root / f"{name}.parquet", root / name
+        if one.is_file():
+            found[name] = [one]
+        elif parts.is_dir():
+            files = sorted(p for p in parts.glob("*.parquet") if not p.name.startswith((".", "_")))
+            if files:
+                found[name] = files
+    return found
+
+
+def build_store(tables: Mapping[str, pd.DataFrame | Sequence[Path]], path: Path, *,
+                memory_limit: str | None = None) -> dict[str, int]:
     """Write the canonical tables into a new DuckDB file at `path` (which must not exist yet), typed and
-    sorted for per-borrower lookups; returns the rows per table. The caller owns the output rules."""
+    sorted for per-borrower lookups; returns the rows per table. The caller owns the output rules.
+
+    tables: frames, or the parquet files of each table (``parquet_tables``), which DuckDB reads and sorts
+    out of core (``memory_limit``, e.g. "4GB", bounds what it holds; the rest spills beside `path`)."""
     import duckdb
 
     path = Path(path)
     counts: dict[str, int] = {}
     with duckdb.connect(str(path)) as con:
         con.execute("SET threads TO 1").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
+        if memory_limit:
+            con.execute(f"SET memory_limit = '{check_memory_limit(memory_limit)}'").fetchall()
+            spill = str(path.parent / f".{path.name}.spill").replace("'", "''")
+            con.execute(f"SET temp_directory = '{spill}'").fetchall()
         firsts, lasts = [], []
         for name in TABLES:
-            df = tables.get(name)
-            if df is None:
+            src = tables.get(name)
+            if src is None:
                 continue
-            con.register("incoming", df)
             order = ", ".join(_ORDER[name])
-            typed = _typed(name, list(df.columns))
+            if isinstance(src, pd.DataFrame):
+                con.register("incoming", src)
+                columns = list(src.columns)
+            else:
+                files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in src)
+                con.execute(f"CREATE TEMP VIEW incoming AS SELECT * FROM read_parquet([{files}])").fetchall()
+                columns = [r[0] for r in con.execute("DESCRIBE incoming").fetchall()]
+            typed = _typed(name, columns)
             con.execute(f"CREATE TABLE {name} AS SELECT {typed} FROM incoming ORDER BY {order}").fetchall()
-            con.unregister("incoming")
+            if isinstance(src, pd.DataFrame):
+                con.unregister("incoming")
+            else:
+                con.execute("DROP VIEW incoming").fetchall()
             if name in ("loans", "enterprises"):
                 con.execute(f"CREATE INDEX {name}_enterprise ON {name} (enterprise_id)").fetchall()
             counts[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
@@ -174,6 +212,14 @@ def _literal(value: Any) -> str:
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def check_memory_limit(text: str) -> str:
+    """A DuckDB memory limit as a person writes it ("4GB", "512 MiB"), checked (ValueError naming it)."""
+    value = str(text).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
+        raise ValueError(f"memory limit {str(text)[:40]!r}: expected a size such as 4GB or 512MiB")
+    return value
 
 
 def parse_store(spec: str | Path) -> Path:
@@ -212,15 +258,22 @@ class OnlineFeatures:
     what the catalogue reads is one StoreError). Thread-safe: each call uses its own cursor.
     """
 
-    def __init__(self, features: Sequence[Feature], store: str | Path) -> None:
+    def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> None:
         import duckdb  # here, not at import: reading a bundle's catalogue needs no DuckDB
 
         self.catalogue = tuple(features)
         self.store = parse_store(store)
         self._sql = compile_query(self.catalogue)
+        limit = check_memory_limit(memory_limit) if memory_limit else None
+        self.memory_limit = limit
         self._con = duckdb.connect()
+        self._spill: str | None = None
         try:
             self._con.execute("SET threads TO 1").fetchall()
+            if limit:  # what DuckDB may hold (default: 80% of the machine); the rest spills to disk
+                self._con.execute(f"SET memory_limit = '{limit}'").fetchall()
+                self._spill = tempfile.mkdtemp(prefix="creditmodel-duckdb-")
+                self._con.execute(f"SET temp_directory = '{self._spill}'").fetchall()
             quoted = str(self.store).replace("'", "''")
             self._con.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         except duckdb.Error as exc:
@@ -262,6 +315,8 @@ class OnlineFeatures:
 
     def close(self) -> None:
         self._con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     def _restricted_query(self) -> str:
         """The catalogue's query over CTEs that hold only the borrower's (and its group's) rows before d."""

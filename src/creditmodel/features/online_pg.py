@@ -444,10 +444,11 @@ def _as_of_class() -> type:
     return PostgresAsOfFeatures
 
 
-def open_as_of(features: Sequence[Feature], store: str | Path) -> Any:
-    """The as-of feature source of a store location (``AsOfFeatures`` or its PostgreSQL form)."""
+def open_as_of(features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> Any:
+    """The as-of feature source of a store location (``AsOfFeatures`` or its PostgreSQL form). memory_limit:
+    what the embedded DuckDB may hold (a PostgreSQL server manages its own memory)."""
     if is_postgres(store):
         return _as_of_class()(features, str(store))
     from creditmodel.features.asof import AsOfFeatures
 
-    return AsOfFeatures(features, store)
+    return AsOfFeatures(features, store, memory_limit=memory_limit)

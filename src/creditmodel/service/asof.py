@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from creditmodel.exceptions import StoreError
 from creditmodel.features.asof import AsOfFeatures
 from creditmodel.service.batch import score_frame
 
@@ -21,8 +22,14 @@ def score_as_of(bundle: Any, features: AsOfFeatures, as_of: date, listed: pd.Dat
                 reasons: bool = False) -> pd.DataFrame:
     """enterprise_id, as_of, the loan whose terms were scored (null: given), new_to_bank, pd, grade (and the
     top-3 reason codes) of every borrower, as of `as_of`."""
-    who = features.borrowers(as_of, None if listed is None else features.check_listed(listed))
-    frame = features.compute_many(who, as_of)
+    import duckdb
+
+    try:
+        who = features.borrowers(as_of, None if listed is None else features.check_listed(listed))
+        frame = features.compute_many(who, as_of)
+    except duckdb.OutOfMemoryException:
+        raise StoreError(f"store {str(features.store)!r}: rating as of {as_of} needs more memory than the limit "
+                         f"given ({features.memory_limit}); raise it, or list fewer enterprises") from None
     scored = score_frame(bundle, frame[list(bundle.schema.names)], reasons=reasons)
     out = pd.DataFrame({"enterprise_id": who["enterprise_id"].to_numpy(dtype=np.int64),
                         "as_of": pd.Timestamp(as_of), "loan_id": pd.array(who["loan_id"], dtype="Int64"),
