@@ -65,8 +65,9 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     # matured cohorts and the stability samples are all drawn from them
     known = as_of_tables(tables, as_of)
     origination = OriginationFeatures(bundle, known, dictionary)
-    origination.of(known["loans"])
-    rated = rerate_with_features(bundle, tables, book, as_of, dictionary, origination)[0]
+    # ... and the open book as of the date in the same query; every row scored once
+    origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]])
+    rated = rerate_with_features(bundle, known, book, as_of, dictionary, origination)[0]
     book = book.merge(rated, on="loan_id", how="left")
     watch = watch_list(tables, book, as_of, triggers)
     eva = loan_eva(book, book["pd_now"], config.pricing)
@@ -74,8 +75,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
     year_books = [(y, live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)) for y in years]
     year_books.append((as_of.year, book))
-    matured = matured_loans(bundle, tables, as_of, config, origination)
-    stable = stability(bundle, tables, as_of, dictionary=dictionary, origination=origination)
+    matured = matured_loans(bundle, known, as_of, config, origination)
+    stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",
