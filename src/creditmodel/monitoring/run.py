@@ -17,6 +17,7 @@ from creditmodel.monitoring.backtest import backtest_table, matured_loans
 from creditmodel.monitoring.book import (
     eva_by,
     live_book,
+    live_books,
     loan_eva,
     npl_by,
 )
@@ -73,8 +74,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     eva = loan_eva(book, book["pd_now"], config.pricing)
     first_year = int(tables["loans"]["application_date"].min().year)
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
-    year_books = [(y, live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)) for y in years]
-    year_books.append((as_of.year, book))
+    year_ends = live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary)
+    year_books = [*zip(years, year_ends), (as_of.year, book)]
     matured = matured_loans(bundle, known, as_of, config, origination)
     stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination)
     frames = {
