@@ -135,3 +135,33 @@ def test_one_shared_build_at_origination_gives_the_same_pds(demo_run, world_dir)
     pd.testing.assert_frame_equal(matured_loans(bundle, tables, as_of, config, shared),
                                   matured_loans(bundle, tables, as_of, config))
     assert shared.frame.index.is_unique
+
+
+def test_one_query_for_both_dates_gives_the_standalone_results(demo_run, world_dir):
+    """The run's one catalogue query (every loan at origination and the open book as of the date) and
+    its one scoring give the re-rating, the backtest and the stability of their own separate builds."""
+    from creditmodel.config import build_config
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.backtest import matured_loans
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate, rerate_with_features
+    from creditmodel.monitoring.stability import stability
+
+    as_of = pd.Timestamp("2023-09-30")
+    tables = read_tables(world_dir)
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    book = live_book(tables, as_of)
+    known = as_of_tables(tables, as_of)
+    shared = OriginationFeatures(bundle, known)
+    shared.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]])
+    assert len(shared.now) == len(book) and len(shared.frame) == len(known["loans"])
+    config = build_config({})
+    one = rerate_with_features(bundle, known, book, as_of, origination=shared)[0]
+    alone = rerate(bundle, tables, book, as_of)
+    pd.testing.assert_frame_equal(one, alone, check_exact=False, rtol=1e-9)
+    assert list(one["grade_now"]) == list(alone["grade_now"]) and list(one["notches"]) == list(alone["notches"])
+    pd.testing.assert_frame_equal(matured_loans(bundle, known, as_of, config, shared),
+                                  matured_loans(bundle, tables, as_of, config), check_exact=False, rtol=1e-9)
+    s1, s2 = stability(bundle, known, as_of, origination=shared), stability(bundle, tables, as_of)
+    pd.testing.assert_series_equal(s1.pd_reference, s2.pd_reference, check_exact=False, rtol=1e-9)
+    pd.testing.assert_series_equal(s1.pd_recent, s2.pd_recent, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(s1.csi, s2.csi, check_exact=False, rtol=1e-9)

@@ -38,8 +38,10 @@ def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object
     if loans.empty:
         return pd.DataFrame({"loan_id": pd.Series(dtype="int64"), "quarter": pd.Series(dtype=object),
                              "y": pd.Series(dtype="int64"), "pd": pd.Series(dtype="float64")})
-    X = origination.of(loans) if origination is not None else _features(bundle, known, loans, config.data_dictionary())
-    pd_ = bundle.predict_pd(X)
+    if origination is not None:
+        pd_ = origination.pd_of(loans)
+    else:
+        pd_ = bundle.predict_pd(_features(bundle, known, loans, config.data_dictionary()))
     return pd.DataFrame({"loan_id": loans["loan_id"].to_numpy(),
                          "quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
                          "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})

@@ -9,7 +9,7 @@ its own rate and a PD given per loan (e.g. the re-rated PD as of the date).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from creditmodel.exceptions import DataContractError
 from creditmodel.pricing.capital import loan_capital
 from creditmodel.pricing.raroc import eva
 
-__all__ = ["NPL_TOLERANCE", "eva_by", "live_book", "loan_eva", "npl_by", "npl_per_year"]
+__all__ = ["NPL_TOLERANCE", "eva_by", "live_book", "live_books", "loan_eva", "npl_by", "npl_per_year"]
 
 NPL_TOLERANCE = 0.01  # the unit's annual tolerance: officers within it are not penalised
 NPL_DPD = 90
@@ -43,8 +43,16 @@ def live_book(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date 
     A loan is open when applied for by ``as_of``, not written off by then and with a balance left
     (a loan before its first instalment has its full amount outstanding).
     """
+    return live_books(tables, [as_of], dictionary)[0]
+
+
+def live_books(tables: Mapping[str, pd.DataFrame], dates: Sequence[pd.Timestamp | dt.date | str],
+               dictionary: DataDictionary | None = None) -> list[pd.DataFrame]:
+    """:func:`live_book` at each of ``dates`` (in their order), the tables checked and the monthly
+    schedule joined once for all of them: each date reads the joined schedule cut at it, the rows
+    that joining the tables cut at it gives (a schedule row and its instalment share their date)."""
     d = dictionary or default_dictionary()
-    as_of = pd.Timestamp(as_of).normalize()
+    days = [pd.Timestamp(x).normalize() for x in dates]
     loans = _need(tables, "loans", "the live book")
     repayments = _need(tables, "repayments", "days past due")
     balances = _need(tables, "balances", "the NPL ratio (outstanding balance per month)")
@@ -52,9 +60,10 @@ def live_book(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date 
     officers = _need(tables, "officers", "the officers' teams")
     enterprises = _need(tables, "enterprises", "the borrowers' industries")
     first, last = loans["application_date"].min(), balances["date"].max()
-    if pd.isna(first) or not first <= as_of <= last:
-        raise DataContractError(f"--as-of {as_of.date()}: outside the data; expected a date from "
-                                f"{pd.Timestamp(first).date()} to {pd.Timestamp(last).date()}")
+    for as_of in days:
+        if pd.isna(first) or not first <= as_of <= last:
+            raise DataContractError(f"--as-of {as_of.date()}: outside the data; expected a date from "
+                                    f"{pd.Timestamp(first).date()} to {pd.Timestamp(last).date()}")
     unknown = sorted(set(accounts["officer_id"]) - set(officers["officer_id"]))
     if unknown:
         raise DataContractError(f"table loan_accounts: officer_id {unknown[0]} is not in table officers; "
@@ -63,9 +72,19 @@ def live_book(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date 
     if no_officer:
         raise DataContractError(f"table loan_accounts: loan_id {no_officer[0]} has no row; expected an officer "
                                 "for every loan")
+    if not days:
+        return []
+    latest = max(days)
+    joined = balances[balances["date"] <= latest].merge(
+        repayments[repayments["date"] <= latest], on=["loan_id", "date"], how="left")
+    return [_book_at(as_of, loans, repayments, joined if as_of == latest else joined[joined["date"] <= as_of],
+                     accounts, officers, enterprises, d) for as_of in days]
+
+
+def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, repayments: pd.DataFrame, sched: pd.DataFrame,
+             accounts: pd.DataFrame, officers: pd.DataFrame, enterprises: pd.DataFrame,
+             d: DataDictionary) -> pd.DataFrame:
     live = loans[loans["application_date"] <= as_of]
-    sched = balances[balances["date"] <= as_of].merge(
-        repayments[repayments["date"] <= as_of], on=["loan_id", "date"], how="left")
     if sched["days_past_due"].isna().any():
         bad = sched.loc[sched["days_past_due"].isna()].iloc[0]
         raise DataContractError(f"table balances: loan_id {bad.loan_id} on {pd.Timestamp(bad.date).date()} has "

@@ -17,6 +17,7 @@ from creditmodel.monitoring.backtest import backtest_table, matured_loans
 from creditmodel.monitoring.book import (
     eva_by,
     live_book,
+    live_books,
     loan_eva,
     npl_by,
 )
@@ -65,17 +66,18 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     # matured cohorts and the stability samples are all drawn from them
     known = as_of_tables(tables, as_of)
     origination = OriginationFeatures(bundle, known, dictionary)
-    origination.of(known["loans"])
-    rated = rerate_with_features(bundle, tables, book, as_of, dictionary, origination)[0]
+    # ... and the open book as of the date in the same query; every row scored once
+    origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]])
+    rated = rerate_with_features(bundle, known, book, as_of, dictionary, origination)[0]
     book = book.merge(rated, on="loan_id", how="left")
     watch = watch_list(tables, book, as_of, triggers)
     eva = loan_eva(book, book["pd_now"], config.pricing)
     first_year = int(tables["loans"]["application_date"].min().year)
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
-    year_books = [(y, live_book(tables, pd.Timestamp(year=y, month=12, day=31), dictionary)) for y in years]
-    year_books.append((as_of.year, book))
-    matured = matured_loans(bundle, tables, as_of, config, origination)
-    stable = stability(bundle, tables, as_of, dictionary=dictionary, origination=origination)
+    year_ends = live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary)
+    year_books = [*zip(years, year_ends), (as_of.year, book)]
+    matured = matured_loans(bundle, known, as_of, config, origination)
+    stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",

@@ -72,8 +72,12 @@ def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, mo
              ).set_index("loan_id")
     names = list(bundle.schema.names)
     f_dev, f_recent = frame.loc[dev["loan_id"].to_numpy(), names], frame.loc[recent["loan_id"].to_numpy(), names]
-    out.pd_reference = pd.Series(bundle.predict_pd(f_dev.reset_index()), index=f_dev.index, name="pd")
-    out.pd_recent = pd.Series(bundle.predict_pd(f_recent.reset_index()), index=f_recent.index, name="pd")
+    if origination is not None:  # the run's PDs at origination, each loan scored once
+        out.pd_reference = pd.Series(origination.pd_of(dev), index=f_dev.index, name="pd")
+        out.pd_recent = pd.Series(origination.pd_of(recent), index=f_recent.index, name="pd")
+    else:
+        out.pd_reference = pd.Series(bundle.predict_pd(f_dev.reset_index()), index=f_dev.index, name="pd")
+        out.pd_recent = pd.Series(bundle.predict_pd(f_recent.reset_index()), index=f_recent.index, name="pd")
     out.psi_pd = psi(out.pd_reference, out.pd_recent)
     out.psi_grade = psi(pd.Series(bundle.grade(out.pd_reference.to_numpy())),
                         pd.Series(bundle.grade(out.pd_recent.to_numpy())), categorical=True)

@@ -181,6 +181,20 @@ def _events(t: Trigger, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame,
                          "detail": hit["grade_origination"].astype(str) + "→" + hit["grade_now"].astype(str)})
 
 
+def _inflows_once(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: pd.Timestamp,
+                  triggers: list[Trigger]) -> Mapping[str, pd.DataFrame]:
+    """The tables with transactions cut once to the book's inflows in the widest window of the inflow
+    triggers, so that several of them do not each scan every transaction (each still applies its own cut)."""
+    months = [t.param("months") for t in triggers if t.kind == "inflow_drop"]
+    tx = tables.get("transactions")
+    if len(months) < 2 or tx is None:
+        return tables
+    start = as_of - pd.DateOffset(months=max(months) + 1)
+    tx = tx[(tx["direction"] == "in") & (tx["ts"] <= as_of + pd.Timedelta(days=1) - pd.Timedelta(1))
+            & (tx["ts"] > start) & tx["enterprise_id"].isin(book["enterprise_id"])]
+    return {**tables, "transactions": tx}
+
+
 def watch_list(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
                triggers: list[Trigger] | None = None) -> pd.DataFrame:
     """One row per open loan and fired trigger, sorted by officer, then severity and exposure (balance)
@@ -191,6 +205,7 @@ def watch_list(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: ob
             "event_date", "detail", "reason_en", "reason_zh"]
     frames = []
     base = book[["loan_id", "enterprise_id", "officer_id", "team", "balance"]]
+    tables = _inflows_once(tables, book, as_of, triggers)
     for t in triggers:
         ev = _events(t, tables, book, as_of)
         if ev.empty:
