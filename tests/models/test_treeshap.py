@@ -64,3 +64,66 @@ def test_the_demo_model_explained_exactly(demo_run):
     X = bundle.schema.encode(pd.read_parquet(out / "features.parquet"))
     reference = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
     assert np.max(np.abs(TreeShap(bundle.booster).values(X) - reference)) < 1e-9
+    from creditmodel.features.reasons import top_adverse
+    from creditmodel.models.treeshap import shap_values
+    from creditmodel.service.scoring import FastScorer
+
+    values = shap_values(bundle.booster, X)[0]
+    assert np.max(np.abs(values - reference)) < 1e-9
+    assert top_adverse(values, 3) == top_adverse(reference, 3)
+    found = FastScorer(bundle, num_threads=1).reasons(X[:300])  # the service's path, one thread
+    assert [[r.feature for r in row] for row in found] == [[bundle.schema.names[j] for j in row]
+                                                           for row in top_adverse(reference[:300], 3)]
+
+
+def _ranked(values, n=3):
+    order = np.argsort(-values, axis=1, kind="mergesort")[:, :n]
+    return [[int(j) for j in row if values[i, j] > 0] for i, row in enumerate(order)]
+
+
+def test_tied_reasons_are_ranked_as_lightgbm_ranks_them():
+    """Two features that play symmetric roles (equal covers) tie exactly in pred_contrib; a rounding
+    difference must not reorder them: shap_values hands such rows to pred_contrib."""
+    from creditmodel.models.treeshap import _ambiguous, shap_values
+
+    rng = np.random.default_rng(3)
+    a, b = np.repeat([0.0, 0.0, 1.0, 1.0], 500), np.tile(np.repeat([0.0, 1.0], 250), 4)
+    X = np.column_stack([b, a, rng.normal(size=2000), rng.normal(size=2000)])  # the tied pair is columns 0 and 1
+    y = (a + b == 2).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 20,
+                         "learning_rate": 0.5}, lgb.Dataset(X, y), num_boost_round=1)
+    reference = booster.predict(X, pred_contrib=True)[:, :-1]
+    assert (reference[:, 0] == reference[:, 1]).any()  # exact ties exist
+    tables = TreeShap(booster)
+    assert _ambiguous(tables.values(X)[:, tables.used]).any()
+    values, base = shap_values(booster, X)
+    assert base == booster.predict(X[:1], pred_contrib=True)[0, -1]
+    assert np.max(np.abs(values - reference)) < 1e-9
+    assert _ranked(values) == _ranked(reference)
+
+
+def test_reasons_of_a_larger_model_equal_pred_contribs():
+    """200 trees over missing values, zeros and a categorical feature, in threads: values to 1e-9, the same top 3."""
+    from creditmodel.models.treeshap import shap_values
+
+    X, y = _data(4000, seed=1)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7, "learning_rate": 0.05},
+                        lgb.Dataset(X, y, categorical_feature=[5]), num_boost_round=200)
+    reference = booster.predict(X, pred_contrib=True)
+    values, base = shap_values(booster, X, num_threads=2)
+    assert np.max(np.abs(values - reference[:, :-1])) < 1e-9 and base == reference[0, -1]
+    assert _ranked(values) == _ranked(reference[:, :-1])
+
+
+def test_the_tie_guard_flags_only_rows_whose_top_reasons_rounding_could_reorder():
+    from creditmodel.models.treeshap import _ambiguous
+
+    v = np.array([
+        [0.5, 0.3, 0.1, -0.2, -0.4],          # clear: not flagged
+        [0.5, 0.3, 0.3 + 1e-15, -0.2, 0.0],   # 2nd and 3rd within rounding
+        [0.5, 0.3, 0.1, 0.1 - 1e-14, -0.4],   # 3rd and 4th: which one is a reason
+        [0.5, 3e-17, -0.1, -0.2, -0.3],       # a top value at 0: adverse or not
+        [0.5, -0.2, -0.2, -0.3, -0.4],        # tied, but not adverse: no reason changes
+        [-0.1, -0.2, -0.3, -0.3, -0.5],       # nothing adverse
+    ])
+    assert _ambiguous(v, 3).tolist() == [False, True, True, True, False, False]
