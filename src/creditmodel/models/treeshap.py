@@ -193,9 +193,10 @@ class TreeShap:
         """One table per small tree, indexed by the bits of all its split decisions (bit k: the tree's k-th
         node goes left), kept per (tree, feature) slot; the slots sorted by feature, then tree."""
         n = self.n_nodes
-        rows = np.concatenate([np.full(m, t) for t, (_, m, _) in enumerate(small)] or [[]])
-        cols = np.concatenate([np.arange(first, first + m) for first, m, _ in small] or [[]])
-        weight = np.concatenate([2.0 ** np.arange(m) for _, m, _ in small] or [[]])
+        empty = [np.zeros(0, dtype=np.intp)]
+        rows = np.concatenate([np.full(m, t) for t, (_, m, _) in enumerate(small)] or empty)
+        cols = np.concatenate([np.arange(first, first + m) for first, m, _ in small] or empty)
+        weight = np.concatenate([2.0 ** np.arange(m) for _, m, _ in small] or empty)
         self._code_matrix = sp.csr_matrix((weight.astype(np.float32), (rows, cols)), shape=(len(small), n))
         slots: list[tuple[int, int, np.ndarray]] = []  # (feature, tree, table over 2^m codes)
         for t, (first, m, leaves) in enumerate(small):
@@ -226,7 +227,11 @@ class TreeShap:
         pattern is the weighted sum of its bits (another), and each (leaf, feature) slot reads its column of
         the leaf's table at that pattern."""
         n = self.n_nodes
-        cond_rows, cond_cols, sizes, pattern_rows, pattern_weight = [], [], [], [], []
+        cond_rows: list[int] = []
+        cond_cols: list[int] = []
+        sizes: list[int] = []
+        pattern_rows: list[int] = []
+        pattern_weight: list[float] = []
         slots: list[tuple[int, int, int, int]] = []  # (feature, leaf, offset of the value for pattern 0, d)
         tables, offset = [], 0
         for li, lf in enumerate(big):
