@@ -244,12 +244,15 @@ class FastScorer:
             return []
         values = self.contributions(X)
         out = []
+        own: dict[str, str | None] = {}  # the schema's reason of each feature, looked up once per call
         for i, adverse in enumerate(top_adverse(values, n)):
             row = []
             for j in adverse:
                 value = self.decoded(X, i, j)
                 name = self.names[j]
-                text = reason_text(name, value, lang, reason=self._reason(name, lang))
+                if name not in own:
+                    own[name] = self._reason(name, lang)
+                text = reason_text(name, value, lang, reason=own[name])
                 row.append(Reason(name, text, value, float(values[i, j])))
             out.append(row)
         return out
