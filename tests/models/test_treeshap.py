@@ -127,3 +127,20 @@ def test_the_tie_guard_flags_only_rows_whose_top_reasons_rounding_could_reorder(
         [-0.1, -0.2, -0.3, -0.3, -0.5],       # nothing adverse
     ])
     assert _ambiguous(v, 3).tolist() == [False, True, True, True, False, False]
+
+
+def test_top_adverse_ranks_as_a_stable_sort_of_the_whole_row():
+    """top_adverse picks the k largest without sorting whole rows: ties (also at the k-th place), NaN and
+    rows with fewer adverse values must come out as a stable sort of -values would give them."""
+    from creditmodel.features.reasons import top_adverse
+
+    def full_sort(values, n):
+        order = np.argsort(-values, axis=1, kind="mergesort")[:, :min(n, values.shape[1])]
+        return [[int(j) for j in row if values[i, j] > 0] for i, row in enumerate(order)]
+
+    rng = np.random.default_rng(0)
+    for width in (1, 2, 3, 4, 8):
+        v = rng.integers(-3, 4, size=(400, width)).astype(float) / 2  # many exact ties
+        v[rng.random(v.shape) < 0.05] = np.nan
+        for n in (1, 2, 3, 5):
+            assert top_adverse(v, n) == full_sort(v, n)

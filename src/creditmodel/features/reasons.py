@@ -54,9 +54,24 @@ def top_adverse(values: np.ndarray, n: int) -> list[list[int]]:
     if values.ndim != 2 or not len(values):
         return [[] for _ in range(len(values))]
     k = min(n, values.shape[1])
-    order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
+    if k == 0:
+        return [[] for _ in range(len(values))]
+    # the k largest per row without sorting whole rows: the candidates are the values >= the k-th largest;
+    # a row with exactly k of them (no tie at the boundary) orders them by a stable sort of k values, the
+    # others (ties at the k-th place, NaN) by a stable sort of the whole row, as before
+    kth = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]
+    candidate = values >= kth
+    plain = candidate.sum(axis=1) == k
+    order = np.empty((len(values), k), dtype=np.intp)
+    if plain.any():
+        cols = np.nonzero(candidate[plain])[1].reshape(-1, k)  # ascending column order within each row
+        vals = np.take_along_axis(values[plain], cols, axis=1)
+        order[plain] = np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="mergesort"), axis=1)
+    if not plain.all():
+        order[~plain] = np.argsort(-values[~plain], axis=1, kind="mergesort")[:, :k]
     top = np.take_along_axis(values, order, axis=1)
-    return [[int(j) for j, c in zip(order[i], top[i]) if c > 0] for i in range(len(values))]
+    keep = top > 0
+    return [o[m].tolist() for o, m in zip(order, keep)]
 
 
 def format_value(name: str, value: object, lang: str = "en") -> str:
