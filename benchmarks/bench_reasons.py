@@ -8,7 +8,8 @@ the configuration's shape (7 leaves, learning rate 0.02) with exactly N trees on
 labels, the size of model a large book gives. For each model it tiles the feature matrix to `--rows`,
 then times, on the same rows: pred_contrib with 1 thread and with all threads, then `shap_values` (the
 tables, the tie guard and its pred_contrib for the rows it flags), each followed by the top-3
-selection; and one row at a time (the service's case) with one thread. CPU seconds beside wall
+selection; and one row at a time (the service's case) with one thread: pred_contrib, the tables alone,
+and `shap_values` (which takes pred_contrib for a few rows of a small forest). CPU seconds beside wall
 seconds: the machine is shared. Prints one JSON object, including the largest absolute difference of
 the values and whether the top-3 features are the same on every row.
 
@@ -56,7 +57,7 @@ def per_row(fn, X: np.ndarray, n: int) -> dict:
 
 
 def bench_model(name: str, booster, base: np.ndarray, rows_list: list[int], single: int) -> dict:
-    from creditmodel.models.treeshap import TreeShap, shap_values
+    from creditmodel.models.treeshap import SMALL_FOREST_NODES, TreeShap, shap_values
 
     shap, build_s, build_cpu = timed(TreeShap, booster)
     shap_values(booster, base[:1])  # builds the cached tables and asks the base value once
@@ -90,7 +91,9 @@ def bench_model(name: str, booster, base: np.ndarray, rows_list: list[int], sing
     out["single_row"] = {
         "rows": single,
         "pred_contrib_1_thread": per_row(lambda r: booster.predict(r, pred_contrib=True, num_threads=1), base, single),
-        "treeshap_1_thread": per_row(lambda r: shap_values(booster, r, num_threads=1), base, single),
+        "treeshap_tables_1_thread": per_row(lambda r: shap.values(r, num_threads=1), base, single),
+        "shap_values_1_thread": per_row(lambda r: shap_values(booster, r, num_threads=1), base, single),
+        "shap_values_uses": ("pred_contrib" if shap.n_nodes < SMALL_FOREST_NODES else "tables") + " for one row",
     }
     return out
 

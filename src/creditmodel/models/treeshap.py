@@ -46,6 +46,10 @@ BLOCK_CELLS = 1 << 21  # rows per block x (nodes + slots): keeps a block's array
 TIE_TOLERANCE = 1e-12  # top values closer than this (to each other or to 0) are ranked by pred_contrib itself
 RANKED = 3  # the top values whose order the tie guard protects (reason codes use 3)
 PARALLEL_ROWS = 8192  # below this one thread does the whole matrix
+# A few rows of a small forest: pred_contrib's recursion costs less than the tables' fixed numpy overhead
+# (measured, one row, one thread: 56 trees / 325 nodes about 60 us either way; 600 trees / 3,600 nodes
+# pred_contrib 440 us against 50-90 us; benchmarks/bench_reasons.py `single_row`).
+FEW_ROWS, SMALL_FOREST_NODES = 4, 1000
 
 
 @dataclass
@@ -395,7 +399,8 @@ def shap_values(booster: Any, encoded: np.ndarray, *, num_threads: int | None = 
     """
     encoded = np.asarray(encoded, dtype=np.float64)
     shap = explainer(booster) if len(encoded) else None
-    if shap is None or encoded.ndim != 2 or encoded.shape[1] != shap.n_features:
+    if (shap is None or encoded.ndim != 2 or encoded.shape[1] != shap.n_features
+            or (len(encoded) <= FEW_ROWS and shap.n_nodes < SMALL_FOREST_NODES)):
         return pred_contrib_values(booster, encoded, num_threads=num_threads)
     values = shap.values(encoded, num_threads=num_threads)
     base = _base_value(booster, shap, num_threads)
