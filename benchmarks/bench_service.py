@@ -22,6 +22,10 @@ each measurement stops after --requests requests or --seconds seconds, whichever
 Client and servers share the machine's cores, so throughput is what the whole box does.
 Responses are checked: our PDs equal ``bundle.predict_pd`` and MLflow's scores equal the booster's.
 
+With ``--trees lightgbm compiled`` the same bundle is also served with its trees compiled (``creditmodel
+bundle compile``); with ``--breakdown`` each of our servers also answers ``GET /health`` (no model) and
+``/v1/score`` without reasons, interleaved with the scored requests, to show where a request's time goes.
+
 Batch: the demo rows replicated to --batch-rows (default 1M) in a parquet file, scored by the
 ``creditmodel score`` command (wall time including start-up, and the scoring loop's own rows/s),
 and with ``--reasons`` on --reason-rows rows.
@@ -157,12 +161,48 @@ def measure(name: str, url: str, path: str, one_row: list[bytes], hundred_rows: 
     return out, responses
 
 
+def breakdown(url: str, with_reasons: list[bytes], without: list[bytes], args) -> dict:
+    """Where a single request's time goes, on the same server: GET /health (HTTP, uvicorn and the app's
+    routing, no model), POST /v1/score without reasons (+ JSON parsing, validation, PD and grade) and with
+    them (+ TreeSHAP and the reason texts); sequential, keep-alive, interleaved so load hits all alike."""
+    lat: dict[str, list[float]] = {"health_get": [], "score_no_reasons": [], "score_with_reasons": []}
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for i in range(min(100, args.requests)):
+            c.get("/health")
+            c.post("/v1/score", content=with_reasons[i % len(with_reasons)], headers=HEADERS)
+        start = time.perf_counter()
+        for i in range(args.requests):
+            if time.perf_counter() - start > args.seconds and i >= 100:
+                break
+            t = time.perf_counter()
+            c.get("/health")
+            lat["health_get"].append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            c.post("/v1/score", content=without[i % len(without)], headers=HEADERS)
+            lat["score_no_reasons"].append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            c.post("/v1/score", content=with_reasons[i % len(with_reasons)], headers=HEADERS)
+            lat["score_with_reasons"].append((time.perf_counter() - t) * 1e3)
+    return {k: {"requests": len(v), **pct(v)} for k, v in lat.items()}
+
+
+def compiled_copy(bundle_dir: Path, signing_key: str | None, tmp: Path) -> Path:
+    """The bundle with its trees compiled (`creditmodel bundle compile`), signed again by `signing_key`."""
+    if not signing_key:
+        raise SystemExit("--trees compiled needs --signing-key (a key the servers trust) with --bundle")
+    out = tmp / "bundle_compiled"
+    subprocess.run([sys.executable, "-m", "creditmodel.cli", "bundle", "compile", "--bundle", str(bundle_dir),
+                    "--out", str(out), "--signing-key", signing_key], check=True, capture_output=True, text=True)
+    return out
+
+
 def prepare(args, tmp: Path):
     """Bundle dir, feature frame, model URI and tracking URI: given, or from a small pipeline run."""
     if args.bundle:
         if not (args.features and args.model_uri):
             raise SystemExit("--bundle needs --features and --model-uri (and --tracking-uri for a models:/ URI)")
-        return Path(args.bundle), pd.read_parquet(args.features), args.model_uri, args.tracking_uri, None
+        return (Path(args.bundle), pd.read_parquet(args.features), args.model_uri, args.tracking_uri, None,
+                args.signing_key)
     from creditmodel.config import build_config
     from creditmodel.export.signing import ENV_TRUSTED_KEYS, generate_keys
     from creditmodel.pipeline import run_pipeline
@@ -176,7 +216,7 @@ def prepare(args, tmp: Path):
     t0 = time.perf_counter()
     result = run_pipeline(config, tracking_uri=uri)
     return (result.bundle_dir, pd.read_parquet(result.features_path), result.tracked.model_uri, uri,
-            round(time.perf_counter() - t0, 1))
+            round(time.perf_counter() - t0, 1), str(private))
 
 
 def json_row(rec: dict) -> dict:
@@ -236,6 +276,11 @@ def main() -> None:
     ap.add_argument("--batch-rows", type=int, default=1_000_000)
     ap.add_argument("--reason-rows", type=int, default=100_000)
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--trees", nargs="+", default=["lightgbm"], choices=["lightgbm", "compiled"],
+                    help="serve the bundle as it is and/or with its trees compiled (creditmodel bundle compile)")
+    ap.add_argument("--signing-key", help="private key that signs the compiled bundle (with --bundle)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time GET /health and /v1/score without reasons on the same server")
     args = ap.parse_args()
 
     from creditmodel.export.bundle import load_bundle
@@ -243,12 +288,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     procs: list[subprocess.Popen] = []
     try:
-        bundle_dir, frame, model_uri, tracking_uri, train_s = prepare(args, tmp)
+        bundle_dir, frame, model_uri, tracking_uri, train_s, signing_key = prepare(args, tmp)
         bundle = load_bundle(bundle_dir)
         names = list(bundle.schema.names)
         sample = frame.sample(min(1000, len(frame)), random_state=0).reset_index(drop=True)
         feats = [json_row(r) for r in sample[names].to_dict("records")]
         ours_1 = [json.dumps({"applications": [{"id": str(i), "features": f}]}).encode() for i, f in enumerate(feats)]
+        ours_1_plain = [json.dumps({"applications": [{"id": str(i), "features": f}], "reasons": False}).encode()
+                        for i, f in enumerate(feats)]
         ours_100 = [json.dumps({"applications": [{"id": str(i), "features": f} for i, f in enumerate(feats[k:k + 100])]}).encode()
                     for k in range(0, len(feats) - 99, 100)]
         X = bundle.schema.encode(sample[names])
@@ -264,11 +311,16 @@ def main() -> None:
                      "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_1m_at_start": round(os.getloadavg()[0], 2)},
                      "client": f"httpx {httpx.__version__}, keep-alive, on the same machine", "servers": {}}
-        for workers in args.workers:
+        served = {"lightgbm": bundle_dir}
+        if "compiled" in args.trees:
+            log("compiling the trees")
+            served["compiled"] = compiled_copy(bundle_dir, signing_key, tmp)
+        for mode, workers in itertools.product(args.trees, args.workers):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            log(f"creditmodel serve, {workers} worker(s)")
-            proc, up = start([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle_dir),
+            log(f"creditmodel serve, {workers} worker(s), trees: {mode}")
+            suffix = "" if mode == "lightgbm" else "_compiled_trees"
+            proc, up = start([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(served[mode]),
                               "--port", str(port), "--workers", str(workers), "--log-level", "warning",
                               "--max-large-requests", "8"],  # the 100-row bodies (~300 KiB) come 4 at a time
                              url, "/health",
@@ -280,10 +332,13 @@ def main() -> None:
             res["startup_s"] = round(up, 2)
             res["check"] = {"max_abs_pd_diff_vs_bundle": float(np.max(np.abs(got - expected_pd[:len(got)]))),
                             "reasons_per_row_min": int(min(reasons))}
-            out["servers"][f"creditmodel_serve_workers_{workers}"] = res
+            if args.breakdown:
+                log("  creditmodel: breakdown (health, score without and with reasons)")
+                res["breakdown_single_request"] = breakdown(url, ours_1, ours_1_plain, args)
+            out["servers"][f"creditmodel_serve_workers_{workers}{suffix}"] = res
             stop(proc)
             procs.remove(proc)
-            if args.skip_mlflow:
+            if args.skip_mlflow or mode != "lightgbm":
                 continue
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -318,8 +373,9 @@ def main() -> None:
                 "uvicorn's multi-worker socket lacks TCP_NODELAY (protocol 0), so every response of a "
                 "multi-worker server waits ~40 ms (Nagle + delayed ACK); creditmodel serve sets it on its "
                 "listening socket, mlflow models serve -w N does not: compare at 1 worker for a like-for-like figure")
-        log(f"batch: creditmodel score on {args.batch_rows:,} rows")
-        out["batch_score"] = bench_batch(bundle_dir, frame, names, tmp, args.batch_rows, reasons=False)
+        if args.batch_rows:
+            log(f"batch: creditmodel score on {args.batch_rows:,} rows")
+            out["batch_score"] = bench_batch(bundle_dir, frame, names, tmp, args.batch_rows, reasons=False)
         if args.reason_rows:
             log(f"batch: creditmodel score --reasons on {args.reason_rows:,} rows")
             out["batch_score_with_reasons"] = bench_batch(bundle_dir, frame, names, tmp, args.reason_rows, reasons=True)

@@ -1,11 +1,13 @@
-"""Reason codes from SHAP values: the one TreeSHAP call, the ranking of adverse factors and their text.
+"""Reason codes from SHAP values: LightGBM's own TreeSHAP call, the ranking of adverse factors and their text.
 
 Beside the feature schema because a reason is a feature's text with its value: validation
 (``creditmodel.validation.explain``) and scoring (``creditmodel.service.scoring``) both use these
 functions, and the scoring path stays free of plotting and statistics packages.
 
-* :func:`shap_values`: LightGBM's exact TreeSHAP, ``booster.predict(X, pred_contrib=True)``, in
-  log-odds (margin) space; base value + row sum = ``booster.predict(X, raw_score=True)``;
+* :func:`pred_contrib_values`: LightGBM's exact TreeSHAP, ``booster.predict(X, pred_contrib=True)``, in
+  log-odds (margin) space; base value + row sum = ``booster.predict(X, raw_score=True)``; the reference
+  (and the fallback) of the tabulated TreeSHAP that scoring and validation use
+  (``creditmodel.models.treeshap.shap_values``);
 * :func:`top_adverse`: per row the ``n`` features with the largest positive (PD-raising) SHAP value,
   largest first, ties in column order; a row with fewer positive values gets fewer reasons;
 * :func:`reason_text`: the catalogue's reason with the value as a loan officer reads it
@@ -23,10 +25,10 @@ import pandas as pd
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.texts import text
 
-__all__ = ["format_value", "reason_text", "shap_values", "top_adverse"]
+__all__ = ["format_value", "pred_contrib_values", "reason_text", "top_adverse"]
 
 
-def shap_values(booster: Any, encoded: np.ndarray, *, num_threads: int | None = None) -> tuple[np.ndarray, float]:
+def pred_contrib_values(booster: Any, encoded: np.ndarray, *, num_threads: int | None = None) -> tuple[np.ndarray, float]:
     """Exact TreeSHAP of a binary LightGBM booster on an encoded matrix: (values (n, k), base value).
 
     ``pred_contrib`` returns k + 1 columns per row; the last one is the expected value of the margin
@@ -52,9 +54,24 @@ def top_adverse(values: np.ndarray, n: int) -> list[list[int]]:
     if values.ndim != 2 or not len(values):
         return [[] for _ in range(len(values))]
     k = min(n, values.shape[1])
-    order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
+    if k == 0:
+        return [[] for _ in range(len(values))]
+    # the k largest per row without sorting whole rows: the candidates are the values >= the k-th largest;
+    # a row with exactly k of them (no tie at the boundary) orders them by a stable sort of k values, the
+    # others (ties at the k-th place, NaN) by a stable sort of the whole row, as before
+    kth = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]
+    candidate = values >= kth
+    plain = candidate.sum(axis=1) == k
+    order = np.empty((len(values), k), dtype=np.intp)
+    if plain.any():
+        cols = np.nonzero(candidate[plain])[1].reshape(-1, k)  # ascending column order within each row
+        vals = np.take_along_axis(values[plain], cols, axis=1)
+        order[plain] = np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="mergesort"), axis=1)
+    if not plain.all():
+        order[~plain] = np.argsort(-values[~plain], axis=1, kind="mergesort")[:, :k]
     top = np.take_along_axis(values, order, axis=1)
-    return [[int(j) for j, c in zip(order[i], top[i]) if c > 0] for i in range(len(values))]
+    keep = top > 0
+    return [o[m].tolist() for o, m in zip(order, keep)]
 
 
 def format_value(name: str, value: object, lang: str = "en") -> str:

@@ -1,7 +1,8 @@
 """Per-loan explanations of a fitted PD model: exact TreeSHAP contributions and reason codes.
 
-LightGBM's own TreeSHAP, ``booster.predict(X, pred_contrib=True)``: exact path-dependent TreeSHAP in
-log-odds (margin) space; per row, base value + sum of the contributions = the raw margin. Reason codes
+Exact path-dependent TreeSHAP in log-odds (margin) space, LightGBM's ``pred_contrib`` values from the
+booster's tabulated trees (:mod:`creditmodel.models.treeshap`); per row, base value + sum of the
+contributions = the raw margin. Reason codes
 are the features that raise a loan's PD most, in the catalogue's reason text with the value behind it.
 Kept beside the models (no plotting, no scipy) so that scoring and `PDModel` use them without the
 validation stage; `creditmodel.validation.explain` builds its figures on them.
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from creditmodel.features.reasons import format_value, reason_text, shap_values  # noqa: F401  (one place, re-exported)
+from creditmodel.features.reasons import format_value, reason_text  # noqa: F401  (one place, re-exported)
 from creditmodel.models.gbm import LightGBMPD
+from creditmodel.models.treeshap import shap_values
 
 __all__ = ["Explanation", "shap_values", "explain", "format_value", "reason_text", "reason_codes"]
 
@@ -30,7 +32,7 @@ class Explanation:
 
 
 def explain(model: LightGBMPD, X: pd.DataFrame, loan_id: pd.Series | np.ndarray) -> Explanation:
-    """Exact TreeSHAP values of the LightGBM model for the rows of X (LightGBM's ``pred_contrib``)."""
+    """Exact TreeSHAP values of the LightGBM model for the rows of X (LightGBM's ``pred_contrib`` values)."""
     values, base = shap_values(model.booster_, model.schema_.encode(X))
     index = pd.Index(np.asarray(loan_id), name="loan_id")
     names = list(model.schema_.names)

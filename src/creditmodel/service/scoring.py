@@ -11,8 +11,9 @@ PDs equal ``bundle.predict_pd`` exactly, so a change to the bundle's encoding ca
 Reason codes (:func:`reason_codes_from_bundle`, :meth:`FastScorer.reasons`) are LightGBM's exact
 TreeSHAP (margin space): per row the ``n`` features with the largest positive (adverse) contribution,
 in the catalogue's reason text with the value behind it ("<reason>: <value>"); a row with fewer
-adverse features gets fewer reasons. The TreeSHAP call, the ranking and the text are
-:mod:`creditmodel.features.reasons`, the same functions validation uses.
+adverse features gets fewer reasons. The values come from the booster's tabulated TreeSHAP
+(:mod:`creditmodel.models.treeshap`, LightGBM's ``pred_contrib`` values to rounding, the same ranking);
+the ranking and the text are :mod:`creditmodel.features.reasons`, the same functions validation uses.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.exceptions import BundleError, RequestError
-from creditmodel.features.reasons import reason_text, shap_values, top_adverse
+from creditmodel.features.reasons import reason_text, top_adverse
+from creditmodel.models.treeshap import explainer, shap_values
 
 N_REASONS = 3
 
@@ -167,6 +169,7 @@ class FastScorer:
         self._trained_idx = np.array([j for j, _ in trained], dtype=np.intp)
         self._train_lo = np.array([r[0] for _, r in trained], dtype=np.float64)
         self._train_hi = np.array([r[1] for _, r in trained], dtype=np.float64)
+        explainer(bundle.booster)  # the reasons' tables, built once per booster (at start-up in the service)
         if self_check:
             self.check_parity()
 
@@ -241,12 +244,15 @@ class FastScorer:
             return []
         values = self.contributions(X)
         out = []
+        own: dict[str, str | None] = {}  # the schema's reason of each feature, looked up once per call
         for i, adverse in enumerate(top_adverse(values, n)):
             row = []
             for j in adverse:
                 value = self.decoded(X, i, j)
                 name = self.names[j]
-                text = reason_text(name, value, lang, reason=self._reason(name, lang))
+                if name not in own:
+                    own[name] = self._reason(name, lang)
+                text = reason_text(name, value, lang, reason=own[name])
                 row.append(Reason(name, text, value, float(values[i, j])))
             out.append(row)
         return out

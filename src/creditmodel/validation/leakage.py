@@ -178,7 +178,9 @@ def power_table(train: pd.DataFrame, y_train: np.ndarray, oot: pd.DataFrame, y_o
 def importance_shares(booster, encoded: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
     """Each feature's share of LightGBM's total gain and of the total mean |SHAP| (on `encoded` rows)."""
     gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=float)
-    contrib = np.asarray(booster.predict(encoded, pred_contrib=True))[:, :-1]
+    from creditmodel.models.treeshap import shap_values
+
+    contrib = shap_values(booster, encoded, ranked=0)[0]  # pred_contrib's values from the tabulated trees
     shap = np.abs(contrib).mean(axis=0)
     return pd.DataFrame({"feature": list(names),
                          "gain_share": gain / gain.sum() if gain.sum() > 0 else np.zeros_like(gain),
