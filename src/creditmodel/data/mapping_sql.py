@@ -107,6 +107,7 @@ class ColumnSQL:
     steps: list[Step] = field(default_factory=list)
     value: str = ""
     clean_text: bool = False  # the value is text already trimmed (a value map's targets)
+    values: frozenset[Any] | None = None  # every value the column can hold besides null, when known
     collisions: str | None = None  # hashed ids: the text step whose distinct count must be kept
 
     def checks(self) -> list[Step]:
@@ -225,6 +226,8 @@ def _value_map(c: _Chain, spec: Any, x: str, typ: Type) -> tuple[str, Type]:
         c.add(_lazy(f"{v} IS NULL AND {r} IS NOT NULL", f"{_trim(r)} IS NOT NULL"), check="in map", of=_trim(r),
               map_check=True)
     c.col.clean_text = clean
+    if clean:
+        c.col.values = frozenset(t.strip(_SPACES) for t in [*targets, spec.other] if t is not None)
     return v, out
 
 
@@ -265,10 +268,11 @@ def _dates(c: _Chain, spec: Any, x: str, typ: Type) -> tuple[str, Type]:
           of=_trim(r))
     if spec.pivot is None:
         return p, "ts"
-    # %y reads 00-68 as 20xx and 69-99 as 19xx; move each date into [pivot, pivot + 100)
-    y = f"year({p})"
-    shift = f"({spec.pivot} + (({y} - {spec.pivot}) % 100 + 100) % 100 - {y})"
-    return c.add(f"CASE WHEN {shift} = 0 THEN {p} ELSE {p} + to_years(CAST({shift} AS INTEGER)) END"), "ts"
+    # %y reads 00-68 as 20xx and 69-99 as 19xx; move each date into [pivot, pivot + 100): a date
+    # already there (two comparisons) is kept, the others move by whole centuries
+    first, end = (literal(dt.datetime(y, 1, 1)) for y in (spec.pivot, spec.pivot + 100))
+    shift = f"-100 * CAST(floor((year({p}) - {spec.pivot}) / 100) AS INTEGER)"
+    return c.add(f"CASE WHEN {p} >= {first} AND {p} < {end} THEN {p} ELSE {p} + to_years({shift}) END"), "ts"
 
 
 def _digit_ids(c: _Chain, x: str, typ: Type) -> tuple[str, Type]:
@@ -340,5 +344,7 @@ def column_sql(prefix: str, spec: Any, source: str, source_type: str, kind: str 
             x, typ = c.add(f"CAST({x} AS DOUBLE) * {spec.factor!r}"), "float"
             if kind == "int":
                 x, typ = _number(c, x, typ, "int")
+    if c.col.values is not None and (x != ident(c.col.steps[-1].name) or typ != "text"):
+        c.col.values = None  # a step after the value map changed its values
     c.col.value = c.add(x)
     return c.col
