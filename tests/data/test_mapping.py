@@ -705,3 +705,31 @@ def test_german_credit_runs_from_its_mapping_and_reaches_the_published_level(tmp
     assert 0.70 <= auc[("lightgbm", "oot")] <= 0.85, auc
     names = set(result.models.lightgbm.schema_.names)
     assert {"checking_status", "credit_history"} & names, sorted(names)[:20]
+
+
+def test_ids_two_digit_years_and_value_maps_against_python():
+    """The fast paths of digit ids, %y pivots and value maps give what plain Python gives."""
+    import calendar
+    import datetime as dt
+
+    from creditmodel.data.mapping import ColumnMapping, convert_values
+
+    ids = {"0001234": 1234, "C0001234": 1234, "CN-77x": 77, "12-34": 1234, " 56 ": 56, "9" * 18: int("9" * 18)}
+    assert convert_values(ColumnMapping(column="x", id="digits"), list(ids), "int") == list(ids.values())
+    with pytest.raises(Exception, match="1 value is not ids with 1 to 18 digits"):
+        convert_values(ColumnMapping(column="x", id="digits"), ["1", "9" * 19], "int")
+    days = [f"{d}/{yy:02d}" for yy in range(100) for d in ("29/02", "15/06")
+            if not (d == "29/02" and yy % 4)]
+    for pivot in (1950, 2000, 1800):
+        got = convert_values(ColumnMapping(column="x", date="%d/%m/%y", pivot=pivot), days, "date")
+        expected = []
+        for s in days:
+            d = dt.datetime.strptime(s, "%d/%m/%y")
+            year = pivot + (d.year - pivot) % 100
+            leap_day_lost = d.month == 2 and d.day == 29 and not calendar.isleap(year)
+            expected.append(d.replace(year=year, day=28 if leap_day_lost else d.day))
+        assert [g.date() for g in got] == [e.date() for e in expected], pivot
+    spec = ColumnMapping(column="x", map={" in ": ["C", "c "], "out": ["D"]})
+    assert convert_values(spec, ["C", " C", "c ", "D\u3000", None, "  "], "str") == ["in", "in", "in", "out", None, None]
+    with pytest.raises(Exception, match=r"1 source value not in map: 'X' \(2 rows\)"):
+        convert_values(spec, ["C", "X", " X "], "str")

@@ -12,9 +12,8 @@ data it passes is data the contracts pass.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
-
-import pandas as pd
 
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
@@ -32,36 +31,58 @@ def tables(dictionary: DataDictionary | None) -> dict[str, schema.Table]:
     return schema.resolve_tables(dictionary)
 
 
-def _rules(col: schema.Column, cutoff: pd.Timestamp | None) -> list[str]:
+def _cutoff(extraction_date: Any) -> dt.datetime | None:
+    """The extraction date as a datetime (pandas only for a value that is not a date already)."""
+    if extraction_date is None:
+        return None
+    if isinstance(extraction_date, dt.datetime):
+        return extraction_date.to_pydatetime() if hasattr(extraction_date, "to_pydatetime") else extraction_date
+    if isinstance(extraction_date, dt.date):
+        return dt.datetime(extraction_date.year, extraction_date.month, extraction_date.day)
+    import pandas as pd
+
+    return pd.Timestamp(extraction_date).to_pydatetime()
+
+
+def _bound(col: schema.Column, value: Any) -> str:
+    """A bound as a literal of the column's own type (no cast of every value to compare)."""
+    if col.kind == "int" and float(value).is_integer() and abs(float(value)) < 2**62:
+        return str(int(float(value)))
+    return repr(float(value))
+
+
+def _rules(col: schema.Column, cutoff: Any, known: frozenset[Any] | None = None) -> list[str]:
     c = ident(col.name)
     rules = []
     if not col.nullable:
         rules.append(f"{c} IS NULL" + (f" OR isnan({c})" if col.kind == "float" else ""))
-    if col.categories is not None:
+    if col.categories is not None and not (known is not None and known <= set(col.categories)):
         rules.append(f"{c} NOT IN ({', '.join(literal(v) for v in col.categories)})")
     if col.min_value is not None:
-        rules.append(f"{c} < {float(col.min_value)!r}" if col.kind in ("int", "float") else "FALSE")
+        rules.append(f"{c} < {_bound(col, col.min_value)}" if col.kind in ("int", "float") else "FALSE")
     if col.max_value is not None:
-        rules.append(f"{c} > {float(col.max_value)!r}" if col.kind in ("int", "float") else "FALSE")
+        rules.append(f"{c} > {_bound(col, col.max_value)}" if col.kind in ("int", "float") else "FALSE")
     if col.kind in ("date", "timestamp"):
         rules.append(f"{c} < {_FIRST} OR {c} > {_LAST}")
         if cutoff is not None:
-            whole_day = cutoff == cutoff.normalize()
-            limit = (cutoff + pd.Timedelta(days=1)) if whole_day else cutoff
-            rules.append(f"{c} {'>=' if whole_day else '>'} {literal(limit.to_pydatetime())}")
+            whole_day = cutoff.time() == dt.time(0)
+            limit = (cutoff + dt.timedelta(days=1)) if whole_day else cutoff
+            rules.append(f"{c} {'>=' if whole_day else '>'} {literal(limit)}")
     return rules
 
 
-def row_guard(t: schema.Table, types: dict[str, str], extraction_date: Any = None) -> str | None:
+def row_guard(t: schema.Table, types: dict[str, str], extraction_date: Any = None,
+              known: dict[str, frozenset[Any]] | None = None) -> str | None:
     """A condition true for a row that breaks one of ``t``'s row rules (kinds, nulls, vocabularies,
     domains, dates), over columns of the given DuckDB types; None when a column is absent or not of
-    its kind (the contracts must say which)."""
-    cutoff = None if extraction_date is None else pd.Timestamp(extraction_date)
+    its kind (the contracts must say which). ``known``: the only values some columns can hold
+    besides null (a value map's targets); a vocabulary holding them all is not checked per row."""
+    cutoff = _cutoff(extraction_date)
     rules = []
     for col in t.columns:
         if str(types.get(col.name, "")).upper() != KIND_TYPES[col.kind]:
             return None
-        rules += [f"({rule})" for rule in _rules(col, cutoff)]
+        rules += [f"({rule})" for rule in _rules(col, cutoff, (known or {}).get(col.name))]
     return " OR ".join(rules) or "FALSE"
 
 

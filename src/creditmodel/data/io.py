@@ -20,14 +20,15 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary
 from creditmodel.exceptions import ConfigError, DataContractError
 from creditmodel.outputs import Output
+
+if TYPE_CHECKING:  # imported where used: ``data map`` writes its output without loading pandas
+    import pandas as pd
 
 __all__ = ["extraction_timestamp", "read_tables", "write_tables", "load_tables", "DATASET_FILE", "declared_extraction_date",
            "write_dataset_info", "resolve_extraction_date"]
@@ -54,6 +55,8 @@ def _clean_name(name: Any) -> str:
 
 
 def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
+    import pandas as pd
+
     try:
         header = pd.read_csv(path, nrows=0, encoding=encoding, sep=delimiter)
     except pd.errors.EmptyDataError:
@@ -74,6 +77,8 @@ def _check_delimiter(path: Path, columns: list[str], delimiter: str) -> None:
 
 
 def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataFrame:
+    import pandas as pd
+
     t = schema.TABLES[table]
     kinds = {c.name: c.kind for c in t.columns}
     try:
@@ -117,6 +122,8 @@ def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataF
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
@@ -145,6 +152,8 @@ def _parts(directory: Path, table: str) -> list[Path]:
 
 
 def _read_parts(directory: Path, table: str) -> pd.DataFrame:
+    import pandas as pd
+
     parts = _parts(directory, table)
     try:
         return pd.read_parquet([str(p) for p in parts])
@@ -257,6 +266,8 @@ def load_tables(
 
 def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
     """An extraction date as a naive timestamp; DataContractError when it is not a date."""
+    import pandas as pd
+
     try:
         cutoff = pd.Timestamp(extraction_date)
     except (TypeError, ValueError) as exc:
@@ -271,6 +282,8 @@ def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
 
 
 def _parse_declared(value: Any, where: str) -> pd.Timestamp:
+    import pandas as pd
+
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         raise DataContractError(f"{where}: extraction_date {value!r} is not a date; expected \"YYYY-MM-DD\"")
     try:
@@ -317,9 +330,10 @@ def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
 
 def write_dataset_info(out_dir: str | Path, extraction_date: Any) -> Path:
     """Declare a directory's as-of date: write ``<out_dir>/_dataset.json``."""
-    ts = extraction_timestamp(extraction_date)
+    day = (extraction_date if type(extraction_date) is date
+           else extraction_timestamp(extraction_date).date())
     path = Path(out_dir) / DATASET_FILE
-    path.write_text(json.dumps({"extraction_date": ts.date().isoformat()}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"extraction_date": day.isoformat()}, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -354,6 +368,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
     existing ``out_dir`` is replaced only when it is empty or an earlier output of creditmodel
     (``creditmodel.outputs``; anything else raises ConfigError), and on failure nothing is left behind.
     """
+    import pandas as pd
+
     out = Path(out_dir).expanduser()
     for name, df in tables.items():
         if not isinstance(name, str) or not name or name.startswith(".") or any(

@@ -22,10 +22,8 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +31,9 @@ from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
 from creditmodel.exceptions import ConfigError, DataContractError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made (Excel, SQL, the contracts), not by data map's fast path
+    import pandas as pd
 
 __all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped",
            "convert_values"]
@@ -327,6 +328,9 @@ def _check_columns(table: str, where: str, columns: list[str], needed: set[str] 
 
 
 def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
+    import numpy as np
+    import pandas as pd
+
     arrays = {}
     for name in df.columns:
         s = df[name]
@@ -346,12 +350,14 @@ def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
 def _as_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    if isinstance(v, (dt.datetime, pd.Timestamp)):
+    if isinstance(v, dt.datetime):  # also a pandas Timestamp
         return v.isoformat(sep=" ")
     return str(v).strip()
 
 
 def _read_excel(path: Path, source: Source, table: str, needed: set[str] | None, text: set[str]) -> pa.Table:
+    import pandas as pd
+
     try:
         df = pd.read_excel(path, sheet_name=source.sheet, header=0 if source.header else None,
                            names=source.names if not source.header else None,
@@ -402,6 +408,7 @@ def _shown_url(url: str) -> str:
 
 
 def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str]) -> pa.Table:
+    import pandas as pd
     import sqlalchemy as sa
 
     url = _engine_url(source.url or "")
@@ -767,6 +774,8 @@ def _convert_all(con: Any, mapping: Mapping, base: Path, dictionary: DataDiction
 def _frames(con: Any, mapped: dict[str, _Converted], mapping: Mapping, dictionary: DataDictionary
             ) -> dict[str, pd.DataFrame]:
     """The mapped tables through the contracts (``validate_tables``), every further mapped column kept."""
+    import pandas as pd
+
     from creditmodel.data.contracts import validate_tables
 
     tables = {}
@@ -846,7 +855,8 @@ def _write_checked(con: Any, mapped: dict[str, _Converted], mapping: Mapping, ba
                 if error is not None:
                     raise error
         types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {conv.query}").fetchall()}
-        guard = contracts_sql.row_guard(specs[name], types, mapping.extraction_date)
+        known = {n: c.values for n, c in conv.columns.items() if c.values is not None}
+        guard = contracts_sql.row_guard(specs[name], types, mapping.extraction_date, known)
         if guard is None:
             return None
         first = ident(next(iter(types)))

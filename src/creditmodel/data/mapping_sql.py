@@ -106,6 +106,8 @@ class ColumnSQL:
 
     steps: list[Step] = field(default_factory=list)
     value: str = ""
+    clean_text: bool = False  # the value is text already trimmed (a value map's targets)
+    values: frozenset[Any] | None = None  # every value the column can hold besides null, when known
     collisions: str | None = None  # hashed ids: the text step whose distinct count must be kept
 
     def checks(self) -> list[Step]:
@@ -204,17 +206,28 @@ def _value_map(c: _Chain, spec: Any, x: str, typ: Type) -> tuple[str, Type]:
     else:
         out = "text"
     cast = {"bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE", "text": "VARCHAR"}[out]
+
+    def target(v: Any) -> str:
+        # text targets are trimmed here, once, as a str column's values would be in every row
+        if out == "text" and isinstance(v, str) and v.strip(_SPACES):
+            v = v.strip(_SPACES)
+        return f"CAST({literal(v)} AS {cast})"
+
+    clean = out == "text" and all(isinstance(v, str) and v.strip(_SPACES) for v in [*targets, spec.other]
+                                  if v is not None)
     r = c.add(_raw(x, typ))
-    t = _trim(r)
-    keys = ", ".join(literal(k) for k in pairs)
-    whens = " ".join(f"WHEN {literal(k)} THEN CAST({literal(v)} AS {cast})" for k, v in pairs.items())
-    other = "NULL" if spec.other is None else f"CAST({literal(spec.other)} AS {cast})"
-    if spec.other is None:
-        c.add(_lazy(f"{r} NOT IN ({keys})", f"{t} IS NOT NULL AND {t} NOT IN ({keys})"), check="in map", of=t,
+    whens = " ".join(f"WHEN {literal(k)} THEN {target(v)}" for k, v in pairs.items())
+    other = "NULL" if spec.other is None else target(spec.other)
+    # the codes as given first (one CASE, no trimming); a code with spaces around it is trimmed,
+    # and a cell of spaces only is null
+    v = c.add(f"CASE WHEN {r} IS NULL THEN NULL ELSE CASE {r} {whens} ELSE "
+              f"CASE trim({r}, {literal(_SPACES)}) WHEN '' THEN NULL {whens} ELSE {other} END END END")
+    if spec.other is None:  # a mapped code is never null here: null means unmapped (or an empty cell)
+        c.add(_lazy(f"{v} IS NULL AND {r} IS NOT NULL", f"{_trim(r)} IS NOT NULL"), check="in map", of=_trim(r),
               map_check=True)
-    # the codes as given first; a code with spaces around it (or an empty cell) is trimmed first
-    v = c.add(f"CASE WHEN {r} IN ({keys}) THEN CASE {r} {whens} END "
-              f"WHEN {t} IS NULL THEN NULL ELSE CASE {t} {whens} ELSE {other} END END")
+    c.col.clean_text = clean
+    if clean:
+        c.col.values = frozenset(t.strip(_SPACES) for t in [*targets, spec.other] if t is not None)
     return v, out
 
 
@@ -255,10 +268,11 @@ def _dates(c: _Chain, spec: Any, x: str, typ: Type) -> tuple[str, Type]:
           of=_trim(r))
     if spec.pivot is None:
         return p, "ts"
-    # %y reads 00-68 as 20xx and 69-99 as 19xx; move each date into [pivot, pivot + 100)
-    y = f"year({p})"
-    shift = f"({spec.pivot} + (({y} - {spec.pivot}) % 100 + 100) % 100 - {y})"
-    return c.add(f"CASE WHEN {shift} = 0 THEN {p} ELSE {p} + to_years(CAST({shift} AS INTEGER)) END"), "ts"
+    # %y reads 00-68 as 20xx and 69-99 as 19xx; move each date into [pivot, pivot + 100): a date
+    # already there (two comparisons) is kept, the others move by whole centuries
+    first, end = (literal(dt.datetime(y, 1, 1)) for y in (spec.pivot, spec.pivot + 100))
+    shift = f"-100 * CAST(floor((year({p}) - {spec.pivot}) / 100) AS INTEGER)"
+    return c.add(f"CASE WHEN {p} >= {first} AND {p} < {end} THEN {p} ELSE {p} + to_years({shift}) END"), "ts"
 
 
 def _digit_ids(c: _Chain, x: str, typ: Type) -> tuple[str, Type]:
@@ -266,13 +280,11 @@ def _digit_ids(c: _Chain, x: str, typ: Type) -> tuple[str, Type]:
         return f"CAST({x} AS BIGINT)", "int"
     r = c.add(_raw(x, typ))
     t = _trim(r)
-    every = f"regexp_replace({t}, '[^0-9]', '', 'g')"
-    # digits only ("0001234"); one run of digits in text ("C0001234"); else every digit ("12-34")
-    digits = c.add(f"regexp_full_match({r}, '[0-9]{{1,18}}')")
-    run = c.add(f"CASE WHEN NOT {digits} THEN TRY_CAST(nullif(regexp_extract({r}, {literal(_ONE_RUN)}, 1), '') "
-                f"AS BIGINT) END")
-    v = c.add(f"CASE WHEN {digits} THEN CAST({r} AS BIGINT) WHEN {run} IS NOT NULL THEN {run} "
-              f"WHEN {r} IS NOT NULL AND length({every}) BETWEEN 1 AND 18 THEN TRY_CAST({every} AS BIGINT) END")
+    # one run of digits, alone ("0001234") or in text ("C0001234"): one regular expression on the
+    # raw text; else (only there) every digit of the trimmed text ("12-34"), if 1 to 18 of them
+    every = f"TRY_CAST(regexp_extract(regexp_replace({t}, '[^0-9]', '', 'g'), '^[0-9]{{1,18}}$') AS BIGINT)"
+    run = c.add(f"TRY_CAST(nullif(regexp_extract({r}, {literal(_ONE_RUN)}, 1), '') AS BIGINT)")
+    v = c.add(f"CASE WHEN {run} IS NOT NULL THEN {run} ELSE {every} END")  # (coalesce is not lazy)
     c.add(_lazy(f"{v} IS NULL AND {r} IS NOT NULL", f"{t} IS NOT NULL"), check="ids with 1 to 18 digits", of=t)
     return v, "int"
 
@@ -324,7 +336,7 @@ def column_sql(prefix: str, spec: Any, source: str, source_type: str, kind: str 
             x, typ = _dates(c, _NoFormat, x, typ)
         elif kind in ("int", "float", "bool"):
             x, typ = _kind(c, x, typ, kind)
-        elif kind == "str":
+        elif kind == "str" and not (c.col.clean_text and typ == "text"):
             x, typ = _kind(c, x, typ, kind)
         if spec.factor != 1.0:
             if typ not in ("int", "float"):
@@ -332,5 +344,7 @@ def column_sql(prefix: str, spec: Any, source: str, source_type: str, kind: str 
             x, typ = c.add(f"CAST({x} AS DOUBLE) * {spec.factor!r}"), "float"
             if kind == "int":
                 x, typ = _number(c, x, typ, "int")
+    if c.col.values is not None and (x != ident(c.col.steps[-1].name) or typ != "text"):
+        c.col.values = None  # a step after the value map changed its values
     c.col.value = c.add(x)
     return c.col
