@@ -14,6 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import sigmoid
 
+PREDICT_CHUNK_ROWS = 100_000  # rows encoded at a time for prediction (about 120 MB of float64 at 150 features)
+
 
 class LightGBMPD(ClassifierMixin, BaseEstimator):
     """Gradient-boosted trees on the feature schema; `decision_function` is the raw log-odds margin.
@@ -112,7 +114,11 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds margin, the input of the calibrator and of SHAP."""
         check_is_fitted(self)
-        return np.asarray(self.booster_.predict(self.schema_.encode(X), raw_score=True), dtype=np.float64)
+        out = np.empty(len(X), dtype=np.float64)
+        for start in range(0, len(X), PREDICT_CHUNK_ROWS):  # rows are scored independently: same values, bounded memory
+            part = X.iloc[start:start + PREDICT_CHUNK_ROWS]
+            out[start:start + len(part)] = self.booster_.predict(self.schema_.encode(part), raw_score=True)
+        return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated probabilities (sigmoid of the margin); calibrated PDs come from PDCalibrator."""
