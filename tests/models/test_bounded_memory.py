@@ -89,3 +89,15 @@ def test_scorecard_fits_float32_frames_like_float64_ones(dtype):
     ref = ScorecardPD().fit(X.astype(np.float32).astype(np.float64), y)
     np.testing.assert_allclose(ScorecardPD().fit(Xd, y).predict_proba(Xd)[:, 1],
                                ref.predict_proba(X.astype(np.float32).astype(np.float64))[:, 1], rtol=0, atol=1e-12)
+
+
+def test_float32_matrix_gives_the_same_trees_on_float32_features():
+    X, y = _data(4000)
+    X32 = X.astype(np.float32)
+    params = dict(n_estimators=25, min_child_samples=20, num_threads=1, feature_fraction=0.7, bagging_fraction=0.8)
+    as64 = LightGBMPD(**params).fit(X32, y)
+    as32 = LightGBMPD(**params, matrix_dtype="float32").fit(X32, y)
+    assert as32.booster_.model_to_string() == as64.booster_.model_to_string()
+    np.testing.assert_array_equal(as32.decision_function(X), as64.decision_function(X))
+    with pytest.raises(ValueError, match="matrix_dtype 'float16'"):
+        LightGBMPD(matrix_dtype="float16").fit(X32, y)
