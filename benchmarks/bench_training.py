@@ -124,8 +124,9 @@ def train(args: argparse.Namespace) -> dict:
     timed("scorecard", lambda: ScorecardPD().fit(train_x, y), lambda m: m.predict_proba(oot_x)[:, 1])
     lgb_params = dict(n_estimators=args.trees, learning_rate=0.05, num_leaves=15, min_child_samples=100,
                       feature_fraction=1.0, bagging_fraction=1.0, reg_lambda=0.0, num_threads=os.cpu_count())
-    timed("lightgbm", lambda: LightGBMPD(**lgb_params, feature_schema=schema,
-                                         matrix_dtype="float32" if args.float32 else "float64").fit(train_x, y),
+    if args.float32:
+        lgb_params["matrix_dtype"] = "float32"
+    timed("lightgbm", lambda: LightGBMPD(**lgb_params, feature_schema=schema).fit(train_x, y),
           lambda m: m.decision_function(oot_x))
     out["training_peak_rss_gib"] = peak_rss_gib()
     if args.sklearn:
