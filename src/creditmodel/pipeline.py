@@ -301,10 +301,11 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     `train.refit_on_validation`, LightGBM is then refitted on train + validation (see models.refit) and
     becomes the main model; the model fitted on train alone is kept for comparison."""
     cols = select_features([c for c in feature_columns(frame) if c not in ("default", "split")], config)
-    train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "valid"]
-    dev = frame[frame["split"].isin(["train", "valid"])]
+    split = frame["split"].to_numpy()
+    in_train, in_valid = split == "train", split == "valid"
+    in_dev = in_train | in_valid
     g = config.guard
-    screen = screen_columns(dev, cols)
+    screen = screen_columns(frame.loc[in_dev, cols], cols)  # a temporary copy of the development features
     screen = Screen([c for c in cols if not ((g.drop_constant and c in screen.constant)
                                              or (g.drop_duplicates and c in screen.duplicates))],
                     screen.constant if g.drop_constant else [], screen.duplicates if g.drop_duplicates else {})
@@ -319,6 +320,8 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                                               for c, d in directions.items() if d and sc.monotonic},
                             user_splits=dict(sc.user_splits) or None)
     trials = None
+    # only the feature columns of each split are copied, once; keys, segments and texts stay in `frame`
+    train, valid = frame.loc[in_train, [*cols, "default"]], frame.loc[in_valid, [*cols, "default"]]
     if config.search.enabled:
         params, trials = search_lightgbm(train, valid, cols, params, n_trials=config.search.n_trials,
                                          timeout_minutes=config.search.timeout_minutes, seed=config.seed,
@@ -326,7 +329,8 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
     cal = config.calibration
     target = None
     if cal.level == "long_run_average":
-        target = long_run_average(dev["decision_date"], dev["default"]) + cal.margin_of_conservatism
+        target = (long_run_average(frame.loc[in_dev, "decision_date"], frame.loc[in_dev, "default"])
+                  + cal.margin_of_conservatism)
     ms = config.master_scale
     scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd)
     y_train, valid_set = train["default"].to_numpy(), (valid[cols], valid["default"].to_numpy())
@@ -337,6 +341,7 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                             master_scale=scale, pd_floor=cal.pd_floor).fit(train[cols], y_train, eval_set=valid_set),
     }
     if config.train.refit_on_validation:
+        dev = frame.loc[in_dev, [*cols, "default", "decision_date", "loan_id"]]
         plain = pd_models["lightgbm"]
         refit = refit_on_development(LightGBMPD(**params, feature_schema=schema), dev[cols],
                                      dev["default"].to_numpy(), dev["decision_date"], dev["loan_id"],
@@ -344,20 +349,34 @@ def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
                                      method=cal.method, pd_floor=cal.pd_floor, target_mean_pd=target)
         pd_models["lightgbm"] = PDModel.from_fitted(refit.model, refit.calibrator, scale)
         pd_models["lightgbm_without_refit"] = plain
-    fitted_scale = pd_models["lightgbm"].fit_master_scale(dev[cols], dev["default"].to_numpy()).master_scale_
-    assert fitted_scale is not None  # fit_master_scale has just fitted it
+        del dev
+    fitted_scale = fit_master_scale_by_parts(pd_models["lightgbm"], train[cols], valid[cols], in_train[in_dev],
+                                             frame.loc[in_dev, "default"].to_numpy())
     models = TrainedModels(pd_models, fitted_scale, trials)
     if g.enabled:
         models.guard = leakage_guard(frame, models, screen, config)
     return models
 
 
+def fit_master_scale_by_parts(model: PDModel, train: pd.DataFrame, valid: pd.DataFrame, is_train: np.ndarray,
+                              y: np.ndarray) -> MasterScale:
+    """The master scale of `model` recorded on the development rows (train and valid, interleaved as
+    `is_train` says), scored part by part: the same PDs in the same order as scoring the development
+    rows at once, without a copy of them."""
+    dev_pd = np.empty(len(is_train), dtype=np.float64)
+    dev_pd[is_train], dev_pd[~is_train] = model.predict_pd(train), model.predict_pd(valid)
+    fitted = model.fit_master_scale_on_pds(dev_pd, y).master_scale_
+    assert fitted is not None  # fit_master_scale_on_pds has just fitted it
+    return fitted
+
+
 def leakage_guard(frame: pd.DataFrame, models: TrainedModels, screen: Screen, config: RunConfig) -> pd.DataFrame:
     """The guard table of a trained run (see creditmodel.validation.leakage)."""
     g = config.guard
     cols = list(models.lightgbm.schema_.names)
-    train, oot = frame[frame["split"] == "train"], frame[frame["split"] == "oot"]
-    valid = frame[frame["split"] == "valid"]
+    split = frame["split"].to_numpy()
+    train, oot = frame.loc[split == "train", [*cols, "default"]], frame.loc[split == "oot", [*cols, "default"]]
+    valid = frame.loc[split == "valid", cols]
     sample = valid if len(valid) <= g.shap_rows else valid.sample(g.shap_rows, random_state=config.seed)
     return guard_table(train, train["default"].to_numpy(), oot, oot["default"].to_numpy(), screen,
                        GuardThresholds(g.iv_max, g.auc_max, g.gain_share_max, g.shap_share_max, g.bins),

@@ -135,16 +135,20 @@ class FeatureSchema:
                 raise RequestError(f"feature {name!r}: value {float(values[outside][0])!r} is outside the allowed "
                                    f"range [{lo:g}, {hi:g}]")
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """Float matrix in schema order; categories become their codes, unknown or null become NaN."""
-        out = np.empty((len(frame), len(self.names)), dtype=np.float64)
+    def encode(self, frame: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
+        """Float matrix in schema order; categories become their codes, unknown or null become NaN.
+
+        Each column is written straight into the result (no whole-frame intermediate), so encoding needs
+        the result's memory and one column's; `dtype` float32 halves it (the training matrix).
+        """
+        out = np.empty((len(frame), len(self.names)), dtype=dtype)
         for j, name in enumerate(self.names):
             col = frame[name]
             if name in self.categories:
                 codes = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[:, j] = col.map(codes).astype("float64").to_numpy()
             else:
-                out[:, j] = pd.to_numeric(col, errors="raise").astype("float64").to_numpy()
+                out[:, j] = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -96,9 +96,10 @@ class PDModel(ClassifierMixin, BaseEstimator):
         self._set_fitted(estimator, calibrator)
         self.master_scale_ = None
         if self.master_scale is not None:
-            dev_X = X if cal_X is X else pd.concat([X, cal_X[X.columns]], ignore_index=True)
+            # PDs of each part, joined: the same values as scoring the joined rows, without a copy of them
+            dev_pd = self.predict_pd(X) if cal_X is X else np.r_[self.predict_pd(X), self.predict_pd(cal_X)]
             dev_y = y if cal_X is X else np.r_[y, cal_y]
-            self.fit_master_scale(dev_X, dev_y)
+            self.fit_master_scale_on_pds(dev_pd, dev_y)
         return self
 
     def _set_fitted(self, estimator: Any, calibrator: PDCalibrator) -> None:
@@ -125,7 +126,15 @@ class PDModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "calibrator_")
         if self.master_scale is None:
             raise ValueError("this PDModel has no master_scale to fit")
-        self.master_scale_ = clone(self.master_scale).fit(self.predict_pd(X), y)
+        return self.fit_master_scale_on_pds(self.predict_pd(X), y)
+
+    def fit_master_scale_on_pds(self, pd_: np.ndarray, y: Any | None = None) -> PDModel:
+        """Record the master scale on this model's PDs `pd_` of the rows with outcomes `y` (scored
+        elsewhere, e.g. part by part to bound memory)."""
+        check_is_fitted(self, "calibrator_")
+        if self.master_scale is None:
+            raise ValueError("this PDModel has no master_scale to fit")
+        self.master_scale_ = clone(self.master_scale).fit(np.asarray(pd_, dtype=np.float64), y)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:

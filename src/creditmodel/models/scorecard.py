@@ -45,7 +45,8 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardPD:
         y = np.asarray(y, dtype=int)
-        X = X.loc[:, X.notna().any()]  # optbinning cannot bin a column without a single value
+        # optbinning cannot bin a column without a single value (selecting columns copies nothing: copy-on-write)
+        X = X[[c for c in X.columns if X[c].notna().any()]]
         categorical = FeatureSchema.infer(X).categorical
         user = {c: [float(s) for s in splits] for c, splits in (self.user_splits or {}).items()}
         for c in user:
@@ -87,7 +88,8 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _prepare(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
-        X = X.copy()
+        """X with categorical columns as objects; a shallow copy: the numeric columns are shared, not copied."""
+        X = X.copy(deep=False)
         for c in categorical:
             X[c] = X[c].astype(object)
         return X
