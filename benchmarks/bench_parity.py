@@ -165,6 +165,7 @@ def main() -> None:
                                  "loans_differing": int(bad_rows.sum()), **cells,
                                  **pd_differences(offline_pd, bundle.predict_pd(batch[names])),
                                  "s": round(asof_s, 2), "cpu_s": round(asof_cpu, 2)}
+            _log(f"as-of batch: {json.dumps(out['asof_batch'])}")  # a stop during the online path keeps this
         _log(f"online: {n_online:,} applications, one at a time, each as of its application date")
         online = OnlineFeatures(bundle.catalogue, store)
         rows, lat = [], []
