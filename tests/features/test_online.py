@@ -213,3 +213,22 @@ def test_a_store_built_from_parquet_files_equals_one_built_from_frames(tmp_path)
             assert a.execute(f"DESCRIBE {name}").fetchall() == b.execute(f"DESCRIBE {name}").fetchall(), name
             assert a.execute(f"SELECT * FROM {name}").fetchall() == b.execute(f"SELECT * FROM {name}").fetchall(), name
         assert a.execute("SELECT * FROM store_meta").fetchall() == b.execute("SELECT * FROM store_meta").fetchall()
+
+
+@pytest.mark.parametrize("table, column, alter", [
+    ("transactions", "direction", "INTEGER USING (CASE WHEN direction = 'in' THEN 1 ELSE 0 END)"),
+    ("court_cases", "dishonest_debtor", "VARCHAR"),
+    ("transactions", "amount", "VARCHAR"),
+])
+def test_a_store_with_a_column_of_another_type_is_refused_in_one_line(world_store, tmp_path, table, column, alter):
+    """A column typed otherwise than the canonical schema: refused when the store is opened, naming it, not
+    at the first request (an INTEGER direction bound fine and failed in every query; a VARCHAR flag was cast
+    silently)."""
+    broken = tmp_path / "mistyped.duckdb"
+    shutil.copy(world_store["path"], broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute(f"ALTER TABLE {table} ALTER {column} TYPE {alter}").fetchall()
+    before = broken.read_bytes()
+    with pytest.raises(StoreError, match=rf"table '{table}' column '{column}' is (INTEGER|VARCHAR), expected") as err:
+        OnlineFeatures(world_store["features"], broken)
+    assert "\n" not in str(err.value) and broken.read_bytes() == before

@@ -120,6 +120,8 @@ def test_an_unknown_enterprise_is_scored_as_new_to_the_bank(served):
 @pytest.mark.parametrize("field, value", [
     ("product", "space_tourism"), ("guarantee_type", "promise"), ("amount", -5.0), ("amount", 1e18),
     ("term_months", 0), ("decision_date", "2999-01-01"), ("decision_date", "1990-01-01"), ("enterprise_id", "x"),
+    ("term_months", 12.5), ("enterprise_id", True), ("decision_date", 1_699_920_000),
+    ("decision_date", "2024-01-01T00:00:00"), ("annual_sales", 1e11),
 ])
 def test_bad_fields_are_422_naming_the_field(served, field, value):
     loan = next(_loans(served, 1, 6).itertuples())
@@ -225,3 +227,76 @@ def test_guarantors_that_protect_nobody_are_422_naming_the_field(served):
         assert r.status_code == 422, r.text
         (err,) = r.json()["detail"]
         assert err["loc"] == ["body", "guarantor_id"] and message in err["msg"], err
+
+
+def test_whole_numbers_written_with_a_fraction_are_the_integers(served):
+    """JSON Schema's "integer" admits 12.0, so schema-valid requests carry it (schemathesis sent one and got a
+    422): the same answer as 12."""
+    loan = next(_loans(served, 1, 9).itertuples())
+    plain = served["client"].post("/v1/applications/score", json=_body(loan)).json()["result"]
+    body = _body(loan, term_months=float(loan.term_months), enterprise_id=float(loan.enterprise_id))
+    if "group_id" in body:
+        body["group_id"] = float(body["group_id"])
+    r = served["client"].post("/v1/applications/score", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["pd"] == plain["pd"] and r.json()["result"]["features"] == plain["features"]
+
+
+def test_annual_sales_beyond_the_dictionary_are_refused_as_the_field_and_documented(served):
+    """/v1/applications/price used to accept any sales up to 1e15 and then refuse them as "computed from the
+    store" (twice prefixed), though the request gave them: now the request schema bounds them by the data
+    dictionary's statement revenue, as /v1/price does."""
+    from creditmodel.service.scoring import dictionary_column_bounds
+
+    hi = dictionary_column_bounds("financial_statements", "revenue")[1]
+    loan = next(_loans(served, 1, 4).itertuples())
+    r = served["client"].post("/v1/applications/price", json=_body(loan, annual_sales=hi * 1.5))
+    assert r.status_code == 422, r.text
+    (err,) = r.json()["detail"]
+    assert err["loc"] == ["body", "annual_sales"] and "computed" not in err["msg"]
+    ok = served["client"].post("/v1/applications/price", json=_body(loan, annual_sales=hi))
+    assert ok.status_code == 200, ok.text
+    schema = served["client"].get("/openapi.json").json()["components"]["schemas"]["LoanApplication"]
+    sales = next(a for a in schema["properties"]["annual_sales"]["anyOf"] if a.get("type") == "number")
+    assert sales["maximum"] == hi
+
+
+def test_bad_requests_write_nothing_to_the_store(served, tmp_path):
+    """Every kind of bad request (and good ones beside them) leaves the store's bytes and mtime as they were."""
+    path = tmp_path / "watched.duckdb"
+    shutil.copy(served["path"], path)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    client = TestClient(create_app(served["bundle"], store=f"duckdb://{path}"))
+    loan = next(_loans(served, 1, 6).itertuples())
+    bad = [{"product": "space_tourism"}, {"guarantee_type": "promise"}, {"amount": -5.0}, {"amount": 1e18},
+           {"decision_date": "2999-01-01"}, {"decision_date": "1990-01-01"}, {"enterprise_id": 987_654_321},
+           {"guarantor_id": 987_654_321, "guarantee_type": "third_party"}, {"term_months": 0}]
+    for over in bad:
+        for path_ in ("/v1/applications/score", "/v1/applications/price"):
+            client.post(path_, json=_body(loan, **over))
+    client.post("/v1/applications/score", content=b"{not json")
+    assert client.post("/v1/applications/price", json=_body(loan)).status_code == 200
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("absent", "no such DuckDB file"), ("text", "cannot be opened as DuckDB"), ("mistyped", "column 'direction' is"),
+])
+def test_serve_refuses_an_unreachable_or_mistyped_store_in_one_line(served, tmp_path, spec, expected):
+    store = tmp_path / f"{spec}.duckdb"
+    if spec == "text":
+        store.write_text("not a database")
+    elif spec == "mistyped":
+        shutil.copy(served["path"], store)
+        with duckdb.connect(str(store)) as con:
+            con.execute("ALTER TABLE transactions ALTER direction TYPE INTEGER USING "
+                        "(CASE WHEN direction = 'in' THEN 1 ELSE 0 END)").fetchall()
+    before = store.read_bytes() if store.exists() else None
+    proc = subprocess.run([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(served["bundle_dir"]),
+                           "--store", f"duckdb://{store}", "--port", "0"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ})
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "require_minimum" not in ln]
+    assert len(lines) == 1 and expected in lines[0] and str(store.name) in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert (store.read_bytes() if store.exists() else None) == before

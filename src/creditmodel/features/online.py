@@ -201,6 +201,25 @@ def build_store(tables: Mapping[str, pd.DataFrame | Sequence[Path]], path: Path,
     return counts
 
 
+# the DuckDB types a store's column may have for each kind of the canonical schema: those `store build`
+# writes (integers of any width give the same values); anything else changes what the catalogue's SQL
+# computes, or fails only when a request runs it
+_STORE_TYPES = {"int": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                        "UBIGINT"),
+                "float": ("DOUBLE",), "str": ("VARCHAR",), "bool": ("BOOLEAN",), "date": ("DATE",),
+                "timestamp": ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")}
+
+
+def mistyped_column(table: str, types: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """The first column of a canonical table whose store type (`types`: column -> DuckDB type) does not
+    hold its kind, as (column, type found, kind expected); None when all do (absent columns aside)."""
+    for c in TABLES[table].columns:
+        found = types.get(c.name)
+        if found is not None and c.kind in _STORE_TYPES and found.upper() not in _STORE_TYPES[c.kind]:
+            return c.name, found, c.kind
+    return None
+
+
 def _literal(value: Any) -> str:
     """A SQL literal of an application's value (validated upstream; quotes escaped all the same)."""
     if value is None:
@@ -299,6 +318,12 @@ class OnlineFeatures:
                 self.close()
                 raise StoreError(f"store {str(self.store)!r}: table {t!r} lacks column {lacking[0]!r} of the canonical "
                                  f"schema, which the bundle's feature catalogue reads ({len(lacking)} missing)")
+            wrong = mistyped_column(t, self._types[t])
+            if wrong is not None:
+                self.close()
+                raise StoreError(f"store {str(self.store)!r}: table {t!r} column {wrong[0]!r} is {wrong[1]}, "
+                                 f"expected {wrong[2]} ({', '.join(_STORE_TYPES[wrong[2]][:1])}) as the canonical "
+                                 f"schema types it (rebuild the store with `creditmodel store build`)")
         self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
         self._attrs = attribute_columns(self.catalogue).get("loans", [])
         meta = dict(self._con.execute(f"SELECT key, value FROM store.{META}").fetchall())

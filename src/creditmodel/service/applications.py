@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
 
 from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
@@ -41,6 +41,20 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _whole(v: Any) -> Any:
+    """A JSON number with no fraction (``12.0``) as the integer it is: JSON Schema's "integer" admits it,
+    so the API does too; any other value goes on to the strict check unchanged (``1.5``, ``"1"``, ``true``
+    stay refused)."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _integer(lo: int, hi: int) -> Any:
+    """A strict integer in [lo, hi] that also takes an integral JSON float (see ``_whole``)."""
+    return Annotated[int, Strict(), Field(ge=lo, le=hi), BeforeValidator(_whole)]
+
+
 def _amount() -> Any:
     lo, hi = dictionary_column_bounds("loans", "amount") or (0.0, m.ABSURD)
     top = min(hi, m.ABSURD)
@@ -48,9 +62,15 @@ def _amount() -> Any:
     return Annotated[float, Strict(), bounds]
 
 
+def _sales() -> Any:
+    """Annual sales as /v1/price takes them: the data dictionary's range of statement revenue."""
+    lo, hi = dictionary_column_bounds("financial_statements", "revenue") or (0.0, m.ABSURD)
+    return Annotated[float, Strict(), Field(ge=max(lo, 0.0), le=min(hi, m.ABSURD), allow_inf_nan=False)]
+
+
 def _term() -> Any:
     lo, hi = dictionary_column_bounds("loans", "term_months") or (1, 12 * m.MAX_MATURITY_YEARS)
-    return Annotated[int, Strict(), Field(ge=max(1, math.ceil(lo)), le=int(min(hi, 12 * m.MAX_MATURITY_YEARS)))]
+    return _integer(max(1, math.ceil(lo)), int(min(hi, 12 * m.MAX_MATURITY_YEARS)))
 
 
 def build_application_model(catalogue: Any) -> type[BaseModel]:
@@ -62,23 +82,29 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
         return Literal[values] if values else Annotated[str, Strict(), Field(min_length=1, max_length=100)]
 
     amount, term = _amount(), _term()
+    some_id: Any = Optional[_integer(0, MAX_ID)]  # noqa: UP045 - types built at run time: Any to the type checker
+    sales: Any = Optional[_sales()]  # noqa: UP045
     return create_model(
         "LoanApplication", __config__=ConfigDict(extra="forbid"),
         id=(Optional[Annotated[str, Strict(), Field(max_length=m.MAX_ID_LENGTH)]],  # noqa: UP045
             Field(None, description="the caller's reference, echoed back")),
-        enterprise_id=(Annotated[int, Strict(), Field(ge=0, le=MAX_ID)], Field(..., description="the borrower")),
+        enterprise_id=(_integer(0, MAX_ID), Field(..., description="the borrower")),
         amount=(amount, Field(..., description="amount applied for, CNY")),
         term_months=(term, Field(..., description="term in months")),
         product=(vocab("product"), Field(..., description="product (the data dictionary's products)")),
         guarantee_type=(vocab("guarantee_type"), Field(..., description="guarantee (the data dictionary's types)")),
-        decision_date=(Optional[date], Field(None, description="as-of date of the features; default today")),  # noqa: UP045
-        group_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],  # noqa: UP045
+        decision_date=(Optional[Annotated[date, Strict()]],  # noqa: UP045
+                       Field(None, description="as-of date of the features, YYYY-MM-DD; default today. Refused "
+                                               "(422) in the future or not after the store's first data")),
+        group_id=(some_id,
                   Field(None, description="joint-guarantee group of the application, if any")),
-        guarantor_id=(Optional[Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]],  # noqa: UP045
+        guarantor_id=(some_id,
                       Field(None, description="price only: the third-party guarantor, an enterprise of the store; "
-                                              "its PD is scored by the bundle as of the decision date")),
+                                              "its PD is scored by the bundle as of the decision date. Refused (422) "
+                                              "when the store does not know it, it is the borrower, or a circle of "
+                                              "guarantees leads back to the borrower")),
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
-        annual_sales=(Optional[Annotated[float, Strict(), Field(ge=0, le=m.ABSURD, allow_inf_nan=False)]],  # noqa: UP045
+        annual_sales=(sales,
                       Field(None, description="price only: annual sales, CNY; default the latest statement's")),
         lang=(Optional[LangField], Field(None, description="language of the texts: en or zh (default: ?lang=, "  # noqa: UP045
                                                            "then Accept-Language, then en)")),
@@ -199,8 +225,8 @@ class ApplicationService:
             inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
             try:
                 parsed = self.svc.models.price_request.model_validate_json(json.dumps(inner, allow_nan=False))
-            except ValidationError as exc:
-                status, out = _error(["body"], f"computed from the store as of {d}: {exc.errors()[0]['msg']}")
+            except ValidationError as exc:  # the request's own fields are checked above: a computed value
+                return _error(["body"], f"computed from the store as of {d}: {exc.errors()[0]['msg']}")
             else:
                 status, out = self.svc.price(parsed, lang, pd_guarantor=None if guarantor is None else
                                              [guarantor["pd"]])
