@@ -430,8 +430,10 @@ _TRANSACTIONS_MONTHLY = (
             reason="Payments were volatile from month to month"),
     Feature("txn_inflow_slope_12m", "transactions_monthly",
             # least-squares slope of monthly receipts on time (x = -bucket), over the 12 periods, as a share
-            # of the mean month: sum(x) = -66, sum(x^2) = 506, so 12*Sxx - Sx^2 = 1716
-            _ratio("-(12 * sum(m.bucket * m.inflow) - 66 * sum(m.inflow)) / 1716", _MONTHLY_MEAN),
+            # of the mean month: with time centred (bucket - 5.5), Sxx = 143. Centring keeps the sum from
+            # subtracting two nearly equal totals (12*sum(bucket*inflow) - 66*sum(inflow)), whose rounding
+            # moved the result by up to 1e-11 relative between engines that add in another order.
+            _ratio("-sum((m.bucket - 5.5) * m.inflow) / 143", _MONTHLY_MEAN),
             "Trend of monthly receipts (slope per month, relative to the mean)", "ratio", window_days=365,
             aggregation="slope",
             description="Least-squares slope of the 12 monthly receipt sums on time, divided by their mean.",
