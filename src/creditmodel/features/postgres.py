@@ -32,6 +32,7 @@ from sqlglot.errors import ErrorLevel
 from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
+from creditmodel.features.transpile import rewrite_bottom_up
 
 __all__ = ["PostgresTranslationError", "to_postgres_sql", "postgres_query"]
 
@@ -126,13 +127,7 @@ def to_postgres_sql(duckdb_sql: str, *, pretty: bool = False) -> str:
         tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     except sqlglot.errors.ParseError as err:
         raise PostgresTranslationError(f"DuckDB SQL does not parse: {str(err).splitlines()[0]}") from err
-    for node in reversed(list(tree.walk(bfs=False))):  # children before their parents
-        new = _rewrite(node)
-        if new is not node:
-            if node is tree:
-                tree = new
-            else:
-                node.replace(new)
+    tree = rewrite_bottom_up(tree, _rewrite)
     try:
         return tree.sql(dialect="postgres", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as err:

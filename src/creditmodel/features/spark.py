@@ -55,6 +55,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import available_features, compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
+from creditmodel.features.transpile import rewrite_bottom_up
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -229,13 +230,7 @@ def to_spark_sql(duckdb_sql: str, *, pretty: bool = False) -> str:
         raise SparkTranslationError(f"DuckDB SQL does not parse: {err}") from err
     tree = annotate_types(tree, schema=_duck_schema(), dialect="duckdb")
     cast_from = {id(c): c.this.type for c in tree.find_all(exp.Cast)}  # DuckDB types, before rewriting
-    for node in reversed(list(tree.walk(bfs=False))):  # children before their parents
-        new = _rewrite(node, cast_from)
-        if new is not node:
-            if node is tree:
-                tree = new
-            else:
-                node.replace(new)
+    tree = rewrite_bottom_up(tree, lambda node: _rewrite(node, cast_from))
     try:
         return tree.sql(dialect="spark", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as err:
