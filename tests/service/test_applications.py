@@ -22,6 +22,9 @@ from creditmodel.export.bundle import load_bundle
 from creditmodel.features.online import build_store
 from creditmodel.service.app import create_app
 
+from .application_requests import application_body as _body
+from .application_requests import sample_loans as _loans
+
 
 @pytest.fixture(scope="module")
 def served(demo_run, tmp_path_factory):
@@ -34,20 +37,6 @@ def served(demo_run, tmp_path_factory):
     frame = pd.read_parquet(result.features_path)
     return {"bundle": bundle, "tables": tables, "path": path, "client": client, "frame": frame,
             "bundle_dir": result.bundle_dir}
-
-
-def _body(loan, **over):
-    body = {"id": f"loan-{loan.loan_id}", "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
-            "term_months": int(loan.term_months), "product": loan.product, "guarantee_type": loan.guarantee_type,
-            "decision_date": str(pd.Timestamp(loan.application_date).date())}
-    if not pd.isna(loan.group_id):
-        body["group_id"] = int(loan.group_id)
-    return {**body, **over}
-
-
-def _loans(served, n, seed):
-    ids = served["frame"]["loan_id"].sample(n, random_state=seed)
-    return served["tables"]["loans"].set_index("loan_id").loc[ids].reset_index()
 
 
 def test_scores_equal_the_bundle_on_the_offline_features(served):
