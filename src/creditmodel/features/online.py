@@ -233,6 +233,15 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def missing_table(features: Sequence[Feature], present: set[str]) -> str | None:
+    """What a store lacks of the tables `features` read (plus enterprises and the store's own meta table), as the
+    end of a one-line error; None when nothing is missing. Every kind of store checks the same list."""
+    needed = tables_needed(features)
+    absent = [t for t in [*needed, "enterprises", META] if t not in present]
+    return (f"table {absent[0]!r} is missing; the bundle's feature catalogue reads {', '.join(needed)}"
+            if absent else None)
+
+
 def check_memory_limit(text: str) -> str:
     """A DuckDB memory limit as a person writes it ("4GB", "512 MiB"), checked (ValueError naming it)."""
     value = str(text).strip()
@@ -304,11 +313,10 @@ class OnlineFeatures:
         present = {r[0] for r in self._con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'").fetchall()}
         needed = tables_needed(self.catalogue)
-        absent = [t for t in [*needed, "enterprises", META] if t not in present]
-        if absent:
+        missing = missing_table(self.catalogue, present)
+        if missing:
             self.close()
-            raise StoreError(f"store {str(self.store)!r}: table {absent[0]!r} is missing; the bundle's feature "
-                             f"catalogue reads {', '.join(needed)}")
+            raise StoreError(f"store {str(self.store)!r}: {missing}")
         self._types = {t: dict(self._con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'store' AND table_name = ?",
             [t]).fetchall()) for t in present}

@@ -34,7 +34,15 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import StoreError
 from creditmodel.features.build import attribute_columns, compile_query
 from creditmodel.features.catalogue import Feature
-from creditmodel.features.online import _ORDER, META, Application, OnlineFeatures, build_store, tables_needed
+from creditmodel.features.online import (
+    _ORDER,
+    META,
+    Application,
+    OnlineFeatures,
+    build_store,
+    missing_table,
+    tables_needed,
+)
 from creditmodel.features.postgres import PostgresTranslationError, to_postgres_sql
 
 DEFAULT_SCHEMA = "creditmodel"
@@ -220,11 +228,10 @@ class PostgresOnlineFeatures(OnlineFeatures):
             raise StoreError(f"store {shown}: schema {self.schema!r} holds no tables; build a store with "
                              f"`creditmodel store build --out postgresql://…?schema={self.schema}`")
         needed = tables_needed(self.catalogue)
-        absent = [t for t in [*needed, "enterprises", META] if t not in present]
-        if absent:
+        missing = missing_table(self.catalogue, present)
+        if missing:
             self.close()
-            raise StoreError(f"store {shown}: table {absent[0]!r} is missing; the bundle's feature catalogue "
-                             f"reads {', '.join(needed)}")
+            raise StoreError(f"store {shown}: {missing}")
         rows = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
                            "WHERE table_schema = %s ORDER BY table_name, ordinal_position", [self.schema]).fetchall()
         self._types: dict[str, dict[str, str]] = {}
