@@ -33,7 +33,10 @@ _deferred = {"depth": 0, "pending": False}
 @contextmanager
 def sigterm_deferred() -> Iterator[None]:
     """A step that must not be cut in two (put the outputs in place, register, end the run): a SIGTERM
-    that arrives meanwhile is held, and the step completes; the process then exits normally."""
+    that arrives meanwhile is held, and the step completes; the process then exits normally.
+
+    A step does not begin once a SIGTERM has been received (see `raise_if_terminated`)."""
+    raise_if_terminated()
     _deferred["depth"] += 1
     try:
         yield
@@ -50,6 +53,16 @@ def terminating() -> bool:
 
 
 _fired = {"value": False}
+
+
+def raise_if_terminated() -> None:
+    """Raise `Terminated` if a SIGTERM was received in the current `sigterm_raises` block.
+
+    The handler's exception is lost when the signal lands in code whose exceptions Python only prints:
+    an at-fork callback (logging's, when a process pool forks), a `__del__`, a weakref callback. The
+    signal is still recorded, and the run stops at its next checkpoint instead of completing."""
+    if _fired["value"] and threading.current_thread() is threading.main_thread():
+        raise Terminated()
 
 
 @contextmanager
@@ -78,6 +91,7 @@ def sigterm_raises() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
+        raise_if_terminated()  # the block completed although a SIGTERM came: its exception was lost
     except Terminated:
         raise
     except BaseException as exc:
