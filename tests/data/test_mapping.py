@@ -733,3 +733,175 @@ def test_ids_two_digit_years_and_value_maps_against_python():
     assert convert_values(spec, ["C", " C", "c ", "D\u3000", None, "  "], "str") == ["in", "in", "in", "out", None, None]
     with pytest.raises(Exception, match=r"1 source value not in map: 'X' \(2 rows\)"):
         convert_values(spec, ["C", "X", " X "], "str")
+
+
+def test_a_value_map_without_other_yields_only_its_targets():
+    """A value map that refuses unmapped codes can only hold its targets: the row guard leaves the
+    vocabulary check out for it (the check step after the map does not change its values)."""
+    from creditmodel.data import contracts_sql, schema
+    from creditmodel.data.mapping import ColumnMapping
+    from creditmodel.data.mapping_sql import column_sql
+
+    spec = ColumnMapping(column="dc", map={"in": ["C"], "out": ["D"]})
+    col = column_sql("__c0", spec, '"dc"', "VARCHAR", "str")
+    assert col.values == frozenset({"in", "out"})
+    assert any(step.map_check for step in col.steps)
+    table = schema.TABLES["transactions"]
+    types = {c.name: {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR", "bool": "BOOLEAN", "date": "TIMESTAMP",
+                      "timestamp": "TIMESTAMP"}[c.kind] for c in table.columns}
+    assert "NOT IN ('in', 'out')" not in contracts_sql.row_guard(table, types, None, {"direction": col.values})
+    with_other = column_sql("__c0", ColumnMapping(column="dc", map={"in": ["C"]}, other="out"), '"dc"', "VARCHAR", "str")
+    assert with_other.values == frozenset({"in", "out"})
+
+
+_SPACES = " \t\n\r\v\f\u3000\u00a0"
+
+
+def _python_int(text: str | None) -> int | None:
+    """A whole number as the mapping's documentation defines it, in plain Python."""
+    import re
+
+    t = None if text is None else text.strip(_SPACES)
+    if not t:
+        return None
+    if not re.fullmatch(r"[-+]?[0-9]+(\.0*)?", t):
+        raise ValueError(t)
+    value = int(float(t)) if "." in t else int(t)
+    if not -2**63 <= value < 2**63:
+        raise ValueError(t)
+    return value
+
+
+ODD_NUMBERS = ["12", " 12 ", "-12", "+5", "-0", "007", "0", "1.0", "1.", "1.5", "1e3", "0x10", "1_000", "1,000",
+               "\uff11\uff12", "12\u3000", "\u00a012", "9223372036854775807", "9223372036854775808",
+               "-9223372036854775808", "1 2", "", "  ", "inf", "nan", "٣", "12abc", "-", "+"]
+
+
+def test_whole_numbers_fast_path_against_python():
+    """A text column of kind int: the cast-first fast path gives what plain Python gives, value by
+    value, and refuses what Python refuses (a cast alone would read 0x10, 1_000 and 1e3)."""
+    from creditmodel.data.mapping import ColumnMapping, convert_values
+    from creditmodel.exceptions import DataContractError
+
+    spec = ColumnMapping(column="x")
+    for value in ODD_NUMBERS:
+        try:
+            expected: object = _python_int(value)
+        except ValueError:
+            expected = ValueError
+        if expected is ValueError:
+            with pytest.raises(DataContractError, match=r"1 value is not whole numbers"):
+                convert_values(spec, [value], "int", name="term_months")
+        else:
+            assert convert_values(spec, [value], "int", name="term_months") == [expected], value
+    # many rows at once, the fast path and the regular expression side by side
+    good = [v for v in ODD_NUMBERS if _ok(_python_int, v)]
+    assert convert_values(spec, good * 3, "int", name="term_months") == [_python_int(v) for v in good] * 3
+
+
+def _ok(fn, value) -> bool:
+    try:
+        fn(value)
+        return True
+    except ValueError:
+        return False
+
+
+ODD_MONEY = {
+    " 1200 ": 1200.0, "1200": 1200.0, "1,200": 1200.0, "1,200.50元": 1200.5, "12.5万": 125_000.0,
+    "$1,200.00": 1200.0, "-1,200.50": -1200.5, "−5": -5.0, "+5": 5.0, "(12.5万)": -125_000.0, "1.5": 1.5,
+    "007": 7.0, "-0": -0.0, "\u00a01200元": 1200.0, "12\u3000万": 120_000.0, ".5元": 0.5,
+    "\uff11\uff12\uff10\uff10": None, "0x10": None, "1_000": None, "1e3": None, "inf": None, "nan": None,
+    "1,2345": None, "12,34": None, "1 200": None, "1.2.3": None, "元": None, "12元元": None,
+}
+
+
+def test_money_fast_path_and_odd_inputs_against_hand_computed_values():
+    """Money strings of the common shape (digits, thousands commas, decimals, 元) and every other
+    shape: the values of hand computation, and one refusal for each string that is no amount."""
+    from creditmodel.data.mapping import ColumnMapping, convert_values
+    from creditmodel.exceptions import DataContractError
+
+    spec = ColumnMapping(column="x", money=True)
+    good = {k: v for k, v in ODD_MONEY.items() if v is not None}
+    got = convert_values(spec, list(good) * 2, name="amount")
+    assert got == pytest.approx(list(good.values()) * 2)
+    assert [np.signbit(v) for v in got[: len(good)]] == [np.signbit(v) for v in good.values()]
+    for bad in (k for k, v in ODD_MONEY.items() if v is None):
+        with pytest.raises(DataContractError, match=r"1 value is not money amounts"):
+            convert_values(spec, ["1,200元", bad], name="amount")
+
+
+CSV_SHAPES = {
+    "quoted.csv": 'a;b;c;d\r\n1;"x;y";2024-01-02;01/03/23\r\n2;"he said ""hi""";2024-02-03;15/04/23\r\n',
+    "preamble.csv": "# exported 2024-06-30\n# bank\nx,y,z\n1,2.5,a\n3,,b\n",
+    "bom.csv": "\ufeff a ,b\n1,2\n",
+    "newline.csv": 'a,b\n1,"two\nlines"\n2,x\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_SHAPES))
+def test_csv_sniffed_once_reads_as_duckdb_detects(tmp_path, name):
+    """The CSV view is read with the dialect and types sniffed once (no sniffing at each use) and
+    holds what DuckDB's auto-detecting reader gives, typed columns and text columns alike."""
+    import duckdb
+
+    from creditmodel.data.mapping import Source, _clean, _duckdb_csv
+
+    path = tmp_path / name
+    path.write_text(CSV_SHAPES[name], encoding="utf-8")
+    delim = ";" if name == "quoted.csv" else ","
+    con = duckdb.connect()
+    auto = f"read_csv('{path}', header = true, delim = '{delim}', encoding = 'utf-8'"
+    raw = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {auto})").fetchall()]
+    text = {_clean(raw[-1])}
+    view = _duckdb_csv(con, path, Source(path=str(path), delimiter=delim), "loans", None, text, "utf-8")
+    assert "auto_detect = false" in con.execute(f"SELECT sql FROM duckdb_views() WHERE view_name = '{view}'").fetchall()[0][0]
+    detected = f"SELECT * FROM {auto}, types = {{'{raw[-1]}': 'VARCHAR'}})"
+    assert con.execute(f"SELECT * FROM {view}").fetchall() == con.execute(detected).fetchall()
+    got_types = [r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()]
+    assert got_types == [r[1] for r in con.execute(f"DESCRIBE {detected}").fetchall()]
+    assert [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()] == [_clean(c) for c in raw]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_gbk_csv_read_without_pyarrow_as_pyarrow_reads_it(tmp_path, header):
+    """A GBK file whose columns are all read as text goes through a UTF-8 copy into DuckDB (no
+    pyarrow import): the values, nulls and names are those of the pyarrow reader it replaces."""
+    import duckdb
+    import pyarrow.csv as pcsv
+
+    from creditmodel.data.mapping import _ARROW_NULLS, Source, _decoded_csv, _read_csv
+    from creditmodel.exceptions import DataContractError
+
+    assert list(_ARROW_NULLS) == list(pcsv.ConvertOptions().null_values)
+    body = ('客户号,金额,备注\n'
+            'C01,"1,200元",NA\n\n'
+            'C02,12.5万,"说""明"""\n'
+            'C03,,NULL\n'
+            'C04,"",n/a\n'
+            'C05, 7 ,"甲,乙"\n')
+    path = tmp_path / "ext.csv"
+    names = None
+    if not header:
+        body, names = body.split("\n", 1)[1], ["客户号", "金额", "备注"]
+    path.write_bytes(("# 导出\n" + body).encode("gbk"))
+    source = Source(path=str(path), encoding="gbk", skip_rows=1, header=header, names=names)
+    needed = {"客户号", "金额", "备注"}
+    con = duckdb.connect()
+    view = _decoded_csv(con, path, source, "loans", needed)
+    got = con.execute(f"SELECT * FROM {view}").fetchall()
+    expected = _read_csv(path, source, "loans", needed, needed)
+    assert got == [tuple(row.values()) for row in expected.to_pylist()]
+    assert [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()] == expected.column_names
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b\n1,\xff\xfe\n")
+    for read in (lambda: _decoded_csv(con, bad, Source(path=str(bad), encoding="gbk"), "loans", {"a", "b"}),
+                 lambda: _read_csv(bad, Source(path=str(bad), encoding="gbk"), "loans", {"a", "b"}, {"a", "b"})):
+        with pytest.raises(DataContractError) as failed:
+            read()
+        assert str(failed.value).startswith("loans: cannot decode bad.csv as gbk (illegal multibyte sequence at byte 6)")
+    for read in (lambda: _decoded_csv(con, path, source, "loans", {"c"}),
+                 lambda: _read_csv(path, source, "loans", {"c"}, {"c"})):
+        with pytest.raises(DataContractError, match=r"^loans: source column 'c' not found in ext.csv; it has: '客户号'"):
+            read()

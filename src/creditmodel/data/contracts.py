@@ -687,6 +687,7 @@ def validate_tables(
     *,
     dictionary: DataDictionary | None = None,
     extraction_date: Any = None,
+    consume: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Check a set of canonical tables and return them coerced to the contract.
 
@@ -698,6 +699,9 @@ def validate_tables(
     ``dictionary``: the data dictionary (None = the shipped default). Returns the validated
     frames in schema order, columns in schema order followed by the declared attributes; other
     extra columns are left out and logged (see ``ignored_columns``).
+
+    ``consume``: take each frame out of ``tables`` as it is checked, so that a large table set is not
+    held twice (as read and as validated) once the caller keeps no other reference to it.
     """
     if not isinstance(tables, Mapping):
         raise DataContractError(
@@ -738,7 +742,11 @@ def validate_tables(
     for name, t in specs.items():
         if name not in usable:
             continue
-        frame, table_failures = _validate_table(t, usable[name])
+        raw = usable.pop(name)
+        if consume:
+            tables.pop(name, None)
+        frame, table_failures = _validate_table(t, raw)
+        del raw
         failures.extend(table_failures)
         if frame is not None:
             validated[name] = frame

@@ -19,7 +19,7 @@ from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, ident, literal
 
-__all__ = ["row_guard", "key_violations", "tables"]
+__all__ = ["row_guard", "key_violations", "parquet_table_violations", "tables"]
 
 # the datetime64[ns] range the contracts' frames can hold
 _FIRST, _LAST = "TIMESTAMP '1677-09-22'", "TIMESTAMP '2262-04-11'"
@@ -95,17 +95,54 @@ def key_violations(con: Any, queries: dict[str, str], dictionary: DataDictionary
     for name, query in queries.items():
         if name not in specs:
             continue
-        t = specs[name]
         count += con.execute(f"SELECT count(*) = 0 FROM ({query})").fetchall()[0][0]
-        if t.key:
-            keys = ", ".join(ident(k) for k in t.key)
-            count += con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM ({query}) GROUP BY ALL "
-                                 f"HAVING count(*) > 1)").fetchall()[0][0]
-        for column, target in t.foreign_keys.items():
-            parent, parent_column = target.split(".")
-            if parent not in queries:
-                continue
-            count += con.execute(f"SELECT count(*) FROM ({query}) AS child ANTI JOIN ({queries[parent]}) AS parent "
-                                 f"ON child.{ident(column)} = parent.{ident(parent_column)} "
-                                 f"WHERE child.{ident(column)} IS NOT NULL").fetchall()[0][0]
+        count += _key_violations(con, specs[name], query, queries)
+    return int(count)
+
+
+def _key_violations(con: Any, t: schema.Table, query: str, parents: dict[str, str]) -> int:
+    """Rows of ``query`` (table ``t``) sharing a key, plus rows whose foreign key is not in its parent's
+    query (``parents``: name -> SQL; a parent not given is not checked)."""
+    count = 0
+    if t.key:
+        keys = ", ".join(ident(k) for k in t.key)
+        count += con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM ({query}) GROUP BY ALL "
+                             f"HAVING count(*) > 1)").fetchall()[0][0]
+    for column, target in t.foreign_keys.items():
+        parent, parent_column = target.split(".")
+        if parent not in parents:
+            continue
+        count += con.execute(f"SELECT count(*) FROM ({query}) AS child ANTI JOIN ({parents[parent]}) AS parent "
+                             f"ON child.{ident(column)} = parent.{ident(parent_column)} "
+                             f"WHERE child.{ident(column)} IS NOT NULL").fetchall()[0][0]
+    return int(count)
+
+
+def parquet_table_violations(table: Any, parents: dict[str, Any], dictionary: DataDictionary | None = None,
+                             extraction_date: Any = None) -> int:
+    """Rows of a table left in its parquet files (a :class:`~creditmodel.data.parquet_table.ParquetTable`)
+    that break its row rules, its key or a foreign key into ``parents`` (validated frames, by table
+    name), counted in DuckDB without holding the table; 1 when a column is missing or will not take its
+    kind's type. Zero means the contracts would pass the table."""
+    import duckdb
+
+    t = tables(dictionary)[table.name]
+    names = ", ".join(f"CAST({ident(c.name)} AS {KIND_TYPES[c.kind]}) AS {ident(c.name)}" for c in t.columns)
+    query = f"SELECT {names} FROM {table.source()}"
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        try:
+            types = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {query}").fetchall()}
+            guard = row_guard(t, types, extraction_date)
+            if guard is None:
+                return 1
+            count = con.execute(f"SELECT count(*) FROM ({query}) WHERE {guard}").fetchall()[0][0]
+            given = {}
+            for name, frame in parents.items():
+                if frame is not None:
+                    con.register(f"parent_{name}", frame)
+                    given[name] = f"SELECT * FROM parent_{name}"
+            count += _key_violations(con, t, query, given)
+        except duckdb.Error:  # a value that will not take its column's type
+            return 1
     return int(count)

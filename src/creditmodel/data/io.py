@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,21 +153,27 @@ def _parts(directory: Path, table: str) -> list[Path]:
 
 
 def _read_parts(directory: Path, table: str) -> pd.DataFrame:
-    import pandas as pd
+    return _read_parts_list(_parts(directory, table), table)
 
-    parts = _parts(directory, table)
+
+def _left_in_files(name: str, files: list[Path]) -> Any:
+    """Table ``name`` as a ParquetTable over ``files``, checked to be readable parquet."""
+    import duckdb
+
+    from creditmodel.data.parquet_table import ParquetTable
+
+    table = ParquetTable.of(name, files)
     try:
-        return pd.read_parquet([str(p) for p in parts])
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad or mixed parts
-        raise DataContractError(
-            f"{directory}: cannot read the {len(parts)} parquet part"
-            f"{'s' if len(parts) != 1 else ''} of table {table!r} "
-            f"({type(exc).__name__}: {_first_line(exc)})"
-        ) from None
+        with duckdb.connect() as con:
+            con.execute(f"DESCRIBE {table.source()}").fetchall()
+    except duckdb.Error as exc:
+        raise DataContractError(f"{files[0] if len(files) == 1 else files[0].parent}: cannot read table {name!r} "
+                                f"as parquet ({_first_line(exc)})") from None
+    return table
 
 
-def _read_directory(root: Path, encoding: str, delimiter: str) -> dict[str, pd.DataFrame]:
-    tables: dict[str, pd.DataFrame] = {}
+def _read_directory(root: Path, encoding: str, delimiter: str, leave: Collection[str] = ()) -> dict[str, Any]:
+    tables: dict[str, Any] = {}
     for name in schema.TABLES:
         parquet, csv, parts = root / f"{name}.parquet", root / f"{name}.csv", root / name
         found = [p for p in (parquet, csv) if p.exists()] + ([parts] if parts.is_dir() else [])
@@ -178,7 +185,11 @@ def _read_directory(root: Path, encoding: str, delimiter: str) -> dict[str, pd.D
         if csv.is_dir():
             raise DataContractError(f"{csv}: is a directory; expected a CSV file of table {name!r} "
                                     f"(parquet parts go in a directory {name}/)")
-        if parquet.exists():  # a file, or a directory of parquet parts
+        if name in leave and parquet.is_file():
+            tables[name] = _left_in_files(name, [parquet])
+        elif name in leave and parts.is_dir():
+            tables[name] = _left_in_files(name, _parts(parts, name))
+        elif parquet.exists():  # a file, or a directory of parquet parts
             tables[name] = _read_parquet(parquet)
         elif parts.is_dir():
             tables[name] = _read_parts(parts, name)
@@ -215,20 +226,21 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def read_tables(
-    source: str | Path, *, encoding: str = "utf-8", delimiter: str = ","
+    source: str | Path, *, encoding: str = "utf-8", delimiter: str = ",", leave_in_files: Collection[str] = ()
 ) -> dict[str, pd.DataFrame]:
     """Read the canonical tables found in ``source`` (not yet validated; see ``load_tables``).
 
     ``source`` is a directory of ``<table>.parquet`` / ``<table>.csv`` files or ``<table>/``
     directories of parquet parts (one form per table), or a DuckDB file (``.duckdb`` / ``.db``,
     opened read-only). CSV files are read with ``encoding`` and ``delimiter``; their date and
-    timestamp columns are parsed as dates.
+    timestamp columns are parsed as dates. Tables named in ``leave_in_files`` that are stored as
+    parquet are not read: they come as a ``ParquetTable`` (see ``load_tables_leaving``).
     """
     path = Path(source).expanduser()
     if not path.exists():
         raise DataContractError(f"{path}: data source not found")
     if path.is_dir():
-        tables = _read_directory(path, encoding, delimiter)
+        tables = _read_directory(path, encoding, delimiter, leave_in_files)
         where = ("files like enterprises.parquet or enterprises.csv, or parts like "
                  "transactions/part-00000.parquet")
     elif path.suffix.lower() in _DUCKDB_SUFFIXES:
@@ -257,6 +269,56 @@ def load_tables(
     tables = read_tables(source, encoding=encoding, delimiter=delimiter)
     from creditmodel.data.contracts import validate_tables
     return validate_tables(tables, dictionary=dictionary, extraction_date=extraction_date)
+
+
+def load_tables_leaving(
+    source: str | Path,
+    large: Collection[str] = ("transactions",),
+    *,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    extraction_date: Any = None,
+    dictionary: DataDictionary | None = None,
+) -> dict[str, Any]:
+    """``load_tables``, but the ``large`` tables stored as parquet stay in their files (``ParquetTable``):
+    DuckDB checks them against their contracts and reads them where they are used. A million
+    borrowers' transactions (about 240 million rows) are then never held in memory.
+
+    A table that breaks a contract is read whole once, so that the contracts name the failure in
+    their own words, as ``load_tables`` would."""
+    from creditmodel.data.contracts import validate_tables
+    from creditmodel.data.contracts_sql import parquet_table_violations
+    from creditmodel.data.parquet_table import is_parquet_table
+
+    read = read_tables(source, encoding=encoding, delimiter=delimiter, leave_in_files=large)
+    left = {n: read.pop(n) for n in list(read) if is_parquet_table(read[n])}
+    # each frame as read is let go once validated: the set is not held twice
+    validated = validate_tables(read, dictionary=dictionary, extraction_date=extraction_date, consume=True)
+    for name, table in left.items():
+        if parquet_table_violations(table, validated, dictionary, extraction_date):
+            whole = _read_parquet_files(table.files, name)
+            validate_tables({**validated, name: whole}, dictionary=dictionary, extraction_date=extraction_date)
+            raise DataContractError(f"table {name}: breaks a contract rule in DuckDB's check that the contracts "
+                                    "did not name; expected the rules of data/schema.py")
+    return {name: validated.get(name, left.get(name)) for name in schema.TABLES if name in validated or name in left}
+
+
+def _read_parquet_files(files: Sequence[Path], name: str) -> pd.DataFrame:
+    """The parquet files of table ``name`` as one frame."""
+    return _read_parquet(files[0]) if len(files) == 1 else _read_parts_list(list(files), name)
+
+
+def _read_parts_list(parts: list[Path], table: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet([str(p) for p in parts])
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad or mixed parts
+        raise DataContractError(
+            f"{parts[0].parent}: cannot read the {len(parts)} parquet part"
+            f"{'s' if len(parts) != 1 else ''} of table {table!r} "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from creditmodel.data import schema
@@ -32,8 +31,10 @@ from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
 from creditmodel.exceptions import ConfigError, DataContractError
 
-if TYPE_CHECKING:  # pandas is imported where a frame is made (Excel, SQL, the contracts), not by data map's fast path
+if TYPE_CHECKING:  # pandas and pyarrow are imported where a frame is made (Excel, SQL, a CSV in another
+    # encoding, the contracts), not by data map's path from a UTF-8 CSV to parquet
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["TableMapping", "ColumnMapping", "Source", "Mapping", "load_mapping", "map_tables", "write_mapped",
            "convert_values"]
@@ -268,6 +269,7 @@ def _resolve(source: Source, base: Path) -> Path:
 
 
 def _read_csv(path: Path, source: Source, table: str, needed: set[str] | None, text: set[str]) -> pa.Table:
+    import pyarrow as pa
     import pyarrow.csv as pcsv
 
     delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
@@ -330,6 +332,7 @@ def _check_columns(table: str, where: str, columns: list[str], needed: set[str] 
 def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     arrays = {}
     for name in df.columns:
@@ -451,9 +454,21 @@ def _csv_encoding(encoding: str) -> str | None:
             "utf-16": "utf-16"}.get(name)
 
 
+def _sniff(con: Any, path: Path, opts: list[str]) -> tuple[Any, ...]:
+    """DuckDB's sniffer on the file with the options given: quote, escape, new line, comment, rows
+    skipped, columns (name and type) and the date and timestamp formats."""
+    return tuple(con.execute(f"SELECT Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns, DateFormat, "
+                             f"TimestampFormat FROM sniff_csv({literal(str(path))}, {', '.join(opts)})").fetchall()[0])
+
+
 def _duckdb_csv(con: Any, path: Path, source: Source, table: str, needed: set[str] | None, text: set[str],
                 encoding: str) -> str:
-    """The CSV as a DuckDB view (read in parallel, streamed, mapped columns as text)."""
+    """The CSV as a DuckDB view (read in parallel, streamed, mapped columns as text).
+
+    The file is sniffed once (twice when a column read as a typed value sits beside columns read
+    as text, whose values must take no part in its detection) and read with the sniffed dialect
+    and column types written out, as ``sniff_csv`` reports them: later uses of the view do not
+    sniff the file again. Columns the mapping does not use are read as text (never converted)."""
     import duckdb
 
     delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
@@ -463,21 +478,91 @@ def _duckdb_csv(con: Any, path: Path, source: Source, table: str, needed: set[st
         opts.append(f"skip = {source.skip_rows}")
     if source.names:
         opts.append("names = [" + ", ".join(literal(n) for n in source.names) + "]")
-    call = f"read_csv({literal(str(path))}, {', '.join(opts)}"
     try:
-        raw = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {call})").fetchall()]
+        sniffed = _sniff(con, path, opts)
+        raw = [c["name"] for c in sniffed[5]]
         columns = [_clean(c) for c in raw]
         _check_columns(table, path.name, columns, needed)
-        types = {r: "VARCHAR" for r, c in zip(raw, columns) if c in text}
-        if types:
-            call += ", types = {" + ", ".join(f"{literal(r)}: 'VARCHAR'" for r in types) + "}"
-        select = ", ".join(f"{ident(r)} AS {ident(c)}" for r, c in zip(raw, columns)
-                           if needed is None or c in needed)
+        used = {r for r, c in zip(raw, columns) if needed is None or c in needed}
+        as_text = {r for r, c in zip(raw, columns) if c in text or r not in used}
+        if as_text and any(r not in as_text for r in raw):  # typed columns detected without the text ones
+            sniffed = _sniff(con, path, [*opts, "types = {" + ", ".join(f"{literal(r)}: 'VARCHAR'" for r in raw
+                                                                         if r in as_text) + "}"])
+        quote, escape, new_line, comment, skip, detected, date_format, ts_format = sniffed
+        types = {c["name"]: "VARCHAR" if c["name"] in as_text else c["type"] for c in detected}
+
+        def given(v: str) -> str:
+            return literal("" if v == "(empty)" else v)
+
+        read = [o for o in opts if not o.startswith(("skip", "names"))]
+        read += [f"quote = {given(quote)}", f"escape = {given(escape)}", f"comment = {given(comment)}",
+                 f"skip = {int(skip)}"]
+        if new_line in ("\\n", "\\r\\n", "\\r"):
+            read.append(f"new_line = {literal(new_line)}")
+        if date_format is not None:
+            read.append(f"dateformat = {literal(date_format)}")
+        if ts_format is not None:
+            read.append(f"timestampformat = {literal(ts_format)}")
+        read.append("columns = {" + ", ".join(f"{literal(r)}: {literal(t)}" for r, t in types.items()) + "}")
+        select = ", ".join(f"{ident(r)} AS {ident(c)}" for r, c in zip(raw, columns) if r in used)
         view = f"src_{table}"
-        con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} FROM {call})").fetchall()
+        con.execute(f"CREATE TEMP VIEW {view} AS SELECT {select} FROM "
+                    f"read_csv({literal(str(path))}, auto_detect = false, {', '.join(read)})").fetchall()
         con.execute(f"SELECT * FROM {view} LIMIT 1").fetchall()  # the dialect and types, checked now
     except duckdb.Error as exc:
         raise _csv_error(exc, table, path, source, delimiter) from None
+    return view
+
+
+# pyarrow's null strings (``pyarrow.csv.ConvertOptions().null_values``), for a decoded CSV read as it reads it
+_ARROW_NULLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA",
+                "NULL", "NaN", "n/a", "nan", "null")
+
+
+def _decoded_csv(con: Any, path: Path, source: Source, table: str, needed: set[str]) -> str:
+    """A CSV in an encoding DuckDB's reader does not know (GBK, GB18030, ...) whose columns are all
+    read as text: decoded by Python into a UTF-8 copy that DuckDB reads as ``_read_csv`` (pyarrow)
+    would (quotes doubled, no escape, pyarrow's null strings, empty lines skipped), and kept as a
+    table (pyarrow holds the table in memory too), without importing pyarrow and numpy."""
+    import codecs
+    import tempfile
+
+    import duckdb
+
+    delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    decoder = codecs.getincrementaldecoder(source.encoding)()
+    with tempfile.TemporaryDirectory(prefix="creditmodel-map-") as tmp:
+        copy = Path(tmp) / "source.csv"
+        done = 0
+        with path.open("rb") as src, copy.open("w", encoding="utf-8", newline="") as out:
+            while True:
+                block = src.read(16 << 20)
+                pending = len(decoder.getstate()[0])
+                try:
+                    out.write(decoder.decode(block, final=not block))
+                except UnicodeDecodeError as exc:
+                    raise DataContractError(
+                        f"{table}: cannot decode {path.name} as {source.encoding} ({exc.reason} at byte "
+                        f"{done - pending + exc.start}); set source.encoding (e.g. \"gbk\" or \"gb18030\" for "
+                        f"Chinese bank exports)") from None
+                if not block:
+                    break
+                done += len(block)
+        opts = [f"header = {'true' if source.header else 'false'}", f"delim = {literal(delimiter)}",
+                "quote = '\"'", "escape = '\"'", f"skip = {source.skip_rows}", "all_varchar = true",
+                "nullstr = [" + ", ".join(literal(n) for n in _ARROW_NULLS) + "]"]
+        if source.names:
+            opts.append("names = [" + ", ".join(literal(n) for n in source.names) + "]")
+        call = f"read_csv({literal(str(copy))}, {', '.join(opts)})"
+        try:
+            raw = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {call}").fetchall()]
+            columns = [_clean(c) for c in raw]
+            _check_columns(table, path.name, columns, needed)
+            select = ", ".join(f"{ident(r)} AS {ident(c)}" for r, c in zip(raw, columns) if c in needed)
+            view = f"decoded_{table}"
+            con.execute(f"CREATE TEMP TABLE {view} AS SELECT {select} FROM {call}").fetchall()
+        except duckdb.Error as exc:
+            raise _csv_error(exc, table, path, source, delimiter) from None
     return view
 
 
@@ -519,6 +604,8 @@ def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: di
             raise DataContractError(f"{table}: unknown encoding {source.encoding!r} for {path.name}") from None
         if encoding is not None:
             view = _duckdb_csv(con, path, source, table, needed, text, encoding)
+        elif needed is not None and needed <= text:  # nothing to infer a type for: no pyarrow needed
+            view = _decoded_csv(con, path, source, table, needed)
         else:
             con.register(view, _read_csv(path, source, table, needed, text))
     elif source.kind == "excel":
@@ -736,6 +823,8 @@ def convert_values(spec: ColumnMapping, values: list[Any], kind: str | None = No
 
     if spec.column is None:
         raise ConfigError("convert_values needs a ColumnMapping with column = \"...\"")
+    import pyarrow as pa
+
     with _connect() as con:
         con.register("preview_rows", pa.table({spec.column: pa.array(values)}))
         conv = _evaluate(con, table, "preview_rows", {name: spec}, {}, {name: kind}, "the values given")

@@ -164,7 +164,11 @@ def _number(c: _Chain, x: str, typ: Type, kind: str) -> tuple[str, Type]:
     if kind == "int":
         cast = ("CASE WHEN contains({0}, '.') THEN TRY_CAST(TRY_CAST({0} AS DOUBLE) AS BIGINT) "
                 "ELSE TRY_CAST({0} AS BIGINT) END")
-        v = c.add(f"CASE WHEN regexp_full_match({r}, '{_INT_RE}') THEN {cast.format(r)} "
+        # the common shape first: a number written as DuckDB writes it back (digits, no sign but
+        # '-', no leading zero, no space) is read by a cast alone; the rest by the regular expression
+        f = c.add(f"TRY_CAST({r} AS BIGINT)")
+        v = c.add(f"CASE WHEN CAST({f} AS VARCHAR) = {r} THEN {f} "
+                  f"WHEN regexp_full_match({r}, '{_INT_RE}') THEN {cast.format(r)} "
                   f"WHEN regexp_full_match({t}, '{_INT_RE}') THEN {cast.format(t)} END")
         c.add(_lazy(f"{v} IS NULL AND {r} IS NOT NULL", f"{t} IS NOT NULL"), check="whole numbers", of=t)
         return v, "int"
@@ -182,7 +186,10 @@ def _money(c: _Chain, x: str, typ: Type) -> tuple[str, Type]:
     groups = "['open', 'sign', 'sign2', 'num', 'unit', 'close']"
     # the whole expression allows spaces around every part: no trimming needed
     p = c.add(f"CASE WHEN NOT {plain} THEN regexp_extract({r}, {literal(MONEY_RE)}, {groups}) END")
-    c.add(_lazy(f"NOT {plain} AND ({p}.num = '' OR ({p}.open = '') <> ({p}.close = ''))", f"{_trim(r)} IS NOT NULL"),
+    # the groups are looked at only where the common shape did not match (a CASE, not an AND, which
+    # would read them on every row)
+    c.add(f"CASE WHEN {plain} THEN FALSE WHEN {p}.num = '' OR ({p}.open = '') <> ({p}.close = '') "
+          f"THEN {_trim(r)} IS NOT NULL ELSE FALSE END",
           check='money amounts (expected e.g. 1200, "$1,200.00", "1,200元", "12.5万", "(1,200)")', of=_trim(r))
     scale = " ".join(f"WHEN {literal(u)} THEN {f!r}" for u, f in _UNITS.items())
     v = c.add(f"CASE WHEN {plain} THEN CAST(replace(replace({r}, ',', ''), '元', '') AS DOUBLE)"
@@ -344,7 +351,9 @@ def column_sql(prefix: str, spec: Any, source: str, source_type: str, kind: str 
             x, typ = c.add(f"CAST({x} AS DOUBLE) * {spec.factor!r}"), "float"
             if kind == "int":
                 x, typ = _number(c, x, typ, "int")
-    if c.col.values is not None and (x != ident(c.col.steps[-1].name) or typ != "text"):
-        c.col.values = None  # a step after the value map changed its values
+    if c.col.values is not None:  # the value map's step last but for checks (which hold no value)?
+        last = next(step for step in reversed(c.col.steps) if step.check is None)
+        if x != ident(last.name) or typ != "text":
+            c.col.values = None  # a step after the value map changed its values
     c.col.value = c.add(x)
     return c.col
