@@ -9,7 +9,9 @@ fresh subprocess so memory is measured per engine:
 * ``spark_catalogue``: the same catalogue transpiled to Spark SQL (``features.spark``), local mode,
   parquet in, parquet out;
 * ``duckdb_catalogue_txn``: the catalogue's subset of transaction aggregates (``TXN_SUBSET``);
-* ``duckdb_handwritten_txn``: one hand-written DuckDB query computing the same subset;
+* ``duckdb_handwritten_txn``: one hand-written DuckDB query computing the same subset, its conditional
+  aggregates as ``sum(CASE WHEN c THEN x END)`` (the form the catalogue compiles to, and DuckDB's fast one);
+* ``duckdb_handwritten_txn_filter``: the same query written with ``FILTER (WHERE c)`` clauses;
 * ``pandas_txn``: a vectorised pandas implementation of the same subset (part file by part file);
 * ``featuretools_txn``: featuretools DFS (sum/count/mean of receipts and payments over 365 days)
   when a Python with featuretools is given (--featuretools-python; it is not a project dependency).
@@ -81,22 +83,31 @@ def _subset_features():
     return [f for f in CATALOGUE if f.name in wanted]
 
 
-def _handwritten_sql() -> str:
+def _handwritten_sql(style: str = "case") -> str:
+    """The transaction subset written by hand: conditional aggregates as ``sum(CASE WHEN c THEN x END)``
+    (``style="case"``, the form that is fast on DuckDB) or as ``sum(x) FILTER (WHERE c)`` ("filter")."""
+
+    def agg(func: str, cond: str, value: str = "s.amount") -> str:
+        if style == "filter":
+            return f"{func}({value}) FILTER (WHERE {cond})"
+        return f"{func}(CASE WHEN {cond} THEN {'1' if value == '*' else value} END)"
+
     parts = []
     for s, w in WINDOWS.items():
-        win = f"s.ts >= a.decision_date - INTERVAL {w} DAY"
-        parts += [f"coalesce(sum(s.amount) FILTER (WHERE s.direction = 'in' AND {win}), 0) AS txn_inflow_{s}",
-                  f"coalesce(sum(s.amount) FILTER (WHERE s.direction = 'out' AND {win}), 0) AS txn_outflow_{s}",
-                  f"count(*) FILTER (WHERE s.direction = 'in' AND {win}) AS txn_inflow_count_{s}",
-                  f"count(*) FILTER (WHERE s.direction = 'out' AND {win}) AS txn_outflow_count_{s}",
-                  f"avg(s.amount) FILTER (WHERE s.direction = 'in' AND {win}) AS txn_avg_inflow_amount_{s}"]
+        inn = f"s.direction = 'in' AND s.ts >= a.decision_date - INTERVAL {w} DAY"
+        out = f"s.direction = 'out' AND s.ts >= a.decision_date - INTERVAL {w} DAY"
+        parts += [f"coalesce({agg('sum', inn)}, 0) AS txn_inflow_{s}",
+                  f"coalesce({agg('sum', out)}, 0) AS txn_outflow_{s}",
+                  f"{agg('count', inn, '*')} AS txn_inflow_count_{s}",
+                  f"{agg('count', out, '*')} AS txn_outflow_count_{s}",
+                  f"{agg('avg', inn)} AS txn_avg_inflow_amount_{s}"]
     for s in ("3m", "12m"):
-        win = f"s.ts >= a.decision_date - INTERVAL {WINDOWS[s]} DAY"
-        total = f"nullif(sum(s.amount) FILTER (WHERE s.direction = 'in' AND {win}), 0)"
-        parts += [f"coalesce(sum(s.amount) FILTER (WHERE s.direction = 'in' AND s.channel = '{c}' AND {win}), 0) "
+        inn = f"s.direction = 'in' AND s.ts >= a.decision_date - INTERVAL {WINDOWS[s]} DAY"
+        total = f"nullif({agg('sum', inn)}, 0)"
+        parts += [f"coalesce({agg('sum', inn.replace(' AND ', f' AND s.channel = {c!r} AND ', 1))}, 0) "
                   f"/ {total} AS txn_{c}_share_{s}" for c in CHANNELS]
-    parts.append("date_diff('day', CAST(max(s.ts) FILTER (WHERE s.direction = 'in') AS DATE), a.decision_date) "
-                 "AS txn_days_since_last_inflow")
+    last = agg("max", "s.direction = 'in'", "s.ts")
+    parts.append(f"date_diff('day', CAST({last} AS DATE), a.decision_date) AS txn_days_since_last_inflow")
     return (f"SELECT a.loan_id, {', '.join(parts)} FROM apps a JOIN transactions s ON s.enterprise_id = a.enterprise_id "
             "AND s.ts < a.decision_date AND s.ts >= a.decision_date - INTERVAL 365 DAY GROUP BY a.loan_id, a.decision_date")
 
@@ -106,8 +117,8 @@ def work_duckdb(world: Path, out: Path, kind: str, threads: int, memory: str) ->
     from creditmodel.features.catalogue import CATALOGUE
 
     con = _duck_connect(world, threads, memory, out.parent / "duckdb-spill")
-    if kind == "handwritten":
-        sql = _handwritten_sql()
+    if kind.startswith("handwritten"):
+        sql = _handwritten_sql("filter" if kind == "handwritten_filter" else "case")
     else:
         features = CATALOGUE if kind == "catalogue" else _subset_features()
         kept, _ = available_features({n: True for n in ("enterprises", "registration_events", "court_cases",
@@ -229,6 +240,8 @@ def worker(args: argparse.Namespace) -> None:
         result = work_duckdb(world, out, "subset", args.threads, args.duckdb_memory)
     elif args.worker == "duckdb_handwritten_txn":
         result = work_duckdb(world, out, "handwritten", args.threads, args.duckdb_memory)
+    elif args.worker == "duckdb_handwritten_txn_filter":
+        result = work_duckdb(world, out, "handwritten_filter", args.threads, args.duckdb_memory)
     elif args.worker == "spark_catalogue":
         result = work_spark(world, out, args.spark_memory, args.spark_partitions)
     elif args.worker == "pandas_txn":
@@ -338,7 +351,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--engines", nargs="+", default=["duckdb_catalogue", "duckdb_catalogue_txn",
-                                                          "duckdb_handwritten_txn", "pandas_txn", "spark_catalogue",
+                                                          "duckdb_handwritten_txn", "duckdb_handwritten_txn_filter", "pandas_txn",
+                                                          "spark_catalogue",
                                                           "featuretools_txn"])
     parser.add_argument("--workdir", default=None, help="where worlds and outputs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated worlds and outputs")
@@ -412,6 +426,8 @@ def main() -> None:
             checks = {
                 "spark_equals_duckdb": _same(cat, root / f"out_{n}_spark_catalogue.parquet"),
                 "handwritten_equals_catalogue": _same(sub, root / f"out_{n}_duckdb_handwritten_txn.parquet"),
+                "handwritten_filter_equals_catalogue": _same(
+                    sub, root / f"out_{n}_duckdb_handwritten_txn_filter.parquet"),
                 "pandas_equals_catalogue": _same(sub, root / f"out_{n}_pandas_txn.parquet"),
             }
 
@@ -424,6 +440,7 @@ def main() -> None:
             entry.update(results=results, checks=checks, ratios={
                 "catalogue_txn_over_handwritten": ratio("duckdb_catalogue_txn", "duckdb_handwritten_txn"),
                 "full_catalogue_over_handwritten": ratio("duckdb_catalogue", "duckdb_handwritten_txn"),
+                "handwritten_filter_over_case": ratio("duckdb_handwritten_txn_filter", "duckdb_handwritten_txn"),
                 "spark_over_duckdb_catalogue": ratio("spark_catalogue", "duckdb_catalogue"),
                 "pandas_over_handwritten": ratio("pandas_txn", "duckdb_handwritten_txn"),
             })

@@ -67,6 +67,25 @@ def test_online_features_equal_the_offline_matrix(world_store):
     assert (got["grp_members"] > 0).sum() >= 5  # the group block really reached the members' rows
 
 
+def test_the_catalogue_is_planned_once_per_thread_not_per_application(world_store, tmp_path):
+    # DuckDB plans again, at every execution, a prepared statement that reads a table; the catalogue's query
+    # reads only its parameters (the application's rows), so DuckDB's profile of a later application's
+    # query shows no optimising at all, and the features still change with the borrower
+    online = OnlineFeatures(world_store["features"], world_store["path"])
+    loans = _sample(world_store["tables"], n=6, seed=3)
+    cur = online._statement()
+    out = tmp_path / "profile.json"
+    cur.execute("PRAGMA enable_profiling = 'json'").fetchall()
+    cur.execute(f"PRAGMA profiling_output = '{out}'").fetchall()
+    got = _online_rows(online, loans)
+    profile = json.loads(out.read_text())
+    assert profile["query"]["sql"].startswith("EXECUTE application")
+    assert profile["optimizer"].get("total_time", 0.0) == 0.0
+    assert got["txn_inflow_12m"].nunique() > 1
+    exp, got = _expected(world_store["offline"], loans, got)
+    assert frame_mismatches(exp, got, rtol=1e-12) == {}
+
+
 def test_rows_on_or_after_the_decision_date_never_reach_a_feature(world_store, tmp_path):
     path = tmp_path / "future.duckdb"
     shutil.copy(world_store["path"], path)

@@ -166,7 +166,12 @@ class AsOfFeatures(OnlineFeatures):
     # --- the features, in bulk ------------------------------------------------------------------------
 
     def _bulk_query(self) -> str:
-        """The catalogue's query over CTEs holding only the listed borrowers' (and their groups') rows before d."""
+        """The catalogue's query over CTEs holding only the listed borrowers' (and their groups') rows before d.
+
+        The tables' CTEs are inlined (NOT MATERIALIZED): for many borrowers they hold most of the store, and
+        DuckDB would otherwise copy those read more than once (``transactions``, by four blocks) into memory
+        before the query runs, spilling past the memory limit; inlined, each block scans the store's sorted
+        table with the date and borrower filters pushed into the scan, as the offline build scans parquet."""
         group = any(f.source == "guarantee_group" for f in self.catalogue)
         members = ("(SELECT enterprise_id FROM apps UNION SELECT enterprise_id FROM store.loans WHERE group_id IN "
                    "(SELECT group_id FROM apps WHERE group_id IS NOT NULL) AND application_date < $d)") if group \
@@ -174,7 +179,7 @@ class AsOfFeatures(OnlineFeatures):
         values = {c: c for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type", "group_id",
                                  *self._attrs)}
         return self._restricted({**values, "loan_id": KEY}, members, "enterprise_id IN (SELECT enterprise_id FROM apps)",
-                                " FROM batch_apps")
+                                " FROM batch_apps", inline=True)
 
     def compute_many(self, borrowers: pd.DataFrame, as_of: date) -> pd.DataFrame:
         """Features of every row of `borrowers` (enterprise_id and the terms) as of `as_of`, in one query:

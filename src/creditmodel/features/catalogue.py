@@ -20,7 +20,8 @@ Conventions
 * ``fill`` is the value when the expression is null, e.g. when the borrower has no row in the
   window: 0 for counts and sums, null (unknown) otherwise.
 * ``direction``: +1 when a higher value means higher risk, -1 when lower risk, 0 for no prior.
-* The SQL is kept portable (DuckDB and Spark): count/sum/avg/min/max/stddev, ``FILTER (WHERE)``,
+* The SQL is kept portable (DuckDB and Spark): count/sum/avg/min/max/stddev, ``FILTER (WHERE)`` (the
+  compiler writes it as CASE inside the aggregate, DuckDB's fast form: ``filter_clauses.py``),
   ``date_diff('day', a, b)``, ``INTERVAL n DAY``, CASE, coalesce, nullif, greatest/least.
 
 SQL aliases available to a feature's expression:

@@ -31,16 +31,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError, StoreError
-from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query
+from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query, with_ctes
 from creditmodel.features.catalogue import Feature
 
 CATALOGUE_FILE = "feature_catalogue.json"
 CATALOGUE_FORMAT = "creditmodel-feature-catalogue"
-CATALOGUE_VERSION = 1
+CATALOGUE_VERSION = 2  # 2: FILTER written as CASE, one shared join of the transaction blocks
 
 # the date that dates a row of each event table (rows on or after the decision date are cut here)
 _ROW_DATE = {"registration_events": "event_date", "court_cases": "filed_date", "environment_checks": "check_date",
@@ -58,6 +59,7 @@ def _order(name: str) -> tuple[str, ...]:
 
 _ORDER = {name: _order(name) for name in TABLES}
 META = "store_meta"
+ROWS = "creditmodel_rows"  # the connection variables that hold one application's rows (see _extract_sql)
 
 
 # --- the catalogue as a bundle file ----------------------------------------------------------------
@@ -92,7 +94,7 @@ def catalogue_from_document(doc: Mapping[str, Any], where: str = "feature catalo
     what these declarations compile to (so the SQL run online is the SQL the model was trained on)."""
     if doc.get("format") != CATALOGUE_FORMAT or doc.get("version") != CATALOGUE_VERSION:
         raise ValueError(f"{where}: format {str(doc.get('format'))[:40]!r} version {str(doc.get('version'))[:10]!r}, "
-                         f"expected {CATALOGUE_FORMAT!r} version {CATALOGUE_VERSION}")
+                         f"expected {CATALOGUE_FORMAT!r} version {CATALOGUE_VERSION} (export the bundle again)")
     body = {k: doc.get(k) for k in ("format", "version", "features", "duckdb_sql")}
     if doc.get("sha256") != _digest(body):
         raise ValueError(f"{where}: sha256 does not match its declarations and SQL (edited or corrupted)")
@@ -318,8 +320,8 @@ class OnlineFeatures:
             self.close()
             raise StoreError(f"store {str(self.store)!r}: {missing}")
         self._types = {t: dict(self._con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'store' AND table_name = ?",
-            [t]).fetchall()) for t in present}
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'store' AND table_name = ? "
+            "ORDER BY column_index", [t]).fetchall()) for t in present}
         for t in needed:
             lacking = [c.name for c in TABLES[t].columns if c.name not in self._types[t]]
             if lacking:
@@ -338,9 +340,13 @@ class OnlineFeatures:
         self.first_date = pd.Timestamp(meta["first_date"]).date()
         self.last_date = pd.Timestamp(meta["last_date"]).date()
         self._query = self._restricted_query()
+        self._cached = self._cached_query()
         try:  # the catalogue's SQL bound against the store's schema, once, before any request
-            self._con.execute(f"EXPLAIN {self._query}", self._params(Application(
-                0, self.first_date, 1.0, 1, "", "", None))).fetchall()
+            nobody = Application(0, self.first_date, 1.0, 1, "", "", None)
+            self._con.execute(f"EXPLAIN {self._query}", self._params(nobody)).fetchall()
+            self._con.execute("; ".join(self._extract_sql(nobody))).fetchall()
+            self._con.execute(f"EXPLAIN {self._cached}", {**self._params(nobody), **{
+                f"rows_{t}": None for t in self._tables}}).fetchall()
         except duckdb.Error as exc:
             self.close()
             raise StoreError(f"store {str(self.store)!r} does not fit the bundle's feature catalogue: "
@@ -361,10 +367,13 @@ class OnlineFeatures:
                   **{c: f"$attr_{c}" for c in self._attrs}}
         return self._restricted(values, members, "enterprise_id = $eid")
 
-    def _restricted(self, values: Mapping[str, str], members: str, borrower: str, apps_from: str = "") -> str:
+    def _restricted(self, values: Mapping[str, str], members: str, borrower: str, apps_from: str = "", *,
+                    inline: bool = False) -> str:
         """The catalogue's query over CTEs: ``apps`` (the application(s): each field's SQL in ``values``,
         cast to the store's types; FROM ``apps_from``), the loans of ``members`` and the other tables'
-        rows of the ``borrower`` condition, all dated before $d."""
+        rows of the ``borrower`` condition, all dated before $d. inline: the tables' CTEs are ``NOT
+        MATERIALIZED`` (each reference reads the store itself), else the engine may copy a CTE read
+        more than once (as DuckDB does ``transactions``, read by four blocks) before the query runs."""
         ltype = self._types["loans"]
         types = {"loan_id": "BIGINT", "group_id": ltype.get("group_id", "BIGINT"),
                  **{c: ltype[c] for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type",
@@ -381,8 +390,8 @@ class OnlineFeatures:
                 cond = f"enterprise_id IN {members} AND application_date < $d"
             else:
                 cond = borrower + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
-            ctes.append(f"{t} AS (SELECT * FROM store.{t} WHERE {cond})")
-        return f"WITH {', '.join(ctes)} {self._sql}"
+            ctes.append(f"{t} AS {'NOT MATERIALIZED ' if inline else ''}(SELECT * FROM store.{t} WHERE {cond})")
+        return with_ctes(ctes, self._sql)
 
     def _params(self, app: Application) -> dict[str, Any]:
         params = {"eid": int(app.enterprise_id), "d": app.decision_date, "amount": float(app.amount),
@@ -430,27 +439,111 @@ class OnlineFeatures:
             cur.close()
         return int(row[0][0]) if row else None
 
+    def _extract_sql(self, app: Application) -> list[str]:
+        """The statements, one per table, that copy the rows the catalogue may read for one application (the
+        borrower's, its group's loans and their repayments, all dated before the decision date: the
+        conditions of ``_restricted_query``) out of the store into the connection's variables
+        ``ROWS_<table>``, each a list of rows. One statement per table: DuckDB plans each again at every call
+        (they read tables), and planning one statement of eight subqueries costs more than eight of one."""
+        eid, d = _literal(int(app.enterprise_id)), _literal(app.decision_date)
+        gid = _literal(None if app.group_id is None else int(app.group_id))
+        group = any(f.source == "guarantee_group" for f in self.catalogue)
+        members = (f"IN (SELECT {eid} UNION SELECT enterprise_id FROM store.loans WHERE group_id = {gid} "
+                   f"AND application_date < {d})") if group else f"= {eid}"
+        out = []
+        for t in sorted(self._tables, key=lambda t: t == "repayments"):  # the loans before their repayments
+            if t == "loans":
+                where = f"enterprise_id {members} AND application_date < {d}"
+            elif t == "repayments":
+                where = f"loan_id IN (SELECT unnest(getvariable('{ROWS}_loans')).loan_id) AND date < {d}"
+            else:
+                where = f"enterprise_id = {eid}" + (f" AND {_ROW_DATE[t]} < {d}" if t in _ROW_DATE else "")
+            out.append(f"SET VARIABLE {ROWS}_{t} = (SELECT list(t) FROM store.{t} t WHERE {where})")
+        return out
+
+    def _row_type(self, table: str) -> str:
+        """The DuckDB type of a list of the store's rows of `table` (a struct per row, its columns in order)."""
+        fields = ", ".join(f'"{c}" {kind}' for c, kind in self._types[table].items())
+        return f"STRUCT({fields})[]"
+
+    def _cached_query(self) -> str:
+        """The catalogue's query over CTEs that unnest the application's rows, given as typed list parameters
+        (``$rows_<table>``, see ``_extract_sql``) rather than read from tables: DuckDB re-binds and re-optimises
+        at every execution a prepared statement that reads a table, which costs ten times what running the
+        catalogue for one borrower does; a statement that reads only its parameters keeps its plan."""
+        ltype = self._types["loans"]
+        types = {"loan_id": "BIGINT", "group_id": ltype.get("group_id", "BIGINT"),
+                 **{c: ltype[c] for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type",
+                                          *self._attrs)}}
+        values = {"loan_id": "0", "enterprise_id": "$eid", "amount": "$amount", "term_months": "$term",
+                  "product": "$product", "guarantee_type": "$guarantee", "group_id": "$gid",
+                  **{c: f"$attr_{c}" for c in self._attrs}}
+        fields = ["loan_id", "enterprise_id", "decision_date", "amount", "term_months", "product", "guarantee_type",
+                  "group_id", *self._attrs]
+        apps = [("CAST($d AS DATE) AS decision_date" if c == "decision_date"
+                 else f"CAST({values[c]} AS {types[c]}) AS {c}") for c in fields]
+        ctes = [f"apps AS (SELECT {', '.join(apps)})"]
+        ctes += [f"{t} AS MATERIALIZED (SELECT unnest(CAST($rows_{t} AS {self._row_type(t)}), recursive := true))"
+                 for t in self._tables]
+        return with_ctes(ctes, self._sql)
+
     def _statement(self) -> Any:
-        """This thread's cursor with the catalogue's query prepared: planning the 147 features' SQL
-        costs more than running it for one borrower, so it is planned once per thread, not per call."""
+        """This thread's cursor with the catalogue's query prepared over the application's rows: planned once
+        per thread, then executed with each application's rows without being planned again."""
         cur = getattr(self._prepared, "cursor", None)
         if cur is None:
             with self._lock:
                 cur = self._con.cursor()
-            cur.execute(f"PREPARE application AS {self._query}").fetchall()
+            cur.execute(f"PREPARE application AS {self._cached}").fetchall()
             self._prepared.cursor = cur
         return cur
 
+    def _arguments(self, app: Application) -> str:
+        """The EXECUTE arguments of an application: each value cast to the very type its parameter has in the
+        prepared query (DuckDB plans the statement again when an argument's type differs), the rows from the
+        variable ``_extract_sql`` set. Numbers go through their shortest decimal text, which DuckDB parses
+        exactly."""
+        ltype = self._types["loans"]
+        types = {"eid": ltype["enterprise_id"], "d": "DATE", "amount": ltype["amount"], "term": ltype["term_months"],
+                 "product": ltype["product"], "guarantee": ltype["guarantee_type"],
+                 "gid": ltype.get("group_id", "BIGINT"), **{f"attr_{c}": ltype[c] for c in self._attrs}}
+        args = []
+        for name, value in self._params(app).items():
+            text = _literal(value)
+            if isinstance(value, (int, float, date)) and not isinstance(value, bool) and text != "NULL":
+                text = "'" + (value.isoformat() if isinstance(value, date) else text) + "'"
+            args.append(f"{name} := CAST({text} AS {types[name]})")
+        args += [f"rows_{t} := getvariable('{ROWS}_{t}')" for t in self._tables]
+        return ", ".join(args)
+
     def compute(self, app: Application) -> pd.DataFrame:
         """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
-        # values as SQL literals (DuckDB's EXECUTE takes no bound parameters), typed as the query casts them
-        args = ", ".join(f"{name} := {_literal(value)}" for name, value in self._params(app).items())
-        frame = self._statement().execute(f"EXECUTE application({args})").df()
-        frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")
-        for f in self.catalogue:
-            if f.is_categorical:
-                frame[f.name] = frame[f.name].astype(object).where(frame[f.name].notna(), None)
-        return frame
+        cur = self._statement()
+        cur.execute("; ".join(self._extract_sql(app))).fetchall()
+        result = cur.execute(f"EXECUTE application({self._arguments(app)})")
+        return self._rows_frame([d[0] for d in result.description], result.fetchall())
+
+    def _rows_frame(self, names: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+        """Feature rows as a frame: int64 keys, datetime64[ns] dates, float64 numbers (NULL as NaN), objects (None
+        for NULL) for categories. Built column by column from the rows: pandas' own conversion of a query
+        result (and the fixes of its types after) cost more than computing one borrower's features."""
+        n = len(rows)
+        columns = list(zip(*rows)) if rows else [() for _ in names]
+        cats = {f.name for f in self.catalogue if f.is_categorical}
+        data: dict[str, Any] = {}
+        for name, values in zip(names, columns):
+            if name in ("loan_id", "enterprise_id"):
+                data[name] = np.fromiter(values, dtype=np.int64, count=n)
+            elif name == "decision_date":
+                data[name] = np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+            elif name in cats:
+                column = np.empty(n, dtype=object)
+                column[:] = values
+                data[name] = pd.Series(column, dtype=object, copy=False)  # not pandas' inferred str dtype
+            else:  # DOUBLE, and PostgreSQL's NUMERIC (sums of integers) alike
+                data[name] = np.fromiter((np.nan if v is None else float(v) for v in values), dtype=np.float64,
+                                         count=n)
+        return pd.DataFrame(data, columns=names, copy=False)
 
     def features(self, enterprise_id: int, decision_date: date | str, *, amount: float, term_months: int,
                  product: str, guarantee_type: str, group_id: int | None = None,

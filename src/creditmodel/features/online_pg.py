@@ -343,26 +343,8 @@ class PostgresOnlineFeatures(OnlineFeatures):
                 for k, v in self._params(app).items()}
 
     def _typed(self, description: Any, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-        """Rows as the DuckDB path frames them: int64 keys, datetime64[ns] dates, float64 numbers, objects
-        (None for NULL) for categories."""
-        names = [d.name for d in description]
-        n = len(rows)
-        columns = list(zip(*rows)) if rows else [() for _ in names]
-        cats = {f.name for f in self.catalogue if f.is_categorical}
-        data: dict[str, Any] = {}
-        for name, values in zip(names, columns):
-            if name in ("loan_id", "enterprise_id"):
-                data[name] = np.fromiter(values, dtype=np.int64, count=n)
-            elif name == "decision_date":
-                data[name] = np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
-            elif name in cats:
-                column = np.empty(n, dtype=object)
-                column[:] = values
-                data[name] = pd.Series(column, dtype=object, copy=False)  # not pandas' inferred str dtype
-            else:  # NUMERIC (sums of integers) and DOUBLE PRECISION alike, NULL as NaN
-                data[name] = np.fromiter((np.nan if v is None else float(v) for v in values), dtype=np.float64,
-                                         count=n)
-        return pd.DataFrame(data, columns=names, copy=False)
+        """Rows as the DuckDB path frames them (``OnlineFeatures._rows_frame``)."""
+        return self._rows_frame([d.name for d in description], rows)
 
 
 def _plain(v: Any) -> Any:
