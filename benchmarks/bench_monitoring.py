@@ -9,6 +9,9 @@ each in a fresh subprocess so memory is measured per task:
 * ``monitor``: ``creditmodel.monitoring.run.monitor`` as of ``--as-of`` (live book, re-rating at
   origination and now, watch list, NPL per year and team, EVA, backtest, stability);
 * ``rerate``: the re-rating alone (the open book's features at origination and as of the date);
+* ``monitor_carried``: ``monitor`` as of ``--as-of`` starting from the ratings at origination that a
+  run as of ``--previous-as-of`` carried (``monitor --previous``; that earlier run, ``carry``, is not
+  part of the figure): the quarterly run of a unit that monitors every quarter;
 * ``catalogue``: the offline build, ``features.build.build_features`` once on the open loans (the
   rows monitoring re-rates), as the training pipeline builds them;
 * ``catalogue_monitored_rows``: the offline builds of every row monitoring must build: every loan
@@ -16,6 +19,10 @@ each in a fresh subprocess so memory is measured per task:
   the backtest, the development and recent samples of the stability) and the open book as of the
   date, as two builds. Monitor over this is the cost per row built; monitor over ``catalogue`` is
   bounded below by the rows' ratio (``rows_monitored_to_open``).
+
+Every task reads the world as ``creditmodel monitor --data`` does: the transactions stay in their
+parquet files (DuckDB reads them where a query needs them), the other tables are read and checked in
+memory. ``--world`` monitors an existing world directory instead of writing one.
 
 Each result: wall seconds (reading the tables excluded, reported apart), peak memory of the process
 (VmHWM, reading included), and the open loans. Ratios: monitor / catalogue and rerate / catalogue.
@@ -51,25 +58,37 @@ def work(task: str, world: str, bundle_dir: str, as_of: str) -> dict:
     import pandas as pd
 
     from creditmodel.config import build_config
-    from creditmodel.data.io import load_tables, resolve_extraction_date
+    from creditmodel.data.io import load_tables_leaving, resolve_extraction_date
     from creditmodel.export.bundle import load_bundle
     from creditmodel.features.build import build_features
     from creditmodel.monitoring.book import live_book
+    from creditmodel.monitoring.carried import CARRIED_FILE
     from creditmodel.monitoring.rerate import as_of_tables, rerate
     from creditmodel.monitoring.run import monitor
 
     config = build_config({})
     started = time.perf_counter()
-    tables = load_tables(world, extraction_date=resolve_extraction_date(None, world),
-                         dictionary=config.data_dictionary())
+    # as `creditmodel monitor --data` reads them: transactions stay in their parquet files, for every task
+    tables = load_tables_leaving(world, ("transactions",), extraction_date=resolve_extraction_date(None, world),
+                                 dictionary=config.data_dictionary())
     read = time.perf_counter() - started
     bundle = load_bundle(bundle_dir, allow_unsigned=True)
     book = live_book(tables, as_of, config.data_dictionary())
     started, cpu = time.perf_counter(), time.process_time()
     rows = len(book)
-    if task == "monitor":  # one query: every loan applied for by the date at origination, the open book now
-        monitor(bundle, tables, as_of, config)
-        rows = int((tables["loans"]["application_date"] <= pd.Timestamp(as_of)).sum()) + len(book)
+    carried = Path(bundle_dir).parent / "carried"
+    if task == "monitor":  # every loan applied for by the date at origination, the open book now
+        rows = monitor(bundle, tables, as_of, config).summary["rows_built"]
+    elif task == "carry":  # the run of an earlier date, whose ratings at origination the next one starts from
+        result = monitor(bundle, tables, as_of, config)
+        carried.mkdir(exist_ok=True)
+        files, meta = result.carried
+        for name, frame in files.items():
+            frame.to_parquet(carried / name, index=False)
+        (carried / CARRIED_FILE).write_text(json.dumps(meta))
+        rows = result.summary["rows_built"]
+    elif task == "monitor_carried":  # the next date, from the earlier run's ratings (monitor --previous)
+        rows = monitor(bundle, tables, as_of, config, previous=carried).summary["rows_built"]
     elif task == "rerate":  # the open book at origination and now
         rerate(bundle, tables, book, as_of, config.data_dictionary())
         rows = 2 * len(book)
@@ -105,6 +124,12 @@ def main() -> None:
     ap.add_argument("--as-of", default="2023-09-30", help="monitoring date (default 2023-09-30)")
     ap.add_argument("--train-enterprises", type=int, default=2000, help="borrowers of the world the model learns on")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--world", help="monitor this world directory (partitioned parquet, as write_world_partitioned "
+                                    "writes it) instead of writing one; --enterprises and --density then only label it")
+    ap.add_argument("--previous-as-of", default="2023-06-30",
+                    help="the earlier monitoring date whose carried ratings monitor_carried starts from")
+    ap.add_argument("--tasks", nargs="+", default=["catalogue", "catalogue_monitored_rows", "monitor", "monitor_carried"],
+                    choices=["catalogue", "catalogue_monitored_rows", "rerate", "monitor", "monitor_carried"])
     ap.add_argument("--work", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.work:
@@ -124,25 +149,37 @@ def main() -> None:
         trained = run_pipeline(config, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        write_world_partitioned(root / "world", args.enterprises, args.seed + 1, transaction_density=args.density)
+        world = Path(args.world) if args.world else root / "world"
+        if not args.world:
+            write_world_partitioned(world, args.enterprises, args.seed + 1, transaction_density=args.density)
         world_seconds = time.perf_counter() - started
-        results = {task: _run(task, root / "world", trained.bundle_dir, args.as_of)
-                   for task in ("catalogue", "catalogue_monitored_rows", "rerate", "monitor")}
-    base, cpu = results["catalogue"]["seconds"], results["catalogue"]["cpu_seconds"]
-    rows = results["catalogue_monitored_rows"]
+        results = {}
+        for task in args.tasks:
+            if task == "monitor_carried":  # the earlier date's run first (not timed here), then the next date
+                results["carry"] = _run("carry", world, trained.bundle_dir, args.previous_as_of)
+            results[task] = _run(task, world, trained.bundle_dir, args.as_of)
+    none = {"seconds": 0, "cpu_seconds": 0, "rows_built": 0}
+    base, cpu = results.get("catalogue", none)["seconds"], results.get("catalogue", none)["cpu_seconds"]
+    rows = results.get("catalogue_monitored_rows", none)
+    monitored = results.get("monitor", {**none, "open_loans": None})
+    rerated = results.get("rerate", none)
     print(json.dumps({
         "benchmark": "monitoring", "enterprises": args.enterprises, "transaction_density": args.density,
-        "as_of": args.as_of, "open_loans": results["monitor"]["open_loans"], "cpus": os.cpu_count(),
+        "as_of": args.as_of, "open_loans": monitored["open_loans"], "cpus": os.cpu_count(),
         "setup_seconds": {"train": round(train_seconds, 1), "world": round(world_seconds, 1)},
         "results": results,
-        "ratio_monitor_to_catalogue": round(results["monitor"]["seconds"] / base, 2) if base else None,
-        "ratio_rerate_to_catalogue": round(results["rerate"]["seconds"] / base, 2) if base else None,
-        "cpu_ratio_monitor_to_catalogue": round(results["monitor"]["cpu_seconds"] / cpu, 2) if cpu else None,
+        "ratio_monitor_to_catalogue": round(monitored["seconds"] / base, 2) if base else None,
+        "ratio_monitor_carried_to_catalogue": round(results["monitor_carried"]["seconds"] / base, 2)
+        if base and "monitor_carried" in results else None,
+        "cpu_ratio_monitor_carried_to_catalogue": round(results["monitor_carried"]["cpu_seconds"] / cpu, 2)
+        if cpu and "monitor_carried" in results else None,
+        "ratio_rerate_to_catalogue": round(rerated["seconds"] / base, 2) if base else None,
+        "cpu_ratio_monitor_to_catalogue": round(monitored["cpu_seconds"] / cpu, 2) if cpu else None,
         "rows_monitored_to_open": round(rows["rows_built"] / results["catalogue"]["rows_built"], 2)
-        if results["catalogue"]["rows_built"] else None,
-        "ratio_monitor_to_catalogue_monitored_rows": round(results["monitor"]["seconds"] / rows["seconds"], 2)
+        if rows["rows_built"] and base else None,
+        "ratio_monitor_to_catalogue_monitored_rows": round(monitored["seconds"] / rows["seconds"], 2)
         if rows["seconds"] else None,
-        "cpu_ratio_monitor_to_catalogue_monitored_rows": round(results["monitor"]["cpu_seconds"] / rows["cpu_seconds"], 2)
+        "cpu_ratio_monitor_to_catalogue_monitored_rows": round(monitored["cpu_seconds"] / rows["cpu_seconds"], 2)
         if rows["cpu_seconds"] else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "goal": "monitor <= 1.5x the catalogue build and < 8 GiB at 1M borrowers, density 0.14",

@@ -413,14 +413,14 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from creditmodel.config import load_config
-    from creditmodel.data.contracts import validate_tables
-    from creditmodel.data.io import read_tables, resolve_extraction_date
+    from creditmodel.data.io import load_tables_leaving, resolve_extraction_date
+    from creditmodel.monitoring.carried import CARRIED_FILE
     from creditmodel.monitoring.report import REPORT_NAME, write_report
     from creditmodel.monitoring.run import monitor
     from creditmodel.texts import check_lang
 
     out = Path(args.out)
-    inputs = {"--bundle": args.bundle, "--data": args.data, "--config": args.config}
+    inputs = {"--bundle": args.bundle, "--data": args.data, "--config": args.config, "--previous": args.previous}
     check_output(out, kind="dir", inputs=inputs, force=args.force)
     try:
         as_of = pd.Timestamp(date.fromisoformat(args.as_of))
@@ -428,15 +428,22 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
     config = load_config(args.config)
     bundle = _load_bundle(args)
-    raw = read_tables(args.data, encoding=config.data_encoding, delimiter=config.data_delimiter)
     extraction = resolve_extraction_date(config.extraction_date, args.data)
-    tables = validate_tables(raw, dictionary=config.data_dictionary(), extraction_date=extraction)
+    # transactions stored as parquet stay in their files: DuckDB reads them where monitoring needs them
+    tables = load_tables_leaving(args.data, ("transactions",), encoding=config.data_encoding,
+                                 delimiter=config.data_delimiter, dictionary=config.data_dictionary(),
+                                 extraction_date=extraction)
     lang = check_lang(args.lang or config.lang)
     target = _monitoring_target(args, bundle)  # the tracking store is checked before any work
-    result = monitor(bundle, tables, as_of, config, scoring_log=args.scoring_log)
+    result = monitor(bundle, tables, as_of, config, scoring_log=args.scoring_log, previous=args.previous)
     with Output(out, kind="dir", command="monitor", inputs=inputs, force=args.force) as output:
         for name, frame in result.frames.items():
             frame.to_parquet(output.tmp / f"{name}.parquet", index=False)
+        if result.carried is not None:  # the ratings at origination the next date starts from (--previous)
+            files, meta = result.carried
+            for file, frame in files.items():
+                frame.to_parquet(output.tmp / file, index=False)
+            (output.tmp / CARRIED_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         write_report(result, output.tmp / REPORT_NAME, lang, config.data_dictionary(), bundle_label=str(args.bundle))
         result.frames["watch_list"].to_csv(output.tmp / "watch_list.csv", index=False, encoding="utf-8-sig")
         (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
@@ -588,6 +595,18 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             print(params.to_string())
 
 
+def _server_stack(args: argparse.Namespace) -> dict[str, str]:
+    """uvicorn's http and loop options from --http/--loop; one line when the one asked for is not installed
+    (httptools and uvloop cost a request a fraction of h11's and asyncio's CPU time: benchmarks/bench_service.py)."""
+    import importlib.util
+
+    for option, module in (("http", "httptools"), ("loop", "uvloop")):
+        if getattr(args, option) == module and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--{option} {module}: the package {module} is not installed "
+                              f"(pip install {module}, or --{option} auto)")
+    return {"http": args.http, "loop": args.loop}
+
+
 def _cmd_serve(args: argparse.Namespace) -> None:
     import ssl
 
@@ -643,7 +662,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
                           pricing=pricing, load_options=load_options,
                           app_options={**app_options, "request_log": request_log},
                           uvicorn_options=dict(log_level=args.log_level, access_log=args.access_log,
-                                               timeout_keep_alive=30, **tls))
+                                               timeout_keep_alive=30, **_server_stack(args), **tls))
         scheme = "https" if tls else "http"
 
         def ready() -> None:
@@ -865,6 +884,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default with --mlflow: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.add_argument("--scoring-log", metavar="DIR", help="the scoring service's log (serve --scoring-log): PSI of the "
                                                        "PDs it answered against the development sample")
+    p.add_argument("--previous", metavar="DIR", help="the --out of an earlier monitor run of this bundle on the same "
+                                                    "data: its ratings at origination are carried, so only loans "
+                                                    "applied for since and the open book are built (same results)")
     p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
                    help="log the figures to MLflow (the default for a bundle exported from the registry, or with "
                         "--tracking-uri); --no-mlflow never logs")
@@ -967,6 +989,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uvicorn log level (default info)")
     p.add_argument("--access-log", action="store_true",
                    help="uvicorn's access log (it shows client addresses; --request-log shows ids only)")
+    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                   help="HTTP/1.1 parser (default auto: httptools, a C parser, when installed, else h11 in Python)")
+    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+                   help="event loop (default auto: uvloop, on libuv, when installed, else asyncio's own)")
     p.add_argument("--request-log", metavar="FILE",
                    help="append one JSON line per request (time, path, status, latency, model, application ids; "
                         "never feature values) to FILE, '-' for stderr")

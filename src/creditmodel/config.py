@@ -118,9 +118,12 @@ class SearchConfig(_Strict):
 
 
 class SegmentConfig(_Strict):
-    """Compare the single model with one model per segment where a segment has enough defaults."""
+    """Compare the single model with one model per segment where a segment has enough defaults.
 
-    enabled: bool = True
+    Only when asked (``enabled = true``): on a large book fitting a LightGBM per segment was most of the
+    run's validate stage, and no finding of the validation report depends on it."""
+
+    enabled: bool = False
     column: str = "industry"
     min_train_defaults: int = Field(40, ge=5)
 
@@ -308,6 +311,9 @@ class MonitoringConfig(_Strict):
     triggers: dict[str, dict[str, Any]] | None = Field(None, description="named early-warning triggers")
     npl_tolerance: float = Field(0.01, gt=0, lt=1, description="annual NPL ratio within which officers are "
                                                                  "not penalised (the unit's 1%)")
+    reasons: Literal["moves", "all"] = Field("moves", description="whose reason codes the re-rating gives: the "
+                                             "loans whose grade moved since origination (what the report explains), "
+                                             "or every open loan")
 
 
 class ValidationConfig(_Strict):

@@ -93,3 +93,22 @@ def test_bad_input_is_one_line(small_world):
         assert "\n" not in str(err.value)
     with pytest.raises(DataContractError, match=r"PD: expected one value in \[0, 1\] per loan"):
         loan_eva(live_book(t, AS_OF), [0.1])
+
+
+def test_the_schedule_lines_up_without_a_join_and_equals_the_join(small_world):
+    """Balances and repayments of one schedule line up row by row once ordered (no 25M x 25M join on a
+    large book); in any order, or when they differ, the result is the plain join's."""
+    from creditmodel.monitoring.book import _last_per_loan, _schedule
+
+    t = small_world.tables
+    bal, rep = t["balances"], t["repayments"]
+    joined = bal.merge(rep, on=["loan_id", "date"], how="left").sort_values(["loan_id", "date"]).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    for b, r in ((bal, rep), (bal.sample(frac=1, random_state=1), rep.sample(frac=1, random_state=2)),
+                 (bal, rep.drop(index=rep.index[rng.choice(len(rep), 5, replace=False)]))):
+        expected = b.merge(r, on=["loan_id", "date"], how="left").sort_values(["loan_id", "date"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(_schedule(b, r)[0], expected, check_exact=True)
+    assert _schedule(bal, rep)[1] and not _schedule(bal, rep.iloc[5:])[1] and len(_schedule(bal, rep)[0]) == len(joined)
+    cut = joined[joined["date"] <= pd.Timestamp(AS_OF)]
+    reference = cut.groupby("loan_id").tail(1)  # the last record of each loan by date
+    pd.testing.assert_frame_equal(_last_per_loan(cut).reset_index(drop=True), reference.reset_index(drop=True))

@@ -121,7 +121,7 @@ def test_one_shared_build_at_origination_gives_the_same_pds(demo_run, world_dir)
     from creditmodel.config import build_config
     from creditmodel.export.bundle import load_bundle
     from creditmodel.monitoring.backtest import matured_loans
-    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate, rerate_with_features
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate
 
     as_of = pd.Timestamp("2023-06-30")
     tables = read_tables(world_dir)
@@ -129,7 +129,7 @@ def test_one_shared_build_at_origination_gives_the_same_pds(demo_run, world_dir)
     book = live_book(tables, as_of).iloc[:150]
     shared = OriginationFeatures(bundle, as_of_tables(tables, as_of))
     shared.of(tables["loans"][tables["loans"]["application_date"] <= as_of].iloc[::3])  # built in pieces, in any order
-    pd.testing.assert_frame_equal(rerate_with_features(bundle, tables, book, as_of, origination=shared)[0],
+    pd.testing.assert_frame_equal(rerate(bundle, tables, book, as_of, origination=shared),
                                   rerate(bundle, tables, book, as_of))
     config = build_config({})
     pd.testing.assert_frame_equal(matured_loans(bundle, tables, as_of, config, shared),
@@ -143,7 +143,7 @@ def test_one_query_for_both_dates_gives_the_standalone_results(demo_run, world_d
     from creditmodel.config import build_config
     from creditmodel.export.bundle import load_bundle
     from creditmodel.monitoring.backtest import matured_loans
-    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate, rerate_with_features
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate
     from creditmodel.monitoring.stability import stability
 
     as_of = pd.Timestamp("2023-09-30")
@@ -153,9 +153,9 @@ def test_one_query_for_both_dates_gives_the_standalone_results(demo_run, world_d
     known = as_of_tables(tables, as_of)
     shared = OriginationFeatures(bundle, known)
     shared.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]])
-    assert len(shared.now) == len(book) and len(shared.frame) == len(known["loans"])
+    assert len(shared.pd_now) == len(shared.reasons_now) == len(book) and len(shared.frame) == len(known["loans"])
     config = build_config({})
-    one = rerate_with_features(bundle, known, book, as_of, origination=shared)[0]
+    one = rerate(bundle, known, book, as_of, origination=shared)
     alone = rerate(bundle, tables, book, as_of)
     pd.testing.assert_frame_equal(one, alone, check_exact=False, rtol=1e-9)
     assert list(one["grade_now"]) == list(alone["grade_now"]) and list(one["notches"]) == list(alone["notches"])
@@ -165,3 +165,60 @@ def test_one_query_for_both_dates_gives_the_standalone_results(demo_run, world_d
     pd.testing.assert_series_equal(s1.pd_reference, s2.pd_reference, check_exact=False, rtol=1e-9)
     pd.testing.assert_series_equal(s1.pd_recent, s2.pd_recent, check_exact=False, rtol=1e-9)
     pd.testing.assert_frame_equal(s1.csi, s2.csi, check_exact=False, rtol=1e-9)
+
+
+def test_a_book_built_in_chunks_of_borrowers_gives_the_same_ratings(demo_run, world_dir):
+    """A large book is built a chunk of whole borrowers at a time, keeping only the features the
+    stability samples read: PDs, reasons and the kept features equal those of one query."""
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.rerate import OriginationFeatures, _chunks, as_of_tables
+
+    as_of = pd.Timestamp("2023-09-30")
+    tables = read_tables(world_dir)
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    book = live_book(tables, as_of)
+    known = as_of_tables(tables, as_of)
+    loans = known["loans"]
+    rows = book[[c for c in tables["loans"].columns if c in book.columns]]
+    keep = loans["loan_id"].to_numpy()[::7]
+    one, pieces = OriginationFeatures(bundle, known), OriginationFeatures(bundle, known, chunk_rows=700)
+    one.build(loans, as_of, rows, keep=keep)
+    pieces.build(loans, as_of, rows, keep=keep)
+    chunks = _chunks(pd.concat([loans, rows]), 700)
+    assert len(chunks) > 3 and sum(map(len, chunks)) == len(loans) + len(rows)
+    owners = [set(c["enterprise_id"]) for c in chunks]
+    assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])  # borrowers stay whole
+    pd.testing.assert_series_equal(pieces.pds.sort_index(), one.pds.sort_index(), check_exact=True)
+    pd.testing.assert_series_equal(pieces.pd_now.sort_index(), one.pd_now.sort_index(), check_exact=True)
+    pd.testing.assert_frame_equal(pieces.reasons_now.sort_index(), one.reasons_now.sort_index(), check_exact=True)
+    assert sorted(one.frame.index) == sorted(keep)
+    pd.testing.assert_frame_equal(pieces.frame.sort_index(), one.frame.sort_index(), check_exact=True)
+
+
+def test_reasons_of_the_moves_are_those_of_a_rating_of_all(demo_run, world_dir):
+    """By default the re-rating explains the loans whose grade moved (what the report shows), with the
+    reasons a rating of every loan gives them; `reasons = "all"` explains every open loan."""
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables, rerate
+
+    as_of = pd.Timestamp("2023-09-30")
+    tables = read_tables(world_dir)
+    bundle = load_bundle(demo_run["result"].bundle_dir)
+    book = live_book(tables, as_of)
+    known = as_of_tables(tables, as_of)
+    rows = book[[c for c in tables["loans"].columns if c in book.columns]]
+    rated = {}
+    for mode in ("moves", "all"):
+        shared = OriginationFeatures(bundle, known, reasons=mode, chunk_rows=1500)
+        shared.build(known["loans"], as_of, rows)
+        rated[mode] = rerate(bundle, known, book, as_of, origination=shared, reasons=mode)
+    moves, every = rated["moves"], rated["all"]
+    moved = (moves["grade_origination"] != moves["grade_now"]).to_numpy()
+    assert 0 < moved.sum() < len(moves) and every["reason_1"].notna().all()
+    reason_cols = [c for c in moves.columns if c.startswith("reason_")]
+    pd.testing.assert_frame_equal(moves.loc[moved, reason_cols], every.loc[moved, reason_cols])
+    assert moves.loc[~moved, reason_cols].isna().all().all()
+    others = [c for c in moves.columns if c not in reason_cols]
+    pd.testing.assert_frame_equal(moves[others], every[others])
+    alone = rerate(bundle, tables, book, as_of)  # its own builds, the same reasons
+    pd.testing.assert_frame_equal(alone[reason_cols], moves[reason_cols])

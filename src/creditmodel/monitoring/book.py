@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,25 +76,60 @@ def live_books(tables: Mapping[str, pd.DataFrame], dates: Sequence[pd.Timestamp 
     if not days:
         return []
     latest = max(days)
-    joined = balances[balances["date"] <= latest].merge(
-        repayments[repayments["date"] <= latest], on=["loan_id", "date"], how="left")
-    return [_book_at(as_of, loans, repayments, joined if as_of == latest else joined[joined["date"] <= as_of],
-                     accounts, officers, enterprises, d) for as_of in days]
+    joined, aligned = _schedule(balances[balances["date"] <= latest], repayments[repayments["date"] <= latest])
+    # lined up row by row, every repayment record has its balance: nothing to look for then
+    rep = None if aligned else (repayments["loan_id"].to_numpy(), repayments["date"].to_numpy())
+    return [_book_at(as_of, loans, rep, joined if as_of == latest else
+                     joined[(joined["date"] <= as_of).to_numpy()], accounts, officers, enterprises, d)
+            for as_of in days]
 
 
-def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, repayments: pd.DataFrame, sched: pd.DataFrame,
-             accounts: pd.DataFrame, officers: pd.DataFrame, enterprises: pd.DataFrame,
+def _sorted_by_loan_and_date(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` ordered by (loan_id, date), as it is when already so (no copy then)."""
+    ids, dates = df["loan_id"].to_numpy(), df["date"].to_numpy()
+    ordered = len(df) < 2 or bool(np.all((ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (dates[1:] >= dates[:-1]))))
+    return df if ordered else df.sort_values(["loan_id", "date"], kind="mergesort")
+
+
+def _schedule(balances: pd.DataFrame, repayments: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Each balances row with the days past due of the repayments row of the same loan and date (NaN
+    where there is none), ordered by (loan_id, date), and whether the two lined up. Two tables of the
+    same schedule line up row by row once ordered, with no join; any other pair is joined."""
+    bal, rep = _sorted_by_loan_and_date(balances), _sorted_by_loan_and_date(repayments)
+    if len(bal) == len(rep) and np.array_equal(bal["loan_id"].to_numpy(), rep["loan_id"].to_numpy()) \
+            and np.array_equal(bal["date"].to_numpy(), rep["date"].to_numpy()):
+        out = bal.reset_index(drop=True)
+        extra = [c for c in rep.columns if c not in ("loan_id", "date")]
+        return out.assign(**{c: rep[c].to_numpy() for c in extra}), True
+    return bal.merge(rep, on=["loan_id", "date"], how="left").reset_index(drop=True), False
+
+
+def _last_per_loan(sched: pd.DataFrame) -> pd.DataFrame:
+    """The last row of each loan of ``sched`` (ordered by loan_id, date): its latest record."""
+    ids = sched["loan_id"].to_numpy()
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return sched[last]
+
+
+def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, repayments: tuple[np.ndarray, np.ndarray] | None,
+             sched: pd.DataFrame, accounts: pd.DataFrame, officers: pd.DataFrame, enterprises: pd.DataFrame,
              d: DataDictionary) -> pd.DataFrame:
     live = loans[loans["application_date"] <= as_of]
-    if sched["days_past_due"].isna().any():
-        bad = sched.loc[sched["days_past_due"].isna()].iloc[0]
+    no_dpd = sched["days_past_due"].isna().to_numpy()
+    if no_dpd.any():
+        bad = sched.loc[no_dpd].iloc[0]
         raise DataContractError(f"table balances: loan_id {bad.loan_id} on {pd.Timestamp(bad.date).date()} has "
                                 "no repayments row; expected the same schedule in both")
-    missing = sorted(set(repayments.loc[repayments["date"] <= as_of, "loan_id"]) - set(sched["loan_id"]))
-    if missing:
+    missing: Any = []
+    if repayments is not None:
+        rep_ids, rep_dates = repayments
+        missing = np.setdiff1d(pd.unique(rep_ids[rep_dates <= as_of.to_datetime64()]),
+                               pd.unique(sched["loan_id"].to_numpy()))
+    if len(missing):
         raise DataContractError(f"table balances: loan_id {missing[0]} has no balances; expected a balance "
                                 "for every repayment record")
-    last_row = sched.sort_values(["loan_id", "date"]).groupby("loan_id", sort=False).tail(1)
+    last_row = _last_per_loan(sched)
     book = live.merge(last_row.rename(columns={"date": "record_date"}), on="loan_id", how="left")
     no_record = book["record_date"].isna()
     book["balance"] = book["balance"].where(~no_record, book["amount"])

@@ -11,25 +11,30 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.data.dictionary import DataDictionary
+from creditmodel.data.parquet_table import is_parquet_table
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
 
-__all__ = ["N_REASONS", "OriginationFeatures", "as_of_tables", "migration_matrix", "migration_summary", "rerate",
-           "rerate_with_features"]
+__all__ = ["CHUNK_ROWS", "N_REASONS", "OriginationFeatures", "as_of_tables", "migration_matrix", "migration_summary",
+           "rerate"]
 
 N_REASONS = 3
+REASONS = ("moves", "all")  # whose reason codes a re-rating gives: loans whose grade moved, or every loan
 
 
 def as_of_tables(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """Every table restricted to rows dated on or before ``as_of`` (its event date): nothing later is read.
-    A table with nothing later is passed on as it is (no copy), so a second cut costs one comparison."""
+    A table with nothing later is passed on as it is (no copy), so a second cut costs one comparison; a
+    :class:`~creditmodel.data.parquet_table.ParquetTable` is cut where DuckDB reads it."""
     out = {}
     for name, df in tables.items():
         spec = TABLES.get(name)
         if df is None or spec is None or spec.event_date is None:
             out[name] = df
+        elif is_parquet_table(df):  # a table left in its files: the cut is a condition on the read
+            out[name] = df.cut(as_of)
         else:
             keep = (df[spec.event_date] < as_of + pd.Timedelta(days=1)).to_numpy()
             out[name] = df if keep.all() else df[keep]
@@ -54,57 +59,123 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
     return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
 
 
-class OriginationFeatures:
-    """The bundle's features and PDs of loans at their own decision dates, each loan built and scored
-    once: re-rating, the backtest and the stability of one monitoring date share them (a loan's
-    features at its decision date read nothing later, so any cut at or after it gives the same).
-    :meth:`build` also computes the open book's features as of the monitoring date in the same
-    catalogue query, so the run has one query and one scoring of every row."""
+CHUNK_ROWS = 250_000  # rows per catalogue query of a monitoring run: bounds its memory on a large book
 
-    def __init__(self, bundle: Any, tables: Mapping[str, pd.DataFrame], dictionary: DataDictionary | None = None):
-        self.bundle, self.tables, self.dictionary = bundle, tables, dictionary
-        self.frame: pd.DataFrame | None = None  # features at origination, indexed by loan_id
-        self.pds: pd.Series | None = None  # PD at origination, indexed by loan_id (loans scored so far)
-        self.as_of: pd.Timestamp | None = None  # the date of `now`
-        self.now: pd.DataFrame | None = None  # features as of `as_of`, indexed by loan_id
-        self.pd_now: pd.Series | None = None
+
+class OriginationFeatures:
+    """The bundle's PDs of loans at their own decision dates, each loan built and scored once:
+    re-rating, the backtest and the stability of one monitoring date share them (a loan's features at
+    its decision date read nothing later, so any cut at or after it gives the same). :meth:`build`
+    also rates the open book as of the monitoring date in the same catalogue queries, so the run builds
+    and scores every row once.
+
+    The features themselves are kept only for the loans named by ``keep`` (the stability samples
+    read them); the open book's rating as of the date keeps its PDs and reason codes. The rows are
+    built in chunks of whole borrowers (``chunk_rows``), so a run's memory does not grow with the book."""
+
+    def __init__(self, bundle: Any, tables: Mapping[str, pd.DataFrame], dictionary: DataDictionary | None = None,
+                 *, chunk_rows: int = CHUNK_ROWS, reasons: str = "moves"):
+        if reasons not in REASONS:
+            raise ValueError(f"reasons {reasons!r}: expected one of {', '.join(REASONS)}")
+        self.bundle, self.tables, self.dictionary, self.chunk_rows = bundle, tables, dictionary, int(chunk_rows)
+        self.reasons = reasons  # whose reason codes the open book's rating gives: loans whose grade moved, or all
+        # pieces of: features at origination by loan_id (kept loans), PD at origination by loan_id (loans
+        # scored so far), PD and reason codes as of `as_of` by loan_id; joined when read (see _joined)
+        self._pieces: dict[str, list[Any]] = {"frame": [], "pds": [], "pd_now": [], "reasons_now": []}
+        self.as_of: pd.Timestamp | None = None  # the date of the open book's rating
+        self.rows_built = 0  # catalogue rows built by `build` (both dates)
+
+    def _joined(self, name: str) -> Any:
+        pieces = self._pieces[name]
+        if len(pieces) > 1:  # joined once, when read: a chunk at a time, they are only appended
+            pieces[:] = [pd.concat(pieces)]
+        return pieces[0] if pieces else None
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        return self._joined("frame")
+
+    @property
+    def pds(self) -> pd.Series | None:
+        return self._joined("pds")
+
+    @property
+    def pd_now(self) -> pd.Series | None:
+        return self._joined("pd_now")
+
+    @property
+    def reasons_now(self) -> pd.DataFrame | None:
+        return self._joined("reasons_now")
 
     def _missing(self, apps: pd.DataFrame) -> pd.DataFrame:
         have = self.frame.index if self.frame is not None else pd.Index([])
         return apps[~apps["loan_id"].isin(have)].drop_duplicates("loan_id")
 
-    def build(self, apps: pd.DataFrame, as_of: pd.Timestamp | None = None, book: pd.DataFrame | None = None) -> None:
-        """One catalogue query for ``apps`` (rows of the loans table) at their decision dates and ``book``
-        (rows of the loans table) as of ``as_of``, and one scoring of all its rows. The query's row key
-        is the row's position, so a loan may appear at both dates."""
-        parts = [self._missing(apps)]
+    def build(self, apps: pd.DataFrame, as_of: pd.Timestamp | None = None, book: pd.DataFrame | None = None,
+              keep: Any = None) -> None:
+        """PDs of ``apps`` (rows of the loans table) at their decision dates, and PDs and reason codes of
+        ``book`` (rows of the loans table) as of ``as_of``; the features of the loans in ``keep``
+        (loan ids; None: every loan of ``apps``) are kept for :meth:`of`. One catalogue query and one
+        scoring per chunk of borrowers; a query's row key is the row's position, so a loan may appear at
+        both dates."""
+        have = self.pds.index if self.pds is not None else pd.Index([])
+        kept = None if keep is None else pd.Index(pd.unique(np.asarray(keep)))
+        todo = ~apps["loan_id"].isin(have)
+        if kept is not None:  # kept loans whose features are not here yet
+            featured = self.frame.index if self.frame is not None else pd.Index([])
+            todo |= apps["loan_id"].isin(kept) & ~apps["loan_id"].isin(featured)
+        then = apps[todo].drop_duplicates("loan_id")
+        parts = [then.assign(_now=False, _scored=then["loan_id"].isin(have).to_numpy())]
         if book is not None and as_of is not None:
-            parts.append(book.drop_duplicates("loan_id").assign(application_date=pd.Timestamp(as_of).normalize()))
+            self.as_of = pd.Timestamp(as_of).normalize()
+            parts.append(book.drop_duplicates("loan_id").assign(application_date=self.as_of, _now=True, _scored=False))
         both = pd.concat(parts, ignore_index=True)
+        self.rows_built += len(both)
         if both.empty:
             return
-        keys = both["loan_id"].to_numpy()
-        feats = _features(self.bundle, self.tables, both.assign(loan_id=np.arange(len(both))), self.dictionary)
+        for rows in _chunks(both, self.chunk_rows):
+            self._build_chunk(rows, kept)
+
+    def _build_chunk(self, rows: pd.DataFrame, keep: pd.Index | None) -> None:
+        now, scored_before = rows.pop("_now").to_numpy(bool), rows.pop("_scored").to_numpy(bool)
+        keys = rows["loan_id"].to_numpy()
+        feats = _features(self.bundle, self.tables, rows.assign(loan_id=np.arange(len(rows))), self.dictionary)
         feats["loan_id"] = keys
-        pds = pd.Series(np.asarray(self.bundle.predict_pd(feats), dtype=np.float64), index=keys)
-        n = len(parts[0])
-        self._add(feats.iloc[:n].set_index("loan_id"), pds.iloc[:n])
-        if len(parts) > 1:
-            self.as_of = pd.Timestamp(as_of).normalize()
-            self.now, self.pd_now = feats.iloc[n:].set_index("loan_id"), pds.iloc[n:]
+        pds = np.asarray(self.bundle.predict_pd(feats), dtype=np.float64)
+        then = ~now
+        held = then if keep is None else then & np.isin(keys, keep)
+        scored = then & ~scored_before  # a carried PD stays as it was: it is the same number
+        self._add(feats[held].set_index("loan_id"), pd.Series(pds[scored], index=keys[scored]))
+        if now.any():
+            moved = None
+            if self.reasons == "moves":  # the origination PD is carried, or built in this chunk (same borrower)
+                pds_then = self.pds
+                assert pds_then is not None
+                moved = self.bundle.grade(pds_then.loc[keys[now]].to_numpy()) != self.bundle.grade(pds[now])
+            reasons = _reasons(self.bundle, feats[now], moved)
+            reasons.index = keys[now]
+            self._pieces["pd_now"].append(pd.Series(pds[now], index=keys[now]))
+            self._pieces["reasons_now"].append(reasons)
+
+    def seed(self, pds: pd.Series) -> None:
+        """Start from PDs at origination (by loan_id) carried from an earlier monitoring date of the same
+        bundle and data (see ``monitoring.carried``): :meth:`build` then builds only the loans they lack."""
+        self._pieces["pds"].append(pds)
 
     def _add(self, frame: pd.DataFrame, pds: pd.Series | None) -> None:
-        self.frame = frame if self.frame is None else pd.concat([self.frame, frame])
+        if len(frame) or not self._pieces["frame"]:
+            self._pieces["frame"].append(frame)
         if pds is not None:
-            self.pds = pds if self.pds is None else pd.concat([self.pds, pds])
+            self._pieces["pds"].append(pds)
 
     def of(self, apps: pd.DataFrame) -> pd.DataFrame:
         """loan_id and the bundle's features of ``apps`` (rows of the loans table), in their order."""
         missing = self._missing(apps)
         if len(missing):
             self._add(_features(self.bundle, self.tables, missing, self.dictionary).set_index("loan_id"), None)
-        assert self.frame is not None
-        return self.frame.loc[apps["loan_id"].to_numpy()].reset_index()
+        frame = self.frame
+        assert frame is not None
+        return frame.loc[apps["loan_id"].to_numpy()].reset_index()
 
     def pd_of(self, apps: pd.DataFrame) -> np.ndarray:
         """The PD at origination of each row of ``apps`` (rows of the loans table), in their order."""
@@ -112,47 +183,74 @@ class OriginationFeatures:
         todo = apps[~apps["loan_id"].isin(have)].drop_duplicates("loan_id")
         if len(todo):
             X = self.of(todo)
-            new = pd.Series(np.asarray(self.bundle.predict_pd(X), dtype=np.float64), index=X["loan_id"].to_numpy())
-            self.pds = new if self.pds is None else pd.concat([self.pds, new])
-        assert self.pds is not None
-        return self.pds.loc[apps["loan_id"].to_numpy()].to_numpy()
+            self._pieces["pds"].append(pd.Series(np.asarray(self.bundle.predict_pd(X), dtype=np.float64),
+                                                 index=X["loan_id"].to_numpy()))
+        pds = self.pds
+        assert pds is not None
+        return pds.loc[apps["loan_id"].to_numpy()].to_numpy()
 
-    def now_of(self, apps: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray] | None:
-        """Features (loan_id first) and PDs of ``apps`` as of ``as_of`` when :meth:`build` made them, else None."""
-        if self.now is None or self.pd_now is None or self.as_of != as_of or not apps["loan_id"].isin(self.now.index).all():
+    def now_of(self, apps: pd.DataFrame, as_of: pd.Timestamp) -> tuple[np.ndarray, pd.DataFrame] | None:
+        """PDs and reason codes of ``apps`` as of ``as_of`` when :meth:`build` rated them, else None."""
+        pd_now, reasons = self.pd_now, self.reasons_now
+        if pd_now is None or reasons is None or self.as_of != as_of or not apps["loan_id"].isin(pd_now.index).all():
             return None
         ids = apps["loan_id"].to_numpy()
-        return self.now.loc[ids].reset_index(), self.pd_now.loc[ids].to_numpy()
+        return pd_now.loc[ids].to_numpy(), reasons.loc[ids].reset_index(drop=True)
+
+
+def _reasons(bundle: Any, now: pd.DataFrame, moved: np.ndarray | None) -> pd.DataFrame:
+    """Reason codes of the rows of ``now`` (features) whose grade ``moved`` (all rows when None); the
+    other rows have none."""
+    from creditmodel.service.scoring import FastScorer, reasons_frame
+
+    rows = np.ones(len(now), dtype=bool) if moved is None else np.asarray(moved, dtype=bool)
+    # the rows were checked by bundle.predict_pd: the reasons explain them without a second check
+    scorer = FastScorer(bundle, num_threads=0, self_check=False)
+    some = reasons_frame(scorer.reasons(bundle.schema.encode(now[rows]), N_REASONS), N_REASONS)
+    if rows.all():
+        return some
+    some.index = np.flatnonzero(rows)
+    return some.reindex(np.arange(len(now)))  # missing where the grade did not move, column types kept
+
+
+def _chunks(rows: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """``rows`` in pieces of whole borrowers (by enterprise id, so each query reads a contiguous range of
+    a borrower-ordered table) of about ``size`` rows; one piece when they fit."""
+    if len(rows) <= size:
+        return [rows]
+    order = rows.sort_values("enterprise_id", kind="mergesort")
+    ents = order["enterprise_id"].to_numpy()
+    cuts = [0]
+    while cuts[-1] + size < len(order):
+        at = int(np.searchsorted(ents, ents[cuts[-1] + size], side="right"))  # keep a borrower's rows together
+        cuts.append(max(at, cuts[-1] + 1))
+    cuts.append(len(order))
+    return [order.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
-           dictionary: DataDictionary | None = None) -> pd.DataFrame:
+           dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None,
+           reasons: str = "moves") -> pd.DataFrame:
     """PD and grade of each open loan at origination and as of the date, the notches moved (positive =
-    downgrade, on the bundle's master scale) and the reason codes of the rating as of the date."""
-    return rerate_with_features(bundle, tables, book, as_of, dictionary)[0]
-
-
-def rerate_with_features(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
-                         dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None,
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """:func:`rerate`, and the bundle's features of the open loans at origination and as of the date;
-    ``origination`` shares the features at origination with the rest of a monitoring run."""
-    from creditmodel.service.scoring import FastScorer, reasons_frame
-
+    downgrade, on the bundle's master scale) and the reason codes of the rating as of the date: of the
+    loans whose grade moved (``reasons="moves"``, what the report explains) or of all. ``origination``
+    shares the PDs at origination (and, when its :meth:`~OriginationFeatures.build` rated the book as
+    of the date, that rating and its reasons) with the rest of a monitoring run."""
     as_of = pd.Timestamp(as_of).normalize()
     loan_columns = list(tables["loans"].columns)  # with a bank's own attributes, as in training
     apps = book[[c for c in loan_columns if c in book.columns]].copy()
     built = origination.now_of(apps, as_of) if origination is not None else None
-    if built is not None:  # the run's one query and scoring: both dates' features and PDs are there
+    if built is not None:  # the run's queries and scoring: the rating as of the date is there
         assert origination is not None
-        now, pd_now = built
-        then, pd_then = origination.of(apps), origination.pd_of(apps)
+        pd_now, said = built
+        pd_then = origination.pd_of(apps)
     else:
         known = as_of_tables(tables, as_of)
-        then = origination.of(apps) if origination is not None else _features(bundle, known, apps, dictionary)
         now = _features(bundle, known, apps.assign(application_date=as_of), dictionary)
-        pd_then = origination.pd_of(apps) if origination is not None else bundle.predict_pd(then)
+        pd_then = origination.pd_of(apps) if origination is not None else \
+            bundle.predict_pd(_features(bundle, known, apps, dictionary))
         pd_now = bundle.predict_pd(now)
+        said = _reasons(bundle, now, None if reasons == "all" else bundle.grade(pd_then) != bundle.grade(pd_now))
     grades = list(bundle.master_scale.grades)
     g_then, g_now = bundle.grade(pd_then), bundle.grade(pd_now)
     rank = {g: i for i, g in enumerate(grades)}
@@ -162,11 +260,8 @@ def rerate_with_features(bundle: Any, tables: Mapping[str, pd.DataFrame], book: 
         "pd_now": pd_now, "grade_now": g_now,
     })
     out["notches"] = (pd.Series(g_now).map(rank).to_numpy(np.int64) - pd.Series(g_then).map(rank).to_numpy(np.int64))
-    # `now` was checked by bundle.predict_pd above: the reasons explain its rows without a second check
-    scorer = FastScorer(bundle, num_threads=0, self_check=False)
-    reasons = reasons_frame(scorer.reasons(bundle.schema.encode(now), N_REASONS), N_REASONS)
     keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)] + [f"reason_{k}_feature" for k in range(1, N_REASONS + 1)]
-    return pd.concat([out, reasons[keep].reset_index(drop=True)], axis=1), then, now
+    return pd.concat([out, said[keep].reset_index(drop=True)], axis=1)
 
 
 def migration_matrix(rated: pd.DataFrame, grades: list[str]) -> pd.DataFrame:

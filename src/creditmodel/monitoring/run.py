@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from creditmodel.config import RunConfig
@@ -21,14 +22,15 @@ from creditmodel.monitoring.book import (
     loan_eva,
     npl_by,
 )
+from creditmodel.monitoring.carried import carried_frames, read_carried
 from creditmodel.monitoring.rerate import (
     OriginationFeatures,
     as_of_tables,
     migration_matrix,
     migration_summary,
-    rerate_with_features,
+    rerate,
 )
-from creditmodel.monitoring.stability import Stability, live_psi, stability
+from creditmodel.monitoring.stability import Stability, live_psi, stability, stability_samples
 from creditmodel.monitoring.triggers import parse_triggers, watch_list
 from creditmodel.validation.stats import psi
 
@@ -43,11 +45,17 @@ class MonitoringResult:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     stability: Stability | None = None
+    carried: tuple[dict[str, pd.DataFrame], dict[str, Any]] | None = None  # for the next date (monitoring.carried)
 
 
 def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp | dt.date | str, config: RunConfig,
-            scoring_log: str | Path | None = None) -> MonitoringResult:
+            scoring_log: str | Path | None = None, previous: str | Path | None = None) -> MonitoringResult:
     """Monitor the live book of ``tables`` as of ``as_of`` with ``bundle`` (see the package docstring).
+
+    ``previous``: the output directory of an earlier run of this bundle on the same data; its ratings at
+    origination are carried (``monitoring.carried``), so only the loans applied for since and the open
+    book as of the date are built. The results are the same as without it. Every run's result carries
+    its own (``MonitoringResult.carried``).
 
     ``scoring_log``: the scoring service's log directory (``serve --scoring-log``); the PDs it answered
     with this bundle's model are compared with the development sample (PSI). The log is the service's
@@ -65,10 +73,26 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     # one catalogue build at origination for every loan applied for by the date: the open book, the
     # matured cohorts and the stability samples are all drawn from them
     known = as_of_tables(tables, as_of)
-    origination = OriginationFeatures(bundle, known, dictionary)
-    # ... and the open book as of the date in the same query; every row scored once
-    origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]])
-    rated = rerate_with_features(bundle, known, book, as_of, dictionary, origination)[0]
+    origination = OriginationFeatures(bundle, known, dictionary, reasons=config.monitoring.reasons)
+    carried_from, reference = None, None
+    samples = stability_samples(bundle, known["loans"], as_of)
+    development = None if samples is None else {"first": str(samples[0].date()), "last": str(samples[1].date()),
+                                                "loans": int(len(samples[2]))}
+    if previous is not None:
+        carried = read_carried(previous, bundle, tables["loans"])
+        origination.seed(carried.pds)
+        carried_from = carried.as_of
+        old = dict(carried.development or {})
+        csi_side = old.pop("csi", None)
+        if development is not None and csi_side is not None and old == development:
+            reference = csi_side  # the same development sample: its side of the CSI as carried
+    # ... and the open book as of the date in the same queries; every row scored once; the features are
+    # kept only for the stability samples, which compare them
+    keep: Any = [] if samples is None else samples[3]["loan_id"].to_numpy() if reference is not None else \
+        np.concatenate([samples[2]["loan_id"].to_numpy(), samples[3]["loan_id"].to_numpy()])
+    origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]], keep=keep)
+    rated = rerate(bundle, known, book, as_of, dictionary, origination, reasons=config.monitoring.reasons)
+    rows_built = origination.rows_built
     book = book.merge(rated, on="loan_id", how="left")
     watch = watch_list(tables, book, as_of, triggers)
     eva = loan_eva(book, book["pd_now"], config.pricing)
@@ -77,7 +101,7 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     year_ends = live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary)
     year_books = [*zip(years, year_ends), (as_of.year, book)]
     matured = matured_loans(bundle, known, as_of, config, origination)
-    stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination)
+    stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination, reference=reference)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",
@@ -128,6 +152,11 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
         "watch_list_loans": int(watch["loan_id"].nunique()) if len(watch) else 0,
         "watch_list_by_trigger": {k: int(v) for k, v in watch["trigger"].value_counts().items()} if len(watch) else {},
     }
+    summary.update({"rows_built": int(rows_built), "carried_from": carried_from})
+    assert origination.pds is not None
+    carry = carried_frames(bundle, as_of, known["loans"], origination.pds,
+                           None if development is None or stable.csi_reference is None
+                           else {**development, "csi": stable.csi_reference})
     if live is not None:
         live_pd = pd.Series([r["pd"] for r in live], dtype="float64")
         live_test = live_psi(stable.pd_reference, live_pd)
@@ -136,4 +165,4 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
                         "live_psi_status": live_test.status if live_test else "n/a",
                         "live_mean_pd": float(live_pd.mean()) if len(live) else float("nan"),
                         "live_scores_from": times[0] if times else None, "live_scores_to": times[-1] if times else None})
-    return MonitoringResult(as_of, frames, summary, stable)
+    return MonitoringResult(as_of, frames, summary, stable, carry)

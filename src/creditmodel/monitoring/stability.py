@@ -17,9 +17,9 @@ import pandas as pd
 
 from creditmodel.data.dictionary import DataDictionary
 from creditmodel.monitoring.rerate import OriginationFeatures, _features, as_of_tables
-from creditmodel.validation.stats import TestResult, csi, psi
+from creditmodel.validation.stats import TestResult, csi_against, csi_reference, psi
 
-__all__ = ["Stability", "development_window", "stability"]
+__all__ = ["Stability", "development_window", "stability", "stability_samples"]
 
 CSI_COLUMNS = ["feature", "kind", "psi", "bins", "status"]
 
@@ -36,6 +36,7 @@ class Stability:
     psi_pd: TestResult | None = None
     psi_grade: TestResult | None = None
     csi: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CSI_COLUMNS))
+    csi_reference: dict[str, Any] | None = None  # the development side of the CSI (validation.stats.csi_reference)
 
 
 def development_window(bundle: Any) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -48,40 +49,66 @@ def development_window(bundle: Any) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         return None
 
 
-def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, months: int = 3,
-              dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None) -> Stability:
-    """PSI of the PDs and grades and CSI of the features of loans applied for in the ``months`` months
-    up to ``as_of`` against the development sample, both at their decision dates; nothing dated after
-    ``as_of`` is read. Without a development window in the model card, or without loans on either
-    side, the result carries counts only."""
-    as_of = pd.Timestamp(as_of).normalize()
+def stability_samples(bundle: Any, loans: pd.DataFrame, as_of: pd.Timestamp, months: int = 3,
+                      ) -> tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame, pd.DataFrame] | None:
+    """The development window (first, last decision date up to ``as_of``) and the rows of ``loans`` in
+    it and in the ``months`` months up to ``as_of``; None without a window in the model card."""
     window = development_window(bundle)
     if window is None:
-        return Stability(reference="no development window in the bundle's model card")
+        return None
     first, last = window[0], min(window[1], as_of)
-    known = as_of_tables(tables, as_of)
-    loans = known["loans"]
     dates = loans["application_date"]
     dev = loans[(dates >= first) & (dates <= last)]
     recent = loans[(dates > as_of - pd.DateOffset(months=months)) & (dates <= as_of)]
-    out = Stability(reference=f"{first.date()} .. {last.date()}", n_reference=len(dev), n_recent=len(recent))
+    return first, last, dev, recent
+
+
+def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, months: int = 3,
+              dictionary: DataDictionary | None = None, origination: OriginationFeatures | None = None,
+              reference: Mapping[str, Any] | None = None) -> Stability:
+    """PSI of the PDs and grades and CSI of the features of loans applied for in the ``months`` months
+    up to ``as_of`` against the development sample, both at their decision dates; nothing dated after
+    ``as_of`` is read. Without a development window in the model card, or without loans on either
+    side, the result carries counts only.
+
+    ``reference``: the development sample's CSI side as an earlier run of the same sample carried it
+    (``validation.stats.csi_reference``), with ``origination`` holding the sample's PDs: its features
+    are then not built again."""
+    as_of = pd.Timestamp(as_of).normalize()
+    known = as_of_tables(tables, as_of)
+    samples = stability_samples(bundle, known["loans"], as_of, months)
+    if samples is None:
+        return Stability(reference="no development window in the bundle's model card")
+    first, last, dev, recent = samples
+    out = Stability(reference=f"{first.date()} .. {last.date()}", n_reference=len(dev), n_recent=len(recent),
+                    csi_reference=dict(reference) if reference is not None else None)
     if dev.empty or recent.empty:
         return out
-    both = pd.concat([dev, recent], ignore_index=True).drop_duplicates("loan_id")
+    names = list(bundle.schema.names)
+    carried = reference is not None and origination is not None
+    both = recent.drop_duplicates("loan_id") if carried else \
+        pd.concat([dev, recent], ignore_index=True).drop_duplicates("loan_id")
     frame = (origination.of(both) if origination is not None else _features(bundle, known, both, dictionary)
              ).set_index("loan_id")
-    names = list(bundle.schema.names)
-    f_dev, f_recent = frame.loc[dev["loan_id"].to_numpy(), names], frame.loc[recent["loan_id"].to_numpy(), names]
+    f_recent = frame.loc[recent["loan_id"].to_numpy(), names]
     if origination is not None:  # the run's PDs at origination, each loan scored once
-        out.pd_reference = pd.Series(origination.pd_of(dev), index=f_dev.index, name="pd")
+        out.pd_reference = pd.Series(origination.pd_of(dev), index=pd.Index(dev["loan_id"].to_numpy(), name="loan_id"),
+                                     name="pd")
         out.pd_recent = pd.Series(origination.pd_of(recent), index=f_recent.index, name="pd")
     else:
+        f_dev = frame.loc[dev["loan_id"].to_numpy(), names]
         out.pd_reference = pd.Series(bundle.predict_pd(f_dev.reset_index()), index=f_dev.index, name="pd")
         out.pd_recent = pd.Series(bundle.predict_pd(f_recent.reset_index()), index=f_recent.index, name="pd")
     out.psi_pd = psi(out.pd_reference, out.pd_recent)
     out.psi_grade = psi(pd.Series(bundle.grade(out.pd_reference.to_numpy())),
                         pd.Series(bundle.grade(out.pd_recent.to_numpy())), categorical=True)
-    out.csi = csi(f_dev, f_recent, names).sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
+    if carried:
+        assert reference is not None
+        out.csi_reference = dict(reference)
+    else:
+        out.csi_reference = csi_reference(frame.loc[dev["loan_id"].to_numpy(), names], names)
+    table = csi_against(out.csi_reference, f_recent)
+    out.csi = table.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
     return out
 
 

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from creditmodel.data.parquet_table import ParquetTable, is_parquet_table
 from creditmodel.exceptions import ConfigError
 
 __all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "watch_list"]
@@ -187,12 +189,33 @@ def _inflows_once(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of:
     triggers, so that several of them do not each scan every transaction (each still applies its own cut)."""
     months = [t.param("months") for t in triggers if t.kind == "inflow_drop"]
     tx = tables.get("transactions")
-    if len(months) < 2 or tx is None:
+    if not months or tx is None or (len(months) < 2 and not is_parquet_table(tx)):
         return tables
     start = as_of - pd.DateOffset(months=max(months) + 1)
+    if is_parquet_table(tx):  # left in its files (too large for memory): only this cut is read
+        return {**tables, "transactions": _read_inflows(tx, book, start, as_of)}
     tx = tx[(tx["direction"] == "in") & (tx["ts"] <= as_of + pd.Timedelta(days=1) - pd.Timedelta(1))
             & (tx["ts"] > start) & tx["enterprise_id"].isin(book["enterprise_id"])]
     return {**tables, "transactions": tx}
+
+
+def _read_inflows(tx: ParquetTable, book: pd.DataFrame, start: pd.Timestamp, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The book's inflows dated after ``start`` up to the end of ``as_of``, read from parquet by DuckDB:
+    the rows the inflow triggers read, as the frame they read them from."""
+    import duckdb
+
+    ents = pd.DataFrame({"enterprise_id": pd.unique(book["enterprise_id"].to_numpy())})
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        con.register("book_ents", ents)
+        got = con.execute(
+            f"SELECT enterprise_id, CAST(ts AS TIMESTAMP) AS ts, amount FROM {tx.source()} "
+            "WHERE direction = 'in' AND ts > ? AND ts < ? "
+            "AND enterprise_id IN (SELECT enterprise_id FROM book_ents) ORDER BY enterprise_id, ts",
+            [start.to_pydatetime(), (as_of + pd.Timedelta(days=1)).to_pydatetime()]).df()
+    got["ts"] = got["ts"].astype("datetime64[ns]")
+    got["direction"] = pd.Categorical.from_codes(np.zeros(len(got), dtype=np.int8), ["in"])
+    return got
 
 
 def watch_list(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
