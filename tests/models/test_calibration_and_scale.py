@@ -54,6 +54,27 @@ def test_master_scale_bands_are_upper_inclusive():
 def test_master_scale_rejects_bad_bounds(bounds):
     with pytest.raises(ValueError, match="rising upper bound"):
         MasterScale(("A", "B", "C"), bounds).grade(np.array([0.1]))
+    with pytest.raises(ValueError, match="rising upper bound"):
+        MasterScale(("A", "B", "C"), bounds).grader()
+
+
+def test_the_grader_grades_as_grade_and_still_checks_every_pd():
+    """The service's grader (scale checked once) gives grade's names on band edges, and refuses what grade refuses."""
+    scale = MasterScale(("A", "B", "C"), (0.01, 0.05, 1.0))
+    pds = np.r_[0.0, 0.01, np.nextafter(0.01, 1), 0.05, 0.2, 1.0, np.random.default_rng(0).random(200)]
+    grade = scale.grader()
+    assert grade(pds).tolist() == scale.grade(pds).tolist()
+    assert grade(pds[:1]).tolist() == ["A"]
+    for bad in ([np.nan], [1.5], [-1e-9], [0.1, np.inf]):
+        with pytest.raises(ValueError, match="finite numbers in"):
+            grade(np.array(bad))
+
+
+def test_an_unfitted_calibrator_still_refuses_to_predict():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PDCalibrator().predict(np.array([0.1]))
 
 
 def test_long_run_average_weighs_years_equally():

@@ -11,6 +11,17 @@ from creditmodel.pipeline import lightgbm_params, risk_directions, run_pipeline
 from creditmodel.validation.metrics import auc
 
 
+def test_segment_models_are_fitted_only_when_asked():
+    from pathlib import Path
+
+    from creditmodel.config import load_config
+
+    assert build_config({}).segments.enabled is False
+    assert build_config({"segments": {"enabled": True}}).segments.enabled is True
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo.toml"
+    assert load_config(demo).segments.enabled is False  # the demo configuration equals the defaults
+
+
 @pytest.mark.slow  # an Optuna search with its MLflow runs
 def test_search_trials_are_nested_runs_and_the_best_is_used(tmp_path):
     config = build_config({"output_dir": str(tmp_path / "out"), "synthetic": {"enterprises": 1500, "seed": 5},

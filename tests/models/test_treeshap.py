@@ -144,3 +144,35 @@ def test_top_adverse_ranks_as_a_stable_sort_of_the_whole_row():
         v[rng.random(v.shape) < 0.05] = np.nan
         for n in (1, 2, 3, 5):
             assert top_adverse(v, n) == full_sort(v, n)
+            for i in range(0, 400, 9):  # a request's few rows take a shorter path to the same order
+                assert top_adverse(v[i:i + 1], n) == full_sort(v[i:i + 1], n)
+                assert top_adverse(v[i:i + 3], n) == full_sort(v[i:i + 3], n)
+
+
+def test_one_row_of_a_run_sized_forest_is_explained_from_the_tables(monkeypatch):
+    """A service request's single row of a forest past SMALL_FOREST_NODES comes from the tables (pred_contrib
+    only for rows the tie guard flags), with pred_contrib's values to 1e-9 and its top 3 reasons."""
+    import creditmodel.models.treeshap as ts
+
+    X, y = _data(3000, seed=2)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7}, lgb.Dataset(X, y),
+                        num_boost_round=60)
+    assert ts.explainer(booster).n_nodes > ts.SMALL_FOREST_NODES
+    reference = booster.predict(X[:40], pred_contrib=True)[:, :-1]
+    asked: list[int] = []
+    real = ts.pred_contrib_values
+
+    def counting(b, encoded, **kw):
+        asked.append(len(encoded))
+        return real(b, encoded, **kw)
+
+    monkeypatch.setattr(ts, "pred_contrib_values", counting)
+    ts.shap_values(booster, X[:1])  # the base value, asked once with no rows
+    asked.clear()
+    flagged = 0
+    for i in range(40):
+        values, _ = ts.shap_values(booster, X[i:i + 1], num_threads=1)
+        assert np.max(np.abs(values[0] - reference[i])) < 1e-9
+        assert _ranked(values) == _ranked(reference[i:i + 1])
+        flagged += bool(ts._ambiguous(ts.explainer(booster).values(X[i:i + 1])[:, ts.explainer(booster).used]).any())
+    assert len(asked) == flagged < 40  # pred_contrib only for the tie guard's rows

@@ -44,3 +44,23 @@ def test_csi_of_an_empty_later_frame_is_refused():
     dev = _frame(100, 1)
     with pytest.raises(ValueError, match="actual is empty"):
         stats.csi(dev[["normal"]], dev[["normal"]].iloc[:0])
+
+
+@pytest.mark.parametrize("eps", [1e-4, 0.01])
+def test_csi_against_a_carried_reference_equals_csi_with_the_sample(eps):
+    """A monitoring run carries the development side of csi (cuts and counts, categories and counts)
+    through JSON instead of the sample: the later sample's CSI is the same, value for value."""
+    import json
+
+    dev, later = _frame(3000, 1), _frame(800, 2)
+    later["normal"] += 0.5
+    later.loc[:100, "all_nan"] = 1.0
+    later.loc[:50, "category"] = "new"  # a category development never had
+    dev.loc[:20, "category"] = None  # and missing values there
+    columns = list(dev.columns)
+    reference = json.loads(json.dumps(stats.csi_reference(dev, columns)))
+    expected = stats.csi(dev, later, columns, eps=eps)
+    got = stats.csi_against(reference, later, eps=eps)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    with pytest.raises(ValueError, match="category"):
+        stats.csi_against({"category": reference["normal"]}, later)

@@ -32,6 +32,35 @@ def test_display_keeps_its_numbers_and_draws_on_the_axes_given():
         plt.close(fig)
 
 
+def test_saving_keeps_fixed_margins_and_lays_out_the_others(tmp_path):
+    """A figure made with fixed margins is saved with them (no tight-layout pass); any other figure is
+    laid out tightly, once, and left without a layout engine (savefig would draw it twice)."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    roc = plots.plot_roc({"model": (y, y + rng.normal(size=200))}, "ROC")
+    params = roc.figure_.subplotpars
+    assert (params.left, params.right, params.bottom, params.top) == pytest.approx(
+        tuple(plots.MARGINS_SQUARE[k] for k in ("left", "right", "bottom", "top")))
+    fig = roc.figure_
+    roc.save(tmp_path / "roc.png")
+    assert (fig.subplotpars.left, fig.subplotpars.top) == pytest.approx((plots.MARGINS_SQUARE["left"],
+                                                                          plots.MARGINS_SQUARE["top"]))
+    other, ax = plt.subplots(figsize=(5, 5))
+    ax.set_ylabel("a long label " * 3)
+    before = other.subplotpars.left
+    plots.save_figure(other, tmp_path / "other.png")
+    assert other.subplotpars.left != before and other.get_layout_engine() is None
+    mine, (a, b) = plt.subplots(1, 2)
+    try:
+        plots.plot_roc({"model": (y, y.astype(float))}, ax=b)
+        assert mine.subplotpars.left == pytest.approx(plt.rcParams["figure.subplot.left"])  # a given figure: untouched
+    finally:
+        plt.close(mine)
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "other.png").stat().st_size > 1000
+
+
 def test_plt_show_displays_the_figure_inline_in_a_kernel(tmp_path):
     """In a Jupyter kernel (inline backend), `plt.show()` after a plot function shows exactly one figure."""
     import os

@@ -341,3 +341,56 @@ def test_demo_plots(demo, tmp_path):
     pd_ = demo["models"].pd("lightgbm", demo["valid"][demo["cols"]])
     sel = E.select_loans(pd_, demo["valid"]["default"], n=1, loan_id=demo["valid"]["loan_id"])
     assert all(_is_png(p) for p in E.plot_waterfalls(expl, sel, tmp_path))
+
+
+def test_waterfall_bars_walk_from_the_base_value_to_the_margin(tiny):
+    """The waterfall's bars are the loan's SHAP values, largest |SHAP| on top, the rest summed in one
+    row; they start at the base value and end at the booster's own raw margin."""
+    t, expl = tiny, tiny["expl"]
+    i = 5
+    loan = expl.values.index[i]
+    margin = float(t["model"].booster_.predict(t["model"].schema_.encode(t["X"].iloc[[i]]), raw_score=True)[0])
+    shap_row = expl.values.iloc[i]
+    top = shap_row.abs().sort_values(ascending=False).index
+    for max_display, expected in ((3, [shap_row[n] for n in top]),
+                                  (2, [shap_row[top[0]], shap_row[top[1]] + shap_row[top[2]]])):
+        shown = E.plot_waterfall(expl, loan, max_display=max_display)
+        try:
+            bars = sorted(shown.ax_.patches, key=lambda r: -r.get_y())  # top row first
+            np.testing.assert_allclose([b.get_width() for b in bars], expected, rtol=0, atol=1e-12)
+            right = bars[0].get_x() + bars[0].get_width()  # the top bar ends at f(x)
+            assert right == pytest.approx(margin, abs=1e-9)
+            assert bars[-1].get_x() == pytest.approx(expl.base_value, abs=1e-9)  # the bottom one starts at E[f(X)]
+            for upper, lower in zip(bars, bars[1:]):  # each bar starts where the one below it ends
+                assert upper.get_x() == pytest.approx(lower.get_x() + lower.get_width(), abs=1e-12)
+            ticks = sorted(zip(shown.ax_.get_yticks(), shown.ax_.get_yticklabels()), key=lambda t: -t[0])
+            labels = [x.get_text() for _, x in ticks]  # top row first
+            assert len(labels) == max_display and labels[0].endswith(f"= {E.label(top[0])}")
+            if max_display == 2:
+                assert labels[1] == "2 other features"
+        finally:
+            plt.close(shown.figure_)
+
+
+def test_swarm_offsets_stack_equal_values_outwards():
+    ys = E.swarm_offsets(np.array([0.0, 0.0, 0.0, 1.0, 0.5]), bins=10, width=0.4)
+    assert ys[3] == 0 and ys[4] == 0  # alone in their bins
+    assert sorted(ys[:3]) == pytest.approx([-0.2, 0.0, 0.2])  # three in one bin: 0, +1, -1, scaled to 0.4 / 2
+    np.testing.assert_array_equal(E.swarm_offsets(np.array([0.0, 0.0, 0.0, 1.0, 0.5]), bins=10, width=0.4), ys)
+    assert len(E.swarm_offsets(np.array([]))) == 0
+
+
+def test_beeswarm_places_every_sampled_loan_at_its_shap_value(tiny):
+    expl = tiny["expl"]
+    shown = E.plot_beeswarm(expl, top=2, max_rows=500)
+    try:
+        ticks = sorted(zip(shown.ax_.get_yticks(), shown.ax_.get_yticklabels()), key=lambda t: -t[0])
+        labels = [x.get_text() for _, x in ticks]  # top row first
+        first = E.global_importance(expl).index[0]
+        assert labels == [E.label(first), "sum of 2 other features"]
+        rows = E._sample_rows(len(expl.values), 500, 0)
+        top_row = [c for c in shown.ax_.collections if np.all(np.abs(c.get_offsets()[:, 1] - 1) < 0.5)]
+        xs = np.sort(np.concatenate([c.get_offsets()[:, 0] for c in top_row]))
+        np.testing.assert_allclose(xs, np.sort(expl.values[first].to_numpy()[rows]), rtol=0, atol=1e-12)
+    finally:
+        plt.close(shown.figure_)

@@ -90,7 +90,8 @@ class PDCalibrator(BaseEstimator):
 
     def predict(self, score: np.ndarray) -> np.ndarray:
         """PD for each raw score, floored so that pricing never sees a zero expected loss."""
-        check_is_fitted(self)
+        if "level_shift_" not in self.__dict__:  # fit and from_dict set it; sklearn's scan costs a request ~10 us
+            check_is_fitted(self)
         pd_ = self._shape(np.asarray(score, dtype=np.float64).ravel())
         if self.level_shift_:
             pd_ = sigmoid(logit(pd_) + self.level_shift_)

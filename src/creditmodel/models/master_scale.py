@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,21 @@ class MasterScale(BaseEstimator):
     def grade(self, pd_: np.ndarray) -> np.ndarray:
         """Grade name of each PD."""
         return np.asarray(self.grades, dtype=object)[self.grade_index(pd_)]
+
+    def grader(self) -> Callable[[np.ndarray], np.ndarray]:
+        """``grade`` with the scale checked once, now: for a service grading a PD or two per request (the
+        scale's checks and arrays cost more than the look-up). The PDs are still checked on every call."""
+        self._check()
+        bounds = np.asarray(self.upper_bounds, dtype=np.float64)
+        names = np.asarray(self.grades, dtype=object)
+
+        def grade(pd_: np.ndarray) -> np.ndarray:
+            pd_ = np.asarray(pd_, dtype=np.float64)
+            if not (np.isfinite(pd_).all() and ((pd_ >= 0) & (pd_ <= 1)).all()):
+                raise ValueError("PDs must be finite numbers in [0, 1]")
+            return names[np.searchsorted(bounds, pd_, side="left")]
+
+        return grade
 
     def grade_pd(self, pd_: np.ndarray) -> np.ndarray:
         """The assigned PD of each PD's grade."""

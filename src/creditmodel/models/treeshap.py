@@ -46,10 +46,12 @@ BLOCK_CELLS = 1 << 21  # rows per block x (nodes + slots): keeps a block's array
 TIE_TOLERANCE = 1e-12  # top values closer than this (to each other or to 0) are ranked by pred_contrib itself
 RANKED = 3  # the top values whose order the tie guard protects (reason codes use 3)
 PARALLEL_ROWS = 8192  # below this one thread does the whole matrix
-# A few rows of a small forest: pred_contrib's recursion costs less than the tables' fixed numpy overhead
-# (measured, one row, one thread: 56 trees / 325 nodes about 60 us either way; 600 trees / 3,600 nodes
-# pred_contrib 440 us against 50-90 us; benchmarks/bench_reasons.py `single_row`).
-FEW_ROWS, SMALL_FOREST_NODES = 4, 1000
+# A few rows of a very small forest: pred_contrib's recursion costs no more than the tables' fixed numpy
+# overhead. Measured, one row, one thread, shap_values with its tie guard (CPU time): 30 trees / 150 nodes
+# 44 us either way; 56 trees / 336 nodes pred_contrib 115 us, tables 55 us; 150 trees / 900 nodes 176
+# against 71 us; 600 trees / 3,600 nodes 440 against 50-90 us (benchmarks/bench_reasons.py `single_row`).
+# A request's one row of a run's model (150 trees, ~900 nodes) therefore goes to the tables.
+FEW_ROWS, SMALL_FOREST_NODES = 4, 200
 
 
 @dataclass

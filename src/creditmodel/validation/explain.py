@@ -27,7 +27,9 @@ Consistency
 
 Every plot function takes ``ax=None`` and returns a display object (``figure_``, ``ax_``, ``plot(ax)``,
 ``save(path)``, see :mod:`creditmodel.validation.plots`); it never saves, so ``plt.show()`` shows it in a
-notebook. :func:`plot_waterfalls` is the report's helper that saves one file per loan.
+notebook. :func:`plot_waterfalls` is the report's helper that saves one file per loan. The plots are plain
+matplotlib drawn from the SHAP values already computed (shap's own beeswarm and waterfall draw the same
+pictures at several times the cost, and shap's beeswarm jitters differently on every run).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from scipy import stats
 
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.models.explanation import Explanation, explain, format_value, reason_codes, reason_text, shap_values  # noqa: F401  (re-exported: the explain API in one place)
-from creditmodel.validation.plots import FigureDisplay, new_axes
+from creditmodel.validation.plots import FigureDisplay, fixed_layout, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -112,29 +114,97 @@ def _sample_rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
+SHAP_RED, SHAP_BLUE = "#ff0051", "#008bfb"  # raises / lowers the PD (shap's colours, readers know them)
+
+
+def _value_colours(x: np.ndarray) -> np.ndarray:
+    """A feature's values on [0, 1] for colouring: clipped to their 5th-95th percentiles (so that a few
+    extreme loans do not wash out the rest, as shap does), NaN where the value is missing."""
+    out = np.full(len(x), np.nan)
+    ok = ~np.isnan(x)
+    if ok.any():
+        lo, hi = np.nanpercentile(x, [5, 95])
+        if hi <= lo:
+            lo, hi = np.nanmin(x), np.nanmax(x)
+        out[ok] = (np.clip(x[ok], lo, hi) - lo) / (hi - lo) if hi > lo else 0.5
+    return out
+
+
+def swarm_offsets(s: np.ndarray, bins: int = 100, width: float = 0.4, seed: int = 0) -> np.ndarray:
+    """Vertical offsets of a beeswarm row: points whose SHAP values fall into the same of `bins` equal
+    bins are stacked outwards (0, +1, -1, +2, ...), scaled so that the tallest stack spans +-`width`.
+    shap's own layout, vectorised, with its random order within a bin drawn from a seeded generator
+    (the same figure every run)."""
+    n = len(s)
+    if n == 0:
+        return np.zeros(0)
+    span = float(np.max(s) - np.min(s))
+    quant = np.round(bins * (s - np.min(s)) / (span + 1e-8))
+    order = np.lexsort((np.random.default_rng(seed).random(n), quant))
+    q = quant[order]
+    start = np.r_[0, np.flatnonzero(np.diff(q)) + 1]
+    layer = np.arange(n) - np.repeat(start, np.diff(np.r_[start, n]))  # rank within its bin
+    ys = np.empty(n)
+    ys[order] = np.ceil(layer / 2) * np.where(layer % 2 == 1, 1.0, -1.0)
+    return ys * (width / (np.max(np.abs(ys)) + 1))
+
+
 def plot_beeswarm(expl: Explanation, top: int = 20, max_rows: int | None = 5000, seed: int = 0, *,
                   ax: Axes | None = None) -> FigureDisplay:
-    """SHAP beeswarm (``shap.plots.beeswarm``) of the `top` features on at most `max_rows` loans (seeded sample)."""
-    import shap
+    """SHAP beeswarm of the `top` features by mean |SHAP| on at most `max_rows` loans (seeded sample):
+    each loan a dot at its SHAP value, coloured by the feature's value (blue low, red high, grey
+    missing); with more features than `top`, the last row sums the others. The ranking uses every
+    loan; only the dots are sampled. Drawn with plain matplotlib (shap's plotting costs several times
+    more for the same picture)."""
+    from matplotlib.colors import LinearSegmentedColormap
 
+    order = list(global_importance(expl).index)
     rows = _sample_rows(len(expl.values), max_rows, seed)
-    explanation = shap.Explanation(
-        values=expl.values.to_numpy()[rows], base_values=np.full(len(rows), expl.base_value),
-        data=_numeric_data(expl)[rows], feature_names=[label(n) for n in expl.values.columns])
-    title = f"SHAP values of the top {min(top, explanation.shape[1])} features ({len(rows)} loans)"
+    values = expl.values.to_numpy()[rows]
+    data = _numeric_data(expl)[rows]
+    col = {n: j for j, n in enumerate(expl.values.columns)}
+    shown = order if len(order) <= top else order[:top - 1]
+    lines = [(label(n), values[:, col[n]], data[:, col[n]]) for n in shown]
+    if len(shown) < len(order):
+        others = [col[n] for n in order[len(shown):]]
+        lines.append((f"sum of {len(others)} other features", values[:, others].sum(axis=1),
+                      np.full(len(rows), np.nan)))
+    title = f"SHAP values of the top {len(shown)} features ({len(rows)} loans)"
+    cmap = LinearSegmentedColormap.from_list("shap_value", [SHAP_BLUE, "#8a3ab9", SHAP_RED])
 
     def draw(ax: Axes | None) -> tuple[Figure, Axes]:
-        fig, ax = new_axes(ax, (9, 0.34 * min(top, explanation.shape[1]) + 1.5))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shap.plots.beeswarm(explanation, max_display=top, show=False, plot_size=None, ax=ax)
+        fig, ax = new_axes(ax, (9, 0.34 * len(lines) + 1.5))
+        ax.axvline(0, color="#999999", linewidth=0.8, zorder=0)
+        for k, (_, s, x) in enumerate(lines):
+            y = len(lines) - 1 - k + swarm_offsets(s, seed=seed)
+            c = _value_colours(x)
+            missing = np.isnan(c)
+            if missing.any():
+                ax.scatter(s[missing], y[missing], s=9, color="#777777", linewidths=0, alpha=0.8, rasterized=True)
+            if (~missing).any():
+                ax.scatter(s[~missing], y[~missing], s=9, c=c[~missing], cmap=cmap, vmin=0, vmax=1, linewidths=0,
+                           alpha=0.8, rasterized=True)
+        ax.set_yticks(range(len(lines)), [name for name, _, _ in lines][::-1], fontsize=8)
+        ax.set_ylim(-0.7, len(lines) - 0.3)
         ax.set_xlabel("SHAP value (log-odds of default)")
         ax.set_title(title, fontsize=10)
-        for a in fig.axes:
-            a.tick_params(axis="y", labelsize=8)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        bar = fig.colorbar(_unit_scale(cmap), ax=ax, ticks=[0, 1], aspect=40, pad=0.01)
+        bar.ax.set_yticklabels(["low", "high"], fontsize=8)
+        bar.set_label("feature value", fontsize=8, labelpad=-10)
+        bar.outline.set_visible(False)
         return fig, ax
 
     return FigureDisplay(title, draw).plot(ax)
+
+
+def _unit_scale(cmap: Any) -> Any:
+    """A colour scale from 0 to 1 for a colour bar (no data attached)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    return ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
 
 
 def direction_check(expl: Explanation, directions: dict[str, int] | None = None,
@@ -208,6 +278,8 @@ def plot_dependence(expl: Explanation, top: int = 6, directions: dict[str, int] 
             import matplotlib.pyplot as plt
 
             fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+            fixed_layout(fig, left=0.22 / ncols, right=0.99, bottom=0.22 / nrows, top=1 - 0.1 / nrows,
+                         wspace=0.3, hspace=0.55)  # room for the panels' titles and rotated category names
         else:
             axes = np.atleast_1d(np.asarray(ax, dtype=object))
             if axes.size < len(names):
@@ -312,34 +384,52 @@ def _row(expl: Explanation, loan: object) -> int:
 
 def plot_waterfall(expl: Explanation, loan: object, max_display: int = 12, title: str | None = None, *,
                    ax: Axes | None = None) -> FigureDisplay:
-    """SHAP waterfall (``shap.plots.waterfall``) of one loan: from the base value to its margin, the
-    features labelled in business language with their values as a loan officer reads them. shap draws
-    on the current axes: with `ax`, that axes is made current first."""
-    import shap
-
+    """SHAP waterfall of one loan, as ``shap.plots.waterfall`` draws it: from the base value E[f(X)] at
+    the bottom to the loan's margin f(x) at the top, one bar per feature (largest |SHAP| on top, red
+    raises the PD, blue lowers it), the rest summed in one row; each feature labelled in business
+    language with its value as a loan officer reads it. Plain matplotlib: shap's plotting costs
+    several times more for the same picture."""
     i = _row(expl, loan)
     names = list(expl.values.columns)
-    shown = np.array([format_value(n, expl.data.iat[i, j]) for j, n in enumerate(names)], dtype=object)
-    numeric = _numeric_data(Explanation(expl.values.iloc[[i]], expl.base_value, expl.data.iloc[[i]],
-                                        expl.categorical))[0]
-    explanation = shap.Explanation(values=expl.values.to_numpy()[i], base_values=expl.base_value, data=numeric,
-                                   display_data=shown, feature_names=[label(n) for n in names])
-    margin = expl.base_value + float(expl.values.iloc[i].sum())
+    contrib = expl.values.to_numpy()[i].astype(np.float64)
+    base = float(expl.base_value)
+    margin = base + float(contrib.sum())
+    order = np.argsort(-np.abs(contrib), kind="mergesort")
+    shown = order if len(order) <= max_display else order[:max_display - 1]
+    bars = [(f"{format_value(names[j], expl.data.iat[i, j])} = {label(names[j])}", float(contrib[j])) for j in shown]
+    if len(shown) < len(order):
+        rest = order[len(shown):]
+        bars.append((f"{len(rest)} other features", float(contrib[rest].sum())))
     title = title or f"Loan {loan}: log-odds {margin:+.2f}, PD (uncalibrated) {1 / (1 + np.exp(-margin)):.2%}"
 
     def draw(ax: Axes | None) -> tuple[Figure, Axes]:
-        import matplotlib.pyplot as plt
-
-        fig, ax = new_axes(ax, (6.4, 4.8))
-        plt.sca(ax)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shap.plots.waterfall(explanation, max_display=max_display, show=False)
-        fig = plt.gcf()
-        fig.set_size_inches(12, fig.get_size_inches()[1])  # room for the business labels
-        fig.axes[0].tick_params(axis="y", labelsize=9)
+        fig, ax = new_axes(ax, (10, 0.42 * len(bars) + 1.6))
+        n = len(bars)
+        widths = np.array([v for _, v in bars])
+        ends = margin - np.r_[0.0, np.cumsum(widths)[:-1]]  # top bar ends at f(x); the bottom one starts at E[f(X)]
+        starts = ends - widths
+        ypos = np.arange(n)[::-1]
+        colours = [SHAP_RED if v > 0 else SHAP_BLUE for v in widths]
+        ax.barh(ypos, widths, left=starts, height=0.62, color=colours)
+        lo, hi = float(min(starts.min(), ends.min(), base)), float(max(starts.max(), ends.max(), base))
+        pad = 0.08 * (hi - lo or 1.0)
+        for y, s, e, v in zip(ypos, starts, ends, widths):
+            ax.text(max(s, e) + pad * 0.1, y, f"{v:+.2f}", va="center", ha="left", fontsize=8,
+                    color=SHAP_RED if v > 0 else SHAP_BLUE)
+        for x in (base, margin):
+            ax.axvline(x, color="#888888", linestyle=":", linewidth=0.9, zorder=0)
+        box = {"facecolor": "white", "edgecolor": "none", "pad": 1}
+        ax.text(base, -0.9, f"E[f(X)] = {base:.3f}", ha="center", va="top", fontsize=8, color="#555555", bbox=box)
+        ax.text(margin, n - 0.3, f"f(x) = {margin:.3f}", ha="center", va="bottom", fontsize=8, color="#555555",
+                bbox=box)
+        ax.set_yticks(ypos, [name for name, _ in bars], fontsize=9)
+        ax.set_ylim(-1.5, n + 0.2)
+        ax.set_xlim(lo - pad, hi + 2.5 * pad)
+        ax.set_xlabel("log-odds of default (SHAP)", fontsize=9)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
         fig.suptitle(title, fontsize=10)
-        return fig, fig.axes[0]
+        return fig, ax
 
     return FigureDisplay(title, draw).plot(ax)
 

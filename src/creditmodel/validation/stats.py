@@ -26,9 +26,9 @@ from creditmodel.validation.metrics import auc, brier
 __all__ = [
     "AMBER", "GREEN", "RED", "CAPCurve", "CalibrationResult", "MigrationMatrix", "Status", "TestResult",
     "auc_change_test", "auc_confidence", "binomial_p", "binomial_test", "brier", "cap_curve",
-    "concentration_change_test", "csi", "delong_placements", "hanley_mcneil_q", "herfindahl", "hosmer_lemeshow",
-    "jeffreys_p", "jeffreys_test", "migration_matrix", "psi", "psi_counts", "spiegelhalter", "status_from_p",
-    "status_from_value", "summary_table",
+    "concentration_change_test", "csi", "csi_against", "csi_reference", "delong_placements", "hanley_mcneil_q",
+    "herfindahl", "hosmer_lemeshow", "jeffreys_p", "jeffreys_test", "migration_matrix", "psi", "psi_counts",
+    "spiegelhalter", "status_from_p", "status_from_value", "summary_table",
 ]
 
 Status = Literal["green", "amber", "red"]
@@ -515,7 +515,7 @@ def csi(
                 raise ValueError(f"column {col!r} missing from {label}")
         numeric = _is_numeric(dev_frame[col]) and _is_numeric(later_frame[col])
         if numeric and isinstance(bins, int | np.integer) and bins >= 1 and eps > 0:
-            value, n_bins = _numeric_psi_value(dev_frame[col], later_frame[col], int(bins), eps)
+            value, n_bins = _numeric_psi_from(_numeric_reference(dev_frame[col], int(bins)), later_frame[col], eps)
             rows.append({"feature": col, "kind": "numeric", "psi": value, "bins": n_bins,
                          "status": status_from_value(value, amber, red)})
             continue
@@ -525,24 +525,75 @@ def csi(
     return pd.DataFrame(rows)
 
 
-def _numeric_psi_value(expected: pd.Series, actual: pd.Series, bins: int, eps: float) -> tuple[float, int]:
-    """`psi(expected, actual, bins)` of numeric data, value and number of bins, without its per-bin table:
-    the same cuts, counts and arithmetic in numpy (csi runs it on every feature; tests check equality)."""
+def csi_reference(dev_frame: pd.DataFrame, columns: Sequence[str], bins: int = 10) -> dict[str, dict[str, Any]]:
+    """The development side of :func:`csi`, per column: numeric columns as their quantile cuts and the
+    counts in each bin, others as the counts per category in order of appearance. JSON-ready: a
+    monitoring run carries it to the next date instead of the development sample itself."""
+    out: dict[str, dict[str, Any]] = {}
+    for col in columns:
+        values = dev_frame[col]
+        if _is_numeric(values):
+            cuts, counts = _numeric_reference(values, int(bins))
+            out[col] = {"kind": "numeric", "cuts": [float(c) for c in cuts], "counts": [float(c) for c in counts]}
+        else:
+            counts = _category_counts(values)
+            out[col] = {"kind": "categorical",
+                        "categories": [k.item() if isinstance(k, np.generic) else k for k in counts.index],
+                        "counts": [float(c) for c in counts.to_numpy()]}
+    return out
+
+
+def csi_against(reference: Mapping[str, Mapping[str, Any]], later_frame: pd.DataFrame, eps: float = 1e-4,
+                amber: float = 0.10, red: float = 0.25) -> pd.DataFrame:
+    """:func:`csi` of ``later_frame`` against a development sample given by its :func:`csi_reference`
+    (same bins): the same numbers as with the sample itself."""
+    rows = []
+    for col, ref in reference.items():
+        if col not in later_frame.columns:
+            raise ValueError(f"column {col!r} missing from later_frame")
+        later = later_frame[col]
+        if ref["kind"] == "numeric":
+            if not _is_numeric(later):
+                raise ValueError(f"column {col!r} is numeric in the reference but not in later_frame")
+            cuts = np.asarray(ref["cuts"], dtype=np.float64)
+            value, n_bins = _numeric_psi_from((cuts, np.asarray(ref["counts"], dtype=np.float64)), later, eps)
+            rows.append({"feature": col, "kind": "numeric", "psi": value, "bins": n_bins,
+                         "status": status_from_value(value, amber, red)})
+            continue
+        expected = pd.Series(ref["counts"], index=pd.Index(ref["categories"], dtype=object), dtype=float)
+        r = _psi_result("psi", expected, _category_counts(later), eps, amber, red)
+        rows.append({"feature": col, "kind": "categorical", "psi": r.value, "bins": r.detail["bins"],
+                     "status": r.status})
+    return pd.DataFrame(rows)
+
+
+def _numeric_reference(expected: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cuts at ``expected``'s quantiles and its counts per bin (the last bin: missing)."""
     e = expected.to_numpy(dtype=np.float64, na_value=np.nan)
-    a = actual.to_numpy(dtype=np.float64, na_value=np.nan)
-    if e.size == 0 or a.size == 0:
-        raise ValueError(f"{'expected' if e.size == 0 else 'actual'} is empty")
+    if e.size == 0:
+        raise ValueError("expected is empty")
     present = e[~np.isnan(e)]
     cuts = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if present.size else np.array([])
     cuts = np.unique(cuts[np.isfinite(cuts)])
+    return cuts, _bin_counts(cuts, e)
+
+
+def _bin_counts(cuts: np.ndarray, x: np.ndarray) -> np.ndarray:
     n_labels = len(cuts) + 2  # the bins between the cuts, then the missing bin
+    idx = np.where(np.isnan(x), n_labels - 1, np.searchsorted(cuts, x, side="left"))
+    return np.bincount(idx, minlength=n_labels).astype(float)
 
-    def count(x: np.ndarray) -> np.ndarray:
-        idx = np.where(np.isnan(x), n_labels - 1, np.searchsorted(cuts, x, side="left"))
-        return np.bincount(idx, minlength=n_labels).astype(float)
 
-    ce, ca = count(e), count(a)
-    keep = np.ones(n_labels, dtype=bool)
+def _numeric_psi_from(reference: tuple[np.ndarray, np.ndarray], actual: pd.Series, eps: float) -> tuple[float, int]:
+    """`psi(expected, actual, bins)` of numeric data from expected's cuts and counts, value and number of
+    bins, without its per-bin table: the same cuts, counts and arithmetic in numpy (csi runs it on every
+    feature; tests check equality)."""
+    cuts, ce = reference
+    a = actual.to_numpy(dtype=np.float64, na_value=np.nan)
+    if a.size == 0:
+        raise ValueError("actual is empty")
+    ca = _bin_counts(cuts, a)
+    keep = np.ones(len(ce), dtype=bool)
     keep[-1] = ce[-1] > 0 or ca[-1] > 0
     ce, ca = ce[keep], ca[keep]
     es, as_ = ce / ce.sum(), ca / ca.sum()

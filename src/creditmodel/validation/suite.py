@@ -191,7 +191,7 @@ class Figures:
             for job in jobs:
                 _draw(*job)
             return
-        import shap  # noqa: F401  imported once here, not in every worker
+        import matplotlib.pyplot  # noqa: F401  imported once here, not in every worker
 
         global _PENDING
         _PENDING = jobs  # inherited by the forked workers: nothing large is pickled
@@ -305,7 +305,7 @@ def plot_cap(y: np.ndarray, score: np.ndarray, title: str = "CAP, out of time", 
     rate = float(np.mean(y))
 
     def draw(ax: Any) -> tuple[Any, Any]:
-        fig, ax = plots.new_axes(ax, (5, 5))
+        fig, ax = plots.new_axes(ax, (5, 5), plots.MARGINS_SQUARE)
         ax.plot(cap.population_share, cap.default_share, label=f"model (AR {cap.accuracy_ratio:.3f})")
         ax.plot([0, rate, 1], [0, 1, 1], color="grey", linestyle="--", label="perfect")
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
@@ -360,7 +360,7 @@ def plot_grades(table: pd.DataFrame, title: str = "Observed against predicted by
     """Observed default rate (bars) and mean PD (line) per grade, from the calibration section's table."""
 
     def draw(ax: Any) -> tuple[Any, Any]:
-        fig, ax = plots.new_axes(ax, (7, 4))
+        fig, ax = plots.new_axes(ax, (7, 4), plots.MARGINS_WIDE)
         x = np.arange(len(table))
         ax.bar(x, table["default_rate"], color="#9bb7d4", label="observed default rate")
         ax.plot(x, table["pd"], color="#c0392b", marker="o", label="mean PD")
