@@ -24,7 +24,16 @@ Responses are checked: our PDs equal ``bundle.predict_pd`` and MLflow's scores e
 
 With ``--trees lightgbm compiled`` the same bundle is also served with its trees compiled (``creditmodel
 bundle compile``); with ``--breakdown`` each of our servers also answers ``GET /health`` (no model) and
-``/v1/score`` without reasons, interleaved with the scored requests, to show where a request's time goes.
+``/v1/score`` without reasons, interleaved with the scored requests, to show where a request's time goes:
+p50/p99 of the three side by side, once per client (``--clients``: ``raw_socket``, a minimal keep-alive
+HTTP/1.1 client on one socket with requests prepared as bytes, which measures the server; ``httpx``, which
+adds ~1 ms of its own CPU per request), the server process's CPU ms per request of each kind (1,000 of
+each, from /proc) and the load average before and after; and the same bodies handled in process by
+``ScoringService.handle`` (no HTTP). ``--stacks auto h11+asyncio`` serves each uvicorn stack apart;
+``--latency-only`` runs just this (no throughput, MLflow or batch). Percentiles depend on the machine's
+load: report ``uptime`` beside them, and compare CPU per request where the load is high.
+
+    .venv/bin/python benchmarks/bench_service.py --latency-only --trees compiled --stacks auto h11+asyncio
 
 Batch: the demo rows replicated to --batch-rows (default 1M) in a parquet file, scored by the
 ``creditmodel score`` command (wall time including start-up, and the scoring loop's own rows/s),
@@ -47,6 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -161,29 +171,172 @@ def measure(name: str, url: str, path: str, one_row: list[bytes], hundred_rows: 
     return out, responses
 
 
-def breakdown(url: str, with_reasons: list[bytes], without: list[bytes], args) -> dict:
+class RawClient:
+    """A minimal keep-alive HTTP/1.1 client on one TCP socket, as load generators (wrk) work: each request
+    prepared as bytes once, sent whole, the answer read by its Content-Length. It costs the measurement
+    a few microseconds where httpx costs a few hundred, so what it reports is the server's time."""
+
+    def __init__(self, url: str):
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        self.host = f"{host}:{port}".encode()
+        self.sock = socket.create_connection((host, int(port)), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def prepare(self, method: str, path: str, body: bytes = b"") -> bytes:
+        head = f"{method} {path} HTTP/1.1\r\nHost: ".encode() + self.host + b"\r\n"
+        if method == "POST":
+            head += b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+        return head + b"\r\n" + body
+
+    def send(self, request: bytes) -> tuple[int, bytes]:
+        """Status and body of one prepared request."""
+        self.sock.sendall(request)
+        buf, recv = self.buf, self.sock.recv
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._more(recv)
+        head = buf[:end].lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"answer without Content-Length: {head[:200]!r}")
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:stop if stop > 0 else len(head)])
+        total = end + 4 + length
+        while len(buf) < total:
+            buf += self._more(recv)
+        self.buf = buf[total:]
+        return int(head[9:12]), buf[end + 4:total]
+
+    @staticmethod
+    def _more(recv: Any) -> bytes:
+        chunk = recv(262144)
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        return chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class HttpxClient:
+    """The same three calls through a keep-alive ``httpx.Client`` (what an application would use)."""
+
+    def __init__(self, url: str):
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+    def prepare(self, method: str, path: str, body: bytes = b"") -> tuple[str, str, bytes]:
+        return method, path, body
+
+    def send(self, request: tuple[str, str, bytes]) -> tuple[int, bytes]:
+        method, path, body = request
+        r = (self.client.post(path, content=body, headers=HEADERS) if method == "POST"
+             else self.client.get(path))
+        return r.status_code, r.content
+
+    def close(self) -> None:
+        self.client.close()
+
+
+CLIENTS = {"raw_socket": RawClient, "httpx": HttpxClient}
+CLIENT_NAMES = {"raw_socket": "a minimal keep-alive HTTP/1.1 client on one raw TCP socket (requests prepared as "
+                              "bytes, answers read by Content-Length; wrk's way), sequential",
+                "httpx": f"httpx {httpx.__version__} Client, keep-alive, sequential"}
+
+
+def load_avg() -> dict[str, float]:
+    one, five, fifteen = os.getloadavg()
+    return {"1m": round(one, 2), "5m": round(five, 2), "15m": round(fifteen, 2)}
+
+
+CPU_BLOCK = 1000  # requests of one kind per server CPU reading (the clock ticks at 10 ms)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def breakdown(url: str, with_reasons: list[bytes], without: list[bytes], args, client: str = "httpx",
+              expected_pd: np.ndarray | None = None, server_pid: int | None = None) -> dict:
     """Where a single request's time goes, on the same server: GET /health (HTTP, uvicorn and the app's
     routing, no model), POST /v1/score without reasons (+ JSON parsing, validation, PD and grade) and with
-    them (+ TreeSHAP and the reason texts); sequential, keep-alive, interleaved so load hits all alike."""
+    them (+ TreeSHAP and the reason texts); sequential, keep-alive, interleaved so load hits all alike.
+    Every answer must be 200; the PDs of the first len(bodies) answers are checked against `expected_pd`."""
     lat: dict[str, list[float]] = {"health_get": [], "score_no_reasons": [], "score_with_reasons": []}
-    with httpx.Client(base_url=url, timeout=60) as c:
-        for i in range(min(100, args.requests)):
-            c.get("/health")
-            c.post("/v1/score", content=with_reasons[i % len(with_reasons)], headers=HEADERS)
+    c = CLIENTS[client](url)
+    health = c.prepare("GET", "/health")
+    plain = [c.prepare("POST", "/v1/score", b) for b in without]
+    full = [c.prepare("POST", "/v1/score", b) for b in with_reasons]
+    calls = (("health_get", lambda i: health), ("score_no_reasons", lambda i: plain[i % len(plain)]),
+             ("score_with_reasons", lambda i: full[i % len(full)]))
+    got: list[float] = []
+    load_before = load_avg()
+    try:
+        for i in range(min(100, args.requests)):  # warm-up
+            for _, req in calls:
+                c.send(req(i))
+        cpu0, server0 = time.process_time(), cpu_seconds(server_pid) if server_pid else None
         start = time.perf_counter()
         for i in range(args.requests):
             if time.perf_counter() - start > args.seconds and i >= 100:
                 break
+            for key, req in calls:
+                r = req(i)
+                t = time.perf_counter()
+                status, body = c.send(r)
+                lat[key].append((time.perf_counter() - t) * 1e3)
+                if status != 200:
+                    raise RuntimeError(f"{key}: {status} {body[:300]!r}")
+                if key == "score_with_reasons" and i < len(full):
+                    got.append(json.loads(body)["results"][0]["pd"])
+        client_cpu = time.process_time() - cpu0
+        n = sum(len(v) for v in lat.values())
+        server_cpu: dict[str, float] = {}
+        if server0 is not None:  # then each kind alone, for the server's CPU time per request of that kind
+            for key, req in calls:
+                before = cpu_seconds(server_pid)  # type: ignore[arg-type]
+                for i in range(CPU_BLOCK):
+                    c.send(req(i))
+                server_cpu[key] = round((cpu_seconds(server_pid) - before) / CPU_BLOCK * 1e3, 3)  # type: ignore
+    finally:
+        c.close()
+    out: dict[str, Any] = {"client": CLIENT_NAMES[client]}
+    out |= {k: {"requests": len(v), **pct(v)} for k, v in lat.items()}
+    out["client_cpu_ms_per_request"] = round(client_cpu / n * 1e3, 3)
+    if server_cpu:
+        out[f"server_cpu_ms_per_request_{CPU_BLOCK}_of_each_kind"] = server_cpu
+    out["load_avg_before"], out["load_avg_after"] = load_before, load_avg()
+    if expected_pd is not None:
+        out["max_abs_pd_diff_vs_bundle"] = float(np.max(np.abs(np.asarray(got) - expected_pd[:len(got)])))
+    return out
+
+
+def in_process(bundle_dir: Path, with_reasons: list[bytes], without: list[bytes], n: int) -> dict:
+    """The service's own handling of the same bodies, called in this process without HTTP
+    (``ScoringService.handle``: parse and validate, checks, PD, grade, reasons, JSON answer): the floor
+    under what any server and client can reach, so that the rest of a request's time is HTTP's."""
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.service.app import ScoringService
+
+    svc = ScoringService(load_bundle(bundle_dir))
+    lat: dict[str, list[float]] = {"score_no_reasons": [], "score_with_reasons": []}
+    for i in range(min(100, n)):
+        svc.handle("/v1/score", with_reasons[i % len(with_reasons)])
+    load_before = load_avg()
+    for i in range(n):
+        for key, bodies in (("score_no_reasons", without), ("score_with_reasons", with_reasons)):
             t = time.perf_counter()
-            c.get("/health")
-            lat["health_get"].append((time.perf_counter() - t) * 1e3)
-            t = time.perf_counter()
-            c.post("/v1/score", content=without[i % len(without)], headers=HEADERS)
-            lat["score_no_reasons"].append((time.perf_counter() - t) * 1e3)
-            t = time.perf_counter()
-            c.post("/v1/score", content=with_reasons[i % len(with_reasons)], headers=HEADERS)
-            lat["score_with_reasons"].append((time.perf_counter() - t) * 1e3)
-    return {k: {"requests": len(v), **pct(v)} for k, v in lat.items()}
+            status, _, _ = svc.handle("/v1/score", bodies[i % len(bodies)])
+            lat[key].append((time.perf_counter() - t) * 1e3)
+            if status != 200:
+                raise RuntimeError(f"in process: {status}")
+    out: dict[str, Any] = {k: {"requests": len(v), **pct(v)} for k, v in lat.items()}
+    out["load_avg_before"], out["load_avg_after"] = load_before, load_avg()
+    return out
 
 
 def compiled_copy(bundle_dir: Path, signing_key: str | None, tmp: Path) -> Path:
@@ -281,7 +434,17 @@ def main() -> None:
     ap.add_argument("--signing-key", help="private key that signs the compiled bundle (with --bundle)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time GET /health and /v1/score without reasons on the same server")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the single-request breakdown (implies --breakdown --skip-mlflow, no batch, no "
+                         "throughput) and the same requests handled in process")
+    ap.add_argument("--stacks", nargs="+", default=["auto"],
+                    help="uvicorn HTTP parser + event loop of our server, each served and reported apart: auto "
+                         "(uvicorn's choice), httptools+uvloop, h11+asyncio, ... (default auto)")
+    ap.add_argument("--clients", nargs="+", default=["raw_socket", "httpx"], choices=sorted(CLIENTS),
+                    help="clients of the breakdown, each reported apart (default: raw_socket httpx)")
     args = ap.parse_args()
+    if args.latency_only:
+        args.breakdown, args.skip_mlflow, args.batch_rows, args.reason_rows = True, True, 0, 0
 
     from creditmodel.export.bundle import load_bundle
 
@@ -310,31 +473,39 @@ def main() -> None:
                      "model_uri": model_uri, "train_s": train_s,
                      "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_1m_at_start": round(os.getloadavg()[0], 2)},
-                     "client": f"httpx {httpx.__version__}, keep-alive, on the same machine", "servers": {}}
+                     "client": f"httpx {httpx.__version__}, keep-alive, on the same machine (latency and load; "
+                                   "each breakdown names its own client)", "servers": {}}
         served = {"lightgbm": bundle_dir}
         if "compiled" in args.trees:
             log("compiling the trees")
             served["compiled"] = compiled_copy(bundle_dir, signing_key, tmp)
-        for mode, workers in itertools.product(args.trees, args.workers):
+        for mode, workers, stack in itertools.product(args.trees, args.workers, args.stacks):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            log(f"creditmodel serve, {workers} worker(s), trees: {mode}")
-            suffix = "" if mode == "lightgbm" else "_compiled_trees"
+            log(f"creditmodel serve, {workers} worker(s), trees: {mode}, HTTP stack: {stack}")
+            suffix = ("" if mode == "lightgbm" else "_compiled_trees") + ("" if stack == "auto" else f"_{stack}")
+            http, loop = stack.split("+") if "+" in stack else (stack, "auto")
             proc, up = start([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(served[mode]),
                               "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+                              *([] if stack == "auto" else ["--http", http, "--loop", loop]),
                               "--max-large-requests", "8"],  # the 100-row bodies (~300 KiB) come 4 at a time
                              url, "/health",
                              tmp / f"creditmodel_{workers}.log")
             procs.append(proc)
-            res, responses = measure("creditmodel", url, "/v1/score", ours_1, ours_100, args)
-            got = np.array([json.loads(b)["results"][0]["pd"] for b in responses])
-            reasons = [len(json.loads(b)["results"][0]["reasons"]) for b in responses]
-            res["startup_s"] = round(up, 2)
-            res["check"] = {"max_abs_pd_diff_vs_bundle": float(np.max(np.abs(got - expected_pd[:len(got)]))),
-                            "reasons_per_row_min": int(min(reasons))}
+            res = {"startup_s": round(up, 2), "http_stack": stack}
+            if not args.latency_only:
+                res, responses = measure("creditmodel", url, "/v1/score", ours_1, ours_100, args)
+                got = np.array([json.loads(b)["results"][0]["pd"] for b in responses])
+                reasons = [len(json.loads(b)["results"][0]["reasons"]) for b in responses]
+                res |= {"startup_s": round(up, 2), "http_stack": stack}
+                res["check"] = {"max_abs_pd_diff_vs_bundle": float(np.max(np.abs(got - expected_pd[:len(got)]))),
+                                "reasons_per_row_min": int(min(reasons))}
             if args.breakdown:
-                log("  creditmodel: breakdown (health, score without and with reasons)")
-                res["breakdown_single_request"] = breakdown(url, ours_1, ours_1_plain, args)
+                res["breakdown_single_request"] = {}
+                for client in args.clients:
+                    log(f"  creditmodel: breakdown (health, score without and with reasons), client {client}")
+                    res["breakdown_single_request"][client] = breakdown(url, ours_1, ours_1_plain, args, client,
+                                                                        expected_pd, proc.pid)
             out["servers"][f"creditmodel_serve_workers_{workers}{suffix}"] = res
             stop(proc)
             procs.remove(proc)
@@ -359,10 +530,15 @@ def main() -> None:
             stop(proc)
             procs.remove(proc)
 
+        if args.breakdown:
+            for mode in args.trees:
+                log(f"in process: ScoringService.handle, trees: {mode}")
+                out[f"in_process_handle_{mode}"] = in_process(served[mode], ours_1, ours_1_plain, args.requests)
         if not args.skip_mlflow:
             ratios = {}
             for workers in args.workers:
-                ours = out["servers"][f"creditmodel_serve_workers_{workers}"]
+                ours = out["servers"][f"creditmodel_serve_workers_{workers}" + ("" if args.stacks[0] == "auto"
+                                                                                 else f"_{args.stacks[0]}")]
                 theirs = out["servers"][f"mlflow_models_serve_workers_{workers}"]
                 for key, v in ours["throughput_rps"].items():
                     ratios[f"workers_{workers}_{key}"] = round(v / theirs["throughput_rps"][key], 2)

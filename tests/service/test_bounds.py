@@ -185,3 +185,35 @@ def test_the_policy_is_read_from_the_bundles_feature_schema(bundle_dir, tmp_path
     assert info["out_of_training_range"] == "refuse"
     with pytest.raises(BundleError, match="out_of_training_range 'sometimes'"):
         training_range_policy(_with_policy(bundle_dir, tmp_path / "b", "sometimes"))
+
+
+def test_range_screens_equal_a_feature_by_feature_reading_of_the_policies(bundle, demo_rows):
+    """out_of_range and outside_training (one comparison over all columns) against the policies read one
+    feature at a time, on the demo rows pushed out of range in random cells, NaN never out of range."""
+    import numpy as np
+
+    from creditmodel.service.scoring import FastScorer
+
+    scorer = FastScorer(bundle, self_check=False, dictionary=True)
+    X = bundle.schema.encode(demo_rows[list(bundle.schema.names)])
+    rng = np.random.default_rng(5)
+    far = rng.random(X.shape) < 0.02
+    X[far] = rng.normal(scale=1e7, size=far.sum())
+    X[rng.random(X.shape) < 0.05] = np.nan
+    bad_rows, outside = [], []
+    for row in X:
+        bad, names = False, []
+        for j, p in enumerate(scorer.policies):
+            v = row[j]
+            if np.isnan(v):
+                continue
+            bad |= p.bounds is not None and not p.bounds[0] <= v <= p.bounds[1]
+            if p.training_range is not None and p.categories is None and not p.training_range[0] <= v <= p.training_range[1]:
+                names.append(p.name)
+        bad_rows.append(bad)
+        outside.append(names)
+    assert scorer.out_of_range(X).tolist() == np.flatnonzero(bad_rows).tolist() and any(bad_rows)
+    assert scorer.outside_training(X) == outside and any(outside)
+    for i in range(0, len(X), 50):  # one row, as a request sends it
+        assert scorer.out_of_range(X[i:i + 1]).tolist() == ([0] if bad_rows[i] else [])
+        assert scorer.outside_training(X[i:i + 1]) == [outside[i]]

@@ -130,6 +130,8 @@ def test_api_key_configuration_errors(tmp_path, bundle_dir):
     (["--ssl-certfile", "no-such-cert.pem"], "--ssl-certfile"),
     (["--request-log", "no-such-dir/requests.jsonl"], "--request-log"),
     (["--training-range", "sometimes"], "--training-range"),
+    (["--http", "h2"], "--http"),
+    (["--loop", "trio"], "--loop"),
 ])
 def test_bad_serve_options_fail_in_one_line(bundle_dir, tmp_path, args, named):
     proc = subprocess.run([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle_dir),
@@ -139,3 +141,20 @@ def test_bad_serve_options_fail_in_one_line(bundle_dir, tmp_path, args, named):
     assert len(proc.stderr.strip().splitlines()) == 1 and named in proc.stderr, proc.stderr
     assert proc.stdout == ""
     assert not list(tmp_path.glob("creditmodel-serve-*"))  # nothing left behind
+
+
+def test_a_server_stack_that_is_not_installed_is_one_line(monkeypatch):
+    """--http httptools / --loop uvloop name the missing package instead of uvicorn's traceback; auto and the
+    pure-Python stack pass through to uvicorn as they are."""
+    import argparse
+    import importlib.util
+
+    from creditmodel import cli
+    from creditmodel.exceptions import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"^--loop uvloop: the package uvloop is not installed"):
+        cli._server_stack(argparse.Namespace(http="httptools", loop="uvloop"))
+    assert cli._server_stack(argparse.Namespace(http="h11", loop="asyncio")) == {"http": "h11", "loop": "asyncio"}
+    assert cli._server_stack(argparse.Namespace(http="auto", loop="auto")) == {"http": "auto", "loop": "auto"}

@@ -362,6 +362,25 @@ def test_serve_refuses_a_busy_port(bundle_dir, server):
     assert proc.returncode == 2 and "cannot listen" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_the_pure_python_http_stack_answers_byte_for_byte_the_same(bundle_dir, bundle, demo_rows, client):
+    """--http h11 --loop asyncio (what uvicorn falls back to without httptools and uvloop) gives the same
+    bytes as the default stack, for scores with reasons, a refusal and /health's status."""
+    rows = json_features(demo_rows.head(5), bundle.schema.names)
+    bodies = [{"applications": [{"id": "a", "features": rows[0]}]},
+              {"applications": [{"id": str(i), "features": f} for i, f in enumerate(rows)], "lang": "zh"},
+              {"applications": [{"id": "x", "features": {**rows[0], bundle.schema.names[0]: "text"}}]}]
+    proc, url = start_server(bundle_dir, "--http", "h11", "--loop", "asyncio")
+    try:
+        with httpx.Client(base_url=url, timeout=60) as plain:
+            for body in bodies:
+                a, b = client.post("/v1/score", json=body), plain.post("/v1/score", json=body)
+                assert a.status_code == b.status_code and a.content == b.content
+                assert a.headers.get("content-language") == b.headers.get("content-language")
+            assert plain.get("/health").status_code == 200
+    finally:
+        stop_server(proc)
+
+
 def test_two_workers_score_the_same(bundle_dir, bundle, demo_rows, scored):
     proc, url = start_server(bundle_dir, "--workers", "2")
     try:

@@ -134,3 +134,49 @@ def test_workers_that_cannot_start_fail_in_one_line(bundle_dir, bundle, tmp_path
     finally:
         sock.close()
         remove_run_dir(run)
+
+
+def test_the_start_up_heap_is_frozen_before_the_first_request():
+    """A served process moves its start-up objects out of the garbage collector's reach (a full collection
+    over them paused a request for hundreds of ms), and still collects what requests leave behind."""
+    import gc
+    import socket
+    import threading
+
+    import uvicorn
+
+    from creditmodel.service.workers import started_server
+
+    seen: list[int] = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    started = threading.Event()
+
+    def on_started(server):
+        seen.append(gc.get_freeze_count())
+        started.set()
+
+    server = started_server(uvicorn.Config(app, log_level="warning"), on_started)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    try:
+        gc.unfreeze()
+        thread.start()
+        assert started.wait(60)
+        assert seen[0] > 1000  # the interpreter's, pytest's and the libraries' objects at least
+        cycle: list = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # request garbage is still collected
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+        gc.unfreeze()

@@ -207,7 +207,8 @@ class ApplicationService:
         new = len(ent) == 0
         row = self.online.features(req.enterprise_id, d, amount=req.amount, term_months=req.term_months,
                                    product=req.product, guarantee_type=req.guarantee_type, group_id=req.group_id)
-        features = {n: _plain(row[n].iloc[0]) for n in self.names}
+        first = row.iloc[0]  # the row as one Series: a frame lookup per feature cost ~3 ms a request
+        features = {n: _plain(first[n]) for n in self.names}
         app = {"id": req.id, "features": features}
         if path.endswith("/score"):
             inner = {"applications": [app], "reasons": req.reasons, "lang": lang}

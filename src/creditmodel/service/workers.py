@@ -203,12 +203,25 @@ class WorkerSpec:
     slot: int = 0
 
 
+def freeze_heap() -> None:
+    """Move everything the start-up allocated (the bundle, models, imported libraries: ~180k objects) out of
+    the garbage collector's reach. Otherwise a full collection now and then walks all of it while a request
+    waits (measured: one per few thousand requests, hundreds of ms under load); after this, collections
+    see only what requests allocate. Collected first, so that start-up garbage is freed, not frozen."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def started_server(config: Any, on_started: Callable[[Any], None]) -> Any:
-    """A uvicorn Server that calls `on_started(server)` once it accepts connections."""
+    """A uvicorn Server that calls `on_started(server)` once it accepts connections, its start-up heap
+    frozen (freeze_heap) before the first request."""
     import uvicorn
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            freeze_heap()
             await super().startup(sockets=sockets)
             if self.started and not self.should_exit:
                 on_started(self)
