@@ -112,3 +112,27 @@ def test_the_schedule_lines_up_without_a_join_and_equals_the_join(small_world):
     cut = joined[joined["date"] <= pd.Timestamp(AS_OF)]
     reference = cut.groupby("loan_id").tail(1)  # the last record of each loan by date
     pd.testing.assert_frame_equal(_last_per_loan(cut).reset_index(drop=True), reference.reset_index(drop=True))
+
+
+def test_each_days_records_are_picked_from_the_whole_schedule_as_the_cut_join_gives_them(small_world):
+    """Lined-up schedules give each day's last records by position in the whole tables (no copy of the
+    rows up to the day); they equal the last record per loan of the join cut at the day, and so does
+    the join path that tables which do not line up take (here: repayments missing rows after the
+    last day, so only the cut tables line up)."""
+    from creditmodel.monitoring.book import _last_records
+
+    t = small_world.tables
+    bal, rep = t["balances"], t["repayments"]
+    days = [pd.Timestamp("2021-12-31"), pd.Timestamp("2022-12-31"), pd.Timestamp(AS_OF)]
+    joined = bal.merge(rep, on=["loan_id", "date"], how="left").sort_values(["loan_id", "date"], kind="mergesort")
+    later = rep.index[(rep["date"] > days[-1]).to_numpy()][:5]
+    assert len(later) == 5
+    for b, r in ((bal, rep), (bal.sample(frac=1, random_state=3), rep.sample(frac=1, random_state=4)),
+                 (bal, rep.drop(index=later))):
+        for day, got in zip(days, _last_records(b, r, days)):
+            expected = joined[joined["date"] <= day].groupby("loan_id").tail(1)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
+    broken = rep.copy()
+    broken.loc[broken.index[(broken["date"] <= days[0]).to_numpy()][7], "days_past_due"] = np.nan
+    with pytest.raises(DataContractError, match=r"table balances: loan_id \d+ on \d{4}-\d\d-\d\d has no repayments row"):
+        _last_records(bal, broken, days)

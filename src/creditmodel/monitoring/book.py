@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,13 +74,8 @@ def live_books(tables: Mapping[str, pd.DataFrame], dates: Sequence[pd.Timestamp 
                                 "for every loan")
     if not days:
         return []
-    latest = max(days)
-    joined, aligned = _schedule(balances[balances["date"] <= latest], repayments[repayments["date"] <= latest])
-    # lined up row by row, every repayment record has its balance: nothing to look for then
-    rep = None if aligned else (repayments["loan_id"].to_numpy(), repayments["date"].to_numpy())
-    return [_book_at(as_of, loans, rep, joined if as_of == latest else
-                     joined[(joined["date"] <= as_of).to_numpy()], accounts, officers, enterprises, d)
-            for as_of in days]
+    return [_book_at(as_of, loans, record, accounts, officers, enterprises, d)
+            for as_of, record in zip(days, _last_records(balances, repayments, days))]
 
 
 def _sorted_by_loan_and_date(df: pd.DataFrame) -> pd.DataFrame:
@@ -106,30 +100,67 @@ def _schedule(balances: pd.DataFrame, repayments: pd.DataFrame) -> tuple[pd.Data
 
 def _last_per_loan(sched: pd.DataFrame) -> pd.DataFrame:
     """The last row of each loan of ``sched`` (ordered by loan_id, date): its latest record."""
-    ids = sched["loan_id"].to_numpy()
-    last = np.ones(len(ids), dtype=bool)
-    last[:-1] = ids[1:] != ids[:-1]
-    return sched[last]
+    return sched[_last_of_each(sched["loan_id"].to_numpy())]
 
 
-def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, repayments: tuple[np.ndarray, np.ndarray] | None,
-             sched: pd.DataFrame, accounts: pd.DataFrame, officers: pd.DataFrame, enterprises: pd.DataFrame,
-             d: DataDictionary) -> pd.DataFrame:
-    live = loans[loans["application_date"] <= as_of]
-    no_dpd = sched["days_past_due"].isna().to_numpy()
-    if no_dpd.any():
-        bad = sched.loc[no_dpd].iloc[0]
+def _last_records(balances: pd.DataFrame, repayments: pd.DataFrame,
+                  days: Sequence[pd.Timestamp]) -> list[pd.DataFrame]:
+    """For each of ``days``, every loan's last schedule record dated on or before it: its balances row
+    with the days past due (and the rest) of the repayments row of the same loan and date.
+
+    Two tables of the same schedule line up row by row once ordered: each day's records are then
+    picked by position from the whole tables, without copying the rows up to the day (on a large book
+    that copy took most of a monitoring run's live books). Any other pair is joined, cut at the
+    latest day."""
+    bal, rep = _sorted_by_loan_and_date(balances), _sorted_by_loan_and_date(repayments)
+    ids, dates = bal["loan_id"].to_numpy(), bal["date"].to_numpy()
+    if len(bal) == len(rep) and np.array_equal(ids, rep["loan_id"].to_numpy()) \
+            and np.array_equal(dates, rep["date"].to_numpy()):
+        extra = [c for c in rep.columns if c not in ("loan_id", "date")]
+        no_dpd = rep["days_past_due"].isna().to_numpy() if "days_past_due" in rep else np.ones(len(rep), dtype=bool)
+        out = []
+        for as_of in days:
+            rows = np.flatnonzero(dates <= as_of.to_datetime64())
+            _no_dpd(bal, rows[no_dpd[rows]])
+            last = rows[_last_of_each(ids[rows])]
+            out.append(bal.iloc[last].reset_index(drop=True).assign(**{c: rep[c].to_numpy()[last] for c in extra}))
+        return out
+    latest = max(days)
+    joined, aligned = _schedule(balances[balances["date"] <= latest], repayments[repayments["date"] <= latest])
+    # lined up row by row once cut, every repayment record has its balance: nothing to look for then
+    rep_ids, rep_dates = repayments["loan_id"].to_numpy(), repayments["date"].to_numpy()
+    out = []
+    for as_of in days:
+        sched = joined if as_of == latest else joined[(joined["date"] <= as_of).to_numpy()]
+        _no_dpd(sched, np.flatnonzero(sched["days_past_due"].isna().to_numpy()))
+        if not aligned:
+            missing = np.setdiff1d(pd.unique(rep_ids[rep_dates <= as_of.to_datetime64()]),
+                                   pd.unique(sched["loan_id"].to_numpy()))
+            if len(missing):
+                raise DataContractError(f"table balances: loan_id {missing[0]} has no balances; expected a balance "
+                                        "for every repayment record")
+        out.append(_last_per_loan(sched))
+    return out
+
+
+def _no_dpd(sched: pd.DataFrame, rows: np.ndarray) -> None:
+    """One line for the first of ``rows`` (positions in ``sched``), balances without their repayments row."""
+    if len(rows):
+        bad = sched.iloc[int(rows[0])]
         raise DataContractError(f"table balances: loan_id {bad.loan_id} on {pd.Timestamp(bad.date).date()} has "
                                 "no repayments row; expected the same schedule in both")
-    missing: Any = []
-    if repayments is not None:
-        rep_ids, rep_dates = repayments
-        missing = np.setdiff1d(pd.unique(rep_ids[rep_dates <= as_of.to_datetime64()]),
-                               pd.unique(sched["loan_id"].to_numpy()))
-    if len(missing):
-        raise DataContractError(f"table balances: loan_id {missing[0]} has no balances; expected a balance "
-                                "for every repayment record")
-    last_row = _last_per_loan(sched)
+
+
+def _last_of_each(ids: np.ndarray) -> np.ndarray:
+    """Whether each position of ``ids`` (grouped, as ordered by loan) is the last of its loan."""
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return last
+
+
+def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, last_row: pd.DataFrame, accounts: pd.DataFrame,
+             officers: pd.DataFrame, enterprises: pd.DataFrame, d: DataDictionary) -> pd.DataFrame:
+    live = loans[loans["application_date"] <= as_of]
     book = live.merge(last_row.rename(columns={"date": "record_date"}), on="loan_id", how="left")
     no_record = book["record_date"].isna()
     book["balance"] = book["balance"].where(~no_record, book["amount"])
