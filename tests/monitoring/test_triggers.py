@@ -8,6 +8,7 @@ import pytest
 
 from creditmodel.exceptions import ConfigError
 from creditmodel.monitoring import live_book, parse_triggers, watch_list
+from creditmodel.monitoring.triggers import trigger_events
 
 AS_OF = pd.Timestamp("2023-06-30")
 
@@ -104,3 +105,17 @@ def test_bad_trigger_config_is_one_line_naming_the_key(spec, match):
     with pytest.raises(ConfigError, match=match) as err:
         parse_triggers(spec)
     assert "\n" not in str(err.value)
+
+
+def test_events_computed_before_the_rating_give_the_same_watch_list(planted):
+    """A monitoring run computes every trigger's events but the downgrades' while it rates the book
+    (``trigger_events``) and hands them to ``watch_list``: the list is the one computed in one go."""
+    tables = planted[0]
+    book = live_book(tables, AS_OF)
+    book = book.assign(notches=np.where(book["loan_id"] % 7 == 0, 3, 0), grade_origination="B", grade_now="E")
+    triggers = parse_triggers()
+    before = trigger_events(tables, book, AS_OF, [t for t in triggers if t.kind != "downgrade"])
+    assert set(before) == {t.name for t in triggers if t.kind != "downgrade"}
+    whole = watch_list(tables, book, AS_OF, triggers)
+    assert (whole["trigger"] == "downgrade_2").any()
+    pd.testing.assert_frame_equal(watch_list(tables, book, AS_OF, triggers, events=before), whole, check_exact=True)

@@ -17,24 +17,35 @@ from creditmodel.models.metrics import auc
 from creditmodel.monitoring.rerate import OriginationFeatures, _features, as_of_tables
 from creditmodel.validation.stats import binomial_p, jeffreys_p, status_from_p
 
-__all__ = ["BACKTEST_COLUMNS", "backtest", "backtest_table", "matured_loans"]
+__all__ = ["BACKTEST_COLUMNS", "backtest", "backtest_table", "matured_loans", "matured_outcomes"]
 
 BACKTEST_COLUMNS = ["quarter", "loans", "defaults", "mean_pd", "default_rate", "auc", "jeffreys_p", "binomial_p",
                     "status"]
 
 
-def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
-                  origination: OriginationFeatures | None = None) -> pd.DataFrame:
-    """One row per loan whose outcome window has ended by ``as_of``: loan_id, quarter of origination,
-    outcome y (1 = default) and PD at origination by ``bundle``. Nothing dated after ``as_of`` is read.
-    ``origination`` shares the features at origination with the rest of a monitoring run."""
+def matured_outcomes(tables: Mapping[str, pd.DataFrame], as_of: object,
+                     config: RunConfig) -> tuple[pd.Series, pd.DataFrame]:
+    """The outcome (1 = default) of each loan whose window has ended by ``as_of``, by loan_id, and
+    those loans' rows of the loans table. Nothing dated after ``as_of`` is read."""
     as_of = pd.Timestamp(as_of).normalize()
     known = as_of_tables(tables, as_of)
     label = config.label
     y = make_labels(dict(known), as_of, kind=label.kind, window_months=label.window_months,
                     dpd_threshold=label.dpd_threshold, column=label.column)
     matured = y[y.notna()]
-    loans = known["loans"].set_index("loan_id").loc[matured.index].reset_index()
+    return matured, known["loans"].set_index("loan_id").loc[matured.index].reset_index()
+
+
+def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, config: RunConfig,
+                  origination: OriginationFeatures | None = None,
+                  outcomes: tuple[pd.Series, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per loan whose outcome window has ended by ``as_of``: loan_id, quarter of origination,
+    outcome y (1 = default) and PD at origination by ``bundle``. Nothing dated after ``as_of`` is read.
+    ``origination`` shares the features at origination with the rest of a monitoring run, ``outcomes``
+    the :func:`matured_outcomes` it computed."""
+    as_of = pd.Timestamp(as_of).normalize()
+    known = as_of_tables(tables, as_of)
+    matured, loans = outcomes if outcomes is not None else matured_outcomes(known, as_of, config)
     if loans.empty:
         return pd.DataFrame({"loan_id": pd.Series(dtype="int64"), "quarter": pd.Series(dtype=object),
                              "y": pd.Series(dtype="int64"), "pd": pd.Series(dtype="float64")})

@@ -5,6 +5,7 @@ point in time, with the as-of date as every loan's decision date; grade migratio
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
     return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
 
 
-CHUNK_ROWS = 250_000  # rows per catalogue query of a monitoring run: bounds its memory on a large book
+CHUNK_ROWS = 125_000  # rows per catalogue query of a monitoring run: bounds its memory on a large book
 
 
 class OriginationFeatures:
@@ -133,14 +134,36 @@ class OriginationFeatures:
         self.rows_built += len(both)
         if both.empty:
             return
-        for rows in _chunks(both, self.chunk_rows):
-            self._build_chunk(rows, kept)
+        chunks = _chunks(both, self.chunk_rows)
+        if len(chunks) == 1:
+            self._rate(*self._query(chunks[0]), kept)
+            return
+        # a chunk is scored and explained in a second thread while the next chunk's catalogue query runs
+        # (DuckDB leaves a core idle much of that time); one thread in chunk order, so the results and
+        # their order are those of one thread
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rating") as pool:
+            pending: Future[None] | None = None
+            for rows in chunks:
+                queried = self._query(rows)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(self._rate, *queried, kept)
+            assert pending is not None
+            pending.result()
 
-    def _build_chunk(self, rows: pd.DataFrame, keep: pd.Index | None) -> None:
+    def _query(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """The catalogue's features of ``rows`` (which of them are rated as of the date, and were scored
+        before, popped from its marks)."""
+        rows = rows.copy()
         now, scored_before = rows.pop("_now").to_numpy(bool), rows.pop("_scored").to_numpy(bool)
         keys = rows["loan_id"].to_numpy()
         feats = _features(self.bundle, self.tables, rows.assign(loan_id=np.arange(len(rows))), self.dictionary)
         feats["loan_id"] = keys
+        return now, scored_before, feats
+
+    def _rate(self, now: np.ndarray, scored_before: np.ndarray, feats: pd.DataFrame, keep: pd.Index | None) -> None:
+        """Score one chunk's features, keep what the run reads later, explain the moves as of the date."""
+        keys = feats["loan_id"].to_numpy()
         pds = np.asarray(self.bundle.predict_pd(feats), dtype=np.float64)
         then = ~now
         held = then if keep is None else then & np.isin(keys, keep)

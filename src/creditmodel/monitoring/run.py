@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pandas as pd
 from creditmodel.config import RunConfig
 from creditmodel.export.contents import model_id
 from creditmodel.models.metrics import auc
-from creditmodel.monitoring.backtest import backtest_table, matured_loans
+from creditmodel.monitoring.backtest import backtest_table, matured_loans, matured_outcomes
 from creditmodel.monitoring.book import (
     eva_by,
     live_book,
@@ -31,7 +32,7 @@ from creditmodel.monitoring.rerate import (
     rerate,
 )
 from creditmodel.monitoring.stability import Stability, live_psi, stability, stability_samples
-from creditmodel.monitoring.triggers import parse_triggers, watch_list
+from creditmodel.monitoring.triggers import parse_triggers, trigger_events, watch_list
 from creditmodel.validation.stats import psi
 
 __all__ = ["MonitoringResult", "model_id", "monitor"]
@@ -72,7 +73,9 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     book = live_book(tables, as_of, dictionary)
     # one catalogue build at origination for every loan applied for by the date: the open book, the
     # matured cohorts and the stability samples are all drawn from them
-    known = as_of_tables(tables, as_of)
+    # the balances are read by the live books alone, which cut them at each date themselves: cutting a
+    # large book's balances here would copy them for nothing
+    known = as_of_tables({name: t for name, t in tables.items() if name != "balances"}, as_of)
     origination = OriginationFeatures(bundle, known, dictionary, reasons=config.monitoring.reasons)
     carried_from, reference = None, None
     samples = stability_samples(bundle, known["loans"], as_of)
@@ -90,17 +93,26 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     # kept only for the stability samples, which compare them
     keep: Any = [] if samples is None else samples[3]["loan_id"].to_numpy() if reference is not None else \
         np.concatenate([samples[2]["loan_id"].to_numpy(), samples[3]["loan_id"].to_numpy()])
-    origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]], keep=keep)
-    rated = rerate(bundle, known, book, as_of, dictionary, origination, reasons=config.monitoring.reasons)
-    rows_built = origination.rows_built
-    book = book.merge(rated, on="loan_id", how="left")
-    watch = watch_list(tables, book, as_of, triggers)
-    eva = loan_eva(book, book["pd_now"], config.pricing)
     first_year = int(tables["loans"]["application_date"].min().year)
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
-    year_ends = live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary)
+    # what does not depend on the rating (the year-end books, the events of every trigger but downgrades)
+    # is computed in a second thread while the catalogue query, which leaves a core idle much of the
+    # time, rates the book; each side reads its own data, so the results are those of one thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitoring") as pool:
+        unrated = pool.submit(lambda: (
+            live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary),
+            trigger_events(tables, book, as_of, [t for t in triggers if t.kind != "downgrade"]),
+            matured_outcomes(known, as_of, config)))
+        origination.build(known["loans"], as_of, book[[c for c in tables["loans"].columns if c in book.columns]],
+                          keep=keep)
+        rated = rerate(bundle, known, book, as_of, dictionary, origination, reasons=config.monitoring.reasons)
+        year_ends, events, outcomes = unrated.result()
+    rows_built = origination.rows_built
+    book = book.merge(rated, on="loan_id", how="left")
+    watch = watch_list(tables, book, as_of, triggers, events=events)
+    eva = loan_eva(book, book["pd_now"], config.pricing)
     year_books = [*zip(years, year_ends), (as_of.year, book)]
-    matured = matured_loans(bundle, known, as_of, config, origination)
+    matured = matured_loans(bundle, known, as_of, config, origination, outcomes=outcomes)
     stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination, reference=reference)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",

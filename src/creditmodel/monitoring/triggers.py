@@ -24,7 +24,7 @@ import pandas as pd
 from creditmodel.data.parquet_table import ParquetTable, is_parquet_table
 from creditmodel.exceptions import ConfigError
 
-__all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "watch_list"]
+__all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "trigger_events", "watch_list"]
 
 KINDS = ("court_case", "abnormal_listing", "environment_failed", "inflow_drop", "late_instalment", "downgrade")
 _PARAMS: dict[str, dict[str, Any]] = {
@@ -218,19 +218,33 @@ def _read_inflows(tx: ParquetTable, book: pd.DataFrame, start: pd.Timestamp, as_
     return got
 
 
+def trigger_events(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
+                   triggers: list[Trigger]) -> dict[str, pd.DataFrame]:
+    """The events that fire each of ``triggers`` as of the date, by trigger name: (enterprise_id or
+    loan_id, event_date, detail). Every kind but ``downgrade`` reads only the tables and the book's
+    loans, so a run computes them while it re-rates the book."""
+    as_of = pd.Timestamp(as_of).normalize()
+    tables = _inflows_once(tables, book, as_of, triggers)
+    return {t.name: _events(t, tables, book, as_of) for t in triggers}
+
+
 def watch_list(tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, as_of: object,
-               triggers: list[Trigger] | None = None) -> pd.DataFrame:
+               triggers: list[Trigger] | None = None, events: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One row per open loan and fired trigger, sorted by officer, then severity and exposure (balance)
-    descending. Borrower events put every open loan of the borrower on the list."""
+    descending. Borrower events put every open loan of the borrower on the list.
+
+    ``events``: the events of some of the triggers, computed before (:func:`trigger_events`) on the
+    same tables and loans; the others are computed here."""
     as_of = pd.Timestamp(as_of).normalize()
     triggers = parse_triggers() if triggers is None else triggers
     cols = ["officer_id", "team", "loan_id", "enterprise_id", "balance", "trigger", "severity",
             "event_date", "detail", "reason_en", "reason_zh"]
     frames = []
     base = book[["loan_id", "enterprise_id", "officer_id", "team", "balance"]]
-    tables = _inflows_once(tables, book, as_of, triggers)
+    given = dict(events or {})
+    found = {**given, **trigger_events(tables, book, as_of, [t for t in triggers if t.name not in given])}
     for t in triggers:
-        ev = _events(t, tables, book, as_of)
+        ev = found[t.name]
         if ev.empty:
             continue
         key = "loan_id" if "loan_id" in ev else "enterprise_id"
