@@ -136,3 +136,21 @@ def test_each_days_records_are_picked_from_the_whole_schedule_as_the_cut_join_gi
     broken.loc[broken.index[(broken["date"] <= days[0]).to_numpy()][7], "days_past_due"] = np.nan
     with pytest.raises(DataContractError, match=r"table balances: loan_id \d+ on \d{4}-\d\d-\d\d has no repayments row"):
         _last_records(bal, broken, days)
+
+
+def test_the_as_of_cut_keeps_the_rows_and_labels_a_mask_keeps(small_world):
+    from creditmodel.data.schema import TABLES
+    from creditmodel.monitoring.rerate import as_of_tables
+
+    as_of = pd.Timestamp("2022-06-30")
+    cut = as_of_tables(small_world.tables, as_of)
+    checked = 0
+    for name, df in small_world.tables.items():
+        day = TABLES[name].event_date if name in TABLES else None
+        if day is None:
+            assert cut[name] is df
+            continue
+        expected = df[df[day] < as_of + pd.Timedelta(days=1)]
+        pd.testing.assert_frame_equal(cut[name], expected, check_exact=True)
+        checked += len(expected) < len(df)
+    assert checked >= 3
