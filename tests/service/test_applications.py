@@ -4,6 +4,7 @@ a store that does not fit the bundle stops `serve` in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -289,3 +290,22 @@ def test_serve_refuses_an_unreachable_or_mistyped_store_in_one_line(served, tmp_
     assert len(lines) == 1 and expected in lines[0] and str(store.name) in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert (store.read_bytes() if store.exists() else None) == before
+
+
+def test_a_store_failing_under_a_running_service_is_503_naming_the_store(served, tmp_path):
+    from creditmodel.service.app import ScoringService
+    from creditmodel.service.applications import ApplicationService
+
+    path = tmp_path / "going.duckdb"
+    shutil.copy(served["path"], path)
+    apps = ApplicationService(ScoringService(served["bundle"]), str(path))
+    loan = next(_loans(served, 1, 5).itertuples())
+    body = json.dumps(_body(loan)).encode()
+    assert apps.handle("/v1/applications/score", body)[0] == 200
+    apps.online._con.execute("DETACH store").fetchall()  # the store goes away under the running service
+    status, out, ids = apps.handle("/v1/applications/price", body)
+    detail = json.loads(out)["detail"]
+    assert status == 503 and ids == [f"loan-{loan.loan_id}"] and len(detail) == 1
+    assert detail[0]["type"] == "store_unavailable" and detail[0]["loc"] == ["store"]
+    assert str(path) in detail[0]["msg"] and "\n" not in detail[0]["msg"] and "Traceback" not in detail[0]["msg"]
+    apps.online.close()

@@ -4,6 +4,7 @@ date, move nothing; `serve` refuses an unreachable store or one that does not fi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -151,3 +152,24 @@ def test_score_as_of_from_postgresql_equals_duckdb(served, tmp_path, capsys):
                  "--as-of", "2024-01-01", "--out", str(tmp_path / "never.parquet")]) == 2
     err = capsys.readouterr().err
     assert "cannot connect" in err and ":pw@" not in err and not (tmp_path / "never.parquet").exists()
+
+
+def test_a_dropped_connection_is_503_then_the_next_request_connects_again(served):
+    from creditmodel.service.app import ScoringService
+    from creditmodel.service.applications import ApplicationService
+
+    apps = ApplicationService(ScoringService(served["bundle"]), served["url"])
+    loan = next(_loans(served, 1, 6).itertuples())
+    body = json.dumps(_body(loan)).encode()
+    first = apps.handle("/v1/applications/score", body)
+    assert first[0] == 200
+    with psycopg.connect(served["db"], autocommit=True) as admin:  # the server ends the service's session
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                      "AND datname = current_database()")
+    status, out, _ = apps.handle("/v1/applications/score", body)
+    detail = json.loads(out)["detail"][0]
+    assert status == 503 and detail["type"] == "store_unavailable" and detail["msg"].startswith(
+        f"store {served['url'].split('?')[0]}") and "\n" not in detail["msg"]
+    again = apps.handle("/v1/applications/score", body)
+    assert again[0] == 200 and json.loads(again[1])["result"]["pd"] == json.loads(first[1])["result"]["pd"]
+    apps.online.close()

@@ -298,6 +298,8 @@ class OnlineFeatures:
         self.memory_limit = limit
         self._con = duckdb.connect()
         self._spill: str | None = None
+        # what the store's engine raises once it is open (a file gone, a disk error): the service answers 503
+        self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
         try:
             self._con.execute("SET threads TO 1").fetchall()
             if limit:  # what DuckDB may hold (default: 80% of the machine); the rest spills to disk

@@ -213,8 +213,11 @@ class PostgresOnlineFeatures(OnlineFeatures):
     its own connection, holding the catalogue query as a prepared statement."""
 
     def __init__(self, features: Sequence[Feature], store: str | Path) -> None:  # noqa: D107
+        import psycopg
+
         self.catalogue = tuple(features)
         self._conninfo, self.schema, self.store_name = parse_pg_store(str(store))
+        self.errors = (psycopg.Error,)  # a broken connection is dropped: the thread's next call connects again
         self.store = self.store_name  # type: ignore[assignment]  # a URL (no password), not a path
         self._sql = compile_query(self.catalogue)
         self._lock = threading.Lock()

@@ -956,17 +956,20 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         return respond(await reply("/v1/price", request.scope, request.receive))
 
     if applications is not None:
+        store_errors = {**errors, 503: {"model": m.ErrorResponse, "description": "the store failed under the "
+                                        "request (store_unavailable, naming the store); nothing was scored, retry"}}
+
         @app.post("/v1/applications/score", summary="PD, grade and reasons from the application fields: the "
                                                     "features computed from the store as of the decision date",
                   responses={200: {"description": "the result, new_to_bank, needs_referral and the features"},
-                             **errors}, openapi_extra=body_of(applications.model))
+                             **store_errors}, openapi_extra=body_of(applications.model))
         async def score_application(request: Request) -> Response:
             return respond(await reply("/v1/applications/score", request.scope, request.receive))
 
         @app.post("/v1/applications/price", summary="risk-covering rate from the application fields: the "
                                                     "features computed from the store as of the decision date",
                   responses={200: {"description": "the price, new_to_bank, needs_referral and the features"},
-                             **errors}, openapi_extra=body_of(applications.model))
+                             **store_errors}, openapi_extra=body_of(applications.model))
         async def price_application(request: Request) -> Response:
             return respond(await reply("/v1/applications/price", request.scope, request.receive))
 

@@ -167,7 +167,12 @@ class ApplicationService:
             errs = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                     for e in exc.errors(include_url=False, include_context=False, include_input=False)][:20]
             return 422, json.dumps({"detail": errs}, default=str).encode(), None
-        status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
+        try:
+            status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
+        except self.online.errors as exc:  # the store failed under a valid request: the client may retry
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            return (*_error(["store"], f"store {self.online.store}: {first.strip()[:300]}; nothing was scored, "
+                                       f"try again", "store_unavailable", 503), [req.id])
         return status, out, [req.id]
 
     def _guarantor(self, req: Any, d: date) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
