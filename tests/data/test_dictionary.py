@@ -221,6 +221,9 @@ def test_a_bank_dictionary_replaces_what_it_gives_and_keeps_the_rest(foreign):
     ('[vocabularies]\nindustry = ["a", "a"]\n', "vocabularies.industry: value 'a' is listed twice"),
     ('[vocabularies]\nindustry = []\n', "vocabularies.industry: expected a non-empty list"),
     ('[vocabularies]\nsector = ["a"]\n', "vocabularies: unknown key 'sector'"),
+    ('[vocabularies]\ndirection = ["credit", "debit"]\n',
+     r"vocabularies.direction: \['credit', 'debit'\]: expected exactly \['in', 'out'\], the values the feature "
+     r"catalogue"),
     ('[labels.industry.gold]\nen = "Gold"\n', "'gold' is not a value of vocabulary industry"),
     ('[bounds]\n"loans.colour" = { min = 0 }\n', "not a numeric column of the canonical tables"),
     ('[bounds]\n"loans.amount" = { min = 5, max = 1 }\n', "min 5 is above max 1"),

@@ -54,6 +54,9 @@ VOCABULARY_COLUMNS: dict[str, str] = {
     "officers.team": "industry_team",
 }
 VOCABULARIES = tuple(dict.fromkeys(VOCABULARY_COLUMNS.values()))
+# vocabularies whose values the kit's SQL names (inflows and outflows): a bank maps its codes to them, and a
+# dictionary that renames them would leave every flow feature empty without a word, so it is refused
+FIXED_VOCABULARIES: dict[str, tuple[str, ...]] = {"direction": ("in", "out")}
 ATTRIBUTE_TABLES = ("loans", "enterprises")
 ATTRIBUTE_KINDS = ("numeric", "categorical", "bool")
 LANGUAGES = ("en", "zh")
@@ -208,6 +211,10 @@ def _vocabularies(source: str, raw: Any, defaults: dict[str, tuple[str, ...]] | 
         dup = sorted({v for v in values if values.count(v) > 1})
         if dup:
             raise _fail(source, where, f"value {dup[0]!r} is listed twice")
+        if name in FIXED_VOCABULARIES and sorted(values) != sorted(FIXED_VOCABULARIES[name]):
+            raise _fail(source, where, f"{values!r}: expected exactly {list(FIXED_VOCABULARIES[name])}, the values "
+                                       f"the feature catalogue and the triggers read; map the bank's own codes to "
+                                       f"them in the mapping's value map")
         out[name] = tuple(values)
     return out
 
