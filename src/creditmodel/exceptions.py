@@ -1,6 +1,12 @@
 """One exception type per boundary; each message names the table/field/value and what was expected."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a one-line error
+    quotes of a library's multi-line message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class CreditModelError(Exception):
     """Base class of every error creditmodel raises on purpose at a boundary."""
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary
-from creditmodel.exceptions import ConfigError, DataContractError
+from creditmodel.exceptions import ConfigError, DataContractError, first_line
 from creditmodel.outputs import Output
 
 if TYPE_CHECKING:  # imported where used: ``data map`` writes its output without loading pandas
@@ -39,10 +39,6 @@ DATASET_TABLE = "_dataset"
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +99,7 @@ def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataF
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataContractError(
             f"{path}: cannot parse as CSV with delimiter "
-            f"{_DELIMITERS.get(delimiter, repr(delimiter))}: {_first_line(exc)}"
+            f"{_DELIMITERS.get(delimiter, repr(delimiter))}: {first_line(exc)}"
         ) from None
     df.columns = [_clean_name(c) for c in df.columns]
     for column in df.columns:
@@ -129,7 +125,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
         raise DataContractError(
-            f"{path}: cannot read as parquet ({type(exc).__name__}: {_first_line(exc)})"
+            f"{path}: cannot read as parquet ({type(exc).__name__}: {first_line(exc)})"
         ) from None
 
 
@@ -168,7 +164,7 @@ def _left_in_files(name: str, files: list[Path]) -> Any:
             con.execute(f"DESCRIBE {table.source()}").fetchall()
     except duckdb.Error as exc:
         raise DataContractError(f"{files[0] if len(files) == 1 else files[0].parent}: cannot read table {name!r} "
-                                f"as parquet ({_first_line(exc)})") from None
+                                f"as parquet ({first_line(exc)})") from None
     return table
 
 
@@ -204,7 +200,7 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise DataContractError(f"{path}: cannot open as a DuckDB database ({_first_line(exc)})") from None
+        raise DataContractError(f"{path}: cannot open as a DuckDB database ({first_line(exc)})") from None
     try:
         found = {
             str(n).lower(): str(n)
@@ -220,7 +216,7 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
                 tables[name] = con.execute(f"SELECT * FROM {quoted}").df()
         return tables
     except duckdb.Error as exc:
-        raise DataContractError(f"{path}: cannot read from DuckDB ({_first_line(exc)})") from None
+        raise DataContractError(f"{path}: cannot read from DuckDB ({first_line(exc)})") from None
     finally:
         con.close()
 
@@ -317,7 +313,7 @@ def _read_parts_list(parts: list[Path], table: str) -> pd.DataFrame:
         raise DataContractError(
             f"{parts[0].parent}: cannot read the {len(parts)} parquet part"
             f"{'s' if len(parts) != 1 else ''} of table {table!r} "
-            f"({type(exc).__name__}: {_first_line(exc)})"
+            f"({type(exc).__name__}: {first_line(exc)})"
         ) from None
 
 
@@ -364,7 +360,7 @@ def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
         try:
             raw = json.loads(info.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataContractError(f"{info}: not a readable JSON file ({_first_line(exc)}); expected "
+            raise DataContractError(f"{info}: not a readable JSON file ({first_line(exc)}); expected "
                                     f'{{"extraction_date": "YYYY-MM-DD"}}') from None
         if not isinstance(raw, dict) or "extraction_date" not in raw:
             raise DataContractError(f'{info}: expected {{"extraction_date": "YYYY-MM-DD"}}')
@@ -381,7 +377,7 @@ def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
                     return None
                 rows = con.execute(f"SELECT CAST(extraction_date AS VARCHAR) FROM {DATASET_TABLE}").fetchall()
         except duckdb.Error as exc:
-            raise DataContractError(f"{path}: cannot read table {DATASET_TABLE} ({_first_line(exc)}); expected "
+            raise DataContractError(f"{path}: cannot read table {DATASET_TABLE} ({first_line(exc)}); expected "
                                     f"one row with a column extraction_date") from None
         if len(rows) != 1:
             raise DataContractError(f"{path}: table {DATASET_TABLE} holds {len(rows)} rows; expected one row "
@@ -452,6 +448,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
             except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
                 raise DataContractError(
                     f"cannot write table {name!r} as parquet "
-                    f"({type(exc).__name__}: {_first_line(exc)})"
+                    f"({type(exc).__name__}: {first_line(exc)})"
                 ) from None
     return out

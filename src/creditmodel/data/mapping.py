@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
-from creditmodel.exceptions import ConfigError, DataContractError
+from creditmodel.exceptions import ConfigError, DataContractError, first_line
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported where a frame is made (Excel, SQL, a CSV in another
     # encoding, the contracts), not by data map's path from a UTF-8 CSV to parquet
@@ -44,10 +44,6 @@ _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _EXAMPLES = 5
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +216,7 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: mapping file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({_first_line(exc)})") from None
+        raise ConfigError(f"{path}: not valid TOML ({first_line(exc)})") from None
     try:
         mapping = Mapping.model_validate(raw)
     except ValidationError as exc:
@@ -307,7 +303,7 @@ def _read_csv(path: Path, source: Source, table: str, needed: set[str] | None, t
             ) from None
         raise DataContractError(
             f"{table}: cannot parse {path.name} as delimited text with delimiter {delimiter!r}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
     return data.rename_columns([_clean(c) for c in data.column_names])
 
@@ -369,10 +365,10 @@ def _read_excel(path: Path, source: Source, table: str, needed: set[str] | None,
         raise DataContractError(f"{table}: reading Excel needs openpyxl (pip install openpyxl)") from None
     except ValueError as exc:
         raise DataContractError(f"{table}: cannot read sheet {source.sheet!r} of {path.name}: "
-                                f"{_first_line(exc)}") from None
+                                f"{first_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - openpyxl / zipfile raise many types for a bad file
         raise DataContractError(f"{table}: cannot read {path.name} as an Excel workbook "
-                                f"({type(exc).__name__}: {_first_line(exc)})") from None
+                                f"({type(exc).__name__}: {first_line(exc)})") from None
     df.columns = [_clean(c) for c in df.columns]
     _check_columns(table, f"{path.name} sheet {source.sheet!r}", list(df.columns), needed)
     if needed is not None:
@@ -390,7 +386,7 @@ def _read_parquet(path: Path, table: str, needed: set[str] | None) -> pa.Table:
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise DataContractError(f"{table}: cannot read {path.name} as parquet ({_first_line(exc)})") from None
+        raise DataContractError(f"{table}: cannot read {path.name} as parquet ({first_line(exc)})") from None
 
 
 def _engine_url(url: str) -> str:
@@ -422,7 +418,7 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
                                 f"expected a SQLAlchemy URL such as postgresql://user@host:5432/db") from None
     except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
         raise DataContractError(f"{table}: source.url {_shown_url(url)!r} is not a usable SQLAlchemy URL "
-                                f"({_first_line(exc)})") from None
+                                f"({first_line(exc)})") from None
     try:
         with engine.connect() as con:
             result = con.execute(sa.text(source.query or ""))
@@ -431,11 +427,11 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
             df = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=False)
     except sa.exc.OperationalError as exc:
         raise DataContractError(f"{table}: cannot connect to {_shown_url(url)} "
-                                f"({_first_line(exc.orig) if exc.orig else _first_line(exc)})") from None
+                                f"({first_line(exc.orig) if exc.orig else first_line(exc)})") from None
     except sa.exc.SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None)  # the driver's own error, when there is one
         raise DataContractError(f"{table}: the SQL query failed on {_shown_url(url)} "
-                                f"({_first_line(orig) if orig else _first_line(exc)})") from None
+                                f"({first_line(orig) if orig else first_line(exc)})") from None
     finally:
         engine.dispose()
     df.columns = [_clean(c) for c in df.columns]
@@ -620,7 +616,7 @@ def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: di
     try:
         con.execute(f"CREATE TEMP TABLE query_{table} AS {source.query}").fetchall()
     except duckdb.Error as exc:
-        raise DataContractError(f"{table}: source.query failed: {_first_line(exc)}") from None
+        raise DataContractError(f"{table}: source.query failed: {first_line(exc)}") from None
     finally:
         con.execute("DROP VIEW IF EXISTS source").fetchall()
     return f"query_{table}"
@@ -646,7 +642,7 @@ def _filtered(con: Any, table: str, view: str, spec: TableMapping) -> tuple[str,
     except duckdb.Error as exc:
         culprit = next((f"columns.{n}.expr {e!r}" for n, e in exprs.items() if _fails(con, view, e)), None)
         what = culprit or (f"filter {spec.filter!r}" if spec.filter else "expressions")
-        raise DataContractError(f"{table}: {what} failed: {_first_line(exc)}") from None
+        raise DataContractError(f"{table}: {what} failed: {first_line(exc)}") from None
     return name, alias
 
 
@@ -813,7 +809,7 @@ def _run(con: Any, conv: _Converted, sql: str, source: Source | None = None, bas
             path = _resolve(source, base or Path("."))
             delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
             raise _csv_error(exc, conv.table, path, source, delimiter) from None
-        raise DataContractError(f"{conv.table}: cannot convert the source rows ({_first_line(exc)})") from None
+        raise DataContractError(f"{conv.table}: cannot convert the source rows ({first_line(exc)})") from None
 
 
 def convert_values(spec: ColumnMapping, values: list[Any], kind: str | None = None, *,

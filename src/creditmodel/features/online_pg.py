@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
-from creditmodel.exceptions import StoreError
+from creditmodel.exceptions import StoreError, first_line
 from creditmodel.features.build import attribute_columns, compile_query
 from creditmodel.features.catalogue import Feature
 from creditmodel.features.online import (
@@ -97,14 +97,9 @@ def _connect(conninfo: str, shown: str, **kwargs: Any) -> Any:
     try:
         return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT, **kwargs)
     except psycopg.Error as exc:
-        raise StoreError(f"store {shown}: cannot connect ({_first_line(exc)})") from None
+        raise StoreError(f"store {shown}: cannot connect ({first_line(exc)[:300]})") from None
     except Exception as exc:  # noqa: BLE001 - a malformed URL (port, options) is one line too
-        raise StoreError(f"store {shown}: not a usable PostgreSQL URL ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+        raise StoreError(f"store {shown}: not a usable PostgreSQL URL ({first_line(exc)[:300]})") from None
 
 
 def _tables_in(con: Any, schema: str) -> set[str]:
@@ -162,7 +157,7 @@ def build_store_pg(tables: Mapping[str, pd.DataFrame], spec: str, *, force: bool
                         con.execute(f'CREATE INDEX "{name}_{i}" ON "{schema}"."{name}" ({", ".join(cols)})')
                     con.execute(f'ANALYZE "{schema}"."{name}"')
         except psycopg.Error as exc:
-            raise StoreError(f"store {shown}: loading failed, nothing was written ({_first_line(exc)})") from None
+            raise StoreError(f"store {shown}: loading failed, nothing was written ({first_line(exc)[:300]})") from None
         finally:
             con.close()
     return counts
@@ -267,7 +262,7 @@ class PostgresOnlineFeatures(OnlineFeatures):
         except Exception as exc:  # noqa: BLE001 - psycopg's errors: one line naming the store
             self.close()
             raise StoreError(f"store {shown} does not fit the bundle's feature catalogue: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)[:300]}") from None
 
     def _pg(self, duckdb_sql: str) -> str:
         """A DuckDB query over ``store.<table>`` as PostgreSQL SQL over this store's schema."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from creditmodel.exceptions import ConfigError
+from creditmodel.exceptions import ConfigError, first_line
 
 __all__ = ["EXPERIMENT", "METRICS", "MonitoringTarget", "as_of_step", "log_monitoring", "metrics_of",
            "resolve_target"]
@@ -118,8 +118,8 @@ def resolve_target(bundle: Any, tracking_uri: str, model_id: str) -> MonitoringT
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreachable or unusable store, whatever MLflow raises
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"--tracking-uri {tracking_uri}: cannot use this MLflow store ({first[:200]})") from None
+        raise ConfigError(f"--tracking-uri {tracking_uri}: cannot use this MLflow store "
+                          f"({first_line(exc)[:200]})") from None
 
 
 def as_of_step(as_of: object) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Vali
 
 from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
-from creditmodel.exceptions import BundleError
+from creditmodel.exceptions import BundleError, first_line
 from creditmodel.features.online_pg import open_online
 from creditmodel.service import models as m
 from creditmodel.service.language import LangField
@@ -170,8 +170,7 @@ class ApplicationService:
         try:
             status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
         except self.online.errors as exc:  # the store failed under a valid request: the client may retry
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            return (*_error(["store"], f"store {self.online.store}: {first.strip()[:300]}; nothing was scored, "
+            return (*_error(["store"], f"store {self.online.store}: {first_line(exc)[:300]}; nothing was scored, "
                                        f"try again", "store_unavailable", 503), [req.id])
         return status, out, [req.id]
 
