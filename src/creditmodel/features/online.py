@@ -19,6 +19,7 @@ borrower's rows sit in few row groups (DuckDB's min/max zone maps skip the rest)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -354,6 +355,11 @@ class OnlineFeatures:
             raise StoreError(f"store {str(self.store)!r} does not fit the bundle's feature catalogue: "
                              f"{str(exc).splitlines()[0][:300]}") from None
 
+    @functools.cached_property
+    def _categorical(self) -> frozenset[str]:
+        """The names of the catalogue's categorical features (their values stay strings)."""
+        return frozenset(f.name for f in self.catalogue if f.is_categorical)
+
     def close(self) -> None:
         self._con.close()
         if self._spill is not None:
@@ -518,12 +524,32 @@ class OnlineFeatures:
         args += [f"rows_{t} := getvariable('{ROWS}_{t}')" for t in self._tables]
         return ", ".join(args)
 
-    def compute(self, app: Application) -> pd.DataFrame:
-        """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
+    def _fetch(self, app: Application) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The query's column names and its one row: keys (loan_id 0, enterprise_id, decision_date) then
+        the catalogue's features, as the store's driver returns them."""
         cur = self._statement()
         cur.execute("; ".join(self._extract_sql(app))).fetchall()
         result = cur.execute(f"EXECUTE application({self._arguments(app)})")
-        return self._rows_frame([d[0] for d in result.description], result.fetchall())
+        return [d[0] for d in result.description], result.fetchall()
+
+    def compute(self, app: Application) -> pd.DataFrame:
+        """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
+        return self._rows_frame(*self._fetch(app))
+
+    def compute_values(self, app: Application) -> dict[str, Any]:
+        """The catalogue's features of one application as plain Python values, by name: a float for a number,
+        a str for a category, None where the frame of ``compute`` holds NaN or None. What a JSON answer
+        carries, without building the frame (which costs more than the scoring that follows)."""
+        names, rows = self._fetch(app)
+        cats = self._categorical
+        out: dict[str, Any] = {}
+        for name, v in zip(names[3:], rows[0][3:]):  # after the keys
+            if v is None or name in cats:
+                out[name] = v
+            else:  # DOUBLE, integer counts and PostgreSQL's NUMERIC alike, as _rows_frame makes them
+                x = float(v)
+                out[name] = None if math.isnan(x) else x
+        return out
 
     def _rows_frame(self, names: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         """Feature rows as a frame: int64 keys, datetime64[ns] dates, float64 numbers (NULL as NaN), objects (None
@@ -531,7 +557,7 @@ class OnlineFeatures:
         result (and the fixes of its types after) cost more than computing one borrower's features."""
         n = len(rows)
         columns = list(zip(*rows)) if rows else [() for _ in names]
-        cats = {f.name for f in self.catalogue if f.is_categorical}
+        cats = self._categorical
         data: dict[str, Any] = {}
         for name, values in zip(names, columns):
             if name in ("loan_id", "enterprise_id"):

@@ -327,10 +327,10 @@ class PostgresOnlineFeatures(OnlineFeatures):
         row = cur.fetchone()
         return int(row[0]) if row else None
 
-    def compute(self, app: Application) -> pd.DataFrame:
-        """One row: keys (loan_id 0, enterprise_id, decision_date) then the catalogue's features."""
+    def _fetch(self, app: Application) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The query's column names and its one row (see ``OnlineFeatures._fetch``)."""
         cur = self._connection().execute(self._query, self._pg_params(app), prepare=True)
-        return self._typed(cur.description, cur.fetchall())
+        return [d.name for d in cur.description], cur.fetchall()
 
     def _pg_params(self, app: Application) -> dict[str, Any]:
         """The query's parameters with fixed PostgreSQL types: psycopg sends a Python int as int2, int4 or int8

@@ -15,13 +15,13 @@ import math
 from datetime import date
 from typing import Annotated, Any, Literal, Optional
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
 
 from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError, first_line
+from creditmodel.features.online import Application
 from creditmodel.features.online_pg import open_online
 from creditmodel.service import models as m
 from creditmodel.service.language import LangField
@@ -29,16 +29,6 @@ from creditmodel.service.scoring import dictionary_column_bounds
 from creditmodel.texts import DEFAULT_LANG, LANGS, text
 
 MAX_ID = 2**63 - 1
-
-
-def _plain(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if isinstance(v, (np.floating, float)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 def _whole(v: Any) -> Any:
@@ -209,10 +199,9 @@ class ApplicationService:
                                                      f"({self.online.first_date}); no history to score from")
         ent = self.online.enterprise(req.enterprise_id)
         new = len(ent) == 0
-        row = self.online.features(req.enterprise_id, d, amount=req.amount, term_months=req.term_months,
-                                   product=req.product, guarantee_type=req.guarantee_type, group_id=req.group_id)
-        first = row.iloc[0]  # the row as one Series: a frame lookup per feature cost ~3 ms a request
-        features = {n: _plain(first[n]) for n in self.names}
+        values = self.online.compute_values(Application(int(req.enterprise_id), d, req.amount, req.term_months,
+                                                        req.product, req.guarantee_type, req.group_id))
+        features = {n: values[n] for n in self.names}
         app = {"id": req.id, "features": features}
         if path.endswith("/score"):
             inner = {"applications": [app], "reasons": req.reasons, "lang": lang}
