@@ -223,6 +223,18 @@ def mistyped_column(table: str, types: Mapping[str, str]) -> tuple[str, str, str
     return None
 
 
+def lacking_attribute(features: Sequence[Feature], columns: Mapping[str, Any]) -> str | None:
+    """What a store lacks of the bank's own columns the catalogue's attribute features read (``columns``: each
+    table's column names), said in one line; None when it has them all."""
+    for table, names in attribute_columns(features).items():
+        absent = [c for c in names if c not in columns.get(table, ())]
+        if absent:
+            return (f"table {table!r} lacks column {absent[0]!r}, the bank's own attribute that the bundle's "
+                    f"feature catalogue reads ({len(absent)} missing); build the store from tables mapped with "
+                    f"the data dictionary that declares it")
+    return None
+
+
 def _literal(value: Any) -> str:
     """A SQL literal of an application's value (validated upstream; quotes escaped all the same)."""
     if value is None:
@@ -338,6 +350,10 @@ class OnlineFeatures:
                                  f"expected {wrong[2]} ({', '.join(_STORE_TYPES[wrong[2]][:1])}) as the canonical "
                                  f"schema types it (rebuild the store with `creditmodel store build`)")
         self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
+        absent = lacking_attribute(self.catalogue, self._types)
+        if absent:
+            self.close()
+            raise StoreError(f"store {str(self.store)!r}: {absent}")
         self._attrs = attribute_columns(self.catalogue).get("loans", [])
         meta = dict(self._con.execute(f"SELECT key, value FROM store.{META}").fetchall())
         self.first_date = pd.Timestamp(meta["first_date"]).date()

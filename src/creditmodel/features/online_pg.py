@@ -40,6 +40,7 @@ from creditmodel.features.online import (
     Application,
     OnlineFeatures,
     build_store,
+    lacking_attribute,
     missing_table,
     tables_needed,
 )
@@ -242,6 +243,10 @@ class PostgresOnlineFeatures(OnlineFeatures):
                 raise StoreError(f"store {shown}: table {t!r} lacks column {lacking[0]!r} of the canonical schema, "
                                  f"which the bundle's feature catalogue reads ({len(lacking)} missing)")
         self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
+        absent = lacking_attribute(self.catalogue, self._types)
+        if absent:
+            self.close()
+            raise StoreError(f"store {shown}: {absent}")
         self._attrs = attribute_columns(self.catalogue).get("loans", [])
         meta = _meta(con, self.schema)
         if meta is None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Vali
 from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError, first_line
+from creditmodel.features.catalogue import ATTRIBUTE_SOURCES
 from creditmodel.features.online import Application
 from creditmodel.features.online_pg import open_online
 from creditmodel.service import models as m
@@ -29,6 +30,7 @@ from creditmodel.service.scoring import dictionary_column_bounds
 from creditmodel.texts import DEFAULT_LANG, LANGS, text
 
 MAX_ID = 2**63 - 1
+LOAN_ATTRIBUTES = ATTRIBUTE_SOURCES["loans"]  # the source of the features that read the bank's own loan columns
 
 
 def _whole(v: Any) -> Any:
@@ -74,6 +76,10 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
     amount, term = _amount(), _term()
     some_id: Any = Optional[_integer(0, MAX_ID)]  # noqa: UP045 - types built at run time: Any to the type checker
     sales: Any = Optional[_sales()]  # noqa: UP045
+    own = _attributes_model(catalogue)
+    extra: dict[str, Any] = {} if own is None else {"attributes": (own, Field(
+        ..., description="the bank's own loan columns the bundle's model reads, as the application states "
+                         "them (null: not known, as in training)"))}
     return create_model(
         "LoanApplication", __config__=ConfigDict(extra="forbid"),
         id=(Optional[Annotated[str, Strict(), Field(max_length=m.MAX_ID_LENGTH)]],  # noqa: UP045
@@ -98,7 +104,37 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
                       Field(None, description="price only: annual sales, CNY; default the latest statement's")),
         lang=(Optional[LangField], Field(None, description="language of the texts: en or zh (default: ?lang=, "  # noqa: UP045
                                                            "then Accept-Language, then en)")),
+        **extra,
     )
+
+
+def _attributes_model(catalogue: Any) -> type[BaseModel] | None:
+    """The request's ``attributes``: one field per loan attribute of the catalogue (the bank's own loan
+    columns, part of the application), each required and nullable, typed as the feature reads it; None
+    when the catalogue has none."""
+    fields: dict[str, Any] = {}
+    for f in catalogue:
+        if f.source != LOAN_ATTRIBUTES:
+            continue
+        if f.is_categorical:
+            kind: Any = (Literal[tuple(f.categories)] if f.categories
+                         else Annotated[str, Strict(), Field(min_length=1, max_length=100)])
+        elif f.fmt == "flag":
+            kind = Annotated[bool, Strict()]
+        else:
+            kind = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_number)]
+        fields[f.name] = (Optional[kind], Field(..., description=f.description))  # noqa: UP045
+    return create_model("LoanAttributes", __config__=ConfigDict(extra="forbid"), **fields) if fields else None
+
+
+def _number(v: Any) -> Any:
+    """A JSON number as a float (an integer such as a score of 700 included); anything else (a string, a
+    boolean, which pydantic's lax float would take) refused."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, float):
+        return v
+    raise ValueError("expected a number")
 
 
 def _reaches(online: Any, start: int, target: int, before: date, limit: int = 10_000) -> list[int] | None:
@@ -181,13 +217,19 @@ class ApplicationService:
             circle = " -> ".join(str(x) for x in [a, *chain])
             return None, _error(loc, f"circular guarantees {circle} (each guarantees the next); a circle "
                                      f"protects nobody")
-        row = self.online.features(g, d, amount=req.amount, term_months=req.term_months, product=req.product,
-                                   guarantee_type=req.guarantee_type)
+        row = self.online.compute(self._application(req, g, d, None))
         bundle = self.svc.bundle
         pd_g = bundle.predict_pd(row[self.names])
         if getattr(self.svc.pricing, "pd_basis", "loan") == "grade":
             pd_g = bundle.master_scale.grade_pd(pd_g)
         return {"enterprise_id": g, "pd": float(pd_g[0]), "grade": str(bundle.grade(pd_g)[0])}, None
+
+    @staticmethod
+    def _application(req: Any, enterprise_id: int, d: date, group_id: int | None) -> Application:
+        """The application of `req` for `enterprise_id` (the borrower, or a guarantor on the same terms)."""
+        own = getattr(req, "attributes", None)
+        return Application(int(enterprise_id), d, req.amount, req.term_months, req.product, req.guarantee_type,
+                           group_id, {} if own is None else own.model_dump())
 
     def answer(self, path: str, req: Any, lang: str = DEFAULT_LANG) -> tuple[int, bytes]:
         today = self.today()
@@ -199,8 +241,7 @@ class ApplicationService:
                                                      f"({self.online.first_date}); no history to score from")
         ent = self.online.enterprise(req.enterprise_id)
         new = len(ent) == 0
-        values = self.online.compute_values(Application(int(req.enterprise_id), d, req.amount, req.term_months,
-                                                        req.product, req.guarantee_type, req.group_id))
+        values = self.online.compute_values(self._application(req, req.enterprise_id, d, req.group_id))
         features = {n: values[n] for n in self.names}
         app = {"id": req.id, "features": features}
         if path.endswith("/score"):

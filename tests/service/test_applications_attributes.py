@@ -1,0 +1,163 @@
+"""The bank's own columns through the application endpoints: a loan attribute is part of the application,
+so the request states it and the service scores exactly what the offline matrix holds; an enterprise
+attribute comes from the store. A request without them, or a store without the column, is refused in one
+line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditmodel.config import RunConfig
+from creditmodel.data.dictionary import default_dictionary, parse_dictionary
+from creditmodel.exceptions import StoreError
+from creditmodel.export.bundle import load_bundle, write_bundle
+from creditmodel.features import catalogue as cat
+from creditmodel.features.build import available_features, build_features
+from creditmodel.features.catalogue import run_features
+from creditmodel.features.labels import make_labels
+from creditmodel.features.matrix import FeatureSchema
+from creditmodel.features.online import OnlineFeatures, build_store
+from creditmodel.features.spark import frame_mismatches
+from creditmodel.models.calibration import PDCalibrator
+from creditmodel.models.gbm import LightGBMPD
+from creditmodel.models.master_scale import MasterScale
+from creditmodel.service.app import ScoringService
+from creditmodel.service.applications import ApplicationService
+
+ATTRS = {"attributes": [
+    {"table": "loans", "name": "purpose", "kind": "categorical", "categories": ["car", "business"],
+     "en": "Loan purpose", "zh": "贷款用途"},
+    {"table": "loans", "name": "bureau_score", "kind": "numeric", "direction": -1, "en": "Bureau score",
+     "zh": "征信评分"},
+    {"table": "loans", "name": "refinancing", "kind": "bool", "en": "Refinancing", "zh": "借新还旧"},
+    {"table": "enterprises", "name": "exporter", "kind": "bool", "en": "Exporter", "zh": "出口企业"},
+]}
+OWN = ("purpose", "bureau_score", "refinancing")
+
+
+@pytest.fixture(scope="module")
+def own(small_world, tmp_path_factory):
+    """A bundle trained with the bank's attributes, its store, and the offline matrix it was trained on."""
+    d = parse_dictionary(ATTRS, defaults=default_dictionary())
+    t = {k: v.copy() for k, v in small_world.tables.items()}
+    loans, n = t["loans"], len(t["loans"])
+    rng = np.random.default_rng(3)
+    loans["purpose"] = pd.Series(np.where(np.arange(n) % 3 == 0, "car", np.where(np.arange(n) % 3 == 1, "business",
+                                                                                  None)), dtype=object)
+    loans["bureau_score"] = np.round(rng.normal(650, 60, n))
+    loans["refinancing"] = rng.random(n) < 0.2
+    t["enterprises"]["exporter"] = t["enterprises"]["enterprise_id"] % 2 == 0
+    kept, _ = available_features(t, run_features(d))
+    frame = build_features(t, features=kept)
+    labels = make_labels(t, pd.Timestamp(small_world.extraction_date))
+    train = frame.assign(default=frame["loan_id"].map(labels)).dropna(subset=["default"])
+    cols = [f.name for f in kept]
+    model = LightGBMPD(n_estimators=30, feature_schema=FeatureSchema.for_columns(cols, kept)).fit(
+        train[cols], train["default"].astype(int))
+    margin = model.decision_function(train[cols])
+    cal = PDCalibrator().fit(margin, train["default"].astype(int).to_numpy())
+    ms = RunConfig().master_scale
+    scale = MasterScale(ms.grades, ms.upper_bounds, pd_floor=cal.pd_floor, assigned_pd=ms.assigned_pd).fit(
+        cal.predict(margin))
+    root = tmp_path_factory.mktemp("own")
+    write_bundle(root / "bundle", model, cal, scale, catalogue=kept)
+    build_store(t, root / "store.duckdb")
+    bundle = load_bundle(root / "bundle", allow_unsigned=True)
+    yield {"tables": t, "frame": frame.set_index("loan_id"), "bundle": bundle, "store": root / "store.duckdb",
+           "service": ApplicationService(ScoringService(bundle), str(root / "store.duckdb"))}
+    cat.BY_NAME.clear()
+    cat.BY_NAME.update({f.name: f for f in cat.CATALOGUE})
+
+
+def _body(loan, **changes):
+    body = {"id": f"loan-{loan.loan_id}", "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
+            "term_months": int(loan.term_months), "product": loan.product, "guarantee_type": loan.guarantee_type,
+            "decision_date": str(pd.Timestamp(loan.application_date).date()),
+            "group_id": None if pd.isna(loan.group_id) else int(loan.group_id),
+            "attributes": {"purpose": loan.purpose if isinstance(loan.purpose, str) else None,
+                           "bureau_score": int(loan.bureau_score), "refinancing": bool(loan.refinancing)}}
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+def test_the_stated_attributes_score_as_the_offline_matrix(own):
+    svc, bundle, frame = own["service"], own["bundle"], own["frame"]
+    names = list(bundle.schema.names)
+    assert set(OWN) | {"exporter"} <= set(names)
+    loans = own["tables"]["loans"].sample(25, random_state=2)
+    expected = bundle.predict_pd(frame.loc[loans["loan_id"], names])
+    for i, loan in enumerate(loans.itertuples()):
+        status, out, _ = svc.handle("/v1/applications/score", _body(loan))
+        assert status == 200, out
+        res = json.loads(out)["result"]
+        assert res["pd"] == pytest.approx(expected[i], rel=1e-12, abs=0)
+        want = frame.loc[loan.loan_id]
+        assert res["features"]["bureau_score"] == want["bureau_score"]
+        assert res["features"]["refinancing"] == want["refinancing"] in (0.0, 1.0)
+        assert res["features"]["purpose"] == (want["purpose"] if isinstance(want["purpose"], str) else None)
+        assert res["features"]["exporter"] == want["exporter"]  # from the store's enterprises table
+
+
+def test_online_rows_with_attributes_equal_the_offline_matrix(own):
+    online = OnlineFeatures(own["bundle"].catalogue, own["store"])
+    loans = own["tables"]["loans"].sample(30, random_state=5)
+    rows = []
+    for loan in loans.itertuples():
+        attrs = {"purpose": loan.purpose if isinstance(loan.purpose, str) else None,
+                 "bureau_score": float(loan.bureau_score), "refinancing": bool(loan.refinancing)}
+        row = online.features(loan.enterprise_id, loan.application_date, amount=loan.amount,
+                              term_months=loan.term_months, product=loan.product, guarantee_type=loan.guarantee_type,
+                              group_id=None if pd.isna(loan.group_id) else int(loan.group_id), attributes=attrs)
+        rows.append(row.assign(loan_id=loan.loan_id))
+    got = pd.concat(rows, ignore_index=True)
+    exp = own["frame"].loc[got["loan_id"]].reset_index()
+    got["loan_id"] = got["loan_id"].astype(exp["loan_id"].dtype)
+    got["enterprise_id"] = got["enterprise_id"].astype(exp["enterprise_id"].dtype)
+    assert frame_mismatches(exp[got.columns], got, rtol=1e-12) == {}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"attributes": None}, "attributes"),
+    ("drop", "attributes"),
+    ({"attributes": {"purpose": "car", "bureau_score": 700}}, "refinancing"),
+    ({"attributes": {"purpose": "yacht", "bureau_score": 700, "refinancing": False}}, "purpose"),
+    ({"attributes": {"purpose": "car", "bureau_score": "700", "refinancing": False}}, "bureau_score"),
+    ({"attributes": {"purpose": "car", "bureau_score": 700, "refinancing": 1}}, "refinancing"),
+    ({"attributes": {"purpose": "car", "bureau_score": 700, "refinancing": False, "colour": "red"}}, "colour"),
+])
+def test_missing_or_wrong_attributes_are_422_naming_the_field(own, change, field):
+    loan = next(own["tables"]["loans"].head(1).itertuples())
+    body = json.loads(_body(loan))
+    if change == "drop":
+        del body["attributes"]
+    else:
+        body.update(change)
+    status, out, _ = own["service"].handle("/v1/applications/score", json.dumps(body).encode())
+    assert status == 422, out
+    assert field in json.dumps(json.loads(out)["detail"][0]["loc"])
+
+
+def test_unknown_attributes_are_stated_as_null(own):
+    loan = next(own["tables"]["loans"].head(1).itertuples())
+    body = json.loads(_body(loan))
+    body["attributes"] = {"purpose": None, "bureau_score": None, "refinancing": None}
+    status, out, _ = own["service"].handle("/v1/applications/price", json.dumps(body).encode())
+    assert status == 200, out
+    res = json.loads(out)["result"]
+    assert [res["features"][n] for n in OWN] == [None, None, None]
+
+
+def test_a_store_without_an_attribute_column_is_one_store_error(own, tmp_path):
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(own["store"], broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("DROP INDEX loans_enterprise").fetchall()  # an index on the table blocks ALTER
+        con.execute("ALTER TABLE loans DROP COLUMN bureau_score").fetchall()
+    with pytest.raises(StoreError, match=r"table 'loans' lacks column 'bureau_score', the bank's own attribute"):
+        OnlineFeatures(own["bundle"].catalogue, broken)
