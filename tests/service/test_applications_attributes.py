@@ -161,3 +161,29 @@ def test_a_store_without_an_attribute_column_is_one_store_error(own, tmp_path):
         con.execute("ALTER TABLE loans DROP COLUMN bureau_score").fetchall()
     with pytest.raises(StoreError, match=r"table 'loans' lacks column 'bureau_score', the bank's own attribute"):
         OnlineFeatures(own["bundle"].catalogue, broken)
+
+
+def test_as_of_scoring_takes_the_attributes_of_the_latest_loan(own):
+    """`score --as-of` rates each active borrower on its latest loan's terms, its own columns included: the
+    bulk query equals one application each with those terms stated."""
+    from creditmodel.features.asof import AsOfFeatures
+
+    as_of = pd.Timestamp(own["tables"]["loans"]["application_date"].quantile(0.8)).date()
+    with AsOfFeatures(own["bundle"].catalogue, own["store"]) as bulk:
+        borrowers = bulk.borrowers(as_of).head(25)
+        got = bulk.compute_many(borrowers, as_of)
+    loans = own["tables"]["loans"].set_index("loan_id")
+    assert set(OWN) <= set(borrowers.columns)
+    online = OnlineFeatures(own["bundle"].catalogue, own["store"])
+    rows = []
+    for b in borrowers.itertuples():
+        loan = loans.loc[b.loan_id]
+        attrs = {"purpose": loan["purpose"] if isinstance(loan["purpose"], str) else None,
+                 "bureau_score": float(loan["bureau_score"]), "refinancing": bool(loan["refinancing"])}
+        rows.append(online.features(b.enterprise_id, as_of, amount=b.amount, term_months=b.term_months,
+                                    product=b.product, guarantee_type=b.guarantee_type,
+                                    group_id=None if pd.isna(b.group_id) else int(b.group_id), attributes=attrs))
+    want = pd.concat(rows, ignore_index=True)
+    cols = [c for c in want.columns if c not in ("loan_id",)]
+    assert frame_mismatches(want[cols], got[cols], rtol=1e-12) == {}
+    assert got["bureau_score"].tolist() == [float(loans.loc[i, "bureau_score"]) for i in borrowers["loan_id"]]
