@@ -14,7 +14,7 @@ and stopped afterwards. Then, for ``--requests`` sampled loans, one application 
 fields and decision date), ``ApplicationService.answer`` on ``/v1/applications/price`` in-process: the
 catalogue SQL restricted to the borrower on the store, PD, grade, top-3 reason codes and the price. Each
 store answers the same applications, after ``--warmup`` untimed ones (the prepared statement planned,
-the pages cached).
+the pages cached), the heap frozen first as the served process freezes it.
 
 Reported per store: p50/p99/mean in ms, the CPU seconds of this process (and of the PostgreSQL server
 process serving the connection, when it runs on this machine) per request, the largest PD difference
@@ -125,6 +125,7 @@ def main() -> None:
     from creditmodel.features.online_pg import build_store_pg
     from creditmodel.service.app import ScoringService
     from creditmodel.service.applications import ApplicationService
+    from creditmodel.service.workers import freeze_heap
 
     load_before = os.getloadavg()
     _log(f"world of {args.enterprises} enterprises")
@@ -152,6 +153,7 @@ def main() -> None:
         pds: dict[str, list[float]] = {}
         for name, location in (("duckdb", str(store)), ("postgresql", url)):
             apps = ApplicationService(ScoringService(bundle), location)
+            freeze_heap()  # as `creditmodel serve` does before its first request
             times, cpu, pds[name] = [], 0.0, []
             server_cpu = None
             for i, loan in enumerate(loans.itertuples()):
