@@ -50,12 +50,14 @@ def own(small_world, tmp_path_factory):
     rng = np.random.default_rng(3)
     loans["purpose"] = pd.Series(np.where(np.arange(n) % 3 == 0, "car", np.where(np.arange(n) % 3 == 1, "business",
                                                                                   None)), dtype=object)
-    loans["bureau_score"] = np.round(rng.normal(650, 60, n))
-    loans["refinancing"] = rng.random(n) < 0.2
+    labels = make_labels(t, pd.Timestamp(small_world.extraction_date))
+    bad = loans["loan_id"].map(labels).fillna(0).to_numpy()
+    # a bureau score that tells defaulters apart, so the model leans on it (a missing one moves the PD)
+    loans["bureau_score"] = np.round(rng.normal(650, 30, n) - 150 * bad)
+    loans["refinancing"] = rng.random(n) < 0.2 + 0.5 * bad
     t["enterprises"]["exporter"] = t["enterprises"]["enterprise_id"] % 2 == 0
     kept, _ = available_features(t, run_features(d))
     frame = build_features(t, features=kept)
-    labels = make_labels(t, pd.Timestamp(small_world.extraction_date))
     train = frame.assign(default=frame["loan_id"].map(labels)).dropna(subset=["default"])
     cols = [f.name for f in kept]
     model = LightGBMPD(n_estimators=30, feature_schema=FeatureSchema.for_columns(cols, kept)).fit(
@@ -90,6 +92,7 @@ def test_the_stated_attributes_score_as_the_offline_matrix(own):
     svc, bundle, frame = own["service"], own["bundle"], own["frame"]
     names = list(bundle.schema.names)
     assert set(OWN) | {"exporter"} <= set(names)
+    assert bundle.booster.feature_importance()[names.index("bureau_score")] > 0  # the model reads it
     loans = own["tables"]["loans"].sample(25, random_state=2)
     expected = bundle.predict_pd(frame.loc[loans["loan_id"], names])
     for i, loan in enumerate(loans.itertuples()):
@@ -187,3 +190,44 @@ def test_as_of_scoring_takes_the_attributes_of_the_latest_loan(own):
     cols = [c for c in want.columns if c not in ("loan_id",)]
     assert frame_mismatches(want[cols], got[cols], rtol=1e-12) == {}
     assert got["bureau_score"].tolist() == [float(loans.loc[i, "bureau_score"]) for i in borrowers["loan_id"]]
+
+
+def test_a_guarantor_is_scored_with_the_loans_own_columns_by_the_service_and_by_batch_pricing(own):
+    """The guarantor takes on the loan as it is, its own columns included: the service's guarantor PD and
+    batch pricing's (``price --store``, from feature rows whose flags are 0/1) are the same number."""
+    from creditmodel.pricing.security import guarantor_pds_from_data
+
+    svc, frame = own["service"], own["frame"]
+    ents = own["tables"]["enterprises"]["enterprise_id"].to_numpy()
+    compared = 0
+    for loan in own["tables"]["loans"].sample(12, random_state=9).itertuples():
+        guarantor = next((int(g) for g in ents[:40] if g != loan.enterprise_id and svc.handle(
+            "/v1/applications/price", _body(loan, guarantor_id=int(g)))[0] == 200), None)
+        if guarantor is None:
+            continue
+        status, out, _ = svc.handle("/v1/applications/price", _body(loan, guarantor_id=guarantor))
+        served = json.loads(out)["result"]["guarantor"]["pd"]
+        row = frame.loc[loan.loan_id]
+        apps = pd.DataFrame({"loan_id": [loan.loan_id], "enterprise_id": [loan.enterprise_id],
+                             "amount": [loan.amount], "term_months": [loan.term_months], "product": [loan.product],
+                             "guarantee_type": [loan.guarantee_type], "decision_date": [loan.application_date],
+                             **{c: [row[c]] for c in OWN}})
+        assert apps["refinancing"].iloc[0] in (0.0, 1.0)  # as a feature row holds a flag
+        batch = guarantor_pds_from_data(own["bundle"], svc.online,
+                                        pd.DataFrame({"loan_id": [loan.loan_id], "guarantor_id": [guarantor]}), apps)
+        assert batch["pd"].iloc[0] == pytest.approx(served, rel=1e-12, abs=0)
+        compared += 1
+    assert compared >= 8
+
+
+def test_batch_pricing_without_the_loans_own_column_is_one_line(own):
+    from creditmodel.exceptions import RequestError
+    from creditmodel.pricing.security import guarantor_pds_from_data
+
+    loan = next(own["tables"]["loans"].head(1).itertuples())
+    apps = pd.DataFrame({"loan_id": [loan.loan_id], "enterprise_id": [loan.enterprise_id], "amount": [loan.amount],
+                         "term_months": [loan.term_months], "product": [loan.product],
+                         "guarantee_type": [loan.guarantee_type], "decision_date": [loan.application_date]})
+    with pytest.raises(RequestError, match="column 'purpose' is missing; the bundle reads this column of the loan"):
+        guarantor_pds_from_data(own["bundle"], own["service"].online,
+                                pd.DataFrame({"loan_id": [loan.loan_id], "guarantor_id": [123]}), apps)

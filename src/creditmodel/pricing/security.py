@@ -56,6 +56,9 @@ def guarantor_pds_from_data(bundle: Any, online: Any, guarantees: pd.DataFrame, 
     enterprise_id, decision_date and the loan terms (amount or loan_amount, term_months, product,
     guarantee_type). Refusals as in :func:`creditmodel.pricing.guarantees.check_guarantees`."""
     terms = _terms(applications)
+    own = _own_columns(online, applications)
+    for c in own:
+        terms[c] = applications[c].to_numpy()
     check_guarantees(guarantees, terms[["loan_id", "enterprise_id"]], lambda g: _known(online, g))
     pairs = guarantees[["loan_id", "guarantor_id"]].merge(terms, on="loan_id", how="left")
     if not len(pairs):
@@ -68,13 +71,38 @@ def guarantor_pds_from_data(bundle: Any, online: Any, guarantees: pd.DataFrame, 
                                f"term in months; the guarantor is scored for the loan's own term")
         frames.append(online.features(int(r.guarantor_id), r.decision_date.date(), amount=float(r.amount),
                                       term_months=int(term), product=str(r.product),
-                                      guarantee_type=str(r.guarantee_type)))
+                                      guarantee_type=str(r.guarantee_type),
+                                      attributes={c: _attribute(getattr(r, c), flag) for c, flag in own.items()}))
     features = pd.concat(frames, ignore_index=True)
     scored = bundle.predict_pd(features)
     if pd_basis == "grade":
         scored = bundle.master_scale.grade_pd(scored)
     return pd.DataFrame({"loan_id": pairs["loan_id"].to_numpy(), "guarantor_id": pairs["guarantor_id"].to_numpy(),
                          "pd": np.asarray(scored, dtype=np.float64), "grade": bundle.grade(scored)})
+
+
+def _own_columns(online: Any, applications: pd.DataFrame) -> dict[str, bool]:
+    """The bank's own loan columns the catalogue reads (name: whether it is a 0/1 flag): part of the loan's
+    terms, so the guarantor is scored with the loan's values, as the service scores it; one RequestError when
+    the applications lack one."""
+    from creditmodel.features.build import attribute_columns
+
+    names = attribute_columns(online.catalogue).get("loans", [])
+    absent = [c for c in names if c not in applications.columns]
+    if absent:
+        raise RequestError(f"pricing input: column {absent[0]!r} is missing; the bundle reads this column of the "
+                           f"loan, and the guarantor is scored for the loan's own terms")
+    flags = {f.name for f in online.catalogue if f.fmt == "flag"}
+    return {c: c in flags for c in names}
+
+
+def _attribute(value: Any, flag: bool) -> Any:
+    """A loan column's value as a feature row holds it (a flag as 0/1, missing as NaN) for the store's query."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if flag:
+        return bool(value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _known(online: Any, enterprise_id: Any) -> bool:
