@@ -9,7 +9,8 @@ labels, the size of model a large book gives. For each model it tiles the featur
 then times, on the same rows: pred_contrib with 1 thread and with all threads, then `shap_values` (the
 tables, the tie guard and its pred_contrib for the rows it flags), each followed by the top-3
 selection; and one row at a time (the service's case) with one thread: pred_contrib, the tables alone,
-and `shap_values` (which takes pred_contrib for a few rows of a small forest). CPU seconds beside wall
+and `shap_values` (which takes pred_contrib for a few rows of a small forest). For the run's model it
+also times the reason codes with their texts as a frame, row by row against a column at a time. CPU seconds beside wall
 seconds: the machine is shared. Prints one JSON object, including the largest absolute difference of
 the values and whether the top-3 features are the same on every row.
 
@@ -98,6 +99,25 @@ def bench_model(name: str, booster, base: np.ndarray, rows_list: list[int], sing
     return out
 
 
+def bench_texts(bundle, X: np.ndarray, rounds: int = 3) -> dict:
+    """Top-3 reason codes with their texts as a frame (batch scoring, monitoring): row by row (a Reason per
+    factor, then the frame) against a column at a time (each feature's texts once per distinct value), on
+    the run's own rows, not tiled (repeated rows would repeat values, which the columns write once), in
+    alternating rounds (the best of each, as the first touches of memory are costly)."""
+    from creditmodel.service.scoring import FastScorer, reasons_frame
+
+    scorer = FastScorer(bundle, num_threads=0, self_check=False)
+    rows = len(X)
+    best: dict[str, list[float]] = {"row_by_row": [], "columns": []}
+    for _ in range(rounds):
+        old, t_old, _ = timed(lambda: reasons_frame(scorer.reasons(X, 3), 3))
+        new, t_new, _ = timed(scorer.reason_columns, X, 3)
+        best["row_by_row"].append(t_old)
+        best["columns"].append(t_new)
+    return {"rows": rows, "row_by_row_s": round(min(best["row_by_row"]), 3), "columns_s": round(min(best["columns"]), 3),
+            "speedup": round(min(best["row_by_row"]) / min(best["columns"]), 2), "identical": bool(old.equals(new))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[20000])
@@ -134,7 +154,8 @@ def main() -> None:
                                                              for c in bundle.schema.categorical]),
                             num_boost_round=trees)
         models.append(bench_model(f"7 leaves x {trees} trees", booster, base, args.rows, args.single_rows))
-    print(json.dumps({"benchmark": "reasons_top3",
+    texts = bench_texts(bundle, base)
+    print(json.dumps({"benchmark": "reasons_top3", "texts": texts,
                       "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                   "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
                       "models": models}, indent=2))

@@ -132,3 +132,44 @@ def test_spark_scores_equal_the_bundle(bundle_dir, bundle, demo_frame):
     batch = score_frame(bundle, part, reasons=True)
     assert list(scored["reason_1"]) == list(batch["reason_1"])
     assert list(scored["reason_3_feature"]) == list(batch["reason_3_feature"])
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reason_columns_equal_the_reasons_row_by_row(bundle, demo_frame, lang):
+    """The column-at-a-time reasons of batch scoring and monitoring are the frame the row-by-row reasons
+    give, text for text, including nulls, categories, rows with fewer adverse factors and n past them."""
+    from creditmodel.service.scoring import FastScorer, reasons_frame
+
+    scorer = FastScorer(bundle, num_threads=0, self_check=False)
+    frame = demo_frame.head(1500).copy()
+    numeric = [n for n in bundle.schema.names if n not in bundle.schema.categories and n not in bundle.schema.required]
+    frame.loc[frame.index[::7], numeric[:20]] = np.nan  # missing values behind reasons
+    X = bundle.schema.encode(frame)
+    every = len(bundle.schema.names)
+    for n in (1, 3, every):
+        got = scorer.reason_columns(X, n, lang)
+        expected = reasons_frame(scorer.reasons(X, n, lang), n)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got[f"reason_{every}"].isna().all() and got["reason_3"].notna().any()  # rows with fewer adverse factors
+    empty = scorer.reason_columns(X[:0], 3, lang)
+    pd.testing.assert_frame_equal(empty, reasons_frame([], 3), check_exact=True)
+
+
+def test_reason_texts_are_written_per_value_as_one_value_is():
+    """Each distinct value's text is written once and given to every row holding it; distinct means the
+    same bits, so -0.0 keeps its own text ("-0.00") as one row at a time writes it."""
+    from types import SimpleNamespace
+
+    from creditmodel.features.reasons import reason_text
+    from creditmodel.service.scoring import FastScorer
+
+    scorer = FastScorer.__new__(FastScorer)
+    scorer.names, scorer._categories, scorer._own_reasons = ("f_float", "f_cat"), {1: ("a", "b_c")}, {}
+    scorer.bundle = SimpleNamespace(schema=SimpleNamespace(reason=lambda name, lang: f"own {name}"))
+    values = np.array([0.0, -0.0, np.nan, 1.5, 0.0, -0.0, 1.5, np.nan])
+    assert list(scorer._texts(0, values, "en")) == [reason_text("f_float", None if np.isnan(v) else float(v), "en",
+                                                               reason="own f_float") for v in values]
+    assert scorer._texts(0, values, "en")[1].endswith("-0.00")
+    codes = np.array([1.0, np.nan, 0.0, 1.0])
+    assert list(scorer._texts(1, codes, "zh")) == [reason_text("f_cat", v, "zh", reason="own f_cat")
+                                                  for v in ("b_c", None, "a", "b_c")]

@@ -25,7 +25,7 @@ import pandas as pd
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.texts import text
 
-__all__ = ["format_value", "pred_contrib_values", "reason_text", "top_adverse"]
+__all__ = ["format_value", "pred_contrib_values", "reason_text", "top_adverse", "top_adverse_matrix"]
 
 FEW_ROWS = 4  # top_adverse sorts this many rows whole (same order: both sorts are stable)
 
@@ -62,22 +62,31 @@ def top_adverse(values: np.ndarray, n: int) -> list[list[int]]:
         order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
         keep = np.take_along_axis(values, order, axis=1) > 0
         return [o[m].tolist() for o, m in zip(order, keep)]
-    # the k largest per row without sorting whole rows: the candidates are the values >= the k-th largest;
-    # a row with exactly k of them (no tie at the boundary) orders them by a stable sort of k values, the
-    # others (ties at the k-th place, NaN) by a stable sort of the whole row, as before
-    kth = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]
-    candidate = values >= kth
-    plain = candidate.sum(axis=1) == k
-    order = np.empty((len(values), k), dtype=np.intp)
-    if plain.any():
-        cols = np.nonzero(candidate[plain])[1].reshape(-1, k)  # ascending column order within each row
-        vals = np.take_along_axis(values[plain], cols, axis=1)
-        order[plain] = np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="mergesort"), axis=1)
-    if not plain.all():
-        order[~plain] = np.argsort(-values[~plain], axis=1, kind="mergesort")[:, :k]
-    top = np.take_along_axis(values, order, axis=1)
-    keep = top > 0
-    return [o[m].tolist() for o, m in zip(order, keep)]
+    order, adverse = top_adverse_matrix(values, k)
+    return [o[m].tolist() for o, m in zip(order, adverse)]
+
+
+def top_adverse_matrix(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_adverse` as two (rows, min(n, columns)) arrays: the column indices, largest first, and
+    whether each is adverse (> 0); a row's adverse ones come first, so its reasons are a prefix."""
+    values = np.asarray(values, dtype=np.float64)
+    k = min(n, values.shape[1]) if values.ndim == 2 else 0
+    order = np.zeros((len(values), k), dtype=np.intp)
+    adverse = np.zeros((len(values), k), dtype=bool)
+    if not len(values) or k == 0:
+        return order, adverse
+    # k passes of argmax over the adverse values (the rest, NaN too, at -inf): argmax takes the first of
+    # equal values, so ties keep column order as a stable sort of the whole row does, at a fraction of
+    # a sort's or a partition's cost on many rows
+    with np.errstate(invalid="ignore"):
+        work = np.where(values > 0, values, -np.inf)
+    rows = np.arange(len(values))
+    for t in range(k):
+        j = np.argmax(work, axis=1)
+        order[:, t] = j
+        adverse[:, t] = work[rows, j] > 0
+        work[rows, j] = -np.inf
+    return order, adverse
 
 
 def format_value(name: str, value: object, lang: str = "en") -> str:

@@ -406,7 +406,7 @@ def shap_values(booster: Any, encoded: np.ndarray, *, num_threads: int | None = 
         return pred_contrib_values(booster, encoded, num_threads=num_threads)
     values = shap.values(encoded, num_threads=num_threads)
     base = _base_value(booster, shap, num_threads)
-    ties = np.flatnonzero(_ambiguous(values[:, shap.used], ranked)) if ranked else np.empty(0, dtype=np.intp)
+    ties = np.flatnonzero(_ambiguous(np.take(values, shap.used, axis=1), ranked)) if ranked else np.empty(0, dtype=np.intp)
     if len(ties):
         values[ties] = pred_contrib_values(booster, encoded[ties], num_threads=num_threads)[0]
     return values, base

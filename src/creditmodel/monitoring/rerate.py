@@ -165,7 +165,7 @@ class OriginationFeatures:
     def _rate(self, now: np.ndarray, scored_before: np.ndarray, feats: pd.DataFrame, keep: pd.Index | None) -> None:
         """Score one chunk's features, keep what the run reads later, explain the moves as of the date."""
         keys = feats["loan_id"].to_numpy()
-        pds = np.asarray(self.bundle.predict_pd(feats), dtype=np.float64)
+        pds, X = _scored(self.bundle, feats)
         then = ~now
         held = then if keep is None else then & np.isin(keys, keep)
         scored = then & ~scored_before  # a carried PD stays as it was: it is the same number
@@ -176,7 +176,7 @@ class OriginationFeatures:
                 pds_then = self.pds
                 assert pds_then is not None
                 moved = self.bundle.grade(pds_then.loc[keys[now]].to_numpy()) != self.bundle.grade(pds[now])
-            reasons = _reasons(self.bundle, feats[now], moved)
+            reasons = _reasons(self.bundle, X[now], moved)
             reasons.index = keys[now]
             self._pieces["pd_now"].append(pd.Series(pds[now], index=keys[now]))
             self._pieces["reasons_now"].append(reasons)
@@ -222,19 +222,32 @@ class OriginationFeatures:
         return pd_now.loc[ids].to_numpy(), reasons.loc[ids].reset_index(drop=True)
 
 
-def _reasons(bundle: Any, now: pd.DataFrame, moved: np.ndarray | None) -> pd.DataFrame:
-    """Reason codes of the rows of ``now`` (features) whose grade ``moved`` (all rows when None); the
-    other rows have none."""
-    from creditmodel.service.scoring import FastScorer, reasons_frame
+def _scored(bundle: Any, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """PDs of rows of the bundle's features, as ``bundle.predict_pd`` gives them, and their encoded matrix
+    (what the reasons explain). Rows built by the catalogue are clean: batch scoring's vectorised screen
+    takes them (the same matrix); anything it flags goes to the bundle's own check, which names the value."""
+    from creditmodel.service.batch import encoded_if_clean
 
-    rows = np.ones(len(now), dtype=bool) if moved is None else np.asarray(moved, dtype=bool)
-    # the rows were checked by bundle.predict_pd: the reasons explain them without a second check
+    X = encoded_if_clean(bundle, feats) if hasattr(bundle, "margin") else None
+    if X is None:
+        pds = np.asarray(bundle.predict_pd(feats), dtype=np.float64)
+        return pds, bundle.schema.encode(feats)
+    return np.asarray(bundle.calibrator.predict(bundle.margin(X)), dtype=np.float64), X
+
+
+def _reasons(bundle: Any, X: np.ndarray, moved: np.ndarray | None) -> pd.DataFrame:
+    """Reason codes of the rows of ``X`` (the encoded features) whose grade ``moved`` (all rows when None);
+    the other rows have none."""
+    from creditmodel.service.scoring import FastScorer
+
+    rows = np.ones(len(X), dtype=bool) if moved is None else np.asarray(moved, dtype=bool)
+    # the rows were checked when scored: the reasons explain them without a second check
     scorer = FastScorer(bundle, num_threads=0, self_check=False)
-    some = reasons_frame(scorer.reasons(bundle.schema.encode(now[rows]), N_REASONS), N_REASONS)
+    some = scorer.reason_columns(X[rows], N_REASONS)
     if rows.all():
         return some
     some.index = np.flatnonzero(rows)
-    return some.reindex(np.arange(len(now)))  # missing where the grade did not move, column types kept
+    return some.reindex(np.arange(len(X)))  # missing where the grade did not move, column types kept
 
 
 def _chunks(rows: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -273,8 +286,8 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
         now = _features(bundle, known, apps.assign(application_date=as_of), dictionary)
         pd_then = origination.pd_of(apps) if origination is not None else \
             bundle.predict_pd(_features(bundle, known, apps, dictionary))
-        pd_now = bundle.predict_pd(now)
-        said = _reasons(bundle, now, None if reasons == "all" else bundle.grade(pd_then) != bundle.grade(pd_now))
+        pd_now, X_now = _scored(bundle, now)
+        said = _reasons(bundle, X_now, None if reasons == "all" else bundle.grade(pd_then) != bundle.grade(pd_now))
     grades = list(bundle.master_scale.grades)
     g_then, g_now = bundle.grade(pd_then), bundle.grade(pd_now)
     rank = {g: i for i, g in enumerate(grades)}

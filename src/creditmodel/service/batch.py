@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from creditmodel.exceptions import ConfigError, DataContractError, RequestError
 from creditmodel.outputs import Output
-from creditmodel.service.scoring import N_REASONS, FastScorer, reasons_frame
+from creditmodel.service.scoring import N_REASONS, FastScorer
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -133,8 +133,8 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
     out["grade"] = np.asarray(bundle.grade(pd_), dtype=object)
     if reasons:
         scorer = FastScorer(bundle, num_threads=num_threads, self_check=False)
-        found = scorer.reasons(X if X is not None else bundle.schema.encode(frame))
-        out = pd.concat([out, reasons_frame(found, N_REASONS)], axis=1)
+        found = scorer.reason_columns(X if X is not None else bundle.schema.encode(frame), N_REASONS)
+        out = pd.concat([out, found], axis=1)
     return out
 
 
