@@ -37,6 +37,25 @@ def test_live_book_is_the_loans_open_on_the_date(small_world, book):
     assert closed  # repaid or written-off loans are not in the book
 
 
+def test_every_loans_record_is_its_last_on_or_before_each_date(small_world):
+    """live_books picks each loan's last schedule record by masks over the whole schedule: against a
+    groupby of the schedule cut at each date, for every loan of every book (balance, days past due)."""
+    from creditmodel.monitoring.book import live_books
+
+    t = small_world.tables
+    days = [pd.Timestamp(x) for x in ("2020-12-31", "2021-06-15", "2022-12-31", AS_OF)]
+    sched = t["balances"].merge(t["repayments"][["loan_id", "date", "days_past_due"]], on=["loan_id", "date"])
+    for day, got in zip(days, live_books(t, days)):
+        cut = sched[sched["date"] <= day].sort_values(["loan_id", "date"]).groupby("loan_id").tail(1)
+        ref = cut.set_index("loan_id").reindex(got["loan_id"])
+        has = ref["date"].notna().to_numpy()
+        assert has.sum() > 0.5 * len(got)
+        assert (got["record_date"].to_numpy()[has] == ref["date"].to_numpy()[has]).all()
+        assert (got["balance"].to_numpy()[has] == ref["balance"].to_numpy()[has]).all()
+        assert (got["days_past_due"].to_numpy()[has] == ref["days_past_due"].to_numpy()[has]).all()
+        assert got["record_date"].isna().to_numpy()[~has].all()
+
+
 def test_npl_per_team_and_officer_reconciles_to_the_loans_to_the_cent(book):
     def cents(x) -> int:
         return int(Decimal(str(x)).scaleb(2).to_integral_value())

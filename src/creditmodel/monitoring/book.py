@@ -118,11 +118,16 @@ def _last_records(balances: pd.DataFrame, repayments: pd.DataFrame,
             and np.array_equal(dates, rep["date"].to_numpy()):
         extra = [c for c in rep.columns if c not in ("loan_id", "date")]
         no_dpd = rep["days_past_due"].isna().to_numpy() if "days_past_due" in rep else np.ones(len(rep), dtype=bool)
+        ends = _last_of_each(ids)
         out = []
         for as_of in days:
-            rows = np.flatnonzero(dates <= as_of.to_datetime64())
-            _no_dpd(bal, rows[no_dpd[rows]])
-            last = rows[_last_of_each(ids[rows])]
+            cut = dates <= as_of.to_datetime64()
+            _no_dpd(bal, np.flatnonzero(cut & no_dpd))
+            # a loan's records up to the day are the first of its rows (ordered by date): its last one is the
+            # row in the cut whose next row is another loan's or after the day; masks, no index of the cut
+            last_in_cut = cut.copy()
+            last_in_cut[:-1] &= ends[:-1] | ~cut[1:]
+            last = np.flatnonzero(last_in_cut)
             out.append(bal.iloc[last].reset_index(drop=True).assign(**{c: rep[c].to_numpy()[last] for c in extra}))
         return out
     latest = max(days)
@@ -172,7 +177,8 @@ def _book_at(as_of: pd.Timestamp, loans: pd.DataFrame, last_row: pd.DataFrame, a
     book = book.merge(officers[["officer_id", "team"]], on="officer_id", how="left")
     book = book.merge(enterprises[["enterprise_id", "industry"]], on="enterprise_id", how="left")
     book["team"] = book["team"].fillna(UNASSIGNED).astype(str)
-    book["team_zh"] = book["team"].map(lambda t: d.label("industry_team", t, "zh"))  # what officers read
+    teams = book["team"]
+    book["team_zh"] = teams.map({t: d.label("industry_team", t, "zh") for t in pd.unique(teams)})  # what officers read
     book["npl"] = book["days_past_due"] >= NPL_DPD
     book["as_of"] = as_of
     return book.reset_index(drop=True)
