@@ -27,7 +27,7 @@ from creditmodel.texts import text
 
 __all__ = ["format_value", "pred_contrib_values", "reason_text", "top_adverse", "top_adverse_matrix"]
 
-FEW_ROWS = 4  # top_adverse sorts this many rows whole (same order: both sorts are stable)
+FEW_ROWS = 4  # top_adverse sorts this many rows whole (the order of its argmax passes: both keep ties in column order)
 
 
 def pred_contrib_values(booster: Any, encoded: np.ndarray, *, num_threads: int | None = None) -> tuple[np.ndarray, float]:
