@@ -226,13 +226,10 @@ def _scored(bundle: Any, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """PDs of rows of the bundle's features, as ``bundle.predict_pd`` gives them, and their encoded matrix
     (what the reasons explain). Rows built by the catalogue are clean: batch scoring's vectorised screen
     takes them (the same matrix); anything it flags goes to the bundle's own check, which names the value."""
-    from creditmodel.service.batch import encoded_if_clean
+    from creditmodel.service.batch import screened_pds
 
-    X = encoded_if_clean(bundle, feats) if hasattr(bundle, "margin") else None
-    if X is None:
-        pds = np.asarray(bundle.predict_pd(feats), dtype=np.float64)
-        return pds, bundle.schema.encode(feats)
-    return np.asarray(bundle.calibrator.predict(bundle.margin(X)), dtype=np.float64), X
+    pds, X = screened_pds(bundle, feats)
+    return pds, X if X is not None else bundle.schema.encode(feats)
 
 
 def _reasons(bundle: Any, X: np.ndarray, moved: np.ndarray | None) -> pd.DataFrame:

@@ -105,6 +105,16 @@ def encoded_if_clean(bundle: Any, frame: pd.DataFrame) -> np.ndarray | None:
     return X
 
 
+def screened_pds(bundle: Any, frame: pd.DataFrame, num_threads: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """PDs of ``frame`` as ``bundle.predict_pd`` gives them, and the encoded matrix when the vectorised screen
+    (:func:`encoded_if_clean`) took the frame; None when the bundle's own check judged it instead (which
+    raises RequestError naming the first bad value)."""
+    X = encoded_if_clean(bundle, frame) if hasattr(bundle, "margin") else None
+    if X is not None:
+        return np.asarray(bundle.calibrator.predict(bundle.margin(X, num_threads)), dtype=np.float64), X
+    return np.asarray(bundle.predict_pd(frame), dtype=np.float64), None
+
+
 def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep: Sequence[str] = (),
                 num_threads: int = 0, row_offset: int = 0) -> pd.DataFrame:
     """Kept columns, PD, grade (and reason codes) of each row of `frame`; index reset.
@@ -114,13 +124,8 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
     and the bundle's margin (its compiled trees when it uses them); anything else goes through
     ``bundle.predict_pd``, whose check names the first bad value.
     """
-    X = None
     try:
-        X = encoded_if_clean(bundle, frame) if hasattr(bundle, "margin") else None
-        if X is not None:
-            pd_ = np.asarray(bundle.calibrator.predict(bundle.margin(X, num_threads)), dtype=np.float64)
-        else:
-            pd_ = np.asarray(bundle.predict_pd(frame), dtype=np.float64)
+        pd_, X = screened_pds(bundle, frame, num_threads)
     except RequestError:
         i = _first_bad_row(bundle, frame)
         try:

@@ -245,7 +245,10 @@ class FastScorer:
 
     def decoded(self, X: np.ndarray, i: int, j: int) -> float | str | None:
         """The feature value behind cell (i, j) of an encoded matrix, as the request gave it."""
-        v = float(X[i, j])
+        return self._value(j, float(X[i, j]))
+
+    def _value(self, j: int, v: float) -> float | str | None:
+        """Feature ``j``'s encoded value as the request gave it: None for NaN, a category's name, else the number."""
         if math.isnan(v):
             return None
         cats = self._categories.get(j)
@@ -257,15 +260,12 @@ class FastScorer:
             return []
         values = self.contributions(X)
         out = []
-        own = self._own_reasons
         for i, adverse in enumerate(top_adverse(values, n)):
             row = []
             for j in adverse:
                 value = self.decoded(X, i, j)
                 name = self.names[j]
-                if (name, lang) not in own:
-                    own[name, lang] = self._reason(name, lang)
-                text = reason_text(name, value, lang, reason=own[name, lang])
+                text = reason_text(name, value, lang, reason=self._reason(name, lang))
                 row.append(Reason(name, text, value, float(values[i, j])))
             out.append(row)
         return out
@@ -276,7 +276,6 @@ class FastScorer:
         values = self.contributions(X) if len(X) else np.empty((0, len(self.names)))
         order, adverse = top_adverse_matrix(values, n)
         names = np.array(self.names, dtype=object)
-        rows = np.arange(len(X))
         cols: dict[str, Any] = {}
         for k in range(n):
             texts = np.full(len(X), None, dtype=object)
@@ -294,29 +293,27 @@ class FastScorer:
                     col = int(j[by[a]])
                     texts[i] = self._texts(col, X[i, col], lang)
             cols[f"reason_{k + 1}"], cols[f"reason_{k + 1}_feature"], cols[f"reason_{k + 1}_shap"] = texts, feats, shaps
-        out = pd.DataFrame(cols, index=pd.RangeIndex(len(rows)))
+        out = pd.DataFrame(cols, index=pd.RangeIndex(len(X)))
         return out.astype({c: object for c in out.columns if not c.endswith("_shap")})  # as reasons_frame's
 
     def _texts(self, j: int, encoded: np.ndarray, lang: str) -> np.ndarray:
         """The reason texts of feature ``j`` with each of its encoded values, each distinct value written once
         (distinct as bits: -0.0 reads differently from 0.0)."""
-        name = self.names[j]
-        if (name, lang) not in self._own_reasons:
-            self._own_reasons[name, lang] = self._reason(name, lang)
-        reason = self._own_reasons[name, lang]
+        name, reason = self.names[j], self._reason(self.names[j], lang)
         encoded = np.ascontiguousarray(encoded, dtype=np.float64)
         distinct, first, back = np.unique(encoded.view(np.int64), return_index=True, return_inverse=True)
-        cats = self._categories.get(j)
         said = np.empty(len(distinct), dtype=object)
         for u, v in enumerate(encoded[first].tolist()):
-            value = None if math.isnan(v) else cats[int(v)] if cats is not None else v
-            said[u] = reason_text(name, value, lang, reason=reason)
+            said[u] = reason_text(name, self._value(j, v), lang, reason=reason)
         return said[back.reshape(-1)]
 
     def _reason(self, name: str, lang: str) -> str | None:
-        """The bundle schema's reason text of a feature (its own attributes included), None: the catalogue's."""
-        schema_reason = getattr(self.bundle.schema, "reason", None)
-        return schema_reason(name, lang) if schema_reason is not None else None
+        """The bundle schema's reason text of a feature (its own attributes included), None: the catalogue's;
+        looked up once per feature and language."""
+        if (name, lang) not in self._own_reasons:
+            schema_reason = getattr(self.bundle.schema, "reason", None)
+            self._own_reasons[name, lang] = schema_reason(name, lang) if schema_reason is not None else None
+        return self._own_reasons[name, lang]
 
     # --- the bundle as judge ---------------------------------------------------------------
 
