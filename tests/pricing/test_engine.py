@@ -26,7 +26,9 @@ def test_output_columns_and_components():
     out = price(_apps(grade=["A3", "B3", "D"]), cfg)
     assert tuple(out.columns) == OUTPUT_COLUMNS
     assert tuple(price(_apps(), cfg).columns) == tuple(c for c in OUTPUT_COLUMNS if c != "grade")
-    np.testing.assert_allclose(out["risk_covering_rate"], out[list(COMPONENTS)].sum(axis=1), rtol=1e-15)
+    # the components' row sum, bit for bit (the rate is summed before the frame is made)
+    pd.testing.assert_series_equal(out["risk_covering_rate"], out[list(COMPONENTS)].sum(axis=1), check_names=False,
+                                   check_exact=True)
     assert out.loc[0, "expected_loss"] == 0.01 * 0.45 and out.loc[1, "expected_loss"] == 0.05 * 0.35
     assert (out["funding_cost"] == cfg.funding_cost).all() and (out["margin"] == cfg.margin).all()
     np.testing.assert_allclose(out["capital_charge"], out["k"] * cfg.hurdle_rate)
@@ -188,3 +190,20 @@ def test_price_with_bundle_flags_loans_to_refer(demo_run, tmp_path):
     path.write_text('[[policy]]\nname = "small_unit"\ntable = "loans"\ncolumn = "amount"\nmax = 150000\n')
     own = price_with_bundle(bundle, frame, PricingConfig(), load_dictionary(path))
     assert own["referral_rules"].tolist() == ["small_unit", "", "small_unit", "small_unit"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 4])
+def test_one_frame_holds_the_types_of_a_frame_grown_column_by_column(n):
+    """The priced frame is built in one go; its columns keep the types assigning them one by one gave
+    (scalars broadcast), for no loans as for some."""
+    cfg = PricingConfig(margin=0)
+    apps = pd.DataFrame({"loan_id": np.arange(n), "guarantee_type": ["unsecured"] * n, "pd": np.full(n, 0.02),
+                         "pd_guarantor": np.full(n, np.nan)})
+    out = price(apps, cfg)
+    assert len(out) == n and isinstance(out.index, pd.RangeIndex)
+    assert out["margin"].dtype == np.float64
+    assert out["floored"].dtype == bool and out["pd_guarantor"].isna().all()
+    grown = pd.DataFrame({"loan_id": apps["loan_id"].to_numpy()})
+    for c in ("funding_cost", "operating_cost", "margin"):
+        grown[c] = getattr(cfg, c)
+    pd.testing.assert_frame_equal(out[["loan_id", "funding_cost", "operating_cost", "margin"]], grown)

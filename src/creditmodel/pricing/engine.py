@@ -139,41 +139,33 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
                 pd_, np.nan_to_num(pd_g, nan=1.0), lgd_alone, maturity, s_eur, pd_floor=config.pd_floor), k_no_group)
             k_group_lgd_only = np.where(guaranteed, k_dd, k_group_lgd_only)
             approach = np.where(guaranteed, "double_default", approach).astype(object)
-    out = pd.DataFrame({"loan_id": applications["loan_id"].to_numpy()})
+    # the columns gathered, then one frame: a frame grown a column at a time cost more than the pricing of a
+    # request's few loans (scalars broadcast, as assigning them to a column does)
+    cols: dict[str, object] = {"loan_id": applications["loan_id"].to_numpy()}
     if "grade" in applications.columns:
-        out["grade"] = applications["grade"].to_numpy()
-    out["guarantee_type"] = gt.to_numpy()
-    out["pd"] = pd_
-    out["lgd"] = lgd
-    out["ead"] = ead
-    out["maturity_years"] = maturity
-    out["capital_approach"] = approach
-    out["correlation"] = correlation
-    out["k"] = k
-    out["risk_weight"] = risk_weight(k, config.scaling_factor)
-    out["funding_cost"] = config.funding_cost
-    out["operating_cost"] = config.operating_cost
-    out["expected_loss"] = pd_priced * lgd
-    out["capital_charge"] = k * config.capital_cost_rate
-    out["margin"] = config.margin
-    out["risk_covering_rate"] = out[list(COMPONENTS)].sum(axis=1)
-    rcr = out["risk_covering_rate"].to_numpy()
-    out["rate"] = np.clip(rcr, config.min_rate, config.max_rate)
-    out["floored"] = rcr < config.min_rate
-    out["capped"] = rcr > config.max_rate
-    args = (out["rate"].to_numpy(), config.funding_cost, config.operating_cost, out["expected_loss"].to_numpy(), k)
-    out["raroc"] = raroc(*args, config)
-    out["eva"] = eva(*args, ead, config)
+        cols["grade"] = applications["grade"].to_numpy()
+    expected_loss, capital_charge = pd_priced * lgd, k * config.capital_cost_rate
+    cols.update({"guarantee_type": gt.to_numpy(), "pd": pd_, "lgd": lgd, "ead": ead, "maturity_years": maturity,
+                 "capital_approach": approach, "correlation": correlation, "k": k,
+                 "risk_weight": risk_weight(k, config.scaling_factor), "funding_cost": config.funding_cost,
+                 "operating_cost": config.operating_cost, "expected_loss": expected_loss,
+                 "capital_charge": capital_charge, "margin": config.margin})
+    rcr = np.zeros(n)
+    for c in COMPONENTS:  # left to right, a missing part as 0: the row sum of the components' columns
+        rcr = rcr + np.nan_to_num(np.broadcast_to(np.asarray(cols[c], dtype=np.float64), (n,)))
+    rate = np.clip(rcr, config.min_rate, config.max_rate)
+    args = (rate, config.funding_cost, config.operating_cost, expected_loss, k)
+    cols.update({"risk_covering_rate": rcr, "rate": rate, "floored": rcr < config.min_rate,
+                 "capped": rcr > config.max_rate, "raroc": raroc(*args, config), "eva": eva(*args, ead, config)})
     if security is not None:
-        out["lgd_before_security"] = lgd_type
-        out["collateral_cover"] = np.nan_to_num(cover)
-        out["pd_guarantor"] = pd_g
-        out["pd_priced"] = pd_priced
-        out["guarantee_treatment"] = np.where(guaranteed, config.guarantee_treatment, "").astype(object)
-        out["group_lgd_effect"] = lgd - lgd_alone  # <= 0: the other members' joint liability
-        out["group_capital_effect"] = k - k_group_lgd_only  # >= 0: their correlated default (K per unit of EAD)
-        out["k_without_group"] = k_no_group
-    return out
+        cols.update({
+            "lgd_before_security": lgd_type, "collateral_cover": np.nan_to_num(cover), "pd_guarantor": pd_g,
+            "pd_priced": pd_priced,
+            "guarantee_treatment": np.where(guaranteed, config.guarantee_treatment, "").astype(object),
+            "group_lgd_effect": lgd - lgd_alone,  # <= 0: the other members' joint liability
+            "group_capital_effect": k - k_group_lgd_only,  # >= 0: their correlated default (K per unit of EAD)
+            "k_without_group": k_no_group})
+    return pd.DataFrame(cols, index=pd.RangeIndex(n))
 
 
 def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray, n: int

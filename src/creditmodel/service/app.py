@@ -465,7 +465,10 @@ class ScoringService:
         components = [c for c in COMPONENTS if c in priced.columns]
         skip = {"loan_id", "rate", "grade", *components}
         details_cols = [c for c in priced.columns if c not in skip]
-        records = priced.to_dict("records")
+        # the rows' values as the columns hold them (numpy scalars, unwrapped below): to_dict("records") indexes
+        # every cell, which cost more than the pricing of one loan
+        columns = list(priced.columns)
+        records = [dict(zip(columns, values)) for values in zip(*(priced[c].to_numpy() for c in columns))]
         reasons = self.scorer.reasons(X, lang=lang) if req.reasons else None
         names = self._grade_names(lang)
         results = []
