@@ -165,6 +165,7 @@ def test_one_query_for_both_dates_gives_the_standalone_results(demo_run, world_d
     pd.testing.assert_series_equal(s1.pd_reference, s2.pd_reference, check_exact=False, rtol=1e-9)
     pd.testing.assert_series_equal(s1.pd_recent, s2.pd_recent, check_exact=False, rtol=1e-9)
     pd.testing.assert_frame_equal(s1.csi, s2.csi, check_exact=False, rtol=1e-9)
+    assert s1.csi_reference == s2.csi_reference  # the development side, taken a column at a time, is the same
 
 
 def test_a_book_built_in_chunks_of_borrowers_gives_the_same_ratings(demo_run, world_dir):
@@ -184,6 +185,15 @@ def test_a_book_built_in_chunks_of_borrowers_gives_the_same_ratings(demo_run, wo
     one, pieces = OriginationFeatures(bundle, known), OriginationFeatures(bundle, known, chunk_rows=700)
     one.build(loans, as_of, rows, keep=keep)
     pieces.build(loans, as_of, rows, keep=keep)
+    assert len(pieces._pieces["frame"]) > 3
+    # a column at a time from the kept pieces, unjoined, in any order of loans: the columns of `of`
+    names = list(bundle.schema.names)
+    some = loans[loans["loan_id"].isin(keep)].iloc[::-3]
+    with pytest.raises(KeyError, match="not kept"):
+        next(pieces.columns_of(loans, names))
+    taken = pd.DataFrame(dict(pieces.columns_of(some, names)))
+    assert len(pieces._pieces["frame"]) > 3  # still apart
+    pd.testing.assert_frame_equal(taken, pieces.of(some).set_index("loan_id")[names], check_exact=True)
     chunks = _chunks(pd.concat([loans, rows]), 700)
     assert len(chunks) > 3 and sum(map(len, chunks)) == len(loans) + len(rows)
     owners = [set(c["enterprise_id"]) for c in chunks]

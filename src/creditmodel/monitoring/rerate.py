@@ -4,7 +4,7 @@ point in time, with the as-of date as every loan's decision date; grade migratio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -109,9 +109,15 @@ class OriginationFeatures:
     def reasons_now(self) -> pd.DataFrame | None:
         return self._joined("reasons_now")
 
+    def _held(self) -> pd.Index:
+        """The loan ids whose features are kept, in the pieces' order, without joining the pieces."""
+        pieces = self._pieces["frame"]
+        if len(pieces) == 1:
+            return pieces[0].index
+        return pd.Index(np.concatenate([p.index.to_numpy() for p in pieces]) if pieces else [])
+
     def _missing(self, apps: pd.DataFrame) -> pd.DataFrame:
-        have = self.frame.index if self.frame is not None else pd.Index([])
-        return apps[~apps["loan_id"].isin(have)].drop_duplicates("loan_id")
+        return apps[~apps["loan_id"].isin(self._held())].drop_duplicates("loan_id")
 
     def build(self, apps: pd.DataFrame, as_of: pd.Timestamp | None = None, book: pd.DataFrame | None = None,
               keep: Any = None) -> None:
@@ -124,8 +130,7 @@ class OriginationFeatures:
         kept = None if keep is None else pd.Index(pd.unique(np.asarray(keep)))
         todo = ~apps["loan_id"].isin(have)
         if kept is not None:  # kept loans whose features are not here yet
-            featured = self.frame.index if self.frame is not None else pd.Index([])
-            todo |= apps["loan_id"].isin(kept) & ~apps["loan_id"].isin(featured)
+            todo |= apps["loan_id"].isin(kept) & ~apps["loan_id"].isin(self._held())
         then = apps[todo].drop_duplicates("loan_id")
         parts = [then.assign(_now=False, _scored=then["loan_id"].isin(have).to_numpy())]
         if book is not None and as_of is not None:
@@ -192,14 +197,33 @@ class OriginationFeatures:
         if pds is not None:
             self._pieces["pds"].append(pds)
 
-    def of(self, apps: pd.DataFrame) -> pd.DataFrame:
-        """loan_id and the bundle's features of ``apps`` (rows of the loans table), in their order."""
+    def hold(self, apps: pd.DataFrame) -> None:
+        """Build (one catalogue query) and keep the features of the loans of ``apps`` not kept yet."""
         missing = self._missing(apps)
         if len(missing):
             self._add(_features(self.bundle, self.tables, missing, self.dictionary).set_index("loan_id"), None)
+
+    def of(self, apps: pd.DataFrame) -> pd.DataFrame:
+        """loan_id and the bundle's features of ``apps`` (rows of the loans table), in their order."""
+        self.hold(apps)
         frame = self.frame
         assert frame is not None
         return frame.loc[apps["loan_id"].to_numpy()].reset_index()
+
+    def columns_of(self, apps: pd.DataFrame, names: Sequence[str]) -> Iterator[tuple[str, pd.Series]]:
+        """Each of the features ``names`` of ``apps`` (rows of the loans table, their features kept: see
+        :meth:`hold`) in their order, one column at a time (index: loan_id): the values and types of
+        :meth:`of`'s columns, without joining the kept pieces or copying every feature at once, which on a
+        large book's development sample are the run's largest objects."""
+        pieces = self._pieces["frame"]
+        ids = apps["loan_id"].to_numpy()
+        at = self._held().get_indexer(ids)
+        if (at < 0).any():
+            raise KeyError(f"loan {ids[int(np.argmax(at < 0))]!r}: its features are not kept (hold it first)")
+        index = pd.Index(ids, name="loan_id")
+        for name in names:
+            column = pieces[0][name] if len(pieces) == 1 else pd.concat([p[name] for p in pieces])
+            yield name, column.take(at).set_axis(index).rename(name)
 
     def pd_of(self, apps: pd.DataFrame) -> np.ndarray:
         """The PD at origination of each row of ``apps`` (rows of the loans table), in their order."""

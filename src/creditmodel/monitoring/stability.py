@@ -88,26 +88,28 @@ def stability(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object, mo
     carried = reference is not None and origination is not None
     both = recent.drop_duplicates("loan_id") if carried else \
         pd.concat([dev, recent], ignore_index=True).drop_duplicates("loan_id")
-    frame = (origination.of(both) if origination is not None else _features(bundle, known, both, dictionary)
-             ).set_index("loan_id")
-    f_recent = frame.loc[recent["loan_id"].to_numpy(), names]
-    if origination is not None:  # the run's PDs at origination, each loan scored once
+    if origination is not None:  # the run's features and PDs at origination, each loan built and scored once
+        origination.hold(both)
+        # a column at a time: the development sample of a large book is the largest object of a run
+        f_recent = pd.DataFrame(dict(origination.columns_of(recent, names)))
         out.pd_reference = pd.Series(origination.pd_of(dev), index=pd.Index(dev["loan_id"].to_numpy(), name="loan_id"),
                                      name="pd")
         out.pd_recent = pd.Series(origination.pd_of(recent), index=f_recent.index, name="pd")
+        side: dict[str, Any] = dict(reference) if carried and reference is not None else {}
+        if not carried:
+            for name, column in origination.columns_of(dev, names):
+                side.update(csi_reference(column.to_frame(), [name]))
     else:
-        f_dev = frame.loc[dev["loan_id"].to_numpy(), names]
+        frame = _features(bundle, known, both, dictionary).set_index("loan_id")
+        f_dev, f_recent = frame.loc[dev["loan_id"].to_numpy(), names], frame.loc[recent["loan_id"].to_numpy(), names]
         out.pd_reference = pd.Series(bundle.predict_pd(f_dev.reset_index()), index=f_dev.index, name="pd")
         out.pd_recent = pd.Series(bundle.predict_pd(f_recent.reset_index()), index=f_recent.index, name="pd")
+        side = csi_reference(f_dev, names)
+    out.csi_reference = side
     out.psi_pd = psi(out.pd_reference, out.pd_recent)
     out.psi_grade = psi(pd.Series(bundle.grade(out.pd_reference.to_numpy())),
                         pd.Series(bundle.grade(out.pd_recent.to_numpy())), categorical=True)
-    if carried:
-        assert reference is not None
-        out.csi_reference = dict(reference)
-    else:
-        out.csi_reference = csi_reference(frame.loc[dev["loan_id"].to_numpy(), names], names)
-    table = csi_against(out.csi_reference, f_recent)
+    table = csi_against(side, f_recent)
     out.csi = table.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
     return out
 
