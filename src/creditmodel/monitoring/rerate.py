@@ -206,15 +206,13 @@ class OriginationFeatures:
     def of(self, apps: pd.DataFrame) -> pd.DataFrame:
         """loan_id and the bundle's features of ``apps`` (rows of the loans table), in their order."""
         self.hold(apps)
-        frame = self.frame
-        assert frame is not None
-        return frame.loc[apps["loan_id"].to_numpy()].reset_index()
+        return pd.DataFrame(dict(self.columns_of(apps, list(self._pieces["frame"][0].columns)))).reset_index()
 
     def columns_of(self, apps: pd.DataFrame, names: Sequence[str]) -> Iterator[tuple[str, pd.Series]]:
         """Each of the features ``names`` of ``apps`` (rows of the loans table, their features kept: see
-        :meth:`hold`) in their order, one column at a time (index: loan_id): the values and types of
-        :meth:`of`'s columns, without joining the kept pieces or copying every feature at once, which on a
-        large book's development sample are the run's largest objects."""
+        :meth:`hold`) in their order, one column at a time (index: loan_id), without joining the kept pieces
+        or copying every feature at once, which on a large book's development sample are the run's largest
+        objects."""
         pieces = self._pieces["frame"]
         ids = apps["loan_id"].to_numpy()
         at = self._held().get_indexer(ids)
