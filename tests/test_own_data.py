@@ -280,6 +280,8 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     priced = pd.read_csv(result.priced_path).merge(book[["loan_id", "amount"]], on="loan_id")
     assert priced["needs_referral"].astype(bool).tolist() == (priced["amount"] > AUTHORITY).tolist()
     assert priced["needs_referral"].any()
+    # the validation report counts them by the bank's rules too, not the shipped dictionary's
+    assert "金额超出本行审批权限，需上报审批" in html and "金额超出本单位审批权限" not in html
     card = json.loads((result.bundle_dir / "model_card.json").read_text())
     assert card["target"].startswith("default = the bank's default date (loans.default_date) falls within 24")
 

@@ -620,7 +620,9 @@ def _cmd_serve(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} {value}: expected a positive number")
     if args.max_large_requests < 1:
         raise ConfigError(f"--max-large-requests {args.max_large_requests}: expected at least 1")
-    pricing = load_config(args.config).pricing
+    config = load_config(args.config)
+    pricing = config.pricing
+    dictionary = config.data_dictionary()  # the bank's policy rules flag what the service scores and prices
 
     from creditmodel.export.bundle import load_bundle
     from creditmodel.service.app import RequestLog, create_app, listening_socket, load_api_keys, model_id, serve
@@ -654,7 +656,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
             scoring_log.check()  # a bad directory is one line at start-up; later failures are reported by /health
         app_options = dict(max_body_bytes=int(args.max_body_mb * 2**20), body_timeout=args.body_timeout,
                            max_large_requests=args.max_large_requests, api_keys=keys,
-                           training_range=args.training_range, store=args.store, scoring_log=scoring_log)
+                           training_range=args.training_range, store=args.store, scoring_log=scoring_log,
+                           dictionary=dictionary)
         # builds the request schema and proves the fast path's parity before any socket opens
         app = create_app(bundle, pricing, request_log=request_log, load_options=load_options, **app_options)
         sock = listening_socket(args.host, args.port)
@@ -753,7 +756,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
             raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
         check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
-                           config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang)
+                           config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang,
+                           dictionary=run_config.data_dictionary() if run_config is not None else None)
     for r in results:
         c = r.counts()
         print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
@@ -932,7 +936,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .html file to write")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
-    p.add_argument("--config", help="TOML whose [validation] table sets the thresholds")
+    p.add_argument("--config", help="TOML whose [validation] table sets the thresholds and whose data dictionary's "
+                                    "policy rules the report counts")
     p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
     p.add_argument("--lang", choices=("en", "zh"), help="language of the report (default: the configuration's lang, "
                                                         "else en)")
@@ -983,7 +988,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(see `creditmodel store build`); checked against the bundle's catalogue at start-up")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap")
+    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap, "
+                                    "and whose data dictionary's policy rules flag referrals")
     p.add_argument("--workers", type=_positive_int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (default info)")

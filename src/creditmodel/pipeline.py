@@ -738,7 +738,7 @@ def run_pipeline(
             step("track")
             progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
             validated = build_report(mlrun.run_model_uri, stage / "validation_report.html", tracking_uri=uri,
-                                     config=config.validation, lang=config.lang)[0]
+                                     config=config.validation, lang=config.lang, dictionary=dictionary)[0]
             counts = validated.counts()
             progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, "
                      f"{counts['red']} red -> {out / 'validation_report.html'} (also logged to the run)")

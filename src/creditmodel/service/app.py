@@ -264,10 +264,14 @@ class ScoringService:
     """The request handling, apart from FastAPI so that it can be timed and tested in-process."""
 
     def __init__(self, bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MAX_BATCH,
-                 num_threads: int = 1, training_range: str | None = None, scoring_log: Any = None):
+                 num_threads: int = 1, training_range: str | None = None, scoring_log: Any = None,
+                 dictionary: Any = None):
         from creditmodel.config import PricingConfig
+        from creditmodel.data.dictionary import default_dictionary
 
         self.bundle = bundle
+        # the bank's data dictionary (its policy rules): the run config's, else the shipped default
+        self.data_dictionary = dictionary if dictionary is not None else default_dictionary()
         self.scoring_log = scoring_log  # creditmodel.service.scoring_log.ScoringLog: every scored application
         self.pricing = pricing_config if pricing_config is not None else PricingConfig()
         self.max_batch = max_batch
@@ -288,10 +292,9 @@ class ScoringService:
         self.feature_index = {n: j for j, n in enumerate(self.names)}
         # the dictionary's policy rules a pricing request can be judged by: the loan's amount and term,
         # and rules on a column that is one of the bundle's features
-        from creditmodel.data.dictionary import default_dictionary
         from creditmodel.data.policy import applicable_rules
 
-        self.dictionary = applicable_rules(default_dictionary(), {"amount", "term_months", *self.names})
+        self.dictionary = applicable_rules(self.data_dictionary, {"amount", "term_months", *self.names})
         self.parsers = {"/v1/score": (self.score, self.models.score_request.model_validate_json),
                         "/v1/price": (self.price, self.models.price_request.model_validate_json)}
         # a valid request has exactly one "features" key per application, unless a feature is called so
@@ -586,7 +589,8 @@ class LargeRequests:
         self.spec = {"bundle_dir": str(svc.bundle.path), "manifest": svc.bundle.manifest, "pricing": svc.pricing,
                      "parent_pid": os.getpid(),
                      "load_options": load_options or {},
-                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range},
+                     "options": {"max_batch": svc.max_batch, "training_range": svc.training_range,
+                                 "dictionary": svc.data_dictionary},
                      "collect_scores": svc.scoring_log is not None}
         self.scoring_log = svc.scoring_log  # what the helper scored is appended here, by this worker
         self.limit, self.processes, self.active = limit, max(1, min(processes, limit)), 0
@@ -787,7 +791,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
                body_timeout: float = BODY_TIMEOUT_S, api_keys: Sequence[str] | None = None,
                request_log: RequestLog | None = None, health: Any = None, training_range: str | None = None,
                load_options: dict[str, Any] | None = None, store: str | None = None,
-               scoring_log: Any = None) -> FastAPI:
+               scoring_log: Any = None, dictionary: Any = None) -> FastAPI:
     """The FastAPI application serving `bundle` (a loaded, verified PDBundle).
 
     store: a feature store (``duckdb:///path`` or a DuckDB file) from which /v1/applications/score and
@@ -801,11 +805,13 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     policy. load_options: keyword arguments of load_bundle for the helper process of large bodies.
     scoring_log: a ``creditmodel.service.scoring_log.ScoringLog`` that every scored application is
     appended to (never blocking or failing a request; /health shows its state).
+    dictionary: the bank's data dictionary (``RunConfig.data_dictionary()``), whose policy rules flag the
+    scored and priced applications for referral; default: the shipped one.
     """
     from creditmodel.service.workers import SingleProcess
 
     svc = ScoringService(bundle, pricing_config, max_batch=max_batch, num_threads=num_threads,
-                         training_range=training_range, scoring_log=scoring_log)
+                         training_range=training_range, scoring_log=scoring_log, dictionary=dictionary)
     applications = None
     if store is not None:
         from creditmodel.service.applications import ApplicationService

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, Optional
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
 
-from creditmodel.data.dictionary import default_dictionary
 from creditmodel.data.policy import policy_flags, referral_items
 from creditmodel.exceptions import BundleError, first_line
 from creditmodel.features.catalogue import ATTRIBUTE_SOURCES
@@ -182,7 +181,7 @@ class ApplicationService:
         self.online = open_online(catalogue, store)
         self.names = list(svc.bundle.schema.names)
         self.model = build_application_model(catalogue)
-        self.dictionary = default_dictionary()
+        self.dictionary = svc.data_dictionary  # every policy rule: the borrower's enterprise row is at hand
         self.today = today or date.today
 
     def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:

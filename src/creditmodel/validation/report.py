@@ -403,13 +403,16 @@ def build_report(
     figures_dir: str | Path | None = None,
     force: bool = False,
     lang: str = "en",
+    dictionary: Any = None,
 ) -> list[ValidationResult]:
     """Validate `model_uri` (and `compare`), write the HTML report to `out`, log it to the model's run.
 
     The figures are inlined into the HTML; with `figures_dir` they are also kept there as PNG files
     (e.g. to show them in a notebook), else they are removed with the other intermediate files.
     `out` must be new or an earlier output of creditmodel (`creditmodel.outputs`; `force` also
-    replaces one changed since); it is checked before any work. `lang`: the report's language ("en", "zh")."""
+    replaces one changed since); it is checked before any work. `lang`: the report's language ("en", "zh").
+    `dictionary`: the bank's data dictionary (``RunConfig.data_dictionary()``), whose policy rules the report
+    counts on the out-of-time loans; default: the shipped one."""
     cfg = config or ValidationConfig()
     lang = check_lang(lang)
     out = Path(out)
@@ -422,6 +425,7 @@ def build_report(
         results = []
         for i, uri in enumerate([model_uri] + ([compare] if compare else [])):
             ev = load_evidence(uri, tracking_uri, work / f"model{i}")
+            ev.dictionary = dictionary
             figdir = Path(figures_dir) / f"model{i}" if figures_dir is not None else work / f"figures{i}"
             results.append(run_suite(ev, cfg, figdir))
         html = render_html(results, cfg, lang)

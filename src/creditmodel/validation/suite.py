@@ -49,6 +49,7 @@ class Evidence:
     model_uri: str | None = None
     run_id: str | None = None
     version: str | None = None
+    dictionary: Any = None  # the bank's data dictionary, whose policy rules are counted; None: the shipped one
 
     @property
     def card(self) -> dict[str, Any]:
@@ -511,7 +512,7 @@ def policy(ev: Evidence, cfg: ValidationConfig) -> Section:
                   "Out-of-time loans above the unit's approval authority or outside another policy rule of the "
                   "data dictionary: they are scored and priced like every loan and flagged for referral upwards.")
     oot = ev.features[ev.features["split"] == "oot"]
-    d = applicable_rules(default_dictionary(), set(oot.columns))
+    d = applicable_rules(ev.dictionary if ev.dictionary is not None else default_dictionary(), set(oot.columns))
     flags = policy_flags(oot, d)
     rows = []
     for rule in d.policies:
