@@ -260,6 +260,17 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     assert entry["direction"] == -1
     # the foreign vocabulary is the schema's
     assert set(result.models.lightgbm.schema_.categories["industry"]) == set(INDUSTRIES)
+    # with the bank's labels of its values, which a reason code on the industry reads in Chinese; a value the
+    # bank gave no label reads as itself, never as the shipped dictionary's label of the same code
+    labels = {f["name"]: f for f in schema["features"]}["industry"]["labels"]
+    assert labels == {"restaurants": {"en": "Restaurants", "zh": "餐饮业"}}
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.service.scoring import FastScorer
+
+    scorer = FastScorer(load_bundle(result.bundle_dir, allow_unsigned=True), self_check=False)
+    j, cats = scorer.names.index("industry"), list(result.models.lightgbm.schema_.categories["industry"])
+    said = scorer._texts(j, np.array([cats.index("restaurants"), cats.index("retail_trade")], dtype=float), "zh")
+    assert said[0].endswith("：餐饮业") and said[1].endswith("：retail trade")
     # the planted leak is flagged, in the output, the gate, MLflow and first in the report
     guard = pd.read_csv(result.report_dir / "leakage_guard.csv")
     flagged = set(guard.loc[guard["flagged"], "feature"])

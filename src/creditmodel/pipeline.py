@@ -278,8 +278,10 @@ def feature_source(name: str) -> str:
 
 
 def feature_schema(columns: list[str], config: RunConfig) -> FeatureSchema:
-    """The feature schema of `columns`: categories from the run's data dictionary (vocabularies and attributes)."""
-    return FeatureSchema.for_columns(columns, run_features(config.data_dictionary()))
+    """The feature schema of `columns`: categories from the run's data dictionary (vocabularies and attributes)
+    and its labels of their values."""
+    dictionary = config.data_dictionary()
+    return FeatureSchema.for_columns(columns, run_features(dictionary), labels=dictionary.labels)
 
 
 def check_user_splits(user_splits: dict[str, list[float]], columns: list[str], schema: FeatureSchema) -> None:

@@ -161,6 +161,12 @@ def test_malformed_manifest_entry_is_one_bundle_error(bundle_copy, signing_keys,
     assert "\n" not in str(err.value) and "manifest.json" in str(err.value)
 
 
+def _categorical(change):
+    def apply(doc):  # the first categorical feature's entry
+        change(next(f for f in doc["features"] if f["kind"] == "categorical"))
+    return apply
+
+
 def _set(path: list, value):
     def change(doc):
         node = doc
@@ -191,6 +197,11 @@ JSON_DEFECTS = {
                              "feature_schema.json: feature .* fields min/max"),
     "schema kind unknown": ("feature_schema.json", _set(["features", 0, "kind"], "text"), "field kind 'text'"),
     "schema features not a list": ("feature_schema.json", _set(["features"], {"a": 1}), "field features"),
+    "schema label of no category": ("feature_schema.json", _categorical(
+        lambda f: f.setdefault("labels", {}).__setitem__("zzz", {"zh": "甲"})),
+        r"feature_schema.json: feature '\w+': field labels: 'zzz' is not one of its categories"),
+    "schema label not a text": ("feature_schema.json", _categorical(
+        lambda f: f.__setitem__("labels", {f["categories"][0]: {"zh": 3}})), r"field labels\.\w+: expected"),
     "model card NaN": ("model_card.json", lambda d: d.__setitem__("auc", float("nan")), "model_card.json: field auc"),
 }
 

@@ -173,3 +173,22 @@ def test_the_schema_gives_the_reason_in_either_language():
     schema = FeatureSchema(("fs_leverage",), {}, {}, frozenset(), {}, {})
     assert schema.reason("fs_leverage") == "High leverage"
     assert schema.reason("fs_leverage", "zh") == "负债率高"
+
+
+def test_a_category_reads_as_the_label_the_schema_carries_else_the_shipped_one():
+    from creditmodel.data.dictionary import default_dictionary
+    from creditmodel.features.matrix import FeatureSchema
+    from creditmodel.features.reasons import format_value
+
+    shipped = default_dictionary().labels["industry"]["furniture"]["zh"]
+    assert format_value("industry", "furniture", "zh") == shipped  # no labels given: the shipped dictionary's
+    assert format_value("industry", "furniture", "zh", labels={"furniture": {"zh": "木器"}}) == "木器"
+    assert format_value("industry", "furniture", "zh", labels={}) == "furniture"  # the bank labelled it not
+    assert format_value("industry", "furniture", "en", labels={"furniture": {"zh": "木器"}}) == "furniture"
+    # a schema keeps the labels of its categorical features named as a vocabulary, and reads them back
+    bank = {"industry": {"furniture": {"en": "Furniture", "zh": "木器"}, "other": {"zh": "其他"}},
+            "channel": {"cash": {"zh": "现金"}}}
+    schema = FeatureSchema.for_columns(["industry", "fs_leverage"], labels=bank)
+    assert schema.labels == {"industry": {"furniture": {"en": "Furniture", "zh": "木器"}}}  # its categories only
+    assert FeatureSchema.from_dict(schema.to_dict()).labels == schema.labels
+    assert "labels" not in FeatureSchema.for_columns(["industry"]).to_dict()["features"][0]

@@ -141,6 +141,19 @@ def check_master_scale(data: dict[str, Any], where: str) -> None:
                                   f"grade {grades[i]}'s band [{lo}, {hi}]")
 
 
+def _check_labels(labels: Any, categories: list[str], at: str) -> None:
+    """A categorical feature's labels: an object of its categories, each {"en": text, "zh": text} (either)."""
+    if not isinstance(labels, dict):
+        raise BundleError(f"{at}: field labels: expected an object of category -> texts")
+    for value, texts in labels.items():
+        if value not in categories:
+            raise BundleError(f"{at}: field labels: {str(value)[:40]!r} is not one of its categories")
+        if not isinstance(texts, dict) or not set(texts) <= {"en", "zh"} or \
+                not all(isinstance(t, str) and t for t in texts.values()):
+            raise BundleError(f"{at}: field labels.{value}: expected {{\"en\": text, \"zh\": text}} "
+                              f"(non-empty strings)")
+
+
 def check_feature_schema(data: dict[str, Any], where: str) -> None:
     """feature_schema.json: unique names, a known kind each, categories or a finite range with min <= max."""
     check_finite(data, where)
@@ -167,6 +180,7 @@ def check_feature_schema(data: dict[str, Any], where: str) -> None:
             if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats) \
                     or len(set(cats)) != len(cats):
                 raise BundleError(f"{at}: field categories: expected a non-empty list of unique strings")
+            _check_labels(f.get("labels", {}), cats, at)
             continue
         for lo_key, hi_key in (("min", "max"), ("training_min", "training_max")):
             if (lo_key in f) != (hi_key in f):

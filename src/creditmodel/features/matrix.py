@@ -9,7 +9,7 @@ with a fill value never are), its reason text, and the range seen in training (f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,13 +43,19 @@ class FeatureSchema:
     required: frozenset[str] = frozenset()  # features that may not be null
     observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric: training min, max
     texts: dict[str, dict[str, str]] = field(default_factory=dict)  # beyond the catalogue: label, reason (en, zh)
+    # categorical features named as a vocabulary of the run's data dictionary: its labels of their values
+    # (value -> {"en": ..., "zh": ...}), what a reason code shows a loan officer for the value
+    labels: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     @classmethod
-    def for_columns(cls, columns: Sequence[str], features: Sequence[Feature] | None = None) -> FeatureSchema:
+    def for_columns(cls, columns: Sequence[str], features: Sequence[Feature] | None = None,
+                    labels: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None) -> FeatureSchema:
         """Schema of catalogue features `columns`; object columns not in the catalogue are refused.
 
         features: the catalogue whose categories to use, e.g. ``catalogue(dictionary)`` for a bank's
-        own vocabularies (default: the catalogue of the shipped data dictionary).
+        own vocabularies (default: the catalogue of the shipped data dictionary). labels: that
+        dictionary's labels (``DataDictionary.labels``), kept for the categorical features named as a
+        vocabulary, so the bundle's reason codes read the bank's words for its values.
         """
         known = BY_NAME if features is None else {f.name: f for f in features}
         cats = {}
@@ -57,7 +63,9 @@ class FeatureSchema:
             f = known.get(name)
             if f is not None and f.categories is not None:
                 cats[name] = tuple(f.categories)
-        return cls(tuple(columns), cats, *_catalogue_policy(columns, cats))
+        kept = {name: {v: dict(labels[name][v]) for v in values if v in labels[name]}
+                for name, values in cats.items() if labels is not None and name in labels}
+        return replace(cls(tuple(columns), cats, *_catalogue_policy(columns, cats)), labels=kept)
 
     @classmethod
     def infer(cls, frame: pd.DataFrame) -> FeatureSchema:
@@ -160,6 +168,8 @@ class FeatureSchema:
                                      "nullable": n not in self.required}
             if n in self.categories:
                 entry["categories"] = list(self.categories[n])
+                if n in self.labels:
+                    entry["labels"] = {v: dict(t) for v, t in self.labels[n].items()}
             else:
                 lo, hi = self.bounds.get(n, (-ABSURD, ABSURD))
                 entry["min"], entry["max"] = lo, hi
@@ -185,6 +195,8 @@ class FeatureSchema:
             {f["name"]: (float(f["training_min"]), float(f["training_max"])) for f in feats if "training_min" in f},
             {f["name"]: {k: f[k] for k in ("label", "reason", "label_zh", "reason_zh", "direction", "source")
                          if k in f} for f in feats if "label_zh" in f or "reason_zh" in f},
+            {f["name"]: {v: dict(t) for v, t in f["labels"].items()} for f in feats
+             if f["kind"] == "categorical" and "labels" in f},
         )
 
     def reason(self, name: str, lang: str = "en") -> str:

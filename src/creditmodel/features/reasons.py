@@ -17,6 +17,7 @@ functions, and the scoring path stays free of plotting and statistics packages.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -89,15 +90,19 @@ def top_adverse_matrix(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     return order, adverse
 
 
-def format_value(name: str, value: object, lang: str = "en") -> str:
+def format_value(name: str, value: object, lang: str = "en",
+                 labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """A feature value as a loan officer reads it, in `lang` ("CNY 12,000" / "12,000 元", "35%",
-    "not available" / "无数据"); a category reads as the data dictionary's label in Chinese."""
+    "not available" / "无数据"); a category reads as the data dictionary's label in Chinese: from
+    `labels` (the feature's, value -> {lang: text}, as a bundle's schema carries the run's dictionary's),
+    else from the shipped dictionary."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return text("value.not_available", lang)
     fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
     if fmt == "cat" or isinstance(value, str):
         if lang != "en":
-            label = _category_label(name, str(value), lang)
+            label = (labels.get(str(value), {}).get(lang) or None) if labels is not None else \
+                _category_label(name, str(value), lang)
             if label is not None:
                 return label
         return str(value).replace("_", " ")
@@ -121,9 +126,11 @@ def _category_label(name: str, value: str, lang: str) -> str | None:
     return labels.get(lang) or None
 
 
-def reason_text(name: str, value: object, lang: str = "en", *, reason: str | None = None) -> str:
+def reason_text(name: str, value: object, lang: str = "en", *, reason: str | None = None,
+                labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """The catalogue's reason for a feature with the value behind it: "<reason>: <value>" ("<原因>：<值>" in
-    Chinese). `reason`: the text to use instead of the catalogue's (e.g. a bundle's own attribute's)."""
+    Chinese). `reason`: the text to use instead of the catalogue's (e.g. a bundle's own attribute's);
+    `labels`: the feature's value labels (see :func:`format_value`)."""
     if reason is None:
         f = BY_NAME.get(name)
         if f is None:
@@ -132,4 +139,4 @@ def reason_text(name: str, value: object, lang: str = "en", *, reason: str | Non
             reason = f.reason_zh or f.label_zh or f.reason or f.label
         else:
             reason = f.reason or f.label
-    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang))
+    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang, labels))
