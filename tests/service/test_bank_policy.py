@@ -1,10 +1,12 @@
-"""The service flags referrals by the bank's own data dictionary (the run config's), not the shipped one: its
-policy rules on the loan and on the borrower's enterprise row, in-process, in the helper process of large
-bodies and in every worker of `serve --config`."""
+"""The service speaks the bank's own data dictionary (the run config's), not the shipped one: its policy rules
+on the loan and on the borrower's enterprise row flag referrals (in-process, in the helper process of large
+bodies and in every worker of `serve --config`), its valid domains bound the requests, and its currency names
+the amounts in the API's documentation."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -22,6 +24,12 @@ LIMIT = 1_000_000.0  # the bank's authority; the shipped dictionary's is CNY 5 m
 
 def _bank_toml(born_before: int) -> str:
     return f"""
+currency = "USD"
+
+[bounds]
+"loans.amount" = {{ min = 1000, max = 3000000 }}
+"loans.term_months" = {{ min = 1, max = 84 }}
+
 [[policy]]
 name = "county_authority"
 table = "loans"
@@ -113,3 +121,36 @@ def test_serve_takes_the_dictionary_of_its_config_in_every_worker(served, bank, 
     finally:
         stop_server(proc)
     assert all(_priced(a) == [["county_authority"]] for a in answers)
+
+
+def test_requests_are_bounded_by_the_bank_domains_and_documented_in_its_currency(served, bank):  # noqa: F811
+    from creditmodel.data.schema import resolve_tables
+    from creditmodel.service.scoring import dictionary_domain
+
+    app = create_app(served["bundle"], store=f"duckdb://{served['path']}", dictionary=bank["dictionary"])
+    client = TestClient(app)
+    loan = next(_loans_by_owner(served, bank["born_before"], old=False, n=1).itertuples())
+    for over, field in (({"amount": 4_000_000.0}, "amount"), ({"term_months": 96}, "term_months")):
+        for c, status in ((client, 422), (served["client"], 200)):  # the shipped domain takes both
+            r = c.post("/v1/applications/score", json=application_body(loan, **over))
+            assert r.status_code == status, (over, r.text)
+            if status == 422:
+                assert r.json()["detail"][0]["loc"] == ["body", field]
+    rows = json_features(served["frame"].head(1), served["bundle"].schema.names)
+    for terms, field in (({"amount": 4_000_000.0}, "amount"), ({"amount": 5e5, "maturity_years": 8.0}, "maturity_years")):
+        body = {"applications": [{"features": rows[0], "loan": {"guarantee_type": "unsecured", **terms}}]}
+        r = client.post("/v1/price", json=body)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, r.text
+        assert served["client"].post("/v1/price", json=body).status_code == 200
+    # a feature that is the loan's amount is bounded by the bank's domain too, and the refusal says where from
+    domain = dictionary_domain(served["bundle"].schema.names, resolve_tables(bank["dictionary"]))
+    name = next(n for n, (_, _, where) in domain.items() if where == "loans.amount")
+    assert domain[name][1] == 3_000_000
+    r = client.post("/v1/score", json={"applications": [{"features": {**rows[0], name: 4_000_000.0}}]})
+    assert r.status_code == 422 and "loans.amount" in r.text, r.text
+    assert served["client"].post("/v1/score", json={"applications": [
+        {"features": {**rows[0], name: 4_000_000.0}}]}).status_code == 200
+    docs = json.dumps(client.get("/openapi.json").json())
+    assert "exposure at default, USD" in docs and "amount applied for, USD" in docs and "annual sales, USD" in docs
+    assert not {"exposure at default, CNY", "amount applied for, CNY", "annual sales, CNY"} & set(
+        re.findall(r"[a-z ]+, CNY", docs))

@@ -49,7 +49,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -247,14 +247,15 @@ def training_range_policy(bundle: Any) -> str:
     return policy
 
 
-def loan_domain() -> dict[str, tuple[float, float, str]]:
+def loan_domain(tables: Mapping[str, Any] | None = None) -> dict[str, tuple[float, float, str]]:
     """Valid ranges of the pricing request's loan terms, from the data dictionary (not business policy):
-    the amount as loans.amount, the maturity as loans.term_months in years, sales as statement revenue."""
+    the amount as loans.amount, the maturity as loans.term_months in years, sales as statement revenue.
+    tables: the canonical tables of the bank's dictionary (``schema.resolve_tables``); None: the shipped one's."""
     out = {}
     for field_, (table, column, scale) in {"amount": ("loans", "amount", 1.0),
                                            "maturity_years": ("loans", "term_months", 1 / 12),
                                            "annual_sales": ("financial_statements", "revenue", 1.0)}.items():
-        b = dictionary_column_bounds(table, column)
+        b = dictionary_column_bounds(table, column, tables)
         if b is not None:
             out[field_] = (b[0] * scale, b[1] * scale, f"{table}.{column}" + (" / 12" if scale != 1.0 else ""))
     return out
@@ -268,14 +269,17 @@ class ScoringService:
                  dictionary: Any = None):
         from creditmodel.config import PricingConfig
         from creditmodel.data.dictionary import default_dictionary
+        from creditmodel.data.schema import resolve_tables
 
         self.bundle = bundle
-        # the bank's data dictionary (its policy rules): the run config's, else the shipped default
+        # the bank's data dictionary (its policy rules, valid domains, currency): the run config's, else the
+        # shipped default; `tables`: the canonical tables with its domains, which bound the requests
         self.data_dictionary = dictionary if dictionary is not None else default_dictionary()
+        self.tables = resolve_tables(self.data_dictionary)
         self.scoring_log = scoring_log  # creditmodel.service.scoring_log.ScoringLog: every scored application
         self.pricing = pricing_config if pricing_config is not None else PricingConfig()
         self.max_batch = max_batch
-        self.scorer = FastScorer(bundle, num_threads=num_threads, dictionary=True)
+        self.scorer = FastScorer(bundle, num_threads=num_threads, dictionary=True, tables=self.tables)
         self.names = self.scorer.names
         self.model_id = model_id(bundle)
         self.training_range = training_range or training_range_policy(bundle)
@@ -287,7 +291,8 @@ class ScoringService:
                         for n, e in entries.items()}
         self.models = m.build_request_models(self.scorer.policies, sorted(self.pricing.lgd),
                                              descriptions=descriptions, max_batch=max_batch,
-                                             loan_domain=loan_domain())
+                                             loan_domain=loan_domain(self.tables),
+                                             currency=self.data_dictionary.currency)
         self.keys = self.models.field_keys
         self.feature_index = {n: j for j, n in enumerate(self.names)}
         # the dictionary's policy rules a pricing request can be judged by: the loan's amount and term,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any, Literal, Optional
 
@@ -46,35 +47,38 @@ def _integer(lo: int, hi: int) -> Any:
     return Annotated[int, Strict(), Field(ge=lo, le=hi), BeforeValidator(_whole)]
 
 
-def _amount() -> Any:
-    lo, hi = dictionary_column_bounds("loans", "amount") or (0.0, m.ABSURD)
+def _amount(tables: Mapping[str, Any] | None) -> Any:
+    lo, hi = dictionary_column_bounds("loans", "amount", tables) or (0.0, m.ABSURD)
     top = min(hi, m.ABSURD)
     bounds = (Field(ge=lo, le=top, allow_inf_nan=False) if lo > 0 else Field(gt=0.0, le=top, allow_inf_nan=False))
     return Annotated[float, Strict(), bounds]
 
 
-def _sales() -> Any:
+def _sales(tables: Mapping[str, Any] | None) -> Any:
     """Annual sales as /v1/price takes them: the data dictionary's range of statement revenue."""
-    lo, hi = dictionary_column_bounds("financial_statements", "revenue") or (0.0, m.ABSURD)
+    lo, hi = dictionary_column_bounds("financial_statements", "revenue", tables) or (0.0, m.ABSURD)
     return Annotated[float, Strict(), Field(ge=max(lo, 0.0), le=min(hi, m.ABSURD), allow_inf_nan=False)]
 
 
-def _term() -> Any:
-    lo, hi = dictionary_column_bounds("loans", "term_months") or (1, 12 * m.MAX_MATURITY_YEARS)
+def _term(tables: Mapping[str, Any] | None) -> Any:
+    lo, hi = dictionary_column_bounds("loans", "term_months", tables) or (1, 12 * m.MAX_MATURITY_YEARS)
     return _integer(max(1, math.ceil(lo)), int(min(hi, 12 * m.MAX_MATURITY_YEARS)))
 
 
-def build_application_model(catalogue: Any) -> type[BaseModel]:
-    """The request of the application endpoints, its vocabularies from the bundle's catalogue."""
+def build_application_model(catalogue: Any, tables: Mapping[str, Any] | None = None,
+                            currency: str = "CNY") -> type[BaseModel]:
+    """The request of the application endpoints, its vocabularies from the bundle's catalogue, its ranges from
+    the canonical tables of the bank's data dictionary (``schema.resolve_tables``; None: the shipped one's)
+    and its amounts in that dictionary's currency."""
     cats = {f.name: f.categories for f in catalogue if f.categories is not None}
 
     def vocab(name: str) -> Any:
         values = tuple(cats.get(name) or ())
         return Literal[values] if values else Annotated[str, Strict(), Field(min_length=1, max_length=100)]
 
-    amount, term = _amount(), _term()
+    amount, term = _amount(tables), _term(tables)
     some_id: Any = Optional[_integer(0, MAX_ID)]  # noqa: UP045 - types built at run time: Any to the type checker
-    sales: Any = Optional[_sales()]  # noqa: UP045
+    sales: Any = Optional[_sales(tables)]  # noqa: UP045
     own = _attributes_model(catalogue)
     extra: dict[str, Any] = {} if own is None else {"attributes": (own, Field(
         ..., description="the bank's own loan columns the bundle's model reads, as the application states "
@@ -84,7 +88,7 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
         id=(Optional[Annotated[str, Strict(), Field(max_length=m.MAX_ID_LENGTH)]],  # noqa: UP045
             Field(None, description="the caller's reference, echoed back")),
         enterprise_id=(_integer(0, MAX_ID), Field(..., description="the borrower")),
-        amount=(amount, Field(..., description="amount applied for, CNY")),
+        amount=(amount, Field(..., description=f"amount applied for, {currency}")),
         term_months=(term, Field(..., description="term in months")),
         product=(vocab("product"), Field(..., description="product (the data dictionary's products)")),
         guarantee_type=(vocab("guarantee_type"), Field(..., description="guarantee (the data dictionary's types)")),
@@ -100,7 +104,8 @@ def build_application_model(catalogue: Any) -> type[BaseModel]:
                                               "guarantees leads back to the borrower")),
         reasons=(Annotated[bool, Strict()], Field(True, description="include the top-3 reason codes")),
         annual_sales=(sales,
-                      Field(None, description="price only: annual sales, CNY; default the latest statement's")),
+                      Field(None, description=f"price only: annual sales, {currency}; default the latest "
+                                              f"statement's")),
         lang=(Optional[LangField], Field(None, description="language of the texts: en or zh (default: ?lang=, "  # noqa: UP045
                                                            "then Accept-Language, then en)")),
         **extra,
@@ -180,7 +185,7 @@ class ApplicationService:
         self.svc = svc
         self.online = open_online(catalogue, store)
         self.names = list(svc.bundle.schema.names)
-        self.model = build_application_model(catalogue)
+        self.model = build_application_model(catalogue, svc.tables, svc.data_dictionary.currency)
         self.dictionary = svc.data_dictionary  # every policy rule: the borrower's enterprise row is at hand
         self.today = today or date.today
 

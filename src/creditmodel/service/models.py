@@ -67,12 +67,14 @@ def _in_domain(lo: float, hi: float, source: str, *, open_low: bool = False) -> 
 
 def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[str], *,
                          descriptions: dict[str, str] | None = None, max_batch: int = MAX_BATCH,
-                         loan_domain: dict[str, tuple[float, float, str]] | None = None) -> RequestModels:
+                         loan_domain: dict[str, tuple[float, float, str]] | None = None,
+                         currency: str = "CNY") -> RequestModels:
     """Pydantic models of the score and price requests for a bundle's features.
 
     Field python names are ``f0..fn`` with the feature name as alias, so a feature called e.g.
     ``schema`` or ``model_x`` cannot clash with pydantic's own attributes. `loan_domain` gives the
-    valid [lo, hi] and its dictionary source of the loan terms amount, maturity_years, annual_sales.
+    valid [lo, hi] and its dictionary source of the loan terms amount, maturity_years, annual_sales;
+    `currency` the data dictionary's, which the amounts are in.
     """
     domain = loan_domain or {}
     # field types built at run time from the bundle and the dictionary: Any to the type checker
@@ -117,12 +119,12 @@ def build_request_models(policies: list[FeaturePolicy], guarantee_types: list[st
         "LoanTerms", __config__=_FORBID,
         guarantee_type=(guarantee,
                         Field(..., description="sets the LGD; the PD uses features.guarantee_type")),
-        amount=(amount, Field(..., description="exposure at default, CNY")),
+        amount=(amount, Field(..., description=f"exposure at default, {currency}")),
         maturity_years=(optional_maturity,
                         Field(None, description="default: features.term_months / 12 (required when that is null; "
                                                 "the configured default only for a model without term_months)")),
         annual_sales=(optional_sales,
-                      Field(None, description="borrower's annual sales, CNY (corporate SME adjustment); "
+                      Field(None, description=f"borrower's annual sales, {currency} (corporate SME adjustment); "
                                               "default: features.fs_revenue when not negative")),
     )
     priced_application = create_model("PriceApplication", __config__=_FORBID, id=app_id,

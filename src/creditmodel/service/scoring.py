@@ -66,12 +66,14 @@ _COLUMN = re.compile(r"^\s*([a-z])\.(\w+)\s*$")
 _RATIO = re.compile(r"^\s*([a-z])\.(\w+)\s*/\s*([a-z])\.(\w+)\s*$")
 
 
-def dictionary_column_bounds(table: str, column: str) -> tuple[float, float] | None:
-    """[min, max] of a numeric column in the data dictionary (the valid domain, not business policy)."""
+def dictionary_column_bounds(table: str, column: str, tables: Mapping[str, Any] | None = None
+                             ) -> tuple[float, float] | None:
+    """[min, max] of a numeric column in the data dictionary (the valid domain, not business policy).
+    tables: the canonical tables of the bank's dictionary (``schema.resolve_tables``); None: the shipped one's."""
     from creditmodel.data.schema import TABLES
 
     try:
-        col = TABLES[table].column(column)
+        col = (TABLES if tables is None else tables)[table].column(column)
     except (KeyError, StopIteration):
         return None
     if col.kind not in ("int", "float") or (col.min_value is None and col.max_value is None):
@@ -81,9 +83,11 @@ def dictionary_column_bounds(table: str, column: str) -> tuple[float, float] | N
     return lo, hi
 
 
-def dictionary_domain(names: Sequence[str]) -> dict[str, tuple[float, float, str]]:
+def dictionary_domain(names: Sequence[str], tables: Mapping[str, Any] | None = None
+                      ) -> dict[str, tuple[float, float, str]]:
     """Per feature that is a dictionary column as it stands (``a.amount``) or a ratio of two positive ones
-    (``a.amount / a.term_months``): its valid range from the data dictionary and where that comes from."""
+    (``a.amount / a.term_months``): its valid range from the data dictionary (``tables``, see
+    :func:`dictionary_column_bounds`) and where that comes from."""
     from creditmodel.features.catalogue import BY_NAME
 
     out: dict[str, tuple[float, float, str]] = {}
@@ -94,22 +98,25 @@ def dictionary_domain(names: Sequence[str]) -> dict[str, tuple[float, float, str
         plain, ratio = _COLUMN.match(f.sql), _RATIO.match(f.sql)
         if plain and plain.group(1) in _ALIASES:
             table = _ALIASES[plain.group(1)]
-            b = dictionary_column_bounds(table, plain.group(2))
+            b = dictionary_column_bounds(table, plain.group(2), tables)
             if b is not None:
                 out[name] = (b[0], b[1], f"{table}.{plain.group(2)}")
         elif ratio and ratio.group(1) in _ALIASES and ratio.group(3) in _ALIASES:
             t1, t2 = _ALIASES[ratio.group(1)], _ALIASES[ratio.group(3)]
-            num, den = dictionary_column_bounds(t1, ratio.group(2)), dictionary_column_bounds(t2, ratio.group(4))
+            num = dictionary_column_bounds(t1, ratio.group(2), tables)
+            den = dictionary_column_bounds(t2, ratio.group(4), tables)
             if num is not None and den is not None and num[0] >= 0 and den[0] > 0:
                 out[name] = (num[0] / den[1], num[1] / den[0], f"{t1}.{ratio.group(2)} / {t2}.{ratio.group(4)}")
     return out
 
 
-def feature_policies(schema: Any, *, dictionary: bool = False) -> list[FeaturePolicy]:
+def feature_policies(schema: Any, *, dictionary: bool = False,
+                     tables: Mapping[str, Any] | None = None) -> list[FeaturePolicy]:
     """The schema's per-feature policy, read defensively (older schemas carry categories only).
 
     dictionary: narrow each feature's allowed range to the data dictionary's valid domain where the
-    feature is a dictionary column or a ratio of two (a bundle may allow [-1e15, 1e15] for a loan amount).
+    feature is a dictionary column or a ratio of two (a bundle may allow [-1e15, 1e15] for a loan amount);
+    tables: that dictionary's canonical tables (None: the shipped dictionary's).
     """
     bounds = getattr(schema, "bounds", None)
     default = None
@@ -123,7 +130,7 @@ def feature_policies(schema: Any, *, dictionary: bool = False) -> list[FeaturePo
     bounds = bounds or {}
     required = getattr(schema, "required", None) or frozenset()
     observed = getattr(schema, "observed", None) or {}
-    domain = dictionary_domain(schema.names) if dictionary else {}
+    domain = dictionary_domain(schema.names, tables) if dictionary else {}
     out = []
     for name in schema.names:
         cats = schema.categories.get(name)
@@ -152,11 +159,12 @@ class FastScorer:
     more than one row of trees), 0 means all cores (batch).
     """
 
-    def __init__(self, bundle: Any, *, num_threads: int = 1, self_check: bool = True, dictionary: bool = False):
+    def __init__(self, bundle: Any, *, num_threads: int = 1, self_check: bool = True, dictionary: bool = False,
+                 tables: Mapping[str, Any] | None = None):
         self.bundle = bundle
         self.schema = bundle.schema
         self.names: tuple[str, ...] = tuple(bundle.schema.names)
-        self.policies = feature_policies(bundle.schema, dictionary=dictionary)
+        self.policies = feature_policies(bundle.schema, dictionary=dictionary, tables=tables)
         self.num_threads = num_threads
         self._codes = [(j, {c: float(i) for i, c in enumerate(p.categories)})
                        for j, p in enumerate(self.policies) if p.categories is not None]
