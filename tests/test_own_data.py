@@ -271,6 +271,10 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     j, cats = scorer.names.index("industry"), list(result.models.lightgbm.schema_.categories["industry"])
     said = scorer._texts(j, np.array([cats.index("restaurants"), cats.index("retail_trade")], dtype=float), "zh")
     assert said[0].endswith("：餐饮业") and said[1].endswith("：retail trade")
+    # and its amounts read in the bank's currency, not in CNY
+    j = scorer.names.index("loan_amount")
+    assert scorer._texts(j, np.array([12_000.0]), "en")[0].endswith(": USD 12,000")
+    assert scorer._texts(j, np.array([12_000.0]), "zh")[0].endswith("：12,000（USD）")
     # the planted leak is flagged, in the output, the gate, MLflow and first in the report
     guard = pd.read_csv(result.report_dir / "leakage_guard.csv")
     flagged = set(guard.loc[guard["flagged"], "feature"])

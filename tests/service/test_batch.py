@@ -164,7 +164,8 @@ def test_reason_texts_are_written_per_value_as_one_value_is():
     from creditmodel.service.scoring import FastScorer
 
     scorer = FastScorer.__new__(FastScorer)
-    scorer.names, scorer._categories, scorer._own_reasons, scorer._labels = ("f_float", "f_cat"), {1: ("a", "b_c")}, {}, {}
+    scorer.names, scorer._categories, scorer._own_reasons = ("f_float", "f_cat"), {1: ("a", "b_c")}, {}
+    scorer._labels, scorer._currency = {}, None
     scorer.bundle = SimpleNamespace(schema=SimpleNamespace(reason=lambda name, lang: f"own {name}"))
     values = np.array([0.0, -0.0, np.nan, 1.5, 0.0, -0.0, 1.5, np.nan])
     assert list(scorer._texts(0, values, "en")) == [reason_text("f_float", None if np.isnan(v) else float(v), "en",

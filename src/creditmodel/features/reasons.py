@@ -91,11 +91,12 @@ def top_adverse_matrix(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 def format_value(name: str, value: object, lang: str = "en",
-                 labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
+                 labels: Mapping[str, Mapping[str, str]] | None = None, currency: str | None = None) -> str:
     """A feature value as a loan officer reads it, in `lang` ("CNY 12,000" / "12,000 元", "35%",
     "not available" / "无数据"); a category reads as the data dictionary's label in Chinese: from
     `labels` (the feature's, value -> {lang: text}, as a bundle's schema carries the run's dictionary's),
-    else from the shipped dictionary."""
+    else from the shipped dictionary. An amount reads in `currency` (the run's dictionary's, e.g. "USD"; None:
+    CNY, the shipped one's)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return text("value.not_available", lang)
     fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
@@ -109,6 +110,8 @@ def format_value(name: str, value: object, lang: str = "en",
     v = float(value)  # type: ignore[arg-type]
     if fmt == "pct":
         return f"{v:.0%}"
+    if fmt == "cny" and currency not in (None, "CNY"):
+        return text("value.money", lang, v=v, currency=currency)
     if fmt in ("cny", "days", "months", "years"):
         return text(f"value.{fmt}", lang, v=v)
     if fmt == "int":
@@ -127,10 +130,10 @@ def _category_label(name: str, value: str, lang: str) -> str | None:
 
 
 def reason_text(name: str, value: object, lang: str = "en", *, reason: str | None = None,
-                labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
+                labels: Mapping[str, Mapping[str, str]] | None = None, currency: str | None = None) -> str:
     """The catalogue's reason for a feature with the value behind it: "<reason>: <value>" ("<原因>：<值>" in
     Chinese). `reason`: the text to use instead of the catalogue's (e.g. a bundle's own attribute's);
-    `labels`: the feature's value labels (see :func:`format_value`)."""
+    `labels` and `currency`: the feature's value labels and the amounts' currency (see :func:`format_value`)."""
     if reason is None:
         f = BY_NAME.get(name)
         if f is None:
@@ -139,4 +142,4 @@ def reason_text(name: str, value: object, lang: str = "en", *, reason: str | Non
             reason = f.reason_zh or f.label_zh or f.reason or f.label
         else:
             reason = f.reason or f.label
-    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang, labels))
+    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang, labels, currency))

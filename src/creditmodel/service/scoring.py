@@ -172,6 +172,10 @@ class FastScorer:
         # the run's dictionary's labels of category values, as the bundle carries them (older bundles: none,
         # and the shipped dictionary's labels are used)
         self._labels: dict[str, Any] = dict(getattr(bundle.schema, "labels", None) or {})
+        # the currency of the run's dictionary, which its amounts read in (the model card's; else CNY)
+        card = getattr(bundle, "model_card", None)
+        self._currency: str | None = ((card.get("data_dictionary") or {}).get("currency")
+                                      if isinstance(card, dict) else None)
         bounded = [(j, p.bounds) for j, p in enumerate(self.policies) if p.bounds is not None]
         self._bounded_idx = np.array([j for j, _ in bounded], dtype=np.intp)
         self._lo = np.array([b[0] for _, b in bounded], dtype=np.float64)
@@ -276,7 +280,8 @@ class FastScorer:
             for j in adverse:
                 value = self.decoded(X, i, j)
                 name = self.names[j]
-                text = reason_text(name, value, lang, reason=self._reason(name, lang), labels=self._labels.get(name))
+                text = reason_text(name, value, lang, reason=self._reason(name, lang), labels=self._labels.get(name),
+                                   currency=self._currency)
                 row.append(Reason(name, text, value, float(values[i, j])))
             out.append(row)
         return out
@@ -315,7 +320,8 @@ class FastScorer:
         distinct, first, back = np.unique(encoded.view(np.int64), return_index=True, return_inverse=True)
         said = np.empty(len(distinct), dtype=object)
         for u, v in enumerate(encoded[first].tolist()):
-            said[u] = reason_text(name, self._value(j, v), lang, reason=reason, labels=self._labels.get(name))
+            said[u] = reason_text(name, self._value(j, v), lang, reason=reason, labels=self._labels.get(name),
+                                  currency=self._currency)
         return said[back.reshape(-1)]
 
     def _reason(self, name: str, lang: str) -> str | None:
