@@ -63,6 +63,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from creditmodel import __version__
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.data.policy import referral_items
 from creditmodel.exceptions import BundleError, ConfigError, RequestError
 from creditmodel.export.contents import model_id
@@ -266,9 +267,8 @@ class ScoringService:
 
     def __init__(self, bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MAX_BATCH,
                  num_threads: int = 1, training_range: str | None = None, scoring_log: Any = None,
-                 dictionary: Any = None):
+                 dictionary: DataDictionary | None = None):
         from creditmodel.config import PricingConfig
-        from creditmodel.data.dictionary import default_dictionary
         from creditmodel.data.schema import resolve_tables
 
         self.bundle = bundle
@@ -299,7 +299,7 @@ class ScoringService:
         # and rules on a column that is one of the bundle's features
         from creditmodel.data.policy import applicable_rules
 
-        self.dictionary = applicable_rules(self.data_dictionary, {"amount", "term_months", *self.names})
+        self.price_rules = applicable_rules(self.data_dictionary, {"amount", "term_months", *self.names})
         self.parsers = {"/v1/score": (self.score, self.models.score_request.model_validate_json),
                         "/v1/price": (self.price, self.models.price_request.model_validate_json)}
         # a valid request has exactly one "features" key per application, unless a feature is called so
@@ -487,7 +487,7 @@ class ScoringService:
                  "rate": float(rec["rate"]), "components": {c: float(rec[c]) for c in components},
                  "details": details, "warnings": warnings[i],
                  "needs_referral": bool(flags["needs_referral"].iat[i]),
-                 "referral": referral_items(flags["referral_rules"].iat[i], self.dictionary, lang)}
+                 "referral": referral_items(flags["referral_rules"].iat[i], self.price_rules, lang)}
             if reasons is not None:
                 r["reasons"] = [x.as_dict() for x in reasons[i]]
             r["outside_training_range"] = outside[i]
@@ -504,10 +504,10 @@ class ScoringService:
 
         loans = pd.DataFrame({"loan_id": np.arange(len(apps)), "amount": [a.loan.amount for a in apps],
                               "term_months": np.asarray(maturity, dtype=np.float64) * 12})
-        for rule in self.dictionary.policies:
+        for rule in self.price_rules.policies:
             if rule.column not in loans.columns and rule.column in self.feature_index:
                 loans[rule.column] = [self._feature(row, rule.column) for row in rows]
-        return policy_flags(loans, self.dictionary)
+        return policy_flags(loans, self.price_rules)
 
     @staticmethod
     def _price_error_loc(message: str) -> list[str | int]:
@@ -796,7 +796,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
                body_timeout: float = BODY_TIMEOUT_S, api_keys: Sequence[str] | None = None,
                request_log: RequestLog | None = None, health: Any = None, training_range: str | None = None,
                load_options: dict[str, Any] | None = None, store: str | None = None,
-               scoring_log: Any = None, dictionary: Any = None) -> FastAPI:
+               scoring_log: Any = None, dictionary: DataDictionary | None = None) -> FastAPI:
     """The FastAPI application serving `bundle` (a loaded, verified PDBundle).
 
     store: a feature store (``duckdb:///path`` or a DuckDB file) from which /v1/applications/score and

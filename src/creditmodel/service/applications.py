@@ -186,7 +186,6 @@ class ApplicationService:
         self.online = open_online(catalogue, store)
         self.names = list(svc.bundle.schema.names)
         self.model = build_application_model(catalogue, svc.tables, svc.data_dictionary.currency)
-        self.dictionary = svc.data_dictionary  # every policy rule: the borrower's enterprise row is at hand
         self.today = today or date.today
 
     def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
@@ -277,12 +276,14 @@ class ApplicationService:
         result = json.loads(out)["results"][0]
         loans = pd.DataFrame({"loan_id": [0], "enterprise_id": [req.enterprise_id], "amount": [req.amount],
                               "term_months": [req.term_months]})
-        flags = policy_flags(loans, self.dictionary, enterprises=ent).iloc[0]  # unknown: no enterprise rule breaks
+        # every policy rule of the dictionary: the borrower's enterprise row is at hand (unknown: no enterprise
+        # rule breaks)
+        flags = policy_flags(loans, self.svc.data_dictionary, enterprises=ent).iloc[0]
         rules = [r for r in str(flags["referral_rules"]).split(",") if r]
         result.update({
             "enterprise_id": req.enterprise_id, "decision_date": str(d), "new_to_bank": new,
             "needs_referral": bool(rules),
-            "referral": referral_items(flags["referral_rules"], self.dictionary, lang),
+            "referral": referral_items(flags["referral_rules"], self.svc.data_dictionary, lang),
             "features": features,
         })
         if path.endswith("/price") and req.guarantor_id is not None:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from creditmodel import __version__
 from creditmodel.config import ValidationConfig
+from creditmodel.data.dictionary import DataDictionary
 from creditmodel.exceptions import ConfigError
 from creditmodel.export.bundle import load_bundle
 from creditmodel.outputs import Output, scratch_dir, tracking_inputs
@@ -403,7 +404,7 @@ def build_report(
     figures_dir: str | Path | None = None,
     force: bool = False,
     lang: str = "en",
-    dictionary: Any = None,
+    dictionary: DataDictionary | None = None,
 ) -> list[ValidationResult]:
     """Validate `model_uri` (and `compare`), write the HTML report to `out`, log it to the model's run.
 

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from creditmodel.config import ValidationConfig
+from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.export.bundle import PDBundle
 from creditmodel.features.catalogue import BY_NAME
 from creditmodel.validation import explain, plots, stats
@@ -49,7 +50,7 @@ class Evidence:
     model_uri: str | None = None
     run_id: str | None = None
     version: str | None = None
-    dictionary: Any = None  # the bank's data dictionary, whose policy rules are counted; None: the shipped one
+    dictionary: DataDictionary | None = None  # the bank's, whose policy rules are counted; None: the shipped one
 
     @property
     def card(self) -> dict[str, Any]:
@@ -505,7 +506,6 @@ def benchmark(ev: Evidence, cfg: ValidationConfig) -> Section:
 def policy(ev: Evidence, cfg: ValidationConfig) -> Section:
     """Out-of-time loans outside a policy rule of the data dictionary (the unit's approval authority, the
     longest term): information for the reader, never a reason to drop or refuse a loan."""
-    from creditmodel.data.dictionary import default_dictionary
     from creditmodel.data.policy import applicable_rules, policy_flags, rule_text
 
     sec = Section("policy", "Approval authority and policy rules",
