@@ -687,6 +687,9 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
     if (args.input is None) == (args.store is None):
         raise ConfigError("score: give --input (a parquet file of feature rows) or --store with --as-of, not both")
+    if args.lang is not None and not args.reasons:
+        raise ConfigError(f"score: --lang {args.lang} sets the language of the reason codes; add --reasons")
+    args.lang = args.lang or "en"
     if args.store is not None:
         return _cmd_score_as_of(args)
     if args.as_of is not None or args.enterprises is not None:
@@ -696,7 +699,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
-                          num_threads=args.threads, progress=progress, force=args.force)
+                          num_threads=args.threads, progress=progress, force=args.force, lang=args.lang)
     print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
           f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}"
           f"{'; compiled trees' if getattr(bundle, 'compiled', None) is not None else ''}")
@@ -731,7 +734,7 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
     try:
         as_of = features.check_date(args.as_of)
         started = time.perf_counter()
-        rated = score_as_of(bundle, features, as_of, listed, reasons=args.reasons)
+        rated = score_as_of(bundle, features, as_of, listed, reasons=args.reasons, lang=args.lang)
     finally:
         features.close()
     _write_frame(rated, out, command="score", inputs=inputs, force=args.force)
@@ -1039,6 +1042,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "row scored")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--reasons", action="store_true", help="add the top-3 reason codes (TreeSHAP; slower)")
+    p.add_argument("--lang", choices=("en", "zh"), help="with --reasons: language of the reason codes' texts "
+                   "(default en; zh: as the officers read them, with the bundle's labels and currency)")
     p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
     p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
     p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")

@@ -57,6 +57,27 @@ def test_reason_codes_in_batch_equal_the_shared_function(bundle, demo_frame, fea
     assert list(in_memory["reason_1"]) == list(scored["reason_1"])
 
 
+def test_reason_codes_in_chinese_for_the_officers(bundle_dir, bundle, demo_frame, tmp_path, capsys):
+    part = demo_frame.head(200)
+    part.to_parquet(tmp_path / "part.parquet", index=False)
+    out = {}
+    for lang in ("en", "zh"):
+        out[lang] = tmp_path / f"{lang}.parquet"
+        assert main(["score", "--bundle", str(bundle_dir), "--input", str(tmp_path / "part.parquet"),
+                     "--out", str(out[lang]), "--keep", "loan_id", "--reasons", "--lang", lang]) == 0
+    en, zh = pd.read_parquet(out["en"]), pd.read_parquet(out["zh"])
+    expected = reason_codes_from_bundle(bundle, part, lang="zh")
+    for i, reasons in enumerate(expected):
+        for k, r in enumerate(reasons, start=1):
+            assert zh.at[i, f"reason_{k}"] == r.reason
+            assert zh.at[i, f"reason_{k}_feature"] == en.at[i, f"reason_{k}_feature"] == r.feature
+    texts = zh["reason_1"].dropna()
+    assert len(texts) == len(part)
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in texts)  # written in Chinese
+    assert not set(texts) & set(en["reason_1"])
+    np.testing.assert_array_equal(zh["pd"].to_numpy(), en["pd"].to_numpy())
+
+
 def test_a_bad_row_is_named_and_nothing_is_written(bundle, demo_frame, tmp_path):
     bad = demo_frame.head(500).copy()
     share = next(n for n, b in bundle.schema.bounds.items() if b == (0.0, 1.0))
@@ -92,6 +113,7 @@ def test_score_command(bundle_dir, bundle, demo_frame, features_file, tmp_path, 
     (["--out", "{tmp}/scored.csv"], "expected a .parquet"),
     (["--keep", "no_such_column"], "no_such_column"),
     (["--batch-size", "0"], "at least 1"),
+    (["--lang", "zh"], "add --reasons"),
 ])
 def test_score_command_errors_are_one_line(bundle_dir, features_file, tmp_path, capsys, args, message):
     argv = {"--bundle": str(bundle_dir), "--input": str(features_file), "--out": str(tmp_path / "o.parquet")}

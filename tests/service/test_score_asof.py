@@ -69,6 +69,15 @@ def test_a_list_with_terms_and_a_csv_output(book, tmp_path, capsys):
     assert rated["enterprise_id"].tolist() == listed["enterprise_id"].tolist()
     assert rated["new_to_bank"].tolist() == [False, False, True] and rated["loan_id"].isna().all()
     assert ((rated["pd"] > 0) & (rated["pd"] < 1)).all()
+    # the officers' reading: the same reasons, written in Chinese
+    for lang in ("en", "zh"):
+        assert _score(book, tmp_path / f"{lang}.csv", "--enterprises", str(tmp_path / "list.csv"), "--reasons",
+                      "--lang", lang) == 0
+    en, zh = pd.read_csv(tmp_path / "en.csv"), pd.read_csv(tmp_path / "zh.csv")
+    assert zh["reason_1_feature"].tolist() == en["reason_1_feature"].tolist()
+    assert zh["pd"].tolist() == en["pd"].tolist() == rated["pd"].tolist()
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in t) and t not in set(en["reason_1"])
+               for t in zh["reason_1"])
     capsys.readouterr()
 
 

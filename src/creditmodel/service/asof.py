@@ -19,9 +19,9 @@ from creditmodel.service.batch import score_frame
 
 
 def score_as_of(bundle: Any, features: AsOfFeatures, as_of: date, listed: pd.DataFrame | None = None, *,
-                reasons: bool = False) -> pd.DataFrame:
+                reasons: bool = False, lang: str = "en") -> pd.DataFrame:
     """enterprise_id, as_of, the loan whose terms were scored (null: given), new_to_bank, pd, grade (and the
-    top-3 reason codes) of every borrower, as of `as_of`."""
+    top-3 reason codes, written in `lang`) of every borrower, as of `as_of`."""
     import duckdb
 
     try:
@@ -30,7 +30,7 @@ def score_as_of(bundle: Any, features: AsOfFeatures, as_of: date, listed: pd.Dat
     except duckdb.OutOfMemoryException:
         raise StoreError(f"store {str(features.store)!r}: rating as of {as_of} needs more memory than the limit "
                          f"given ({features.memory_limit}); raise it, or list fewer enterprises") from None
-    scored = score_frame(bundle, frame[list(bundle.schema.names)], reasons=reasons)
+    scored = score_frame(bundle, frame[list(bundle.schema.names)], reasons=reasons, lang=lang)
     out = pd.DataFrame({"enterprise_id": who["enterprise_id"].to_numpy(dtype=np.int64),
                         "as_of": pd.Timestamp(as_of), "loan_id": pd.array(who["loan_id"], dtype="Int64"),
                         "new_to_bank": ~features.known_many(who["enterprise_id"].to_numpy())})

@@ -116,8 +116,8 @@ def screened_pds(bundle: Any, frame: pd.DataFrame, num_threads: int = 0) -> tupl
 
 
 def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep: Sequence[str] = (),
-                num_threads: int = 0, row_offset: int = 0) -> pd.DataFrame:
-    """Kept columns, PD, grade (and reason codes) of each row of `frame`; index reset.
+                num_threads: int = 0, row_offset: int = 0, lang: str = "en") -> pd.DataFrame:
+    """Kept columns, PD, grade (and reason codes, written in `lang`) of each row of `frame`; index reset.
 
     A row the bundle refuses raises RequestError naming its position (counted from `row_offset`).
     Clean frames of plain numeric and text columns take a vectorised screen (:func:`encoded_if_clean`)
@@ -138,7 +138,7 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
     out["grade"] = np.asarray(bundle.grade(pd_), dtype=object)
     if reasons:
         scorer = FastScorer(bundle, num_threads=num_threads, self_check=False)
-        found = scorer.reason_columns(X if X is not None else bundle.schema.encode(frame), N_REASONS)
+        found = scorer.reason_columns(X if X is not None else bundle.schema.encode(frame), N_REASONS, lang)
         out = pd.concat([out, found], axis=1)
     return out
 
@@ -154,8 +154,10 @@ def score_parquet(
     num_threads: int = 0,
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
+    lang: str = "en",
 ) -> dict[str, Any]:
-    """Score a parquet file or directory in chunks into `out_path` (.parquet), atomically.
+    """Score a parquet file or directory in chunks into `out_path` (.parquet), atomically; reason codes
+    (`reasons`) are written in `lang` ("en" or "zh").
 
     `out_path` must be new or an earlier output of creditmodel (`creditmodel.outputs`; `force` also
     replaces one changed since); it may not be, contain or lie inside the input or the bundle.
@@ -201,7 +203,8 @@ def score_parquet(
                 if batch.num_rows == 0:
                     continue
                 frame = batch.select(names).to_pandas()
-                scored = score_frame(bundle, frame, reasons=reasons, num_threads=num_threads, row_offset=done)
+                scored = score_frame(bundle, frame, reasons=reasons, num_threads=num_threads, row_offset=done,
+                                     lang=lang)
                 arrays = [batch.column(c) for c in keep]
                 arrays += [pa.array(scored[n].to_numpy(), type=t, from_pandas=True) for n, t in output_columns(reasons)]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=schema))

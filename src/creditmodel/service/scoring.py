@@ -385,15 +385,16 @@ class FastScorer:
 
 
 def reason_codes_from_bundle(bundle: Any, frame: pd.DataFrame, n: int = N_REASONS, *,
-                             num_threads: int = 0) -> list[list[Reason]]:
-    """Per row of `frame` (the bundle's features; extra columns ignored) its top-`n` adverse factors.
+                             num_threads: int = 0, lang: str = "en") -> list[list[Reason]]:
+    """Per row of `frame` (the bundle's features; extra columns ignored) its top-`n` adverse factors, their
+    texts in `lang`.
 
     The frame is checked by ``bundle.check_request`` and encoded by the bundle's schema, so the
     reasons explain exactly the margin behind ``bundle.predict_pd``.
     """
     bundle.check_request(frame)
     scorer = FastScorer(bundle, num_threads=num_threads, self_check=False)
-    return scorer.reasons(bundle.schema.encode(frame), n)
+    return scorer.reasons(bundle.schema.encode(frame), n, lang)
 
 
 def reasons_frame(reasons: list[list[Reason]], n: int = N_REASONS, index: Any = None) -> pd.DataFrame:
