@@ -10,6 +10,7 @@ import pytest
 
 from creditmodel.cli import main
 from creditmodel.data.io import read_tables
+from creditmodel.features.catalogue import CATALOGUE
 from creditmodel.monitoring.book import live_book
 
 
@@ -29,6 +30,13 @@ def test_monitor_writes_rerating_watch_list_npl_and_eva(monitored, world_dir):
     assert sum(m.loc[g, g] for g in m.index) == int((rated["notches"] == 0).sum())
     moved = rated[rated["notches"] != 0]
     assert moved["reason_1"].notna().all()  # every move comes with its reasons
+    # and in Chinese, as the officers read them: the catalogue's Chinese reason of the same feature
+    zh = {f.name: f.reason_zh for f in CATALOGUE}
+    for k in (1, 2, 3):
+        said = moved.dropna(subset=[f"reason_{k}_feature"])
+        assert said[f"reason_{k}_zh"].notna().all() and len(said) > 0
+        assert all(t.startswith(zh[f] + "：") for t, f in zip(said[f"reason_{k}_zh"], said[f"reason_{k}_feature"]))
+    assert rated.loc[rated["notches"] == 0, "reason_1_zh"].isna().all()
     eva = pd.read_parquet(monitored / "eva_loans.parquet")
     by_team = pd.read_parquet(monitored / "eva_by_team.parquet")
     assert round(by_team["eva"].sum(), 2) == round(eva["eva"].sum(), 2) == round(s["eva_total"], 2)

@@ -158,6 +158,13 @@ def test_the_report_in_chinese_has_the_same_numbers(result, report):
     for en_word in ("Summary", "Backtest of", "Economic value added", ">green<", ">red<"):
         assert en_word not in zh
     assert "竹制品团队" in zh or "家具团队" in zh  # teams as the unit names them
+    # the largest downgrades' reasons are the run's Chinese texts
+    rated = result.frames["rerating"]
+    movers = rated[rated["notches"] >= 2].sort_values(["notches", "balance"], ascending=False, kind="mergesort")
+    shown = t_zh["t-downgrades"]
+    assert len(shown) == min(30, len(movers)) > 0
+    assert list(shown.iloc[:, 7]) == list(movers["reason_1_zh"].head(len(shown)))
+    assert all(CJK.search(t) for t in shown.iloc[:, 7])
 
 
 def test_the_report_opens_cleanly_in_headless_chromium(monitored, tmp_path):

@@ -175,6 +175,12 @@ def test_reason_columns_equal_the_reasons_row_by_row(bundle, demo_frame, lang):
     assert got[f"reason_{every}"].isna().all() and got["reason_3"].notna().any()  # rows with fewer adverse factors
     empty = scorer.reason_columns(X[:0], 3, lang)
     pd.testing.assert_frame_equal(empty, reasons_frame([], 3), check_exact=True)
+    # another language's texts of the same reasons beside them (monitoring's reason_<k>_zh)
+    other = "zh" if lang == "en" else "en"
+    both = scorer.reason_columns(X, 3, lang, also=(other,))
+    pd.testing.assert_frame_equal(both[list(reasons_frame([], 3).columns)], scorer.reason_columns(X, 3, lang))
+    for k in (1, 2, 3):
+        assert list(both[f"reason_{k}_{other}"]) == list(reasons_frame(scorer.reasons(X, 3, other), 3)[f"reason_{k}"])
 
 
 def test_reason_texts_are_written_per_value_as_one_value_is():

@@ -219,20 +219,14 @@ def watch_by_officer(watch: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-def _reasons_in(frame: pd.DataFrame, lang: str, dictionary: DataDictionary) -> pd.DataFrame:
-    """The reason columns in ``lang``: the catalogue's Chinese reason with the value behind it."""
-    if lang == "en" or "reason_1_feature" not in frame:
+def _reasons_in(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The reason columns in ``lang``: a run's Chinese texts (``reason_<k>_zh``) in place of its English ones."""
+    if lang == "en":
         return frame
-    from creditmodel.features.catalogue import catalogue
-
-    said = {f.name: f.reason_zh or f.label_zh for f in catalogue(dictionary)}
     out = frame.copy()
     for k in (1, 2, 3):
-        col, feat = f"reason_{k}", f"reason_{k}_feature"
-        if col in out and feat in out:
-            out[col] = [None if t is None or (isinstance(t, float) and math.isnan(t)) else
-                        f"{said[f]}：{str(t).rsplit(': ', 1)[-1]}" if said.get(f) else t
-                        for t, f in zip(out[col], out[feat])]
+        if f"reason_{k}_{lang}" in out:
+            out[f"reason_{k}"] = out[f"reason_{k}_{lang}"]
     return out
 
 
@@ -309,7 +303,7 @@ def render_report(result: Any, lang: str | None = "en", dictionary: DataDictiona
     rated = f["rerating"]
     body = f"<p>{e(r.t('intro.migration'))}</p>" + _migration_html(f["migration"], r)
     movers = rated[rated["notches"] >= 2].sort_values(["notches", "balance"], ascending=False, kind="mergesort")
-    movers = _reasons_in(movers, lang, r.d)
+    movers = _reasons_in(movers, lang)
     body += f"<h3>{e(r.t('h.downgrades'))}</h3>" + r.table(movers, [
         ("loan_id", "text"), ("officer_id", "text"), ("team", "team"), ("balance", "money"),
         ("grade_origination", "text"), ("grade_now", "text"), ("notches", "int"), ("reason_1", "text"),

@@ -255,14 +255,15 @@ def _scored(bundle: Any, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _reasons(bundle: Any, X: np.ndarray, moved: np.ndarray | None) -> pd.DataFrame:
-    """Reason codes of the rows of ``X`` (the encoded features) whose grade ``moved`` (all rows when None);
+    """Reason codes of the rows of ``X`` (the encoded features) whose grade ``moved`` (all rows when None),
+    their texts in English (``reason_<k>``) and in Chinese (``reason_<k>_zh``, as the officers read them);
     the other rows have none."""
     from creditmodel.service.scoring import FastScorer
 
     rows = np.ones(len(X), dtype=bool) if moved is None else np.asarray(moved, dtype=bool)
     # the rows were checked when scored: the reasons explain them without a second check
     scorer = FastScorer(bundle, num_threads=0, self_check=False)
-    some = scorer.reason_columns(X[rows], N_REASONS)
+    some = scorer.reason_columns(X[rows], N_REASONS, "en", also=("zh",))
     if rows.all():
         return some
     some.index = np.flatnonzero(rows)
@@ -316,7 +317,7 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
         "pd_now": pd_now, "grade_now": g_now,
     })
     out["notches"] = (pd.Series(g_now).map(rank).to_numpy(np.int64) - pd.Series(g_then).map(rank).to_numpy(np.int64))
-    keep = [f"reason_{k}" for k in range(1, N_REASONS + 1)] + [f"reason_{k}_feature" for k in range(1, N_REASONS + 1)]
+    keep = [f"reason_{k}{x}" for x in ("", "_zh", "_feature") for k in range(1, N_REASONS + 1)]
     return pd.concat([out, said[keep].reset_index(drop=True)], axis=1)
 
 

@@ -117,8 +117,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",
-                          "reason_1", "reason_2", "reason_3", "reason_1_feature", "reason_2_feature",
-                          "reason_3_feature"]],
+                          "reason_1", "reason_2", "reason_3", "reason_1_zh", "reason_2_zh", "reason_3_zh",
+                          "reason_1_feature", "reason_2_feature", "reason_3_feature"]],
         "migration": migration_matrix(rated, list(bundle.master_scale.grades)).reset_index(),
         "watch_list": watch,
         "npl_by_team": npl_by(book, "team", tolerance),

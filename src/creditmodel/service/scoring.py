@@ -286,15 +286,16 @@ class FastScorer:
             out.append(row)
         return out
 
-    def reason_columns(self, X: np.ndarray, n: int = N_REASONS, lang: str = "en") -> DataFrame:
+    def reason_columns(self, X: np.ndarray, n: int = N_REASONS, lang: str = "en", also: Sequence[str] = ()) -> DataFrame:
         """:func:`reasons_frame` of :meth:`reasons`, the same frame, built a column at a time: each
-        feature's texts are written once per distinct value (what a batch of many rows spends its time on)."""
+        feature's texts are written once per distinct value (what a batch of many rows spends its time on).
+        ``also``: more languages, whose texts of the same reasons are the columns ``reason_<k>_<lang>``."""
         values = self.contributions(X) if len(X) else np.empty((0, len(self.names)))
         order, adverse = top_adverse_matrix(values, n)
         names = np.array(self.names, dtype=object)
         cols: dict[str, Any] = {}
         for k in range(n):
-            texts = np.full(len(X), None, dtype=object)
+            texts = {x: np.full(len(X), None, dtype=object) for x in (lang, *also)}
             feats = np.full(len(X), None, dtype=object)
             shaps = np.full(len(X), np.nan)
             if k < order.shape[1]:
@@ -307,8 +308,11 @@ class FastScorer:
                 for a, b in zip(starts, [*starts[1:], len(by)]):
                     i = at[by[a:b]]
                     col = int(j[by[a]])
-                    texts[i] = self._texts(col, X[i, col], lang)
-            cols[f"reason_{k + 1}"], cols[f"reason_{k + 1}_feature"], cols[f"reason_{k + 1}_shap"] = texts, feats, shaps
+                    for x, said in texts.items():
+                        said[i] = self._texts(col, X[i, col], x)
+            cols[f"reason_{k + 1}"], cols[f"reason_{k + 1}_feature"], cols[f"reason_{k + 1}_shap"] = \
+                texts[lang], feats, shaps
+            cols.update({f"reason_{k + 1}_{x}": texts[x] for x in also})
         out = pd.DataFrame(cols, index=pd.RangeIndex(len(X)))
         return out.astype({c: object for c in out.columns if not c.endswith("_shap")})  # as reasons_frame's
 
