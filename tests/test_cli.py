@@ -129,6 +129,27 @@ def test_price_from_bundle_and_tampered_bundle(demo_run, tmp_path, capsys):
     assert not out2.exists()
 
 
+@pytest.mark.parametrize("command", ["price", "monitor", "serve"])
+def test_a_dictionary_in_another_currency_than_the_bundle_is_refused(demo_run, tmp_path, capsys, command):
+    """The demo bundle was trained on CNY amounts: a config whose dictionary is in USD would read its loan
+    amounts, sales and bounds off by the exchange rate; each command refuses it in one line, writing nothing."""
+    r = demo_run["result"]
+    (tmp_path / "usd.toml").write_text('currency = "USD"\n', encoding="utf-8")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('dictionary = "usd.toml"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    common = ["--bundle", str(r.bundle_dir), "--config", str(cfg)]
+    argv = {"price": ["price", *common, "--features", str(r.features_path), "--out", str(out / "priced.csv")],
+            "monitor": ["monitor", *common, "--data", str(r.output_dir / "world"), "--as-of", "2023-09-30",
+                        "--out", str(out)],
+            "serve": ["serve", *common, "--port", "0"]}[command]
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"creditmodel: error: {command}: the data dictionary")
+    assert "is in USD" in line and "amounts in CNY" in line
+    assert not out.exists()
+
+
 def test_export_writes_a_verified_bundle_of_the_registered_model(demo_run, tmp_path, capsys):
     out = tmp_path / "exported"
     assert main(["export", "models:/sme_pd@challenger", "--out", str(out),

@@ -428,6 +428,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
     config = load_config(args.config)
     bundle = _load_bundle(args)
+    bundle.check_currency(config.data_dictionary(), "monitor")  # before the data is read
     extraction = resolve_extraction_date(config.extraction_date, args.data)
     # transactions stored as parquet stay in their files: DuckDB reads them where monitoring needs them
     tables = load_tables_leaving(args.data, ("transactions",), encoding=config.data_encoding,

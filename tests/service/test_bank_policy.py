@@ -1,18 +1,20 @@
 """The service speaks the bank's own data dictionary (the run config's), not the shipped one: its policy rules
 on the loan and on the borrower's enterprise row flag referrals (in-process, in the helper process of large
 bodies and in every worker of `serve --config`), its valid domains bound the requests, and its currency names
-the amounts in the API's documentation."""
+the amounts in the API's documentation, and a dictionary in another currency than the model's is refused."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
 from creditmodel.data.dictionary import load_dictionary
+from creditmodel.exceptions import ConfigError
 from creditmodel.service.app import create_app
 
 from .application_requests import application_body
@@ -22,9 +24,9 @@ from .test_applications import served  # noqa: F401 - the module's store, built 
 LIMIT = 1_000_000.0  # the bank's authority; the shipped dictionary's is CNY 5 million
 
 
-def _bank_toml(born_before: int) -> str:
+def _bank_toml(born_before: int, currency: str = "CNY") -> str:
     return f"""
-currency = "USD"
+currency = "{currency}"
 
 [bounds]
 "loans.amount" = {{ min = 1000, max = 3000000 }}
@@ -54,7 +56,10 @@ def bank(served, tmp_path_factory):  # noqa: F811
     born_before = int(enterprises["owner_birth_year"].dropna().median())
     path = tmp_path_factory.mktemp("bank") / "dictionary.toml"
     path.write_text(_bank_toml(born_before), encoding="utf-8")
-    return {"path": path, "dictionary": load_dictionary(path), "born_before": born_before}
+    usd = path.with_name("usd.toml")  # the same bank in dollars
+    usd.write_text(_bank_toml(born_before, "USD"), encoding="utf-8")
+    return {"path": path, "dictionary": load_dictionary(path), "born_before": born_before,
+            "usd": load_dictionary(usd)}
 
 
 def _loans_by_owner(served, born_before: int, old: bool, n: int) -> pd.DataFrame:  # noqa: F811
@@ -150,7 +155,18 @@ def test_requests_are_bounded_by_the_bank_domains_and_documented_in_its_currency
     assert r.status_code == 422 and "loans.amount" in r.text, r.text
     assert served["client"].post("/v1/score", json={"applications": [
         {"features": {**rows[0], name: 4_000_000.0}}]}).status_code == 200
-    docs = json.dumps(client.get("/openapi.json").json())
+    # a model trained in dollars, served with the dictionary in dollars: the API names its amounts so
+    bundle = served["bundle"]
+    card = {**bundle.model_card, "data_dictionary": {**bundle.model_card.get("data_dictionary", {}), "currency": "USD"}}
+    dollars = create_app(replace(bundle, model_card=card), store=f"duckdb://{served['path']}", dictionary=bank["usd"])
+    docs = json.dumps(TestClient(dollars).get("/openapi.json").json())
     assert "exposure at default, USD" in docs and "amount applied for, USD" in docs and "annual sales, USD" in docs
     assert not {"exposure at default, CNY", "amount applied for, CNY", "annual sales, CNY"} & set(
         re.findall(r"[a-z ]+, CNY", docs))
+    assert "exposure at default, CNY" in json.dumps(client.get("/openapi.json").json())
+
+
+def test_a_dictionary_in_another_currency_than_the_model_is_refused(served, bank):  # noqa: F811
+    with pytest.raises(ConfigError, match=r"^serve: the data dictionary \(.*usd.toml\) is in USD, but bundle .* was "
+                                          r"trained on amounts in CNY; use the data dictionary of the bundle's"):
+        create_app(served["bundle"], dictionary=bank["usd"])

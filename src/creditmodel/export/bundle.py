@@ -245,6 +245,22 @@ class PDBundle:
     def grade(self, pd_: np.ndarray) -> np.ndarray:
         return self.master_scale.grade(pd_)
 
+    @property
+    def currency(self) -> str | None:
+        """The currency of the data dictionary the model was trained under (its model card), which its amount
+        features are in; None when the card does not say (bundles written before it did)."""
+        said = (self.model_card.get("data_dictionary") or {}).get("currency") if isinstance(self.model_card, dict) \
+            else None
+        return said if isinstance(said, str) and said else None
+
+    def check_currency(self, dictionary: Any, where: str) -> None:
+        """Refuse to read amounts of ``dictionary`` (its currency) with a model trained on another currency's:
+        loan amounts, sales and bounds would be off by the exchange rate without any error."""
+        if self.currency is not None and dictionary.currency != self.currency:
+            raise ConfigError(f"{where}: the data dictionary ({dictionary.source}) is in {dictionary.currency}, but "
+                              f"bundle {self.path} was trained on amounts in {self.currency}; use the data dictionary "
+                              f"of the bundle's training run")
+
 
 def _read_listed(path: Path, name: str, entry: dict[str, Any]) -> bytes:
     """A listed file's bytes, read once, checked against the manifest's size and SHA-256."""

@@ -68,6 +68,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
 
         live = read_scoring_log(scoring_log, model=model_id(bundle))
     dictionary = config.data_dictionary()
+    if hasattr(bundle, "check_currency"):
+        bundle.check_currency(dictionary, "monitor")
     triggers = parse_triggers(config.monitoring.triggers)  # bad config fails before any work
     tolerance = config.monitoring.npl_tolerance
     book = live_book(tables, as_of, dictionary)

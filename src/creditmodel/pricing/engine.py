@@ -212,6 +212,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     needs_referral, referral_rules (the names of the rules broken, comma-separated) and referral_text
     (what the officer reads, in `lang`): a flag for the decision, never a reason to refuse the price.
     """
+    if dictionary is not None:
+        bundle.check_currency(dictionary, "price")
     if "loan_id" not in features.columns:
         raise RequestError("pricing input: column 'loan_id' is missing")
     pd_ = bundle.predict_pd(features)

@@ -275,6 +275,8 @@ class ScoringService:
         # the bank's data dictionary (its policy rules, valid domains, currency): the run config's, else the
         # shipped default; `tables`: the canonical tables with its domains, which bound the requests
         self.data_dictionary = dictionary if dictionary is not None else default_dictionary()
+        if hasattr(bundle, "check_currency"):  # amounts of another currency than the model's: refused
+            bundle.check_currency(self.data_dictionary, "serve")
         self.tables = resolve_tables(self.data_dictionary)
         self.scoring_log = scoring_log  # creditmodel.service.scoring_log.ScoringLog: every scored application
         self.pricing = pricing_config if pricing_config is not None else PricingConfig()

@@ -173,9 +173,7 @@ class FastScorer:
         # and the shipped dictionary's labels are used)
         self._labels: dict[str, Any] = dict(getattr(bundle.schema, "labels", None) or {})
         # the currency of the run's dictionary, which its amounts read in (the model card's; else CNY)
-        card = getattr(bundle, "model_card", None)
-        self._currency: str | None = ((card.get("data_dictionary") or {}).get("currency")
-                                      if isinstance(card, dict) else None)
+        self._currency: str | None = getattr(bundle, "currency", None)
         bounded = [(j, p.bounds) for j, p in enumerate(self.policies) if p.bounds is not None]
         self._bounded_idx = np.array([j for j, _ in bounded], dtype=np.intp)
         self._lo = np.array([b[0] for _, b in bounded], dtype=np.float64)
