@@ -275,6 +275,10 @@ def test_foreign_loan_book_runs_from_its_files(bank):
     j = scorer.names.index("loan_amount")
     assert scorer._texts(j, np.array([12_000.0]), "en")[0].endswith(": USD 12,000")
     assert scorer._texts(j, np.array([12_000.0]), "zh")[0].endswith("：12,000（USD）")
+    # as does the catalogue the bundle carries: its texts speak of dollars
+    carried = {f.name: f for f in scorer.bundle.catalogue}
+    assert carried["loan_amount"].description == "Amount of the loan applied for, USD."
+    assert not [f.name for f in carried.values() if "CNY" in f.label + f.description or "元" in f.label_zh]
     # the planted leak is flagged, in the output, the gate, MLflow and first in the report
     guard = pd.read_csv(result.report_dir / "leakage_guard.csv")
     flagged = set(guard.loc[guard["flagged"], "feature"])

@@ -60,7 +60,7 @@ FIXED_VOCABULARIES: dict[str, tuple[str, ...]] = {"direction": ("in", "out")}
 ATTRIBUTE_TABLES = ("loans", "enterprises")
 ATTRIBUTE_KINDS = ("numeric", "categorical", "bool")
 LANGUAGES = ("en", "zh")
-_TOP = ("currency", "vocabularies", "industry_teams", "labels", "bounds", "policy", "attributes")
+_TOP = ("currency", "large_transaction", "vocabularies", "industry_teams", "labels", "bounds", "policy", "attributes")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -106,6 +106,7 @@ class DataDictionary:
     policies: tuple[PolicyRule, ...] = ()
     bound_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # "table.column" -> en/zh
     industry_teams: dict[str, str] = field(default_factory=dict)  # industry -> the team serving it
+    large_transaction: float = 50_000.0  # a single transaction of this amount or more is large (the catalogue's)
     source: str = field(default="the default data dictionary", compare=False)
 
     def vocabulary(self, name: str) -> tuple[str, ...]:
@@ -364,6 +365,9 @@ def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
     currency = raw.get("currency", defaults.currency if defaults else None)
     if not isinstance(currency, str) or not currency.strip():
         raise _fail(source, "currency", f"expected a currency code such as \"CNY\", got {currency!r}")
+    large = raw.get("large_transaction", defaults.large_transaction if defaults else 50_000.0)
+    if _number(source, "large_transaction", large) <= 0 or not math.isfinite(float(large)):
+        raise _fail(source, "large_transaction", f"expected a positive amount in {currency}, got {large!r}")
     vocabularies = _vocabularies(source, raw.get("vocabularies", {} if defaults else None),
                                  defaults.vocabularies if defaults else None)
     labels = _labels(source, raw.get("labels"), vocabularies, defaults.labels if defaults else None)
@@ -372,7 +376,7 @@ def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
     policies = _policies(source, raw.get("policy"), attributes)
     teams = _industry_teams(source, raw.get("industry_teams"), vocabularies, defaults)
     return DataDictionary(currency, vocabularies, labels, bounds, attributes, policies, notes,
-                          industry_teams=teams, source=source)
+                          industry_teams=teams, large_transaction=float(large), source=source)
 
 
 def default_dictionary_text() -> str:
@@ -437,7 +441,8 @@ def _key(k: str) -> str:
 
 def dictionary_toml(d: DataDictionary) -> str:
     """A dictionary as TOML text that ``load_dictionary`` reads back equal (without comments)."""
-    lines = [f"currency = {_toml_value(d.currency)}", "", "[vocabularies]"]
+    lines = [f"currency = {_toml_value(d.currency)}", f"large_transaction = {_toml_value(d.large_transaction)}", "",
+             "[vocabularies]"]
     lines += [f"{name} = {_toml_value(list(values))}" for name, values in d.vocabularies.items()]
     if d.industry_teams:
         lines += ["", "[industry_teams]"]

@@ -46,7 +46,7 @@ from creditmodel.features.catalogue_zh import ZH
 
 REPORTING_LAG_DAYS = 90  # a statement for the period ending P is usable for decisions after P + 90 days
 STATEMENT_WINDOW_DAYS = 1095  # statements whose period ended in the last three years
-LARGE_TXN_CNY = 50_000  # a "large" single transaction, in CNY
+LARGE_TXN_CNY = 50_000  # the shipped dictionary's "large" single transaction (large_transaction), in CNY
 DIRECTIONS = (-1, 0, 1)
 AGGREGATIONS = ("value", "sum", "count", "mean", "ratio", "share", "cv", "slope", "trend", "max", "days_since",
                 "flag", "latest", "growth", "change", "hhi")
@@ -368,9 +368,44 @@ def _trend(direction_sql: str, noun: str, recent: int, direction: int, reason: s
         direction=direction, reason=reason)
 
 
-_LARGE = f"s.amount >= {LARGE_TXN_CNY}"
 _CASH = "s.channel = 'cash'"
 _YEAR = _within(365)
+_LARGE_COUNTS = {  # the counts of large transactions: name -> (direction, what, period in days, direction sign)
+    "txn_large_inflow_count_3m": (_IN, "receipts", 90, -1, "Few large receipts over the last 3 months"),
+    "txn_large_inflow_count_12m": (_IN, "receipts", 365, -1, "Few large receipts over the last 12 months"),
+    "txn_large_outflow_count_12m": (_OUT, "payments", 365, 0, "Large payments over the last 12 months"),
+}
+
+
+def _amount(value: float) -> str:
+    """An amount as a person reads it in English: 50,000 (no decimals for a whole amount)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
+def _large_counts(threshold: float, currency: str) -> tuple[Feature, ...]:
+    """The counts of single transactions of ``threshold`` or more (in ``currency``), last 3 and 12 months."""
+    sql = str(int(threshold)) if float(threshold).is_integer() else repr(float(threshold))
+    out = []
+    for name, (direction_sql, what, days, direction, reason) in _LARGE_COUNTS.items():
+        period = _within(90) if days == 90 else _YEAR
+        out.append(Feature(
+            name, "transactions", _count(_and(direction_sql, f"s.amount >= {sql}", period)),
+            f"{what.capitalize()} of {currency} {_amount(threshold)} or more, last {days // 30 if days < 365 else 12} "
+            f"months", "int", fill=0, window_days=days, aggregation="count",
+            description=f"Number of single {what} of at least {currency} {_amount(threshold)} in the last {days} days.",
+            direction=direction, reason=reason))
+    return tuple(out)
+
+
+def _large_zh(name: str, threshold: float, currency: str) -> str:
+    """The Chinese label of a large-transaction count for another threshold or currency than the shipped one."""
+    months = 3 if name.endswith("_3m") else 12
+    flow = "入账" if "inflow" in name else "出账"
+    if currency == "CNY":
+        said = f"{threshold / 10_000:g}万元" if threshold % 10_000 == 0 else f"{_amount(threshold)}元"
+    else:
+        said = f"{_amount(threshold)} {currency}"
+    return f"近{months}个月{said}及以上{flow}笔数"
 
 _TRANSACTIONS = (
     *_txn_family(30), *_txn_family(90), *_txn_family(180), *_txn_family(365),
@@ -392,21 +427,7 @@ _TRANSACTIONS = (
             "Days since the last receipt", "days", window_days=365, aggregation="days_since",
             description="Days from the latest receipt to the decision date; null if none in the last 365 days.",
             direction=1, reason="No receipts for a long time"),
-    Feature("txn_large_inflow_count_3m", "transactions", _count(_and(_IN, _LARGE, _within(90))),
-            f"Receipts of CNY {LARGE_TXN_CNY:,} or more, last 3 months", "int", fill=0, window_days=90,
-            aggregation="count",
-            description=f"Number of single receipts of at least CNY {LARGE_TXN_CNY:,} in the last 90 days.",
-            direction=-1, reason="Few large receipts over the last 3 months"),
-    Feature("txn_large_inflow_count_12m", "transactions", _count(_and(_IN, _LARGE, _YEAR)),
-            f"Receipts of CNY {LARGE_TXN_CNY:,} or more, last 12 months", "int", fill=0, window_days=365,
-            aggregation="count",
-            description=f"Number of single receipts of at least CNY {LARGE_TXN_CNY:,} in the last 365 days.",
-            direction=-1, reason="Few large receipts over the last 12 months"),
-    Feature("txn_large_outflow_count_12m", "transactions", _count(_and(_OUT, _LARGE, _YEAR)),
-            f"Payments of CNY {LARGE_TXN_CNY:,} or more, last 12 months", "int", fill=0, window_days=365,
-            aggregation="count",
-            description=f"Number of single payments of at least CNY {LARGE_TXN_CNY:,} in the last 365 days.",
-            reason="Large payments over the last 12 months"),
+    *_large_counts(LARGE_TXN_CNY, "CNY"),
     _trend(_IN, "inflow", 90, -1, "Receipts fell over the last 3 months"),
     _trend(_IN, "inflow", 180, -1, "Receipts fell over the last 6 months"),
     _trend(_OUT, "outflow", 90, 0, "Payments changed over the last 3 months"),
@@ -725,10 +746,19 @@ VOCABULARY_FEATURES = {"product": "product", "guarantee_type": "guarantee_type",
 
 
 def catalogue(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
-    """The catalogue with the categories of ``dictionary``'s vocabularies (None = the shipped default)."""
+    """The catalogue with the categories of ``dictionary``'s vocabularies, its currency in the texts and its
+    large-transaction amount (None = the shipped default)."""
     d = default_dictionary() if dictionary is None else dictionary
-    return tuple(replace(f, categories=d.vocabulary(VOCABULARY_FEATURES[f.name]))
-                 if f.name in VOCABULARY_FEATURES else f for f in _DECLARED)
+    out = [replace(f, categories=d.vocabulary(VOCABULARY_FEATURES[f.name])) if f.name in VOCABULARY_FEATURES else f
+           for f in _DECLARED]
+    if (d.large_transaction, d.currency) != (LARGE_TXN_CNY, "CNY"):
+        large = {f.name: f for f in _large_counts(d.large_transaction, d.currency)}
+        out = [replace(large[f.name], label_zh=_large_zh(f.name, d.large_transaction, d.currency),
+                       reason_zh=f.reason_zh) if f.name in large else f for f in out]
+    if d.currency != "CNY":  # the amounts the texts speak of are in the bank's currency
+        out = [replace(f, label=f.label.replace("CNY", d.currency), description=f.description.replace("CNY", d.currency))
+               for f in out]
+    return tuple(out)
 
 
 CATALOGUE: tuple[Feature, ...] = catalogue()

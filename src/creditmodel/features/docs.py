@@ -105,7 +105,9 @@ def catalogue_markdown(features: Sequence[Feature] = CATALOGUE) -> str:
         f"- A financial statement for the period ending `P` is available from `P + {REPORTING_LAG_DAYS}` days"
         f" (reporting lag); it is usable when that date is before `d`, and only statements whose period ended in"
         f" the last {STATEMENT_WINDOW_DAYS} days are read.",
-        f"- A large transaction is a single amount of at least CNY {LARGE_TXN_CNY:,}.",
+        f"- A large transaction is a single amount of at least CNY {LARGE_TXN_CNY:,}: the shipped data dictionary's"
+        " `large_transaction`. A bank's dictionary sets its own amount and `currency`, which its catalogue's SQL"
+        " and texts then use.",
         "- Fill: the value when the expression is null (e.g. no row in the window); 0 for counts and sums,"
         " null (unknown) otherwise.",
         "- Direction: the expected direction of risk, used for monotone constraints and sanity checks.",
