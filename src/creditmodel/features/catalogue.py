@@ -36,6 +36,7 @@ a repayment record of that member). ``derived`` features refer to other features
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
@@ -343,17 +344,56 @@ def _txn_family(w: int) -> list[Feature]:
     ]
 
 
+# the shipped dictionary's transaction channels the catalogue knows: risk direction, how receipts come in
+_CHANNELS = {"pos": (-1, "through POS acquiring"), "cash": (1, "taken in cash"), "transfer": (0, "by transfer"),
+             "direct_link": (-1, "through bank-enterprise direct link")}
+
+
 def _channel_share(channel: str, w: int, direction: int, noun: str) -> Feature:
     win = _within(w)
-    part = _sum(_and(_IN, f"s.channel = '{channel}'", win))
+    quoted = channel.replace("'", "''")
+    part = _sum(_and(_IN, f"s.channel = '{quoted}'", win))
     return Feature(
-        f"txn_{channel}_share_{_SUFFIX[w]}", "transactions", _ratio(f"coalesce({part}, 0)", _sum(_and(_IN, win))),
+        f"txn_{_slug(channel)}_share_{_SUFFIX[w]}", "transactions", _ratio(f"coalesce({part}, 0)", _sum(_and(_IN, win))),
         f"Share of receipts {noun}, last {_PERIOD[w]}", "pct", window_days=w, aggregation="share",
         description=f"Receipts through channel '{channel}' divided by all receipts in the {w} days before the "
                     f"decision date.",
         direction=direction,
         reason=(f"High share of receipts {noun}" if direction > 0 else f"Low share of receipts {noun}"
                 if direction < 0 else f"Share of receipts {noun}") + f" over the last {_PERIOD[w]}")
+
+
+def _slug(value: str) -> str:
+    """A vocabulary value as part of a feature name: lower case, runs of other characters as one "_"."""
+    return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+
+
+def _channel_shares(d: DataDictionary) -> list[Feature]:
+    """The share of receipts through each channel of ``d``'s vocabulary, last 3 and 12 months: the catalogue's
+    declaration for a channel it knows, else one of no risk direction named by the dictionary's labels; and
+    the share of payments in cash when ``d`` has the channel ``cash``."""
+    empty = next((ch for ch in d.vocabulary("channel") if not _slug(ch)), None)
+    if empty is not None:
+        raise ConfigError(f"{d.source}: vocabularies.channel: {empty!r} gives no feature name; name the channel "
+                          f"with letters or digits")
+    out, made = [], []
+    for w in (90, 365):
+        for ch in d.vocabulary("channel"):
+            if ch in _CHANNELS:
+                out.append(_BY_DECLARED[f"txn_{ch}_share_{_SUFFIX[w]}"])
+                continue
+            en, zh = d.label("channel", ch, "en"), d.label("channel", ch, "zh")
+            f = _channel_share(ch, w, 0, f"through {en}")
+            out.append(replace(f, label_zh=f"{_ZH_PERIOD[w]}{zh}入账占比", reason_zh=f"{_ZH_PERIOD[w]}{zh}入账占比"))
+            made.append(f.name)
+    if "cash" in d.vocabulary("channel"):
+        out.append(_BY_DECLARED["txn_cash_out_share_12m"])
+    names = [f.name for f in out]
+    clash = next((n for n in names if names.count(n) > 1 or (n in made and n in _BY_DECLARED)), None)
+    if clash is not None:
+        raise ConfigError(f"{d.source}: vocabularies.channel: {list(d.vocabulary('channel'))} give the feature name "
+                          f"{clash!r}, which another channel or catalogue feature has; name the channels apart")
+    return out
 
 
 def _trend(direction_sql: str, noun: str, recent: int, direction: int, reason: str) -> Feature:
@@ -415,9 +455,7 @@ _TRANSACTIONS = (
             "Variability of receipt amounts, last 12 months", "ratio", window_days=365, aggregation="cv",
             description="Sample standard deviation of receipt amounts divided by their mean, last 365 days.",
             direction=1, reason="Receipt amounts were erratic over the last 12 months"),
-    *(_channel_share(ch, w, d, noun) for w in (90, 365) for ch, d, noun in (
-        ("pos", -1, "through POS acquiring"), ("cash", 1, "taken in cash"), ("transfer", 0, "by transfer"),
-        ("direct_link", -1, "through bank-enterprise direct link"))),
+    *(_channel_share(ch, w, d, noun) for w in (90, 365) for ch, (d, noun) in _CHANNELS.items()),
     Feature("txn_cash_out_share_12m", "transactions",
             _ratio(f"coalesce({_sum(_and(_OUT, _CASH, _YEAR))}, 0)", _sum(_and(_OUT, _YEAR))),
             "Share of payments made in cash, last 12 months", "pct", window_days=365, aggregation="share",
@@ -745,12 +783,22 @@ VOCABULARY_FEATURES = {"product": "product", "guarantee_type": "guarantee_type",
                        "industry": "industry"}
 
 
+_BY_DECLARED: dict[str, Feature] = {f.name: f for f in _DECLARED}
+_ZH_PERIOD = {90: "近3个月", 365: "近12个月"}
+_CHANNEL_BLOCK = [f.name for f in _DECLARED if f.name.endswith(("_share_3m", "_share_12m"))
+                  and f.name[len("txn_"):].rsplit("_share_", 1)[0] in _CHANNELS] + ["txn_cash_out_share_12m"]
+
+
 def catalogue(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
-    """The catalogue with the categories of ``dictionary``'s vocabularies, its currency in the texts and its
-    large-transaction amount (None = the shipped default)."""
+    """The catalogue with the categories of ``dictionary``'s vocabularies, a receipt share per channel of its
+    own, its currency in the texts and its large-transaction amount (None = the shipped default)."""
     d = default_dictionary() if dictionary is None else dictionary
     out = [replace(f, categories=d.vocabulary(VOCABULARY_FEATURES[f.name])) if f.name in VOCABULARY_FEATURES else f
            for f in _DECLARED]
+    if set(d.vocabulary("channel")) != set(_CHANNELS):  # the bank's own channels: their shares, in their place
+        at = next(i for i, f in enumerate(out) if f.name == _CHANNEL_BLOCK[0])
+        out = [f for f in out if f.name not in _CHANNEL_BLOCK]
+        out[at:at] = _channel_shares(d)
     if (d.large_transaction, d.currency) != (LARGE_TXN_CNY, "CNY"):
         large = {f.name: f for f in _large_counts(d.large_transaction, d.currency)}
         out = [replace(large[f.name], label_zh=_large_zh(f.name, d.large_transaction, d.currency),
