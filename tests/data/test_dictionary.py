@@ -224,6 +224,9 @@ def test_a_bank_dictionary_replaces_what_it_gives_and_keeps_the_rest(foreign):
     ('[vocabularies]\ndirection = ["credit", "debit"]\n',
      r"vocabularies.direction: \['credit', 'debit'\]: expected exactly \['in', 'out'\], the values the feature "
      r"catalogue"),
+    ('[vocabularies]\nregistration_event_kind = ["legal_rep_change", "abnormal_listing", "fine"]\n',
+     r"vocabularies.registration_event_kind: 'abnormal_removal' is missing: the feature catalogue and the triggers "
+     r"read \['legal_rep_change', 'abnormal_listing', 'abnormal_removal', 'penalty'\] \(other values may be added\)"),
     ('[labels.industry.gold]\nen = "Gold"\n', "'gold' is not a value of vocabulary industry"),
     ('[bounds]\n"loans.colour" = { min = 0 }\n', "not a numeric column of the canonical tables"),
     ('[bounds]\n"loans.amount" = { min = 5, max = 1 }\n', "min 5 is above max 1"),
@@ -391,6 +394,13 @@ def test_industry_teams_map_every_default_industry_to_a_declared_team():
     for team in d.vocabulary("industry_team"):
         assert d.label("industry_team", team, "zh") != team  # every team reads in Chinese too
     assert parse_dictionary(tomllib.loads(dictionary_toml(d))) == d  # written and read back equal
+
+
+def test_a_bank_adds_registration_event_kinds_of_its_own(tmp_path):
+    path = tmp_path / "d.toml"
+    kinds = ["legal_rep_change", "abnormal_listing", "abnormal_removal", "penalty", "address_change"]
+    path.write_text(f"[vocabularies]\nregistration_event_kind = {kinds!r}\n".replace("'", '"'), encoding="utf-8")
+    assert load_dictionary(path).vocabulary("registration_event_kind") == tuple(kinds)
 
 
 def test_a_bank_renames_its_teams_and_the_mapping_is_checked():

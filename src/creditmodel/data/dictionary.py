@@ -57,6 +57,10 @@ VOCABULARIES = tuple(dict.fromkeys(VOCABULARY_COLUMNS.values()))
 # vocabularies whose values the kit's SQL names (inflows and outflows): a bank maps its codes to them, and a
 # dictionary that renames them would leave every flow feature empty without a word, so it is refused
 FIXED_VOCABULARIES: dict[str, tuple[str, ...]] = {"direction": ("in", "out")}
+# vocabularies whose values the kit's SQL names but a bank may extend: the business-register events the
+# catalogue counts and the triggers watch; a dictionary without one of them is refused for the same reason
+REQUIRED_VALUES: dict[str, tuple[str, ...]] = {
+    "registration_event_kind": ("legal_rep_change", "abnormal_listing", "abnormal_removal", "penalty")}
 ATTRIBUTE_TABLES = ("loans", "enterprises")
 ATTRIBUTE_KINDS = ("numeric", "categorical", "bool")
 LANGUAGES = ("en", "zh")
@@ -216,6 +220,11 @@ def _vocabularies(source: str, raw: Any, defaults: dict[str, tuple[str, ...]] | 
             raise _fail(source, where, f"{values!r}: expected exactly {list(FIXED_VOCABULARIES[name])}, the values "
                                        f"the feature catalogue and the triggers read; map the bank's own codes to "
                                        f"them in the mapping's value map")
+        lacking = [v for v in REQUIRED_VALUES.get(name, ()) if v not in values]
+        if lacking:
+            raise _fail(source, where, f"{lacking[0]!r} is missing: the feature catalogue and the triggers read "
+                                       f"{list(REQUIRED_VALUES[name])} (other values may be added); map the bank's "
+                                       f"own codes to them in the mapping's value map")
         out[name] = tuple(values)
     return out
 
