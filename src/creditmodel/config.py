@@ -255,6 +255,9 @@ class PricingConfig(_Strict):
     grid_guarantor_type: str | None = Field(
         "third_party", description="the guarantee type whose grid cells are priced per guarantor grade (the "
                                    "guarantor's PD substitutes or doubles the borrower's); none: no guarantor grades")
+    grid_group_type: str | None = Field(
+        "joint_group", description="the guarantee type of a joint-guarantee group: its grid cells carry a group "
+                                   "(joint liability and correlated default); none: no group cells")
     preferential_discount: dict[str, float] = Field(
         default_factory=lambda: {"preferential": 0.012},
         description="rate discount by product (policy/'rainbow' products): the grid shows the EVA it gives up")

@@ -53,6 +53,23 @@ def test_a_guarantor_grade_prices_the_third_party_cells_by_substitution():
     assert len(none) == 3 * len(CFG.lgd) and none["guarantor_grade"].isna().all()
 
 
+def test_the_bank_names_its_joint_guarantee_group():
+    """A bank whose joint-guarantee groups are guarantee type "mutual_group" (and has no "joint_group"): its
+    cells carry the group, priced as the shipped joint_group cells are."""
+    grades, pds = ["A1", "B2", "C3"], [0.002, 0.02, 0.15]
+    lgd = {"unsecured": 0.45, "mutual_group": CFG.lgd["joint_group"]}
+    mine = rate_grid(grades, pds, ["furniture"], CFG.model_copy(update={"lgd": lgd, "grid_group_type": "mutual_group",
+                                                                       "grid_guarantor_type": None}))
+    shipped = rate_grid(grades, pds, ["furniture"], CFG).set_index(["grade", "guarantee_type"])
+    cols = ["lgd", "k", "rate", "raroc", "eva"]
+    group = mine[mine["guarantee_type"] == "mutual_group"].set_index("grade")[cols]
+    for grade in grades:
+        assert group.loc[grade].tolist() == shipped.loc[(grade, "joint_group"), cols].tolist()
+    assert (group["lgd"] < lgd["mutual_group"]).all()  # the other members' joint liability lowers the loss
+    ungrouped = rate_grid(grades, pds, ["furniture"], CFG.model_copy(update={"lgd": lgd, "grid_guarantor_type": None}))
+    assert (ungrouped[ungrouped["guarantee_type"] == "mutual_group"]["lgd"] == lgd["mutual_group"]).all()
+
+
 def test_price_grid_writes_csv_and_heatmap(demo_run, tmp_path, capsys):
     out = tmp_path / "grid.csv"
     assert main(["price", "grid", "--bundle", str(demo_run["result"].bundle_dir), "--out", str(out)]) == 0

@@ -1,7 +1,8 @@
 """The published rate grid: credit grade x guarantee type x industry team, every cell priced by `price`.
 
 A cell is one reference loan: the grade's assigned PD (the master scale's), the guarantee type's LGD
-(a joint-guarantee group cell carries a group, so joint liability and correlated default apply),
+(a cell of config.grid_group_type, the bank's joint-guarantee group, carries a group, so joint liability
+and correlated default apply),
 the exposure config.grid_ead and the default maturity. The cell's figures are `price`'s output for
 that loan, so a loan with the same terms gets exactly the cell's rate. The industry team enters
 through the PD's grade only (the model prices the industry); the column makes the grid the template
@@ -39,10 +40,10 @@ GRID_COLUMNS = ("grade", "guarantee_type", "guarantor_grade", "industry_team", "
 
 
 def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence[str],
-                      config: PricingConfig, *, group_type: str = "joint_group",
-                      amounts: Sequence[float] | None = None) -> pd.DataFrame:
+                      config: PricingConfig, *, amounts: Sequence[float] | None = None) -> pd.DataFrame:
     """The reference loans of the grid, one per cell (input rows of `price`); `amounts`: the exposures
-    of an amount dimension (default: config.grid_ead alone)."""
+    of an amount dimension (default: config.grid_ead alone). The cells of config.grid_group_type carry a
+    group."""
     types = list(config.lgd)
     eads = np.asarray([config.grid_ead] if amounts is None else list(amounts), dtype=np.float64)
     a, g, t, i = np.meshgrid(np.arange(eads.size), np.arange(len(grades)), np.arange(len(types)),
@@ -58,7 +59,7 @@ def grid_applications(grades: Sequence[str], grade_pds: Sequence[float], teams: 
         "pd_guarantor": np.full(g.size, np.nan),
         "ead": eads[a],
         "maturity_years": np.full(g.size, config.default_maturity_years),
-        "group_id": pd.arrays.IntegerArray(np.ones(g.size, dtype=np.int64), gt != group_type),  # a group or none
+        "group_id": pd.arrays.IntegerArray(np.ones(g.size, dtype=np.int64), gt != config.grid_group_type),  # or none
     })
     guaranteed = apps["guarantee_type"].to_numpy() == config.grid_guarantor_type
     if guaranteed.any():  # one cell per guarantor grade, in the grades' order, in place of the one cell
