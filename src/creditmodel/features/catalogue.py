@@ -410,7 +410,7 @@ def _trend(direction_sql: str, noun: str, recent: int, direction: int, reason: s
 
 _CASH = "s.channel = 'cash'"
 _YEAR = _within(365)
-_LARGE_COUNTS = {  # the counts of large transactions: name -> (direction, what, period in days, direction sign)
+_LARGE_COUNTS = {  # the counts of large transactions: name -> (flow condition, noun, window days, risk direction, reason)
     "txn_large_inflow_count_3m": (_IN, "receipts", 90, -1, "Few large receipts over the last 3 months"),
     "txn_large_inflow_count_12m": (_IN, "receipts", 365, -1, "Few large receipts over the last 12 months"),
     "txn_large_outflow_count_12m": (_OUT, "payments", 365, 0, "Large payments over the last 12 months"),
@@ -785,8 +785,7 @@ VOCABULARY_FEATURES = {"product": "product", "guarantee_type": "guarantee_type",
 
 _BY_DECLARED: dict[str, Feature] = {f.name: f for f in _DECLARED}
 _ZH_PERIOD = {90: "近3个月", 365: "近12个月"}
-_CHANNEL_BLOCK = [f.name for f in _DECLARED if f.name.endswith(("_share_3m", "_share_12m"))
-                  and f.name[len("txn_"):].rsplit("_share_", 1)[0] in _CHANNELS] + ["txn_cash_out_share_12m"]
+_CHANNEL_BLOCK = [f"txn_{ch}_share_{_SUFFIX[w]}" for w in (90, 365) for ch in _CHANNELS] + ["txn_cash_out_share_12m"]
 
 
 def catalogue(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
