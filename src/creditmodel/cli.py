@@ -337,8 +337,8 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     grid = rate_grid(list(scale.grades), scale.grade_pds().tolist(), dictionary.vocabulary(team_vocab), config.pricing,
                      only_teams=only, amounts=_amounts(args.amounts), dictionary=dictionary)
     html = grid_html(grid, labels=dictionary.labels.get("guarantee_type", {}),
-                     team_labels=dictionary.labels.get(team_vocab, {}))
-    sheet = grid if lang == "en" else grid.rename(columns=lambda c: column_heading(c, lang))
+                     team_labels=dictionary.labels.get(team_vocab, {}), currency=dictionary.currency)
+    sheet = grid.rename(columns=lambda c: column_heading(c, lang, dictionary.currency)) if lang != "en" else grid
     with Output(out, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
         sheet.to_csv(output.tmp, index=False)
     with Output(page, kind="file", command="price grid", inputs=inputs, force=args.force) as output:
@@ -395,13 +395,14 @@ def _cmd_price(args: argparse.Namespace) -> None:
     priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary(), lang=lang)
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang))
+    currency = config.data_dictionary().currency
+    sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang, currency))
     _write_frame(sheet, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
     sep = "；" if lang == "zh" else "; "
-    print(text("price.summary", lang, n=s["n_loans"], exposure=s["exposure"], out=out) + "\n"
+    print(text("price.summary", lang, n=s["n_loans"], exposure=s["exposure"], out=out, currency=currency) + "\n"
           + text("price.rates", lang, rate=s["rate"], risk_covering=s["risk_covering_rate"], raroc=s["raroc"],
-                 hurdle=pricing.hurdle_rate, eva=s["eva"]) + sep
+                 hurdle=pricing.hurdle_rate, eva=s["eva"], currency=currency) + sep
           + text("price.limits", lang, n_floored=s["n_floored"], floor=pricing.min_rate, n_capped=s["n_capped"],
                  cap=pricing.max_rate, n_referral=int(priced["needs_referral"].sum())))
 

@@ -167,6 +167,20 @@ def test_the_report_in_chinese_has_the_same_numbers(result, report):
     assert all(CJK.search(t) for t in shown.iloc[:, 7])
 
 
+def test_a_bank_in_dollars_reads_its_amounts_in_dollars(result):
+    from dataclasses import replace
+
+    from creditmodel.data.dictionary import default_dictionary
+
+    dollars = replace(default_dictionary(), currency="USD")
+    for lang, said in (("en", "Exposure (USD)"), ("zh", "风险暴露（USD）")):
+        page = render_report(result, lang, dollars)
+        heads = {h for t in tables_of(page).values() for h in t.columns}
+        assert said in heads and not {h for h in heads if "CNY" in h or "元" in h}
+        assert page.count("USD") >= 5
+    assert "风险暴露（元）" in render_report(result, "zh")
+
+
 def test_the_report_opens_cleanly_in_headless_chromium(monitored, tmp_path):
     pytest.importorskip("playwright")
     from creditmodel.validation.browser import find_chromium, open_in_browser

@@ -70,6 +70,17 @@ def test_the_bank_names_its_joint_guarantee_group():
     assert (ungrouped[ungrouped["guarantee_type"] == "mutual_group"]["lgd"] == lgd["mutual_group"]).all()
 
 
+def test_the_heatmap_names_the_amounts_in_the_dictionary_currency():
+    from creditmodel.pricing.grid import grid_html
+
+    grid = rate_grid(["A1", "C3"], [0.002, 0.15], ["furniture"], CFG, amounts=[500_000, 9_000_000])
+    assert "exposure USD 500,000" in grid_html(grid, currency="USD")
+    assert "贷款金额 500,000 USD" in grid_html(grid, currency="USD")
+    assert "approval authority of the unit: USD 5,000,000" in grid_html(grid, currency="USD")
+    shipped = grid_html(grid)
+    assert "贷款金额 500,000 元" in shipped and "approval authority of the unit: CNY 5,000,000" in shipped
+
+
 def test_price_grid_writes_csv_and_heatmap(demo_run, tmp_path, capsys):
     out = tmp_path / "grid.csv"
     assert main(["price", "grid", "--bundle", str(demo_run["result"].bundle_dir), "--out", str(out)]) == 0

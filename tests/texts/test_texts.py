@@ -22,8 +22,24 @@ def test_both_languages_hold_the_same_ids_and_fields():
 
 
 def test_text_fills_fields_in_each_language():
-    assert text("price.summary", "en", n=3, exposure=1234567.0, out="p.csv") == "priced 3 loans (exposure 1,234,567) -> p.csv"
+    assert text("price.summary", "en", n=3, exposure=1234567.0, out="p.csv") == \
+        "priced 3 loans (exposure CNY 1,234,567) -> p.csv"
     assert text("price.summary", "zh", n=3, exposure=1234567.0, out="p.csv") == "已定价 3 笔贷款（风险暴露 1,234,567 元）-> p.csv"
+
+
+def test_amounts_read_in_the_data_dictionary_currency():
+    """{unit}: 元 in Chinese for yuan, the currency's code otherwise; the shipped CNY when none is given."""
+    assert text("price.summary", "en", n=3, exposure=1e6, out="p.csv", currency="USD") == \
+        "priced 3 loans (exposure USD 1,000,000) -> p.csv"
+    assert text("price.summary", "zh", n=3, exposure=1e6, out="p.csv", currency="USD") == \
+        "已定价 3 笔贷款（风险暴露 1,000,000 USD）-> p.csv"
+    assert column_heading("ead", "zh") == column_heading("ead", "zh", "CNY") == "违约风险暴露（元）"
+    assert column_heading("ead", "zh", "USD") == "违约风险暴露（USD）"
+    assert column_heading("eva", "en", "USD") == "EVA (USD per year)"
+    for lang in LANGS:  # no text names the yuan outright but the value formats of the shipped currency
+        for key, template in catalogue(lang).items():
+            if key != "value.cny":
+                assert "CNY" not in template and "元" not in template.replace("{unit}", ""), (lang, key)
 
 
 def test_every_shipped_grade_and_price_column_has_a_name_in_both_languages():

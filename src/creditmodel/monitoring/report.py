@@ -64,10 +64,10 @@ class _Report:
         self.lang, self.d = lang, dictionary
 
     def t(self, key: str, **fields: Any) -> str:
-        return text(f"monitor.{key}", self.lang, **fields)
+        return text(f"monitor.{key}", self.lang, currency=self.d.currency, **fields)
 
     def col(self, name: str) -> str:
-        return text(f"monitor.col.{name}", self.lang)
+        return text(f"monitor.col.{name}", self.lang, currency=self.d.currency)
 
     def status(self, s: str) -> str:
         if s not in STATUS_COLOURS:

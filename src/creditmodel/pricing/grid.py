@@ -114,11 +114,13 @@ def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence
 
 
 def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = None, title_en: str = "Rate grid",
-              title_zh: str = "定价模板：利率表", team_labels: dict[str, dict[str, str]] | None = None) -> str:
+              title_zh: str = "定价模板：利率表", team_labels: dict[str, dict[str, str]] | None = None,
+              currency: str = "CNY") -> str:
     """The grid as a self-contained heatmap page, headings in Chinese and English: one table per guarantee
     type, grades down, industry teams across, each cell the offered rate coloured from low to high,
     with its components, RAROC and EVA in the cell's tooltip. `labels`: the dictionary's guarantee-type
-    labels ({value: {"en": ..., "zh": ...}}); `team_labels`: the industry teams' labels, alike."""
+    labels ({value: {"en": ..., "zh": ...}}); `team_labels`: the industry teams' labels, alike; `currency`:
+    the data dictionary's, which the amounts are in."""
     from html import escape
 
     from creditmodel.texts import FONT_STACK, column_heading, grade_name, text
@@ -147,7 +149,8 @@ def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = 
     if not pd.isna(authority):
         n_ref = int(grid["needs_referral"].sum())
         parts.append("<p class='authority'>" + " · ".join(
-            escape(text("grid.authority", lang, authority=float(authority), n=n_ref)) for lang in ("zh", "en"))
+            escape(text("grid.authority", lang, authority=float(authority), n=n_ref, currency=currency))
+            for lang in ("zh", "en"))
             + "</p>")
     teams = list(dict.fromkeys(grid["industry_team"]))
     several = grid["ead"].nunique() > 1
@@ -155,7 +158,8 @@ def grid_html(grid: pd.DataFrame, *, labels: dict[str, dict[str, str]] | None = 
         grid.assign(guarantor_grade="")
     for (gt, ead, guarantor), part in keys.groupby(["guarantee_type", "ead", "guarantor_grade"], sort=False):
         lab = labels.get(gt, {})
-        amount = (" · " + " · ".join(escape(text("grid.amount", lang, ead=float(ead))) for lang in ("zh", "en"))
+        amount = (" · " + " · ".join(escape(text("grid.amount", lang, ead=float(ead), currency=currency))
+                                  for lang in ("zh", "en"))
                   if several else "")
         if guarantor:
             amount += " · " + " · ".join(escape(text("grid.guarantor", lang, grade=grade_name(guarantor, lang)))

@@ -58,11 +58,21 @@ def has_text(id_: str, lang: str = DEFAULT_LANG) -> bool:
     return id_ in catalogue(lang)
 
 
+def money_unit(currency: str | None, lang: str | None = DEFAULT_LANG) -> str:
+    """The currency of amounts as a text of `lang` writes it: 元 in Chinese for CNY, else the code (None: CNY,
+    the shipped data dictionary's)."""
+    currency = currency or "CNY"
+    return "元" if check_lang(lang) == "zh" and currency == "CNY" else currency
+
+
 def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
-    """The text `id_` in `lang` with `fields` filled in."""
+    """The text `id_` in `lang` with `fields` filled in. A template's ``{unit}`` is the currency of its amounts
+    as the language writes it, from the field ``currency`` (the data dictionary's; default CNY)."""
     texts = catalogue(check_lang(lang))
     if id_ not in texts:
         raise ConfigError(f"text {id_!r} is not in the {lang} message catalogue")
+    if "{unit}" in texts[id_]:
+        fields = {**fields, "unit": money_unit(fields.get("currency"), lang)}
     return texts[id_].format(**fields) if fields else texts[id_]
 
 
@@ -78,7 +88,8 @@ def grade_name(grade: str, lang: str | None = DEFAULT_LANG) -> str:
     return text(key, lang) if has_text(key, check_lang(lang)) else str(grade)
 
 
-def column_heading(column: str, lang: str | None = DEFAULT_LANG) -> str:
-    """The heading of a price-sheet column; an unknown column keeps its name."""
+def column_heading(column: str, lang: str | None = DEFAULT_LANG, currency: str | None = None) -> str:
+    """The heading of a price-sheet column, its amounts in `currency` (default CNY); an unknown column keeps
+    its name."""
     key = f"column.{column}"
-    return text(key, lang) if has_text(key, check_lang(lang)) else column
+    return text(key, lang, currency=currency) if has_text(key, check_lang(lang)) else column
