@@ -136,7 +136,7 @@ def test_a_dictionary_in_another_currency_than_the_bundle_is_refused(demo_run, t
     r = demo_run["result"]
     (tmp_path / "usd.toml").write_text('currency = "USD"\n', encoding="utf-8")
     cfg = tmp_path / "run.toml"
-    cfg.write_text('dictionary = "usd.toml"\n', encoding="utf-8")
+    cfg.write_text(f"dictionary = {json.dumps((tmp_path / 'usd.toml').as_posix())}\n", encoding="utf-8")
     out = tmp_path / "out"
     common = ["--bundle", str(r.bundle_dir), "--config", str(cfg)]
     argv = {"price": ["price", *common, "--features", str(r.features_path), "--out", str(out / "priced.csv")],

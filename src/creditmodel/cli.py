@@ -300,7 +300,8 @@ def _cmd_bundle_compile(args: argparse.Namespace) -> None:
 
 
 def _amounts(value: str | None) -> list[float] | None:
-    """--amounts "500000,6000000" as exposures in CNY; a value that is not a positive number: one line."""
+    """--amounts "500000,6000000" as exposures (the data dictionary's currency); a value that is not a positive
+    number: one line."""
     if not value:
         return None
     out = []
@@ -310,7 +311,7 @@ def _amounts(value: str | None) -> list[float] | None:
         except ValueError:
             amount = float("nan")
         if not (amount > 0 and amount < float("inf")):
-            raise ConfigError(f"--amounts {value}: {item.strip()!r} is not an amount in CNY > 0")
+            raise ConfigError(f"--amounts {value}: {item.strip()!r} is not an amount > 0")
         out.append(amount)
     return out
 
@@ -860,11 +861,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "industry team (CSV --out and a heatmap .html beside it)")
     p.add_argument("--bundle", required=True, help="export bundle directory")
     p.add_argument("--teams", help="grid: only these industry teams (comma-separated)")
-    p.add_argument("--amounts", help="grid: an amount dimension, exposures in CNY (comma-separated, e.g. "
-                                     "500000,6000000); cells above the approval authority are flagged for referral")
+    p.add_argument("--amounts", help="grid: an amount dimension, exposures in the data dictionary's currency "
+                                     "(comma-separated, e.g. 500000,6000000); cells above the approval authority are "
+                                     "flagged for referral")
     p.add_argument("--applications", "--features", dest="applications",
                    help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
-                        "ead or amount/loan_amount (CNY), maturity_years or term_months, optional annual_sales (CNY)")
+                        "ead or amount/loan_amount, maturity_years or term_months, optional annual_sales (amounts in the data "
+                        "dictionary's currency)")
     p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "

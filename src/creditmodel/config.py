@@ -251,7 +251,8 @@ class PricingConfig(_Strict):
                                                                "the other members repay")
     group_correlation_addon: float = Field(0.05, ge=0, le=0.5, description="asset correlation added for group "
                                                                           "members' correlated default")
-    grid_ead: float = Field(500_000, gt=0, description="the exposure (CNY) at which the published rate grid is priced")
+    grid_ead: float = Field(500_000, gt=0, description="the exposure (in the data dictionary's currency) at which the "
+                                                        "rate grid is priced")
     grid_guarantor_type: str | None = Field(
         "third_party", description="the guarantee type whose grid cells are priced per guarantor grade (the "
                                    "guarantor's PD substitutes or doubles the borrower's); none: no guarantor grades")

@@ -99,7 +99,7 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     n = len(applications)
     ead_col = next((c for c in EAD_COLUMNS if c in applications.columns), None)
     ead = (np.ones(n) if ead_col is None
-           else _numeric(applications, ead_col, lambda v: v >= 0, "a number >= 0 (the exposure in CNY)"))
+           else _numeric(applications, ead_col, lambda v: v >= 0, "a number >= 0 (the exposure)"))
     in_range = f"a number of years in (0, {MAX_MATURITY_YEARS:g}]"
     if "maturity_years" in applications.columns:
         maturity = _numeric(applications, "maturity_years", lambda v: (v > 0) & (v <= MAX_MATURITY_YEARS), in_range)
@@ -108,7 +108,7 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
                             f"a number of months in (0, {12 * MAX_MATURITY_YEARS:g}]", scale=1 / 12)
     else:
         maturity = np.full(n, config.default_maturity_years)
-    sales = (_numeric(applications, "annual_sales", lambda v: v >= 0, "a number >= 0 (CNY) or empty",
+    sales = (_numeric(applications, "annual_sales", lambda v: v >= 0, "a number >= 0 or empty",
                       allow_missing=True) if "annual_sales" in applications.columns else None)
 
     lgd = gt.astype(object).map(config.lgd).to_numpy(dtype=np.float64)
@@ -179,10 +179,10 @@ def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray
     cover = np.full(n, np.nan)
     if "collateral_cover" in cols:
         cover = _numeric(applications, "collateral_cover", lambda v: v >= 0,
-                         "a number >= 0 (recognised collateral, CNY) or empty", allow_missing=True)
+                         "a number >= 0 (recognised collateral) or empty", allow_missing=True)
     elif "collateral_value" in cols:
         value = _numeric(applications, "collateral_value", lambda v: v >= 0,
-                         "a number >= 0 (appraised collateral, CNY) or empty", allow_missing=True)
+                         "a number >= 0 (appraised collateral) or empty", allow_missing=True)
         kinds = (applications["collateral_type"].astype(object) if "collateral_type" in cols
                  else pd.Series([None] * n, dtype=object))
         has = ~np.isnan(value)

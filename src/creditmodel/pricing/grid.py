@@ -87,7 +87,7 @@ def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence
         bad = [a for a in amounts if not (np.isfinite(a) and a > 0)]
         if bad or not len(amounts):
             raise RequestError(f"price grid: amount {bad[0] if bad else 'list'!r} is not an exposure; expected "
-                               f"amounts in CNY > 0")
+                               f"amounts > 0")
     apps = grid_applications(grades, grade_pds, teams, config, amounts=amounts)
     priced = price(apps, config)
     out = priced.drop(columns=["loan_id"])

@@ -57,7 +57,7 @@ def collateral_cover(items: pd.DataFrame, haircuts: Mapping[str, float]) -> pd.S
     bad = ~np.isfinite(value) | (value < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise RequestError(f"collateral: value must be a number >= 0 (CNY), got {items['value'].iloc[i]!r} "
+        raise RequestError(f"collateral: value must be a number >= 0, got {items['value'].iloc[i]!r} "
                            f"(loan_id {items['loan_id'].iloc[i]!r})")
     kinds = items["collateral_type"].astype(object)
     unknown = ~kinds.isin(list(haircuts)).to_numpy()
