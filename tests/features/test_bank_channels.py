@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from creditmodel.data.dictionary import default_dictionary, parse_dictionary
@@ -81,3 +82,30 @@ def test_channels_that_give_no_name_or_one_name_twice_are_one_line(channels, mes
     with pytest.raises(ConfigError, match=rf"^bank.toml: vocabularies.channel: .*{message}") as info:
         catalogue(_dictionary(channels))
     assert "\n" not in str(info.value)
+
+
+def test_a_bank_catalogue_scores_online_as_offline(small_world, tmp_path):
+    """The bank's catalogue (own channels, own large-transaction amount), carried as a bundle carries it,
+    gives at decision time from a store the features the offline build gives, to 1e-12."""
+    from creditmodel.features.build import available_features
+    from creditmodel.features.online import OnlineFeatures, build_store, catalogue_document, catalogue_from_document
+    from creditmodel.features.spark import frame_mismatches
+
+    tables = {**small_world.tables, "transactions": small_world.tables["transactions"].assign(
+        channel=small_world.tables["transactions"]["channel"].replace(RENAMED))}
+    raw = tomllib.loads('currency = "USD"\nlarge_transaction = 20000\n[vocabularies]\n'
+                        'channel = ["card", "cash", "ach-transfer", "wire"]\n')
+    d = parse_dictionary(raw, source="bank.toml", defaults=default_dictionary())
+    kept, _ = available_features(tables, catalogue(d))
+    assert {"txn_card_share_3m", "txn_wire_share_12m", "txn_large_inflow_count_12m"} <= {f.name for f in kept}
+    build_store(tables, tmp_path / "store.duckdb")
+    online = OnlineFeatures(catalogue_from_document(catalogue_document(kept)), tmp_path / "store.duckdb")
+    loans = tables["loans"].sample(25, random_state=3)
+    got = pd.concat([online.features(
+        r.enterprise_id, r.application_date, amount=r.amount, term_months=r.term_months, product=r.product,
+        guarantee_type=r.guarantee_type, group_id=None if pd.isna(r.group_id) else int(r.group_id)
+    ).assign(loan_id=r.loan_id) for r in loans.itertuples()], ignore_index=True)
+    offline = build_features(tables, loans, features=kept).set_index("loan_id").loc[got["loan_id"]].reset_index()
+    got = got.astype({"loan_id": offline["loan_id"].dtype, "enterprise_id": offline["enterprise_id"].dtype})
+    assert frame_mismatches(offline[got.columns], got, rtol=1e-12) == {}
+    assert got["txn_card_share_12m"].gt(0).any() and got["txn_large_inflow_count_12m"].gt(0).any()
