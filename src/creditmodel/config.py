@@ -228,7 +228,8 @@ class PricingConfig(_Strict):
         "auto", description="IRB curve for K: 'auto' = other retail for an EAD up to retail_threshold_eur, "
                             "else corporate (with the SME adjustment when annual sales are known)")
     retail_threshold_eur: float = Field(1_000_000, gt=0, description="Basel retail limit on one borrower's exposure")
-    eur_cny: float = Field(8.0, gt=0, description="CNY per EUR, to compare CNY amounts and sales with EUR limits")
+    eur_cny: float = Field(8.0, gt=0, description="units of the data dictionary's currency per EUR (CNY per EUR for "
+                                                  "a bank in yuan), to compare amounts and sales with Basel's EUR limits")
     default_maturity_years: float = Field(1.0, gt=0, le=50, description="maturity when a loan gives none "
                                                                        "(most loans are 1-year working capital)")
     pd_floor: float = Field(0.0003, ge=0, lt=0.01, description="PD floor of the capital formula (Basel II 0.03%)")
@@ -273,7 +274,7 @@ class PricingConfig(_Strict):
 
     @property
     def retail_threshold_cny(self) -> float:
-        """The retail limit in CNY, the currency of the loan data: retail_threshold_eur x eur_cny."""
+        """The retail limit in the loans' currency (the data dictionary's): retail_threshold_eur x eur_cny."""
         return self.retail_threshold_eur * self.eur_cny
 
     @property
