@@ -417,7 +417,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     from creditmodel.config import load_config
     from creditmodel.data.io import load_tables_leaving, resolve_extraction_date
     from creditmodel.monitoring.carried import CARRIED_FILE
-    from creditmodel.monitoring.report import REPORT_NAME, write_report
+    from creditmodel.monitoring.report import REPORT_NAME, summary_lines, write_report
     from creditmodel.monitoring.run import monitor
     from creditmodel.texts import check_lang
 
@@ -452,12 +452,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
     s = result.summary
-    teams = ", ".join(f"{k} {v:.2%}" for k, v in s["npl_ratio_by_team"].items())
-    print(f"monitored {s['loans']} open loans as of {s['as_of']} -> {out}\n"
-          f"mean PD {s['mean_pd_origination']:.2%} at origination -> {s['mean_pd_now']:.2%} now; "
-          f"{s['share_downgraded_2plus']:.1%} downgraded 2+ notches; NPL {s['npl_ratio']:.2%} "
-          f"(tolerance {s['npl_tolerance']:.0%}; by team: {teams}); {s['officers_over_tolerance']} officers over it; "
-          f"EVA {s['eva_total']:,.0f} a year; {s['watch_list_loans']} loans on the watch list")
+    print(summary_lines(s, out, lang, config.data_dictionary()))
     if target is not None:
         from creditmodel.monitoring.mlflow_metrics import log_monitoring, metrics_of
 

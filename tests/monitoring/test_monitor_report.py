@@ -181,6 +181,23 @@ def test_a_bank_in_dollars_reads_its_amounts_in_dollars(result):
     assert "风险暴露（元）" in render_report(result, "zh")
 
 
+def test_the_command_prints_its_figures_in_either_language(result):
+    from dataclasses import replace
+
+    from creditmodel.data.dictionary import default_dictionary
+    from creditmodel.monitoring.report import summary_lines
+
+    s, d = result.summary, default_dictionary()
+    en, zh = summary_lines(s, "out", "en"), summary_lines(s, "out", "zh")
+    assert en.startswith(f"monitored {s['loans']} open loans as of {s['as_of']} -> out\n")
+    assert f"NPL {s['npl_ratio']:.2%}" in en and f"EVA CNY {s['eva_total']:,.0f} a year" in en
+    assert zh.startswith(f"已监测截至 {s['as_of']} 的在贷贷款 {s['loans']} 笔 -> out\n")
+    assert f"不良贷款率 {s['npl_ratio']:.2%}" in zh and f"经济增加值每年 {s['eva_total']:,.0f} 元" in zh
+    for team, npl in s["npl_ratio_by_team"].items():
+        assert f"{team} {npl:.2%}" in en and f"{d.label('industry_team', team, 'zh')}：{npl:.2%}" in zh
+    assert f"每年 {s['eva_total']:,.0f} USD" in summary_lines(s, "out", "zh", replace(d, currency="USD"))
+
+
 def test_the_report_opens_cleanly_in_headless_chromium(monitored, tmp_path):
     pytest.importorskip("playwright")
     from creditmodel.validation.browser import find_chromium, open_in_browser

@@ -26,7 +26,7 @@ from creditmodel import __version__
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.texts import check_lang, text
 
-__all__ = ["REPORT_NAME", "findings", "render_report", "watch_by_officer", "write_report"]
+__all__ = ["REPORT_NAME", "findings", "render_report", "summary_lines", "watch_by_officer", "write_report"]
 
 REPORT_NAME = "monitoring_report.html"
 STATUS_COLOURS = {"green": "#2e7d32", "amber": "#e69500", "red": "#c62828"}
@@ -201,6 +201,20 @@ def findings(summary: dict[str, Any], frames: dict[str, pd.DataFrame], lang: str
     if s.get("live_psi_status", "n/a") != "n/a":
         out.append((s["live_psi_status"], r.t("finding.psi_live", n=s["live_scores"], psi=s["live_psi"])))
     return out
+
+
+def summary_lines(summary: dict[str, Any], out: str | Path, lang: str | None = "en",
+                  dictionary: DataDictionary | None = None) -> str:
+    """What `creditmodel monitor` prints when it is done: the run's headline figures in ``lang``, the teams
+    as the unit names them and the EVA in the dictionary's currency."""
+    r = _Report(check_lang(lang), dictionary or default_dictionary())
+    s = summary
+    teams = ("；" if r.lang == "zh" else ", ").join(
+        r.t("cli.team", team=r.team(k), npl=v) for k, v in s["npl_ratio_by_team"].items())
+    return (r.t("cli.done", loans=s["loans"], as_of=s["as_of"], out=out) + "\n"
+            + r.t("cli.figures", pd0=s["mean_pd_origination"], pd1=s["mean_pd_now"], down2=s["share_downgraded_2plus"],
+                  npl=s["npl_ratio"], tolerance=s["npl_tolerance"], teams=teams, over=s["officers_over_tolerance"],
+                  eva=s["eva_total"], watch=s["watch_list_loans"]))
 
 
 def watch_by_officer(watch: pd.DataFrame) -> pd.DataFrame:
