@@ -393,10 +393,11 @@ def _cmd_price(args: argparse.Namespace) -> None:
     if args.store:
         applications = _with_security(bundle, applications, args.store, pricing)
     lang = check_lang(args.lang or config.lang)
-    priced = price_with_bundle(bundle, applications, pricing, config.data_dictionary(), lang=lang)
+    dictionary = config.data_dictionary()
+    priced = price_with_bundle(bundle, applications, pricing, dictionary, lang=lang)
     if target is not None:
         priced = with_target_rate(priced, target, pricing)
-    currency = config.data_dictionary().currency
+    currency = dictionary.currency
     sheet = priced if lang == "en" else priced.rename(columns=lambda c: column_heading(c, lang, currency))
     _write_frame(sheet, out, command="price", inputs=inputs, force=args.force)
     s = portfolio_summary(priced)
@@ -430,11 +431,12 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
     config = load_config(args.config)
     bundle = _load_bundle(args)
-    bundle.check_currency(config.data_dictionary(), "monitor")  # before the data is read
+    dictionary = config.data_dictionary()  # read once: the file is parsed at every call
+    bundle.check_currency(dictionary, "monitor")  # before the data is read
     extraction = resolve_extraction_date(config.extraction_date, args.data)
     # transactions stored as parquet stay in their files: DuckDB reads them where monitoring needs them
     tables = load_tables_leaving(args.data, ("transactions",), encoding=config.data_encoding,
-                                 delimiter=config.data_delimiter, dictionary=config.data_dictionary(),
+                                 delimiter=config.data_delimiter, dictionary=dictionary,
                                  extraction_date=extraction)
     lang = check_lang(args.lang or config.lang)
     target = _monitoring_target(args, bundle)  # the tracking store is checked before any work
@@ -447,12 +449,12 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
             for file, frame in files.items():
                 frame.to_parquet(output.tmp / file, index=False)
             (output.tmp / CARRIED_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        write_report(result, output.tmp / REPORT_NAME, lang, config.data_dictionary(), bundle_label=str(args.bundle))
+        write_report(result, output.tmp / REPORT_NAME, lang, dictionary, bundle_label=str(args.bundle))
         result.frames["watch_list"].to_csv(output.tmp / "watch_list.csv", index=False, encoding="utf-8-sig")
         (output.tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n",
                                                  encoding="utf-8")
     s = result.summary
-    print(summary_lines(s, out, lang, config.data_dictionary()))
+    print(summary_lines(s, out, lang, dictionary))
     if target is not None:
         from creditmodel.monitoring.mlflow_metrics import log_monitoring, metrics_of
 
