@@ -27,6 +27,8 @@ memory. ``--world`` monitors an existing world directory instead of writing one.
 Each result: wall seconds (reading the tables excluded, reported apart), peak memory of the process
 (VmHWM, reading included), and the open loans. Ratios: monitor / catalogue and rerate / catalogue.
 The issue's goal at 1M borrowers (density 0.14): monitor <= 1.5x the catalogue build and < 8 GiB.
+Every task's process keeps the memory it frees, as the `creditmodel` commands do (``--allocator default``:
+glibc's and NumPy's own behaviour, to measure what that saves).
 Run: ``.venv/bin/python benchmarks/bench_monitoring.py [--enterprises 1000000 --density 0.14]``.
 """
 
@@ -53,8 +55,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def work(task: str, world: str, bundle_dir: str, as_of: str) -> dict:
-    """One task in this process (run by the parent as a subprocess)."""
+def work(task: str, world: str, bundle_dir: str, as_of: str, allocator: str = "kept") -> dict:
+    """One task in this process (run by the parent as a subprocess). allocator "kept": the process keeps
+    freed memory as the `creditmodel` commands do (``memory.keep_freed_memory``); "default": as glibc
+    and NumPy would."""
+    if allocator == "kept":  # first, as the command does at its start: reading the tables is measured apart
+        from creditmodel.memory import keep_freed_memory
+
+        keep_freed_memory()
     import pandas as pd
 
     from creditmodel.config import build_config
@@ -109,13 +117,13 @@ def work(task: str, world: str, bundle_dir: str, as_of: str) -> dict:
             # much more on some days than on others and weigh on the task with the larger peak
             "user_seconds": round(done.user - times.user, 3), "system_seconds": round(done.system - times.system, 3),
             "read_seconds": round(read, 3), "peak_mib": round(_peak_mib(), 1), "open_loans": int(len(book)),
-            "rows_built": int(rows)}
+            "rows_built": int(rows), "allocator": allocator}
 
 
-def _run(task: str, world: Path, bundle: Path, as_of: str) -> dict:
+def _run(task: str, world: Path, bundle: Path, as_of: str, allocator: str) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
-    res = subprocess.run([sys.executable, __file__, "--work", task, str(world), str(bundle), as_of],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, __file__, "--work", task, str(world), str(bundle), as_of,
+                          "--allocator", allocator], capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise SystemExit(f"{task} failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -134,10 +142,13 @@ def main() -> None:
                     help="the earlier monitoring date whose carried ratings monitor_carried starts from")
     ap.add_argument("--tasks", nargs="+", default=["catalogue", "catalogue_monitored_rows", "monitor", "monitor_carried"],
                     choices=["catalogue", "catalogue_monitored_rows", "rerate", "monitor", "monitor_carried"])
+    ap.add_argument("--allocator", choices=["kept", "default"], default="kept",
+                    help="kept (default): every task's process keeps the memory it frees, as the creditmodel commands "
+                         "do; default: glibc's and NumPy's own behaviour, to measure what keeping it saves")
     ap.add_argument("--work", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.work:
-        print(json.dumps(work(*args.work)))
+        print(json.dumps(work(*args.work, allocator=args.allocator)))
         return
 
     from creditmodel.config import build_config
@@ -160,8 +171,8 @@ def main() -> None:
         results = {}
         for task in args.tasks:
             if task == "monitor_carried":  # the earlier date's run first (not timed here), then the next date
-                results["carry"] = _run("carry", world, trained.bundle_dir, args.previous_as_of)
-            results[task] = _run(task, world, trained.bundle_dir, args.as_of)
+                results["carry"] = _run("carry", world, trained.bundle_dir, args.previous_as_of, args.allocator)
+            results[task] = _run(task, world, trained.bundle_dir, args.as_of, args.allocator)
     none = {"seconds": 0, "cpu_seconds": 0, "rows_built": 0}
     base, cpu = results.get("catalogue", none)["seconds"], results.get("catalogue", none)["cpu_seconds"]
     rows = results.get("catalogue_monitored_rows", none)
@@ -169,7 +180,7 @@ def main() -> None:
     rerated = results.get("rerate", none)
     print(json.dumps({
         "benchmark": "monitoring", "enterprises": args.enterprises, "transaction_density": args.density,
-        "as_of": args.as_of, "open_loans": monitored["open_loans"], "cpus": os.cpu_count(),
+        "as_of": args.as_of, "open_loans": monitored["open_loans"], "cpus": os.cpu_count(), "allocator": args.allocator,
         "setup_seconds": {"train": round(train_seconds, 1), "world": round(world_seconds, 1)},
         "results": results,
         "ratio_monitor_to_catalogue": round(monitored["seconds"] / base, 2) if base else None,

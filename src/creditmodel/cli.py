@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from creditmodel.exceptions import ConfigError, CreditModelError
+from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
 
@@ -1079,8 +1080,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one command; own_process: the process is this command's alone (the `creditmodel` executable), so a
+    batch command may set how the process keeps memory (``memory.keep_freed_memory``)."""
     args = build_parser().parse_args(argv)
+    if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
+        keep_freed_memory()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\..*)?")  # noise on import
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -1108,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> int:
     """The `creditmodel` command: `main` in a process of its own, which draws figures into files only."""
     os.environ.setdefault("MPLBACKEND", "Agg")  # no window, no display needed (main() called in a kernel keeps its own)
-    return main()
+    return main(own_process=True)
 
 
 if __name__ == "__main__":
