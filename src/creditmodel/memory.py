@@ -5,7 +5,7 @@ megabytes to gigabytes, over and over. By default glibc gives a freed large bloc
 the operating system (``munmap``, or trimming the heap), so the next buffer of the same size is
 faulted in and zeroed again page by page. On a virtual machine that reports freed memory to its host
 (virtio-balloon free page reporting, as some cloud VMs do) each of those faults costs a fault in the host
-too. On the 1M-borrower world this was half of ``monitor``'s and of the catalogue build's kernel time.
+too. On the 1M-borrower world this was half of ``monitor``'s kernel time.
 
 So a batch process keeps freed blocks of up to 32 MiB in its heap, and does not give its heap back, and
 NumPy does not ask for transparent huge pages for its arrays (with them, each first touch zeroes 2 MiB;
