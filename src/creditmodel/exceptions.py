@@ -1,4 +1,13 @@
-"""One exception type per boundary; each message names the table/field/value and what was expected."""
+"""One exception type per boundary; each message names the table/field/value and what was expected.
+
+An error a person reads at the service (a refused request) is raised with ``of(text_id, **fields)``: its
+message is a text of the message catalogue (``creditmodel.texts``), so ``in_lang("zh")`` gives it in
+Simplified Chinese while ``str()`` stays the English.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 def first_line(exc: BaseException) -> str:
@@ -7,8 +16,37 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class CreditModelError(Exception):
+class Texted:
+    """An error whose message may be a text of the message catalogue: ``text_id`` and its ``fields``."""
+
+    text_id: str | None = None
+    fields: dict[str, Any] = {}  # noqa: RUF012 - replaced per instance by `of`, never mutated
+
+    @classmethod
+    def of(cls, text_id: str, /, **fields: Any) -> Any:
+        """The error whose message is the catalogue's text `text_id` (English) with `fields` filled in."""
+        from creditmodel.texts import text  # here: the message catalogue imports this module
+
+        exc = cls(text(text_id, "en", **fields))  # type: ignore[call-arg]  # with Exception, which takes it
+        exc.text_id, exc.fields = text_id, fields
+        return exc
+
+    def in_lang(self, lang: str) -> str | None:
+        """The message in `lang`; None when it is not a catalogue text (English only)."""
+        if self.text_id is None:
+            return None
+        from creditmodel.texts import text
+
+        return text(self.text_id, lang, **self.fields)
+
+
+class CreditModelError(Texted, Exception):
     """Base class of every error creditmodel raises on purpose at a boundary."""
+
+
+class TextedValueError(Texted, ValueError):
+    """A ValueError of a request validator (pydantic turns it into a value_error) whose message is a
+    catalogue text, so the service answers it in every language."""
 
 
 class DataContractError(CreditModelError):

@@ -25,6 +25,7 @@ from creditmodel.service.app import create_app
 
 from .application_requests import application_body as _body
 from .application_requests import sample_loans as _loans
+from .said import assert_said_in_both
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,7 @@ def test_bad_fields_are_422_naming_the_field(served, field, value):
     r = served["client"].post("/v1/applications/score", json=_body(loan, **{field: value}))
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"][:2] == ["body", field]
+    assert_said_in_both(r.json()["detail"][0])
 
 
 def test_decision_date_defaults_to_today(served):
@@ -209,14 +211,16 @@ def test_guarantors_that_protect_nobody_are_422_naming_the_field(served):
     after = str((pd.Timestamp(g["application_date"]) + pd.Timedelta(days=30)).date())
     base = _body(loan, guarantee_type="third_party", group_id=None, decision_date=after)
     cases = [({"enterprise_id": guarantor, "guarantor_id": borrower}, f"circular guarantees {guarantor} -> "
-                                                                       f"{borrower} -> {guarantor}"),
-             ({"guarantor_id": 987_654_321}, "guarantor 987654321 is not an enterprise of the store"),
-             ({"guarantor_id": int(loan.enterprise_id)}, "is the borrower itself")]
-    for over, message in cases:
+                                                                       f"{borrower} -> {guarantor}",
+              f"循环担保 {guarantor} -> {borrower} -> {guarantor}"),
+             ({"guarantor_id": 987_654_321}, "guarantor 987654321 is not an enterprise of the store",
+              "保证人 987654321 不是数据库中的企业"),
+             ({"guarantor_id": int(loan.enterprise_id)}, "is the borrower itself", "即借款人本身")]
+    for over, message, zh in cases:
         r = served["client"].post("/v1/applications/price", json={**base, **over})
         assert r.status_code == 422, r.text
         (err,) = r.json()["detail"]
-        assert err["loc"] == ["body", "guarantor_id"] and message in err["msg"], err
+        assert err["loc"] == ["body", "guarantor_id"] and message in err["msg"] and zh in err["msg_zh"], err
 
 
 def test_whole_numbers_written_with_a_fraction_are_the_integers(served):
@@ -307,5 +311,6 @@ def test_a_store_failing_under_a_running_service_is_503_naming_the_store(served,
     detail = json.loads(out)["detail"]
     assert status == 503 and ids == [f"loan-{loan.loan_id}"] and len(detail) == 1
     assert detail[0]["type"] == "store_unavailable" and detail[0]["loc"] == ["store"]
+    assert detail[0]["msg_zh"].startswith("数据库 ") and detail[0]["msg_zh"].endswith("；未作评分，请重试")
     assert str(path) in detail[0]["msg"] and "\n" not in detail[0]["msg"] and "Traceback" not in detail[0]["msg"]
     apps.online.close()

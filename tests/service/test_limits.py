@@ -81,7 +81,8 @@ def test_row_count_is_capped_before_parsing(app, feature_rows):
     assert status == 422
     d = json.loads(out)["detail"]
     assert d == [{"loc": ["body", "applications"], "type": "too_long",
-                  "msg": "at most 10000 applications per request, got 10001"}]
+                  "msg": "at most 10000 applications per request, got 10001",
+                  "msg_zh": "每次请求最多 10000 笔申请，收到 10001 笔"}]
 
 
 def test_large_bodies_are_scored_in_a_helper_process_alike(bundle, feature_rows):

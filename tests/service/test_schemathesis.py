@@ -11,6 +11,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from .said import assert_said_in_both
+
 pytestmark = pytest.mark.slow  # hundreds of generated requests
 
 OPERATIONS = [("/v1/score", "POST"), ("/v1/price", "POST"), ("/v1/model", "GET"), ("/health", "GET")]
@@ -51,5 +53,7 @@ def test_invalid_requests_are_rejected_without_5xx(api_schema, path):
     def check(case):
         response = case.call_and_validate()  # includes: negative data must be rejected with a 4xx
         assert response.status_code in (413, 422), response.text
+        for item in response.json()["detail"]:  # every reason in Chinese as well as English
+            assert_said_in_both(item)
 
     check()

@@ -24,6 +24,7 @@ from creditmodel.data.io import read_tables
 from creditmodel.features.online import build_store
 
 from .conftest import start_server, stop_server
+from .said import assert_said_in_both
 
 pytestmark = pytest.mark.slow  # hundreds of generated requests
 
@@ -125,6 +126,8 @@ def test_invalid_applications_are_refused_without_5xx(api_schema, path):
     def check(case):
         response = case.call_and_validate()  # includes: negative data must be rejected with a 4xx
         assert response.status_code in (400, 413, 422), response.text
+        for item in response.json()["detail"]:  # every reason in Chinese as well as English
+            assert_said_in_both(item)
 
     check()
 

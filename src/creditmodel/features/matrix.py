@@ -108,8 +108,10 @@ class FeatureSchema:
         present = set(columns)
         missing = [n for n in self.names if n not in present]
         if missing:
-            raise RequestError(f"{where + ': ' if where else ''}feature {missing[0]!r} is missing (expected all of "
-                               f"the {len(self.names)} features; {len(missing)} missing)")
+            if where:
+                raise RequestError(f"{where}: feature {missing[0]!r} is missing (expected all of the "
+                                   f"{len(self.names)} features; {len(missing)} missing)")
+            raise RequestError.of("error.feature_missing", name=missing[0], n=len(self.names), missing=len(missing))
 
     def check(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first feature that is missing, null where not allowed, not a
@@ -118,30 +120,31 @@ class FeatureSchema:
         for name in self.names:
             col = frame[name]
             if name in self.required and col.isna().any():
-                raise RequestError(f"feature {name!r}: null is not allowed (the feature is always defined)")
+                raise RequestError.of("error.feature_null", name=name)
             if name in self.categories:
                 bad = sorted(set(col[col.notna()].astype(str)) - set(self.categories[name]))
                 if bad:
-                    raise RequestError(f"feature {name!r}: value {bad[0]!r} is not one of {list(self.categories[name])}")
+                    raise RequestError.of("error.feature_category", name=name, value=bad[0],
+                                          categories=list(self.categories[name]))
                 continue
             if col.dtype == bool:
-                raise RequestError(f"feature {name!r}: value {bool(col.iloc[0])!r} is not a number")
+                raise RequestError.of("error.feature_not_number", name=name, value=bool(col.iloc[0]))
             if col.dtype == object:
                 flags = col.map(lambda v: isinstance(v, bool))
                 if flags.any():
-                    raise RequestError(f"feature {name!r}: value {col[flags].iloc[0]!r} is not a number")
+                    raise RequestError.of("error.feature_not_number", name=name, value=col[flags].iloc[0])
             numeric = pd.to_numeric(col, errors="coerce")
             bad = col[numeric.isna() & col.notna()]
             if len(bad):
-                raise RequestError(f"feature {name!r}: value {bad.iloc[0]!r} is not a number")
+                raise RequestError.of("error.feature_not_number", name=name, value=bad.iloc[0])
             values = numeric.to_numpy(dtype=float, na_value=np.nan)
             if np.isinf(values).any():
-                raise RequestError(f"feature {name!r}: infinite values are not allowed")
+                raise RequestError.of("error.feature_infinite", name=name)
             lo, hi = self.bounds.get(name, (-ABSURD, ABSURD))
             outside = (values < lo) | (values > hi)
             if outside.any():
-                raise RequestError(f"feature {name!r}: value {float(values[outside][0])!r} is outside the allowed "
-                                   f"range [{lo:g}, {hi:g}]")
+                raise RequestError.of("error.feature_outside_allowed", name=name, value=float(values[outside][0]),
+                                      lo=lo, hi=hi)
 
     def encode(self, frame: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
         """Float matrix in schema order; categories become their codes, unknown or null become NaN.

@@ -27,6 +27,7 @@ from creditmodel.export.bundle import PDBundle
 from creditmodel.pricing.capital import capital_requirement, loan_capital, risk_weight  # noqa: F401 (API)
 from creditmodel.pricing.guarantees import collateral_lgd, double_default_capital, group_lgd
 from creditmodel.pricing.raroc import eva, raroc
+from creditmodel.texts import Phrase
 
 COMPONENTS = ("funding_cost", "operating_cost", "expected_loss", "capital_charge", "margin")
 OUTPUT_COLUMNS = ("loan_id", "grade", "guarantee_type", "pd", "lgd", "ead", "maturity_years", "capital_approach",
@@ -44,8 +45,9 @@ def _plain(value: object) -> object:
 
 
 def _numeric(frame: pd.DataFrame, col: str, ok, expected: str, *, allow_missing: bool = False,
-             scale: float = 1.0) -> np.ndarray:
-    """Column `col` as float64; the first value that is not a number or fails `ok` raises RequestError."""
+             scale: float = 1.0, **fields: float) -> np.ndarray:
+    """Column `col` as float64; the first value that is not a number or fails `ok` raises RequestError saying
+    what was `expected` (the id of a text ``error.expect.<expected>``, filled with `fields`)."""
     raw = frame[col]
     if raw.dtype == bool or pd.api.types.is_bool_dtype(raw):
         bad = np.ones(len(raw), dtype=bool)
@@ -59,8 +61,10 @@ def _numeric(frame: pd.DataFrame, col: str, ok, expected: str, *, allow_missing:
             bad |= missing
     if bad.any():
         i = int(np.argmax(bad))
-        loan = f" (loan_id {_plain(frame['loan_id'].iloc[i])!r})" if "loan_id" in frame.columns else ""
-        raise RequestError(f"pricing input: {col} must be {expected}, got {_plain(raw.iloc[i])!r}{loan}")
+        raise RequestError.of("error.pricing_numeric", column=col, value=_plain(raw.iloc[i]),
+                              expected=Phrase(f"error.expect.{expected}", fields),
+                              loan=(Phrase("error.pricing_loan", {"loan": _plain(frame["loan_id"].iloc[i])})
+                                    if "loan_id" in frame.columns else ""))
     return values
 
 
@@ -93,22 +97,22 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     unknown = ~gt.astype(object).isin(list(config.lgd)).to_numpy()
     if unknown.any():
         i = int(np.argmax(unknown))
-        raise RequestError(f"pricing input: guarantee_type {_plain(gt.iloc[i])!r} has no LGD "
-                           f"(loan_id {_plain(applications['loan_id'].iloc[i])!r}); expected one of {sorted(config.lgd)}")
-    pd_ = _numeric(applications, "pd", lambda v: (v >= 0) & (v <= 1), "a number in [0, 1]")
+        raise RequestError.of("error.pricing_no_lgd", value=_plain(gt.iloc[i]),
+                              loan=_plain(applications["loan_id"].iloc[i]), known=sorted(config.lgd))
+    pd_ = _numeric(applications, "pd", lambda v: (v >= 0) & (v <= 1), "pd")
     n = len(applications)
     ead_col = next((c for c in EAD_COLUMNS if c in applications.columns), None)
     ead = (np.ones(n) if ead_col is None
-           else _numeric(applications, ead_col, lambda v: v >= 0, "a number >= 0 (the exposure)"))
-    in_range = f"a number of years in (0, {MAX_MATURITY_YEARS:g}]"
+           else _numeric(applications, ead_col, lambda v: v >= 0, "exposure"))
     if "maturity_years" in applications.columns:
-        maturity = _numeric(applications, "maturity_years", lambda v: (v > 0) & (v <= MAX_MATURITY_YEARS), in_range)
+        maturity = _numeric(applications, "maturity_years", lambda v: (v > 0) & (v <= MAX_MATURITY_YEARS), "maturity",
+                            most=MAX_MATURITY_YEARS)
     elif "term_months" in applications.columns:
-        maturity = _numeric(applications, "term_months", lambda v: (v > 0) & (v <= MAX_MATURITY_YEARS),
-                            f"a number of months in (0, {12 * MAX_MATURITY_YEARS:g}]", scale=1 / 12)
+        maturity = _numeric(applications, "term_months", lambda v: (v > 0) & (v <= MAX_MATURITY_YEARS), "term",
+                            scale=1 / 12, most=12 * MAX_MATURITY_YEARS)
     else:
         maturity = np.full(n, config.default_maturity_years)
-    sales = (_numeric(applications, "annual_sales", lambda v: v >= 0, "a number >= 0 or empty",
+    sales = (_numeric(applications, "annual_sales", lambda v: v >= 0, "sales",
                       allow_missing=True) if "annual_sales" in applications.columns else None)
 
     lgd = gt.astype(object).map(config.lgd).to_numpy(dtype=np.float64)
@@ -178,11 +182,11 @@ def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray
     lgd_type = applications["guarantee_type"].astype(object).map(config.lgd).to_numpy(dtype=np.float64)
     cover = np.full(n, np.nan)
     if "collateral_cover" in cols:
-        cover = _numeric(applications, "collateral_cover", lambda v: v >= 0,
-                         "a number >= 0 (recognised collateral) or empty", allow_missing=True)
+        cover = _numeric(applications, "collateral_cover", lambda v: v >= 0, "cover",
+                         allow_missing=True)
     elif "collateral_value" in cols:
-        value = _numeric(applications, "collateral_value", lambda v: v >= 0,
-                         "a number >= 0 (appraised collateral) or empty", allow_missing=True)
+        value = _numeric(applications, "collateral_value", lambda v: v >= 0, "collateral",
+                         allow_missing=True)
         kinds = (applications["collateral_type"].astype(object) if "collateral_type" in cols
                  else pd.Series([None] * n, dtype=object))
         has = ~np.isnan(value)
@@ -194,7 +198,7 @@ def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray
                                f"{sorted(config.collateral_haircuts)}")
         haircut = kinds.map(config.collateral_haircuts).to_numpy(dtype=np.float64, na_value=np.nan)
         cover = np.where(has, (1.0 - haircut) * value, np.nan)
-    pd_g = (_numeric(applications, "pd_guarantor", lambda v: (v >= 0) & (v <= 1), "a number in [0, 1] or empty",
+    pd_g = (_numeric(applications, "pd_guarantor", lambda v: (v >= 0) & (v <= 1), "pd_guarantor",
                      allow_missing=True) if "pd_guarantor" in cols else np.full(n, np.nan))
     in_group = (applications["group_id"].notna().to_numpy() if "group_id" in cols else np.zeros(n, dtype=bool))
     return lgd_type, cover, pd_g, in_group

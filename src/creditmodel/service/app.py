@@ -13,7 +13,9 @@
 Bad input of any kind (malformed JSON, wrong type, unknown or missing field, null where the schema
 forbids it, NaN/inf, a value outside the bundle's allowed range or the data dictionary's valid
 domain, an empty or oversized batch) gets 422 with
-``{"detail": [{"loc": ["body", "applications", i, "features", name], "msg", "type"}]}``.
+``{"detail": [{"loc": ["body", "applications", i, "features", name], "msg", "msg_zh", "type"}]}``: ``msg`` in
+English, ``msg_zh`` the same in Simplified Chinese (``creditmodel.service.errors``), whatever language
+the request asked for.
 Range refusals carry ``bundle.check_request``'s message, or name the data dictionary's column
 (``loans.term_months``) whose valid range a loan amount, term or instalment must respect.
 
@@ -61,12 +63,14 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditmodel import __version__
 from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.data.policy import referral_items
 from creditmodel.exceptions import BundleError, ConfigError, RequestError
 from creditmodel.export.contents import model_id
+from creditmodel.service import errors as e_
 from creditmodel.service import models as m
 from creditmodel.service.language import from_scope
 from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
@@ -115,14 +119,14 @@ def _errors(items: list[dict[str, Any]]) -> Reply:
 
 def _validation_errors(exc: ValidationError) -> Reply:
     out = []
-    for e in exc.errors(include_url=False, include_context=False):
+    for e in exc.errors(include_url=False):
         loc = ["body", *[p if isinstance(p, int) else str(p) for p in e["loc"]]]
-        msg = e["msg"]
         if e.get("input", ...) is None and len(loc) == 5 and loc[3] == "features" and e["type"] != "missing":
-            msg = f"feature {loc[4]!r}: null is not allowed (the feature is always defined)"
-        out.append({"loc": loc, "msg": msg, "type": e["type"]})
+            out.append(e_.item(loc, e["type"], "error.feature_null", name=loc[4]))
+        else:
+            out.append(e_.of_validation(e, loc))
     out.sort(key=lambda e: len(e["loc"]))  # outermost first: an unknown top-level field before 147 missing features
-    return _errors(out or [{"loc": ["body"], "msg": "invalid request", "type": "value_error"}])
+    return _errors(out or [e_.item(["body"], "value_error", "error.invalid_request")])
 
 
 def _locate_number_out_of_range(exc: ValidationError, body: bytes, parse) -> ValidationError:
@@ -317,8 +321,8 @@ class ScoringService:
         if self.countable:
             n = len(_APPLICATION_KEY.findall(body))
             if n > self.max_batch:  # refused before parsing: a count costs a few ms, a parse seconds
-                return (*_errors([{"loc": ["body", "applications"], "type": "too_long",
-                                   "msg": f"at most {self.max_batch} applications per request, got {n}"}]), None)
+                return (*_errors([e_.item(["body", "applications"], "too_long", "error.too_many",
+                                          limit=self.max_batch, n=n)]), None)
         try:
             req: Any = parse(body)  # a request model built from the bundle's features
         except ValidationError as exc:
@@ -343,16 +347,16 @@ class ScoringService:
             if verdict is not None:
                 found = _FEATURE_IN_MESSAGE.search(str(verdict))
                 name = found.group(1) if found else self._first_out_of_range(X, i)
-                return None, [], _errors([{"loc": ["body", "applications", i, "features", name],
-                                           "msg": str(verdict), "type": "request_error"}])
+                return None, [], _errors([e_.of_exception(["body", "applications", i, "features", name],
+                                                          "request_error", verdict)])
             name = self._first_out_of_range(X, i)  # the bundle allows it; the data dictionary does not
             p = self.scorer.policies[self.feature_index[name]]
             lo, hi = p.bounds or (None, None)
-            where = f" (data dictionary: {p.domain_source})" if p.domain_source else ""
-            return None, [], _errors([{"loc": ["body", "applications", i, "features", name],
-                                       "msg": f"feature {name!r}: value {float(X[i, self.feature_index[name]])!r} "
-                                              f"is outside the valid range [{lo:g}, {hi:g}]{where}",
-                                       "type": "request_error"}])
+            loc, value = ["body", "applications", i, "features", name], float(X[i, self.feature_index[name]])
+            return None, [], _errors([
+                e_.item(loc, "request_error", "error.feature_outside_valid", name=name, value=value, lo=lo, hi=hi,
+                        source=p.domain_source) if p.domain_source else
+                e_.item(loc, "request_error", "error.feature_outside_allowed", name=name, value=value, lo=lo, hi=hi)])
         outside = self.scorer.outside_training(X)
         if self.training_range == "refuse":
             for i, names in enumerate(outside):
@@ -360,10 +364,9 @@ class ScoringService:
                     name = names[0]
                     j = self.feature_index[name]
                     lo, hi = self.scorer.policies[j].training_range or (None, None)
-                    return None, [], _errors([{
-                        "loc": ["body", "applications", i, "features", name], "type": "outside_training_range",
-                        "msg": f"feature {name!r}: value {float(X[i, j])!r} is outside the training range "
-                               f"[{lo:g}, {hi:g}] and the bundle's policy is to refuse such values"}])
+                    return None, [], _errors([e_.item(
+                        ["body", "applications", i, "features", name], "outside_training_range",
+                        "error.feature_outside_training", name=name, value=float(X[i, j]), lo=lo, hi=hi)])
         return X, outside, None
 
     def _first_out_of_range(self, X: np.ndarray, i: int) -> str:
@@ -441,10 +444,8 @@ class ScoringService:
                 notes.append(text("service.default_maturity", lang, years=default_maturity))
             elif term is not None:  # (mat is None) never a default in place of a term the request got wrong
                 if not 0 < term / 12 <= m.MAX_MATURITY_YEARS:
-                    return _errors([{"loc": ["body", "applications", i, "features", "term_months"],
-                                     "type": "request_error",
-                                     "msg": f"feature 'term_months': value {term!r} gives no maturity in "
-                                            f"(0, {m.MAX_MATURITY_YEARS:g}] years; send loan.maturity_years"}])
+                    return _errors([e_.item(["body", "applications", i, "features", "term_months"], "request_error",
+                                            "error.term_no_maturity", term=term, most=m.MAX_MATURITY_YEARS)])
                 mat = term / 12
             maturity.append(mat)
             s = loan.annual_sales
@@ -470,7 +471,7 @@ class ScoringService:
         try:
             priced = price(apps_frame, self.pricing)
         except RequestError as exc:
-            return _errors([{"loc": self._price_error_loc(str(exc)), "msg": str(exc), "type": "request_error"}])
+            return _errors([e_.of_exception(self._price_error_loc(str(exc)), "request_error", exc)])
         flags = self._referrals(apps, rows, maturity)
         components = [c for c in COMPONENTS if c in priced.columns]
         skip = {"loan_id", "rate", "grade", *components}
@@ -642,8 +643,7 @@ class LargeRequests:
             return status, out, ids
         except BrokenProcessPool:
             self.pool = None
-            return (*_json({"detail": [{"loc": ["body"], "type": "unavailable",
-                                         "msg": "the helper process for large requests failed; retry"}]}, 503), None)
+            return (*_json({"detail": [e_.item(["body"], "unavailable", "error.helper_failed")]}, 503), None)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -685,9 +685,8 @@ class _ApiKeys:
     def __init__(self, app: Any, keys: Sequence[str]):
         self.app = app
         self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
-        self.body = json.dumps({"detail": [{"loc": ["header", "authorization"], "type": "unauthorized",
-                                            "msg": "missing or unknown API key: send Authorization: Bearer <key> "
-                                                   "or X-API-Key: <key>"}]}).encode()
+        self.body = json.dumps({"detail": [e_.item(["header", "authorization"], "unauthorized",
+                                                   "error.api_key")]}).encode()
 
     def allowed(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
         presented = None
@@ -851,6 +850,17 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
     app.state.service = svc
     app.state.large_requests = large
 
+    @app.exception_handler(StarletteHTTPException)
+    async def unknown_route(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path the service does not have, or a method it does not take there: said like every refusal."""
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        if kind is None:
+            item = e_.untranslated(["path"], "http_error", str(exc.detail))
+        else:
+            item = e_.item(["path"], kind, f"error.{kind}", path=request.url.path, method=request.method)
+        return Response(json.dumps({"detail": [item]}), status_code=exc.status_code, media_type="application/json",
+                        headers=getattr(exc, "headers", None))
+
     def health_answer() -> Answer:
         ok, workers = board.check()
         answer = {"status": "ok" if ok else "failing", "model": svc.model_id, "features": len(svc.names),
@@ -874,8 +884,9 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         errors[401] = {"model": m.ErrorResponse, "description": "missing or unknown API key"}
     gets = {"/v1/model": lambda: (200, info_bytes, []), "/health": health_answer}
 
-    def refuse(status: int, kind: str, msg: str, headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
-        return status, _json({"detail": [{"loc": ["body"], "msg": msg, "type": kind}]})[1], headers or []
+    def refuse(status: int, kind: str, text_id: str, headers: list[tuple[bytes, bytes]] | None = None,
+               **fields: Any) -> Answer:
+        return status, _json({"detail": [e_.item(["body"], kind, text_id, **fields)]})[1], headers or []
 
     busy = (b"retry-after", str(RETRY_AFTER_S).encode())
 
@@ -883,7 +894,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         lang, bad_lang = from_scope(scope)  # ?lang= or Accept-Language; the body's lang comes first
         if bad_lang is not None:
             await _drain(receive, time.monotonic() + body_timeout)
-            return 422, _json({"detail": [{"loc": ["query", "lang"], "msg": bad_lang, "type": "value_error"}]})[1], []
+            return 422, _json({"detail": [e_.of_exception(["query", "lang"], "value_error", bad_lang)]})[1], []
         status, out, headers = await answer(path, scope, receive, lang)
         if status == 200:
             chosen = _ANSWER_LANG.search(out[:300])  # every answer states its language near its start
@@ -895,13 +906,13 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         if path in APPLICATION_PATHS:
             return await application_reply(path, scope, receive, length, lang)
         if length is not None and length > max_body_bytes:
-            return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
+            return refuse(413, "too_large", "error.body_too_large", limit=max_body_bytes)
         held = False
         deadline = time.monotonic() + body_timeout
         if length is not None and length > large_body_bytes:
             if not large.try_acquire():  # refused unparsed; the body is read and dropped
                 await _drain(receive, deadline)
-                return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
+                return refuse(503, "busy", "error.busy", [busy], n=max_large_requests)
             held = True
 
         def acquire() -> bool:  # a body without Content-Length that turns out large
@@ -913,14 +924,14 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             try:
                 body = await _read_body(receive, max_body_bytes, deadline, large=large_body_bytes, on_large=acquire)
             except _TooLarge:
-                return refuse(413, "too_large", f"request body over {max_body_bytes} bytes")
+                return refuse(413, "too_large", "error.body_too_large", limit=max_body_bytes)
             except _TimedOut:
-                return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
+                return refuse(408, "timeout", "error.body_timeout", seconds=body_timeout)
             except _Busy:
                 await _drain(receive, deadline)
-                return refuse(503, "busy", f"{max_large_requests} large requests are in flight; retry later", [busy])
+                return refuse(503, "busy", "error.busy", [busy], n=max_large_requests)
             except _Gone:
-                return refuse(400, "disconnected", "the client went away before sending the body")
+                return refuse(400, "disconnected", "error.disconnected")
             if held:
                 status, out, ids = await large.handle(path, body, lang)
             else:
@@ -936,18 +947,17 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         """One application: a small body, answered in this process (never the helper of large bodies)."""
         limit = min(max_body_bytes, APPLICATION_BODY_BYTES)
         if applications is None:
-            return refuse(404, "no_store", "this service has no feature store (serve --store); send features "
-                                           "to /v1/score or /v1/price")
+            return refuse(404, "no_store", "error.no_store")
         if length is not None and length > limit:
-            return refuse(413, "too_large", f"request body over {limit} bytes")
+            return refuse(413, "too_large", "error.body_too_large", limit=limit)
         try:
             body = await _read_body(receive, limit, time.monotonic() + body_timeout)
         except _TooLarge:
-            return refuse(413, "too_large", f"request body over {limit} bytes")
+            return refuse(413, "too_large", "error.body_too_large", limit=limit)
         except _TimedOut:
-            return refuse(408, "timeout", f"request body not received within {body_timeout:g} s")
+            return refuse(408, "timeout", "error.body_timeout", seconds=body_timeout)
         except _Gone:
-            return refuse(400, "disconnected", "the client went away before sending the body")
+            return refuse(400, "disconnected", "error.disconnected")
         status, out, ids = applications.handle(path, body, lang)
         scope["creditmodel.ids"] = ids
         return status, out, []

@@ -20,10 +20,11 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
 
 from creditmodel.data.policy import policy_flags, referral_items
-from creditmodel.exceptions import BundleError, first_line
+from creditmodel.exceptions import BundleError, TextedValueError, first_line
 from creditmodel.features.catalogue import ATTRIBUTE_SOURCES
 from creditmodel.features.online import Application
 from creditmodel.features.online_pg import open_online
+from creditmodel.service import errors as e_
 from creditmodel.service import models as m
 from creditmodel.service.language import LangField
 from creditmodel.service.scoring import dictionary_column_bounds
@@ -138,7 +139,7 @@ def _number(v: Any) -> Any:
         return float(v)
     if isinstance(v, float):
         return v
-    raise ValueError("expected a number")
+    raise TextedValueError.of("error.expected_number")
 
 
 def _reaches(online: Any, start: int, target: int, before: date, limit: int = 10_000) -> list[int] | None:
@@ -170,8 +171,10 @@ def _reaches(online: Any, start: int, target: int, before: date, limit: int = 10
     return None
 
 
-def _error(loc: list[Any], msg: str, kind: str = "request_error", status: int = 422) -> tuple[int, bytes]:
-    return status, json.dumps({"detail": [{"loc": loc, "msg": msg, "type": kind}]}).encode()
+def _error(loc: list[Any], text_id: str, /, kind: str = "request_error", status: int = 422,
+           **fields: Any) -> tuple[int, bytes]:
+    """The refusal of one item: the catalogue's text `text_id` in English and Chinese."""
+    return e_.answer([e_.item(loc, kind, text_id, **fields)], status)
 
 
 class ApplicationService:
@@ -193,14 +196,14 @@ class ApplicationService:
         try:
             req: Any = self.model.model_validate_json(body)  # the model is built from the bundle's catalogue
         except ValidationError as exc:
-            errs = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                    for e in exc.errors(include_url=False, include_context=False, include_input=False)][:20]
-            return 422, json.dumps({"detail": errs}, default=str).encode(), None
+            errs = [e_.of_validation(e, ["body", *e["loc"]]) for e in exc.errors(include_url=False,
+                                                                                  include_input=False)][:20]
+            return (*e_.answer(errs), None)
         try:
             status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)
         except self.online.errors as exc:  # the store failed under a valid request: the client may retry
-            return (*_error(["store"], f"store {self.online.store}: {first_line(exc)[:300]}; nothing was scored, "
-                                       f"try again", "store_unavailable", 503), [req.id])
+            return (*_error(["store"], "error.store_unavailable", "store_unavailable", 503, store=self.online.store,
+                            detail=first_line(exc)[:300]), [req.id])
         return status, out, [req.id]
 
     def _guarantor(self, req: Any, d: date) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
@@ -210,16 +213,13 @@ class ApplicationService:
         g, a = int(req.guarantor_id), int(req.enterprise_id)
         loc = ["body", "guarantor_id"]
         if g == a:
-            return None, _error(loc, f"guarantor {g} is the borrower itself; a guarantee protects only when "
-                                     f"another enterprise gives it")
+            return None, _error(loc, "error.guarantor_self", g=g)
         if not self.online.known(g):
-            return None, _error(loc, f"guarantor {g} is not an enterprise of the store; its PD is scored from "
-                                     f"its own data")
+            return None, _error(loc, "error.guarantor_unknown", g=g)
         chain = _reaches(self.online, g, a, d)
         if chain is not None:
             circle = " -> ".join(str(x) for x in [a, *chain])
-            return None, _error(loc, f"circular guarantees {circle} (each guarantees the next); a circle "
-                                     f"protects nobody")
+            return None, _error(loc, "error.guarantor_circle", circle=circle)
         row = self.online.compute(self._application(req, g, d, None))
         bundle = self.svc.bundle
         pd_g = bundle.predict_pd(row[self.names])
@@ -238,10 +238,9 @@ class ApplicationService:
         today = self.today()
         d = req.decision_date or today
         if d > today:
-            return _error(["body", "decision_date"], f"decision date {d} is in the future (today is {today})")
+            return _error(["body", "decision_date"], "error.decision_future", d=d, today=today)
         if d <= self.online.first_date:
-            return _error(["body", "decision_date"], f"decision date {d} is not after the store's first data "
-                                                     f"({self.online.first_date}); no history to score from")
+            return _error(["body", "decision_date"], "error.decision_before_data", d=d, first=self.online.first_date)
         ent = self.online.enterprise(req.enterprise_id)
         new = len(ent) == 0
         values = self.online.compute_values(self._application(req, req.enterprise_id, d, req.group_id))
@@ -264,15 +263,12 @@ class ApplicationService:
             try:
                 parsed = self.svc.models.price_request.model_validate_json(json.dumps(inner, allow_nan=False))
             except ValidationError as exc:  # the request's own fields are checked above: a computed value
-                return _error(["body"], f"computed from the store as of {d}: {exc.errors()[0]['msg']}")
+                return e_.answer(e_.within([e_.of_validation(exc.errors()[0], ["body"])], "error.computed", d=d))
             else:
                 status, out = self.svc.price(parsed, lang, pd_guarantor=None if guarantor is None else
                                              [guarantor["pd"]])
         if status != 200:  # a computed feature outside what the bundle accepts: say it is computed
-            detail = json.loads(out).get("detail", [])
-            for e in detail:
-                e["msg"] = f"computed from the store as of {d}: {e['msg']}"
-            return status, json.dumps({"detail": detail}).encode()
+            return e_.answer(e_.within(json.loads(out).get("detail", []), "error.computed", d=d), status)
         result = json.loads(out)["results"][0]
         loans = pd.DataFrame({"loan_id": [0], "enterprise_id": [req.enterprise_id], "amount": [req.amount],
                               "term_months": [req.term_months]})

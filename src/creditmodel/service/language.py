@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from pydantic import AfterValidator, Strict, WithJsonSchema
 
+from creditmodel.exceptions import TextedValueError
 from creditmodel.texts import DEFAULT_LANG, LANGS
 
 __all__ = ["LangField", "from_accept_language", "from_query", "from_scope", "normalise"]
@@ -36,7 +37,7 @@ LANG_PATTERN = r"^(?:[eE][nN]|[zZ][hH])(?:[-_][A-Za-z0-9]{1,8})*$"
 
 def _check(value: str) -> str:
     if re.fullmatch(LANG_PATTERN, value) is None:
-        raise ValueError(f"lang {value!r}: expected one of {ACCEPTED}")
+        raise TextedValueError.of("error.lang", value=value, accepted=ACCEPTED)
     return value[:2].lower()
 
 
@@ -67,8 +68,8 @@ def from_accept_language(header: str | None) -> str | None:
     return best
 
 
-def from_query(query_string: bytes | str) -> tuple[str | None, str | None]:
-    """(language, None) from a query's ``lang`` parameter (None when absent), or (None, the error message)."""
+def from_query(query_string: bytes | str) -> tuple[str | None, ValueError | None]:
+    """(language, None) from a query's ``lang`` parameter (None when absent), or (None, the error)."""
     raw = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
     values = parse_qs(raw, keep_blank_values=True).get("lang")
     if not values:
@@ -76,10 +77,10 @@ def from_query(query_string: bytes | str) -> tuple[str | None, str | None]:
     try:
         return _check(values[-1]), None
     except ValueError as exc:
-        return None, str(exc)
+        return None, exc
 
 
-def from_scope(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def from_scope(scope: Mapping[str, Any]) -> tuple[str | None, ValueError | None]:
     """The language an ASGI request asks for (query first, then Accept-Language), or (None, error)."""
     lang, error = from_query(scope.get("query_string", b""))
     if error is not None or lang is not None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model
 
+from creditmodel.exceptions import TextedValueError
 from creditmodel.service.language import LangField
 from creditmodel.service.scoring import FeaturePolicy
 
@@ -57,8 +58,8 @@ def _in_domain(lo: float, hi: float, source: str, *, open_low: bool = False) -> 
     the data dictionary column it comes from; the JSON schema carries the range."""
     def check(v: float) -> float:
         if (v <= lo if open_low else v < lo) or v > hi:
-            raise ValueError(f"{v!r} is outside the valid range {'(' if open_low else '['}{lo:g}, {hi:g}] "
-                             f"(data dictionary: {source})")
+            raise TextedValueError.of("error.outside_domain", value=v, opening="(" if open_low else "[", lo=lo, hi=hi,
+                                      source=source)
         return v
 
     schema: dict[str, Any] = {"type": "number", ("exclusiveMinimum" if open_low else "minimum"): lo, "maximum": hi}
@@ -190,7 +191,8 @@ class PriceResponse(BaseModel):
 
 class ErrorItem(BaseModel):
     loc: list[str | int] = Field(description="where: body, applications, index, features, feature name")
-    msg: str
+    msg: str = Field(description="what was wrong and what was expected, in English")
+    msg_zh: str = Field(description="the same in Simplified Chinese")
     type: str
 
 

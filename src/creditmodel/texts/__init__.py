@@ -65,12 +65,26 @@ def money_unit(currency: str | None, lang: str | None = DEFAULT_LANG) -> str:
     return "元" if check_lang(lang) == "zh" and currency == "CNY" else currency
 
 
+class Phrase:
+    """A text of the catalogue used as a field of another: written in the language of the text it fills
+    (e.g. what a pricing input must be, inside the error that says it was not)."""
+
+    def __init__(self, id_: str, fields: dict[str, Any] | None = None) -> None:
+        self.id, self.fields = id_, dict(fields or {})
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.id!r}, {self.fields!r})"
+
+
 def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
     """The text `id_` in `lang` with `fields` filled in. A template's ``{unit}`` is the currency of its amounts
-    as the language writes it, from the field ``currency`` (the data dictionary's; default CNY)."""
+    as the language writes it, from the field ``currency`` (the data dictionary's; default CNY); a field that
+    is a ``Phrase`` is written in `lang` too."""
     texts = catalogue(check_lang(lang))
     if id_ not in texts:
         raise ConfigError(f"text {id_!r} is not in the {lang} message catalogue")
+    if any(isinstance(v, Phrase) for v in fields.values()):
+        fields = {k: text(v.id, lang, **v.fields) if isinstance(v, Phrase) else v for k, v in fields.items()}
     if "{unit}" in texts[id_]:
         fields = {**fields, "unit": money_unit(fields.get("currency"), lang)}
     return texts[id_].format(**fields) if fields else texts[id_]

@@ -1,0 +1,86 @@
+"""The items of a refused request's answer, each said in English (``msg``) and Simplified Chinese (``msg_zh``).
+
+An officer's screen shows why an application was refused as the scoring service says it, so the reason
+exists in both languages whatever language the request asked for: ``msg`` stays the English (what
+clients and logs match on, as FastAPI writes it), ``msg_zh`` is the same in Chinese. The service's own
+refusals are texts of the message catalogue (``error.*``); a field pydantic refuses is said in Chinese from
+its error type and context (``error.input.*``); a refusal raised deeper (a feature outside its range, a
+pricing input) carries its catalogue text (``creditmodel.exceptions.Texted``). Anything else is said in
+Chinese as "请求无效：" followed by the English, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from creditmodel.texts import has_text, text
+
+Item = dict[str, Any]
+_POSITION = re.compile(r"line (\d+) column (\d+)")
+
+
+def item(loc: Sequence[Any], kind: str, text_id: str, /, **fields: Any) -> Item:
+    """An error item whose message is the catalogue's text `text_id`, in both languages."""
+    return {"loc": list(loc), "msg": text(text_id, "en", **fields), "msg_zh": text(text_id, "zh", **fields),
+            "type": kind}
+
+
+def untranslated(loc: Sequence[Any], kind: str, msg: str) -> Item:
+    """An error item of an English message that is no catalogue text."""
+    return {"loc": list(loc), "msg": msg, "msg_zh": text("error.untranslated", "zh", msg=msg), "type": kind}
+
+
+def of_exception(loc: Sequence[Any], kind: str, exc: BaseException) -> Item:
+    """An error item of an exception: its catalogue text in both languages when it has one."""
+    zh = getattr(exc, "in_lang", lambda _lang: None)("zh")
+    return untranslated(loc, kind, str(exc)) if zh is None else {
+        "loc": list(loc), "msg": str(exc), "msg_zh": zh, "type": kind}
+
+
+def _context(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a pydantic error's Chinese text: its context, numbers as pydantic writes them (1, not
+    1.0), the alternatives of a literal joined the Chinese way, a JSON error's position."""
+    fields: dict[str, Any] = {k: (int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 1e18 else v)
+                              for k, v in ctx.items() if k != "error"}
+    expected = fields.get("expected")
+    if kind == "literal_error" and isinstance(expected, str):  # "'a', 'b' or 'c'"
+        fields["expected"] = expected.replace("' or '", "'、'").replace("', '", "'、'")
+    where = _POSITION.search(str(ctx.get("error", "")))
+    if where:
+        fields["line"], fields["column"] = int(where.group(1)), int(where.group(2))
+    return fields
+
+
+def of_validation(error: Mapping[str, Any], loc: Sequence[Any], msg: str | None = None) -> Item:
+    """An error item of one pydantic error (``ValidationError.errors(include_context=True)``) at `loc`; `msg`
+    replaces pydantic's English when given (its Chinese then comes from the same error)."""
+    kind = str(error.get("type", "value_error"))
+    english = str(error.get("msg", "")) if msg is None else msg
+    ctx = error.get("ctx") or {}
+    if kind == "value_error":
+        cause = ctx.get("error")
+        zh = getattr(cause, "in_lang", lambda _lang: None)("zh") if cause is not None else None
+        return untranslated(loc, kind, english) if zh is None else {
+            "loc": list(loc), "msg": english, "msg_zh": zh, "type": kind}
+    key = f"error.input.{kind}"
+    if has_text(key, "zh"):
+        try:
+            return {"loc": list(loc), "msg": english, "msg_zh": text(key, "zh", **_context(kind, ctx)), "type": kind}
+        except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently: still said
+            pass
+    return untranslated(loc, kind, english)
+
+
+def within(items: Iterable[Item], text_id: str, /, **fields: Any) -> list[Item]:
+    """The items, each message set inside the catalogue's text `text_id` (its field ``msg``) in its language,
+    e.g. "computed from the store as of {d}: {msg}"."""
+    return [{**e, "msg": text(text_id, "en", **fields, msg=e["msg"]),
+             "msg_zh": text(text_id, "zh", **fields, msg=e.get("msg_zh") or e["msg"])} for e in items]
+
+
+def answer(items: Sequence[Item], status: int = 422) -> tuple[int, bytes]:
+    """The status and JSON body ``{"detail": items}`` of a refusal."""
+    return status, json.dumps({"detail": list(items)}, separators=(",", ":"), default=str).encode()
