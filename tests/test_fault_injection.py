@@ -61,7 +61,8 @@ class Run:
                 stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=world["root"])
         self.lines: list[str] = []
         self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -85,6 +86,8 @@ class Run:
 
     def finish(self, timeout: float = 240) -> int:
         rc = self.proc.wait(timeout)
+        self.reader.join(30)  # the pipe ends when every process holding it has ended
+        assert not self.reader.is_alive(), "a process the run started outlived it, holding its output pipe"
         self.proc.stdout.close()
         return rc
 

@@ -72,3 +72,60 @@ def test_a_sigterm_during_an_uncuttable_step_is_held_and_the_step_completes():
                 pass
             done.append("commit")
     assert done == ["commit"]
+
+
+_ORPHAN_PROBE = """
+import os, sys, time
+from pathlib import Path
+from creditmodel.validation.suite import Figures
+
+out = Path(sys.argv[1])
+
+class Slow:
+    def __init__(self, i):
+        self.i = i
+    def save(self, path):
+        time.sleep(60)
+
+def slow(i):
+    (out / f"{os.getpid()}.pid").write_text(str(i))
+    return Slow(i)
+
+figures = Figures(workers=2)
+for i in range(4):
+    figures.draw(slow, i, path=out / f"{i}.png")
+figures.render()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the figure workers fork")
+def test_figure_workers_end_with_a_run_that_is_killed(tmp_path):
+    """A run killed while its figures are drawn (SIGKILL: nothing of it unwinds) leaves no drawing worker
+    behind: each ends within a second, where it had waited forever on the pool's queue, holding the run's
+    output pipe open."""
+    import subprocess
+    import time
+
+    run = subprocess.Popen([sys.executable, "-c", _ORPHAN_PROBE, str(tmp_path)])
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert len(workers) == 2 and all(_alive(w) for w in workers)
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"drawing workers {left} outlived the killed run"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -28,6 +30,21 @@ class Terminated(BaseException):
 
 
 _deferred = {"depth": 0, "pending": False}
+
+
+def end_with_parent(parent: int, every: float = 1.0) -> None:
+    """In a worker process: end it (``os._exit(0)``) once `parent` is no longer its parent, however the parent
+    ended, a SIGKILL included. A worker must never outlive the run or service that started it: an orphan
+    waits forever on locks its parent held and keeps its parent's pipes open. Watched from a daemon thread,
+    every `every` seconds; a parent already gone ends the worker at once."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
 
 
 @contextmanager

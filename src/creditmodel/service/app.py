@@ -74,6 +74,7 @@ from creditmodel.service import errors as e_
 from creditmodel.service import models as m
 from creditmodel.service.language import from_scope
 from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
+from creditmodel.signals import end_with_parent
 from creditmodel.texts import DEFAULT_LANG, grade_name, text
 
 log = logging.getLogger(__name__)
@@ -557,16 +558,7 @@ def _helper_init(spec: dict[str, Any]) -> None:
     from creditmodel.export.bundle import load_bundle
 
     global _HELPER
-    parent = spec["parent_pid"]  # the worker that spawned us, even if it is already gone
-
-    def watch_parent() -> None:  # a helper never outlives its worker, however the worker ends
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    import threading
-
-    threading.Thread(target=watch_parent, daemon=True, name="watch-parent").start()
+    end_with_parent(spec["parent_pid"])  # the worker that spawned us, even if it is already gone
     bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
     if bundle.manifest != spec["manifest"]:
         raise BundleError(f"bundle {spec['bundle_dir']}: changed since the service verified it")

@@ -13,6 +13,7 @@ Development data is the ``train`` split; ``oot`` is the current (out-of-time) sa
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,7 +199,8 @@ class Figures:
         global _PENDING
         _PENDING = jobs  # inherited by the forked workers: nothing large is pickled
         try:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_quiet_worker,
+                                                          initargs=(os.getpid(),)) as pool:
                 for _ in pool.imap_unordered(_draw_pending, range(len(jobs)), chunksize=1):
                     pass
         finally:
@@ -208,12 +210,17 @@ class Figures:
 _PENDING: list[tuple[Callable[..., Any], tuple, dict]] = []
 
 
-def _quiet_worker() -> None:
+def _quiet_worker(run: int) -> None:
     """A forked drawing worker ends quietly when the pool stops it: it must not inherit the run's
-    SIGTERM-as-exception handler (creditmodel.signals), which would print a traceback per worker."""
+    SIGTERM-as-exception handler (creditmodel.signals), which would print a traceback per worker. And it
+    ends with the run: a run terminated while its pool was starting a worker had left that worker
+    waiting forever on the pool's queue, holding the run's output pipe open."""
     import signal
 
+    from creditmodel.signals import end_with_parent
+
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    end_with_parent(run, every=0.2)
 
 
 def _draw_pending(i: int) -> None:
