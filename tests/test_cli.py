@@ -214,7 +214,9 @@ def test_shipped_configs_are_valid_and_demo_equals_the_defaults():
     from creditmodel.config import RunConfig, load_config
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    assert load_config(root / "demo.toml") == RunConfig()
+    demo = load_config(root / "demo.toml")
+    assert demo.output_dir == root.parent / "data" / "demo"  # the default, written relative to the file
+    assert demo.model_copy(update={"output_dir": RunConfig().output_dir}) == RunConfig()
     taiwan = load_config(root / "taiwan.toml")
     assert taiwan.split.method == "holdout" and str(taiwan.label.first_decision_date) == "2005-10-01"
 
@@ -256,6 +258,32 @@ def test_a_config_file_gets_its_own_experiment(tmp_path):
     (tmp_path / "named.toml").write_text('experiment = "pricing-review"\n')
     assert load_config(tmp_path / "named.toml").experiment == "pricing-review"
     assert load_config().experiment == "creditmodel"
+
+
+def test_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    """The file means the same files from any working directory (as a mapping file's paths do); the command
+    line's paths stay relative to where it runs, and absolute paths are kept."""
+    from creditmodel.config import load_config
+    from creditmodel.data.dictionary import default_dictionary_text
+
+    bank = tmp_path / "bank"
+    (bank / "keys").mkdir(parents=True)
+    (bank / "dictionary.toml").write_text(default_dictionary_text(), encoding="utf-8")
+    (bank / "run.toml").write_text('data_dir = "extract/tables"\noutput_dir = "../runs/q3"\n'
+                                   'dictionary = "dictionary.toml"\n[bundle]\nsigning_key = "keys/sign.pem"\n',
+                                   encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config("../bank/run.toml")
+    assert config.data_dir == Path("../bank/extract/tables") and config.output_dir == Path("../runs/q3")
+    assert config.dictionary == Path("../bank/dictionary.toml") and config.bundle.signing_key == Path("../bank/keys/sign.pem")
+    assert (elsewhere / config.dictionary).resolve() == (bank / "dictionary.toml").resolve()
+    config = load_config(bank / "run.toml", {"output_dir": "out", "data_dir": str(tmp_path / "abs")})
+    assert config.output_dir == Path("out") and config.data_dir == tmp_path / "abs"
+    assert config.dictionary == bank / "dictionary.toml"
+    (bank / "run.toml").write_text(f'dictionary = "{(bank / "dictionary.toml").as_posix()}"\n', encoding="utf-8")
+    assert load_config(bank / "run.toml").dictionary == bank / "dictionary.toml"
 
 
 def test_partitioned_synth_equals_the_in_memory_world(tmp_path, capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import os
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -500,8 +501,27 @@ def build_config(values: dict[str, Any] | None = None, *, source: str = "config"
         raise ConfigError(f"{source}: {exc}") from None
 
 
+# the settings that name files: a relative path in a configuration file is relative to that file's directory
+FILE_PATHS = (("data_dir",), ("output_dir",), ("dictionary",), ("bundle", "signing_key"))
+
+
+def _beside(values: dict[str, Any], base: Path) -> None:
+    """Rebase the relative paths of FILE_PATHS in `values` (a configuration file's) onto `base`, its directory:
+    the file means the same files from whatever directory it is used, as a mapping file's paths do."""
+    for keys in FILE_PATHS:
+        node: Any = values
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        value = node.get(keys[-1]) if isinstance(node, dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            node[keys[-1]] = os.path.normpath(base / value)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a TOML config (optional) and apply dotted-key overrides such as {"synthetic.seed": 3}."""
+    """Read a TOML config (optional) and apply dotted-key overrides such as {"synthetic.seed": 3}.
+
+    Relative paths in the file (data_dir, output_dir, dictionary, bundle.signing_key) are relative to the
+    file's directory; those of `overrides` (the command line's) to the working directory."""
     values: dict[str, Any] = {}
     source = "config"
     if path is not None:
@@ -515,6 +535,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        _beside(values, path.parent)
     if path is not None and "experiment" not in values:
         values["experiment"] = f"creditmodel-{path.stem}"  # one experiment per configuration file
     for dotted, value in (overrides or {}).items():

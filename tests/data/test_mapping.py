@@ -695,7 +695,7 @@ def test_german_credit_runs_from_its_mapping_and_reaches_the_published_level(tmp
     from creditmodel.config import load_config
     from creditmodel.pipeline import run_pipeline
 
-    monkeypatch.chdir(ROOT)  # the run configuration names its dictionary relative to the project root
+    monkeypatch.chdir(tmp_path)  # the run configuration names its dictionary relative to itself, from anywhere
     data = tmp_path / "german"
     assert _run(capsys, ROOT / "configs" / "mappings" / "german_credit" / "mapping.toml", data)[0] == 0
     config = load_config(ROOT / "configs" / "mappings" / "german_credit" / "run.toml",
