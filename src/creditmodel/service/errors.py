@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from creditmodel.exceptions import Texted
 from creditmodel.texts import has_text, text
 
 Item = dict[str, Any]
@@ -33,11 +34,16 @@ def untranslated(loc: Sequence[Any], kind: str, msg: str) -> Item:
     return {"loc": list(loc), "msg": msg, "msg_zh": text("error.untranslated", "zh", msg=msg), "type": kind}
 
 
+def _said(loc: Sequence[Any], kind: str, english: str, exc: Any) -> Item:
+    """The item of `english`, in Chinese as `exc` (a ``Texted`` error) says it, else through the fallback."""
+    zh = exc.in_lang("zh") if isinstance(exc, Texted) else None
+    return untranslated(loc, kind, english) if zh is None else {
+        "loc": list(loc), "msg": english, "msg_zh": zh, "type": kind}
+
+
 def of_exception(loc: Sequence[Any], kind: str, exc: BaseException) -> Item:
     """An error item of an exception: its catalogue text in both languages when it has one."""
-    zh = getattr(exc, "in_lang", lambda _lang: None)("zh")
-    return untranslated(loc, kind, str(exc)) if zh is None else {
-        "loc": list(loc), "msg": str(exc), "msg_zh": zh, "type": kind}
+    return _said(loc, kind, str(exc), exc)
 
 
 def _context(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,10 +67,7 @@ def of_validation(error: Mapping[str, Any], loc: Sequence[Any], msg: str | None 
     english = str(error.get("msg", "")) if msg is None else msg
     ctx = error.get("ctx") or {}
     if kind == "value_error":
-        cause = ctx.get("error")
-        zh = getattr(cause, "in_lang", lambda _lang: None)("zh") if cause is not None else None
-        return untranslated(loc, kind, english) if zh is None else {
-            "loc": list(loc), "msg": english, "msg_zh": zh, "type": kind}
+        return _said(loc, kind, english, ctx.get("error"))
     key = f"error.input.{kind}"
     if has_text(key, "zh"):
         try:
