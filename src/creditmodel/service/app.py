@@ -86,7 +86,6 @@ LARGE_BODY_BYTES = 256 * 2**10  # larger bodies are parsed and scored in a helpe
 MAX_LARGE_REQUESTS = 2  # large bodies in flight per worker; the next one gets 503 + Retry-After
 BODY_TIMEOUT_S = 30.0  # a body not received within this many seconds gets 408
 RETRY_AFTER_S = 2
-MAX_ERRORS = 20
 MAX_LOGGED_IDS = 1000
 TRAINING_RANGE_POLICIES = ("flag", "refuse")
 ENV_API_KEYS = "CREDITMODEL_API_KEYS"
@@ -115,18 +114,19 @@ def _json(obj: Any, status: int = 200) -> Reply:
 
 
 def _errors(items: list[dict[str, Any]]) -> Reply:
-    return _json({"detail": items[:MAX_ERRORS]}, 422)
+    return e_.answer(items)
 
 
 def _validation_errors(exc: ValidationError) -> Reply:
+    errors = [(["body", *[p if isinstance(p, int) else str(p) for p in e["loc"]]], e)
+              for e in exc.errors(include_url=False)]
+    errors.sort(key=lambda le: len(le[0]))  # outermost first: an unknown top-level field before 147 missing features
     out = []
-    for e in exc.errors(include_url=False):
-        loc = ["body", *[p if isinstance(p, int) else str(p) for p in e["loc"]]]
+    for loc, e in errors[:e_.MAX_ERRORS]:  # only the items answered are said (a bad batch has a million errors)
         if e.get("input", ...) is None and len(loc) == 5 and loc[3] == "features" and e["type"] != "missing":
             out.append(e_.item(loc, e["type"], "error.feature_null", name=loc[4]))
         else:
             out.append(e_.of_validation(e, loc))
-    out.sort(key=lambda e: len(e["loc"]))  # outermost first: an unknown top-level field before 147 missing features
     return _errors(out or [e_.item(["body"], "value_error", "error.invalid_request")])
 
 
@@ -635,7 +635,7 @@ class LargeRequests:
             return status, out, ids
         except BrokenProcessPool:
             self.pool = None
-            return (*_json({"detail": [e_.item(["body"], "unavailable", "error.helper_failed")]}, 503), None)
+            return (*e_.answer([e_.item(["body"], "unavailable", "error.helper_failed")], 503), None)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -850,7 +850,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
             item = e_.untranslated(["path"], "http_error", str(exc.detail))
         else:
             item = e_.item(["path"], kind, f"error.{kind}", path=request.url.path, method=request.method)
-        return Response(json.dumps({"detail": [item]}), status_code=exc.status_code, media_type="application/json",
+        return Response(e_.answer([item])[1], status_code=exc.status_code, media_type="application/json",
                         headers=getattr(exc, "headers", None))
 
     def health_answer() -> Answer:
@@ -878,7 +878,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
 
     def refuse(status: int, kind: str, text_id: str, headers: list[tuple[bytes, bytes]] | None = None,
                **fields: Any) -> Answer:
-        return status, _json({"detail": [e_.item(["body"], kind, text_id, **fields)]})[1], headers or []
+        return status, e_.answer([e_.item(["body"], kind, text_id, **fields)])[1], headers or []
 
     busy = (b"retry-after", str(RETRY_AFTER_S).encode())
 
@@ -886,7 +886,7 @@ def create_app(bundle: Any, pricing_config: Any = None, *, max_batch: int = m.MA
         lang, bad_lang = from_scope(scope)  # ?lang= or Accept-Language; the body's lang comes first
         if bad_lang is not None:
             await _drain(receive, time.monotonic() + body_timeout)
-            return 422, _json({"detail": [e_.of_exception(["query", "lang"], "value_error", bad_lang)]})[1], []
+            return (*e_.answer([e_.of_exception(["query", "lang"], "value_error", bad_lang)]), [])
         status, out, headers = await answer(path, scope, receive, lang)
         if status == 200:
             chosen = _ANSWER_LANG.search(out[:300])  # every answer states its language near its start

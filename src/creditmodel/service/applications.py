@@ -197,7 +197,7 @@ class ApplicationService:
             req: Any = self.model.model_validate_json(body)  # the model is built from the bundle's catalogue
         except ValidationError as exc:
             errs = [e_.of_validation(e, ["body", *e["loc"]]) for e in exc.errors(include_url=False,
-                                                                                  include_input=False)][:20]
+                                                                                  include_input=False)]
             return (*e_.answer(errs), None)
         try:
             status, out = self.answer(path, req, req.lang or lang or DEFAULT_LANG)

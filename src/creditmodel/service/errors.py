@@ -20,6 +20,7 @@ from creditmodel.exceptions import Texted
 from creditmodel.texts import has_text, text
 
 Item = dict[str, Any]
+MAX_ERRORS = 20  # the items a refusal lists at most (the first ones: 147 missing features say no more than 20)
 _POSITION = re.compile(r"line (\d+) column (\d+)")
 
 
@@ -60,11 +61,10 @@ def _context(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def of_validation(error: Mapping[str, Any], loc: Sequence[Any], msg: str | None = None) -> Item:
-    """An error item of one pydantic error (``ValidationError.errors(include_context=True)``) at `loc`; `msg`
-    replaces pydantic's English when given (its Chinese then comes from the same error)."""
+def of_validation(error: Mapping[str, Any], loc: Sequence[Any]) -> Item:
+    """An error item of one pydantic error (``ValidationError.errors()``, its context included) at `loc`."""
     kind = str(error.get("type", "value_error"))
-    english = str(error.get("msg", "")) if msg is None else msg
+    english = str(error.get("msg", ""))
     ctx = error.get("ctx") or {}
     if kind == "value_error":
         return _said(loc, kind, english, ctx.get("error"))
@@ -81,9 +81,9 @@ def within(items: Iterable[Item], text_id: str, /, **fields: Any) -> list[Item]:
     """The items, each message set inside the catalogue's text `text_id` (its field ``msg``) in its language,
     e.g. "computed from the store as of {d}: {msg}"."""
     return [{**e, "msg": text(text_id, "en", **fields, msg=e["msg"]),
-             "msg_zh": text(text_id, "zh", **fields, msg=e.get("msg_zh") or e["msg"])} for e in items]
+             "msg_zh": text(text_id, "zh", **fields, msg=e["msg_zh"])} for e in items]
 
 
 def answer(items: Sequence[Item], status: int = 422) -> tuple[int, bytes]:
-    """The status and JSON body ``{"detail": items}`` of a refusal."""
-    return status, json.dumps({"detail": list(items)}, separators=(",", ":"), default=str).encode()
+    """The status and JSON body ``{"detail": items}`` of a refusal (its first MAX_ERRORS items)."""
+    return status, json.dumps({"detail": list(items[:MAX_ERRORS])}, separators=(",", ":"), default=str).encode()
