@@ -121,6 +121,27 @@ def test_reading_a_log_skips_a_torn_last_line_and_refuses_other_garbage(tmp_path
         read_scoring_log(tmp_path / "absent")
 
 
+def test_reading_a_live_log_whose_torn_line_is_completed_meanwhile(tmp_path, monkeypatch):
+    """A log read while the service writes it: the line torn when the part was read is skipped, even when the
+    writer completes it before the reader looks again (a two-worker service test once failed on this)."""
+    from pathlib import Path
+
+    good = json.dumps({"time": "2025-01-01T00:00:00.000+00:00", "model": "m1", "id": "a", "pd": 0.1, "grade": "B1",
+                       "features": {}})
+    part = tmp_path / "scores-1.jsonl"
+    part.write_text(good + "\n" + good[:20])
+    read = Path.read_bytes
+
+    def growing(self):  # each read sees the writer further on: the torn line is complete at the next read
+        data = read(self)
+        if self == part:
+            part.write_text(good + "\n" + good + "\n")
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", growing)
+    assert [r["id"] for r in read_scoring_log(tmp_path)] == ["a"]
+
+
 def test_serve_with_an_unwritable_log_directory_is_one_line(bundle_dir, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["serve", "--bundle", str(bundle_dir), "--scoring-log", str(tmp_path / "afile" / "log"),

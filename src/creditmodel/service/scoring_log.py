@@ -221,7 +221,8 @@ def read_scoring_log(directory: str | os.PathLike, model: str | None = None) -> 
         raise ConfigError(f"--scoring-log {d}: not a directory; expected the service's scoring log directory")
     out = []
     for part in sorted(d.glob("*.jsonl")):
-        lines = part.read_bytes().split(b"\n")
+        data = part.read_bytes()  # one snapshot: a live log grows while it is read
+        lines = data.split(b"\n")
         last = len(lines) - 1 if lines and lines[-1] == b"" else len(lines)
         for no, raw in enumerate(lines[:last], start=1):
             try:
@@ -230,7 +231,7 @@ def read_scoring_log(directory: str | os.PathLike, model: str | None = None) -> 
             except (json.JSONDecodeError, UnicodeDecodeError):
                 ok = False
             if not ok:
-                if no == last and not part.read_bytes().endswith(b"\n"):
+                if no == last and not data.endswith(b"\n"):
                     continue  # torn final line
                 raise ConfigError(f"--scoring-log {part.name} line {no}: not a scoring record; expected one JSON "
                                   "object with model, pd and grade per line")
