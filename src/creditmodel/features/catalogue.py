@@ -433,12 +433,12 @@ def _large_counts(threshold: float, currency: str) -> tuple[Feature, ...]:
             f"{what.capitalize()} of {currency} {_amount(threshold)} or more, last {days // 30 if days < 365 else 12} "
             f"months", "int", fill=0, window_days=days, aggregation="count",
             description=f"Number of single {what} of at least {currency} {_amount(threshold)} in the last {days} days.",
-            direction=direction, reason=reason))
+            direction=direction, reason=reason, label_zh=_large_zh(name, threshold, currency)))
     return tuple(out)
 
 
 def _large_zh(name: str, threshold: float, currency: str) -> str:
-    """The Chinese label of a large-transaction count for another threshold or currency than the shipped one."""
+    """The Chinese label of a large-transaction count of ``threshold`` in ``currency`` (the shipped one's too)."""
     months = 3 if name.endswith("_3m") else 12
     flow = "入账" if "inflow" in name else "出账"
     if currency == "CNY":
@@ -800,8 +800,7 @@ def catalogue(dictionary: DataDictionary | None = None) -> tuple[Feature, ...]:
         out[at:at] = _channel_shares(d)
     if (d.large_transaction, d.currency) != (LARGE_TXN_CNY, "CNY"):
         large = {f.name: f for f in _large_counts(d.large_transaction, d.currency)}
-        out = [replace(large[f.name], label_zh=_large_zh(f.name, d.large_transaction, d.currency),
-                       reason_zh=f.reason_zh) if f.name in large else f for f in out]
+        out = [replace(large[f.name], reason_zh=f.reason_zh) if f.name in large else f for f in out]
     if d.currency != "CNY":  # the amounts the texts speak of are in the bank's currency
         out = [replace(f, label=f.label.replace("CNY", d.currency), description=f.description.replace("CNY", d.currency))
                for f in out]

@@ -65,9 +65,10 @@ ZH: dict[str, tuple[str, str]] = {
     **_windowed("txn_direct_link_share", "{p}银企直连入账占比", "{p}银企直连入账占比低", (90, 365)),
     "txn_cash_out_share_12m": ("近12个月现金支付占比", "近12个月现金支付占比高"),
     "txn_days_since_last_inflow": ("距最近一次入账天数", "长时间没有入账"),
-    "txn_large_inflow_count_3m": ("近3个月5万元及以上入账笔数", "近3个月大额入账少"),
-    "txn_large_inflow_count_12m": ("近12个月5万元及以上入账笔数", "近12个月大额入账少"),
-    "txn_large_outflow_count_12m": ("近12个月5万元及以上出账笔数", "近12个月有大额支出"),
+    # the labels of the large-transaction counts name the data dictionary's amount: catalogue._large_zh says them
+    "txn_large_inflow_count_3m": ("", "近3个月大额入账少"),
+    "txn_large_inflow_count_12m": ("", "近12个月大额入账少"),
+    "txn_large_outflow_count_12m": ("", "近12个月有大额支出"),
     "txn_inflow_trend_3m": ("近3个月入账与前3个月之比", "近3个月入账下降"),
     "txn_inflow_trend_6m": ("近6个月入账与前6个月之比", "近6个月入账下降"),
     "txn_outflow_trend_3m": ("近3个月出账与前3个月之比", "近3个月出账变化"),
