@@ -44,15 +44,16 @@ def matured_loans(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: object
     ``origination`` shares the features at origination with the rest of a monitoring run, ``outcomes``
     the :func:`matured_outcomes` it computed."""
     as_of = pd.Timestamp(as_of).normalize()
-    known = as_of_tables(tables, as_of)
-    matured, loans = outcomes if outcomes is not None else matured_outcomes(known, as_of, config)
+    if outcomes is None:
+        outcomes = matured_outcomes(tables, as_of, config)  # which cuts the tables at the date itself
+    matured, loans = outcomes
     if loans.empty:
         return pd.DataFrame({"loan_id": pd.Series(dtype="int64"), "quarter": pd.Series(dtype=object),
                              "y": pd.Series(dtype="int64"), "pd": pd.Series(dtype="float64")})
-    if origination is not None:
+    if origination is not None:  # features at a loan's own decision date read nothing later: no cut needed
         pd_ = origination.pd_of(loans)
     else:
-        pd_ = bundle.predict_pd(_features(bundle, known, loans, config.data_dictionary()))
+        pd_ = bundle.predict_pd(_features(bundle, as_of_tables(tables, as_of), loans, config.data_dictionary()))
     return pd.DataFrame({"loan_id": loans["loan_id"].to_numpy(),
                          "quarter": loans["application_date"].dt.to_period("Q").astype(str).to_numpy(),
                          "y": matured.loc[loans["loan_id"]].to_numpy(np.int64), "pd": pd_})
