@@ -108,10 +108,8 @@ class FeatureSchema:
         present = set(columns)
         missing = [n for n in self.names if n not in present]
         if missing:
-            if where:
-                raise RequestError(f"{where}: feature {missing[0]!r} is missing (expected all of the "
-                                   f"{len(self.names)} features; {len(missing)} missing)")
-            raise RequestError.of("error.feature_missing", name=missing[0], n=len(self.names), missing=len(missing))
+            exc = RequestError.of("error.feature_missing", name=missing[0], n=len(self.names), missing=len(missing))
+            raise (RequestError(f"{where}: {exc}") if where else exc)
 
     def check(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first feature that is missing, null where not allowed, not a
