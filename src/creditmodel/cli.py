@@ -13,18 +13,31 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from creditmodel.exceptions import ConfigError, CreditModelError
+from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError
 from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
+from creditmodel.texts import DEFAULT_LANG, LANGS, text
 
 if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only by the commands that use them
     import pandas as pd
 
+    from creditmodel.config import RunConfig
     from creditmodel.export.bundle import PDBundle
     from creditmodel.monitoring.mlflow_metrics import MonitoringTarget
 
 EXIT_ERROR = 2
+ENV_LANG = "CREDITMODEL_LANG"  # the language of a command's error lines when neither --lang nor its configuration says
+
+
+def _read_config(args: argparse.Namespace, overrides: dict | None = None) -> RunConfig:
+    """The command's --config with `overrides`; its ``lang`` is then the language of the command's error lines
+    (where --lang does not say one)."""
+    from creditmodel.config import load_config
+
+    config = load_config(args.config, overrides)
+    args.config_lang = config.lang
+    return config
 
 
 def _memory_limit(text: str) -> str:
@@ -126,11 +139,10 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from creditmodel.config import load_config
     from creditmodel.outputs import tracking_inputs
     from creditmodel.tracking.mlflow_tracking import DEFAULT_STORE
 
-    config = load_config(args.config, {
+    config = _read_config(args, {
         "data_dir": args.data, "output_dir": args.out, "synthetic.enterprises": args.enterprises,
         "synthetic.seed": args.seed, "seed": args.seed, "data_encoding": args.encoding,
         "data_delimiter": args.delimiter, "extraction_date": args.extraction_date,
@@ -318,7 +330,6 @@ def _amounts(value: str | None) -> list[float] | None:
 
 
 def _cmd_price_grid(args: argparse.Namespace) -> None:
-    from creditmodel.config import load_config
     from creditmodel.pricing.grid import grid_html, rate_grid
     from creditmodel.texts import check_lang, column_heading, text
 
@@ -329,7 +340,7 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
     inputs = {"--bundle": args.bundle, "--config": args.config}
     check_output(out, kind="file", inputs=inputs, force=args.force)
     check_output(page, kind="file", inputs=inputs, force=args.force)
-    config = load_config(args.config)
+    config = _read_config(args)
     lang = check_lang(args.lang or config.lang)
     dictionary = config.data_dictionary()
     team_vocab = "industry_team" if "industry_team" in dictionary.vocabularies else "industry"
@@ -373,7 +384,6 @@ def _cmd_price(args: argparse.Namespace) -> None:
     if not args.applications:
         raise ConfigError("price: --applications is required (or use `price grid` for the rate grid)")
 
-    from creditmodel.config import load_config
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
     from creditmodel.texts import check_lang, column_heading, text
 
@@ -383,7 +393,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
     target = args.target_raroc
     if target is not None and not (math.isfinite(target) and -1 < target <= 10):
         raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
-    config = load_config(args.config)
+    config = _read_config(args)
     pricing = config.pricing
     bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
@@ -416,7 +426,6 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from creditmodel.config import load_config
     from creditmodel.data.io import load_tables_leaving, resolve_extraction_date
     from creditmodel.monitoring.carried import CARRIED_FILE
     from creditmodel.monitoring.report import REPORT_NAME, summary_lines, write_report
@@ -430,7 +439,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         as_of = pd.Timestamp(date.fromisoformat(args.as_of))
     except ValueError:
         raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
-    config = load_config(args.config)
+    config = _read_config(args)
     bundle = _load_bundle(args)
     dictionary = config.data_dictionary()  # read once: the file is parsed at every call
     bundle.check_currency(dictionary, "monitor")  # before the data is read
@@ -485,7 +494,6 @@ def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> Monitoring
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
-    from creditmodel.config import load_config
     from creditmodel.data.contracts import ignored_columns, validate_tables
     from creditmodel.data.io import read_tables, resolve_extraction_date
     from creditmodel.data.policy import policy_flags, referral_summary
@@ -493,7 +501,7 @@ def _cmd_data_check(args: argparse.Namespace) -> None:
     from creditmodel.features.labels import label_columns, make_labels
     from creditmodel.pipeline import carry_label_columns
 
-    config = load_config(args.config, {"data_encoding": args.encoding, "data_delimiter": args.delimiter,
+    config = _read_config(args, {"data_encoding": args.encoding, "data_delimiter": args.delimiter,
                                        "extraction_date": args.extraction_date})
     dictionary = config.data_dictionary()
     raw = read_tables(args.dir, encoding=config.data_encoding, delimiter=config.data_delimiter)
@@ -611,7 +619,6 @@ def _server_stack(args: argparse.Namespace) -> dict[str, str]:
 def _cmd_serve(args: argparse.Namespace) -> None:
     import ssl
 
-    from creditmodel.config import load_config
 
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected at least 1")
@@ -621,7 +628,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} {value}: expected a positive number")
     if args.max_large_requests < 1:
         raise ConfigError(f"--max-large-requests {args.max_large_requests}: expected at least 1")
-    config = load_config(args.config)
+    config = _read_config(args)
     pricing = config.pricing
     dictionary = config.data_dictionary()  # the bank's policy rules flag what the service scores and prices
 
@@ -744,12 +751,11 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from creditmodel.config import load_config
     from creditmodel.texts import check_lang
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
     from creditmodel.validation.report import build_report
 
-    run_config = load_config(args.config) if args.config else None
+    run_config = _read_config(args) if args.config else None
     config = run_config.validation if run_config is not None else None
     lang = check_lang(args.lang or (run_config.lang if run_config is not None else None))
     out = Path(args.out)
@@ -1080,9 +1086,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_lang(args: argparse.Namespace) -> str:
+    """The language of the lines a command prints when it stops: its --lang, else the language of the
+    configuration it read (``lang``), else $CREDITMODEL_LANG, else English."""
+    lang = getattr(args, "lang", None) or getattr(args, "config_lang", None) or os.environ.get(ENV_LANG)
+    return lang if lang in LANGS else DEFAULT_LANG
+
+
 def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     """Run one command; own_process: the process is this command's alone (the `creditmodel` executable), so a
     batch command may set how the process keeps memory (``memory.keep_freed_memory``)."""
+    if os.environ.get(ENV_LANG, DEFAULT_LANG) not in LANGS:
+        print(f"creditmodel: error: ${ENV_LANG} {os.environ[ENV_LANG]!r}: expected one of {list(LANGS)}",
+              file=sys.stderr)
+        return EXIT_ERROR
     args = build_parser().parse_args(argv)
     if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
         keep_freed_memory()
@@ -1092,20 +1109,19 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     try:
         args.func(args)
     except CreditModelError as exc:
-        print(f"creditmodel: error: {exc}", file=sys.stderr)
-        failures = getattr(exc, "failures", ())
+        lang = _error_lang(args)
+        print(text("cli.error", lang, msg=exc.in_lang(lang) or str(exc)), file=sys.stderr)
+        failures = exc.failures_in(lang) if isinstance(exc, DataContractError) else ()
         if len(failures) > 1:  # a data check lists every failure, not only the first
-            print(f"{len(failures)} failures:", file=sys.stderr)
+            print(text("cli.failures", lang, n=len(failures)), file=sys.stderr)
             for line in failures:
                 print(f"  - {line}", file=sys.stderr)
         return EXIT_ERROR
     except Terminated as exc:
-        print(f"creditmodel: {exc}; an unfinished run registers nothing and leaves the outputs as they were",
-              file=sys.stderr)
+        print(text("cli.terminated", _error_lang(args), signal=exc.signal_name), file=sys.stderr)
         return 128 + exc.signum
     except KeyboardInterrupt:
-        print("creditmodel: interrupted; an unfinished run registers nothing and leaves the outputs as they were",
-              file=sys.stderr)
+        print(text("cli.interrupted", _error_lang(args)), file=sys.stderr)
         return 128 + 2
     return 0
 

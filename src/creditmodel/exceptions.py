@@ -56,9 +56,20 @@ class DataContractError(CreditModelError):
     every failure found, one line each, for `data check` and the run to print.
     """
 
-    def __init__(self, message: str, failures: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, failures: list[str] | tuple[str, ...] = (),
+                 failures_by_lang: dict[str, list[str] | tuple[str, ...]] | None = None) -> None:
         super().__init__(message)
         self.failures: tuple[str, ...] = tuple(failures) or (message,)
+        self.failures_by_lang = {lang: tuple(lines) for lang, lines in (failures_by_lang or {}).items()}
+
+    def failures_in(self, lang: str) -> tuple[str, ...]:
+        """Every failure, one line each, in `lang` where they were said in it (else as raised); one failure:
+        the message itself in `lang`."""
+        if lang in self.failures_by_lang:
+            return self.failures_by_lang[lang]
+        if len(self.failures) == 1 and self.failures[0] == str(self):
+            return (self.in_lang(lang) or str(self),)
+        return self.failures
 
 
 class ConfigError(CreditModelError):

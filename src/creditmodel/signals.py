@@ -27,6 +27,7 @@ class Terminated(BaseException):
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         super().__init__(f"terminated by signal {signal.Signals(signum).name}")
         self.signum = signum
+        self.signal_name = signal.Signals(signum).name
 
 
 _deferred = {"depth": 0, "pending": False}

@@ -1,6 +1,7 @@
 """Every text a person reads, in Simplified Chinese and English, from one message catalogue.
 
-``en.toml`` and ``zh.toml`` hold the same ids (dotted keys, e.g. ``price.summary``); a text is a
+``en.toml`` and ``zh.toml`` hold the same ids (dotted keys, e.g. ``price.summary``), and so do the error
+messages of each part of the kit, ``errors/<part>.en.toml`` and ``errors/<part>.zh.toml``; a text is a
 ``str.format`` template whose fields the caller fills: ``text("price.summary", "zh", n=12, ...)``.
 The catalogues are read once. The language comes from ``--lang`` or the configuration's ``lang``;
 an unknown language or id is a ConfigError naming it (one line). This module sits below every
@@ -39,10 +40,21 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    """All texts of one language, by id (read once from the package's ``<lang>.toml``)."""
+    """All texts of one language, by id: the package's ``<lang>.toml`` and the error messages of each part of
+    the kit in ``errors/<part>.<lang>.toml`` (read once; an id in two files is a ConfigError naming both)."""
     lang = check_lang(lang)
-    raw = resources.files(__package__).joinpath(f"{lang}.toml").read_text(encoding="utf-8")
-    return _flatten(tomllib.loads(raw))
+    root = resources.files(__package__)
+    files = [root.joinpath(f"{lang}.toml"),
+             *sorted((f for f in root.joinpath("errors").iterdir() if f.name.endswith(f".{lang}.toml")),
+                     key=lambda f: f.name)]
+    out: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for f in files:
+        for key, value in _flatten(tomllib.loads(f.read_text(encoding="utf-8"))).items():
+            if key in out:
+                raise ConfigError(f"text {key!r} is in both {where[key]} and {f.name}; expected one of them")
+            out[key], where[key] = value, f.name
+    return out
 
 
 def check_lang(lang: str | None) -> str:
