@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError
+from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError, first_line
 from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
-from creditmodel.texts import DEFAULT_LANG, LANGS, text
+from creditmodel.texts import DEFAULT_LANG, LANGS, Phrase, text
 
 if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only by the commands that use them
     import pandas as pd
@@ -31,12 +31,13 @@ ENV_LANG = "CREDITMODEL_LANG"  # the language of a command's error lines when ne
 
 
 def _read_config(args: argparse.Namespace, overrides: dict | None = None) -> RunConfig:
-    """The command's --config with `overrides`; its ``lang`` is then the language of the command's error lines
-    (where --lang does not say one)."""
+    """The command's --config with `overrides`; the ``lang`` it sets is then the language of the command's error
+    lines (where --lang does not say one; the default configuration's leaves $CREDITMODEL_LANG its say)."""
     from creditmodel.config import load_config
 
     config = load_config(args.config, overrides)
-    args.config_lang = config.lang
+    if "lang" in config.model_fields_set:
+        args.config_lang = config.lang
     return config
 
 
@@ -80,10 +81,23 @@ def _trust(args: argparse.Namespace) -> dict:
     return {"trusted_keys": args.trusted_key or None, "allow_unsigned": args.allow_unsigned}
 
 
+def _warn(args: argparse.Namespace, text_id: str, /, **fields) -> None:
+    """A warning line on stderr, in the language of the command's error lines."""
+    lang = _error_lang(args)
+    print(text("cli.warning", lang, msg=text(text_id, lang, **fields)), file=sys.stderr, flush=True)
+
+
+def _signature_phrase(signature) -> Phrase:
+    """What a bundle's signature proved (export.signing.Signature.describe), as a text of each language."""
+    if signature.key_id is None:
+        return Phrase("cli.signature.unsigned")
+    return Phrase("cli.signature.trusted" if signature.trusted else "cli.signature.untrusted",
+                  {"key_id": signature.key_id})
+
+
 def _warn_if_unsigned(args: argparse.Namespace, bundle: PDBundle) -> None:
     if args.allow_unsigned:
-        print(f"creditmodel: warning: --allow-unsigned (development only): bundle {args.bundle} is "
-              f"{bundle.signature.describe()}; accepted without proof of its author", file=sys.stderr, flush=True)
+        _warn(args, "cli.allow_unsigned", bundle=args.bundle, signature=_signature_phrase(bundle.signature))
 
 
 def _add_trust_options(p: argparse.ArgumentParser) -> None:
@@ -107,7 +121,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> None:
 def _cmd_synth(args: argparse.Namespace) -> None:
     from pydantic import ValidationError
 
-    from creditmodel.config import SyntheticConfig
+    from creditmodel.config import SyntheticConfig, pydantic_message
     from creditmodel.data.synthetic import generate_world, write_world
 
     try:
@@ -116,8 +130,9 @@ def _cmd_synth(args: argparse.Namespace) -> None:
                               **({"extraction_date": args.extraction_date} if args.extraction_date else {}))
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: value "
-                          f"{err.get('input')!r}: {err['msg']}") from None
+        flag = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
+        raise ConfigError.of("error.cli.flag_value", flag=flag, value=err.get("input"),
+                             msg=pydantic_message(err)) from None
     out = Path(args.out)
     check_output(out, kind="dir", force=args.force)  # before the world is drawn
     if args.partitioned:
@@ -199,8 +214,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
     ignored = ignored_columns(raw)
     if ignored:
-        print(f"ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}",
-              file=sys.stderr)
+        print(text("cli.ignored_columns", _error_lang(args), columns=", ".join(ignored)), file=sys.stderr)
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
     frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     _write_frame(frame, out, command="features", inputs=inputs, force=args.force)
@@ -271,23 +285,22 @@ def _read_frame(path: Path) -> pd.DataFrame:
     from creditmodel.exceptions import DataContractError
 
     if path.is_dir():
-        raise DataContractError(f"input file {path} is a directory; expected a .parquet or .csv file")
+        raise DataContractError.of("error.cli.input_is_dir", path=path)
     if not path.is_file():
-        raise DataContractError(f"input file {path} does not exist")
+        raise DataContractError.of("error.cli.input_missing", path=path)
     if path.suffix not in (".parquet", ".csv"):
-        raise DataContractError(f"input file {path}: expected .parquet or .csv")
+        raise DataContractError.of("error.cli.input_suffix", path=path)
     try:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow and the CSV parser raise many types for a bad file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataContractError(f"input file {path}: cannot read as {path.suffix[1:]} "
-                                f"({type(exc).__name__}: {first})") from None
+        raise DataContractError.of("error.cli.input_unreadable", path=path, kind=path.suffix[1:],
+                                   error=type(exc).__name__, detail=first_line(exc)) from None
 
 
 def _frame_out(out: str) -> Path:
     path = Path(out)
     if path.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"--out {out}: expected a .csv or .parquet file name")
+        raise ConfigError.of("error.cli.out_frame", out=out)
     return path
 
 
@@ -324,7 +337,7 @@ def _amounts(value: str | None) -> list[float] | None:
         except ValueError:
             amount = float("nan")
         if not (amount > 0 and amount < float("inf")):
-            raise ConfigError(f"--amounts {value}: {item.strip()!r} is not an amount > 0")
+            raise ConfigError.of("error.cli.amount", value=value, item=item.strip())
         out.append(amount)
     return out
 
@@ -335,7 +348,7 @@ def _cmd_price_grid(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if out.suffix != ".csv":
-        raise ConfigError(f"--out {args.out}: expected a .csv file name (the heatmap page goes beside it as .html)")
+        raise ConfigError.of("error.cli.grid_out", out=args.out)
     page = out.with_suffix(".html")
     inputs = {"--bundle": args.bundle, "--config": args.config}
     check_output(out, kind="file", inputs=inputs, force=args.force)
@@ -366,8 +379,7 @@ def _with_security(bundle, applications, store: str, pricing):
     from creditmodel.pricing.security import loan_security
 
     if getattr(bundle, "catalogue", None) is None:
-        raise ConfigError(f"--store {store}: the bundle carries no feature catalogue, so it cannot score the "
-                          f"guarantors from a store; re-export it")
+        raise ConfigError.of("error.cli.store_no_catalogue", store=store)
     online = open_online(bundle.catalogue, store)
     try:
         security = loan_security(bundle, online, applications, pricing.collateral_haircuts, pd_basis=pricing.pd_basis)
@@ -382,7 +394,7 @@ def _cmd_price(args: argparse.Namespace) -> None:
     if args.action == "grid":
         return _cmd_price_grid(args)
     if not args.applications:
-        raise ConfigError("price: --applications is required (or use `price grid` for the rate grid)")
+        raise ConfigError.of("error.cli.price_applications")
 
     from creditmodel.pricing import portfolio_summary, price_with_bundle, with_target_rate
     from creditmodel.texts import check_lang, column_heading, text
@@ -392,15 +404,13 @@ def _cmd_price(args: argparse.Namespace) -> None:
     check_output(out, kind="file", inputs=inputs, force=args.force)
     target = args.target_raroc
     if target is not None and not (math.isfinite(target) and -1 < target <= 10):
-        raise ConfigError(f"--target-raroc {target}: expected a return on capital as a fraction, e.g. 0.15")
+        raise ConfigError.of("error.cli.target_raroc", target=target)
     config = _read_config(args)
     pricing = config.pricing
     bundle = _load_bundle(args)
     applications = _read_frame(Path(args.applications))
     if "pd_guarantor" in applications.columns:
-        raise ConfigError(f"--applications {args.applications}: column 'pd_guarantor' is not taken as given; a "
-                          f"guarantor's PD is scored by the bundle from the data (--store, with guarantor_id or the "
-                          f"store's guarantees)")
+        raise ConfigError.of("error.cli.pd_guarantor", path=args.applications)
     if args.store:
         applications = _with_security(bundle, applications, args.store, pricing)
     lang = check_lang(args.lang or config.lang)
@@ -438,7 +448,7 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
     try:
         as_of = pd.Timestamp(date.fromisoformat(args.as_of))
     except ValueError:
-        raise ConfigError(f"--as-of {args.as_of!r}: expected a date such as 2023-06-30") from None
+        raise ConfigError.of("error.cli.as_of_date", value=args.as_of) from None
     config = _read_config(args)
     bundle = _load_bundle(args)
     dictionary = config.data_dictionary()  # read once: the file is parsed at every call
@@ -471,9 +481,8 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         try:
             run_id = log_monitoring(target, s, [out / REPORT_NAME, out / "summary.json"])
         except Exception as exc:  # noqa: BLE001 - the outputs are complete; say what is missing, in one line
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ConfigError(f"--tracking-uri {target.tracking_uri}: the figures of {s['as_of']} were not logged "
-                              f"({first}); the outputs in {out} are complete") from None
+            raise ConfigError.of("error.cli.monitor_not_logged", uri=target.tracking_uri, as_of=s["as_of"],
+                                 detail=first_line(exc)[:200], out=out) from None
         print(f"logged {len(metrics_of(s))} figures at step {s['as_of'].replace('-', '')} to MLflow run {run_id} "
               f"in {target.tracking_uri}")
 
@@ -543,10 +552,10 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if Path(args.csv).is_dir():
-        raise ConfigError(f"--csv {args.csv}: is a directory; expected the data set's CSV file")
+        raise ConfigError.of("error.cli.csv_is_dir", path=args.csv)
     check_output(out, kind="dir", inputs={"--csv": args.csv}, force=args.force)
     if not Path(args.csv).is_file():
-        raise ConfigError(f"--csv {args.csv}: file does not exist")
+        raise ConfigError.of("error.cli.csv_missing", path=args.csv)
     write_taiwan(args.csv, out, force=args.force)
     print(f"wrote canonical tables to {out}; run them with: creditmodel run --data {out} --config configs/taiwan.toml")
 
@@ -611,8 +620,7 @@ def _server_stack(args: argparse.Namespace) -> dict[str, str]:
 
     for option, module in (("http", "httptools"), ("loop", "uvloop")):
         if getattr(args, option) == module and importlib.util.find_spec(module) is None:
-            raise ConfigError(f"--{option} {module}: the package {module} is not installed "
-                              f"(pip install {module}, or --{option} auto)")
+            raise ConfigError.of("error.cli.not_installed", option=option, module=module)
     return {"http": args.http, "loop": args.loop}
 
 
@@ -621,13 +629,13 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
     if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: expected at least 1")
+        raise ConfigError.of("error.cli.at_least_one", flag="--workers", value=args.workers)
     for name in ("max_body_mb", "body_timeout"):
         value = getattr(args, name)
         if not (value > 0 and value < 1e9):
-            raise ConfigError(f"--{name.replace('_', '-')} {value}: expected a positive number")
+            raise ConfigError.of("error.cli.positive", flag="--" + name.replace("_", "-"), value=value)
     if args.max_large_requests < 1:
-        raise ConfigError(f"--max-large-requests {args.max_large_requests}: expected at least 1")
+        raise ConfigError.of("error.cli.at_least_one", flag="--max-large-requests", value=args.max_large_requests)
     config = _read_config(args)
     pricing = config.pricing
     dictionary = config.data_dictionary()  # the bank's policy rules flag what the service scores and prices
@@ -639,13 +647,13 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     keys = load_api_keys(args.api_key_file, os.environ.get("CREDITMODEL_API_KEYS"))
     tls = {k: getattr(args, k) for k in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs") if getattr(args, k)}
     if tls and "ssl_certfile" not in tls:
-        raise ConfigError("--ssl-keyfile/--ssl-ca-certs need --ssl-certfile (the server's certificate)")
+        raise ConfigError.of("error.cli.ssl_certfile")
     if tls:
         try:  # the same context uvicorn will build, so a bad certificate is one line here
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.get("ssl_ca_certs"))
             context.load_cert_chain(tls["ssl_certfile"], tls.get("ssl_keyfile"))
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"--ssl-certfile/--ssl-keyfile/--ssl-ca-certs: {exc}") from None
+            raise ConfigError.of("error.cli.ssl", detail=str(exc)) from None
         if "ssl_ca_certs" in tls:
             tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED  # mutual TLS: clients must show a certificate of this CA
     run_dir = make_run_dir()
@@ -694,20 +702,19 @@ def _cmd_score(args: argparse.Namespace) -> None:
     from creditmodel.service.batch import score_parquet
 
     if (args.input is None) == (args.store is None):
-        raise ConfigError("score: give --input (a parquet file of feature rows) or --store with --as-of, not both")
+        raise ConfigError.of("error.cli.score_source")
     if args.lang is not None and not args.reasons:
-        raise ConfigError(f"score: --lang {args.lang} sets the language of the reason codes; add --reasons")
-    args.lang = args.lang or "en"
+        raise ConfigError.of("error.cli.score_lang", lang=args.lang)
     if args.store is not None:
         return _cmd_score_as_of(args)
     if args.as_of is not None or args.enterprises is not None:
-        raise ConfigError("score: --as-of and --enterprises go with --store")
+        raise ConfigError.of("error.cli.score_store_only")
     check_output(args.out, kind="file", inputs={"--input": args.input, "--bundle": args.bundle}, force=args.force)
     bundle = _load_bundle(args)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
-                          num_threads=args.threads, progress=progress, force=args.force, lang=args.lang)
+                          num_threads=args.threads, progress=progress, force=args.force, lang=args.lang or "en")
     print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
           f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}"
           f"{'; compiled trees' if getattr(bundle, 'compiled', None) is not None else ''}")
@@ -724,10 +731,9 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
     from creditmodel.service.asof import score_as_of
 
     if args.as_of is None:
-        raise ConfigError("score --store: --as-of DATE is needed (the date to rate the borrowers as of)")
+        raise ConfigError.of("error.cli.score_as_of_needed")
     if args.keep is not None:
-        raise ConfigError("score --store: --keep goes with --input; the output has enterprise_id, as_of, loan_id, "
-                          "new_to_bank, pd and grade")
+        raise ConfigError.of("error.cli.score_keep")
     out = _frame_out(args.out)
     store = args.store if is_postgres(args.store) else parse_store(args.store)
     inputs = {"--bundle": args.bundle, **({} if is_postgres(args.store) else {"--store": store}),
@@ -735,14 +741,13 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
     check_output(out, kind="file", inputs=inputs, force=args.force)
     bundle = _load_bundle(args)
     if bundle.catalogue is None:
-        raise BundleError(f"bundle {bundle.path}: it carries no feature catalogue (feature_catalogue.json), so it "
-                          f"cannot score from a store; re-export it")
+        raise BundleError.of("error.service.no_catalogue", path=bundle.path)
     listed = read_enterprises(args.enterprises) if args.enterprises else None
     features = open_as_of(bundle.catalogue, store, memory_limit=args.memory_limit)
     try:
         as_of = features.check_date(args.as_of)
         started = time.perf_counter()
-        rated = score_as_of(bundle, features, as_of, listed, reasons=args.reasons, lang=args.lang)
+        rated = score_as_of(bundle, features, as_of, listed, reasons=args.reasons, lang=args.lang or "en")
     finally:
         features.close()
     _write_frame(rated, out, command="score", inputs=inputs, force=args.force)
@@ -763,7 +768,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         from creditmodel.validation.browser import find_chromium
 
         if find_chromium() is None:
-            raise ConfigError("--screenshot needs Chromium, and none is installed (package 'chromium')")
+            raise ConfigError.of("error.cli.chromium")
         check_output(args.screenshot, kind="file", inputs={"--out": out}, force=args.force, label="--screenshot")
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
                            config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang,
@@ -1096,8 +1101,9 @@ def _error_lang(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     """Run one command; own_process: the process is this command's alone (the `creditmodel` executable), so a
     batch command may set how the process keeps memory (``memory.keep_freed_memory``)."""
-    if os.environ.get(ENV_LANG, DEFAULT_LANG) not in LANGS:
-        print(f"creditmodel: error: ${ENV_LANG} {os.environ[ENV_LANG]!r}: expected one of {list(LANGS)}",
+    if os.environ.get(ENV_LANG, DEFAULT_LANG) not in LANGS:  # said in English: no language is known yet
+        print(text("cli.error", DEFAULT_LANG, msg=text("error.cli.env_lang", DEFAULT_LANG, env=ENV_LANG,
+                                                       value=os.environ[ENV_LANG], langs=list(LANGS))),
               file=sys.stderr)
         return EXIT_ERROR
     args = build_parser().parse_args(argv)

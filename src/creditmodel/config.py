@@ -9,14 +9,16 @@ import codecs
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from creditmodel.exceptions import ConfigError
+from creditmodel.exceptions import ConfigError, Texted, TextedValueError
 from creditmodel.regulatory import PD_FLOOR
+from creditmodel.texts import Phrase, has_text, text
 
 
 class _Strict(BaseModel):
@@ -53,13 +55,13 @@ class LabelConfig(_Strict):
     @model_validator(mode="after")
     def _column_fits_kind(self) -> LabelConfig:
         if self.kind == "dpd" and self.column is not None:
-            raise ValueError(f"column {self.column!r} is only used by kind 'flag' or 'default_date'")
+            raise TextedValueError.of("error.config.label_column_unused", column=self.column)
         if self.kind != "dpd":
             if not self.column:
-                raise ValueError(f"kind {self.kind!r} needs column, e.g. 'loans.defaulted'")
+                raise TextedValueError.of("error.config.label_column_needed", kind=self.kind)
             table, _, name = self.column.rpartition(".")
             if table not in ("", "loans") or not name.isidentifier():
-                raise ValueError(f"column {self.column!r} must name a column of the loans table, e.g. 'loans.{name}'")
+                raise TextedValueError.of("error.config.label_column_table", column=self.column, name=name)
         return self
 
     def describe(self) -> dict[str, str]:
@@ -86,7 +88,8 @@ class SplitConfig(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:
         if not self.valid_start < self.oot_start:
-            raise ValueError(f"valid_start {self.valid_start} must be before oot_start {self.oot_start}")
+            raise TextedValueError.of("error.config.split_order", valid_start=self.valid_start,
+                                      oot_start=self.oot_start)
         return self
 
 
@@ -147,7 +150,7 @@ class ScorecardConfig(_Strict):
         for name, splits in value.items():
             if not splits or not all(math.isfinite(s) for s in splits) or any(
                     b <= a for a, b in zip(splits, splits[1:], strict=False)):
-                raise ValueError(f"{name}: expected finite, strictly increasing split points, got {splits}")
+                raise TextedValueError.of("error.config.user_splits", name=name, splits=splits)
         return value
 
 
@@ -164,17 +167,18 @@ class MasterScaleConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> MasterScaleConfig:
         if len(self.grades) != len(self.upper_bounds):
-            raise ValueError(f"{len(self.grades)} grades but {len(self.upper_bounds)} upper_bounds")
+            raise TextedValueError.of("error.config.scale_lengths", grades=len(self.grades),
+                                      bounds=len(self.upper_bounds))
         if len(set(self.grades)) != len(self.grades):
-            raise ValueError(f"grade names must be unique, got {list(self.grades)}")
+            raise TextedValueError.of("error.config.grades_unique", grades=list(self.grades))
         b = self.upper_bounds
         if any(not 0 < x <= 1 for x in b) or any(x >= y for x, y in zip(b, b[1:])) or b[-1] != 1.0:
-            raise ValueError(f"upper_bounds {list(b)} must rise strictly inside (0, 1] and end at 1.0")
+            raise TextedValueError.of("error.config.bounds_rise", bounds=list(b))
         if self.assigned_pd is not None:
             lower = (0.0, *b[:-1])
             if len(self.assigned_pd) != len(b) or any(
                     not lo <= a <= hi for lo, a, hi in zip(lower, self.assigned_pd, b)):
-                raise ValueError(f"assigned_pd {list(self.assigned_pd)} must give one PD inside each grade's band")
+                raise TextedValueError.of("error.config.assigned_pd", pds=list(self.assigned_pd))
         return self
 
 
@@ -270,7 +274,7 @@ class PricingConfig(_Strict):
     def _haircuts_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for kind, h in value.items():
             if not 0.0 <= h <= 1.0:
-                raise ValueError(f"collateral haircut {kind!r} = {h!r}: expected a fraction in [0, 1]")
+                raise TextedValueError.of("error.config.haircut", kind=kind, haircut=h)
         return value
 
     @property
@@ -295,18 +299,18 @@ class PricingConfig(_Strict):
         missing = [g for g in guarantee_types if g not in self.lgd]
         unknown = sorted(set(self.lgd) - set(guarantee_types))
         if missing or unknown:
-            raise ValueError(f"pricing.lgd needs exactly the guarantee types of {source} {list(guarantee_types)}; "
-                             f"missing {missing}, unknown {unknown}")
+            raise TextedValueError.of("error.config.lgd_types", source=source, types=list(guarantee_types),
+                                      missing=missing, unknown=unknown)
 
     @model_validator(mode="after")
     def _lgd_complete(self) -> PricingConfig:
         if not self.lgd:
-            raise ValueError("lgd needs one LGD per guarantee type, got none")
+            raise TextedValueError.of("error.config.lgd_none")
         bad = {k: v for k, v in self.lgd.items() if not 0 <= v <= 1}
         if bad:
-            raise ValueError(f"lgd values must lie in [0, 1], got {bad}")
+            raise TextedValueError.of("error.config.lgd_range", bad=bad)
         if not self.min_rate < self.max_rate:
-            raise ValueError(f"min_rate {self.min_rate} must be below max_rate {self.max_rate}")
+            raise TextedValueError.of("error.config.rates_order", min_rate=self.min_rate, max_rate=self.max_rate)
         return self
 
 
@@ -351,7 +355,7 @@ class ValidationConfig(_Strict):
     def _ordered(self) -> ValidationConfig:
         if not (self.p_red <= self.p_amber and self.auc_red <= self.auc_amber and self.psi_amber <= self.psi_red
                 and self.hi_amber <= self.hi_red):
-            raise ValueError("each red threshold must be at least as strict as its amber threshold")
+            raise TextedValueError.of("error.config.thresholds")
         return self
 
 
@@ -456,7 +460,7 @@ class RunConfig(_Strict):
         try:
             self.pricing.check_guarantee_types(dictionary.vocabulary("guarantee_type"), dictionary.source)
         except ValueError as exc:
-            raise ConfigError(f"{exc}; set [pricing.lgd] in the run configuration") from None
+            raise ConfigError.of("error.config.lgd_set", detail=said(exc)) from None
         return self
 
     def data_dictionary(self) -> Any:
@@ -471,17 +475,75 @@ class RunConfig(_Strict):
         try:
             codecs.lookup(value)
         except LookupError:
-            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, gbk, gb18030)") from None
+            raise TextedValueError.of("error.config.encoding", value=value) from None
         return value
 
 
-def _error_line(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+def said(exc: BaseException) -> Phrase | str:
+    """What an exception says, as a field of another error's text: its catalogue text (so it is said in the
+    language of the text it fills) or, if it has none, its English message."""
+    if isinstance(exc, Texted) and exc.text_id is not None:
+        return Phrase(exc.text_id, exc.fields)
+    return str(exc)
+
+
+def _either(items: list[str], last: str) -> Phrase | str:
+    """Items joined as pydantic joins a literal's alternatives ("'a', 'b' or 'c'"), in each language."""
+    def listed(xs: list[str]) -> Phrase | str:
+        return xs[0] if len(xs) == 1 else Phrase("join.list", {"a": listed(xs[:-1]), "b": xs[-1]})
+
+    return Phrase("join.or", {"a": listed(items), "b": last}) if items else last
+
+
+def _input_fields(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an ``error.input.*`` text from a pydantic error's context: numbers as pydantic writes
+    them (1, not 1.0), a literal's alternatives joined the way of each language; an ``error`` that is an
+    exception (a ValueError's) is no field."""
+    fields: dict[str, Any] = {k: (int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 1e18 else v)
+                              for k, v in ctx.items() if k != "error" or isinstance(v, str)}
+    expected = fields.get("expected")
+    if kind == "literal_error" and isinstance(expected, str):
+        head, _, last = expected.rpartition(" or ")
+        fields["expected"] = _either(head.split(", ") if head else [], last)
+    return fields
+
+
+def pydantic_message(err: Mapping[str, Any]) -> Phrase:
+    """One pydantic error's message as a catalogue text: in English exactly as pydantic writes it; in Chinese
+    from the text of the check that failed (a ValueError of this kit's validators carries it) or from the
+    error's type and context (``error.config.input.*``, else ``error.input.*`` as the service says a refused
+    field); any other message keeps pydantic's English inside a Chinese frame."""
+    english = str(err.get("msg", ""))
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    candidates = []
+    if kind == "value_error":
+        cause = ctx.get("error")
+        if isinstance(cause, Texted) and cause.text_id is not None:
+            candidates.append(Phrase("error.config.value_error", {"detail": Phrase(cause.text_id, cause.fields)}))
+    else:
+        candidates += [Phrase(id_, _input_fields(kind, ctx)) for id_ in (f"error.config.input.{kind}",
+                                                                        f"error.input.{kind}") if has_text(id_)]
+    for phrase in candidates:
+        try:
+            if text(phrase.id, "en", **phrase.fields) == english:
+                return phrase
+        except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently
+            continue
+    return Phrase("error.config.pydantic", {"msg": english})
+
+
+def _validation_error(exc: ValidationError, source: str) -> ConfigError:
+    """The first error of a validation as one ConfigError line naming the file, the field and the value."""
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or Phrase("error.config.top_level")
+    more = Phrase("error.config.more", {"n": len(errors) - 1}) if len(errors) > 1 else ""
     value = err.get("input")
-    shown = "" if isinstance(value, dict) else f" value {value!r}:"
-    return f"{source}: field {where}:{shown} {err['msg']}{more}"
+    if isinstance(value, dict):
+        return ConfigError.of("error.config.field", source=source, where=where, msg=pydantic_message(err), more=more)
+    return ConfigError.of("error.config.field_value", source=source, where=where, value=value,
+                          msg=pydantic_message(err), more=more)
 
 
 def user_splits_toml(user_splits: dict[str, list[float]]) -> str:
@@ -496,9 +558,9 @@ def build_config(values: dict[str, Any] | None = None, *, source: str = "config"
     try:
         return RunConfig.model_validate(values or {})
     except ValidationError as exc:
-        raise ConfigError(_error_line(exc, source)) from None
+        raise _validation_error(exc, source) from None
     except ConfigError as exc:  # the data dictionary named by the config, or LGDs that do not match it
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError.of("error.config.in_source", source=source, detail=said(exc)) from None
 
 
 # the settings that name files: a relative path in a configuration file is relative to that file's directory
@@ -528,13 +590,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         source = str(path)
         if path.is_dir():
-            raise ConfigError(f"config file {path} is a directory; expected a .toml file")
+            raise ConfigError.of("error.config.file_is_dir", path=path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError.of("error.config.file_missing", path=path)
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+            raise ConfigError.of("error.config.not_toml", path=path, detail=str(exc)) from None
         _beside(values, path.parent)
     if path is not None and "experiment" not in values:
         values["experiment"] = f"creditmodel-{path.stem}"  # one experiment per configuration file

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from creditmodel.exceptions import ConfigError
+from creditmodel.texts import Phrase
 
 __all__ = ["LEDGER", "Inputs", "Output", "check_output", "clean_leftovers", "normalise_permissions", "scratch_dir",
            "tracking_inputs", "write_atomically"]
@@ -58,6 +59,15 @@ _PURPOSES = ("stage", "work", "old", "ledger")
 _SIBLING = re.compile(r"^\.(?P<base>.*)\.creditmodel-(?P<purpose>[a-z]+)-(?P<token>[0-9a-f]{8})-(?P<pid>\d+)"
                       r"-(?P<host>[A-Za-z0-9-]+)$")
 _MAX_BASE = 120  # keeps sibling names under the usual 255-byte limit
+# the names of outputs and inputs that are words, not a command-line flag or a parameter: said in each language
+_LABELS = {"tracking store": "error.outputs.label.tracking_store",
+           "tracking artifacts": "error.outputs.label.tracking_artifacts",
+           "bundle directory": "error.outputs.label.bundle_directory"}
+
+
+def _label(label: str) -> Phrase | str:
+    """The name of an output or input as an error says it: a flag (--out) or parameter (out_dir) as it is."""
+    return Phrase(_LABELS[label]) if label in _LABELS else label
 
 
 # --- names of staging and scratch siblings -------------------------------------------------------
@@ -193,22 +203,20 @@ def _read_ledger(directory: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return _empty_ledger()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read creditmodel's record of its outputs ({exc.strerror})") from None
+        raise ConfigError.of("error.outputs.ledger_unreadable", path=path, detail=exc.strerror) from None
     try:
         data = json.loads(text)
     except ValueError:
         data = None
     if (not isinstance(data, dict) or data.get("format") != LEDGER_FORMAT or data.get("version") != LEDGER_VERSION
             or not isinstance(data.get("outputs"), dict)):
-        raise ConfigError(f"{path}: not a creditmodel output ledger of version {LEDGER_VERSION}; "
-                          f"move it away (outputs it listed are then treated as not written by creditmodel)")
+        raise ConfigError.of("error.outputs.ledger_invalid", path=path, version=LEDGER_VERSION)
     for name, entry in data["outputs"].items():
         parts = [entry] + ([entry["pending"]] if isinstance(entry, dict) and entry.get("pending") else [])
         if not all(isinstance(p, dict) and isinstance(p.get("files", {}), dict) and isinstance(p.get("dirs", []), list)
                    and all(isinstance(v, list) and len(v) == 2 for v in p.get("files", {}).values())
                    for p in parts):
-            raise ConfigError(f"{path}: output {name!r}: expected lists of files (size, mtime) and directories; "
-                              f"move the ledger away (its outputs are then treated as not written by creditmodel)")
+            raise ConfigError.of("error.outputs.ledger_entry", path=path, name=name)
     return data
 
 
@@ -306,7 +314,7 @@ def _scan(root: Path, rel: str) -> tuple[dict[str, list[int]], list[str]]:
     return files, dirs
 
 
-def _unowned(actual: Path, rel: str, entry: dict[str, Any], force: bool) -> str | None:
+def _unowned(actual: Path, rel: str, entry: dict[str, Any], force: bool) -> Phrase | None:
     """What in `actual` (recorded as `rel`) creditmodel did not write, or changed since; None if nothing."""
     pending = entry.get("pending") or {}
     known_files: dict[str, list[list[int]]] = {}
@@ -319,16 +327,15 @@ def _unowned(actual: Path, rel: str, entry: dict[str, Any], force: bool) -> str 
     def shown(key: str) -> str:
         return key[len(rel) + 1:] if key.startswith(rel + "/") else Path(key).name
 
-    def foreign(key: str) -> str | None:
+    def foreign(key: str) -> Phrase | None:
         for part in shown(key).split("/"):  # creditmodel's own staging inside: gone with it once its writer died
             m = _SIBLING.match(part)
             if m and m["purpose"] in _PURPOSES:
                 if m["host"] == _host() and not _alive(int(m["pid"])):
                     return None
-                return (f"is being written: it holds {shown(key)!r} of a creditmodel process that may still run "
-                        f"(pid {m['pid']} on {m['host']})")
-        return (f"is not empty: it holds {shown(key)!r}, which creditmodel did not write" if key != rel else
-                "exists and was not written by creditmodel")
+                return Phrase("error.outputs.being_written", {"name": shown(key), "pid": m["pid"], "host": m["host"]})
+        return (Phrase("error.outputs.foreign", {"name": shown(key)}) if key != rel else
+                Phrase("error.outputs.not_ours"))
 
     for key in [*dirs, *sorted(files)]:
         if key not in known_dirs and key not in known_files:
@@ -338,25 +345,25 @@ def _unowned(actual: Path, rel: str, entry: dict[str, Any], force: bool) -> str 
     if not force:
         for key in sorted(files):
             if key in known_files and files[key] not in known_files[key]:
-                what = "it" if key == rel else repr(shown(key))
-                return f"{what} was changed after creditmodel wrote it (--force replaces it)"
+                return (Phrase("error.outputs.changed") if key == rel else
+                        Phrase("error.outputs.file_changed", {"name": shown(key)}))
     return None
 
 
-def _replace_problem(path: Path, force: bool) -> str | None:
+def _replace_problem(path: Path, force: bool) -> Phrase | None:
     """Why the existing `path` may not be replaced, or None (also when it does not exist)."""
     if not os.path.lexists(path):
         return None
     if path.is_symlink():
-        return "is a symbolic link; creditmodel does not replace links"
+        return Phrase("error.outputs.symlink")
     if _in_staging(path):
         return None
     owner = _owner(path)
     if owner is None:
         if path.is_dir():
             first = min((p.name for p in path.iterdir()), default=None)
-            return None if first is None else f"is not empty: it holds {first!r}, which creditmodel did not write"
-        return f"exists and was not written by creditmodel (no {LEDGER} beside it lists it)"
+            return None if first is None else Phrase("error.outputs.foreign", {"name": first})
+        return Phrase("error.outputs.unlisted", {"ledger": LEDGER})
     directory, _, entry = owner
     if path.is_dir() and not any(path.iterdir()):
         return None
@@ -370,44 +377,45 @@ def _absolute(path: PathLike) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
-def _location_problem(out: Path, inputs: Inputs | None) -> str | None:
+def _location_problem(out: Path, inputs: Inputs | None) -> Phrase | None:
     real = out.resolve()
     if real.parent == real or os.path.ismount(real):
-        return "is a filesystem root"
+        return Phrase("error.outputs.root")
     places = []
     try:
-        places.append(("the current directory", Path.cwd().resolve()))
+        places.append(("error.outputs.cwd", Path.cwd().resolve()))
     except OSError:
         pass
     try:
-        places.append(("the home directory", Path.home().resolve()))
+        places.append(("error.outputs.home", Path.home().resolve()))
     except (RuntimeError, KeyError, OSError):
         pass
     for what, place in places:
         if real == place:
-            return f"is {what}"
+            return Phrase("error.outputs.is_place", {"place": Phrase(what)})
         if place.is_relative_to(real):
-            return f"contains {what} ({place})"
+            return Phrase("error.outputs.contains_place", {"place": Phrase(what), "path": place})
     for label, given in (inputs or {}).items():
         if given is None or str(given) == "":
             continue
         source = Path(given).expanduser().resolve()
+        where = {"label": _label(label), "path": given}
         if real == source:
-            return f"is the input {label} {given}"
+            return Phrase("error.outputs.is_input", where)
         if source.is_relative_to(real):
-            return f"contains the input {label} {given}"
+            return Phrase("error.outputs.contains_input", where)
         if real.is_relative_to(source):
-            return f"lies inside the input {label} {given}"
+            return Phrase("error.outputs.inside_input", where)
     return None
 
 
-def _kind_problem(out: Path, kind: Kind) -> str | None:
+def _kind_problem(out: Path, kind: Kind) -> Phrase | None:
     if out.name == LEDGER or (_SIBLING.match(out.name) and not _in_staging(out)):
-        return "is a name creditmodel keeps for its own records and staging"
+        return Phrase("error.outputs.reserved_name")
     if kind == "dir" and out.exists() and not out.is_dir():
-        return "exists and is not a directory"
+        return Phrase("error.outputs.not_dir")
     if kind == "file" and out.is_dir():
-        return "is a directory; expected a file name"
+        return Phrase("error.outputs.is_dir")
     return None
 
 
@@ -422,7 +430,7 @@ def check_output(path: PathLike, *, kind: Kind = "dir", inputs: Inputs | None = 
     out = _absolute(path)
     problem = _location_problem(out, inputs) or _kind_problem(out, kind) or _replace_problem(out, force)
     if problem:
-        raise ConfigError(f"{label} {path}: {problem}; refusing to write there")
+        raise ConfigError.of("error.outputs.refused", label=_label(label), path=path, problem=problem)
     return out
 
 
@@ -477,8 +485,8 @@ class Output:
             clean_leftovers(self.path.parent)
             self.stage = _make_sibling_dir(self.path, "stage")
         except OSError as exc:
-            raise ConfigError(f"{label} {path}: cannot write in {self.path.parent} "
-                              f"({exc.strerror or type(exc).__name__})") from None
+            raise ConfigError.of("error.outputs.cannot_write", label=_label(label), path=path,
+                                 parent=self.path.parent, detail=exc.strerror or type(exc).__name__) from None
         self.tmp = self.stage if kind == "dir" else self.stage / self.path.name
         self.committed = False
         self._scratch: list[Path] = []
@@ -503,9 +511,9 @@ class Output:
         for path in (self.stage, *self._scratch):
             shutil.rmtree(path, ignore_errors=True)
 
-    def _refuse(self, problem: str) -> None:
+    def _refuse(self, problem: Phrase) -> None:
         self.discard()
-        raise ConfigError(f"{self.label} {self.given}: {problem}; refusing to write there")
+        raise ConfigError.of("error.outputs.refused", label=_label(self.label), path=self.given, problem=problem)
 
     def commit(self) -> Path:
         """Put the staged output in place, replacing the previous one only if creditmodel wrote it."""
@@ -528,7 +536,7 @@ class Output:
                             self._put_in_place(directory)
                             break
                 else:  # pragma: no cover - ledgers appearing and vanishing under us
-                    self._refuse("its output ledger keeps changing")
+                    self._refuse(Phrase("error.outputs.ledger_changing"))
         except BaseException:
             self.discard()  # whatever went wrong, the staged output does not stay behind
             raise
@@ -578,8 +586,8 @@ class Output:
             if directory is not None:
                 _drop_pending(directory, name)
             if isinstance(exc, OSError):
-                raise ConfigError(f"{self.label} {self.given}: cannot be put in place "
-                                  f"({exc.strerror or type(exc).__name__})") from None
+                raise ConfigError.of("error.outputs.cannot_place", label=_label(self.label), path=self.given,
+                                     detail=exc.strerror or type(exc).__name__) from None
             raise
         if directory is not None:
             ledger = _read_ledger(directory)

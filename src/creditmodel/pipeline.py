@@ -47,6 +47,7 @@ from creditmodel.models.segments import compare_segment_models
 from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.signals import raise_if_terminated, terminate_as_exception
+from creditmodel.texts import Phrase
 from creditmodel.tracking.mlflow_tracking import (
     DEFAULT_STORE,
     RunDataset,
@@ -184,8 +185,7 @@ def carry_label_columns(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataF
     loans = raw.get("loans")
     absent = [c for c in wanted if loans is None or c not in loans.columns]
     if absent or loans is None:
-        raise DataContractError(f"table loans: column {absent[0]!r} is missing (label.column of the run "
-                                f"configuration, label.kind {config.label.kind!r})")
+        raise DataContractError.of("error.pipeline.label_column_missing", column=absent[0], kind=config.label.kind)
     extra = loans[["loan_id", *wanted]].copy()
     extra["loan_id"] = extra["loan_id"].astype(tables["loans"]["loan_id"].dtype)
     return {**tables, "loans": tables["loans"].merge(extra, on="loan_id", how="left", validate="one_to_one")}
@@ -215,12 +215,11 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     for split in SPLITS:
         part = frame.loc[frame["split"] == split, "default"]
         if part.sum() < 5 or (part == 0).sum() < 5:
-            raise DataContractError(
-                f"split {split!r} holds {len(part)} labelled loans with {int(part.sum())} defaults; at least 5 "
-                f"defaults and 5 non-defaults are needed (split.valid_start={config.split.valid_start}, "
-                f"split.oot_start={config.split.oot_start}, " + (
-                    "label: the bank's flag as recorded)" if lab.kind == "flag" else f"labels complete until "
-                    f"{(extraction - pd.DateOffset(months=lab.window_months)).date()})"))
+            labels = (Phrase("error.pipeline.labels_flag") if lab.kind == "flag" else Phrase(
+                "error.pipeline.labels_until", {"date": (extraction - pd.DateOffset(months=lab.window_months)).date()}))
+            raise DataContractError.of("error.pipeline.split_too_few", split=split, n=len(part),
+                                       defaults=int(part.sum()), valid_start=config.split.valid_start,
+                                       oot_start=config.split.oot_start, labels=labels)
     return frame
 
 
@@ -253,13 +252,11 @@ def select_features(columns: list[str], config: RunConfig) -> list[str]:
     fc = config.features
     unknown = [c for c in fc.exclude if c not in BY_NAME and c not in columns]
     if unknown:
-        raise ConfigError(f"features.exclude: {unknown[0]!r} is not a feature (see the feature catalogue or the "
-                          f"data dictionary's attributes)")
+        raise ConfigError.of("error.pipeline.exclude_unknown", name=unknown[0])
     sources = set(SOURCES) | {"attributes"}
     bad = [s for s in fc.include_sources if s not in sources]
     if bad:
-        raise ConfigError(f"features.include_sources: {bad[0]!r} is not a feature source; expected some of "
-                          f"{sorted(sources)}")
+        raise ConfigError.of("error.pipeline.source_unknown", name=bad[0], sources=sorted(sources))
     outcome = set(label_columns(config.label.kind, config.label.column))
     keep = [c for c in columns if c not in set(fc.exclude) and c not in outcome]
     if fc.include_sources:
@@ -267,7 +264,7 @@ def select_features(columns: list[str], config: RunConfig) -> list[str]:
         keep = [c for c in keep if feature_source(c) in wanted
                 or ("attributes" in wanted and feature_source(c).endswith("_attributes"))]
     if not keep:
-        raise ConfigError(f"features.exclude / features.include_sources leave no feature of the {len(columns)} built")
+        raise ConfigError.of("error.pipeline.no_feature_left", n=len(columns))
     return keep
 
 
@@ -288,11 +285,9 @@ def check_user_splits(user_splits: dict[str, list[float]], columns: list[str], s
     """The scorecard's analyst-fixed bins name numeric features of this run; else one ConfigError line."""
     for name in user_splits:
         if name not in columns:
-            raise ConfigError(f"scorecard.user_splits: {name!r} is not a feature of this run (unknown, excluded, "
-                              f"or dropped as constant or duplicate)")
+            raise ConfigError.of("error.pipeline.user_splits_unknown", name=name)
         if name in schema.categorical:
-            raise ConfigError(f"scorecard.user_splits: {name!r} is categorical; split points are for numeric "
-                              f"features")
+            raise ConfigError.of("error.pipeline.user_splits_categorical", name=name)
 
 
 def train_models(frame: pd.DataFrame, config: RunConfig) -> TrainedModels:
@@ -669,7 +664,7 @@ def run_pipeline(
         scored = scored_frame(frame, models)
         gap = float(np.max(np.abs(bundle.predict_pd(frame) - scored["pd_lightgbm"].to_numpy())))
         if gap > PARITY_TOLERANCE:
-            raise BundleError(f"bundle PDs differ from the trained model by {gap:.3g} (tolerance {PARITY_TOLERANCE})")
+            raise BundleError.of("error.pipeline.parity", gap=gap, tolerance=PARITY_TOLERANCE)
         scored.to_parquet(stage / "scored.parquet", index=False)
         points = explain.scorecard_feature_points(models.scorecard, frame[cols])
         points.insert(0, "loan_id", frame["loan_id"].to_numpy())
@@ -757,8 +752,8 @@ def run_pipeline(
                 try:
                     output.commit()  # replaces only an earlier output of creditmodel (creditmodel.outputs)
                 except OSError as exc:
-                    raise ConfigError(f"--out {out}: cannot put the run's outputs there "
-                                      f"({exc.strerror or exc}); nothing was registered") from None
+                    raise ConfigError.of("error.pipeline.outputs_not_placed", out=out,
+                                         detail=exc.strerror or str(exc)) from None
 
             # last: the registry sees this model only once its report and every output exist
             report_uri = artifact_uri(uri, mlrun.run_id, "validation/validation_report.html")

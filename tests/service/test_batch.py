@@ -113,7 +113,7 @@ def test_score_command(bundle_dir, bundle, demo_frame, features_file, tmp_path, 
     (["--out", "{tmp}/scored.csv"], "expected a .parquet"),
     (["--keep", "no_such_column"], "no_such_column"),
     (["--batch-size", "0"], "at least 1"),
-    (["--lang", "zh"], "add --reasons"),
+    (["--lang", "zh"], "请加上 --reasons"),  # --lang zh: the error line is Chinese too
 ])
 def test_score_command_errors_are_one_line(bundle_dir, features_file, tmp_path, capsys, args, message):
     argv = {"--bundle": str(bundle_dir), "--input": str(features_file), "--out": str(tmp_path / "o.parquet")}

@@ -37,6 +37,7 @@ from creditmodel.data.dictionary import VOCABULARY_COLUMNS, DataDictionary, defa
 from creditmodel.data.io import extraction_timestamp
 from creditmodel.data.schema import Column, Table
 from creditmodel.exceptions import DataContractError
+from creditmodel.texts import LANGS, Phrase, text
 
 __all__ = ["contract", "validate_tables", "ignored_columns"]
 log = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ def _table(name: str, dictionary: DataDictionary | None = None) -> Table:
     try:
         return _tables(dictionary)[name]
     except KeyError:
-        raise DataContractError(
-            f"unknown table {name!r}; expected one of: {', '.join(schema.TABLES)}"
+        raise DataContractError.of(
+            "error.contract.unknown_table", name=name, expected=", ".join(schema.TABLES)
         ) from None
 
 
@@ -172,52 +173,54 @@ class _Failure:
     table: str
     column: str | None  # None: about the table as a whole; "a, b" for a composite key
     rule: str
-    detail: str = ""  # rule-specific text (expected kind, bound, referenced table, ...)
+    # rule-specific: what the failure says (a text of the catalogue) for a table or column as a whole, else
+    # the expected kind, bound, referenced table, ... (data, or a text for a kind)
+    detail: str | Phrase = ""
     values: tuple = ()  # distinct offending values (at most a few)
     rows: int = 0  # number of offending rows (0: not about rows)
-    examples: str = ""  # e.g. "loan_id 3, 9, 17" or "rows 4, 7"
+    examples: str | Phrase = ""  # e.g. "loan_id 3, 9, 17" or the text of "rows 4, 7"
     position: int = 0  # column position in the table, to order failures
 
-    def line(self) -> str:
+    def phrase(self) -> Phrase:
+        """The failure's line as a text of the catalogue, to be said in any language."""
         where = self.table if self.column is None else f"{self.table}.{self.column}"
-        text = f"{where}: {self._describe()}"
-        if self.rows:
-            text += f"; {self.rows} row{'s' if self.rows != 1 else ''}"
-            if self.examples:
-                text += f", e.g. {self.examples}"
-        return text
+        fields: dict[str, Any] = {"where": where, "problem": self._problem()}
+        if not self.rows:
+            return Phrase("error.contract.line", fields)
+        n = "one" if self.rows == 1 else "many"
+        if self.examples:
+            return Phrase(f"error.contract.line_{n}_eg", {**fields, "rows": self.rows, "examples": self.examples})
+        return Phrase(f"error.contract.line_{n}", {**fields, "rows": self.rows})
 
-    def _describe(self) -> str:
+    def line(self, lang: str = "en") -> str:
+        """The failure in one line, in `lang`."""
+        p = self.phrase()
+        return text(p.id, lang, **p.fields)
+
+    def _problem(self) -> str | Phrase:
         vals = _fmt_values(self.values)
-        plural = len(self.values) > 1
-        value = ("values " if plural else "value ") + vals
+        n = "many" if len(self.values) > 1 else "one"
         match self.rule:
             case "structure" | "missing_column" | "duplicate_column" | "other":
                 return self.detail
-            case "type":
-                return f"{value} cannot be read as {self.detail}"
+            case "type" | "dtype":
+                return Phrase(f"error.contract.{self.rule}.{n}", {"values": vals, "kind": self.detail})
             case "null":
-                return "null value in non-nullable column"
-            case "dtype":
-                return f"{value} cannot be stored as {self.detail}"
+                return Phrase("error.contract.null")
             case "category":
                 vocabulary = VOCABULARY_COLUMNS.get(f"{self.table}.{self.column}")
                 where = (f"vocabularies.{vocabulary}" if vocabulary
-                         else f"the categories of attribute {self.table}.{self.column}")
-                return (f"{value} not in allowed categories ({self.detail}); to allow "
-                        f"{'them' if plural else 'it'}, add {'them' if plural else 'it'} to {where} "
-                        f"of the data dictionary")
-            case "min":
-                return f"{value} below minimum {self.detail}"
-            case "max":
-                return f"{value} above maximum {self.detail}"
+                         else Phrase("error.contract.attribute_categories", {"name": f"{self.table}.{self.column}"}))
+                return Phrase(f"error.contract.category.{n}", {"values": vals, "allowed": self.detail, "where": where})
+            case "min" | "max":
+                return Phrase(f"error.contract.{self.rule}.{n}", {"values": vals, "bound": self.detail})
             case "duplicate":
-                return f"duplicate key {value}"
+                return Phrase(f"error.contract.duplicate.{n}", {"values": vals})
             case "foreign_key":
-                return f"{value} not found in {self.detail}"
+                return Phrase(f"error.contract.foreign_key.{n}", {"values": vals, "target": self.detail})
             case "future":
-                return f"{value} later than extraction date {self.detail}"
-        return f"{value}: {self.rule} {self.detail}".strip()
+                return Phrase(f"error.contract.future.{n}", {"values": vals, "date": self.detail})
+        return Phrase(f"error.contract.rule.{n}", {"values": vals, "rule": f"{self.rule} {self.detail}".strip()})
 
 
 def _is_null(v: Any) -> bool:
@@ -271,7 +274,7 @@ def _distinct(values: pd.Series) -> tuple:
     return tuple(out)
 
 
-def _examples(t: Table, original: pd.DataFrame, idx: list[int], column: str | None) -> str:
+def _examples(t: Table, original: pd.DataFrame, idx: list[int], column: str | None) -> str | Phrase:
     """Identify up to three rows: by the table's one-column key if usable, else by row number."""
     idx = idx[:_MAX_EXAMPLES]
     key = t.key[0] if len(t.key) == 1 else None
@@ -279,22 +282,28 @@ def _examples(t: Table, original: pd.DataFrame, idx: list[int], column: str | No
         keys = original[key].iloc[idx]
         if not keys.isna().any():
             return f"{key} " + ", ".join(_fmt(v) for v in keys)
-    return ("row " if len(idx) == 1 else "rows ") + ", ".join(str(i) for i in idx)
+    return Phrase("error.contract.row" if len(idx) == 1 else "error.contract.rows",
+                  {"rows": ", ".join(str(i) for i in idx)})
 
 
 def _raise(failures: list[_Failure]) -> None:
     """One DataContractError for all failures: the first in one line (+ the count of the others);
-    ``error.failures`` lists every failure, one line each."""
+    ``error.failures`` lists every failure, one line each (``failures_in(lang)`` in each language)."""
     if not failures:
         return
     order = {name: i for i, name in enumerate(schema.TABLES)}
     failures = sorted(
         failures, key=lambda f: (order.get(f.table, -1), _RANK.get(f.rule, 9), f.position)
     )
-    msg = failures[0].line()
-    if len(failures) > 1:
-        msg += f" (+{len(failures) - 1} more failure{'s' if len(failures) > 2 else ''})"
-    raise DataContractError(msg, failures=[f.line() for f in failures])
+    first, others = failures[0].phrase(), len(failures) - 1
+    if others:
+        exc = DataContractError.of("error.contract.more_one" if others == 1 else "error.contract.more_many",
+                                   first=first, n=others)
+    else:
+        exc = DataContractError.of(first.id, **first.fields)  # one of the error.contract.line texts
+    exc.failures = tuple(f.line() for f in failures)
+    exc.failures_by_lang = {lang: tuple(f.line(lang) for f in failures) for lang in LANGS if lang != "en"}
+    raise exc
 
 
 def _row_failure(
@@ -302,7 +311,7 @@ def _row_failure(
     original: pd.DataFrame,
     column: str | None,
     rule: str,
-    detail: str,
+    detail: str | Phrase,
     values: pd.Series,
     rank_column: str | None = None,
 ) -> _Failure:
@@ -403,7 +412,12 @@ def _parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed.astype("datetime64[ns]"), bad
 
 
-def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, str]:
+def _kind(name: str) -> Phrase:
+    """What a column is read as, e.g. "an integer" (the text ``error.contract.kind.<name>``)."""
+    return Phrase(f"error.contract.kind.{name}")
+
+
+def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, Phrase]:
     """Strictly read one column into its kind: (values, mask of unreadable cells, kind label).
 
     Unreadable cells become null in ``values``; ints come back as Int64 and bools as boolean, so
@@ -412,17 +426,17 @@ def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, str]:
     present = s.notna()
     if col.kind == "str":
         if pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
-            return s.astype("str"), pd.Series(False, index=s.index), "text"
-        text = s.astype(object).where(present).map(
+            return s.astype("str"), pd.Series(False, index=s.index), _kind("text")
+        as_text = s.astype(object).where(present).map(
             lambda v: v if isinstance(v, str) or _is_null(v) else _fmt(v).strip("'")
         )
-        return text.astype("str"), pd.Series(False, index=s.index), "text"
+        return as_text.astype("str"), pd.Series(False, index=s.index), _kind("text")
     if col.kind in ("date", "timestamp"):
         parsed, bad = _parse_dates(s)
-        return parsed, bad, "a date" if col.kind == "date" else "a timestamp"
+        return parsed, bad, _kind(col.kind)
     if col.kind == "bool":
         if pd.api.types.is_bool_dtype(s.dtype):
-            return s.astype("boolean"), pd.Series(False, index=s.index), "a boolean"
+            return s.astype("boolean"), pd.Series(False, index=s.index), _kind("boolean")
 
         def to_bool(v: Any) -> Any:
             if _is_null(v):
@@ -441,15 +455,15 @@ def _read_kind(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series, str]:
         mapped = s.astype(object).map(to_bool)
         bad = present & mapped.map(lambda v: v is None)
         values = mapped.where(~bad, pd.NA).map(lambda v: pd.NA if v is None else v)
-        return values.astype("boolean"), bad, "a boolean (true/false)"
+        return values.astype("boolean"), bad, _kind("boolean_word")
     # int / float
     num = _to_number(s)
     bad = present & num.isna()
     if col.kind == "float":
-        return num, bad, "a number"
+        return num, bad, _kind("number")
     nonint = num.notna() & ((num != np.floor(num)) | (num.abs() >= _INT_LIMIT))
     bad = bad | nonint
-    return num.where(~bad).astype("Int64"), bad, "an integer"
+    return num.where(~bad).astype("Int64"), bad, _kind("integer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,7 +504,7 @@ def _validate_table(t: Table, df: pd.DataFrame) -> tuple[pd.DataFrame | None, li
     for name in dup_cols:
         failures.append(
             _Failure(t.name, str(name), "duplicate_column",
-                     f"column appears {int((original.columns == name).sum())} times",
+                     Phrase("error.contract.column_repeated", {"n": int((original.columns == name).sum())}),
                      position=_position(t, str(name)))
         )
     if failures:
@@ -499,10 +513,11 @@ def _validate_table(t: Table, df: pd.DataFrame) -> tuple[pd.DataFrame | None, li
     present = [c for c in t.columns if c.name in original.columns]
     missing = [c.name for c in t.columns if c.name not in original.columns]
     for name in missing:
-        found = ", ".join(str(c) for c in original.columns[:12]) or "none"
+        found = ", ".join(str(c) for c in original.columns[:12])
         failures.append(
             _Failure(t.name, name, "missing_column",
-                     f"required column missing (columns found: {found})",
+                     Phrase("error.contract.column_missing", {"columns": found}) if found
+                     else Phrase("error.contract.column_missing_none"),
                      position=_position(t, name))
         )
 
@@ -522,13 +537,14 @@ def _validate_table(t: Table, df: pd.DataFrame) -> tuple[pd.DataFrame | None, li
         failures.extend(_from_pandera(t, original, exc.failure_cases, flagged))
         return None, failures
     except pa.errors.SchemaError as exc:  # pragma: no cover - lazy=True collects errors
-        failures.append(_Failure(t.name, None, "other", f"contract failed: {exc}".splitlines()[0]))
+        failures.append(_Failure(t.name, None, "other", Phrase(
+            "error.contract.contract_failed", {"detail": (str(exc).splitlines() or [""])[0]})))
         return None, failures
     except Exception as exc:  # noqa: BLE001 - a data problem must not escape as a traceback
         first = (str(exc).splitlines() or [""])[0]
         failures.append(
             _Failure(t.name, None, "other",
-                     f"contract could not be checked ({type(exc).__name__}: {first})")
+                     Phrase("error.contract.not_checked", {"kind": type(exc).__name__, "detail": first}))
         )
         return None, failures
     if failures:
@@ -611,7 +627,7 @@ def _from_pandera(
             continue
         failures.append(
             _Failure(t.name, col_name, "other",
-                     f"check {r.check} failed: {_fmt(r.value)}",
+                     Phrase("error.contract.check_failed", {"check": r.check, "value": _fmt(r.value)}),
                      position=_position(t, col_name))
         )
     return failures
@@ -704,9 +720,7 @@ def validate_tables(
     held twice (as read and as validated) once the caller keeps no other reference to it.
     """
     if not isinstance(tables, Mapping):
-        raise DataContractError(
-            f"tables must be a dict of table name -> DataFrame, got {type(tables).__name__}"
-        )
+        raise DataContractError.of("error.contract.not_mapping", kind=type(tables).__name__)
     cutoff = None if extraction_date is None else extraction_timestamp(extraction_date)
     specs = _tables(dictionary)
     failures: list[_Failure] = []
@@ -715,23 +729,24 @@ def validate_tables(
         if name not in specs:
             failures.append(
                 _Failure(str(name), None, "structure",
-                         f"unknown table {name!r}; expected one of: {', '.join(specs)}")
+                         Phrase("error.contract.unknown_table", {"name": name, "expected": ", ".join(specs)}))
             )
         elif not isinstance(df, pd.DataFrame):
             failures.append(
                 _Failure(name, None, "structure",
-                         f"not a pandas DataFrame (got {type(df).__name__})")
+                         Phrase("error.contract.not_frame", {"kind": type(df).__name__}))
             )
         elif len(df) == 0:
-            failures.append(_Failure(name, None, "structure", "table is empty (0 rows)"))
+            failures.append(_Failure(name, None, "structure", Phrase("error.contract.empty")))
         else:
             usable[name] = df
     for name in schema.REQUIRED_TABLES:
         if name not in tables:
-            have = ", ".join(str(n) for n in tables) or "none"
+            have = ", ".join(str(n) for n in tables)
             failures.append(
                 _Failure(name, None, "structure",
-                         f"required table missing (tables given: {have})")
+                         Phrase("error.contract.table_missing", {"tables": have}) if have
+                         else Phrase("error.contract.table_missing_none"))
             )
 
     extra = ignored_columns(usable, dictionary)

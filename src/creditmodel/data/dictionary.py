@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from creditmodel.exceptions import ConfigError
 from creditmodel.outputs import write_atomically
+from creditmodel.texts import Phrase
 
 __all__ = [
     "Attribute",
@@ -38,9 +39,11 @@ __all__ = [
     "default_dictionary_text",
     "dictionary_toml",
     "write_default_dictionary",
+    "source_phrase",
 ]
 
 DEFAULT_FILE = "default_dictionary.toml"
+DEFAULT_SOURCE = "the default data dictionary"  # the `source` of the shipped dictionary
 # which canonical column takes its values from which vocabulary
 VOCABULARY_COLUMNS: dict[str, str] = {
     "enterprises.legal_form": "legal_form",
@@ -111,7 +114,7 @@ class DataDictionary:
     bound_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # "table.column" -> en/zh
     industry_teams: dict[str, str] = field(default_factory=dict)  # industry -> the team serving it
     large_transaction: float = 50_000.0  # a single transaction of this amount or more is large (the catalogue's)
-    source: str = field(default="the default data dictionary", compare=False)
+    source: str = field(default=DEFAULT_SOURCE, compare=False)
 
     def vocabulary(self, name: str) -> tuple[str, ...]:
         """The allowed values of vocabulary ``name`` (e.g. "industry")."""
@@ -139,46 +142,78 @@ class DataDictionary:
     def bound(self, table: str, column: str) -> tuple[float | None, float | None]:
         return self.bounds.get(f"{table}.{column}", (None, None))
 
+    def source_phrase(self) -> Phrase | str:
+        """Which dictionary this is, for a text in any language (see `source_phrase`)."""
+        return source_phrase(self.source)
+
+
+def source_phrase(source: str) -> Phrase | str:
+    """A dictionary's ``source`` as the field of a catalogue text, said in that text's language: the default
+    data dictionary, "data dictionary" (unnamed) or the file (``data dictionary PATH``); a name a caller gave
+    (e.g. a file name) is data and stays as it is."""
+    if source == DEFAULT_SOURCE:
+        return Phrase("error.dictionary.source.default")
+    if source == "data dictionary":
+        return Phrase("error.dictionary.source.unnamed")
+    if source.startswith("data dictionary "):
+        return Phrase("error.dictionary.source.file", {"path": source.removeprefix("data dictionary ")})
+    return source
+
 
 # --------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------
 
 
-def _fail(source: str, where: str, message: str) -> ConfigError:
-    return ConfigError(f"{source}: {where}: {message}")
+# where in the file a defect is: a key ("vocabularies.industry") or a place said in words (an attribute, a
+# policy rule: a Phrase whose field `key` is the key under it)
+Where: TypeAlias = str | Phrase
 
 
-def _number(source: str, where: str, value: Any) -> float:
+def _sub(where: Where, key: str) -> Where:
+    """The key `key` under `where`."""
+    if isinstance(where, Phrase):
+        return Phrase(where.id, {**where.fields, "key": f"{where.fields.get('key', '')}.{key}"})
+    return f"{where}.{key}"
+
+
+def _fail(source: str, where: Where, problem: str, **fields: Any) -> ConfigError:
+    """The one-line error of a defect of the dictionary `source` at `where`: the text
+    ``error.dictionary.problem.<problem>`` filled with `fields`."""
+    return ConfigError.of("error.dictionary.invalid", source=source_phrase(source), where=where,
+                          problem=Phrase(f"error.dictionary.problem.{problem}", fields))
+
+
+def _number(source: str, where: Where, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
-        raise _fail(source, where, f"expected a number, got {value!r}")
+        raise _fail(source, where, "not_number", value=value)
     return float(value)
 
 
-def _text(source: str, where: str, value: Any, *, required: bool = False) -> str:
+def _text(source: str, where: Where, value: Any, *, required: bool = False) -> str:
     if not isinstance(value, str) or (required and not value.strip()):
-        raise _fail(source, where, f"expected {'non-empty ' if required else ''}text, got {value!r}")
+        raise _fail(source, where, "not_nonempty_text" if required else "not_text", value=value)
     return value
 
 
-def _keys(source: str, where: str, table: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+def _keys(source: str, where: Where, table: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
     if not isinstance(table, dict):
-        raise _fail(source, where, f"expected a table, got {table!r}")
+        raise _fail(source, where, "not_table", value=table)
     unknown = [k for k in table if k not in allowed]
     if unknown:
-        raise _fail(source, where, f"unknown key {unknown[0]!r}; expected {', '.join(allowed)}")
+        raise _fail(source, where, "unknown_key", key=unknown[0], allowed=", ".join(allowed))
     missing = [k for k in required if k not in table]
     if missing:
-        raise _fail(source, where, f"key {missing[0]!r} is missing")
+        raise _fail(source, where, "missing_key", key=missing[0])
     return table
 
 
-def _range(source: str, where: str, spec: dict, lo_key: str = "min", hi_key: str = "max"
+def _range(source: str, where: Where, spec: dict, lo_key: str = "min", hi_key: str = "max"
            ) -> tuple[float | None, float | None]:
-    lo = None if spec.get(lo_key) is None else _number(source, f"{where}.{lo_key}", spec[lo_key])
-    hi = None if spec.get(hi_key) is None else _number(source, f"{where}.{hi_key}", spec[hi_key])
+    lo = None if spec.get(lo_key) is None else _number(source, _sub(where, lo_key), spec[lo_key])
+    hi = None if spec.get(hi_key) is None else _number(source, _sub(where, hi_key), spec[hi_key])
     if lo is not None and hi is not None and lo > hi:
-        raise _fail(source, where, f"min {lo:g} is above max {hi:g}")
+        raise _fail(source, where, "min_above_max", lo=lo, hi=hi)
     return (None if lo is not None and lo == -math.inf else lo,
             None if hi is not None and hi == math.inf else hi)
 
@@ -208,23 +243,19 @@ def _vocabularies(source: str, raw: Any, defaults: dict[str, tuple[str, ...]] | 
         values = raw[name]
         where = f"vocabularies.{name}"
         if not isinstance(values, list) or not values:
-            raise _fail(source, where, f"expected a non-empty list of values, got {values!r}")
+            raise _fail(source, where, "empty_list", value=values)
         for v in values:
             _text(source, where, v, required=True)
             if v != v.strip():
-                raise _fail(source, where, f"value {v!r} has leading or trailing spaces")
+                raise _fail(source, where, "spaces", value=v)
         dup = sorted({v for v in values if values.count(v) > 1})
         if dup:
-            raise _fail(source, where, f"value {dup[0]!r} is listed twice")
+            raise _fail(source, where, "listed_twice", value=dup[0])
         if name in FIXED_VOCABULARIES and sorted(values) != sorted(FIXED_VOCABULARIES[name]):
-            raise _fail(source, where, f"{values!r}: expected exactly {list(FIXED_VOCABULARIES[name])}, the values "
-                                       f"the feature catalogue and the triggers read; map the bank's own codes to "
-                                       f"them in the mapping's value map")
+            raise _fail(source, where, "fixed", values=values, expected=list(FIXED_VOCABULARIES[name]))
         lacking = [v for v in REQUIRED_VALUES.get(name, ()) if v not in values]
         if lacking:
-            raise _fail(source, where, f"{lacking[0]!r} is missing: the feature catalogue and the triggers read "
-                                       f"{list(REQUIRED_VALUES[name])} (other values may be added); map the bank's "
-                                       f"own codes to them in the mapping's value map")
+            raise _fail(source, where, "required_value", value=lacking[0], required=list(REQUIRED_VALUES[name]))
         out[name] = tuple(values)
     return out
 
@@ -237,8 +268,8 @@ def _labels(source: str, raw: Any, vocabularies: dict[str, tuple[str, ...]],
         given = _keys(source, f"labels.{name}", raw.get(name, {}), tuple(str(v) for v in raw.get(name, {})))
         unknown = [v for v in given if v not in values]
         if unknown:
-            raise _fail(source, f"labels.{name}.{unknown[0]}",
-                        f"{unknown[0]!r} is not a value of vocabulary {name} ({', '.join(values)})")
+            raise _fail(source, f"labels.{name}.{unknown[0]}", "not_in_vocabulary", value=unknown[0], name=name,
+                        values=", ".join(values))
         out[name] = {}
         for value in values:
             if value in given:
@@ -254,18 +285,17 @@ def _bounds(source: str, raw: Any, defaults: DataDictionary | None
             ) -> tuple[dict[str, tuple[float | None, float | None]], dict[str, dict[str, str]]]:
     raw = raw if raw is not None else {}
     if not isinstance(raw, dict):
-        raise _fail(source, "bounds", f"expected a table of \"table.column\" = {{ min = .., max = .. }}, got {raw!r}")
+        raise _fail(source, "bounds", "bounds_not_table", value=raw)
     numeric = _numeric_columns()
     bounds = dict(defaults.bounds) if defaults else {}
     notes = {k: dict(v) for k, v in defaults.bound_labels.items()} if defaults else {}
     for key, spec in raw.items():
         where = f"bounds.{key!r}"
         if key not in numeric:
-            raise _fail(source, where, "not a numeric column of the canonical tables (e.g. \"loans.amount\"; "
-                                       "bound an attribute with its own min/max)")
+            raise _fail(source, where, "bound_not_numeric")
         spec = _keys(source, where, spec, ("min", "max", *LANGUAGES))
         bounds[key] = _range(source, where, spec)
-        note = {lang: _text(source, f"{where}.{lang}", spec[lang]) for lang in LANGUAGES if lang in spec}
+        note = {lang: _text(source, _sub(where, lang), spec[lang]) for lang in LANGUAGES if lang in spec}
         if note:
             notes[key] = note
         else:
@@ -276,45 +306,45 @@ def _bounds(source: str, raw: Any, defaults: DataDictionary | None
 def _attributes(source: str, raw: Any) -> tuple[Attribute, ...]:
     raw = raw if raw is not None else []
     if not isinstance(raw, list):
-        raise _fail(source, "attributes", "expected [[attributes]] entries")
+        raise _fail(source, "attributes", "attributes_not_list")
     canonical = _canonical_columns()
     out: list[Attribute] = []
     for i, spec in enumerate(raw):
-        where = f"attributes[{i}]"
-        spec = _keys(source, where, spec, ("table", "name", "kind", "categories", "direction", "min", "max",
-                                           *LANGUAGES, "reason_en", "reason_zh"), ("table", "name", "kind"))
+        at = f"attributes[{i}]"
+        spec = _keys(source, at, spec, ("table", "name", "kind", "categories", "direction", "min", "max",
+                                        *LANGUAGES, "reason_en", "reason_zh"), ("table", "name", "kind"))
         table, name, kind = spec["table"], spec["name"], spec["kind"]
         if table not in ATTRIBUTE_TABLES:
-            raise _fail(source, f"{where}.table", f"{table!r}: expected one of {', '.join(ATTRIBUTE_TABLES)}")
+            raise _fail(source, f"{at}.table", "not_one_of", value=table, allowed=", ".join(ATTRIBUTE_TABLES))
         if not isinstance(name, str) or not _NAME.match(name):
-            raise _fail(source, f"{where}.name", f"{name!r}: expected a column name (letters, digits, _)")
-        where = f"attribute {table}.{name}"
+            raise _fail(source, f"{at}.name", "not_column_name", value=name)
+        where: Where = Phrase("error.dictionary.where.attribute", {"name": f"{table}.{name}", "key": ""})
         if f"{table}.{name}" in canonical:
-            raise _fail(source, where, "is a canonical column already; declare only extra columns")
+            raise _fail(source, where, "canonical_already")
         if any(a.table == table and a.name == name for a in out):
-            raise _fail(source, where, "declared twice")
+            raise _fail(source, where, "declared_twice")
         if kind not in ATTRIBUTE_KINDS:
-            raise _fail(source, f"{where}.kind", f"{kind!r}: expected one of {', '.join(ATTRIBUTE_KINDS)}")
+            raise _fail(source, _sub(where, "kind"), "not_one_of", value=kind, allowed=", ".join(ATTRIBUTE_KINDS))
         categories = spec.get("categories")
         if kind == "categorical":
             if not isinstance(categories, list) or not categories:
-                raise _fail(source, f"{where}.categories", "a categorical attribute needs a non-empty list")
+                raise _fail(source, _sub(where, "categories"), "categories_needed")
             for v in categories:
-                _text(source, f"{where}.categories", v, required=True)
+                _text(source, _sub(where, "categories"), v, required=True)
             if len(set(categories)) != len(categories):
-                raise _fail(source, f"{where}.categories", "a value is listed twice")
+                raise _fail(source, _sub(where, "categories"), "category_twice")
             categories = tuple(categories)
         elif categories is not None:
-            raise _fail(source, f"{where}.categories", f"only a categorical attribute has categories, not {kind}")
+            raise _fail(source, _sub(where, "categories"), "categories_not_categorical", kind=kind)
         direction = spec.get("direction", 0)
         if isinstance(direction, bool) or direction not in (-1, 0, 1):
-            raise _fail(source, f"{where}.direction", f"{direction!r}: expected -1, 0 or 1")
+            raise _fail(source, _sub(where, "direction"), "direction", value=direction)
         if direction and kind == "categorical":
-            raise _fail(source, f"{where}.direction", "a categorical attribute has no risk direction (use 0)")
+            raise _fail(source, _sub(where, "direction"), "direction_categorical")
         lo, hi = _range(source, where, spec)
         if (lo is not None or hi is not None) and kind != "numeric":
-            raise _fail(source, where, "min/max apply to numeric attributes only")
-        texts = {k: _text(source, f"{where}.{k}", spec.get(k, "")) for k in ("en", "zh", "reason_en", "reason_zh")}
+            raise _fail(source, where, "minmax_numeric")
+        texts = {k: _text(source, _sub(where, k), spec.get(k, "")) for k in ("en", "zh", "reason_en", "reason_zh")}
         out.append(Attribute(table, name, kind, categories, int(direction), lo, hi, **texts))
     return tuple(out)
 
@@ -322,29 +352,28 @@ def _attributes(source: str, raw: Any) -> tuple[Attribute, ...]:
 def _policies(source: str, raw: Any, attributes: tuple[Attribute, ...]) -> tuple[PolicyRule, ...]:
     raw = raw if raw is not None else []
     if not isinstance(raw, list):
-        raise _fail(source, "policy", "expected [[policy]] entries")
+        raise _fail(source, "policy", "policy_not_list")
     numeric = set(_numeric_columns()) | {f"{a.table}.{a.name}" for a in attributes if a.kind == "numeric"}
     out: list[PolicyRule] = []
     for i, spec in enumerate(raw):
-        where = f"policy[{i}]"
-        spec = _keys(source, where, spec, ("name", "table", "column", "min", "max", *LANGUAGES),
+        at = f"policy[{i}]"
+        spec = _keys(source, at, spec, ("name", "table", "column", "min", "max", *LANGUAGES),
                      ("name", "table", "column"))
         name = spec["name"]
         if not isinstance(name, str) or not _NAME.match(name):
-            raise _fail(source, f"{where}.name", f"{name!r}: expected a rule name (letters, digits, _)")
-        where = f"policy {name}"
+            raise _fail(source, f"{at}.name", "not_rule_name", value=name)
+        where: Where = Phrase("error.dictionary.where.policy", {"name": name, "key": ""})
         if any(r.name == name for r in out):
-            raise _fail(source, where, "declared twice")
+            raise _fail(source, where, "declared_twice")
         target = f"{spec['table']}.{spec['column']}"
         if target not in numeric:
-            raise _fail(source, where, f"{target} is not a numeric column of the canonical tables or a "
-                                       f"numeric attribute")
+            raise _fail(source, where, "policy_target", target=target)
         lo, hi = _range(source, where, spec)
         if lo is None and hi is None:
-            raise _fail(source, where, "needs a min or a max")
+            raise _fail(source, where, "needs_bound")
         out.append(PolicyRule(name, spec["table"], spec["column"], lo, hi,
-                              _text(source, f"{where}.en", spec.get("en", "")),
-                              _text(source, f"{where}.zh", spec.get("zh", ""))))
+                              _text(source, _sub(where, "en"), spec.get("en", "")),
+                              _text(source, _sub(where, "zh"), spec.get("zh", ""))))
     return tuple(out)
 
 
@@ -362,7 +391,7 @@ def _industry_teams(source: str, raw: Any, vocabularies: dict[str, tuple[str, ..
         where = f"industry_teams.{industry}"
         _text(source, where, team, required=True)
         if team not in teams:
-            raise _fail(source, where, f"{team!r} is not a value of vocabulary industry_team ({', '.join(teams)})")
+            raise _fail(source, where, "not_in_vocabulary", value=team, name="industry_team", values=", ".join(teams))
         out[industry] = team
     return out
 
@@ -370,13 +399,13 @@ def _industry_teams(source: str, raw: Any, vocabularies: dict[str, tuple[str, ..
 def parse_dictionary(raw: dict[str, Any], *, source: str = "data dictionary",
                      defaults: DataDictionary | None = None) -> DataDictionary:
     """A DataDictionary from parsed TOML; every defect raises ConfigError naming the key."""
-    _keys(source, "(top level)", raw, _TOP)
+    _keys(source, Phrase("error.dictionary.where.top"), raw, _TOP)
     currency = raw.get("currency", defaults.currency if defaults else None)
     if not isinstance(currency, str) or not currency.strip():
-        raise _fail(source, "currency", f"expected a currency code such as \"CNY\", got {currency!r}")
+        raise _fail(source, "currency", "currency", example="CNY", value=currency)
     large = raw.get("large_transaction", defaults.large_transaction if defaults else 50_000.0)
     if _number(source, "large_transaction", large) <= 0 or not math.isfinite(float(large)):
-        raise _fail(source, "large_transaction", f"expected a positive amount in {currency}, got {large!r}")
+        raise _fail(source, "large_transaction", "large_transaction", currency=currency, value=large)
     vocabularies = _vocabularies(source, raw.get("vocabularies", {} if defaults else None),
                                  defaults.vocabularies if defaults else None)
     labels = _labels(source, raw.get("labels"), vocabularies, defaults.labels if defaults else None)
@@ -396,7 +425,7 @@ def default_dictionary_text() -> str:
 @lru_cache(maxsize=1)
 def default_dictionary() -> DataDictionary:
     """The seed bank's dictionary, shipped as package data."""
-    return parse_dictionary(tomllib.loads(default_dictionary_text()), source="the default data dictionary")
+    return parse_dictionary(tomllib.loads(default_dictionary_text()), source=DEFAULT_SOURCE)
 
 
 def load_dictionary(path: str | Path | None = None) -> DataDictionary:
@@ -405,17 +434,17 @@ def load_dictionary(path: str | Path | None = None) -> DataDictionary:
         return default_dictionary()
     p = Path(path).expanduser()
     if not p.exists():
-        raise ConfigError(f"data dictionary {p} does not exist")
+        raise ConfigError.of("error.dictionary.missing", path=str(p))
     if not p.is_file():
-        raise ConfigError(f"data dictionary {p} is not a file (expected a .toml file)")
+        raise ConfigError.of("error.dictionary.not_file", path=str(p))
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"data dictionary {p}: not UTF-8 text ({exc.reason})") from None
+        raise ConfigError.of("error.dictionary.not_utf8", path=str(p), reason=exc.reason) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"data dictionary {p}: not valid TOML ({exc})") from None
+        raise ConfigError.of("error.dictionary.not_toml", path=str(p), detail=str(exc)) from None
     except OSError as exc:
-        raise ConfigError(f"data dictionary {p}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError.of("error.dictionary.unreadable", path=str(p), detail=str(exc.strerror or exc)) from None
     return parse_dictionary(raw, source=f"data dictionary {p}", defaults=default_dictionary())
 
 
@@ -486,12 +515,12 @@ def write_default_dictionary(out: str | Path) -> Path:
     """Write the shipped default dictionary (with its comments) to ``out``; an existing file is refused."""
     p = Path(out).expanduser()
     if p.exists() or p.is_symlink():
-        raise ConfigError(f"--out {p}: already exists; refusing to overwrite it (choose a new file name)")
+        raise ConfigError.of("error.dictionary.out_exists", path=str(p))
     if p.suffix.lower() != ".toml":
-        raise ConfigError(f"--out {p}: expected a .toml file name")
+        raise ConfigError.of("error.dictionary.out_not_toml", path=str(p))
     if not p.parent.is_dir():
-        raise ConfigError(f"--out {p}: directory {p.parent} does not exist")
+        raise ConfigError.of("error.dictionary.out_no_dir", path=str(p), dir=str(p.parent))
     try:
         return write_atomically(p, default_dictionary_text(), exclusive=True)
     except FileExistsError:  # the name appeared meanwhile
-        raise ConfigError(f"--out {p}: already exists; refusing to overwrite it (choose a new file name)") from None
+        raise ConfigError.of("error.dictionary.out_exists", path=str(p)) from None

@@ -27,6 +27,7 @@ from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary
 from creditmodel.exceptions import ConfigError, DataContractError, first_line
 from creditmodel.outputs import Output
+from creditmodel.texts import Phrase
 
 if TYPE_CHECKING:  # imported where used: ``data map`` writes its output without loading pandas
     import pandas as pd
@@ -39,6 +40,21 @@ DATASET_TABLE = "_dataset"
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _delimiter_name(delimiter: str) -> str | Phrase:
+    """How a message names a delimiter: quoted, or tab (a text, said in the message's language)."""
+    if delimiter == "\t":
+        return Phrase("error.io.tab")
+    return _DELIMITERS.get(delimiter, repr(delimiter))
+
+
+def _and(items: Sequence[Any]) -> Any:
+    """Two or more items joined as the message's language joins them ("a and b", "a、b")."""
+    joined = items[0]
+    for item in items[1:]:
+        joined = Phrase("error.io.and", {"a": joined, "b": item})
+    return joined
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,7 +73,7 @@ def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     try:
         header = pd.read_csv(path, nrows=0, encoding=encoding, sep=delimiter)
     except pd.errors.EmptyDataError:
-        raise DataContractError(f"{path}: the CSV file is empty (no header line)") from None
+        raise DataContractError.of("error.io.csv_empty", path=path) from None
     return [str(c) for c in header.columns]
 
 
@@ -66,11 +82,8 @@ def _check_delimiter(path: Path, columns: list[str], delimiter: str) -> None:
         return
     found = [d for d in _DELIMITERS if d != delimiter and d in columns[0]]
     if found:
-        raise DataContractError(
-            f"{path}: the header has a single column {columns[0][:60]!r}; the delimiter looks "
-            f"wrong (read with {_DELIMITERS.get(delimiter, repr(delimiter))}, the header contains "
-            f"{_DELIMITERS[found[0]]}); pass --delimiter {found[0]!r}"
-        )
+        raise DataContractError.of("error.io.delimiter", path=path, column=columns[0][:60],
+                                   used=_delimiter_name(delimiter), found=_delimiter_name(found[0]), flag=found[0])
 
 
 def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataFrame:
@@ -90,17 +103,12 @@ def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataF
         }
         df = pd.read_csv(path, encoding=encoding, sep=delimiter, dtype=as_text)
     except UnicodeDecodeError as exc:
-        raise DataContractError(
-            f"{path}: cannot decode as {encoding} ({exc.reason}); the file "
-            f"uses another encoding, try --encoding gbk (common for Chinese bank exports)"
-        ) from None
+        raise DataContractError.of("error.io.csv_decode", path=path, encoding=encoding, reason=exc.reason) from None
     except LookupError:
-        raise DataContractError(f"{path}: unknown encoding {encoding!r}") from None
+        raise DataContractError.of("error.io.unknown_encoding", path=path, encoding=encoding) from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataContractError(
-            f"{path}: cannot parse as CSV with delimiter "
-            f"{_DELIMITERS.get(delimiter, repr(delimiter))}: {first_line(exc)}"
-        ) from None
+        raise DataContractError.of("error.io.csv_parse", path=path, delimiter=_delimiter_name(delimiter),
+                                   detail=first_line(exc)) from None
     df.columns = [_clean_name(c) for c in df.columns]
     for column in df.columns:
         if kinds.get(column) in ("date", "timestamp"):
@@ -109,11 +117,10 @@ def _read_csv(path: Path, table: str, encoding: str, delimiter: str) -> pd.DataF
             if bad.any():
                 examples = df[column][bad]
                 rows = ", ".join(str(i) for i in examples.index[:3])
-                raise DataContractError(
-                    f"{table}.{column}: value {examples.iloc[0]!r} is not a valid date in "
-                    f"{path.name}; {int(bad.sum())} row{'s' if bad.sum() != 1 else ''}, "
-                    f"e.g. rows {rows} (expected e.g. 2023-01-31)"
-                )
+                n = int(bad.sum())
+                raise DataContractError.of("error.io.bad_date.one" if n == 1 else "error.io.bad_date.many",
+                                           table=table, column=column, value=examples.iloc[0], file=path.name,
+                                           n=n, rows=rows)
             df[column] = parsed
     return df
 
@@ -124,9 +131,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise DataContractError(
-            f"{path}: cannot read as parquet ({type(exc).__name__}: {first_line(exc)})"
-        ) from None
+        raise DataContractError.of("error.io.parquet_unreadable", path=path, kind=type(exc).__name__,
+                                   detail=first_line(exc)) from None
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -141,10 +147,7 @@ def _parts(directory: Path, table: str) -> list[Path]:
         key=_natural_key,
     )
     if not parts:
-        raise DataContractError(
-            f"{directory}: directory of table {table!r} holds no parquet parts; expected "
-            f"files like part-00000.parquet"
-        )
+        raise DataContractError.of("error.io.no_parts", directory=directory, table=table)
     return parts
 
 
@@ -163,8 +166,8 @@ def _left_in_files(name: str, files: list[Path]) -> Any:
         with duckdb.connect() as con:
             con.execute(f"DESCRIBE {table.source()}").fetchall()
     except duckdb.Error as exc:
-        raise DataContractError(f"{files[0] if len(files) == 1 else files[0].parent}: cannot read table {name!r} "
-                                f"as parquet ({first_line(exc)})") from None
+        raise DataContractError.of("error.io.left_unreadable", path=files[0] if len(files) == 1 else files[0].parent,
+                                   name=name, detail=first_line(exc)) from None
     return table
 
 
@@ -175,12 +178,9 @@ def _read_directory(root: Path, encoding: str, delimiter: str, leave: Collection
         found = [p for p in (parquet, csv) if p.exists()] + ([parts] if parts.is_dir() else [])
         if len(found) > 1:
             shown = [p.name + ("/" if p.is_dir() else "") for p in found]
-            raise DataContractError(
-                f"{root}: table {name!r} is present as {' and '.join(shown)}; keep one"
-            )
+            raise DataContractError.of("error.io.table_twice", root=root, name=name, forms=_and(shown))
         if csv.is_dir():
-            raise DataContractError(f"{csv}: is a directory; expected a CSV file of table {name!r} "
-                                    f"(parquet parts go in a directory {name}/)")
+            raise DataContractError.of("error.io.csv_is_dir", path=csv, name=name)
         if name in leave and parquet.is_file():
             tables[name] = _left_in_files(name, [parquet])
         elif name in leave and parts.is_dir():
@@ -200,7 +200,7 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise DataContractError(f"{path}: cannot open as a DuckDB database ({first_line(exc)})") from None
+        raise DataContractError.of("error.io.duckdb_open", path=path, detail=first_line(exc)) from None
     try:
         found = {
             str(n).lower(): str(n)
@@ -216,7 +216,7 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
                 tables[name] = con.execute(f"SELECT * FROM {quoted}").df()
         return tables
     except duckdb.Error as exc:
-        raise DataContractError(f"{path}: cannot read from DuckDB ({first_line(exc)})") from None
+        raise DataContractError.of("error.io.duckdb_read", path=path, detail=first_line(exc)) from None
     finally:
         con.close()
 
@@ -234,22 +234,17 @@ def read_tables(
     """
     path = Path(source).expanduser()
     if not path.exists():
-        raise DataContractError(f"{path}: data source not found")
+        raise DataContractError.of("error.io.source_not_found", path=path)
     if path.is_dir():
         tables = _read_directory(path, encoding, delimiter, leave_in_files)
-        where = ("files like enterprises.parquet or enterprises.csv, or parts like "
-                 "transactions/part-00000.parquet")
+        nothing = "error.io.no_table.directory"
     elif path.suffix.lower() in _DUCKDB_SUFFIXES:
         tables = _read_duckdb(path)
-        where = "tables named enterprises, loans, ..."
+        nothing = "error.io.no_table.duckdb"
     else:
-        raise DataContractError(
-            f"{path}: not a data source; expected a directory of <table>.parquet/.csv files "
-            f"(or <table>/ directories of parquet parts) or a DuckDB file "
-            f"({', '.join(_DUCKDB_SUFFIXES)})"
-        )
+        raise DataContractError.of("error.io.not_a_source", path=path, suffixes=", ".join(_DUCKDB_SUFFIXES))
     if not tables:
-        raise DataContractError(f"{path}: no canonical table found; expected {where}")
+        raise DataContractError.of(nothing, path=path)
     return tables
 
 
@@ -294,8 +289,7 @@ def load_tables_leaving(
         if parquet_table_violations(table, validated, dictionary, extraction_date):
             whole = _read_parquet_files(table.files, name)
             validate_tables({**validated, name: whole}, dictionary=dictionary, extraction_date=extraction_date)
-            raise DataContractError(f"table {name}: breaks a contract rule in DuckDB's check that the contracts "
-                                    "did not name; expected the rules of data/schema.py")
+            raise DataContractError.of("error.io.unnamed_violation", name=name)
     return {name: validated.get(name, left.get(name)) for name in schema.TABLES if name in validated or name in left}
 
 
@@ -310,11 +304,9 @@ def _read_parts_list(parts: list[Path], table: str) -> pd.DataFrame:
     try:
         return pd.read_parquet([str(p) for p in parts])
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for bad or mixed parts
-        raise DataContractError(
-            f"{parts[0].parent}: cannot read the {len(parts)} parquet part"
-            f"{'s' if len(parts) != 1 else ''} of table {table!r} "
-            f"({type(exc).__name__}: {first_line(exc)})"
-        ) from None
+        raise DataContractError.of("error.io.parts_unreadable.one" if len(parts) == 1
+                                   else "error.io.parts_unreadable.many", directory=parts[0].parent, n=len(parts),
+                                   table=table, kind=type(exc).__name__, detail=first_line(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,25 +321,23 @@ def extraction_timestamp(extraction_date: Any) -> pd.Timestamp:
     try:
         cutoff = pd.Timestamp(extraction_date)
     except (TypeError, ValueError) as exc:
-        raise DataContractError(
-            f"extraction_date {extraction_date!r} is not a date ({exc})"
-        ) from None
+        raise DataContractError.of("error.io.not_a_date_because", value=extraction_date, detail=str(exc)) from None
     if pd.isna(cutoff):
-        raise DataContractError(f"extraction_date {extraction_date!r} is not a date")
+        raise DataContractError.of("error.io.not_a_date", value=extraction_date)
     if cutoff.tz is not None:
         cutoff = cutoff.tz_convert("UTC").tz_localize(None)
     return cutoff
 
 
-def _parse_declared(value: Any, where: str) -> pd.Timestamp:
+def _parse_declared(value: Any, where: str | Phrase) -> pd.Timestamp:
     import pandas as pd
 
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        raise DataContractError(f"{where}: extraction_date {value!r} is not a date; expected \"YYYY-MM-DD\"")
+        raise DataContractError.of("error.io.declared_not_a_date", where=where, value=value)
     try:
         return pd.Timestamp(date.fromisoformat(value.strip()))
     except ValueError:
-        raise DataContractError(f"{where}: extraction_date {value!r} is not a valid date") from None
+        raise DataContractError.of("error.io.declared_invalid_date", where=where, value=value) from None
 
 
 def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
@@ -360,10 +350,9 @@ def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
         try:
             raw = json.loads(info.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataContractError(f"{info}: not a readable JSON file ({first_line(exc)}); expected "
-                                    f'{{"extraction_date": "YYYY-MM-DD"}}') from None
+            raise DataContractError.of("error.io.dataset_json_unreadable", path=info, detail=first_line(exc)) from None
         if not isinstance(raw, dict) or "extraction_date" not in raw:
-            raise DataContractError(f'{info}: expected {{"extraction_date": "YYYY-MM-DD"}}')
+            raise DataContractError.of("error.io.dataset_json_shape", path=info)
         return _parse_declared(raw["extraction_date"], str(info))
     if path.is_file() and path.suffix.lower() in _DUCKDB_SUFFIXES:
         import duckdb
@@ -377,12 +366,12 @@ def declared_extraction_date(source: str | Path) -> pd.Timestamp | None:
                     return None
                 rows = con.execute(f"SELECT CAST(extraction_date AS VARCHAR) FROM {DATASET_TABLE}").fetchall()
         except duckdb.Error as exc:
-            raise DataContractError(f"{path}: cannot read table {DATASET_TABLE} ({first_line(exc)}); expected "
-                                    f"one row with a column extraction_date") from None
+            raise DataContractError.of("error.io.dataset_table_unreadable", path=path, table=DATASET_TABLE,
+                                       detail=first_line(exc)) from None
         if len(rows) != 1:
-            raise DataContractError(f"{path}: table {DATASET_TABLE} holds {len(rows)} rows; expected one row "
-                                    f"with a column extraction_date")
-        return _parse_declared(str(rows[0][0])[:10], f"{path}: table {DATASET_TABLE}")
+            raise DataContractError.of("error.io.dataset_table_rows", path=path, table=DATASET_TABLE, n=len(rows))
+        return _parse_declared(str(rows[0][0])[:10],
+                               Phrase("error.io.dataset_table", {"path": path, "table": DATASET_TABLE}))
     return None
 
 
@@ -405,10 +394,9 @@ def resolve_extraction_date(configured: Any, source: str | Path) -> pd.Timestamp
             return extraction_timestamp(configured).normalize()
     declared = declared_extraction_date(source)
     if declared is None:
-        where = (f"a table {DATASET_TABLE} with a column extraction_date in {source}"
+        where = (Phrase("error.io.declare_in_duckdb", {"table": DATASET_TABLE, "source": source})
                  if Path(source).suffix.lower() in _DUCKDB_SUFFIXES else f"{Path(source) / DATASET_FILE}")
-        raise ConfigError(f"{source}: no extraction date; set extraction_date = YYYY-MM-DD in the run configuration "
-                          f'or declare it in {where} ({{"extraction_date": "YYYY-MM-DD"}})')
+        raise ConfigError.of("error.io.no_extraction_date", source=source, where=where)
     return declared
 
 
@@ -433,11 +421,9 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
         if not isinstance(name, str) or not name or name.startswith(".") or any(
             ch in name for ch in "/\\\0"
         ):
-            raise DataContractError(f"cannot write table {name!r}: not a valid file name")
+            raise DataContractError.of("error.io.bad_table_name", name=name)
         if not isinstance(df, pd.DataFrame):
-            raise DataContractError(
-                f"cannot write table {name!r}: not a pandas DataFrame (got {type(df).__name__})"
-            )
+            raise DataContractError.of("error.io.not_a_frame", name=name, kind=type(df).__name__)
     with Output(out, kind="dir", command="write_tables", force=force, label="out_dir") as output:
         tmp = output.tmp
         if extraction_date is not None:
@@ -446,8 +432,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path, *, extrac
             try:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
             except Exception as exc:  # noqa: BLE001 - pyarrow raises many types
-                raise DataContractError(
-                    f"cannot write table {name!r} as parquet "
-                    f"({type(exc).__name__}: {first_line(exc)})"
-                ) from None
+                raise DataContractError.of("error.io.write_parquet", name=name, kind=type(exc).__name__,
+                                           detail=first_line(exc)) from None
     return out

@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
-from creditmodel.exceptions import ConfigError, DataContractError, first_line
+from creditmodel.exceptions import ConfigError, DataContractError, Texted, TextedValueError, first_line
+from creditmodel.texts import Phrase, has_text, text
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported where a frame is made (Excel, SQL, a CSV in another
     # encoding, the contracts), not by data map's path from a UTF-8 CSV to parquet
@@ -73,15 +74,15 @@ class Source(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
         if (self.path is None) == (self.url is None):
-            raise ValueError("give either path (a file) or url and query (a database)")
+            raise TextedValueError.of("error.mapping.source.path_or_url")
         if self.url is not None and not (self.query and self.query.strip()):
-            raise ValueError("a database source needs query = \"SELECT ...\"")
+            raise TextedValueError.of("error.mapping.source.needs_query")
         if self.header and self.names:
-            raise ValueError("names are for a file without a header line: set header = false too")
+            raise TextedValueError.of("error.mapping.source.names_with_header")
         if not self.header and not self.names:
-            raise ValueError("header = false needs names = [...] (one name per source column)")
+            raise TextedValueError.of("error.mapping.source.header_needs_names")
         if self.delimiter is not None and len(self.delimiter) != 1:
-            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+            raise TextedValueError.of("error.mapping.source.delimiter", value=self.delimiter)
         return self
 
     @property
@@ -97,10 +98,7 @@ class Source(_Strict):
             return "parquet"
         if suffix in _CSV_SUFFIXES:
             return "csv"
-        raise ValueError(
-            f"cannot tell the format of {self.path!r} from its suffix; set format = \"csv\", "
-            f"\"excel\" or \"parquet\""
-        )
+        raise TextedValueError.of("error.mapping.source.format", path=self.path)
 
 
 class ColumnMapping(_Strict):
@@ -125,18 +123,19 @@ class ColumnMapping(_Strict):
         given: list[str] = [k for k in ("column", "value", "expr") if k in self.model_fields_set]
         given += ["row_number"] if self.row_number else []
         if len(given) != 1:
-            raise ValueError("give exactly one of column, value, expr or row_number = true"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            if given:
+                raise TextedValueError.of("error.mapping.column.exactly_one_got", given=", ".join(given))
+            raise TextedValueError.of("error.mapping.column.exactly_one")
         if self.pivot is not None and (self.date is None or "%y" not in self.date):
-            raise ValueError("pivot applies to two-digit years: give date = \"...%y...\" too")
+            raise TextedValueError.of("error.mapping.column.pivot")
         if self.money and (self.date is not None or self.map is not None):
-            raise ValueError("money = true cannot be combined with date or map")
+            raise TextedValueError.of("error.mapping.column.money_with")
         if self.date is not None and self.map is not None:
-            raise ValueError("date cannot be combined with map")
+            raise TextedValueError.of("error.mapping.column.date_with_map")
         if "other" in self.model_fields_set and self.map is None:
-            raise ValueError("other is the default of a value map: give map too")
+            raise TextedValueError.of("error.mapping.column.other_without_map")
         if self.factor != 1.0 and self.cast in ("str", "bool", "date", "timestamp"):
-            raise ValueError(f"factor applies to numbers, not to cast = {self.cast!r}")
+            raise TextedValueError.of("error.mapping.column.factor", cast=self.cast)
         if self.map is not None:
             seen: dict[str, Any] = {}
             for key, target in self.map.items():
@@ -144,15 +143,15 @@ class ColumnMapping(_Strict):
                 canonical = key if isinstance(target, list) else target
                 for code in codes:
                     if code in seen and seen[code] != canonical:
-                        raise ValueError(f"map: source value {code!r} maps to both {seen[code]!r} "
-                                         f"and {canonical!r}")
+                        raise TextedValueError.of("error.mapping.column.map_twice", code=code, first=seen[code],
+                                                  second=canonical)
                     seen[code] = canonical
             kinds = {type(v) for v in seen.values()} | ({type(self.other)} if self.other is not None else set())
             if kinds == {int, float}:
                 kinds = {float}
             if len(kinds) > 1:
-                raise ValueError("map: canonical values must all be of one type "
-                                 f"(got {', '.join(sorted(k.__name__ for k in kinds))})")
+                raise TextedValueError.of("error.mapping.column.map_types",
+                                          types=", ".join(sorted(k.__name__ for k in kinds)))
         return self
 
     def pairs(self) -> dict[str, Scalar]:
@@ -177,7 +176,7 @@ class TableMapping(_Strict):
     @classmethod
     def _not_empty(cls, v: dict[str, Any]) -> dict[str, Any]:
         if not v:
-            raise ValueError("no columns: give at least one canonical column")
+            raise TextedValueError.of("error.mapping.no_columns")
         return v
 
     def column_specs(self) -> dict[str, ColumnMapping]:
@@ -197,7 +196,7 @@ class Mapping(_Strict):
     def _known_tables(cls, v: dict[str, TableMapping]) -> dict[str, TableMapping]:
         unknown = [name for name in v if name not in schema.TABLES]
         if unknown:
-            raise ValueError(f"unknown table {unknown[0]!r}; expected one of: {', '.join(schema.TABLES)}")
+            raise TextedValueError.of("error.contract.unknown_table", name=unknown[0], expected=", ".join(schema.TABLES))
         return v
 
 
@@ -206,17 +205,62 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "mapping"
 
 
+def _said(exc: object) -> Any:
+    """An exception's message as a field of another message: its catalogue text (said in that message's
+    language) when it has one, else its own words."""
+    if isinstance(exc, Texted) and exc.text_id is not None:
+        return Phrase(exc.text_id, exc.fields)
+    return str(exc)
+
+
+def _listed(items: list[Any]) -> Any:
+    """Items joined as the message's language lists them ("a, b", "a、b")."""
+    joined = items[0]
+    for item in items[1:]:
+        joined = Phrase("join.list", {"a": joined, "b": item})
+    return joined
+
+
+def _problem(err: Any) -> Any:
+    """What pydantic says of a value of the mapping file, as a field: the texts of this module's validators;
+    pydantic's own message in the language of the error where the catalogue has it (``error.input.*``, with
+    what pydantic adds after a comma kept as it writes it); else pydantic's English."""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    ctx = err.get("ctx") or {}
+    if err["type"] == "value_error":
+        said = ctx.get("error")
+        return _said(said) if isinstance(said, Texted) and str(said) == msg else msg
+    key = f"error.input.{err['type']}"
+    if not has_text(key):
+        return msg
+    fields: dict[str, Any] = {k: v for k, v in ctx.items() if k != "error"}
+    expected = fields.get("expected")
+    if err["type"] == "literal_error" and isinstance(expected, str) and " or " in expected:  # "'a', 'b' or 'c'"
+        head, last = expected.rsplit(" or ", 1)
+        fields["expected"] = Phrase("join.or", {"a": _listed(head.split(", ")), "b": last})
+    try:
+        english = text(key, "en", **fields)
+    except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently: its English
+        return msg
+    if english == msg:
+        return Phrase(key, fields)
+    if msg.startswith(english + ", "):
+        return Phrase("error.mapping.problem_detail", {"problem": Phrase(key, fields),
+                                                       "detail": msg[len(english) + 2:]})
+    return msg
+
+
 def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
     """Read and validate a mapping file; returns it and the directory relative paths resolve against."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"{path}: mapping file not found")
+        raise ConfigError.of("error.mapping.file_not_found", path=path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: mapping file is not UTF-8 text") from None
+        raise ConfigError.of("error.mapping.file_not_utf8", path=path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({first_line(exc)})") from None
+        raise ConfigError.of("error.config.not_toml", path=path, detail=first_line(exc)) from None
     try:
         mapping = Mapping.model_validate(raw)
     except ValidationError as exc:
@@ -224,15 +268,15 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
         errors = [e for e in exc.errors() if e["type"] != "string_type"] or exc.errors()
         err = errors[0]
         more = len(errors) - 1
-        msg = err["msg"].removeprefix("Value error, ")
-        got = "" if err["type"] in ("missing", "value_error") else f" (got {err.get('input')!r:.60})"
-        raise ConfigError(f"{path}: {_loc(err['loc'])}: {msg}{got}"
-                          + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")) from None
+        got = "" if err["type"] in ("missing", "value_error") else Phrase("error.mapping.got", {"value": err.get("input")})
+        raise ConfigError.of("error.mapping.invalid", path=path, loc=_loc(err["loc"]), problem=_problem(err), got=got,
+                             more=Phrase("error.mapping.more.one" if more == 1 else "error.mapping.more.many",
+                                         {"n": more}) if more else "") from None
     for name, table in mapping.tables.items():
         try:
             _ = table.source.kind  # the property validates the source
         except ValueError as exc:
-            raise ConfigError(f"{path}: tables.{name}.source: {exc}") from None
+            raise ConfigError.of("error.mapping.bad_source", path=path, name=name, problem=_said(exc)) from None
     return mapping, path.resolve().parent
 
 
@@ -253,10 +297,10 @@ def _text_columns(specs: dict[str, ColumnMapping], kinds: dict[str, str | None])
     return out
 
 
-def _where(source: Source, base: Path) -> str:
+def _where(source: Source, base: Path) -> str | Phrase:
     if source.path is not None:
         return Path(source.path).name
-    return "the SQL query"
+    return Phrase("error.mapping.where.query")
 
 
 def _resolve(source: Source, base: Path) -> Path:
@@ -289,22 +333,17 @@ def _read_csv(path: Path, source: Source, table: str, needed: set[str] | None, t
         )
         data = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except UnicodeDecodeError as exc:
-        raise DataContractError(
-            f"{table}: cannot decode {path.name} as {source.encoding} ({exc.reason} at byte "
-            f"{exc.start}); set source.encoding (e.g. \"gbk\" or \"gb18030\" for Chinese bank exports)"
-        ) from None
+        raise DataContractError.of("error.mapping.decode", table=table, file=path.name, encoding=source.encoding,
+                                   reason=exc.reason, byte=exc.start) from None
     except LookupError:
-        raise DataContractError(f"{table}: unknown encoding {source.encoding!r} for {path.name}") from None
+        raise DataContractError.of("error.mapping.unknown_encoding", table=table, encoding=source.encoding,
+                                   file=path.name) from None
     except pa.ArrowInvalid as exc:
         if "utf8" in str(exc).lower():  # pyarrow checks UTF-8 itself when no transcoding is asked for
-            raise DataContractError(
-                f"{table}: cannot decode {path.name} as {source.encoding} (invalid UTF-8 in the data); "
-                f"set source.encoding (e.g. \"gbk\" or \"gb18030\" for Chinese bank exports)"
-            ) from None
-        raise DataContractError(
-            f"{table}: cannot parse {path.name} as delimited text with delimiter {delimiter!r}: "
-            f"{first_line(exc)}"
-        ) from None
+            raise DataContractError.of("error.mapping.decode_invalid", table=table, file=path.name,
+                                       encoding=source.encoding, invalid="UTF-8") from None
+        raise DataContractError.of("error.mapping.csv_parse", table=table, file=path.name, delimiter=delimiter,
+                                   detail=first_line(exc)) from None
     return data.rename_columns([_clean(c) for c in data.column_names])
 
 
@@ -312,17 +351,17 @@ def _clean(name: Any) -> str:
     return str(name).lstrip("\ufeff").strip()
 
 
-def _check_columns(table: str, where: str, columns: list[str], needed: set[str] | None) -> None:
+def _check_columns(table: str, where: str | Phrase, columns: list[str], needed: set[str] | None) -> None:
     if needed is None:
         return
     missing = sorted(needed - set(columns))
     if missing:
         shown = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
-        raise DataContractError(
-            f"{table}: source column {missing[0]!r} not found in {where}"
-            + (f" (nor {', '.join(repr(m) for m in missing[1:4])})" if len(missing) > 1 else "")
-            + f"; it has: {shown}"
-        )
+        if len(missing) > 1:
+            raise DataContractError.of("error.mapping.column_missing_nor", table=table, column=missing[0], where=where,
+                                       others=", ".join(repr(m) for m in missing[1:4]), shown=shown)
+        raise DataContractError.of("error.mapping.column_missing", table=table, column=missing[0], where=where,
+                                   shown=shown)
 
 
 def _frame_to_arrow(df: pd.DataFrame, text: set[str]) -> pa.Table:
@@ -362,15 +401,16 @@ def _read_excel(path: Path, source: Source, table: str, needed: set[str] | None,
                            names=source.names if not source.header else None,
                            skiprows=source.skip_rows or None, engine="openpyxl")
     except ImportError:
-        raise DataContractError(f"{table}: reading Excel needs openpyxl (pip install openpyxl)") from None
+        raise DataContractError.of("error.mapping.excel_needs_openpyxl", table=table) from None
     except ValueError as exc:
-        raise DataContractError(f"{table}: cannot read sheet {source.sheet!r} of {path.name}: "
-                                f"{first_line(exc)}") from None
+        raise DataContractError.of("error.mapping.excel_sheet", table=table, sheet=source.sheet, file=path.name,
+                                   detail=first_line(exc)) from None
     except Exception as exc:  # noqa: BLE001 - openpyxl / zipfile raise many types for a bad file
-        raise DataContractError(f"{table}: cannot read {path.name} as an Excel workbook "
-                                f"({type(exc).__name__}: {first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.excel_unreadable", table=table, file=path.name,
+                                   kind=type(exc).__name__, detail=first_line(exc)) from None
     df.columns = [_clean(c) for c in df.columns]
-    _check_columns(table, f"{path.name} sheet {source.sheet!r}", list(df.columns), needed)
+    _check_columns(table, Phrase("error.mapping.where.sheet", {"file": path.name, "sheet": source.sheet}),
+                   list(df.columns), needed)
     if needed is not None:
         df = df[[c for c in df.columns if c in needed]]
     return _frame_to_arrow(df, text)
@@ -386,7 +426,8 @@ def _read_parquet(path: Path, table: str, needed: set[str] | None) -> pa.Table:
     except DataContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise DataContractError(f"{table}: cannot read {path.name} as parquet ({first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.parquet_unreadable", table=table, file=path.name,
+                                   detail=first_line(exc)) from None
 
 
 def _engine_url(url: str) -> str:
@@ -414,28 +455,27 @@ def _read_sql(source: Source, table: str, needed: set[str] | None, text: set[str
     try:
         engine = sa.create_engine(url)
     except sa.exc.NoSuchModuleError:
-        raise DataContractError(f"{table}: source.url {_shown_url(url)!r}: unknown database kind; "
-                                f"expected a SQLAlchemy URL such as postgresql://user@host:5432/db") from None
+        raise DataContractError.of("error.mapping.sql_unknown_kind", table=table, url=_shown_url(url)) from None
     except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
-        raise DataContractError(f"{table}: source.url {_shown_url(url)!r} is not a usable SQLAlchemy URL "
-                                f"({first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.sql_bad_url", table=table, url=_shown_url(url),
+                                   detail=first_line(exc)) from None
     try:
         with engine.connect() as con:
             result = con.execute(sa.text(source.query or ""))
             if not result.returns_rows:
-                raise DataContractError(f"{table}: the SQL query returns no rows; expected a SELECT")
+                raise DataContractError.of("error.mapping.sql_no_rows", table=table)
             df = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=False)
     except sa.exc.OperationalError as exc:
-        raise DataContractError(f"{table}: cannot connect to {_shown_url(url)} "
-                                f"({first_line(exc.orig) if exc.orig else first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.sql_connect", table=table, url=_shown_url(url),
+                                   detail=first_line(exc.orig) if exc.orig else first_line(exc)) from None
     except sa.exc.SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None)  # the driver's own error, when there is one
-        raise DataContractError(f"{table}: the SQL query failed on {_shown_url(url)} "
-                                f"({first_line(orig) if orig else first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.sql_failed", table=table, url=_shown_url(url),
+                                   detail=first_line(orig) if orig else first_line(exc)) from None
     finally:
         engine.dispose()
     df.columns = [_clean(c) for c in df.columns]
-    _check_columns(table, "the SQL query's result", list(df.columns), needed)
+    _check_columns(table, Phrase("error.mapping.where.query_result"), list(df.columns), needed)
     if needed is not None:
         df = df[[c for c in df.columns if c in needed]]
     return _frame_to_arrow(df, text)
@@ -537,10 +577,9 @@ def _decoded_csv(con: Any, path: Path, source: Source, table: str, needed: set[s
                 try:
                     out.write(decoder.decode(block, final=not block))
                 except UnicodeDecodeError as exc:
-                    raise DataContractError(
-                        f"{table}: cannot decode {path.name} as {source.encoding} ({exc.reason} at byte "
-                        f"{done - pending + exc.start}); set source.encoding (e.g. \"gbk\" or \"gb18030\" for "
-                        f"Chinese bank exports)") from None
+                    raise DataContractError.of("error.mapping.decode", table=table, file=path.name,
+                                               encoding=source.encoding, reason=exc.reason,
+                                               byte=done - pending + exc.start) from None
                 if not block:
                     break
                 done += len(block)
@@ -565,16 +604,17 @@ def _decoded_csv(con: Any, path: Path, source: Source, table: str, needed: set[s
 def _csv_error(exc: Exception, table: str, path: Path, source: Source, delimiter: str) -> DataContractError:
     text = str(exc)
     if "invalid unicode" in text.lower():
-        return DataContractError(
-            f"{table}: cannot decode {path.name} as {source.encoding} (invalid {source.encoding} in the data); "
-            f"set source.encoding (e.g. \"gbk\" or \"gb18030\" for Chinese bank exports)")
+        return DataContractError.of("error.mapping.decode_invalid", table=table, file=path.name,
+                                    encoding=source.encoding, invalid=source.encoding)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     detail = next((ln for ln in lines if ln.lower().startswith(("expected", "could not convert", "value with"))),
                   lines[0] if lines else type(exc).__name__)
     where = next((ln for ln in lines if "line:" in ln.lower()), "")
-    return DataContractError(f"{table}: cannot parse {path.name} as delimited text with delimiter {delimiter!r}: "
-                             f"{detail.removeprefix('Invalid Input Error: ')}"
-                             + (f" ({where.split('Error')[-1].strip(' :')})" if where and where not in detail else ""))
+    fields = {"table": table, "file": path.name, "delimiter": delimiter,
+              "detail": detail.removeprefix("Invalid Input Error: ")}
+    if where and where not in detail:
+        return DataContractError.of("error.mapping.csv_parse_at", **fields, line=where.split("Error")[-1].strip(" :"))
+    return DataContractError.of("error.mapping.csv_parse", **fields)
 
 
 def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: dict[str, str | None]) -> str:
@@ -592,12 +632,13 @@ def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: di
         return view
     path = _resolve(source, base)
     if not path.is_file():
-        raise DataContractError(f"{table}: source file {path} not found")
+        raise DataContractError.of("error.mapping.source_not_found", table=table, path=path)
     if source.kind == "csv":
         try:
             encoding = _csv_encoding(source.encoding)
         except LookupError:
-            raise DataContractError(f"{table}: unknown encoding {source.encoding!r} for {path.name}") from None
+            raise DataContractError.of("error.mapping.unknown_encoding", table=table, encoding=source.encoding,
+                                       file=path.name) from None
         if encoding is not None:
             view = _duckdb_csv(con, path, source, table, needed, text, encoding)
         elif needed is not None and needed <= text:  # nothing to infer a type for: no pyarrow needed
@@ -616,7 +657,7 @@ def _source_view(con: Any, table: str, spec: TableMapping, base: Path, kinds: di
     try:
         con.execute(f"CREATE TEMP TABLE query_{table} AS {source.query}").fetchall()
     except duckdb.Error as exc:
-        raise DataContractError(f"{table}: source.query failed: {first_line(exc)}") from None
+        raise DataContractError.of("error.mapping.query_failed", table=table, detail=first_line(exc)) from None
     finally:
         con.execute("DROP VIEW IF EXISTS source").fetchall()
     return f"query_{table}"
@@ -641,8 +682,8 @@ def _filtered(con: Any, table: str, view: str, spec: TableMapping) -> tuple[str,
         con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()
     except duckdb.Error as exc:
         culprit = next((f"columns.{n}.expr {e!r}" for n, e in exprs.items() if _fails(con, view, e)), None)
-        what = culprit or (f"filter {spec.filter!r}" if spec.filter else "expressions")
-        raise DataContractError(f"{table}: {what} failed: {first_line(exc)}") from None
+        what = culprit or (f"filter {spec.filter!r}" if spec.filter else Phrase("error.mapping.expressions"))
+        raise DataContractError.of("error.mapping.rows_failed", table=table, what=what, detail=first_line(exc)) from None
     return name, alias
 
 
@@ -662,13 +703,17 @@ def _fails(con: Any, view: str, expr: str) -> bool:
 class _Col:
     """Names used in messages: canonical table.column and where it came from."""
 
-    def __init__(self, table: str, name: str, spec: ColumnMapping, where: str) -> None:
+    def __init__(self, table: str, name: str, spec: ColumnMapping, where: str | Phrase) -> None:
         self.table, self.name, self.spec, self.where = table, name, spec, where
 
-    def __str__(self) -> str:
-        origin = (f" (source column {self.spec.column!r} in {self.where})" if self.spec.column is not None
-                  else f" (expr {self.spec.expr!r})" if self.spec.expr is not None else "")
-        return f"{self.table}.{self.name}{origin}"
+    def said(self) -> str | Phrase:
+        """The column as a field of a message (said in the message's language)."""
+        if self.spec.column is not None:
+            return Phrase("error.mapping.col.source", {"table": self.table, "name": self.name,
+                                                       "column": self.spec.column, "where": self.where})
+        if self.spec.expr is not None:
+            return Phrase("error.mapping.col.expr", {"table": self.table, "name": self.name, "expr": self.spec.expr})
+        return f"{self.table}.{self.name}"
 
 
 def _attribute_kinds(table: str, dictionary: DataDictionary) -> dict[str, str]:
@@ -696,20 +741,44 @@ def _failure(con: Any, col: _Col, levels: str, step: Any, count: int) -> DataCon
                    f"GROUP BY 1 ORDER BY n DESC, v LIMIT {_EXAMPLES + 1}").fetchall()
     if step.map_check:
         distinct = con.execute(f"SELECT count(DISTINCT {step.of}) FROM ({levels}) WHERE {ident(step.name)}").fetchall()[0][0]
-        shown = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n in rows[:_EXAMPLES])
-        more = f" and {distinct - _EXAMPLES} more" if distinct > _EXAMPLES else ""
-        return DataContractError(
-            f"{col}: {distinct} source value{'s' if distinct != 1 else ''} not in map: {shown}{more}; "
-            f"add them to map or set other = \"...\"")
-    expected = step.check
-    if expected in ("numbers", "whole numbers"):
+        shown = _listed([Phrase("error.mapping.value_rows.one" if n == 1 else "error.mapping.value_rows.many",
+                                {"value": v, "n": n}) for v, n in rows[:_EXAMPLES]])
+        more = Phrase("error.mapping.and_more", {"n": distinct - _EXAMPLES}) if distinct > _EXAMPLES else ""
+        return DataContractError.of("error.mapping.not_in_map.one" if distinct == 1 else "error.mapping.not_in_map.many",
+                                    col=col.said(), n=distinct, shown=shown, more=more)
+    expected = _expected(step.check, col.spec)
+    if step.check in ("numbers", "whole numbers"):
         hinted = con.execute(f"SELECT count(*) FROM ({levels}) WHERE {ident(step.name)} "
                          f"AND regexp_matches(CAST({step.of} AS VARCHAR), {literal(MONEY_HINT)})").fetchall()[0][0]
         if hinted:
-            expected += " (money strings such as \"1,200\" need money = true)"
+            expected = Phrase("error.mapping.expect.money_hint", {"expected": expected})
     shown = ", ".join(repr(v) for v, _ in rows[:_EXAMPLES])
-    return DataContractError(f"{col}: {count} value{'s' if count != 1 else ''} {'are' if count != 1 else 'is'} "
-                             f"not {expected}, e.g. {shown}")
+    return DataContractError.of("error.mapping.not_valid.one" if count == 1 else "error.mapping.not_valid.many",
+                                col=col.said(), n=count, expected=expected, shown=shown)
+
+
+# what a failed check's values should have been (``mapping_sql.Step.check``), as texts of the catalogue
+_EXPECTED = {
+    "numbers": ("numbers", {}),
+    "whole numbers": ("whole_numbers", {}),
+    'money amounts (expected e.g. 1200, "$1,200.00", "1,200元", "12.5万", "(1,200)")':
+        ("money", {"examples": '1200, "$1,200.00", "1,200元", "12.5万", "(1,200)"'}),
+    "booleans (expected 1/0, true/false, yes/no, 是/否)": ("booleans", {}),
+    "dates (expected yyyymmdd numbers)": ("yyyymmdd", {}),
+    'dates (expected e.g. 2024-01-31; set date = "%d/%m/%Y" for another format)': ("dates", {}),
+    "ids with 1 to 18 digits": ("ids", {}),
+}
+
+
+def _expected(check: str | None, spec: ColumnMapping) -> str | Phrase:
+    """What the values of a failed check should have been, said in the message's language (a check this
+    module does not know keeps its words)."""
+    if check in _EXPECTED:
+        id_, fields = _EXPECTED[check]
+        return Phrase(f"error.mapping.expect.{id_}", fields)
+    if spec.date is not None and check == f"dates in the format {spec.date!r}":
+        return Phrase("error.mapping.expect.date_format", {"format": spec.date})
+    return str(check)
 
 
 def _convert_table(con: Any, table: str, spec: TableMapping, base: Path, dictionary: DataDictionary) -> _Converted:
@@ -732,7 +801,7 @@ class _Converted:
     checks: list[tuple[str, Step]]
     columns: dict[str, ColumnSQL]
     specs: dict[str, ColumnMapping]
-    where: str
+    where: str | Phrase
 
     def diagnose(self, con: Any) -> DataContractError | None:
         """The first failed check (in column order) with its commonest values, or None."""
@@ -748,8 +817,8 @@ class _Converted:
                 distinct = con.execute(f"SELECT count(DISTINCT {c.collisions}), count(DISTINCT {c.value}) "
                                        f"FROM ({self.levels})").fetchall()[0]
                 if distinct[0] != distinct[1]:
-                    return DataContractError(f"{_Col(self.table, name, self.specs[name], self.where)}: two distinct "
-                                             f"ids hash to the same number; use id = \"digits\" or a numeric id column")
+                    return DataContractError.of("error.mapping.id_collision",
+                                                col=_Col(self.table, name, self.specs[name], self.where).said())
         return None
 
 
@@ -757,7 +826,7 @@ _CHECK_FAILED = "creditmodel: a mapped value failed its check"
 
 
 def _evaluate(con: Any, table: str, rows: str, specs: dict[str, ColumnMapping], alias: dict[str, str],
-              kinds: dict[str, str | None], where: str) -> _Converted:
+              kinds: dict[str, str | None], where: str | Phrase) -> _Converted:
     """The conversion of the columns of ``rows`` as one query: every value that fails its check
     raises (so the clean data go from the source to the output in one pass, and only a failure is
     looked at twice, by ``_Converted.diagnose``)."""
@@ -804,12 +873,12 @@ def _run(con: Any, conv: _Converted, sql: str, source: Source | None = None, bas
         if _CONTRACT_BROKEN in str(exc):
             raise _Violation from None
         if _CHECK_FAILED in str(exc):
-            raise (conv.diagnose(con) or DataContractError(f"{conv.table}: a value failed its check")) from None
+            raise (conv.diagnose(con) or DataContractError.of("error.mapping.check_failed", table=conv.table)) from None
         if source is not None and source.kind == "csv" and "CSV Error" in str(exc):  # a bad line further down
             path = _resolve(source, base or Path("."))
             delimiter = source.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
             raise _csv_error(exc, conv.table, path, source, delimiter) from None
-        raise DataContractError(f"{conv.table}: cannot convert the source rows ({first_line(exc)})") from None
+        raise DataContractError.of("error.mapping.convert_failed", table=conv.table, detail=first_line(exc)) from None
 
 
 def convert_values(spec: ColumnMapping, values: list[Any], kind: str | None = None, *,
@@ -818,12 +887,13 @@ def convert_values(spec: ColumnMapping, values: list[Any], kind: str | None = No
     ``data map`` makes of them, or its DataContractError. For trying a mapping rule on a few values."""
 
     if spec.column is None:
-        raise ConfigError("convert_values needs a ColumnMapping with column = \"...\"")
+        raise ConfigError.of("error.mapping.convert_values_column")
     import pyarrow as pa
 
     with _connect() as con:
         con.register("preview_rows", pa.table({spec.column: pa.array(values)}))
-        conv = _evaluate(con, table, "preview_rows", {name: spec}, {}, {name: kind}, "the values given")
+        conv = _evaluate(con, table, "preview_rows", {name: spec}, {}, {name: kind},
+                         Phrase("error.mapping.where.values_given"))
         return [r[0] for r in _run(con, conv, f"SELECT {ident(name)} FROM ({conv.query})")]
 
 # --------------------------------------------------------------------------------------------
@@ -838,7 +908,7 @@ def _load_dictionary(mapping: Mapping, base: Path) -> DataDictionary:
     path = Path(mapping.dictionary).expanduser()
     path = path if path.is_absolute() else base / path
     if not path.is_file():
-        raise ConfigError(f"dictionary: file {path} not found (named in the mapping file)")
+        raise ConfigError.of("error.mapping.dictionary_not_found", path=path)
     return load_dictionary(path)
 
 

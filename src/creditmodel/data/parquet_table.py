@@ -35,15 +35,15 @@ class ParquetTable:
 
     def __post_init__(self) -> None:
         if self.name not in schema.TABLES:
-            raise DataContractError(f"table {self.name}: not a canonical table; expected one of "
-                                    f"{', '.join(schema.TABLES)}")
+            raise DataContractError.of("error.parquet.not_canonical", table=self.name,
+                                       expected=", ".join(schema.TABLES))
         if not self.files:
-            raise DataContractError(f"table {self.name}: no parquet file given")
+            raise DataContractError.of("error.parquet.no_file", table=self.name)
         missing = [p for p in self.files if not Path(p).is_file()]
         if missing:
-            raise DataContractError(f"table {self.name}: {missing[0]} not found; expected a parquet file")
+            raise DataContractError.of("error.parquet.not_found", table=self.name, path=str(missing[0]))
         if self.until is not None and schema.TABLES[self.name].event_date is None:
-            raise DataContractError(f"table {self.name}: has no event date to cut at")
+            raise DataContractError.of("error.parquet.no_event_date", table=self.name)
 
     @classmethod
     def of(cls, name: str, files: Sequence[str | Path]) -> ParquetTable:

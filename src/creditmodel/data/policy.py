@@ -47,14 +47,14 @@ def policy_flags(loans: pd.DataFrame, dictionary: DataDictionary | None = None, 
     """
     d = default_dictionary() if dictionary is None else dictionary
     if "loan_id" not in loans.columns:
-        raise DataContractError("policy flags: column 'loan_id' is missing from the loans")
+        raise DataContractError.of("error.policy.no_loan_id")
     n = len(loans)
     broken = np.zeros((n, len(d.policies)), dtype=bool)
     for j, rule in enumerate(d.policies):
         column = _column(loans, rule, enterprises)
         if column is None:
-            raise DataContractError(f"policy {rule.name}: column {rule.table}.{rule.column} is missing; "
-                                    f"the rule of {d.source} cannot be applied")
+            raise DataContractError.of("error.policy.column_missing", rule=rule.name,
+                                       column=f"{rule.table}.{rule.column}", source=d.source_phrase())
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             if rule.min_value is not None:

@@ -52,6 +52,7 @@ from creditmodel.data.io import write_dataset_info
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import ConfigError
 from creditmodel.outputs import Output
+from creditmodel.texts import Phrase
 
 __all__ = [
     "World",
@@ -217,19 +218,21 @@ def _frame(name: str, columns: dict[str, object]) -> pd.DataFrame:
     return df
 
 
-def _config_error(parameter: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(f"{parameter}={value!r}: expected {expected}")
+def _config_error(parameter: str, value: object, expected: str, **fields: object) -> ConfigError:
+    """`parameter`=`value` is refused: it must be the text ``error.synthetic.expect.<expected>`` (with `fields`)."""
+    return ConfigError.of("error.synthetic.invalid", parameter=parameter, value=value,
+                          expected=Phrase(f"error.synthetic.expect.{expected}", fields))
 
 
 def _parse_date(parameter: str, value: object) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
-        raise _config_error(parameter, value, "a date such as '2019-01-01'") from exc
+        raise _config_error(parameter, value, "date") from exc
     if ts is pd.NaT or pd.isna(ts):
-        raise _config_error(parameter, value, "a date such as '2019-01-01'")
+        raise _config_error(parameter, value, "date")
     if ts.tzinfo is not None:
-        raise _config_error(parameter, value, "a date without time zone")
+        raise _config_error(parameter, value, "date_naive")
     return ts.normalize()
 
 
@@ -323,23 +326,22 @@ def _run_block(plan: _Plan, b: int, size: int, offsets: _Offsets
 def _plan(n_enterprises: object, seed: object, start: object, extraction_date: object,
           transaction_density: object = 1.0) -> _Plan:
     if isinstance(n_enterprises, bool) or not isinstance(n_enterprises, (int, np.integer)):
-        raise _config_error("n_enterprises", n_enterprises, f"an integer >= {MIN_ENTERPRISES}")
+        raise _config_error("n_enterprises", n_enterprises, "n_enterprises", least=MIN_ENTERPRISES)
     if n_enterprises < MIN_ENTERPRISES:
-        raise _config_error("n_enterprises", n_enterprises, f"an integer >= {MIN_ENTERPRISES}")
+        raise _config_error("n_enterprises", n_enterprises, "n_enterprises", least=MIN_ENTERPRISES)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _config_error("seed", seed, "a non-negative integer")
+        raise _config_error("seed", seed, "seed")
     start_ts = _parse_date("start", start)
     extraction_ts = _parse_date("extraction_date", extraction_date)
     if not start_ts < extraction_ts:
-        raise _config_error("start", str(start_ts.date()),
-                            f"a date before extraction_date {extraction_ts.date()}")
+        raise _config_error("start", str(start_ts.date()), "start", date=str(extraction_ts.date()))
     last_application = extraction_ts - pd.DateOffset(months=1)
     if not start_ts < last_application:
-        raise _config_error("extraction_date", str(extraction_ts.date()),
-                            f"at least one month after start {start_ts.date()}")
+        raise _config_error("extraction_date", str(extraction_ts.date()), "extraction_date",
+                            date=str(start_ts.date()))
     if (isinstance(transaction_density, bool) or not isinstance(transaction_density, (int, float))
             or not 0.01 <= transaction_density <= 10):
-        raise _config_error("transaction_density", transaction_density, "a number in [0.01, 10]")
+        raise _config_error("transaction_density", transaction_density, "density")
     n = int(n_enterprises)
     return _Plan(n, int(seed), start_ts, extraction_ts, last_application,
                  _block_sizes(n, BLOCK_ENTERPRISES), float(transaction_density))
@@ -1086,7 +1088,7 @@ def write_world_partitioned(
     plan = _plan(n_enterprises, seed, start, extraction_date, transaction_density)
     if (isinstance(chunk_enterprises, bool) or not isinstance(chunk_enterprises, (int, np.integer))
             or chunk_enterprises < 1):
-        raise _config_error("chunk_enterprises", chunk_enterprises, "a positive integer")
+        raise _config_error("chunk_enterprises", chunk_enterprises, "positive_integer")
     blocks_per_chunk = max(1, int(chunk_enterprises) // BLOCK_ENTERPRISES)
     n_blocks = len(plan.block_sizes)
     n_chunks = -(-n_blocks // blocks_per_chunk)

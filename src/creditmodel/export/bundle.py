@@ -41,7 +41,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from creditmodel import __version__
-from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.exceptions import BundleError, ConfigError, Texted, first_line
 from creditmodel.export.compiled import COMPILED_FILE, load_compiled
 from creditmodel.export.contents import (
     check_calibration,
@@ -67,7 +67,7 @@ from creditmodel.models.calibration import PDCalibrator
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
 from creditmodel.outputs import Output
-from creditmodel.texts import text
+from creditmodel.texts import Phrase, text
 
 if TYPE_CHECKING:
     from creditmodel.models.pd_model import PDModel
@@ -86,6 +86,11 @@ def _output_texts(model_card: dict[str, Any] | None) -> dict[str, str]:
         return {"output": text("bundle.output", "en", target=card["target"]),
                 "output_zh": text("bundle.output", "zh", target=card["target_zh"])}
     return {"output": text("bundle.output_unknown", "en"), "output_zh": text("bundle.output_unknown", "zh")}
+
+
+def _at(path: Path, name: str) -> Phrase:
+    """Where a message of the bundle's contents points, "bundle DIR: file", in the language of the message."""
+    return Phrase("error.bundle.where", {"path": path, "name": name})
 
 
 def _sha256(path: Path) -> str:
@@ -121,21 +126,18 @@ def write_bundle(
 
     if isinstance(model, PDModel):
         if calibrator is not None or master_scale is not None:
-            raise ConfigError("write_bundle: a PDModel carries its calibrator and master scale; pass neither")
+            raise ConfigError.of("error.bundle.pdmodel_with_parts")
         if not hasattr(model, "calibrator_") or not isinstance(model.estimator_, LightGBMPD):
-            raise ConfigError("write_bundle: the PDModel must be fitted, with a LightGBM estimator (a bundle "
-                              "holds a LightGBM model)")
+            raise ConfigError.of("error.bundle.pdmodel_unfitted")
         if model.master_scale_ is None:
-            raise ConfigError("write_bundle: the PDModel has no fitted master scale; give it master_scale= "
-                              "or call fit_master_scale")
+            raise ConfigError.of("error.bundle.pdmodel_no_master_scale")
         model, calibrator, master_scale = model.estimator_, model.calibrator_, model.master_scale_
     elif calibrator is None or master_scale is None:
-        raise ConfigError("write_bundle: a LightGBMPD or Booster needs its calibrator and master_scale")
+        raise ConfigError.of("error.bundle.parts_needed")
     key = load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
     if isinstance(model, lgb.Booster):
         if schema is None:  # a bare Booster knows its feature names, not their kinds, categories or ranges
-            raise ConfigError("write_bundle: model is a bare lightgbm.Booster; pass schema= (its FeatureSchema), "
-                              "or pass the fitted LightGBMPD, which carries one")
+            raise ConfigError.of("error.bundle.booster_no_schema")
         booster = model
     else:
         booster = model.booster_
@@ -193,15 +195,16 @@ def _dump(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _parse_json(raw: bytes, where: str) -> dict[str, Any]:
+def _parse_json(raw: bytes, path: Path, name: str) -> dict[str, Any]:
+    """The JSON object of the bundle's file `name`; BundleError naming the bundle and the file."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{where}: not valid JSON ({exc})") from None
+        raise BundleError.of("error.bundle.json_invalid", path=path, name=name, detail=str(exc)) from None
     except RecursionError:
-        raise BundleError(f"{where}: JSON nested too deeply") from None
+        raise BundleError.of("error.bundle.json_too_deep", path=path, name=name) from None
     if not isinstance(data, dict):
-        raise BundleError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise BundleError.of("error.bundle.json_not_object", path=path, name=name, kind=type(data).__name__)
     return data
 
 
@@ -257,27 +260,45 @@ class PDBundle:
         """Refuse to read amounts of ``dictionary`` (its currency) with a model trained on another currency's:
         loan amounts, sales and bounds would be off by the exchange rate without any error."""
         if self.currency is not None and dictionary.currency != self.currency:
-            raise ConfigError(f"{where}: the data dictionary ({dictionary.source}) is in {dictionary.currency}, but "
-                              f"bundle {self.path} was trained on amounts in {self.currency}; use the data dictionary "
-                              f"of the bundle's training run")
+            raise ConfigError.of("error.bundle.currency_mismatch", where=where, source=dictionary.source,
+                                 dictionary_currency=dictionary.currency, path=self.path,
+                                 trained_currency=self.currency)
 
 
 def _read_listed(path: Path, name: str, entry: dict[str, Any]) -> bytes:
     """A listed file's bytes, read once, checked against the manifest's size and SHA-256."""
     f = path / name
     if f.is_symlink() or (f.exists() and not f.is_file()):
-        raise BundleError(f"bundle {path}: {name} is not a regular file (links are not part of a bundle)")
+        raise BundleError.of("error.bundle.not_regular_file", path=path, name=name)
     if not f.exists():
-        raise BundleError(f"bundle {path}: file {name} is missing (the manifest lists it)")
-    if f.stat().st_size > entry["bytes"] + (1 << 20):
-        raise BundleError(f"bundle {path}: {name}: {f.stat().st_size} bytes, expected {entry['bytes']} as the "
-                          f"manifest says (tampered or corrupted)")
+        raise BundleError.of("error.bundle.file_missing", path=path, name=name)
+    size = f.stat().st_size
+    if size > entry["bytes"] + (1 << 20):
+        raise BundleError.of("error.bundle.file_too_large", path=path, name=name, size=size, expected=entry["bytes"])
     raw = f.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if digest != entry["sha256"] or len(raw) != entry["bytes"]:
-        raise BundleError(f"bundle {path}: {name}: sha256 {digest[:12]}... ({len(raw)} bytes) does not match the "
-                          f"manifest's {entry['sha256'][:12]}... ({entry['bytes']} bytes): tampered or corrupted")
+        raise BundleError.of("error.bundle.file_digest", path=path, name=name, digest=digest[:12], size=len(raw),
+                             expected_digest=entry["sha256"][:12], expected=entry["bytes"])
     return raw
+
+
+def _catalogue_error(exc: Exception, path: Path, where: str) -> BundleError:
+    """The BundleError of a feature_catalogue.json its declarations cannot be read from: the reader's own
+    catalogue text when it said one (both languages; its `where` said in them too), else its first line after
+    `where` (what it names)."""
+    said = str(exc)
+    if isinstance(exc, Texted) and exc.text_id is not None and where in said:
+        fields = {k: _at(path, CATALOGUE_FILE) if k == "where" and v == where else v for k, v in exc.fields.items()}
+        err: BundleError = BundleError.of(exc.text_id, **fields)
+        return err
+    first = said.splitlines()[0] if said else ""
+    if first.startswith(f"{where}: "):
+        return BundleError.of("error.bundle.catalogue_invalid", path=path, file=CATALOGUE_FILE,
+                              detail=first[len(where) + 2:])
+    if where in said:
+        return BundleError.of("error.bundle.catalogue_said", detail=first)
+    return BundleError.of("error.bundle.catalogue_invalid", path=path, file=CATALOGUE_FILE, detail=said)
 
 
 def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None = None,
@@ -291,82 +312,82 @@ def load_bundle(path: str | Path, *, trusted_keys: Iterable[TrustedKey] | None =
     """
     path = Path(path)
     if not path.is_dir():
-        raise BundleError(f"bundle directory {path} does not exist")
+        raise BundleError.of("error.bundle.dir_missing", path=path)
     manifest_file = path / "manifest.json"
     if not manifest_file.is_file() or manifest_file.is_symlink():
-        raise BundleError(f"bundle {path}: manifest.json is missing")
+        raise BundleError.of("error.bundle.manifest_missing", path=path)
     manifest_raw = manifest_file.read_bytes()
     sig_file = path / SIGNATURE_FILE
     if sig_file.is_symlink() or (sig_file.exists() and not sig_file.is_file()):
-        raise BundleError(f"bundle {path}: {SIGNATURE_FILE} is not a regular file")
+        raise BundleError.of("error.bundle.signature_not_file", path=path)
     signature = verify_manifest(path, manifest_raw, sig_file.read_bytes() if sig_file.exists() else None,
                                 resolve_trusted_keys(trusted_keys), allow_unsigned=allow_unsigned)
-    manifest = _parse_json(manifest_raw, f"bundle {path}: manifest.json")
+    manifest = _parse_json(manifest_raw, path, "manifest.json")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"bundle {path}: manifest.json: format {str(manifest.get('format'))[:40]!r} version "
-                          f"{str(manifest.get('format_version'))[:20]!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
+        raise BundleError.of("error.bundle.format_version", path=path, format=str(manifest.get("format"))[:40],
+                             version=str(manifest.get("format_version"))[:20], expected_format=FORMAT,
+                             expected_version=FORMAT_VERSION)
     files = manifest.get("files")
-    check_manifest_files(files, f"bundle {path}: manifest.json", FILES, OPTIONAL_FILES)
+    check_manifest_files(files, _at(path, "manifest.json"), FILES, OPTIONAL_FILES)
     listed = cast(dict[str, Any], files)  # checked just above
     extra = sorted(p.name for p in path.iterdir() if p.name not in (*listed, "manifest.json", SIGNATURE_FILE))
     if extra:
-        raise BundleError(f"bundle {path}: unexpected file {extra[0]!r} (the manifest lists only "
-                          f"{sorted(listed)} besides manifest.json and {SIGNATURE_FILE})")
+        raise BundleError.of("error.bundle.unexpected_file", path=path, name=extra[0], listed=sorted(listed))
     raw = {name: _read_listed(path, name, entry) for name, entry in listed.items()}
     docs = {}
     for name in ("calibration.json", "master_scale.json", "feature_schema.json", "model_card.json"):
-        docs[name] = _parse_json(raw[name], f"bundle {path}: {name}")
-    check_calibration(docs["calibration.json"], f"bundle {path}: calibration.json")
-    check_master_scale(docs["master_scale.json"], f"bundle {path}: master_scale.json")
-    check_feature_schema(docs["feature_schema.json"], f"bundle {path}: feature_schema.json")
-    check_finite(docs["model_card.json"], f"bundle {path}: model_card.json")
+        docs[name] = _parse_json(raw[name], path, name)
+    check_calibration(docs["calibration.json"], _at(path, "calibration.json"))
+    check_master_scale(docs["master_scale.json"], _at(path, "master_scale.json"))
+    check_feature_schema(docs["feature_schema.json"], _at(path, "feature_schema.json"))
+    check_finite(docs["model_card.json"], _at(path, "model_card.json"))
     parsed: dict[str, Any] = {}
     for name, parse in (("calibration.json", PDCalibrator.from_dict), ("master_scale.json", MasterScale.from_dict),
                         ("feature_schema.json", FeatureSchema.from_dict)):
         try:
             parsed[name] = parse(docs[name])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BundleError(f"bundle {path}: {name}: cannot be read ({type(exc).__name__}: {exc})") from None
+            raise BundleError.of("error.bundle.unreadable", path=path, name=name, kind=type(exc).__name__,
+                                 detail=str(exc)) from None
     schema = parsed["feature_schema.json"]
     try:
         text = raw["model.txt"].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BundleError(f"bundle {path}: model.txt: not UTF-8 text ({exc})") from None
-    n_trees = check_model_text(text, f"bundle {path}: model.txt", feature_names=list(schema.names))
+        raise BundleError.of("error.bundle.model_not_utf8", path=path, detail=str(exc)) from None
+    n_trees = check_model_text(text, _at(path, "model.txt"), feature_names=list(schema.names))
     try:
         booster = lgb.Booster(model_str=text)
     except (lgb.basic.LightGBMError, ValueError) as exc:
-        raise BundleError(f"bundle {path}: model.txt: LightGBM cannot read it ({str(exc).splitlines()[0]})") from None
+        raise BundleError.of("error.bundle.model_unreadable", path=path, detail=first_line(exc)) from None
     if booster.num_trees() != n_trees or list(booster.feature_name()) != list(schema.names):
-        raise BundleError(f"bundle {path}: model.txt: LightGBM read {booster.num_trees()} trees over "
-                          f"{booster.num_feature()} features, expected {n_trees} over feature_schema.json's "
-                          f"{len(schema.names)}")
+        raise BundleError.of("error.bundle.model_mismatch", path=path, trees=booster.num_trees(),
+                             features=booster.num_feature(), expected_trees=n_trees,
+                             expected_features=len(schema.names))
     scorecard = None
     if "scorecard.csv" in listed:
         try:
             scorecard = pd.read_csv(io.BytesIO(raw["scorecard.csv"]))
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise BundleError(f"bundle {path}: scorecard.csv: not a readable CSV table "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise BundleError.of("error.bundle.scorecard_unreadable", path=path, kind=type(exc).__name__,
+                                 detail=str(exc).splitlines()[0] if str(exc) else "") from None
     catalogue = None
     if CATALOGUE_FILE in listed:
         where = f"bundle {path}: {CATALOGUE_FILE}"
-        doc = _parse_json(raw[CATALOGUE_FILE], where)
+        doc = _parse_json(raw[CATALOGUE_FILE], path, CATALOGUE_FILE)
         try:
             catalogue = catalogue_from_document(doc, where)
         except (TypeError, ValueError) as exc:
-            raise BundleError(str(exc).splitlines()[0] if where in str(exc) else f"{where}: {exc}") from None
+            raise _catalogue_error(exc, path, where) from None
         declared = manifest.get("feature_catalogue")
         if not isinstance(declared, dict) or declared.get("sha256") != doc.get("sha256"):
-            raise BundleError(f"bundle {path}: manifest.json: feature_catalogue.sha256 does not match "
-                              f"{CATALOGUE_FILE}'s ({str(doc.get('sha256'))[:12]}...)")
+            raise BundleError.of("error.bundle.catalogue_digest", path=path, file=CATALOGUE_FILE,
+                                 digest=str(doc.get("sha256"))[:12])
         absent = [n for n in schema.names if n not in {f.name for f in catalogue}]
         if absent:
-            raise BundleError(f"{where}: feature {absent[0]!r} of feature_schema.json is not declared "
-                              f"({len(absent)} missing)")
+            raise BundleError.of("error.bundle.catalogue_undeclared", path=path, file=CATALOGUE_FILE, name=absent[0],
+                                 n=len(absent))
     if ("compiled" in manifest) != (COMPILED_FILE in listed):
-        raise BundleError(f"bundle {path}: manifest.json: field compiled and the file {COMPILED_FILE} come together; "
-                          f"expected both or neither")
+        raise BundleError.of("error.bundle.compiled_pair", path=path, file=COMPILED_FILE)
     compiled = None
     if COMPILED_FILE in listed:
         compiled = load_compiled(f"bundle {path}", raw[COMPILED_FILE], manifest["compiled"],

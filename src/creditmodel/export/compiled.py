@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.texts import Phrase, text
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,21 @@ _ROWS_PER_THREAD = 2048  # below this a call runs in one thread (thread start-up
 
 def unavailable() -> str | None:
     """Why trees cannot be compiled or loaded here (lleaves or llvmlite missing or unusable), or None."""
+    why = _unavailable()
+    return None if why is None else text(why.id, "en", **why.fields)
+
+
+def _unavailable() -> Phrase | None:
+    """unavailable(), as a text of the message catalogue (said in the language of the message it is part of)."""
     try:
         import llvmlite.binding as llvm
         from lleaves.compiler.ast import parse_to_ast  # noqa: F401
         from lleaves.compiler.codegen import gen_forest  # noqa: F401
     except ImportError as exc:
         package = (exc.name or "lleaves").split(".")[0]
-        return f"{package} is not installed (pip install {package})"
+        return Phrase("error.compiled.not_installed", {"package": package})
     if not hasattr(llvm, "create_pass_builder"):
-        return f"llvmlite {_version('llvmlite')} has no new pass manager (expected llvmlite >= 0.45)"
+        return Phrase("error.compiled.old_llvmlite", {"version": _version("llvmlite")})
     return None
 
 
@@ -98,9 +105,9 @@ def compile_model(model_text: str, *, portable: bool = False) -> tuple[bytes, di
     """Compile a LightGBM text model to an object file returning raw margins; (bytes, its description).
 
     Raises ConfigError when lleaves/llvmlite are not usable here."""
-    reason = unavailable()
+    reason = _unavailable()
     if reason:
-        raise ConfigError(f"cannot compile trees: {reason}")
+        raise ConfigError.of("error.compiled.cannot_compile", reason=reason)
     import llvmlite.binding as llvm
     import llvmlite.ir
     from lleaves.compiler.ast import parse_to_ast
@@ -149,7 +156,7 @@ class CompiledForest:
         self._engine.finalize_object()
         address = self._engine.get_function_address(info.get("entry", ENTRY))
         if not address:
-            raise BundleError(f"{COMPILED_FILE}: no function {info.get('entry', ENTRY)!r} in the object file")
+            raise BundleError.of("error.compiled.no_entry", file=COMPILED_FILE, entry=info.get("entry", ENTRY))
         ptr = ctypes.POINTER(ctypes.c_double)
         self._fn = ctypes.CFUNCTYPE(None, ptr, ptr, ctypes.c_int32, ctypes.c_int32)(address)  # releases the GIL
 
@@ -248,6 +255,26 @@ def parity_gap(forest: CompiledForest, booster: Any, calibrator: Any, rows: Iter
 # --- in a bundle ----------------------------------------------------------------------------------
 
 
+class Note(str):
+    """One line why a bundle's model_compiled.o is not used: the English, as a str (logged, and kept as the
+    bundle's ``compiled_note``); ``phrase``, the same as a text of the catalogue, for a message in any
+    language (:func:`note_phrase`)."""
+
+    phrase: Phrase
+
+
+def _note(phrase: Phrase) -> Note:
+    note = Note(text(phrase.id, "en", **phrase.fields))
+    note.phrase = phrase
+    return note
+
+
+def note_phrase(note: str | None) -> Phrase | str | None:
+    """A bundle's ``compiled_note`` as a field of a catalogue text (said in that text's language); a plain
+    str (or None) as it is."""
+    return getattr(note, "phrase", note)
+
+
 @dataclass(frozen=True)
 class Loaded:
     """What became of a bundle's compiled trees at load: the forest, or None and why not."""
@@ -261,35 +288,34 @@ def load_compiled(where: str, obj: bytes, info: Any, *, model_sha256: str, signe
     """The bundle's compiled trees if they may and do score as LightGBM; else None and one line why.
 
     `obj` was checked against the manifest already; `info` is the manifest's "compiled" section."""
-    def refused(why: str) -> Loaded:
-        note = f"{where}: {COMPILED_FILE} not used ({why}); scoring with LightGBM"
+    def refused(why: Phrase) -> Loaded:
+        note = _note(Phrase("error.compiled.not_used", {"where": where, "file": COMPILED_FILE, "why": why}))
         log.warning(note)
         return Loaded(None, note)
 
     if not isinstance(info, dict) or info.get("compiler") != COMPILER or not isinstance(info.get("features"), str):
-        raise BundleError(f"{where}: manifest.json: field compiled: expected the description of {COMPILED_FILE} "
-                          f"(compiler {COMPILER!r}, triple, cpu, features, model_sha256)")
+        raise BundleError.of("error.compiled.manifest_section", where=where, file=COMPILED_FILE, compiler=COMPILER)
     if info.get("model_sha256") != model_sha256:
-        raise BundleError(f"{where}: manifest.json: field compiled.model_sha256 "
-                          f"{str(info.get('model_sha256'))[:12]}... is not model.txt's {model_sha256[:12]}... "
-                          f"(compiled from another model)")
+        raise BundleError.of("error.compiled.other_model", where=where, sha=str(info.get("model_sha256"))[:12],
+                             model_sha=model_sha256[:12])
     if not signed:
-        return refused("native code runs only from a bundle signed by a trusted key")
-    reason = unavailable()
+        return refused(Phrase("error.compiled.unsigned_bundle"))
+    reason = _unavailable()
     if reason:
         return refused(reason)
     host = _host()
     if info.get("triple") != host["triple"]:
-        return refused(f"compiled for {info.get('triple')}, this machine is {host['triple']}")
+        return refused(Phrase("error.compiled.other_triple", {"compiled": info.get("triple"), "host": host["triple"]}))
     missing = _missing_features(info["features"], host["features"])
     if missing:
-        return refused(f"compiled for CPU {info.get('cpu')}; this CPU ({host['cpu']}) lacks "
-                       f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        return refused(Phrase("error.compiled.cpu_lacks", {
+            "cpu": info.get("cpu"), "host": host["cpu"],
+            "missing": f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"}))
     forest = CompiledForest(obj, info, booster.num_feature())
     gap = parity_gap(forest, booster, calibrator, [parity_rows(booster, schema)])
     if not gap["max_abs_pd_diff"] <= PARITY_TOLERANCE:
-        return refused(f"its PDs differ from LightGBM's by {gap['max_abs_pd_diff']:.3g} > {PARITY_TOLERANCE:g} "
-                       f"on {gap['rows']} parity rows")
+        return refused(Phrase("error.compiled.parity_gap", {"diff": gap["max_abs_pd_diff"], "tolerance": PARITY_TOLERANCE,
+                                                             "rows": gap["rows"]}))
     return Loaded(forest, None)
 
 
@@ -305,7 +331,7 @@ def add_compiled(directory: Path, bundle: Any, *, portable: bool = False, parity
     model_sha = hashlib.sha256(model_raw).hexdigest()
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     if not model_sha == manifest["files"]["model.txt"]["sha256"] == bundle.manifest["files"]["model.txt"]["sha256"]:
-        raise BundleError(f"bundle {bundle.path}: model.txt changed while it was being compiled")
+        raise BundleError.of("error.compiled.model_changed", path=bundle.path)
     extra = []
     if parity_frame is not None:
         if "split" in parity_frame.columns and (parity_frame["split"] == "oot").any():
@@ -316,9 +342,8 @@ def add_compiled(directory: Path, bundle: Any, *, portable: bool = False, parity
     forest = CompiledForest(obj, info, bundle.booster.num_feature())
     gap = parity_gap(forest, bundle.booster, bundle.calibrator, [parity_rows(bundle.booster, bundle.schema), *extra])
     if not gap["max_abs_pd_diff"] <= PARITY_TOLERANCE:
-        raise BundleError(f"bundle {bundle.path}: the compiled trees' PDs differ from LightGBM's by "
-                          f"{gap['max_abs_pd_diff']:.3g} on {gap['rows']} parity rows (tolerance {PARITY_TOLERANCE:g}); "
-                          f"nothing written")
+        raise BundleError.of("error.compiled.parity_failed", path=bundle.path, diff=gap["max_abs_pd_diff"],
+                             rows=gap["rows"], tolerance=PARITY_TOLERANCE)
     info.update(model_sha256=model_sha, parity=gap)
     (directory / COMPILED_FILE).write_bytes(obj)
     manifest["files"][COMPILED_FILE] = {"sha256": hashlib.sha256(obj).hexdigest(), "bytes": len(obj)}
@@ -351,26 +376,26 @@ def compile_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, sig
     try:  # before any work: may the output be written there?
         check_output(target, kind="dir", inputs=inputs, force=force, label=label)
     except ConfigError as exc:
-        hint = "; write the compiled bundle elsewhere with --out DIR" if out is None else ""
-        raise ConfigError(f"{exc}{hint}") from None
+        if out is not None:
+            raise exc from None
+        error = Phrase(exc.text_id, exc.fields) if exc.text_id else str(exc)
+        raise ConfigError.of("error.compiled.write_elsewhere", error=error) from None
     bundle = load_bundle(bundle_dir, trusted_keys=trusted_keys, allow_unsigned=allow_unsigned)
     key = load_private_key(Path(signing_key)) if isinstance(signing_key, (str, os.PathLike)) else signing_key
     if key is None:
-        raise ConfigError(f"bundle {bundle_dir}: compiling adds {COMPILED_FILE} to the manifest, which must then be "
-                          f"signed (native code runs only from a signed bundle); pass --signing-key (or "
-                          f"$CREDITMODEL_SIGNING_KEY)")
-    reason = unavailable()
+        raise ConfigError.of("error.compiled.needs_key", path=bundle_dir, file=COMPILED_FILE)
+    reason = _unavailable()
     if reason:
-        raise ConfigError(f"cannot compile trees: {reason}")
+        raise ConfigError.of("error.compiled.cannot_compile", reason=reason)
     with Output(target, kind="dir", command="bundle compile", inputs=inputs, force=force, label=label) as output:
         for name in [*bundle.manifest["files"], "manifest.json"]:
             shutil.copyfile(bundle_dir / name, output.tmp / name)
         if json.loads((output.tmp / "manifest.json").read_text(encoding="utf-8")) != bundle.manifest:
-            raise BundleError(f"bundle {bundle_dir}: manifest.json changed while it was being compiled")
+            raise BundleError.of("error.compiled.manifest_changed", path=bundle_dir)
         info = add_compiled(output.tmp, bundle, portable=portable, parity_frame=parity_frame)
         sign_bundle(output.tmp, key)
         check = load_bundle(output.tmp, trusted_keys=[key.public_key()])
         if check.compiled is None:
-            raise BundleError(f"bundle {bundle_dir}: the compiled bundle does not load its compiled trees "
-                              f"({check.compiled_note})")
+            raise BundleError.of("error.compiled.not_loaded", path=bundle_dir,
+                                 note=note_phrase(check.compiled_note))
     return info

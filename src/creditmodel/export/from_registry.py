@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
-from creditmodel.exceptions import BundleError, ConfigError
+from creditmodel.exceptions import BundleError, ConfigError, first_line
 from creditmodel.export.bundle import PDBundle, load_bundle, write_bundle
 from creditmodel.export.signing import load_private_key, sign_bundle
 from creditmodel.features.matrix import FeatureSchema
@@ -59,16 +59,14 @@ def resolve_model_uri(model_uri: str, tracking_uri: str) -> ModelRef:
             client.get_run(r["run"])
             return ModelRef(model_uri, r["run"])
         if m is None:
-            raise ConfigError(f"model URI {model_uri!r}: expected models:/NAME@ALIAS, models:/NAME/VERSION "
-                              f"or runs:/RUN_ID/model")
+            raise ConfigError.of("error.from_registry.bad_uri", uri=model_uri)
         mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
               else client.get_model_version(m["name"], m["version"]))
     except MlflowException as exc:
-        raise ConfigError(f"model URI {model_uri!r} not found in {tracking_uri}: "
-                          f"{exc.message.splitlines()[0]}") from None
+        raise ConfigError.of("error.from_registry.uri_not_found", uri=model_uri, tracking_uri=tracking_uri,
+                             detail=first_line(exc)) from None
     if not mv.run_id:
-        raise ConfigError(f"model URI {model_uri!r}: version {mv.version} was registered without an MLflow run, "
-                          f"so it has no run evidence (data, scores, report) to read")
+        raise ConfigError.of("error.from_registry.no_run", uri=model_uri, version=mv.version)
     return ModelRef(model_uri, mv.run_id, mv.name, str(mv.version), dict(mv.tags or {}))
 
 
@@ -84,8 +82,8 @@ def download_run_data(ref: ModelRef, tracking_uri: str, dst: Path) -> dict[str, 
             out[artifact] = Path(mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path=artifact,
                                                                      dst_path=str(dst)))
         except (MlflowException, OSError) as exc:
-            raise ConfigError(f"run {ref.run_id} of {ref.uri} has no {artifact!r} artifacts "
-                              f"(was it logged by `creditmodel run`?): {str(exc).splitlines()[0]}") from None
+            raise ConfigError.of("error.from_registry.no_artifacts", run_id=ref.run_id, uri=ref.uri,
+                                 artifact=artifact, detail=first_line(exc)) from None
     return out
 
 
@@ -104,21 +102,20 @@ def _model_text_file(meta: Any, model_dir: Path, uri: str) -> tuple[Path, str]:
     if isinstance(pyfunc, dict) and pyfunc.get("loader_module") == CODE_LOADER and "lightgbm" not in flavors:
         artifact = ((pyfunc.get("artifacts") or {}).get(BUNDLE_ARTIFACT) or {}).get("path")
         if Path(str(pyfunc.get("model_code_path", ""))).name != CODE_FILE or not artifact:
-            raise BundleError(f"model {uri}: a pyfunc logged as code that is not creditmodel's PD model "
-                              f"(expected {CODE_FILE} and a {BUNDLE_ARTIFACT!r} artifact)")
+            raise BundleError.of("error.from_registry.pyfunc_not_ours", uri=uri, code_file=CODE_FILE,
+                                 artifact=BUNDLE_ARTIFACT)
         data = f"{artifact}/model.txt"
     else:
         flavor = flavors.get("lightgbm")
         if not isinstance(flavor, dict) or flavor.get("model_class", BOOSTER_CLASS) != BOOSTER_CLASS:
-            found = flavor.get("model_class") if isinstance(flavor, dict) else "neither"
-            raise BundleError(f"model {uri}: expected creditmodel's pyfunc over a bundle or a LightGBM Booster "
-                              f"saved as text (model_class {BOOSTER_CLASS}), found {found}; other formats are "
-                              f"not read because loading them would unpickle")
+            if not isinstance(flavor, dict):
+                raise BundleError.of("error.from_registry.neither", uri=uri, booster=BOOSTER_CLASS)
+            raise BundleError.of("error.from_registry.not_lightgbm", uri=uri, booster=BOOSTER_CLASS,
+                                 found=flavor.get("model_class"))
         data = str(flavor.get("data", ""))
     path = (model_dir / data).resolve()
     if not data or not path.is_relative_to(model_dir.resolve()) or not path.is_file():
-        raise BundleError(f"model {uri}: its MLmodel names the model file {data!r}, expected a file in the "
-                          f"model directory")
+        raise BundleError.of("error.from_registry.model_file_missing", uri=uri, data=data)
     return path, data
 
 
@@ -138,16 +135,17 @@ def read_registered_booster(ref: ModelRef, tracking_uri: str, dst: Path) -> Any:
         model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.load_uri, dst_path=str(dst)))
         meta = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
     except (MlflowException, OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"model {ref.load_uri}: cannot read its MLmodel file: {str(exc).splitlines()[0]}") from None
+        raise ConfigError.of("error.from_registry.mlmodel_unreadable", uri=ref.load_uri,
+                             detail=first_line(exc)) from None
     path, data = _model_text_file(meta, model_dir, ref.load_uri)
     text = path.read_text(encoding="utf-8", errors="replace")
     if not text.startswith("tree\n") or "end of trees" not in text:  # LightGBM aborts on some truncations
-        raise BundleError(f"model {ref.load_uri}: {data} is not a complete LightGBM text model")
+        raise BundleError.of("error.from_registry.incomplete_text_model", uri=ref.load_uri, data=data)
     try:
         return lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as exc:
-        raise BundleError(f"model {ref.load_uri}: {data} is not a valid LightGBM model: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise BundleError.of("error.from_registry.invalid_model", uri=ref.load_uri, data=data,
+                             detail=first_line(exc)) from None
 
 
 class Parity(TypedDict):
@@ -181,8 +179,7 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
     rows and the out-of-time split."""
     key = load_private_key(signing_key) if signing_key is not None else None
     if compiled and key is None:
-        raise ConfigError("--compile: compiled trees run only from a signed bundle; pass --signing-key "
-                          "(or $CREDITMODEL_SIGNING_KEY)")
+        raise ConfigError.of("error.from_registry.compile_unsigned")
     output = Output(out_dir, kind="dir", command="export", force=force, inputs=tracking_inputs(tracking_uri))
     try:
         ref = resolve_model_uri(model_uri, tracking_uri)
@@ -216,9 +213,8 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
         scored = pd.read_parquet(parts["data"] / "scored.parquet")
         check = parity(bundle, features, scored)
         if check["max_abs_pd_diff"] > PARITY_TOLERANCE or check["grade_agreement"] < 1.0:
-            raise BundleError(f"bundle of {model_uri} does not score as at training time on the out-of-time split: "
-                              f"max PD difference {check['max_abs_pd_diff']:.3g}, grades agree on "
-                              f"{check['grade_agreement']:.2%}")
+            raise BundleError.of("error.from_registry.parity", uri=model_uri, diff=check["max_abs_pd_diff"],
+                                 agree=check["grade_agreement"])
         report: dict[str, Any] = {"parity": check}
         if onnx:
             from creditmodel.export.onnx import onnx_drift
@@ -238,7 +234,7 @@ def export_model(model_uri: str, out_dir: str | Path, *, tracking_uri: str, onnx
                  else load_bundle(staged, allow_unsigned=True))
         report["signature"] = final.signature
         if compiled and final.compiled is None:
-            raise BundleError(f"bundle of {model_uri}: its compiled trees do not load ({final.compiled_note})")
+            raise BundleError.of("error.from_registry.compiled_not_loaded", uri=model_uri, note=final.compiled_note)
         output.commit()
     except BaseException:
         output.discard()

@@ -29,7 +29,7 @@ def write_onnx(booster: lgb.Booster, schema: FeatureSchema, path: Path) -> dict[
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
     except ImportError:
-        raise BundleError("ONNX export needs onnxmltools and onnxruntime (pip install 'creditmodel[onnx]')") from None
+        raise BundleError.of("error.onnx.needs_packages") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = onnxmltools.convert_lightgbm(booster, initial_types=[(INPUT_NAME, FloatTensorType([None, len(schema.names)]))],
@@ -54,7 +54,7 @@ def onnx_drift(bundle: Any, frame: pd.DataFrame) -> dict[str, float]:
     """Largest PD and margin difference between the ONNX graph and LightGBM on `frame`, and grade agreement."""
     onnx_path = Path(bundle.path) / "model.onnx"
     if not onnx_path.is_file():
-        raise BundleError(f"bundle {bundle.path}: has no model.onnx (export with --onnx)")
+        raise BundleError.of("error.onnx.no_model", path=bundle.path)
     bundle.check_request(frame)
     encoded = bundle.schema.encode(frame)
     raw = bundle.booster.predict(encoded, raw_score=True)

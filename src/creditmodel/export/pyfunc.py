@@ -62,12 +62,13 @@ class BundlePDModel(PythonModel):
         if self.bundle is None:
             raise RuntimeError("BundlePDModel.predict before load_context")
         if not isinstance(model_input, pd.DataFrame):
-            raise ModelInputError(f"model input: expected a table of the {len(self.bundle.schema.names)} features "
-                                  f"(columns by name), got {type(model_input).__name__}")
+            raise ModelInputError.of("error.pyfunc.not_table", n=len(self.bundle.schema.names),
+                                     type=type(model_input).__name__)
         try:
             pd_ = self.bundle.predict_pd(model_input)
-        except RequestError as exc:
-            raise ModelInputError(str(exc)) from None
+        except RequestError as exc:  # the same message, in every language it is said in
+            raise (ModelInputError.of(exc.text_id, **exc.fields) if exc.text_id
+                   else ModelInputError.of("error.pyfunc.request", detail=str(exc))) from None
         return pd.DataFrame({"pd": pd_, "grade": self.bundle.grade(pd_).astype(str)}, index=model_input.index)
 
 

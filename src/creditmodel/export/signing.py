@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from creditmodel.exceptions import BundleError, ConfigError
 from creditmodel.outputs import write_atomically
+from creditmodel.texts import Phrase
 
 SIGNATURE_FILE = "manifest.sig"
 SIGNED_FILE = "manifest.json"
@@ -43,6 +44,8 @@ PRIVATE_KEY_NAME = "bundle_signing_key.pem"
 PUBLIC_KEY_NAME = "bundle_signing_key.pub.pem"
 HOW_TO_SIGN = ("create a key pair with `creditmodel keys generate --out DIR`, then write bundles with "
                f"--signing-key DIR/{PRIVATE_KEY_NAME} (or ${ENV_SIGNING_KEY}, or [bundle] signing_key in the config)")
+# the same advice as a text of the message catalogue, in the language of the text it fills
+HOW_TO_SIGN_PHRASE = Phrase("error.signing.how_to_sign", {"key_name": PRIVATE_KEY_NAME, "env": ENV_SIGNING_KEY})
 _MAX_SIG_BYTES = 4096
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -62,11 +65,10 @@ def generate_keys(out_dir: str | Path) -> tuple[Path, Path, str]:
     out_dir = Path(out_dir)
     private_path, public_path = out_dir / PRIVATE_KEY_NAME, out_dir / PUBLIC_KEY_NAME
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: exists and is not a directory")
+        raise ConfigError.of("error.signing.out_not_dir", out=out_dir)
     for p in (private_path, public_path):
         if p.exists() or p.is_symlink():
-            raise ConfigError(f"--out {out_dir}: {p.name} exists already; keys are never overwritten "
-                              f"(choose another directory)")
+            raise ConfigError.of("error.signing.key_exists", out=out_dir, name=p.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -87,39 +89,41 @@ def generate_keys(out_dir: str | Path) -> tuple[Path, Path, str]:
     return private_path, public_path, key_id(key.public_key())
 
 
-def _key_bytes(path: Path, what: str) -> bytes:
+def _key_bytes(path: Path, private: bool) -> bytes:
+    """The bytes of a key file: the signing (private) key or a trusted (public) key."""
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
+        raise ConfigError.of("error.signing.private_unreadable" if private else "error.signing.public_unreadable",
+                             path=path, detail=str(exc.strerror or exc)) from None
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     """The Ed25519 private key of a PEM file; ConfigError names the file and what was expected."""
     path = Path(path)
-    data = _key_bytes(path, "signing key")
+    data = _key_bytes(path, private=True)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"signing key {path}: expected an unencrypted Ed25519 private key in PEM "
-                          f"(from `creditmodel keys generate`): {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
-                          ) from None
+        raise ConfigError.of("error.signing.private_not_pem", path=path,
+                             detail=str(exc).splitlines()[0] if str(exc) else Phrase("error.signing.unreadable")
+                             ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"signing key {path}: a {type(key).__name__}, expected an Ed25519 private key")
+        raise ConfigError.of("error.signing.private_wrong_kind", path=path, kind=type(key).__name__)
     return key
 
 
 def load_public_key(path: str | os.PathLike) -> Ed25519PublicKey:
     """The Ed25519 public key of a PEM file; ConfigError names the file and what was expected."""
     path = Path(path)
-    data = _key_bytes(path, "trusted key")
+    data = _key_bytes(path, private=False)
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        hint = " (this is a private key: trust its .pub.pem)" if b"PRIVATE KEY" in data else ""
-        raise ConfigError(f"trusted key {path}: expected an Ed25519 public key in PEM{hint}") from None
+        raise ConfigError.of("error.signing.public_is_private" if b"PRIVATE KEY" in data
+                             else "error.signing.public_not_pem", path=path) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"trusted key {path}: a {type(key).__name__}, expected an Ed25519 public key")
+        raise ConfigError.of("error.signing.public_wrong_kind", path=path, kind=type(key).__name__)
     return key
 
 
@@ -170,15 +174,16 @@ class Signature:
         return f"signed by {'trusted' if self.trusted else 'UNTRUSTED'} key {self.key_id}"
 
 
-def _b64(value: object, size: int, where: str) -> bytes:
+def _b64(value: object, size: int, bundle: Path, field: str) -> bytes:
+    """The `size` bytes of manifest.sig's base64 field `field`; BundleError naming the bundle and the field."""
     if not isinstance(value, str):
-        raise BundleError(f"{where}: expected base64 text")
+        raise BundleError.of("error.signing.b64_not_text", path=bundle, field=field)
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BundleError(f"{where}: not valid base64") from None
+        raise BundleError.of("error.signing.b64_invalid", path=bundle, field=field) from None
     if len(raw) != size:
-        raise BundleError(f"{where}: {len(raw)} bytes, expected {size}")
+        raise BundleError.of("error.signing.b64_size", path=bundle, field=field, size=len(raw), expected=size)
     return raw
 
 
@@ -189,58 +194,55 @@ def verify_manifest(bundle: Path, manifest: bytes, signature: bytes | None,
     Always refused: a malformed manifest.sig, or a signature that does not verify. Refused unless
     `allow_unsigned` (development): no manifest.sig, or a signature by a key that is not trusted.
     """
-    where = f"bundle {bundle}: {SIGNATURE_FILE}"
-    trusted_ids = ", ".join(sorted(trusted)) or "none configured"
+    # the messages name manifest.sig (SIGNATURE_FILE) and manifest.json (SIGNED_FILE) in their text
+    trusted_ids: str | Phrase = ", ".join(sorted(trusted)) or Phrase("error.signing.none_configured")
     if signature is None:
         if allow_unsigned:
             return Signature(None, False)
-        raise BundleError(f"bundle {bundle}: {SIGNATURE_FILE} is missing: the bundle is unsigned, expected a "
-                          f"signature of {SIGNED_FILE} by a trusted key ({trusted_ids}); {HOW_TO_SIGN}; "
-                          f"--allow-unsigned accepts it for development only")
+        raise BundleError.of("error.signing.unsigned", path=bundle, trusted=trusted_ids, how=HOW_TO_SIGN_PHRASE)
     if len(signature) > _MAX_SIG_BYTES:
-        raise BundleError(f"{where}: {len(signature)} bytes, expected a small JSON signature document")
+        raise BundleError.of("error.signing.too_large", path=bundle, size=len(signature))
     try:
         doc = json.loads(signature.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{where}: not valid JSON ({exc})") from None
+        raise BundleError.of("error.signing.json_invalid", path=bundle, detail=str(exc)) from None
     if not isinstance(doc, dict):
-        raise BundleError(f"{where}: expected a JSON object")
+        raise BundleError.of("error.signing.not_object", path=bundle)
     if doc.get("format") != SIGNATURE_FORMAT or doc.get("version") != SIGNATURE_VERSION \
             or doc.get("algorithm") != "ed25519":
-        raise BundleError(f"{where}: format {doc.get('format')!r} version {doc.get('version')!r} algorithm "
-                          f"{doc.get('algorithm')!r}, expected {SIGNATURE_FORMAT!r} version {SIGNATURE_VERSION} "
-                          f"algorithm 'ed25519'")
+        raise BundleError.of("error.signing.format_version", path=bundle, format=doc.get("format"),
+                             version=doc.get("version"), algorithm=doc.get("algorithm"),
+                             expected_format=SIGNATURE_FORMAT, expected_version=SIGNATURE_VERSION)
     kid = doc.get("key_id")
     if not isinstance(kid, str) or not _KEY_ID.match(kid):
-        raise BundleError(f"{where}: field key_id {kid!r}, expected 32 lower-case hex digits")
+        raise BundleError.of("error.signing.key_id_invalid", path=bundle, key_id=kid)
     try:
-        embedded = Ed25519PublicKey.from_public_bytes(_b64(doc.get("public_key"), 32, f"{where}: field public_key"))
+        embedded = Ed25519PublicKey.from_public_bytes(_b64(doc.get("public_key"), 32, bundle, "public_key"))
     except ValueError:
-        raise BundleError(f"{where}: field public_key is not an Ed25519 public key") from None
+        raise BundleError.of("error.signing.public_key_invalid", path=bundle) from None
     if key_id(embedded) != kid:
-        raise BundleError(f"{where}: field public_key has id {key_id(embedded)}, expected the key_id {kid}")
-    sig = _b64(doc.get("signature"), 64, f"{where}: field signature")
+        raise BundleError.of("error.signing.public_key_id", path=bundle, actual=key_id(embedded), key_id=kid)
+    sig = _b64(doc.get("signature"), 64, bundle, "signature")
     digest = hashlib.sha256(manifest).hexdigest()
     expected_digest = doc.get("manifest_sha256")
     if not isinstance(expected_digest, str) or not _HEX64.match(expected_digest):
-        raise BundleError(f"{where}: field manifest_sha256 {expected_digest!r}, expected 64 hex digits")
+        raise BundleError.of("error.signing.digest_invalid", path=bundle, signed=expected_digest)
     key = trusted.get(kid, embedded)
     try:
         key.verify(sig, manifest)
     except InvalidSignature:
-        changed = (f"{SIGNED_FILE} has sha256 {digest[:12]}..., the signed one {expected_digest[:12]}..."
-                   if digest != expected_digest else f"{SIGNATURE_FILE} or {SIGNED_FILE} was changed")
-        raise BundleError(f"{where}: the signature of {SIGNED_FILE} by key {kid} does not verify "
-                          f"({changed}: tampered or corrupted after signing)") from None
+        changed = (Phrase("error.signing.changed_manifest", {"digest": digest[:12], "signed": expected_digest[:12]})
+                   if digest != expected_digest else Phrase("error.signing.changed_either"))
+        raise BundleError.of("error.signing.not_verified", path=bundle, key_id=kid, changed=changed) from None
     if digest != expected_digest:  # the signature holds, so only this field was edited
-        raise BundleError(f"{where}: field manifest_sha256 {expected_digest[:12]}... is not the sha256 of "
-                          f"{SIGNED_FILE} ({digest[:12]}...)")
+        raise BundleError.of("error.signing.digest_mismatch", path=bundle, signed=expected_digest[:12],
+                             digest=digest[:12])
     if kid in trusted:
         return Signature(kid, True)
     if allow_unsigned:
         return Signature(kid, False)
-    raise BundleError(f"{where}: signed by key {kid}, which is not trusted; expected one of: {trusted_ids} "
-                      f"(--trusted-key FILE or ${ENV_TRUSTED_KEYS})")
+    raise BundleError.of("error.signing.untrusted", path=bundle, key_id=kid, trusted=trusted_ids,
+                         env=ENV_TRUSTED_KEYS)
 
 
 def read_signature_key_id(bundle_dir: str | Path) -> str | None:

@@ -60,13 +60,12 @@ class AsOfFeatures(OnlineFeatures):
         try:
             d = pd.Timestamp(as_of).date()
         except (ValueError, TypeError):
-            raise ConfigError(f"--as-of {as_of!r}: expected a date YYYY-MM-DD") from None
+            raise ConfigError.of("error.asof.not_a_date", as_of=as_of) from None
         today = today or date.today()
         if d > today:
-            raise ConfigError(f"--as-of {d}: in the future (today is {today})")
+            raise ConfigError.of("error.asof.future", d=d, today=today)
         if d <= self.first_date:
-            raise ConfigError(f"--as-of {d}: not after the store's first data ({self.first_date}); no history to "
-                              f"score from")
+            raise ConfigError.of("error.asof.before_data", d=d, first=self.first_date)
         return d
 
     # --- who is scored, for which terms -------------------------------------------------------------
@@ -108,8 +107,7 @@ class AsOfFeatures(OnlineFeatures):
         if listed is None:
             active = self.active_loans(as_of)
             if active.empty:
-                raise ConfigError(f"--as-of {as_of}: no enterprise has a loan active on that date; list the "
-                                  f"enterprises to rate with --enterprises")
+                raise ConfigError.of("error.asof.none_active", as_of=as_of)
             return active
         if all(c in listed.columns for c in TERMS):
             out = listed.copy()
@@ -119,8 +117,8 @@ class AsOfFeatures(OnlineFeatures):
                               "listed)", as_of, listed).set_index("enterprise_id")
         absent = listed.loc[~listed["enterprise_id"].isin(latest.index), "enterprise_id"].tolist()
         if absent:
-            raise ConfigError(f"--enterprises: enterprise {absent[0]} has no loan applied for before {as_of} to take "
-                              f"the terms from ({len(absent)} such); give the columns {', '.join(TERMS)}")
+            raise ConfigError.of("error.asof.no_terms", enterprise=absent[0], as_of=as_of, n=len(absent),
+                                  terms=", ".join(TERMS))
         return latest.loc[listed["enterprise_id"].to_numpy()].reset_index()[
             ["loan_id", "enterprise_id", *[c for c in latest.columns if c != "loan_id"]]]
 
@@ -130,36 +128,39 @@ class AsOfFeatures(OnlineFeatures):
         allowed = ["enterprise_id", *TERMS, "group_id", *self._attrs]
         unknown = [c for c in listed.columns if c not in allowed]
         if unknown:
-            raise ConfigError(f"{where}: column {unknown[0]!r} is not one of {allowed}")
+            raise ConfigError.of("error.asof.unknown_column", where=where, column=unknown[0], allowed=allowed)
         if "enterprise_id" not in listed.columns:
-            raise ConfigError(f"{where}: no enterprise_id column; expected one enterprise id per row")
+            raise ConfigError.of("error.asof.no_id_column", where=where)
         if listed.empty:
-            raise ConfigError(f"{where}: no enterprises listed")
+            raise ConfigError.of("error.asof.empty", where=where)
         given = [c for c in TERMS if c in listed.columns]
         if given and len(given) < len(TERMS):
             lacking = [c for c in TERMS if c not in given]
-            raise ConfigError(f"{where}: column {lacking[0]!r} is missing; the terms are given all together "
-                              f"({', '.join(TERMS)}) or not at all")
+            raise ConfigError.of("error.asof.terms_partial", where=where, column=lacking[0], terms=", ".join(TERMS))
         ids = pd.to_numeric(listed["enterprise_id"], errors="coerce")
         bad = listed["enterprise_id"][ids.isna() | (ids != np.floor(ids)) | (ids < 0)]
         if len(bad):
-            raise ConfigError(f"{where}: enterprise_id {_plain(bad.iloc[0])!r} is not a non-negative integer")
+            raise ConfigError.of("error.asof.bad_id", where=where, value=_plain(bad.iloc[0]))
         out = listed.assign(enterprise_id=ids.astype(np.int64))
         dup = out["enterprise_id"][out["enterprise_id"].duplicated()]
         if len(dup):
-            raise ConfigError(f"{where}: enterprise_id {int(dup.iloc[0])} is listed twice")
+            raise ConfigError.of("error.asof.duplicate_id", where=where, value=int(dup.iloc[0]))
         for c in given:
             if out[c].isna().any():
                 row = out.loc[out[c].isna()].iloc[0]
-                raise ConfigError(f"{where}: enterprise {int(row['enterprise_id'])}: {c} is empty")
+                raise ConfigError.of("error.asof.empty_term", where=where, enterprise=int(row["enterprise_id"]),
+                                     column=c)
         for c in ("amount", "term_months"):
             if c in out.columns:
                 value = pd.to_numeric(out[c], errors="coerce")
                 wrong = out[c][value.isna() | (value <= 0) | ((value != np.floor(value)) if c == "term_months"
                                                               else False)]
                 if len(wrong):
-                    raise ConfigError(f"{where}: {c} {_plain(wrong.iloc[0])!r} is not a positive "
-                                      f"{'integer' if c == 'term_months' else 'number'}")
+                    if c == "term_months":
+                        raise ConfigError.of("error.asof.not_positive_integer", where=where, column=c,
+                                             value=_plain(wrong.iloc[0]))
+                    raise ConfigError.of("error.asof.not_positive_number", where=where, column=c,
+                                         value=_plain(wrong.iloc[0]))
                 out[c] = value
         return out.reset_index(drop=True)
 
@@ -226,13 +227,13 @@ def read_enterprises(path: str | Path) -> pd.DataFrame:
     """The --enterprises file (.csv or .parquet) as a table; ConfigError in one line if it cannot be read."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--enterprises {path}: no such file")
+        raise ConfigError.of("error.asof.no_file", path=path)
     try:
         if p.suffix == ".parquet":
             return pd.read_parquet(p)
         if p.suffix == ".csv":
             return pd.read_csv(p)
     except Exception as exc:  # noqa: BLE001 - any reader failure is one line naming the file
-        raise ConfigError(f"--enterprises {path}: not a readable {p.suffix[1:]} table "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    raise ConfigError(f"--enterprises {path}: expected a .csv or .parquet file")
+        raise ConfigError.of("error.asof.unreadable", path=path, kind=p.suffix[1:], error=type(exc).__name__,
+                             detail=str(exc).splitlines()[0] if str(exc) else "") from None
+    raise ConfigError.of("error.asof.file_kind", path=path)

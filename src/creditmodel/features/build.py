@@ -160,8 +160,7 @@ def _check_attributes(tables: dict[str, pd.DataFrame], extra: dict[str, list[str
     for table, columns in extra.items():
         absent = [c for c in columns if tables.get(table) is not None and c not in tables[table].columns]
         if absent:
-            raise DataContractError(f"attribute {table}.{absent[0]} is declared in the data dictionary but the "
-                                    f"{table} table has no such column ({len(absent)} missing)")
+            raise DataContractError.of("error.build.attribute_missing", table=table, column=absent[0], n=len(absent))
 
 
 def _register(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame],

@@ -374,8 +374,7 @@ def _channel_shares(d: DataDictionary) -> list[Feature]:
     the share of payments in cash when ``d`` has the channel ``cash``."""
     empty = next((ch for ch in d.vocabulary("channel") if not _slug(ch)), None)
     if empty is not None:
-        raise ConfigError(f"{d.source}: vocabularies.channel: {empty!r} gives no feature name; name the channel "
-                          f"with letters or digits")
+        raise ConfigError.of("error.catalogue.channel_unnamed", source=d.source, channel=empty)
     out, made = [], []
     for w in (90, 365):
         for ch in d.vocabulary("channel"):
@@ -391,8 +390,8 @@ def _channel_shares(d: DataDictionary) -> list[Feature]:
     names = [f.name for f in out]
     clash = next((n for n in names if names.count(n) > 1 or (n in made and n in _BY_DECLARED)), None)
     if clash is not None:
-        raise ConfigError(f"{d.source}: vocabularies.channel: {list(d.vocabulary('channel'))} give the feature name "
-                          f"{clash!r}, which another channel or catalogue feature has; name the channels apart")
+        raise ConfigError.of("error.catalogue.channel_clash", source=d.source, channels=list(d.vocabulary("channel")),
+                             name=clash)
     return out
 
 
@@ -861,7 +860,7 @@ def register(features: Sequence[Feature]) -> None:
     catalogue's own are; a feature named like a catalogue feature is refused."""
     for f in features:
         if f.source in ATTRIBUTE_SOURCES.values() and f.name in _CATALOGUE_NAMES:
-            raise ConfigError(f"attribute {f.name!r} has the name of a catalogue feature; rename the column")
+            raise ConfigError.of("error.catalogue.attribute_clash", name=f.name)
         BY_NAME[f.name] = f
 
 

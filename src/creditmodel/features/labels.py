@@ -57,8 +57,7 @@ def _plain(value: object) -> object:
 def _loan_column(loans: pd.DataFrame, column: str) -> pd.Series:
     name = column.split(".", 1)[1] if column.startswith("loans.") else column
     if name not in loans.columns:
-        raise DataContractError(f"label column loans.{name}: no such column in the loans table "
-                                f"(columns: {', '.join(map(str, loans.columns))})")
+        raise DataContractError.of("error.labels.no_column", name=name, columns=", ".join(map(str, loans.columns)))
     return loans[name]
 
 
@@ -68,8 +67,8 @@ def flag_labels(loans: pd.DataFrame, column: str) -> pd.Series:
     values = pd.to_numeric(raw.map(lambda v: int(v) if isinstance(v, (bool, np.bool_)) else v), errors="coerce")
     bad = raw[raw.notna() & ~values.isin([0, 1])]
     if len(bad):
-        raise DataContractError(f"label column loans.{column.removeprefix('loans.')}: value {_plain(bad.iloc[0])!r} is not "
-                                f"0 or 1 ({len(bad)} rows)")
+        raise DataContractError.of("error.labels.not_flag", name=column.removeprefix("loans."),
+                                   value=_plain(bad.iloc[0]), n=len(bad))
     label = pd.Series(values.to_numpy(), index=loans["loan_id"].to_numpy(), name="default_flag").astype("Int64")
     label.index.name = "loan_id"
     return label
@@ -83,16 +82,16 @@ def default_date_labels(loans: pd.DataFrame, column: str, extraction_date: pd.Ti
     when = pd.to_datetime(raw, errors="coerce")
     unreadable = raw[raw.notna() & when.isna()]
     if len(unreadable):
-        raise DataContractError(f"label column loans.{column.removeprefix('loans.')}: value "
-                                f"{_plain(unreadable.iloc[0])!r} is not a date ({len(unreadable)} rows)")
+        raise DataContractError.of("error.labels.not_date", name=column.removeprefix("loans."),
+                                   value=_plain(unreadable.iloc[0]), n=len(unreadable))
     when = when.dt.normalize().to_numpy()
     decision = pd.to_datetime(loans["application_date"]).dt.normalize()
     ends = (decision + pd.DateOffset(months=window_months)).to_numpy()
     early = pd.notna(when) & (when <= decision.to_numpy())
     if early.any():
         first = loans["loan_id"].to_numpy()[early][0]
-        raise DataContractError(f"label column loans.{column.removeprefix('loans.')}: {int(early.sum())} loans "
-                                f"default on or before their application date (e.g. loan_id {first})")
+        raise DataContractError.of("error.labels.early_default", name=column.removeprefix("loans."),
+                                   n=int(early.sum()), first=first)
     bad = pd.notna(when) & (when <= ends)
     label = pd.Series(bad.astype(int), index=loans["loan_id"].to_numpy(), dtype="Int64",
                       name=f"default_{window_months}m")
@@ -106,17 +105,16 @@ def make_labels(tables: dict[str, pd.DataFrame], extraction_date: pd.Timestamp, 
     """Labels of every loan by the configured definition (see the module docstring)."""
     if kind == "dpd":
         if tables.get("repayments") is None:
-            raise DataContractError("table repayments is missing: label kind 'dpd' derives defaults from it "
-                                    "(or set [label] kind = 'flag' / 'default_date' with a loans column)")
+            raise DataContractError.of("error.labels.no_repayments")
         return default_labels(tables["loans"], tables["repayments"], extraction_date,
                               window_months=window_months, dpd_threshold=dpd_threshold)
     if column is None:
-        raise DataContractError(f"label kind {kind!r} needs label.column (a column of the loans table)")
+        raise DataContractError.of("error.labels.no_column_given", kind=kind)
     if kind == "flag":
         return flag_labels(tables["loans"], column)
     if kind == "default_date":
         return default_date_labels(tables["loans"], column, extraction_date, window_months=window_months)
-    raise DataContractError(f"label kind {kind!r} is not one of {list(KINDS)}")
+    raise DataContractError.of("error.labels.unknown_kind", kind=kind, kinds=list(KINDS))
 
 
 def label_columns(kind: str, column: str | None) -> list[str]:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from creditmodel.exceptions import RequestError
 from creditmodel.features.catalogue import BY_NAME, Feature
+from creditmodel.texts import Phrase
 
 ABSURD = 1e15  # no feature of a small-enterprise loan reaches this; larger values are input errors
 _NON_NEGATIVE = ("count", "days_since", "cv")
@@ -103,13 +104,17 @@ class FeatureSchema:
                 out[name] = bad
         return out
 
-    def check_columns(self, columns: Sequence[str], where: str = "") -> None:
-        """Raise RequestError naming the first feature absent from `columns` (`where` says of what)."""
+    def check_columns(self, columns: Sequence[str], where: str | Phrase = "") -> None:
+        """Raise RequestError naming the first feature absent from `columns` (`where` says of what: data such
+        as a path, or a Phrase of the message catalogue to be said in the error's language)."""
         present = set(columns)
         missing = [n for n in self.names if n not in present]
         if missing:
-            exc = RequestError.of("error.feature_missing", name=missing[0], n=len(self.names), missing=len(missing))
-            raise (RequestError(f"{where}: {exc}") if where else exc)
+            if where:
+                problem = Phrase("error.feature_missing", {"name": missing[0], "n": len(self.names),
+                                                           "missing": len(missing)})
+                raise RequestError.of("error.matrix.missing_in", where=where, problem=problem)
+            raise RequestError.of("error.feature_missing", name=missing[0], n=len(self.names), missing=len(missing))
 
     def check(self, frame: pd.DataFrame) -> None:
         """Raise RequestError naming the first feature that is missing, null where not allowed, not a

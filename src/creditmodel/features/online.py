@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.data.schema import TABLES
-from creditmodel.exceptions import DataContractError, StoreError
+from creditmodel.exceptions import DataContractError, StoreError, TextedValueError
 from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query, with_ctes
 from creditmodel.features.catalogue import Feature
+from creditmodel.texts import Phrase
 
 CATALOGUE_FILE = "feature_catalogue.json"
 CATALOGUE_FORMAT = "creditmodel-feature-catalogue"
@@ -94,23 +95,24 @@ def catalogue_from_document(doc: Mapping[str, Any], where: str = "feature catalo
     """The declarations of a catalogue document, checked: format, hash, fields, and that the stored SQL is
     what these declarations compile to (so the SQL run online is the SQL the model was trained on)."""
     if doc.get("format") != CATALOGUE_FORMAT or doc.get("version") != CATALOGUE_VERSION:
-        raise ValueError(f"{where}: format {str(doc.get('format'))[:40]!r} version {str(doc.get('version'))[:10]!r}, "
-                         f"expected {CATALOGUE_FORMAT!r} version {CATALOGUE_VERSION} (export the bundle again)")
+        raise TextedValueError.of("error.online.catalogue_format", where=where, format=str(doc.get("format"))[:40],
+                                  version=str(doc.get("version"))[:10], expected=CATALOGUE_FORMAT,
+                                  expected_version=CATALOGUE_VERSION)
     body = {k: doc.get(k) for k in ("format", "version", "features", "duckdb_sql")}
     if doc.get("sha256") != _digest(body):
-        raise ValueError(f"{where}: sha256 does not match its declarations and SQL (edited or corrupted)")
+        raise TextedValueError.of("error.online.catalogue_digest", where=where)
     if not isinstance(doc.get("features"), list) or not doc["features"]:
-        raise ValueError(f"{where}: features: expected a non-empty list of declarations")
+        raise TextedValueError.of("error.online.catalogue_no_features", where=where)
     names = {f.name for f in dataclasses.fields(Feature)}
     out = []
     for i, d in enumerate(doc["features"]):
         if not isinstance(d, dict) or set(d) != names:
-            raise ValueError(f"{where}: features[{i}]: expected the fields {sorted(names)}")
+            raise TextedValueError.of("error.online.catalogue_fields", where=where, i=i, fields=sorted(names))
         if d["categories"] is not None:
             d = {**d, "categories": tuple(d["categories"])}
         out.append(Feature(**d))
     if compile_query(out) != doc["duckdb_sql"]:
-        raise ValueError(f"{where}: duckdb_sql is not what its declarations compile to")
+        raise TextedValueError.of("error.online.catalogue_sql", where=where)
     return tuple(out)
 
 
@@ -195,8 +197,9 @@ def build_store(tables: Mapping[str, pd.DataFrame | Sequence[Path]], path: Path,
                 firsts.append(lo)
                 lasts.append(hi)
         if "loans" not in counts or "enterprises" not in counts:
-            raise DataContractError("store: the loans and enterprises tables are needed (found "
-                                    f"{', '.join(sorted(counts)) or 'none'})")
+            if not counts:
+                raise DataContractError.of("error.online.core_tables_none")
+            raise DataContractError.of("error.online.core_tables", found=", ".join(sorted(counts)))
         con.execute(f"CREATE TABLE {META} (key VARCHAR, value VARCHAR)").fetchall()
         meta = {"first_date": str(min(firsts)), "last_date": str(max(lasts)),
                 "rows": json.dumps(counts, sort_keys=True)}
@@ -223,15 +226,13 @@ def mistyped_column(table: str, types: Mapping[str, str]) -> tuple[str, str, str
     return None
 
 
-def lacking_attribute(features: Sequence[Feature], columns: Mapping[str, Any]) -> str | None:
+def lacking_attribute(features: Sequence[Feature], columns: Mapping[str, Any]) -> Phrase | None:
     """What a store lacks of the bank's own columns the catalogue's attribute features read (``columns``: each
-    table's column names), said in one line; None when it has them all."""
+    table's column names), said in one line (a text of the catalogue); None when it has them all."""
     for table, names in attribute_columns(features).items():
         absent = [c for c in names if c not in columns.get(table, ())]
         if absent:
-            return (f"table {table!r} lacks column {absent[0]!r}, the bank's own attribute that the bundle's "
-                    f"feature catalogue reads ({len(absent)} missing); build the store from tables mapped with "
-                    f"the data dictionary that declares it")
+            return Phrase("error.online.lacks_attribute", {"table": table, "column": absent[0], "n": len(absent)})
     return None
 
 
@@ -248,12 +249,13 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def missing_table(features: Sequence[Feature], present: set[str]) -> str | None:
+def missing_table(features: Sequence[Feature], present: set[str]) -> Phrase | None:
     """What a store lacks of the tables `features` read (plus enterprises and the store's own meta table), as the
-    end of a one-line error; None when nothing is missing. Every kind of store checks the same list."""
+    end of a one-line error (a text of the catalogue); None when nothing is missing. Every kind of store checks
+    the same list."""
     needed = tables_needed(features)
     absent = [t for t in [*needed, "enterprises", META] if t not in present]
-    return (f"table {absent[0]!r} is missing; the bundle's feature catalogue reads {', '.join(needed)}"
+    return (Phrase("error.online.missing_table", {"table": absent[0], "tables": ", ".join(needed)})
             if absent else None)
 
 
@@ -269,13 +271,12 @@ def parse_store(spec: str | Path) -> Path:
     """A store location: ``duckdb:///path``, ``duckdb://relative/path`` or a plain path to a DuckDB file."""
     text = str(spec)
     if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"store {text.split('@')[-1]!r}: a PostgreSQL store is opened by "
-                         f"creditmodel.features.online_pg.open_online; expected duckdb:///path or a DuckDB file here")
+        raise StoreError.of("error.online.postgres_here", store=text.split("@")[-1])
     if text.startswith("duckdb://"):
         text = text[len("duckdb://"):]
     path = Path(text)
     if not path.is_file():
-        raise StoreError(f"store {str(spec)!r}: no such DuckDB file (build one with `creditmodel store build`)")
+        raise StoreError.of("error.online.no_file", store=str(spec))
     return path
 
 
@@ -323,8 +324,8 @@ class OnlineFeatures:
             self._con.execute(f"ATTACH '{quoted}' AS store (READ_ONLY)").fetchall()
         except duckdb.Error as exc:
             self._con.close()
-            raise StoreError(f"store {str(self.store)!r}: cannot be opened as DuckDB "
-                             f"({str(exc).splitlines()[0]})") from None
+            raise StoreError.of("error.online.not_duckdb", store=str(self.store),
+                                detail=str(exc).splitlines()[0]) from None
         self._lock = threading.Lock()
         self._prepared = threading.local()  # per thread: a cursor holding the query, planned once
         present = {r[0] for r in self._con.execute(
@@ -333,7 +334,7 @@ class OnlineFeatures:
         missing = missing_table(self.catalogue, present)
         if missing:
             self.close()
-            raise StoreError(f"store {str(self.store)!r}: {missing}")
+            raise StoreError.of("error.online.store_lacks", store=str(self.store), problem=missing)
         self._types = {t: dict(self._con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'store' AND table_name = ? "
             "ORDER BY column_index", [t]).fetchall()) for t in present}
@@ -341,19 +342,18 @@ class OnlineFeatures:
             lacking = [c.name for c in TABLES[t].columns if c.name not in self._types[t]]
             if lacking:
                 self.close()
-                raise StoreError(f"store {str(self.store)!r}: table {t!r} lacks column {lacking[0]!r} of the canonical "
-                                 f"schema, which the bundle's feature catalogue reads ({len(lacking)} missing)")
+                raise StoreError.of("error.online.lacks_column", store=str(self.store), table=t, column=lacking[0],
+                                    n=len(lacking))
             wrong = mistyped_column(t, self._types[t])
             if wrong is not None:
                 self.close()
-                raise StoreError(f"store {str(self.store)!r}: table {t!r} column {wrong[0]!r} is {wrong[1]}, "
-                                 f"expected {wrong[2]} ({', '.join(_STORE_TYPES[wrong[2]][:1])}) as the canonical "
-                                 f"schema types it (rebuild the store with `creditmodel store build`)")
+                raise StoreError.of("error.online.mistyped", store=str(self.store), table=t, column=wrong[0],
+                                    found=wrong[1], kind=wrong[2], type=", ".join(_STORE_TYPES[wrong[2]][:1]))
         self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
         absent = lacking_attribute(self.catalogue, self._types)
         if absent:
             self.close()
-            raise StoreError(f"store {str(self.store)!r}: {absent}")
+            raise StoreError.of("error.online.store_lacks", store=str(self.store), problem=absent)
         self._attrs = attribute_columns(self.catalogue).get("loans", [])
         meta = dict(self._con.execute(f"SELECT key, value FROM store.{META}").fetchall())
         self.first_date = pd.Timestamp(meta["first_date"]).date()
@@ -368,8 +368,8 @@ class OnlineFeatures:
                 f"rows_{t}": None for t in self._tables}}).fetchall()
         except duckdb.Error as exc:
             self.close()
-            raise StoreError(f"store {str(self.store)!r} does not fit the bundle's feature catalogue: "
-                             f"{str(exc).splitlines()[0][:300]}") from None
+            raise StoreError.of("error.online.not_fit", store=str(self.store),
+                                detail=str(exc).splitlines()[0][:300]) from None
 
     @functools.cached_property
     def _categorical(self) -> frozenset[str]:

@@ -45,6 +45,7 @@ from creditmodel.features.online import (
     tables_needed,
 )
 from creditmodel.features.postgres import PostgresTranslationError, to_postgres_sql
+from creditmodel.texts import Phrase
 
 DEFAULT_SCHEMA = "creditmodel"
 STORE_FORMAT = "creditmodel-store"
@@ -79,8 +80,7 @@ def parse_pg_store(spec: str) -> tuple[str, str, str]:
         (f":{parts.port}" if _port(parts) else "")
     shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, f"schema={schema}", ""))
     if not _NAME.match(schema):
-        raise StoreError(f"store {shown}: schema {schema[:70]!r} is not a plain lower-case SQL name "
-                         f"(letters, digits, _)")
+        raise StoreError.of("error.online_pg.bad_schema", store=shown, schema=schema[:70])
     conninfo = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
     return conninfo, schema, shown
 
@@ -98,9 +98,9 @@ def _connect(conninfo: str, shown: str, **kwargs: Any) -> Any:
     try:
         return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT, **kwargs)
     except psycopg.Error as exc:
-        raise StoreError(f"store {shown}: cannot connect ({first_line(exc)[:300]})") from None
+        raise StoreError.of("error.online_pg.cannot_connect", store=shown, detail=first_line(exc)[:300]) from None
     except Exception as exc:  # noqa: BLE001 - a malformed URL (port, options) is one line too
-        raise StoreError(f"store {shown}: not a usable PostgreSQL URL ({first_line(exc)[:300]})") from None
+        raise StoreError.of("error.online_pg.bad_url", store=shown, detail=first_line(exc)[:300]) from None
 
 
 def _tables_in(con: Any, schema: str) -> set[str]:
@@ -141,11 +141,10 @@ def build_store_pg(tables: Mapping[str, pd.DataFrame], spec: str, *, force: bool
                 present = _tables_in(con, schema)
                 ours = _meta(con, schema) is not None
                 if present and not ours:
-                    raise StoreError(f"store {shown}: schema {schema!r} holds tables creditmodel did not write "
-                                     f"({', '.join(sorted(present)[:5])}); choose another with ?schema=NAME")
+                    raise StoreError.of("error.online_pg.foreign_tables", store=shown, schema=schema,
+                                        tables=", ".join(sorted(present)[:5]))
                 if ours and not force:
-                    raise StoreError(f"store {shown}: schema {schema!r} already holds a creditmodel store; "
-                                     f"--force replaces it")
+                    raise StoreError.of("error.online_pg.exists", store=shown, schema=schema)
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 for name in sorted(present):
                     con.execute(f'DROP TABLE "{schema}"."{name}" CASCADE')
@@ -158,7 +157,7 @@ def build_store_pg(tables: Mapping[str, pd.DataFrame], spec: str, *, force: bool
                         con.execute(f'CREATE INDEX "{name}_{i}" ON "{schema}"."{name}" ({", ".join(cols)})')
                     con.execute(f'ANALYZE "{schema}"."{name}"')
         except psycopg.Error as exc:
-            raise StoreError(f"store {shown}: loading failed, nothing was written ({first_line(exc)[:300]})") from None
+            raise StoreError.of("error.online_pg.load_failed", store=shown, detail=first_line(exc)[:300]) from None
         finally:
             con.close()
     return counts
@@ -185,7 +184,7 @@ def _copy_table(duck: Any, con: Any, schema: str, name: str, tmp: Path) -> None:
     for col, kind in cols:
         pg = _PG_TYPE.get(kind) or ("numeric" if kind.startswith("DECIMAL") else None)
         if pg is None:
-            raise StoreError(f"table {name!r}: column {col!r} of type {kind} has no PostgreSQL type in the store")
+            raise StoreError.of("error.online_pg.no_pg_type", table=name, column=col, kind=kind)
         defs.append(f'"{col}" {pg}')
     con.execute(f'CREATE TABLE "{schema}"."{name}" ({", ".join(defs)})')
     path = tmp / f"{name}.csv"
@@ -224,13 +223,12 @@ class PostgresOnlineFeatures(OnlineFeatures):
         present = _tables_in(con, self.schema)
         if not present:
             self.close()
-            raise StoreError(f"store {shown}: schema {self.schema!r} holds no tables; build a store with "
-                             f"`creditmodel store build --out postgresql://…?schema={self.schema}`")
+            raise StoreError.of("error.online_pg.no_tables", store=shown, schema=self.schema)
         needed = tables_needed(self.catalogue)
         missing = missing_table(self.catalogue, present)
         if missing:
             self.close()
-            raise StoreError(f"store {shown}: {missing}")
+            raise StoreError.of("error.online_pg.store_lacks", store=shown, problem=missing)
         rows = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
                            "WHERE table_schema = %s ORDER BY table_name, ordinal_position", [self.schema]).fetchall()
         self._types: dict[str, dict[str, str]] = {}
@@ -240,34 +238,32 @@ class PostgresOnlineFeatures(OnlineFeatures):
             lacking = [c.name for c in TABLES[t].columns if c.name not in self._types[t]]
             if lacking:
                 self.close()
-                raise StoreError(f"store {shown}: table {t!r} lacks column {lacking[0]!r} of the canonical schema, "
-                                 f"which the bundle's feature catalogue reads ({len(lacking)} missing)")
+                raise StoreError.of("error.online_pg.lacks_column", store=shown, table=t, column=lacking[0],
+                                    n=len(lacking))
         self._tables = sorted(set(needed) | {"enterprises", "loans"} & present)
         absent = lacking_attribute(self.catalogue, self._types)
         if absent:
             self.close()
-            raise StoreError(f"store {shown}: {absent}")
+            raise StoreError.of("error.online_pg.store_lacks", store=shown, problem=absent)
         self._attrs = attribute_columns(self.catalogue).get("loans", [])
         meta = _meta(con, self.schema)
         if meta is None:
             self.close()
-            raise StoreError(f"store {shown}: {META} is not a creditmodel store's; build one with "
-                             f"`creditmodel store build --out postgresql://…`")
+            raise StoreError.of("error.online_pg.not_ours", store=shown, meta=META)
         self.first_date = pd.Timestamp(meta["first_date"]).date()
         self.last_date = pd.Timestamp(meta["last_date"]).date()
         try:
             self._query = self._pg(self._restricted_query())
         except PostgresTranslationError as exc:
             self.close()
-            raise StoreError(f"store {shown}: the bundle's feature catalogue has no PostgreSQL form ({exc})") from None
+            raise StoreError.of("error.online_pg.no_pg_form", store=shown, reason=_said(exc)) from None
         self._names = [c.name for c in TABLES["loans"].columns]
         try:  # the catalogue's SQL bound against the store's schema, once, before any request
             con.execute(f"EXPLAIN {self._query}", self._params(Application(
                 0, self.first_date, 1.0, 1, "", "", None)))
         except Exception as exc:  # noqa: BLE001 - psycopg's errors: one line naming the store
             self.close()
-            raise StoreError(f"store {shown} does not fit the bundle's feature catalogue: "
-                             f"{first_line(exc)[:300]}") from None
+            raise StoreError.of("error.online_pg.not_fit", store=shown, detail=first_line(exc)[:300]) from None
 
     def _pg(self, duckdb_sql: str) -> str:
         """A DuckDB query over ``store.<table>`` as PostgreSQL SQL over this store's schema."""
@@ -354,6 +350,11 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _said(exc: PostgresTranslationError) -> Phrase | str:
+    """What a translation error says, as a field of another error's text: in that text's language."""
+    return Phrase(exc.text_id, exc.fields) if exc.text_id is not None else str(exc)
+
+
 def open_online(features: Sequence[Feature], store: str | Path) -> OnlineFeatures:
     """The online feature source of a store location: PostgreSQL for ``postgresql://…``, else DuckDB."""
     if is_postgres(store):
@@ -381,8 +382,7 @@ def _as_of_class() -> type:
                 self._bulk = self._pg(duck)
             except PostgresTranslationError as exc:
                 self.close()
-                raise StoreError(f"store {self.store_name}: the bundle's feature catalogue has no PostgreSQL "
-                                 f"form ({exc})") from None
+                raise StoreError.of("error.online_pg.no_pg_form", store=self.store_name, reason=_said(exc)) from None
             ltypes = self._types["loans"]
             kinds = {KEY: "BIGINT", "group_id": ltypes.get("group_id", "BIGINT"),
                      **{c: ltypes[c] for c in ("enterprise_id", *TERMS, *self._attrs)}}

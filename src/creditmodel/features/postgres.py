@@ -87,8 +87,7 @@ def _boundary_diff(unit: str, start: exp.Expression, end: exp.Expression, node: 
         epoch = _extract("EPOCH", exp.Paren(this=exp.Sub(this=trunc[1], expression=trunc[0])))
         return _cast(exp.Paren(this=exp.Div(this=epoch, expression=exp.Literal.number(_SECONDS[unit]), typed=True)),
                      "BIGINT")
-    raise PostgresTranslationError(f"{_where(node)}: date_diff unit {unit!r} has no PostgreSQL translation; "
-                                   f"expected one of day, week, month, quarter, year, hour, minute, second")
+    raise PostgresTranslationError.of("error.postgres.date_diff_unit", where=_where(node), unit_name=unit)
 
 
 def _first_by(value: exp.Expression, key: exp.Expression, descending: bool) -> exp.Expression:
@@ -109,11 +108,9 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
         return exp.Div(this=_cast(node.this, "DOUBLE PRECISION"), expression=node.expression.copy(), typed=True)
     if isinstance(node, (exp.ArgMax, exp.ArgMin)):
         if node.args.get("count") is not None:
-            raise PostgresTranslationError(f"{_where(node)}: the 3-argument (top-n list) form has no PostgreSQL "
-                                           f"translation")
+            raise PostgresTranslationError.of("error.postgres.top_n", where=_where(node))
         if isinstance(node.parent, exp.Filter):
-            raise PostgresTranslationError(f"{_where(node)}: arg_max/arg_min with FILTER has no PostgreSQL "
-                                           f"translation; put the condition in a CASE inside")
+            raise PostgresTranslationError.of("error.postgres.arg_max_filter", where=_where(node))
         return _first_by(node.this, node.expression, isinstance(node, exp.ArgMax))
     if isinstance(node, exp.Literal) and node.is_number and not node.is_int:
         return _cast(node, "DOUBLE PRECISION")
@@ -126,12 +123,12 @@ def to_postgres_sql(duckdb_sql: str, *, pretty: bool = False) -> str:
     try:
         tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     except sqlglot.errors.ParseError as err:
-        raise PostgresTranslationError(f"DuckDB SQL does not parse: {str(err).splitlines()[0]}") from err
+        raise PostgresTranslationError.of("error.postgres.parse", detail=str(err).splitlines()[0]) from err
     tree = rewrite_bottom_up(tree, _rewrite)
     try:
         return tree.sql(dialect="postgres", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as err:
-        raise PostgresTranslationError(f"no PostgreSQL SQL for: {str(err).splitlines()[0]}") from err
+        raise PostgresTranslationError.of("error.postgres.unsupported", detail=str(err).splitlines()[0]) from err
 
 
 def postgres_query(features: Sequence[Feature] = CATALOGUE, *, pretty: bool = True) -> str:

@@ -56,6 +56,7 @@ from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import available_features, compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
 from creditmodel.features.transpile import rewrite_bottom_up
+from creditmodel.texts import Phrase
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -144,8 +145,7 @@ def _boundary_diff(unit: str, start: exp.Expression, end: exp.Expression, node: 
     if unit in _TRUNC_UNITS:
         trunc = [_fn("DATE_TRUNC", exp.Literal.string(unit), e) for e in (start, end)]
         return _fn("TIMESTAMPDIFF", exp.var(unit), *trunc)
-    raise SparkTranslationError(f"{_where(node)}: date_diff unit {unit!r} has no Spark translation; expected one of "
-                                f"day, week, month, quarter, year, hour, minute, second")
+    raise SparkTranslationError.of("error.spark.date_diff_unit", where=_where(node), unit_name=unit)
 
 
 def _where(node: exp.Expression) -> str:
@@ -158,7 +158,7 @@ def _rewrite(node: exp.Expr, cast_from: Mapping[int, exp.DataType | None]) -> ex
         return _boundary_diff(_unit(node.args.get("unit")), node.expression, node.this, node)
     if isinstance(node, (exp.ArgMax, exp.ArgMin)):
         if node.args.get("count") is not None:
-            raise SparkTranslationError(f"{_where(node)}: the 3-argument (top-n list) form has no Spark translation")
+            raise SparkTranslationError.of("error.spark.top_n", where=_where(node))
         value, key = node.this, node.expression
         guarded = exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
                                        true=key.copy())])
@@ -171,7 +171,7 @@ def _rewrite(node: exp.Expr, cast_from: Mapping[int, exp.DataType | None]) -> ex
             unit = _UNIT_ALIASES.get(node.expressions[0].name.upper(), node.expressions[0].name.upper())
             if unit in ("DAY", "HOUR", "MINUTE", "SECOND"):  # whole units elapsed, as Spark counts them
                 return _fn("TIMESTAMPDIFF", exp.var(unit), *node.expressions[1:])
-            raise SparkTranslationError(f"{_where(node)}: date_sub unit {unit!r} has no faithful Spark translation")
+            raise SparkTranslationError.of("error.spark.date_sub_unit", where=_where(node), unit_name=unit)
         return node
     if isinstance(node, exp.Literal) and node.is_number and not node.is_int:
         text = node.name.lower()
@@ -227,14 +227,14 @@ def to_spark_sql(duckdb_sql: str, *, pretty: bool = False) -> str:
     try:
         tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     except sqlglot.errors.ParseError as err:
-        raise SparkTranslationError(f"DuckDB SQL does not parse: {err}") from err
+        raise SparkTranslationError.of("error.spark.parse", detail=str(err)) from err
     tree = annotate_types(tree, schema=_duck_schema(), dialect="duckdb")
     cast_from = {id(c): c.this.type for c in tree.find_all(exp.Cast)}  # DuckDB types, before rewriting
     tree = rewrite_bottom_up(tree, lambda node: _rewrite(node, cast_from))
     try:
         return tree.sql(dialect="spark", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as err:
-        raise SparkTranslationError(f"no Spark SQL for: {err}") from err
+        raise SparkTranslationError.of("error.spark.unsupported", detail=str(err)) from err
 
 
 def spark_query(features: Sequence[Feature] = CATALOGUE, *, pretty: bool = True) -> str:
@@ -245,17 +245,21 @@ def spark_query(features: Sequence[Feature] = CATALOGUE, *, pretty: bool = True)
     try:
         return to_spark_sql(compile_query(features), pretty=pretty)
     except SparkTranslationError as err:
-        culprits = []
+        culprits: list[Phrase] = []
         for f in features:
             if f.source == "derived":
                 continue
             try:
                 to_spark_sql(compile_query([f]))
             except SparkTranslationError as one:
-                culprits.append(f"{f.name} ({one})")
+                said = Phrase(one.text_id, one.fields) if one.text_id is not None else str(one)
+                culprits.append(Phrase("error.spark.culprit", {"name": f.name, "reason": said}))
         if not culprits:
             raise
-        raise SparkTranslationError("features without a Spark translation: " + "; ".join(culprits)) from err
+        listed = culprits[-1]  # "a; b; c" as a text of each language: a, then the rest
+        for culprit in reversed(culprits[:-1]):
+            listed = Phrase("error.spark.culprits", {"first": culprit, "rest": listed})
+        raise SparkTranslationError.of("error.spark.untranslatable", culprits=listed) from err
 
 
 # --- session --------------------------------------------------------------------------------------
@@ -458,8 +462,7 @@ def spark_feature_frame(
     """
     own = [f.name for f in features if f.source in ("loan_attributes", "enterprise_attributes")]
     if own:
-        raise SparkTranslationError(f"the bank's own attributes ({', '.join(own)}) are built on DuckDB only; "
-                                    f"use build_features, or leave them out of the features passed to Spark")
+        raise SparkTranslationError.of("error.spark.own_attributes", names=", ".join(own))
     tables = _resolve(tables)
     kept, missing = available_features(tables, features)
     if missing:

@@ -19,6 +19,7 @@ from creditmodel.data.dictionary import DataDictionary, default_dictionary
 from creditmodel.exceptions import DataContractError
 from creditmodel.pricing.capital import loan_capital
 from creditmodel.pricing.raroc import eva
+from creditmodel.texts import Phrase
 
 __all__ = ["NPL_TOLERANCE", "eva_by", "live_book", "live_books", "loan_eva", "npl_by", "npl_per_year"]
 
@@ -28,9 +29,11 @@ UNASSIGNED = "unassigned"
 
 
 def _need(tables: Mapping[str, pd.DataFrame], name: str, why: str) -> pd.DataFrame:
+    """The table `name`; missing: a DataContractError saying what it is needed for (`why`: the id of a
+    phrase ``error.book.for.*``)."""
     df = tables.get(name)
     if df is None:
-        raise DataContractError(f"table {name}: missing; expected it for {why}")
+        raise DataContractError.of("error.book.table_missing", name=name, why=Phrase(f"error.book.for.{why}"))
     return df
 
 
@@ -53,25 +56,23 @@ def live_books(tables: Mapping[str, pd.DataFrame], dates: Sequence[pd.Timestamp 
     that joining the tables cut at it gives (a schedule row and its instalment share their date)."""
     d = dictionary or default_dictionary()
     days = [pd.Timestamp(x).normalize() for x in dates]
-    loans = _need(tables, "loans", "the live book")
-    repayments = _need(tables, "repayments", "days past due")
-    balances = _need(tables, "balances", "the NPL ratio (outstanding balance per month)")
-    accounts = _need(tables, "loan_accounts", "the loans' officers")
-    officers = _need(tables, "officers", "the officers' teams")
-    enterprises = _need(tables, "enterprises", "the borrowers' industries")
+    loans = _need(tables, "loans", "live_book")
+    repayments = _need(tables, "repayments", "dpd")
+    balances = _need(tables, "balances", "npl")
+    accounts = _need(tables, "loan_accounts", "officers")
+    officers = _need(tables, "officers", "teams")
+    enterprises = _need(tables, "enterprises", "industries")
     first, last = loans["application_date"].min(), balances["date"].max()
     for as_of in days:
         if pd.isna(first) or not first <= as_of <= last:
-            raise DataContractError(f"--as-of {as_of.date()}: outside the data; expected a date from "
-                                    f"{pd.Timestamp(first).date()} to {pd.Timestamp(last).date()}")
+            raise DataContractError.of("error.book.outside_data", as_of=as_of.date(),
+                                       first=pd.Timestamp(first).date(), last=pd.Timestamp(last).date())
     unknown = sorted(set(accounts["officer_id"]) - set(officers["officer_id"]))
     if unknown:
-        raise DataContractError(f"table loan_accounts: officer_id {unknown[0]} is not in table officers; "
-                                "expected every loan's officer to be listed")
+        raise DataContractError.of("error.book.unknown_officer", officer=unknown[0])
     no_officer = sorted(set(loans["loan_id"]) - set(accounts["loan_id"]))
     if no_officer:
-        raise DataContractError(f"table loan_accounts: loan_id {no_officer[0]} has no row; expected an officer "
-                                "for every loan")
+        raise DataContractError.of("error.book.no_officer", loan=no_officer[0])
     if not days:
         return []
     return [_book_at(as_of, loans, record, accounts, officers, enterprises, d)
@@ -142,8 +143,7 @@ def _last_records(balances: pd.DataFrame, repayments: pd.DataFrame,
             missing = np.setdiff1d(pd.unique(rep_ids[rep_dates <= as_of.to_datetime64()]),
                                    pd.unique(sched["loan_id"].to_numpy()))
             if len(missing):
-                raise DataContractError(f"table balances: loan_id {missing[0]} has no balances; expected a balance "
-                                        "for every repayment record")
+                raise DataContractError.of("error.book.no_balances", loan=missing[0])
         out.append(_last_per_loan(sched))
     return out
 
@@ -152,8 +152,7 @@ def _no_dpd(sched: pd.DataFrame, rows: np.ndarray) -> None:
     """One line for the first of ``rows`` (positions in ``sched``), balances without their repayments row."""
     if len(rows):
         bad = sched.iloc[int(rows[0])]
-        raise DataContractError(f"table balances: loan_id {bad.loan_id} on {pd.Timestamp(bad.date).date()} has "
-                                "no repayments row; expected the same schedule in both")
+        raise DataContractError.of("error.book.no_repayment", loan=bad.loan_id, date=pd.Timestamp(bad.date).date())
 
 
 def _last_of_each(ids: np.ndarray) -> np.ndarray:
@@ -220,11 +219,10 @@ def loan_eva(book: pd.DataFrame, pd_: pd.Series | np.ndarray, config: PricingCon
     config = config or PricingConfig()
     pd_ = np.asarray(pd_, dtype=np.float64)
     if pd_.shape[0] != len(book) or np.isnan(pd_).any() or (pd_ < 0).any() or (pd_ > 1).any():
-        raise DataContractError(f"PD: expected one value in [0, 1] per loan of the book ({len(book)})")
+        raise DataContractError.of("error.book.pd", n=len(book))
     unknown = sorted(set(book["guarantee_type"]) - set(config.lgd))
     if unknown:
-        raise DataContractError(f"loans.guarantee_type {unknown[0]!r}: no LGD in [pricing] lgd; "
-                                f"expected one of {', '.join(config.lgd)}")
+        raise DataContractError.of("error.book.no_lgd", value=unknown[0], known=", ".join(config.lgd))
     lgd = book["guarantee_type"].map(config.lgd).to_numpy(np.float64)
     ead = book["balance"].to_numpy(np.float64)
     end = book["application_date"] + pd.to_timedelta(book["term_months"] * 30.4375, unit="D")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from creditmodel.exceptions import DataContractError
+from creditmodel.texts import Phrase
 
 __all__ = ["CARRIED_FILE", "ORIGINATION_FILE", "Carried", "carried_frames", "read_carried"]
 
@@ -61,39 +62,35 @@ def read_carried(path: str | Path, bundle: Any, loans: pd.DataFrame) -> Carried:
     feature catalogue) and of the data of ``loans``: every carried loan has the same application date
     here. One-line DataContractError otherwise."""
     root = Path(path)
-    where = f"--previous {root}"
     meta_path = root / CARRIED_FILE
     if not meta_path.is_file():
-        raise DataContractError(f"{where}: no {CARRIED_FILE}; expected the output directory of an earlier "
-                                "`creditmodel monitor` run")
+        raise DataContractError.of("error.carried.no_file", root=root, file=CARRIED_FILE)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         origination = pd.read_parquet(root / ORIGINATION_FILE)
     except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors (ArrowInvalid) or OSErrors
-        raise DataContractError(f"{where}: cannot read the carried ratings ({str(exc).splitlines()[0][:160]})"
-                                ) from None
+        raise DataContractError.of("error.carried.unreadable", root=root,
+                                   detail=str(exc).splitlines()[0][:160]) from None
     mine = _identity(bundle)
-    for key, label in (("model_id", "model"), ("feature_catalogue_sha256", "feature catalogue")):
+    for key, label in (("model_id", "model"), ("feature_catalogue_sha256", "feature_catalogue")):
         if meta.get(key) != mine[key]:
-            raise DataContractError(f"{where}: rated with {label} {meta.get(key)}; expected this bundle's "
-                                    f"{mine[key]}")
+            raise DataContractError.of("error.carried.other_rater", root=root, what=Phrase(f"error.carried.what.{label}"),
+                                       theirs=meta.get(key), mine=mine[key])
     development = meta.get("development")
     if meta.get("features") != mine["features"] or list(origination.columns) != ["loan_id", "application_date", "pd"] \
             or (development is not None and list(development.get("csi", {})) != mine["features"]):
-        raise DataContractError(f"{where}: its columns are not this bundle's features; expected a run of this "
-                                "bundle")
+        raise DataContractError.of("error.carried.other_features", root=root)
     here = loans.set_index("loan_id")["application_date"]
     unknown = ~origination["loan_id"].isin(here.index)
     if unknown.any():
-        raise DataContractError(f"{where}: loan_id {origination.loc[unknown, 'loan_id'].iloc[0]} is not in the "
-                                "loans table; expected a run on the same data")
+        raise DataContractError.of("error.carried.unknown_loan", root=root,
+                                   loan=origination.loc[unknown, "loan_id"].iloc[0])
     dates = pd.to_datetime(origination["application_date"]).to_numpy("datetime64[ns]")
     moved = dates != here.loc[origination["loan_id"].to_numpy()].to_numpy("datetime64[ns]")
     if moved.any():
         i = int(np.flatnonzero(moved)[0])
-        raise DataContractError(f"{where}: loan_id {origination['loan_id'].iloc[i]} was applied for on "
-                                f"{pd.Timestamp(dates[i]).date()} there but on "
-                                f"{pd.Timestamp(here.loc[origination['loan_id'].iloc[i]]).date()} in the data; "
-                                "expected a run on the same data")
+        loan = origination["loan_id"].iloc[i]
+        raise DataContractError.of("error.carried.moved", root=root, loan=loan, there=pd.Timestamp(dates[i]).date(),
+                                   here=pd.Timestamp(here.loc[loan]).date())
     pds = pd.Series(origination["pd"].to_numpy(np.float64), index=origination["loan_id"].to_numpy())
     return Carried(str(meta.get("as_of")), pds, development)

@@ -93,20 +93,20 @@ def resolve_target(bundle: Any, tracking_uri: str, model_id: str) -> MonitoringT
     prov = registry_provenance(bundle)
     if prov is not None and tracking_uri.startswith("sqlite:///") and \
             not Path(tracking_uri.removeprefix("sqlite:///")).is_file():  # never create an empty store for it
-        raise ConfigError(f"--tracking-uri {tracking_uri}: no such store; expected the store the bundle's MLflow run "
-                          f"{prov['run_id']} was exported from (or --no-mlflow)")
+        raise ConfigError.of("error.mlflow_metrics.no_store", uri=tracking_uri, run=prov["run_id"])
     try:
         client = _client(tracking_uri)
         if prov is not None:
             try:
                 run = client.get_run(prov["run_id"])
             except MlflowException:
-                raise ConfigError(f"--tracking-uri {tracking_uri}: the bundle's MLflow run {prov['run_id']} "
-                                  f"({prov.get('model_uri', 'its model')}) is not in this store; expected the store "
-                                  "the bundle was exported from (or --no-mlflow)") from None
+                if "model_uri" not in prov:
+                    raise ConfigError.of("error.mlflow_metrics.run_not_here", uri=tracking_uri,
+                                         run=prov["run_id"]) from None
+                raise ConfigError.of("error.mlflow_metrics.model_run_not_here", uri=tracking_uri, run=prov["run_id"],
+                                     model=prov["model_uri"]) from None
             if run.info.lifecycle_stage != "active":
-                raise ConfigError(f"--tracking-uri {tracking_uri}: the bundle's MLflow run {prov['run_id']} is "
-                                  "deleted; expected an active run (or --no-mlflow)")
+                raise ConfigError.of("error.mlflow_metrics.run_deleted", uri=tracking_uri, run=prov["run_id"])
             return MonitoringTarget(tracking_uri, model_id, run.info.run_id, prov.get("registered_model"),
                                     str(prov["version"]) if prov.get("version") else None)
         exp = client.get_experiment_by_name(EXPERIMENT)
@@ -118,8 +118,7 @@ def resolve_target(bundle: Any, tracking_uri: str, model_id: str) -> MonitoringT
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreachable or unusable store, whatever MLflow raises
-        raise ConfigError(f"--tracking-uri {tracking_uri}: cannot use this MLflow store "
-                          f"({first_line(exc)[:200]})") from None
+        raise ConfigError.of("error.mlflow_metrics.unusable", uri=tracking_uri, detail=first_line(exc)[:200]) from None
 
 
 def as_of_step(as_of: object) -> tuple[int, int]:

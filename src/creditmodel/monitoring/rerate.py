@@ -17,6 +17,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
+from creditmodel.texts import Phrase
 
 __all__ = ["CHUNK_ROWS", "N_REASONS", "OriginationFeatures", "as_of_tables", "migration_matrix", "migration_summary",
            "rerate"]
@@ -50,13 +51,12 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
     known = {f.name for f in cat}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise DataContractError(f"bundle feature {unknown[0]!r}: not in the feature catalogue of these data; "
-                                "expected the catalogue the bundle was trained on")
+        raise DataContractError.of("error.rerate.not_in_catalogue", name=unknown[0])
     kept, missing = available_features(dict(tables), cat)
     lacking = [n for n in names if n not in {f.name for f in kept}]
     if lacking:
-        raise DataContractError(f"bundle feature {lacking[0]!r}: the data cannot provide it (missing sources: "
-                                f"{', '.join(missing) or 'none'}); expected the tables the bundle was trained on")
+        raise DataContractError.of("error.rerate.cannot_provide", name=lacking[0],
+                                   sources=", ".join(missing) or Phrase("error.rerate.no_sources"))
     frame = build_features(dict(tables), apps, features=cat)
     return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from creditmodel.data.parquet_table import ParquetTable, is_parquet_table
 from creditmodel.exceptions import ConfigError
+from creditmodel.texts import Phrase
 
 __all__ = ["DEFAULT_TRIGGERS", "KINDS", "Trigger", "parse_triggers", "trigger_events", "watch_list"]
 
@@ -77,32 +78,29 @@ DEFAULT_TRIGGERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _fail(name: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"[monitoring.triggers.{name}] {key}: {message}")
-
-
 def parse_triggers(raw: Mapping[str, Any] | None = None) -> list[Trigger]:
     """Triggers from ``[monitoring.triggers]`` (name -> table); each defect names its key."""
     raw = DEFAULT_TRIGGERS if raw is None else raw
     if not isinstance(raw, Mapping) or not raw:
-        raise ConfigError(f"[monitoring.triggers]: expected a table of named triggers, got {raw!r}")
+        raise ConfigError.of("error.triggers.not_tables", raw=raw)
     out = []
     for name, spec in raw.items():
         if not isinstance(spec, Mapping):
-            raise _fail(name, "(table)", f"expected a table, got {spec!r}")
+            raise ConfigError.of("error.triggers.not_table", name=name, spec=spec)
         kind = spec.get("kind")
         if kind not in KINDS:
-            raise _fail(name, "kind", f"{kind!r}; expected one of {', '.join(KINDS)}")
+            raise ConfigError.of("error.triggers.kind", name=name, kind=kind, kinds=", ".join(KINDS))
         allowed = {"kind", "severity", "en", "zh", *_PARAMS[kind]}
         unknown = sorted(set(spec) - allowed)
         if unknown:
-            raise _fail(name, unknown[0], f"unknown key for kind {kind}; expected {', '.join(sorted(allowed))}")
+            raise ConfigError.of("error.triggers.unknown_key", name=name, key=unknown[0], kind=kind,
+                                 allowed=", ".join(sorted(allowed)))
         severity = spec.get("severity")
         if isinstance(severity, bool) or severity not in (1, 2, 3):
-            raise _fail(name, "severity", f"{severity!r}; expected 1 (watch), 2 or 3 (act now)")
+            raise ConfigError.of("error.triggers.severity", name=name, severity=severity)
         for lang in ("en", "zh"):
             if not isinstance(spec.get(lang), str) or not spec[lang].strip():
-                raise _fail(name, lang, "expected the officer's reason text (English and Chinese)")
+                raise ConfigError.of("error.triggers.reason", name=name, lang=lang)
         params = []
         for key, default in _PARAMS[kind].items():
             value = spec.get(key, default)
@@ -113,9 +111,9 @@ def parse_triggers(raw: Mapping[str, Any] | None = None) -> list[Trigger]:
             else:
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             if not ok:
-                expected = ("true or false" if isinstance(default, bool) else
-                            "a fraction in (0, 1)" if key == "drop" else "a positive integer")
-                raise _fail(name, key, f"{value!r}; expected {expected}")
+                expected = ("bool" if isinstance(default, bool) else "fraction" if key == "drop" else "count")
+                raise ConfigError.of("error.triggers.param", name=name, key=key, value=value,
+                                     expected=Phrase(f"error.triggers.expect.{expected}"))
             params.append((key, value))
         out.append(Trigger(name, kind, int(severity), spec["en"], spec["zh"], tuple(params)))
     return out

@@ -92,7 +92,7 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     """
     for col in ("loan_id", "guarantee_type", "pd"):
         if col not in applications.columns:
-            raise RequestError(f"pricing input: column {col!r} is missing")
+            raise RequestError.of("error.pricing.column_missing", column=col)
     gt = applications["guarantee_type"]
     unknown = ~gt.astype(object).isin(list(config.lgd)).to_numpy()
     if unknown.any():
@@ -193,9 +193,9 @@ def _security(applications: pd.DataFrame, config: PricingConfig, ead: np.ndarray
         unknown = has & ~kinds.isin(list(config.collateral_haircuts)).to_numpy()
         if unknown.any():
             i = int(np.argmax(unknown))
-            raise RequestError(f"pricing input: collateral_type {_plain(kinds.iloc[i])!r} has no haircut "
-                               f"(loan_id {_plain(applications['loan_id'].iloc[i])!r}); expected one of "
-                               f"{sorted(config.collateral_haircuts)}")
+            raise RequestError.of("error.pricing.no_haircut", value=_plain(kinds.iloc[i]),
+                                  loan=_plain(applications["loan_id"].iloc[i]),
+                                  known=sorted(config.collateral_haircuts))
         haircut = kinds.map(config.collateral_haircuts).to_numpy(dtype=np.float64, na_value=np.nan)
         cover = np.where(has, (1.0 - haircut) * value, np.nan)
     pd_g = (_numeric(applications, "pd_guarantor", lambda v: (v >= 0) & (v <= 1), "pd_guarantor",
@@ -219,7 +219,7 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     if dictionary is not None:
         bundle.check_currency(dictionary, "price")
     if "loan_id" not in features.columns:
-        raise RequestError("pricing input: column 'loan_id' is missing")
+        raise RequestError.of("error.pricing.column_missing", column="loan_id")
     pd_ = bundle.predict_pd(features)
     if config.pd_basis == "grade":
         pd_ = bundle.master_scale.grade_pd(pd_)
@@ -236,7 +236,8 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     try:
         flags = policy_flags(features, dictionary)
     except DataContractError as exc:
-        raise RequestError(f"pricing input: {exc}") from None
+        raise RequestError.of("error.pricing.policy", detail=(
+            Phrase(exc.text_id, exc.fields) if exc.text_id else str(exc))) from None
     d = default_dictionary() if dictionary is None else dictionary
     priced["needs_referral"] = flags["needs_referral"].to_numpy()
     priced["referral_rules"] = flags["referral_rules"].to_numpy()

@@ -81,13 +81,14 @@ def rate_grid(grades: Sequence[str], grade_pds: Sequence[float], teams: Sequence
     if only_teams:
         unknown = [x for x in only_teams if x not in teams]
         if unknown:
-            raise RequestError(f"price grid: industry team {unknown[0]!r} is unknown; expected one of {list(teams)}")
+            raise RequestError.of("error.pricing.grid_team", team=unknown[0], teams=list(teams))
         teams = list(only_teams)
     if amounts is not None:
         bad = [a for a in amounts if not (np.isfinite(a) and a > 0)]
-        if bad or not len(amounts):
-            raise RequestError(f"price grid: amount {bad[0] if bad else 'list'!r} is not an exposure; expected "
-                               f"amounts > 0")
+        if bad:
+            raise RequestError.of("error.pricing.grid_amount", value=bad[0])
+        if not len(amounts):
+            raise RequestError.of("error.pricing.grid_no_amounts")
     apps = grid_applications(grades, grade_pds, teams, config, amounts=amounts)
     priced = price(apps, config)
     out = priced.drop(columns=["loan_id"])

@@ -52,19 +52,19 @@ def collateral_cover(items: pd.DataFrame, haircuts: Mapping[str, float]) -> pd.S
     A negative or non-numeric value, or a type without a haircut, raises RequestError naming it."""
     for col in ("loan_id", "collateral_type", "value"):
         if col not in items.columns:
-            raise RequestError(f"collateral: column {col!r} is missing")
+            raise RequestError.of("error.pricing.collateral_column", column=col)
     value = pd.to_numeric(items["value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(value) | (value < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise RequestError(f"collateral: value must be a number >= 0, got {items['value'].iloc[i]!r} "
-                           f"(loan_id {items['loan_id'].iloc[i]!r})")
+        raise RequestError.of("error.pricing.collateral_value", value=items["value"].iloc[i],
+                              loan=items["loan_id"].iloc[i])
     kinds = items["collateral_type"].astype(object)
     unknown = ~kinds.isin(list(haircuts)).to_numpy()
     if unknown.any():
         i = int(np.argmax(unknown))
-        raise RequestError(f"collateral: collateral_type {kinds.iloc[i]!r} has no haircut "
-                           f"(loan_id {items['loan_id'].iloc[i]!r}); expected one of {sorted(haircuts)}")
+        raise RequestError.of("error.pricing.collateral_haircut", value=kinds.iloc[i], loan=items["loan_id"].iloc[i],
+                              known=sorted(haircuts))
     recognised = (1.0 - kinds.map(dict(haircuts)).to_numpy(dtype=np.float64)) * value
     return pd.Series(recognised, index=items.index).groupby(items["loan_id"].to_numpy()).sum().rename("collateral_cover")
 
@@ -107,22 +107,20 @@ def check_guarantees(guarantees: pd.DataFrame, borrowers: pd.DataFrame, known: C
     through others)."""
     for col in ("loan_id", "guarantor_id"):
         if col not in guarantees.columns:
-            raise RequestError(f"guarantees: column {col!r} is missing")
+            raise RequestError.of("error.pricing.guarantees_column", column=col)
     owner = dict(zip(borrowers["loan_id"].tolist(), borrowers["enterprise_id"].tolist()))
     edges: dict[object, set[object]] = {}
     for loan, g in zip(guarantees["loan_id"].tolist(), guarantees["guarantor_id"].tolist()):
         if loan not in owner:
-            raise RequestError(f"guarantees: loan_id {loan!r} is not among the loans")
+            raise RequestError.of("error.pricing.guarantees_loan", loan=loan)
         if not known(g):
-            raise RequestError(f"guarantees: guarantor_id {g!r} of loan_id {loan!r} is unknown "
-                               f"(expected an enterprise with a PD)")
+            raise RequestError.of("error.pricing.guarantor_unknown", g=g, loan=loan)
         if g == owner[loan]:
-            raise RequestError(f"guarantees: loan_id {loan!r} is guaranteed by its own borrower {g!r}")
+            raise RequestError.of("error.pricing.guarantor_self", g=g, loan=loan)
         edges.setdefault(owner[loan], set()).add(g)
     cycle = _find_cycle(edges)
     if cycle:
-        raise RequestError("guarantees: circular guarantees " + " -> ".join(repr(e) for e in cycle)
-                           + " (each guarantees the next); a circle protects nobody")
+        raise RequestError.of("error.pricing.guarantees_circle", circle=" -> ".join(repr(e) for e in cycle))
 
 
 def guarantor_pds(guarantees: pd.DataFrame, borrowers: pd.DataFrame, pd_of: Mapping[object, float]) -> pd.Series:

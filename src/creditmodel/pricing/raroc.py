@@ -87,7 +87,7 @@ def portfolio_summary(priced: pd.DataFrame) -> dict[str, float]:
     """
     missing = [c for c in _SUMMARY_COLUMNS if c not in priced.columns]
     if missing:
-        raise RequestError(f"portfolio summary: column {missing[0]!r} is missing; pass the output of price()")
+        raise RequestError.of("error.pricing.summary_column", column=missing[0])
     ead = priced["ead"].to_numpy(dtype=np.float64)
     exposure = float(ead.sum())
     capital_i = priced["k"].to_numpy(dtype=np.float64) * ead

@@ -40,8 +40,7 @@ def _terms(applications: pd.DataFrame) -> pd.DataFrame:
     for name, sources in _TERMS.items():
         source = next((c for c in sources if c in applications.columns), None)
         if source is None:
-            raise RequestError(f"pricing input: column {sources[0]!r} is missing; it is needed to score the "
-                               f"guarantors as of the loan's decision date")
+            raise RequestError.of("error.pricing.guarantor_term_column", column=sources[0])
         out[name] = applications[source].to_numpy()
     out["decision_date"] = pd.to_datetime(out["decision_date"])
     return out
@@ -67,8 +66,7 @@ def guarantor_pds_from_data(bundle: Any, online: Any, guarantees: pd.DataFrame, 
     for r in pairs.itertuples(index=False):
         term = pd.to_numeric(pd.Series([r.term_months]), errors="coerce").iloc[0]
         if not (np.isfinite(term) and term >= 1):
-            raise RequestError(f"pricing input: term_months {r.term_months!r} of loan_id {r.loan_id!r} is not a "
-                               f"term in months; the guarantor is scored for the loan's own term")
+            raise RequestError.of("error.pricing.guarantor_term", term=r.term_months, loan=r.loan_id)
         frames.append(online.features(int(r.guarantor_id), r.decision_date.date(), amount=float(r.amount),
                                       term_months=int(term), product=str(r.product),
                                       guarantee_type=str(r.guarantee_type),
@@ -90,8 +88,7 @@ def _own_columns(online: Any, applications: pd.DataFrame) -> dict[str, bool]:
     names = attribute_columns(online.catalogue).get("loans", [])
     absent = [c for c in names if c not in applications.columns]
     if absent:
-        raise RequestError(f"pricing input: column {absent[0]!r} is missing; the bundle reads this column of the "
-                           f"loan, and the guarantor is scored for the loan's own terms")
+        raise RequestError.of("error.pricing.guarantor_own_column", column=absent[0])
     flags = {f.name for f in online.catalogue if f.fmt == "flag"}
     return {c: c in flags for c in names}
 
@@ -118,7 +115,7 @@ def loan_security(bundle: Any, online: Any, applications: pd.DataFrame, haircuts
     (the lowest PD of its guarantors scored from the data; NaN: none), ready to join onto the applications
     that `price_with_bundle` prices."""
     if "loan_id" not in applications.columns:
-        raise RequestError("pricing input: column 'loan_id' is missing")
+        raise RequestError.of("error.pricing.column_missing", column="loan_id")
     ids = applications["loan_id"].tolist()
     out = pd.DataFrame({"loan_id": applications["loan_id"].to_numpy()})
     if "guarantor_id" in applications.columns:
@@ -127,8 +124,8 @@ def loan_security(bundle: Any, online: Any, applications: pd.DataFrame, haircuts
         bad = ids_.isna() | (ids_ != ids_.round())
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
-            raise RequestError(f"pricing input: guarantor_id {guarantees['guarantor_id'].iloc[i]!r} of loan_id "
-                               f"{guarantees['loan_id'].iloc[i]!r} is not an enterprise id")
+            raise RequestError.of("error.pricing.guarantor_id", g=guarantees["guarantor_id"].iloc[i],
+                                  loan=guarantees["loan_id"].iloc[i])
         guarantees["guarantor_id"] = ids_.astype(np.int64).to_numpy()
     else:
         guarantees = online.rows("guarantees", "loan_id", ids)

@@ -75,7 +75,7 @@ from creditmodel.service import models as m
 from creditmodel.service.language import from_scope
 from creditmodel.service.scoring import FastScorer, dictionary_column_bounds
 from creditmodel.signals import end_with_parent
-from creditmodel.texts import DEFAULT_LANG, grade_name, text
+from creditmodel.texts import DEFAULT_LANG, Phrase, grade_name, text
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +244,12 @@ def training_range_policy(bundle: Any) -> str:
             data = None
         if data is not None:
             if hashlib.sha256(data).hexdigest() != expected:
-                raise BundleError("bundle file feature_schema.json: changed since the bundle was verified")
+                raise BundleError.of("error.service.schema_changed")
             raw = json.loads(data)
     policy = raw.get("out_of_training_range", "flag") if isinstance(raw, dict) else "flag"
     if policy not in TRAINING_RANGE_POLICIES:
-        raise BundleError(f"bundle file feature_schema.json: out_of_training_range {policy!r}, expected one of "
-                          f"{list(TRAINING_RANGE_POLICIES)}")
+        raise BundleError.of("error.service.schema_training_range", policy=policy,
+                             expected=list(TRAINING_RANGE_POLICIES))
     return policy
 
 
@@ -291,8 +291,8 @@ class ScoringService:
         self.model_id = model_id(bundle)
         self.training_range = training_range or training_range_policy(bundle)
         if self.training_range not in TRAINING_RANGE_POLICIES:
-            raise ConfigError(f"training range policy {self.training_range!r}: expected one of "
-                              f"{list(TRAINING_RANGE_POLICIES)}")
+            raise ConfigError.of("error.service.training_range", policy=self.training_range,
+                                 expected=list(TRAINING_RANGE_POLICIES))
         entries = {f["name"]: f for f in bundle.schema.to_dict().get("features", [])}
         descriptions = {n: " - ".join(x for x in (e.get("label"), e.get("description")) if x)
                         for n, e in entries.items()}
@@ -561,7 +561,7 @@ def _helper_init(spec: dict[str, Any]) -> None:
     end_with_parent(spec["parent_pid"])  # the worker that spawned us, even if it is already gone
     bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
     if bundle.manifest != spec["manifest"]:
-        raise BundleError(f"bundle {spec['bundle_dir']}: changed since the service verified it")
+        raise BundleError.of("error.service.bundle_changed", path=spec["bundle_dir"])
     collected = None
     if spec.get("collect_scores"):
         from creditmodel.service.scoring_log import CollectedScores
@@ -649,25 +649,26 @@ class LargeRequests:
 def load_api_keys(path: str | os.PathLike | None = None, env: str | None = None) -> list[str]:
     """API keys from a file (one a line; blank lines and # comments ignored) and/or $CREDITMODEL_API_KEYS
     (comma-separated). Every key must be printable ASCII without spaces, at least 16 characters."""
-    keys: list[tuple[str, str]] = []
+    keys: list[tuple[str, Phrase]] = []
     if path is not None:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--api-key-file {p}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+            raise ConfigError.of("error.service.api_key_file_unreadable", path=p,
+                                 detail=getattr(exc, "strerror", None) or str(exc)) from None
         for n, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                keys.append((line, f"--api-key-file {p} line {n}"))
+                keys.append((line, Phrase("error.service.api_key_file_line", {"path": p, "n": n})))
         if not keys:
-            raise ConfigError(f"--api-key-file {p}: holds no key")
+            raise ConfigError.of("error.service.api_key_file_empty", path=p)
     if env:
-        keys += [(k.strip(), f"${ENV_API_KEYS} entry {i + 1}") for i, k in enumerate(env.split(",")) if k.strip()]
+        keys += [(k.strip(), Phrase("error.service.api_key_env_entry", {"env": ENV_API_KEYS, "n": i + 1}))
+                 for i, k in enumerate(env.split(",")) if k.strip()]
     for key, where in keys:
         if len(key) < MIN_KEY_LENGTH or not all(33 <= ord(c) < 127 for c in key):
-            raise ConfigError(f"{where}: an API key must be at least {MIN_KEY_LENGTH} printable ASCII characters "
-                              f"without spaces")
+            raise ConfigError.of("error.service.api_key_short", where=where, n=MIN_KEY_LENGTH)
     return [k for k, _ in keys]
 
 
@@ -716,7 +717,7 @@ class RequestLog:
             try:
                 self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             except OSError as exc:
-                raise ConfigError(f"--request-log {target}: cannot be opened ({exc.strerror})") from None
+                raise ConfigError.of("error.service.request_log", path=target, detail=exc.strerror) from None
             self.owned = True
 
     def __reduce__(self) -> tuple[Any, ...]:  # a worker process opens the file itself
@@ -1049,7 +1050,7 @@ def listening_socket(host: str, port: int) -> Any:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+        raise ConfigError.of("error.service.listen", host=host, port=port, detail=exc.strerror or str(exc)) from None
     # Accepted connections inherit TCP_NODELAY from the listening socket; without it each response
     # waits ~40 ms (Nagle + delayed ACK).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -183,8 +183,7 @@ class ApplicationService:
     def __init__(self, svc: Any, store: str, *, today: Any = None) -> None:
         catalogue = getattr(svc.bundle, "catalogue", None)
         if catalogue is None:
-            raise BundleError(f"bundle {svc.bundle.path}: it carries no feature catalogue "
-                              f"(feature_catalogue.json), so it cannot score from a store; re-export it")
+            raise BundleError.of("error.service.no_catalogue", path=svc.bundle.path)
         self.svc = svc
         self.online = open_online(catalogue, store)
         self.names = list(svc.bundle.schema.names)

@@ -28,8 +28,8 @@ def score_as_of(bundle: Any, features: AsOfFeatures, as_of: date, listed: pd.Dat
         who = features.borrowers(as_of, None if listed is None else features.check_listed(listed))
         frame = features.compute_many(who, as_of)
     except duckdb.OutOfMemoryException:
-        raise StoreError(f"store {str(features.store)!r}: rating as of {as_of} needs more memory than the limit "
-                         f"given ({features.memory_limit}); raise it, or list fewer enterprises") from None
+        raise StoreError.of("error.service.asof_memory", store=str(features.store), as_of=as_of,
+                            limit=features.memory_limit) from None
     scored = score_frame(bundle, frame[list(bundle.schema.names)], reasons=reasons, lang=lang)
     out = pd.DataFrame({"enterprise_id": who["enterprise_id"].to_numpy(dtype=np.int64),
                         "as_of": pd.Timestamp(as_of), "loan_id": pd.array(who["loan_id"], dtype="Int64"),

@@ -30,6 +30,7 @@ import pyarrow as pa
 from creditmodel.exceptions import ConfigError, DataContractError, RequestError
 from creditmodel.outputs import Output
 from creditmodel.service.scoring import N_REASONS, FastScorer
+from creditmodel.texts import Phrase
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -132,7 +133,8 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
             bundle.check_request(frame.iloc[i:i + 1])
         except RequestError as row_exc:
             exc = row_exc
-        raise RequestError(f"row {row_offset + i}: {exc}") from None
+        said = Phrase(exc.text_id, exc.fields) if exc.text_id is not None else str(exc)
+        raise RequestError.of("error.batch.row", row=row_offset + i, msg=said) from None
     out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
     out["pd"] = pd_
     out["grade"] = np.asarray(bundle.grade(pd_), dtype=object)
@@ -169,15 +171,15 @@ def score_parquet(
 
     input_path, out_path = Path(input_path), Path(out_path)
     if not input_path.exists():
-        raise DataContractError(f"input {input_path} does not exist")
+        raise DataContractError.of("error.batch.no_input", path=input_path)
     if out_path.suffix != ".parquet":
-        raise ConfigError(f"--out {out_path}: expected a .parquet file name")
+        raise ConfigError.of("error.batch.out_not_parquet", path=out_path)
     if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        raise ConfigError.of("error.batch.batch_size", n=batch_size)
     try:
         dataset = ds.dataset(str(input_path), format="parquet")
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataContractError(f"input {input_path}: not readable as parquet ({exc})") from None
+        raise DataContractError.of("error.batch.not_parquet", path=input_path, detail=str(exc)) from None
     names = list(bundle.schema.names)
     columns = dataset.schema.names
     bundle.schema.check_columns(columns, where=f"input {input_path}")
@@ -185,10 +187,10 @@ def score_parquet(
     keep = [c for c in columns if c not in features] if keep is None else list(keep)
     unknown = [c for c in keep if c not in columns]
     if unknown:
-        raise ConfigError(f"--keep: column {unknown[0]!r} is not in {input_path}")
+        raise ConfigError.of("error.batch.keep_unknown", column=unknown[0], path=input_path)
     clash = [c for c in keep if c in {name for name, _ in output_columns(reasons)}]
     if clash:
-        raise ConfigError(f"input column {clash[0]!r} would collide with an output column; leave it out with --keep")
+        raise ConfigError.of("error.batch.keep_clash", column=clash[0])
     schema = pa.schema([dataset.schema.field(c) for c in keep] + [pa.field(n, t) for n, t in output_columns(reasons)])
     total = dataset.count_rows()
     output = Output(out_path, kind="file", command="score", force=force,

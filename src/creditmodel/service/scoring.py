@@ -382,8 +382,7 @@ class FastScorer:
         got = self.pd(self.encode_rows(rows))
         if not np.array_equal(got, expected):
             gap = float(np.max(np.abs(got - expected)))
-            raise BundleError(f"bundle {getattr(self.bundle, 'path', '')}: the service's encoding scores "
-                              f"differently from bundle.predict_pd (max PD difference {gap:.3g})")
+            raise BundleError.of("error.service.encoding_differs", path=getattr(self.bundle, "path", ""), gap=gap)
 
 
 def reason_codes_from_bundle(bundle: Any, frame: pd.DataFrame, n: int = N_REASONS, *,

@@ -41,7 +41,7 @@ class ScoringLog:
 
     def __init__(self, directory: str | os.PathLike, *, max_bytes: int = MAX_BYTES, queue_items: int = QUEUE_ITEMS):
         if max_bytes < 1 or queue_items < 1:
-            raise ConfigError(f"scoring log: max_bytes {max_bytes} and queue_items {queue_items}: expected >= 1")
+            raise ConfigError.of("error.scoring_log.limits", max_bytes=max_bytes, queue_items=queue_items)
         self.directory = Path(directory)
         self.max_bytes, self.queue_items = int(max_bytes), int(queue_items)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_items)
@@ -66,7 +66,8 @@ class ScoringLog:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise ConfigError(f"--scoring-log {self.directory}: not a writable directory ({exc.strerror or exc})") from None
+            raise ConfigError.of("error.scoring_log.not_writable", path=self.directory,
+                                 detail=exc.strerror or str(exc)) from None
 
     # --- the request side: O(1), never raises ----------------------------------------------------
 
@@ -218,7 +219,7 @@ def read_scoring_log(directory: str | os.PathLike, model: str | None = None) -> 
     line that is not a record is a one-line ConfigError naming the part and the line."""
     d = Path(directory)
     if not d.is_dir():
-        raise ConfigError(f"--scoring-log {d}: not a directory; expected the service's scoring log directory")
+        raise ConfigError.of("error.scoring_log.not_directory", path=d)
     out = []
     for part in sorted(d.glob("*.jsonl")):
         data = part.read_bytes()  # one snapshot: a live log grows while it is read
@@ -233,8 +234,7 @@ def read_scoring_log(directory: str | os.PathLike, model: str | None = None) -> 
             if not ok:
                 if no == last and not data.endswith(b"\n"):
                     continue  # torn final line
-                raise ConfigError(f"--scoring-log {part.name} line {no}: not a scoring record; expected one JSON "
-                                  "object with model, pd and grade per line")
+                raise ConfigError.of("error.scoring_log.bad_record", part=part.name, line=no)
             if model is None or rec["model"] == model:
                 out.append(rec)
     return out

@@ -68,14 +68,14 @@ def pin_bundle(source: str | os.PathLike, run_dir: Path) -> Path:
     """
     source = Path(source)
     if not source.is_dir():
-        raise BundleError(f"bundle directory {source} does not exist")
+        raise BundleError.of("error.bundle.dir_missing", path=source)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=run_dir))
     for entry in sorted(source.iterdir()):
         if not entry.is_file():
-            raise BundleError(f"bundle {source}: unexpected entry {entry.name!r} (a bundle holds files only)")
+            raise BundleError.of("error.workers.not_a_file", path=source, name=entry.name)
         (staging / entry.name).write_bytes(entry.read_bytes())
     if not (staging / "manifest.json").is_file():
-        raise BundleError(f"bundle {source}: manifest.json is missing")
+        raise BundleError.of("error.bundle.manifest_missing", path=source)
     pinned = run_dir / (PIN_PREFIX + manifest_sha256(staging))
     os.replace(staging, pinned)
     for f in pinned.iterdir():
@@ -97,10 +97,9 @@ def load_pinned(pinned: str | os.PathLike, load_options: dict[str, Any] | None =
     try:
         found = manifest_sha256(pinned)
     except OSError as exc:
-        raise BundleError(f"pinned bundle {pinned.name}: manifest.json cannot be read ({exc.strerror})") from None
+        raise BundleError.of("error.workers.manifest_unreadable", name=pinned.name, detail=exc.strerror) from None
     if found != expected:
-        raise BundleError(f"pinned bundle {pinned.name}: manifest sha256 {found[:12]}... does not match its "
-                          f"address {expected[:12]}... (changed after the service verified it)")
+        raise BundleError.of("error.workers.pin_changed", name=pinned.name, found=found[:12], expected=expected[:12])
     return load_bundle(pinned, **(load_options or {}))
 
 
@@ -248,7 +247,8 @@ def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
         from creditmodel.service.app import model_id
 
         if model_id(bundle) != spec.model:
-            raise BundleError(f"worker {spec.slot} loaded model {model_id(bundle)}, expected {spec.model}")
+            raise BundleError.of("error.workers.other_model", slot=spec.slot, model=model_id(bundle),
+                                 expected=spec.model)
         config = uvicorn.Config(app, **spec.uvicorn_options)
         config.load()
     except BaseException as exc:  # noqa: BLE001 - recorded for /health and the supervisor, then exit
@@ -314,8 +314,10 @@ class Supervisor:
                         proc.join()
                         if not ready:
                             record = WorkerStatus(self.spec.run_dir, slot).read() or {}
-                            raise BundleError(f"worker {slot} could not start: "
-                                              f"{record.get('error') or f'exited with code {proc.exitcode}'}")
+                            if record.get("error"):
+                                raise BundleError.of("error.workers.start_failed", slot=slot,
+                                                     detail=record["error"])
+                            raise BundleError.of("error.workers.start_exited", slot=slot, code=proc.exitcode)
                         self._died(slot, proc)
                     at = self.restart_at[slot]
                     if proc is None and at is not None and time.monotonic() >= at and not self.stop:
@@ -326,8 +328,8 @@ class Supervisor:
                         ready = True
                         on_ready()
                     elif time.monotonic() > deadline:
-                        raise ConfigError(f"the {self.spec.workers} workers did not start within "
-                                          f"{self.startup_timeout:g} s")
+                        raise ConfigError.of("error.workers.start_timeout", n=self.spec.workers,
+                                             seconds=self.startup_timeout)
                 else:
                     for slot in range(self.spec.workers):  # a worker up for 30 s resets its back-off
                         r = WorkerStatus(self.spec.run_dir, slot).read() if self.failures[slot] else None

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from creditmodel.exceptions import RegistryError
+from creditmodel.exceptions import RegistryError, first_line
+from creditmodel.texts import Phrase
 
 
 def _client(tracking_uri: str):
@@ -104,15 +105,14 @@ def register(tracking_uri: str, run_id: str, model_name: str, alias: str, *, by:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise RegistryError(f"run {run_id!r} does not exist in {tracking_uri}") from None
+        raise RegistryError.of("error.registry.no_run", run_id=run_id, tracking_uri=tracking_uri) from None
     if run.info.status != "FINISHED":
-        raise RegistryError(f"run {run_id} is {run.info.status}, not FINISHED: its model and evidence may be "
-                            f"incomplete; re-run the pipeline")
+        raise RegistryError.of("error.registry.run_not_finished", run_id=run_id, status=run.info.status)
     tags = {"registered_by": by or getpass.getuser(), "registered_reason": reason or "-", "registered_at": _now()}
     try:
         return register_version(tracking_uri, run_id, model_name, alias, tags)[0]
     except MlflowException as exc:
-        raise RegistryError(f"run {run_id}: cannot register its model ({exc.message.splitlines()[0]})") from None
+        raise RegistryError.of("error.registry.cannot_register", run_id=run_id, detail=first_line(exc)) from None
 
 
 def promote(tracking_uri: str, model_name: str, *, from_alias: str = "challenger", to_alias: str = "champion",
@@ -125,18 +125,17 @@ def promote(tracking_uri: str, model_name: str, *, from_alias: str = "challenger
     try:
         version = client.get_model_version_by_alias(model_name, from_alias)
     except MlflowException:
-        raise RegistryError(f"model {model_name}@{from_alias} does not exist in {tracking_uri}") from None
+        raise RegistryError.of("error.registry.no_alias", name=model_name, alias=from_alias,
+                               tracking_uri=tracking_uri) from None
     status = version.tags.get("validation_status")
     if force and not reason.strip():
-        raise RegistryError("a forced promotion needs a --reason")
+        raise RegistryError.of("error.registry.force_needs_reason")
     if status not in STATUSES and not force:
-        raise RegistryError(f"model {model_name} version {version.version} is not validated yet: run creditmodel "
-                            f"report models:/{model_name}/{version.version} --out FILE, or promote with --force "
-                            f"and a --reason")
+        raise RegistryError.of("error.registry.not_validated", name=model_name, version=version.version)
     if status == "red" and not force:
-        raise RegistryError(f"model {model_name} version {version.version} failed validation (status red: "
-                            f"{version.tags.get('validation_findings', 'no findings recorded')}); "
-                            f"promote with --force and a --reason to override")
+        findings = version.tags.get("validation_findings", Phrase("error.registry.no_findings"))
+        raise RegistryError.of("error.registry.failed_validation", name=model_name, version=version.version,
+                               findings=findings)
     try:
         previous = client.get_model_version_by_alias(model_name, to_alias).version
     except MlflowException:
@@ -161,7 +160,7 @@ def compare_runs(tracking_uri: str, run_a: str, run_b: str) -> tuple[pd.DataFram
         try:
             runs.append(client.get_run(run_id))
         except MlflowException:
-            raise RegistryError(f"run {run_id!r} does not exist in {tracking_uri}") from None
+            raise RegistryError.of("error.registry.no_run", run_id=run_id, tracking_uri=tracking_uri) from None
     a, b = runs
     metrics = pd.DataFrame({run_a: pd.Series(a.data.metrics), run_b: pd.Series(b.data.metrics)}).sort_index()
     metrics["difference"] = metrics[run_b] - metrics[run_a]

@@ -143,8 +143,7 @@ def load_evidence(model_uri: str, tracking_uri: str, workdir: Path) -> Evidence:
     data = parts["data"]
     for name in ("features.parquet", "scored.parquet"):
         if not (data / name).is_file():
-            raise ConfigError(f"run {ref.run_id} of {model_uri} has no data/{name}: it was logged by an older "
-                              f"creditmodel; re-run the pipeline to validate it")
+            raise ConfigError.of("error.validation.no_run_data", run_id=ref.run_id, uri=model_uri, name=name)
     points = data / "scorecard_points.parquet"
     iv_series = None
     try:  # the SHAP-against-IV comparison is optional: older runs did not log the IV table
@@ -364,7 +363,7 @@ def log_report(result: ValidationResult, html: Path, tracking_uri: str, workdir:
 
     ev = result.evidence
     if ev.run_id is None:
-        raise ConfigError(f"{ev.label}: no MLflow run to log its validation report to")
+        raise ConfigError.of("error.validation.no_run_to_log", label=ev.label)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     files = Path(workdir) / "validation"
@@ -418,7 +417,7 @@ def build_report(
     lang = check_lang(lang)
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"--out {out}: expected an .html file")
+        raise ConfigError.of("error.validation.out_not_html", out=out)
     output = Output(out, kind="file", command="report", force=force, inputs=tracking_inputs(tracking_uri))
     work = None
     try:

@@ -59,7 +59,7 @@ import pandas as pd
 from creditmodel.data.contracts import validate_tables
 from creditmodel.data.io import write_tables
 from creditmodel.data.schema import TABLES
-from creditmodel.exceptions import DataContractError
+from creditmodel.exceptions import DataContractError, first_line
 
 __all__ = [
     "EXTRACTION_DATE",
@@ -92,24 +92,23 @@ _REQUIRED = ["ID", "LIMIT_BAL", "AGE", *_PAY, *_BILL, *_PAID, LABEL]
 def _read(csv_path: str | Path) -> pd.DataFrame:
     path = Path(csv_path)
     if path.is_dir():
-        raise DataContractError(f"{path}: is a directory; expected the UCI Taiwan credit-card CSV file")
+        raise DataContractError.of("error.taiwan.is_dir", path=str(path))
     if not path.is_file():
-        raise DataContractError(f"{path}: file does not exist; expected the UCI Taiwan credit-card CSV file")
+        raise DataContractError.of("error.taiwan.not_found", path=str(path))
     try:
         raw = pd.read_csv(path)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataContractError(f"{path}: cannot read as a CSV file ({type(exc).__name__}: {first}); expected "
-                                f"the UCI Taiwan credit-card CSV file") from None
+        raise DataContractError.of("error.taiwan.unreadable", path=str(path), kind=type(exc).__name__,
+                                   detail=first_line(exc)) from None
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
-        raise DataContractError(f"{path}: not the UCI Taiwan credit-card file; missing columns "
-                                f"{', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''} "
-                                f"(columns found: {', '.join(str(c) for c in raw.columns[:8])})")
+        raise DataContractError.of("error.taiwan.not_taiwan", path=str(path),
+                                   missing=", ".join(missing[:8]) + (", ..." if len(missing) > 8 else ""),
+                                   found=", ".join(str(c) for c in raw.columns[:8]))
     bad = [c for c in _REQUIRED if not pd.api.types.is_numeric_dtype(raw[c])]
     if bad:
-        raise DataContractError(f"{path}: column {bad[0]} holds values that are not numbers, e.g. "
-                                f"{raw[bad[0]].iloc[0]!r}; expected the UCI Taiwan credit-card file")
+        raise DataContractError.of("error.taiwan.not_numeric", path=str(path), column=bad[0],
+                                   example=raw[bad[0]].iloc[0])
     return raw.sort_values("ID", kind="stable").reset_index(drop=True)
 
 
