@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from creditmodel.exceptions import ConfigError, Texted, TextedValueError
 from creditmodel.regulatory import PD_FLOOR
-from creditmodel.texts import Phrase, has_text, text
+from creditmodel.texts import Phrase, either, has_text, said, text
 
 
 class _Strict(BaseModel):
@@ -479,22 +479,6 @@ class RunConfig(_Strict):
         return value
 
 
-def said(exc: BaseException) -> Phrase | str:
-    """What an exception says, as a field of another error's text: its catalogue text (so it is said in the
-    language of the text it fills) or, if it has none, its English message."""
-    if isinstance(exc, Texted) and exc.text_id is not None:
-        return Phrase(exc.text_id, exc.fields)
-    return str(exc)
-
-
-def _either(items: list[str], last: str) -> Phrase | str:
-    """Items joined as pydantic joins a literal's alternatives ("'a', 'b' or 'c'"), in each language."""
-    def listed(xs: list[str]) -> Phrase | str:
-        return xs[0] if len(xs) == 1 else Phrase("join.list", {"a": listed(xs[:-1]), "b": xs[-1]})
-
-    return Phrase("join.or", {"a": listed(items), "b": last}) if items else last
-
-
 def _input_fields(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of an ``error.input.*`` text from a pydantic error's context: numbers as pydantic writes
     them (1, not 1.0), a literal's alternatives joined the way of each language; an ``error`` that is an
@@ -504,7 +488,7 @@ def _input_fields(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
     expected = fields.get("expected")
     if kind == "literal_error" and isinstance(expected, str):
         head, _, last = expected.rpartition(" or ")
-        fields["expected"] = _either(head.split(", ") if head else [], last)
+        fields["expected"] = either(head.split(", ") if head else [], last)
     return fields
 
 
@@ -520,7 +504,7 @@ def pydantic_message(err: Mapping[str, Any]) -> Phrase:
     if kind == "value_error":
         cause = ctx.get("error")
         if isinstance(cause, Texted) and cause.text_id is not None:
-            candidates.append(Phrase("error.config.value_error", {"detail": Phrase(cause.text_id, cause.fields)}))
+            candidates.append(Phrase("error.config.value_error", {"detail": said(cause)}))
     else:
         candidates += [Phrase(id_, _input_fields(kind, ctx)) for id_ in (f"error.config.input.{kind}",
                                                                         f"error.input.{kind}") if has_text(id_)]

@@ -30,7 +30,7 @@ from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
 from creditmodel.exceptions import ConfigError, DataContractError, Texted, TextedValueError, first_line
-from creditmodel.texts import Phrase, has_text, text
+from creditmodel.texts import Phrase, either, has_text, listed, said, text
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported where a frame is made (Excel, SQL, a CSV in another
     # encoding, the contracts), not by data map's path from a UTF-8 CSV to parquet
@@ -205,22 +205,6 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "mapping"
 
 
-def _said(exc: object) -> Any:
-    """An exception's message as a field of another message: its catalogue text (said in that message's
-    language) when it has one, else its own words."""
-    if isinstance(exc, Texted) and exc.text_id is not None:
-        return Phrase(exc.text_id, exc.fields)
-    return str(exc)
-
-
-def _listed(items: list[Any]) -> Any:
-    """Items joined as the message's language lists them ("a, b", "a、b")."""
-    joined = items[0]
-    for item in items[1:]:
-        joined = Phrase("join.list", {"a": joined, "b": item})
-    return joined
-
-
 def _problem(err: Any) -> Any:
     """What pydantic says of a value of the mapping file, as a field: the texts of this module's validators;
     pydantic's own message in the language of the error where the catalogue has it (``error.input.*``, with
@@ -228,8 +212,8 @@ def _problem(err: Any) -> Any:
     msg = str(err["msg"]).removeprefix("Value error, ")
     ctx = err.get("ctx") or {}
     if err["type"] == "value_error":
-        said = ctx.get("error")
-        return _said(said) if isinstance(said, Texted) and str(said) == msg else msg
+        cause = ctx.get("error")
+        return said(cause) if isinstance(cause, Texted) and str(cause) == msg else msg
     key = f"error.input.{err['type']}"
     if not has_text(key):
         return msg
@@ -237,7 +221,7 @@ def _problem(err: Any) -> Any:
     expected = fields.get("expected")
     if err["type"] == "literal_error" and isinstance(expected, str) and " or " in expected:  # "'a', 'b' or 'c'"
         head, last = expected.rsplit(" or ", 1)
-        fields["expected"] = Phrase("join.or", {"a": _listed(head.split(", ")), "b": last})
+        fields["expected"] = either(head.split(", "), last)
     try:
         english = text(key, "en", **fields)
     except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently: its English
@@ -276,7 +260,7 @@ def load_mapping(path: str | Path) -> tuple[Mapping, Path]:
         try:
             _ = table.source.kind  # the property validates the source
         except ValueError as exc:
-            raise ConfigError.of("error.mapping.bad_source", path=path, name=name, problem=_said(exc)) from None
+            raise ConfigError.of("error.mapping.bad_source", path=path, name=name, problem=said(exc)) from None
     return mapping, path.resolve().parent
 
 
@@ -741,7 +725,7 @@ def _failure(con: Any, col: _Col, levels: str, step: Any, count: int) -> DataCon
                    f"GROUP BY 1 ORDER BY n DESC, v LIMIT {_EXAMPLES + 1}").fetchall()
     if step.map_check:
         distinct = con.execute(f"SELECT count(DISTINCT {step.of}) FROM ({levels}) WHERE {ident(step.name)}").fetchall()[0][0]
-        shown = _listed([Phrase("error.mapping.value_rows.one" if n == 1 else "error.mapping.value_rows.many",
+        shown = listed([Phrase("error.mapping.value_rows.one" if n == 1 else "error.mapping.value_rows.many",
                                 {"value": v, "n": n}) for v, n in rows[:_EXAMPLES]])
         more = Phrase("error.mapping.and_more", {"n": distinct - _EXAMPLES}) if distinct > _EXAMPLES else ""
         return DataContractError.of("error.mapping.not_in_map.one" if distinct == 1 else "error.mapping.not_in_map.many",

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from creditmodel.exceptions import BundleError, ConfigError
-from creditmodel.texts import Phrase, text
+from creditmodel.texts import Phrase, said, text
 
 log = logging.getLogger(__name__)
 
@@ -378,8 +378,7 @@ def compile_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, sig
     except ConfigError as exc:
         if out is not None:
             raise exc from None
-        error = Phrase(exc.text_id, exc.fields) if exc.text_id else str(exc)
-        raise ConfigError.of("error.compiled.write_elsewhere", error=error) from None
+        raise ConfigError.of("error.compiled.write_elsewhere", error=said(exc)) from None
     bundle = load_bundle(bundle_dir, trusted_keys=trusted_keys, allow_unsigned=allow_unsigned)
     key = load_private_key(Path(signing_key)) if isinstance(signing_key, (str, os.PathLike)) else signing_key
     if key is None:

@@ -45,7 +45,7 @@ from creditmodel.features.online import (
     tables_needed,
 )
 from creditmodel.features.postgres import PostgresTranslationError, to_postgres_sql
-from creditmodel.texts import Phrase
+from creditmodel.texts import said
 
 DEFAULT_SCHEMA = "creditmodel"
 STORE_FORMAT = "creditmodel-store"
@@ -256,7 +256,7 @@ class PostgresOnlineFeatures(OnlineFeatures):
             self._query = self._pg(self._restricted_query())
         except PostgresTranslationError as exc:
             self.close()
-            raise StoreError.of("error.online_pg.no_pg_form", store=shown, reason=_said(exc)) from None
+            raise StoreError.of("error.online_pg.no_pg_form", store=shown, reason=said(exc)) from None
         self._names = [c.name for c in TABLES["loans"].columns]
         try:  # the catalogue's SQL bound against the store's schema, once, before any request
             con.execute(f"EXPLAIN {self._query}", self._params(Application(
@@ -350,10 +350,6 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _said(exc: PostgresTranslationError) -> Phrase | str:
-    """What a translation error says, as a field of another error's text: in that text's language."""
-    return Phrase(exc.text_id, exc.fields) if exc.text_id is not None else str(exc)
-
 
 def open_online(features: Sequence[Feature], store: str | Path) -> OnlineFeatures:
     """The online feature source of a store location: PostgreSQL for ``postgresql://…``, else DuckDB."""
@@ -382,7 +378,7 @@ def _as_of_class() -> type:
                 self._bulk = self._pg(duck)
             except PostgresTranslationError as exc:
                 self.close()
-                raise StoreError.of("error.online_pg.no_pg_form", store=self.store_name, reason=_said(exc)) from None
+                raise StoreError.of("error.online_pg.no_pg_form", store=self.store_name, reason=said(exc)) from None
             ltypes = self._types["loans"]
             kinds = {KEY: "BIGINT", "group_id": ltypes.get("group_id", "BIGINT"),
                      **{c: ltypes[c] for c in ("enterprise_id", *TERMS, *self._attrs)}}

@@ -56,7 +56,7 @@ from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import available_features, compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
 from creditmodel.features.transpile import rewrite_bottom_up
-from creditmodel.texts import Phrase
+from creditmodel.texts import Phrase, said
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -252,8 +252,7 @@ def spark_query(features: Sequence[Feature] = CATALOGUE, *, pretty: bool = True)
             try:
                 to_spark_sql(compile_query([f]))
             except SparkTranslationError as one:
-                said = Phrase(one.text_id, one.fields) if one.text_id is not None else str(one)
-                culprits.append(Phrase("error.spark.culprit", {"name": f.name, "reason": said}))
+                culprits.append(Phrase("error.spark.culprit", {"name": f.name, "reason": said(one)}))
         if not culprits:
             raise
         listed = culprits[-1]  # "a; b; c" as a text of each language: a, then the rest

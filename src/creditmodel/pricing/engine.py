@@ -27,7 +27,7 @@ from creditmodel.export.bundle import PDBundle
 from creditmodel.pricing.capital import capital_requirement, loan_capital, risk_weight  # noqa: F401 (API)
 from creditmodel.pricing.guarantees import collateral_lgd, double_default_capital, group_lgd
 from creditmodel.pricing.raroc import eva, raroc
-from creditmodel.texts import Phrase
+from creditmodel.texts import Phrase, said
 
 COMPONENTS = ("funding_cost", "operating_cost", "expected_loss", "capital_charge", "margin")
 OUTPUT_COLUMNS = ("loan_id", "grade", "guarantee_type", "pd", "lgd", "ead", "maturity_years", "capital_approach",
@@ -236,8 +236,7 @@ def price_with_bundle(bundle: PDBundle, features: pd.DataFrame, config: PricingC
     try:
         flags = policy_flags(features, dictionary)
     except DataContractError as exc:
-        raise RequestError.of("error.pricing.policy", detail=(
-            Phrase(exc.text_id, exc.fields) if exc.text_id else str(exc))) from None
+        raise RequestError.of("error.pricing.policy", detail=said(exc)) from None
     d = default_dictionary() if dictionary is None else dictionary
     priced["needs_referral"] = flags["needs_referral"].to_numpy()
     priced["referral_rules"] = flags["referral_rules"].to_numpy()

@@ -30,7 +30,7 @@ import pyarrow as pa
 from creditmodel.exceptions import ConfigError, DataContractError, RequestError
 from creditmodel.outputs import Output
 from creditmodel.service.scoring import N_REASONS, FastScorer
-from creditmodel.texts import Phrase
+from creditmodel.texts import said
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -133,8 +133,7 @@ def score_frame(bundle: Any, frame: pd.DataFrame, *, reasons: bool = False, keep
             bundle.check_request(frame.iloc[i:i + 1])
         except RequestError as row_exc:
             exc = row_exc
-        said = Phrase(exc.text_id, exc.fields) if exc.text_id is not None else str(exc)
-        raise RequestError.of("error.batch.row", row=row_offset + i, msg=said) from None
+        raise RequestError.of("error.batch.row", row=row_offset + i, msg=said(exc)) from None
     out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
     out["pd"] = pd_
     out["grade"] = np.asarray(bundle.grade(pd_), dtype=object)

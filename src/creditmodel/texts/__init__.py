@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import string
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from creditmodel.exceptions import ConfigError
+from creditmodel.exceptions import ConfigError, Texted
 
 LANGS = ("en", "zh")
 DEFAULT_LANG = "en"
@@ -100,6 +101,27 @@ def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
     if "{unit}" in texts[id_]:
         fields = {**fields, "unit": money_unit(fields.get("currency"), lang)}
     return texts[id_].format(**fields) if fields else texts[id_]
+
+
+def said(exc: BaseException | Texted) -> Phrase | str:
+    """What an exception says, as a field of another text: its catalogue text (said in the language of the text
+    it fills) or, if it has none, its own message."""
+    if isinstance(exc, Texted) and exc.text_id is not None:
+        return Phrase(exc.text_id, exc.fields)
+    return str(exc)
+
+
+def listed(items: Sequence[Any]) -> Any:
+    """Items joined as each language lists them ("a, b, c"; "a、b、c"), as a field of another text."""
+    joined = items[0]
+    for item in items[1:]:
+        joined = Phrase("join.list", {"a": joined, "b": item})
+    return joined
+
+
+def either(items: Sequence[Any], last: Any) -> Any:
+    """Alternatives as each language says them ("a, b or c"; "a、b 或 c"); no items: `last` alone."""
+    return Phrase("join.or", {"a": listed(items), "b": last}) if items else last
 
 
 def fields_of(template: str) -> set[str]:
