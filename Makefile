@@ -10,16 +10,15 @@ STAMP  := $(VENV)/.installed-stamp
 demo: $(STAMP)
 	$(BIN)/creditmodel run
 
-# the notebooks (each in its own kernel) run beside the rest of the suite: two processes for two cores
+# one pytest-xdist worker per core; a module's tests stay together on one worker, the longest units go first
+# (tests/conftest.py says which); `pytest` alone, as for one file, runs in one process as usual
+XDIST := -n logical --maxprocesses=4 --dist loadscope --no-loadscope-reorder
+
 test: $(STAMP)
-	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py >$$log 2>&1 & nb=$$!; \
-	$(BIN)/python -m pytest -q --ignore=tests/test_notebooks.py; rest=$$?; \
-	wait $$nb; notebooks=$$?; echo "== notebooks (tests/test_notebooks.py)"; cat $$log; rm -f $$log; \
-	[ $$rest -eq 0 ] && [ $$notebooks -eq 0 ]
+	$(BIN)/python -m pytest -q $(XDIST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

@@ -20,6 +20,44 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: a module keeps its order
+
+
+# `make test` runs the suite on one pytest-xdist worker per core (--dist loadscope, the units below). A unit
+# of work is a module: its tests stay on one worker, in order, sharing its module fixtures. Each notebook, a
+# kernel of its own, is a unit apart; the modules that start Spark are one unit, so one worker starts a JVM.
+NOTEBOOK = "tests/test_notebooks.py::test_notebook_runs"
+SHARED_UNITS = {"tests/features/test_spark_parity.py": "spark", "tests/features/test_online_pg.py": "spark",
+                "tests/service/test_batch.py": "spark"}
+# the longest units, measured, handed out first so that the last ones to finish are short (longest first)
+LONG_UNITS = ("spark", "tests/test_fault_injection.py", NOTEBOOK, "tests/monitoring/test_out_of_core.py",
+              "tests/service/test_applications_pg.py", "tests/export/test_bundle.py",
+              "tests/monitoring/test_monitor_cli.py", "tests/tracking/test_postgres_server.py")
+
+
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    return nodeid if nodeid.startswith(NOTEBOOK) else SHARED_UNITS.get(module, module)
+
+
+def _rank(nodeid: str) -> int:
+    unit = _unit(nodeid)
+    return next((i for i, long in enumerate(LONG_UNITS) if unit.startswith(long)), len(LONG_UNITS))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With --dist loadscope, the units of work above in collection order (longest first); xdist's own
+    `loadgroup` marks do not reach its scheduler under pytest 9."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return ByUnit(config, log)
 
 
 @pytest.fixture(scope="session")
