@@ -48,7 +48,7 @@ def _rank(nodeid: str) -> int:
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With --dist loadscope, the units of work above in collection order (longest first); xdist's own
-    `loadgroup` marks do not reach its scheduler under pytest 9."""
+    `loadgroup` marks do not reach its scheduler under pytest 9 (pytest-xdist issue 1386)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
