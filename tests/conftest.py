@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,7 @@ n_estimators = 30
 [segments]
 enabled = false
 """
+SMALL_RUN = tomllib.loads(SMALL_RUN_TOML)  # the same configuration for run_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -115,9 +117,7 @@ def small_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("small")
     (root / "small.toml").write_text(SMALL_RUN_TOML)
-    config = build_config({"output_dir": str(root / "out"),
-                           "synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
-                           "lightgbm": {"n_estimators": 30}, "segments": {"enabled": False}})
+    config = build_config({**SMALL_RUN, "output_dir": str(root / "out")})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = run_pipeline(config, tracking_uri=uri)
     timings = json.loads((root / "out" / "run.json").read_text())["timings_s"]

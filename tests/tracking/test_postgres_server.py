@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from conftest import SMALL_RUN
 from conftest import free_port as _free_port
 
 pytestmark = pytest.mark.slow  # starts PostgreSQL and an MLflow server
@@ -58,10 +59,8 @@ def test_run_register_and_promote_on_a_postgres_backed_server(mlflow_server, tmp
     from creditmodel.config import build_config
     from creditmodel.pipeline import run_pipeline
 
-    # the small world of the session's small run: this tests the server, not the model
-    config = build_config({"output_dir": str(tmp_path / "out"),
-                           "synthetic": {"enterprises": 1000, "seed": 3, "transaction_density": 0.2},
-                           "segments": {"enabled": False}, "lightgbm": {"n_estimators": 30}})
+    # the session's small-run configuration: this tests the server, not the model
+    config = build_config({**SMALL_RUN, "output_dir": str(tmp_path / "out")})
     result = run_pipeline(config, tracking_uri=mlflow_server)
     client = MlflowClient(mlflow_server)
     assert client.get_model_version_by_alias("sme_pd", "challenger").run_id == result.tracked.run_id
