@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError, first_line
+from creditmodel.cli_usage import ENV_LANG, EXIT_ERROR, FlagValueError, Parser, parse_args
+from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError, Texted, first_line
 from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
@@ -25,9 +26,6 @@ if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only b
     from creditmodel.config import RunConfig
     from creditmodel.export.bundle import PDBundle
     from creditmodel.monitoring.mlflow_metrics import MonitoringTarget
-
-EXIT_ERROR = 2
-ENV_LANG = "CREDITMODEL_LANG"  # the language of a command's error lines when neither --lang nor its configuration says
 
 
 def _read_config(args: argparse.Namespace, overrides: dict | None = None) -> RunConfig:
@@ -47,6 +45,8 @@ def _memory_limit(text: str) -> str:
     try:
         return check_memory_limit(text)
     except ValueError as exc:
+        if isinstance(exc, Texted) and exc.text_id is not None:
+            raise FlagValueError.of(exc.text_id, **exc.fields) from None
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -54,9 +54,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise FlagValueError.of("error.usage.whole_number", value=text) from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+        raise FlagValueError.of("error.usage.not_negative", value=value)
     return value
 
 
@@ -540,13 +540,6 @@ def _cmd_data_dictionary(args: argparse.Namespace) -> None:
           f"dictionary = \"{out}\"")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors, like every other boundary of creditmodel."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def _cmd_data_adapt(args: argparse.Namespace) -> None:
     from creditmodel.data.adapters.taiwan import write_taiwan
 
@@ -798,7 +791,7 @@ FORCE_HELP = ("replace an earlier output of creditmodel even if files in it were
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="creditmodel", description=__doc__.splitlines()[0])
+    parser = Parser(prog="creditmodel", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -1106,7 +1099,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                                                        value=os.environ[ENV_LANG], langs=list(LANGS))),
               file=sys.stderr)
         return EXIT_ERROR
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
         keep_freed_memory()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors

@@ -263,7 +263,7 @@ def check_memory_limit(text: str) -> str:
     """A DuckDB memory limit as a person writes it ("4GB", "512 MiB"), checked (ValueError naming it)."""
     value = str(text).strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.IGNORECASE):
-        raise ValueError(f"memory limit {str(text)[:40]!r}: expected a size such as 4GB or 512MiB")
+        raise TextedValueError.of("error.online.memory_limit", value=str(text)[:40])
     return value
 
 
