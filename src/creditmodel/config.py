@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from creditmodel.exceptions import ConfigError, Texted, TextedValueError
+from creditmodel.exceptions import ConfigError, TextedValueError
 from creditmodel.regulatory import PD_FLOOR
-from creditmodel.texts import Phrase, either, has_text, said, text
+from creditmodel.texts import Phrase, said
+from creditmodel.texts.pydantic_errors import pydantic_phrase
 
 
 class _Strict(BaseModel):
@@ -479,42 +480,16 @@ class RunConfig(_Strict):
         return value
 
 
-def _input_fields(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of an ``error.input.*`` text from a pydantic error's context: numbers as pydantic writes
-    them (1, not 1.0), a literal's alternatives joined the way of each language; an ``error`` that is an
-    exception (a ValueError's) is no field."""
-    fields: dict[str, Any] = {k: (int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 1e18 else v)
-                              for k, v in ctx.items() if k != "error" or isinstance(v, str)}
-    expected = fields.get("expected")
-    if kind == "literal_error" and isinstance(expected, str):
-        head, _, last = expected.rpartition(" or ")
-        fields["expected"] = either(head.split(", ") if head else [], last)
-    return fields
-
-
 def pydantic_message(err: Mapping[str, Any]) -> Phrase:
     """One pydantic error's message as a catalogue text: in English exactly as pydantic writes it; in Chinese
     from the text of the check that failed (a ValueError of this kit's validators carries it) or from the
     error's type and context (``error.config.input.*``, else ``error.input.*`` as the service says a refused
     field); any other message keeps pydantic's English inside a Chinese frame."""
-    english = str(err.get("msg", ""))
     kind = str(err.get("type", ""))
-    ctx = err.get("ctx") or {}
-    candidates = []
-    if kind == "value_error":
-        cause = ctx.get("error")
-        if isinstance(cause, Texted) and cause.text_id is not None:
-            candidates.append(Phrase("error.config.value_error", {"detail": said(cause)}))
-    else:
-        candidates += [Phrase(id_, _input_fields(kind, ctx)) for id_ in (f"error.config.input.{kind}",
-                                                                        f"error.input.{kind}") if has_text(id_)]
-    for phrase in candidates:
-        try:
-            if text(phrase.id, "en", **phrase.fields) == english:
-                return phrase
-        except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently
-            continue
-    return Phrase("error.config.pydantic", {"msg": english})
+    phrase = pydantic_phrase(err, (f"error.config.input.{kind}",))
+    if phrase is not None and kind == "value_error":
+        return Phrase("error.config.value_error", {"detail": phrase})
+    return phrase or Phrase("error.config.pydantic", {"msg": str(err.get("msg", ""))})
 
 
 def _validation_error(exc: ValidationError, source: str) -> ConfigError:

@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from creditmodel.data import schema
 from creditmodel.data.dictionary import DataDictionary, load_dictionary
 from creditmodel.data.mapping_sql import KIND_TYPES, MONEY_HINT, ColumnSQL, Step, column_sql, ident, literal
-from creditmodel.exceptions import ConfigError, DataContractError, Texted, TextedValueError, first_line
-from creditmodel.texts import Phrase, either, has_text, listed, said, text
+from creditmodel.exceptions import ConfigError, DataContractError, TextedValueError, first_line
+from creditmodel.texts import Phrase, listed, said, text
+from creditmodel.texts.pydantic_errors import pydantic_phrase
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported where a frame is made (Excel, SQL, a CSV in another
     # encoding, the contracts), not by data map's path from a UTF-8 CSV to parquet
@@ -210,27 +211,14 @@ def _problem(err: Any) -> Any:
     pydantic's own message in the language of the error where the catalogue has it (``error.input.*``, with
     what pydantic adds after a comma kept as it writes it); else pydantic's English."""
     msg = str(err["msg"]).removeprefix("Value error, ")
-    ctx = err.get("ctx") or {}
-    if err["type"] == "value_error":
-        cause = ctx.get("error")
-        return said(cause) if isinstance(cause, Texted) and str(cause) == msg else msg
-    key = f"error.input.{err['type']}"
-    if not has_text(key):
+    phrase = pydantic_phrase(err, exact=False)
+    if phrase is None:
         return msg
-    fields: dict[str, Any] = {k: v for k, v in ctx.items() if k != "error"}
-    expected = fields.get("expected")
-    if err["type"] == "literal_error" and isinstance(expected, str) and " or " in expected:  # "'a', 'b' or 'c'"
-        head, last = expected.rsplit(" or ", 1)
-        fields["expected"] = either(head.split(", "), last)
-    try:
-        english = text(key, "en", **fields)
-    except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently: its English
-        return msg
+    english = text(phrase.id, "en", **phrase.fields)
     if english == msg:
-        return Phrase(key, fields)
+        return phrase
     if msg.startswith(english + ", "):
-        return Phrase("error.mapping.problem_detail", {"problem": Phrase(key, fields),
-                                                       "detail": msg[len(english) + 2:]})
+        return Phrase("error.mapping.problem_detail", {"problem": phrase, "detail": msg[len(english) + 2:]})
     return msg
 
 

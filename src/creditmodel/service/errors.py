@@ -12,16 +12,15 @@ Chinese as "请求无效：" followed by the English, never dropped.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from creditmodel.exceptions import Texted
-from creditmodel.texts import has_text, text
+from creditmodel.texts import text
+from creditmodel.texts.pydantic_errors import pydantic_phrase
 
 Item = dict[str, Any]
 MAX_ERRORS = 20  # the items a refusal lists at most (the first ones: 147 missing features say no more than 20)
-_POSITION = re.compile(r"line (\d+) column (\d+)")
 
 
 def item(loc: Sequence[Any], kind: str, text_id: str, /, **fields: Any) -> Item:
@@ -35,46 +34,22 @@ def untranslated(loc: Sequence[Any], kind: str, msg: str) -> Item:
     return {"loc": list(loc), "msg": msg, "msg_zh": text("error.untranslated", "zh", msg=msg), "type": kind}
 
 
-def _said(loc: Sequence[Any], kind: str, english: str, exc: Any) -> Item:
-    """The item of `english`, in Chinese as `exc` (a ``Texted`` error) says it, else through the fallback."""
-    zh = exc.in_lang("zh") if isinstance(exc, Texted) else None
-    return untranslated(loc, kind, english) if zh is None else {
-        "loc": list(loc), "msg": english, "msg_zh": zh, "type": kind}
-
-
 def of_exception(loc: Sequence[Any], kind: str, exc: BaseException) -> Item:
     """An error item of an exception: its catalogue text in both languages when it has one."""
-    return _said(loc, kind, str(exc), exc)
-
-
-def _context(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a pydantic error's Chinese text: its context, numbers as pydantic writes them (1, not
-    1.0), the alternatives of a literal joined the Chinese way, a JSON error's position."""
-    fields: dict[str, Any] = {k: (int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 1e18 else v)
-                              for k, v in ctx.items() if k != "error"}
-    expected = fields.get("expected")
-    if kind == "literal_error" and isinstance(expected, str):  # "'a', 'b' or 'c'"
-        fields["expected"] = expected.replace("' or '", "'、'").replace("', '", "'、'")
-    where = _POSITION.search(str(ctx.get("error", "")))
-    if where:
-        fields["line"], fields["column"] = int(where.group(1)), int(where.group(2))
-    return fields
+    zh = exc.in_lang("zh") if isinstance(exc, Texted) else None
+    return untranslated(loc, kind, str(exc)) if zh is None else {
+        "loc": list(loc), "msg": str(exc), "msg_zh": zh, "type": kind}
 
 
 def of_validation(error: Mapping[str, Any], loc: Sequence[Any]) -> Item:
-    """An error item of one pydantic error (``ValidationError.errors()``, its context included) at `loc`."""
-    kind = str(error.get("type", "value_error"))
+    """An error item of one pydantic error (``ValidationError.errors()``, its context included) at `loc`: pydantic's
+    English, and the Chinese of its error type (``error.input.*``) or of the validator's own text."""
     english = str(error.get("msg", ""))
-    ctx = error.get("ctx") or {}
-    if kind == "value_error":
-        return _said(loc, kind, english, ctx.get("error"))
-    key = f"error.input.{kind}"
-    if has_text(key, "zh"):
-        try:
-            return {"loc": list(loc), "msg": english, "msg_zh": text(key, "zh", **_context(kind, ctx)), "type": kind}
-        except (KeyError, IndexError, ValueError):  # a context this pydantic gives differently: still said
-            pass
-    return untranslated(loc, kind, english)
+    kind = str(error.get("type", "value_error"))
+    phrase = pydantic_phrase(error, exact=False)
+    if phrase is None:
+        return untranslated(loc, kind, english)
+    return {"loc": list(loc), "msg": english, "msg_zh": text(phrase.id, "zh", **phrase.fields), "type": kind}
 
 
 def within(items: Iterable[Item], text_id: str, /, **fields: Any) -> list[Item]:
