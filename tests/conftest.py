@@ -61,6 +61,19 @@ def pytest_xdist_make_scheduler(config, log):
     return ByUnit(config, log)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _features_known_by_name():
+    """Each module finds the features known by name (``catalogue.BY_NAME``) as shipped, and leaves them so: a
+    run registers its dictionary's vocabularies and attributes there, for the rest of the process, and which
+    module ran before another on a worker is up to the scheduler."""
+    from creditmodel.features import catalogue
+
+    before = dict(catalogue.BY_NAME)
+    yield
+    catalogue.BY_NAME.clear()
+    catalogue.BY_NAME.update(before)
+
+
 @pytest.fixture(scope="session")
 def small_world():
     return generate_world(400, seed=7)
