@@ -18,7 +18,7 @@ from creditmodel.exceptions import ConfigError, CreditModelError, DataContractEr
 from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
 from creditmodel.signals import Terminated
-from creditmodel.texts import DEFAULT_LANG, LANGS, Phrase, text
+from creditmodel.texts import DEFAULT_LANG, LANGS, Phrase, listed, text
 
 if TYPE_CHECKING:  # pandas and the bundle module (LightGBM) are imported only by the commands that use them
     import pandas as pd
@@ -112,10 +112,8 @@ def _cmd_keys_generate(args: argparse.Namespace) -> None:
     from creditmodel.export.signing import ENV_SIGNING_KEY, ENV_TRUSTED_KEYS, generate_keys
 
     private, public, kid = generate_keys(args.out)
-    print(f"key {kid}\n  private {private} (mode 0600: keep it secret; it signs bundles)\n  public  {public} "
-          f"(give it to every service and pricing step that must trust these bundles)\n"
-          f"sign:   creditmodel run|export ... --signing-key {private}   (or {ENV_SIGNING_KEY}={private})\n"
-          f"verify: creditmodel serve|score|price ... --trusted-key {public}   (or {ENV_TRUSTED_KEYS}={public})")
+    print(text("cli.out.keys", _error_lang(args), kid=kid, private=private, public=public, sign_env=ENV_SIGNING_KEY,
+               trust_env=ENV_TRUSTED_KEYS))
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -133,7 +131,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         flag = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
         raise ConfigError.of("error.cli.flag_value", flag=flag, value=err.get("input"),
                              msg=pydantic_message(err)) from None
-    out = Path(args.out)
+    out, lang = Path(args.out), _error_lang(args)
     check_output(out, kind="dir", force=args.force)  # before the world is drawn
     if args.partitioned:
         from creditmodel.data.synthetic import write_world_partitioned
@@ -143,14 +141,14 @@ def _cmd_synth(args: argparse.Namespace) -> None:
                                 transaction_density=cfg.transaction_density,
                                 progress=lambda done, total: print(f"  block {done}/{total}", flush=True),
                                 force=args.force)
-        print(f"wrote {out} as partitioned parquet (ground truth apart in {out / '_truth'})")
+        print(text("cli.out.synth_partitioned", lang, out=out, truth=out / "_truth"))
         return
     world = generate_world(cfg.enterprises, cfg.seed, start=str(cfg.start), extraction_date=str(cfg.extraction_date),
                            transaction_density=cfg.transaction_density)
     write_world(world, out, force=args.force)
     for name, frame in world.tables.items():
-        print(f"{name:22s} {len(frame):>12,d} rows")
-    print(f"wrote {out} (ground truth apart in {out / '_truth'})")
+        print(text("cli.out.synth_table", lang, name=name, rows=len(frame)))
+    print(text("cli.out.synth", lang, out=out, truth=out / "_truth"))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -189,19 +187,19 @@ def run_summary(result, config) -> str:
               text("run.registered", lang, uri=t.model_uri, version=t.model_version),
               text("run.report_dir", lang, path=result.report_dir),
               text("run.validation", lang, path=result.output_dir / "validation_report.html", uri=t.model_uri),
-              text("run.bundle", lang, path=result.bundle_dir, note=_signature_note(result.bundle_dir)),
+              text("run.bundle", lang, path=result.bundle_dir, note=_signature_note(result.bundle_dir, lang)),
               text("run.priced", lang, path=result.priced_path),
               text("run.features", lang, path=result.features_path), "",
               text("run.mlflow_ui", lang, uri=t.tracking_uri), text("run.lab", lang)]
     return "\n".join(lines)
 
 
-def _signature_note(bundle_dir: Path) -> str:
-    from creditmodel.export.signing import HOW_TO_SIGN, read_signature_key_id
+def _signature_note(bundle_dir: Path, lang: str = DEFAULT_LANG) -> str:
+    from creditmodel.export.signing import HOW_TO_SIGN_PHRASE, read_signature_key_id
 
     kid = read_signature_key_id(bundle_dir)
-    return (f"signed by key {kid}" if kid else
-            f"UNSIGNED: serve, score and price refuse it without --allow-unsigned; to sign, {HOW_TO_SIGN}")
+    return (text("cli.out.signed", lang, key_id=kid) if kid else
+            text("cli.out.unsigned", lang, how=HOW_TO_SIGN_PHRASE))
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
@@ -218,7 +216,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
     frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     _write_frame(frame, out, command="features", inputs=inputs, force=args.force)
-    print(f"wrote {len(frame)} rows x {frame.shape[1] - 3} features to {args.out}")
+    print(text("cli.out.features", _error_lang(args), rows=len(frame), features=frame.shape[1] - 3, out=args.out))
 
 
 def _cmd_store_build(args: argparse.Namespace) -> None:
@@ -235,8 +233,8 @@ def _cmd_store_build(args: argparse.Namespace) -> None:
     with Output(args.out, kind="file", command="store build", inputs=inputs, force=args.force,
                 label="--out") as output:
         counts = build_store(tables, output.tmp)
-    print(f"wrote a feature store of {len(counts)} tables ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
-          f"to {args.out}")
+    print(text("cli.out.store", _error_lang(args), n=len(counts), counts=listed([f"{k} {v:,}" for k, v in counts.items()]),
+               out=args.out))
 
 
 def _store_build_pg(args: argparse.Namespace) -> None:
@@ -249,8 +247,8 @@ def _store_build_pg(args: argparse.Namespace) -> None:
     raw = read_tables(args.data, encoding=args.encoding, delimiter=args.delimiter)
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
     counts = build_store_pg(tables, args.out, force=args.force)
-    print(f"wrote a feature store of {len(counts)} tables ({', '.join(f'{k} {v:,}' for k, v in counts.items())}) "
-          f"to {shown}")
+    print(text("cli.out.store", _error_lang(args), n=len(counts), counts=listed([f"{k} {v:,}" for k, v in counts.items()]),
+               out=shown))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -260,23 +258,22 @@ def _cmd_export(args: argparse.Namespace) -> None:
     uri = args.model_uri or (f"runs:/{args.run_id}/model" if args.run_id else f"models:/{args.model}@{args.alias}")
     result = export_model(uri, Path(args.out), tracking_uri=args.tracking_uri or default_tracking_uri(), onnx=args.onnx,
                           force=args.force, signing_key=_signing_key(args.signing_key), compiled=args.compile)
-    out = Path(args.out)
-    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    out, lang = Path(args.out), _error_lang(args)
+    files = listed(sorted(p.name for p in out.iterdir()))
     ref = result["model"]
-    where = f"{ref.name} version {ref.version}, " if ref.name else ""
-    print(f"exported {uri} ({where}run {ref.run_id}) to {out}: {files}")
+    print(text("cli.out.exported_version" if ref.name else "cli.out.exported", lang, uri=uri, name=ref.name,
+               version=ref.version, run_id=ref.run_id, out=out, files=files))
     par = result["parity"]
-    print(f"checksums verified; parity with training-time scores on {par['rows']} out-of-time loans: "
-          f"max PD difference {par['max_abs_pd_diff']:.2g}, grades agree {par['grade_agreement']:.0%}")
-    print(_signature_note(out))
+    print(text("cli.out.export_parity", lang, rows=par["rows"], diff=par["max_abs_pd_diff"],
+               agree=par["grade_agreement"]))
+    print(_signature_note(out, lang))
     if "compiled" in result:
         c = result["compiled"]
-        print(f"compiled trees for {c['cpu']}: PDs match LightGBM's on {c['parity']['rows']:,} parity and out-of-time "
-              f"rows (max difference {c['parity']['max_abs_pd_diff']:.2g})")
+        print(text("cli.out.export_compiled", lang, cpu=c["cpu"], rows=c["parity"]["rows"],
+                   diff=c["parity"]["max_abs_pd_diff"]))
     if "onnx_drift" in result:
         d = result["onnx_drift"]
-        print(f"ONNX (float32) drift on the same loans: max PD difference {d['max_abs_pd_diff']:.2g}, "
-              f"grades agree {d['grade_agreement']:.4%}")
+        print(text("cli.out.export_onnx", lang, diff=d["max_abs_pd_diff"], agree=d["grade_agreement"]))
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -319,10 +316,10 @@ def _cmd_bundle_compile(args: argparse.Namespace) -> None:
     frame = _read_frame(Path(args.parity_rows)) if args.parity_rows else None
     info = compile_bundle(args.bundle, args.out, signing_key=_signing_key(args.signing_key),
                           portable=args.portable, parity_frame=frame, force=args.force, **_trust(args))
-    par = info["parity"]
-    print(f"compiled {args.bundle}/model.txt for {info['cpu']} ({info['triple']}) into "
-          f"{args.out or args.bundle}/{COMPILED_FILE}; its PDs match LightGBM's on {par['rows']:,} parity rows "
-          f"(max difference {par['max_abs_pd_diff']:.2g}); {_signature_note(Path(args.out or args.bundle))}")
+    par, lang = info["parity"], _error_lang(args)
+    print(text("cli.out.bundle_compiled", lang, bundle=args.bundle, cpu=info["cpu"], triple=info["triple"],
+               out=args.out or args.bundle, file=COMPILED_FILE, rows=par["rows"], diff=par["max_abs_pd_diff"],
+               note=_signature_note(Path(args.out or args.bundle), lang)))
 
 
 def _amounts(value: str | None) -> list[float] | None:
@@ -483,8 +480,8 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         except Exception as exc:  # noqa: BLE001 - the outputs are complete; say what is missing, in one line
             raise ConfigError.of("error.cli.monitor_not_logged", uri=target.tracking_uri, as_of=s["as_of"],
                                  detail=first_line(exc)[:200], out=out) from None
-        print(f"logged {len(metrics_of(s))} figures at step {s['as_of'].replace('-', '')} to MLflow run {run_id} "
-              f"in {target.tracking_uri}")
+        print(text("cli.out.monitor_logged", lang, n=len(metrics_of(s)), step=s["as_of"].replace("-", ""),
+                   run_id=run_id, uri=target.tracking_uri))
 
 
 def _monitoring_target(args: argparse.Namespace, bundle: PDBundle) -> MonitoringTarget | None:
@@ -512,32 +509,32 @@ def _cmd_data_check(args: argparse.Namespace) -> None:
 
     config = _read_config(args, {"data_encoding": args.encoding, "data_delimiter": args.delimiter,
                                        "extraction_date": args.extraction_date})
-    dictionary = config.data_dictionary()
+    dictionary, lang = config.data_dictionary(), _error_lang(args)
     raw = read_tables(args.dir, encoding=config.data_encoding, delimiter=config.data_delimiter)
     extraction = resolve_extraction_date(config.extraction_date, args.dir)
     outcome = {f"loans.{c}" for c in label_columns(config.label.kind, config.label.column)}
     ignored = [c for c in ignored_columns(raw, dictionary) if c not in outcome]
     if ignored:
-        print(f"ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
+        print(text("cli.ignored_columns", lang, columns=", ".join(ignored)))
     tables = validate_tables(raw, dictionary=dictionary, extraction_date=extraction)  # every failure at once
     label = config.label
     tables = carry_label_columns(raw, tables, config)  # the bank's default flag or date column, if configured
     labels = make_labels(tables, extraction, kind=label.kind, window_months=label.window_months,
                          dpd_threshold=label.dpd_threshold, column=label.column).rename(label.describe()["en"])
-    print(f"extraction date {extraction.date()}; data dictionary: {dictionary.source}")
+    print(text("cli.out.extraction", lang, date=extraction.date(), source=dictionary.source_phrase()))
     print(profile(tables, labels))
     referrals = referral_summary(policy_flags(tables["loans"], dictionary, enterprises=tables.get("enterprises")))
-    rules = ", ".join(f"{k} {v}" for k, v in referrals.items() if k != "all")
-    print(f"policy: {referrals['all']} of {len(tables['loans'])} loans need referral" + (f" ({rules})" if rules else ""))
-    print("all contracts passed")
+    rules = [f"{k} {v}" for k, v in referrals.items() if k != "all"]
+    print(text("cli.out.policy_rules" if rules else "cli.out.policy", lang, n=referrals["all"],
+               total=len(tables["loans"]), rules=listed(rules) if rules else ""))
+    print(text("cli.out.contracts_passed", lang))
 
 
 def _cmd_data_dictionary(args: argparse.Namespace) -> None:
     from creditmodel.data.dictionary import write_default_dictionary
 
     out = write_default_dictionary(args.out)
-    print(f"wrote the default data dictionary to {out}; edit it and name it in the run configuration: "
-          f"dictionary = \"{out}\"")
+    print(text("cli.out.dictionary", _error_lang(args), out=out))
 
 
 def _cmd_data_adapt(args: argparse.Namespace) -> None:
@@ -550,16 +547,15 @@ def _cmd_data_adapt(args: argparse.Namespace) -> None:
     if not Path(args.csv).is_file():
         raise ConfigError.of("error.cli.csv_missing", path=args.csv)
     write_taiwan(args.csv, out, force=args.force)
-    print(f"wrote canonical tables to {out}; run them with: creditmodel run --data {out} --config configs/taiwan.toml")
+    print(text("cli.out.adapted", _error_lang(args), out=out))
 
 
 def _cmd_data_map(args: argparse.Namespace) -> None:
     from creditmodel.data.mapping import write_mapped
 
     out, counts = write_mapped(args.mapping, args.out, force=args.force)
-    rows = ", ".join(f"{name} {n:,}" for name, n in counts.items())
-    print(f"wrote canonical tables to {out} ({rows} rows); run them with: creditmodel run --data {out} "
-          f"--config RUN.toml (naming the mapping's data dictionary, if any)")
+    rows = listed([f"{name} {n:,}" for name, n in counts.items()])
+    print(text("cli.out.mapped", _error_lang(args), out=out, rows=rows))
 
 
 def _cmd_register(args: argparse.Namespace) -> None:
@@ -568,8 +564,8 @@ def _cmd_register(args: argparse.Namespace) -> None:
 
     version = register(args.tracking_uri or default_tracking_uri(), args.run_id, args.model, args.alias,
                        by=args.by, reason=args.reason)
-    print(f"registered run {args.run_id} as {args.model} version {version}, alias {args.alias}; not validated yet "
-          f"(promotion refused until then): creditmodel report models:/{args.model}/{version} --out FILE")
+    print(text("cli.out.registered", _error_lang(args), run_id=args.run_id, model=args.model, version=version,
+               alias=args.alias))
 
 
 def _cmd_runs_cleanup(args: argparse.Namespace) -> None:
@@ -577,8 +573,8 @@ def _cmd_runs_cleanup(args: argparse.Namespace) -> None:
 
     uri = args.tracking_uri or default_tracking_uri()
     cleaned = cleanup_stale_runs(uri, args.experiment)
-    print(f"marked {len(cleaned)} run(s) of experiment {args.experiment!r} FAILED whose process on this host "
-          f"had gone" + (": " + ", ".join(cleaned) if cleaned else ""))
+    print(text("cli.out.cleaned_runs" if cleaned else "cli.out.cleaned", _error_lang(args), n=len(cleaned),
+               experiment=args.experiment, runs=listed(cleaned) if cleaned else ""))
 
 
 def _cmd_promote(args: argparse.Namespace) -> None:
@@ -587,7 +583,8 @@ def _cmd_promote(args: argparse.Namespace) -> None:
 
     version = promote(args.tracking_uri or default_tracking_uri(), args.model, from_alias=args.from_alias,
                       to_alias=args.to_alias, by=args.by, reason=args.reason, force=args.force)
-    print(f"{args.model}@{args.to_alias} -> version {version} (was {args.model}@{args.from_alias})")
+    print(text("cli.out.promoted", _error_lang(args), model=args.model, to_alias=args.to_alias, version=version,
+               from_alias=args.from_alias))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -601,7 +598,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             or "." not in k.split(".", 1)[-1]]
     with pd.option_context("display.width", 160, "display.max_rows", 500, "display.float_format", "{:.4f}".format):
         print(metrics.loc[keys].to_string())
-        print("\nparameters that differ:" if len(params) else "\nno parameter differs")
+        print("\n" + text("cli.out.params_differ" if len(params) else "cli.out.params_same", _error_lang(args)))
         if len(params):
             print(params.to_string())
 
@@ -678,11 +675,11 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         scheme = "https" if tls else "http"
 
         def ready() -> None:
-            trees = ", compiled trees" if getattr(bundle, "compiled", None) is not None else ""
-            print(f"serving model {model_id(bundle)} ({len(bundle.schema.names)} features{trees}) on "
-                  f"{scheme}://{args.host}:{args.port} with {args.workers} worker(s)"
-                  f"{', API keys required' if keys else ''}{', client certificates required' if 'ssl_ca_certs' in tls else ''}"
-                  f"; API docs at /docs", flush=True)
+            trees = Phrase("cli.out.serving_trees") if getattr(bundle, "compiled", None) is not None else ""
+            print(text("cli.out.serving", _error_lang(args), model=model_id(bundle), n=len(bundle.schema.names),
+                       trees=trees, url=f"{scheme}://{args.host}:{args.port}", workers=args.workers,
+                       keys=Phrase("cli.out.serving_keys") if keys else "",
+                       certs=Phrase("cli.out.serving_certs") if "ssl_ca_certs" in tls else ""), flush=True)
 
         serve(app if args.workers == 1 else None, spec, sock, on_ready=ready)
     finally:
@@ -708,9 +705,9 @@ def _cmd_score(args: argparse.Namespace) -> None:
     progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
                           num_threads=args.threads, progress=progress, force=args.force, lang=args.lang or "en")
-    print(f"scored {stats['rows']:,} rows -> {stats['out']} in {stats['seconds']:.1f} s "
-          f"({stats['rows_per_s']:,.0f} rows/s){'; with reason codes' if args.reasons else ''}"
-          f"{'; compiled trees' if getattr(bundle, 'compiled', None) is not None else ''}")
+    print(text("cli.out.scored", _error_lang(args), rows=stats["rows"], out=stats["out"], seconds=stats["seconds"],
+               speed=stats["rows_per_s"], reasons=Phrase("cli.out.with_reasons") if args.reasons else "",
+               trees=Phrase("cli.out.compiled_trees") if getattr(bundle, "compiled", None) is not None else ""))
 
 
 def _cmd_score_as_of(args: argparse.Namespace) -> None:
@@ -744,14 +741,15 @@ def _cmd_score_as_of(args: argparse.Namespace) -> None:
     finally:
         features.close()
     _write_frame(rated, out, command="score", inputs=inputs, force=args.force)
-    print(f"rated {len(rated):,} borrowers as of {as_of} -> {out} in {time.perf_counter() - started:.1f} s "
-          f"({int(rated['new_to_bank'].sum())} new to the bank){'; with reason codes' if args.reasons else ''}")
+    print(text("cli.out.rated", _error_lang(args), n=len(rated), as_of=as_of, out=out,
+               seconds=time.perf_counter() - started, new=int(rated["new_to_bank"].sum()),
+               reasons=Phrase("cli.out.with_reasons") if args.reasons else ""))
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from creditmodel.texts import check_lang
     from creditmodel.tracking.mlflow_tracking import default_tracking_uri
-    from creditmodel.validation.report import build_report
+    from creditmodel.validation.report import ReportTexts, build_report
 
     run_config = _read_config(args) if args.config else None
     config = run_config.validation if run_config is not None else None
@@ -766,24 +764,27 @@ def _cmd_report(args: argparse.Namespace) -> None:
     results = build_report(args.model_uri, out, tracking_uri=args.tracking_uri or default_tracking_uri(),
                            config=config, compare=args.compare, log=not args.no_log, force=args.force, lang=lang,
                            dictionary=run_config.data_dictionary() if run_config is not None else None)
+    words = ReportTexts(lang)  # the report's own words for statuses, sections, tests and scopes
     for r in results:
         c = r.counts()
-        print(f"{r.evidence.label}: {r.status} ({c['green']} green, {c['amber']} amber, {c['red']} red), "
-              f"out-of-time AUC {r.metrics['oot_auc']:.3f}")
+        print(text("cli.out.evidence", lang, label=r.evidence.label, status=words.status(r.status), green=c["green"],
+                   amber=c["amber"], red=c["red"], auc=r.metrics["oot_auc"]))
         for s in r.sections:
-            reds = [f"{f.test} ({f.scope})" for f in s.findings if f.status == "red"]
-            if reds:
-                print(f"  red in {s.title}: " + "; ".join(reds))
-    print(f"wrote {out}" + ("" if args.no_log else f"; logged to run {results[0].evidence.run_id} and tagged "
-                                                  f"validation_status={results[0].status}"))
+            reds = [text("cli.out.red_test", lang, test=words.test(f.test), scope=words.scope(f.scope))
+                    for f in s.findings if f.status == "red"]
+            if reds:  # in English the suite's own title, which names the leakage guard in both languages
+                print(text("cli.out.red_in", lang, section=s.title if lang == "en" else words.section(s.key, s.title),
+                           tests=text("cli.out.red_sep", lang).join(reds)))
+    print(text("cli.out.report_written" if args.no_log else "cli.out.report_logged", lang, out=out,
+               run_id=results[0].evidence.run_id, status=results[0].status))
     if args.screenshot:
         from creditmodel.validation.browser import open_in_browser
 
         with Output(args.screenshot, kind="file", command="report", inputs={"--out": out}, force=args.force,
                     label="--screenshot") as shot:
             seen = open_in_browser(out, screenshot=shot.tmp)
-        print(f"opened in Chromium: {seen['images']} figures, {len(seen['console_errors'])} console errors; "
-              f"summary screenshot {args.screenshot}")
+        print(text("cli.out.opened", lang, figures=seen["images"], errors=len(seen["console_errors"]),
+                   shot=args.screenshot))
 
 
 FORCE_HELP = ("replace an earlier output of creditmodel even if files in it were changed since "
