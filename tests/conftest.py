@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from creditmodel.data.synthetic import generate_world
+# One xdist worker per core, and each LightGBM fit runs on two threads (num_threads=2, the default): an OpenMP
+# thread that waits passively leaves its core to the other worker instead of spinning on it. Set before
+# LightGBM is loaded here, and inherited by the commands, servers and notebook kernels the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from creditmodel.data.synthetic import generate_world  # noqa: E402 - after the environment above
 
 # Fixtures that run the whole pipeline once per session: a test using one (directly or through another
 # fixture) is end-to-end and marked slow, so `make test-fast` (pytest -m "not slow") leaves it out.
