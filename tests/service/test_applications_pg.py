@@ -38,7 +38,7 @@ def served(demo_run, postgres_server, tmp_path_factory):
     db = postgres_server("applications")
     url = f"{db}?schema=bank"
     build_store_pg(tables, url)
-    return {"bundle": bundle, "tables": tables, "db": db, "url": url, "bundle_dir": result.bundle_dir,
+    return {"bundle": bundle, "tables": tables, "db": db, "url": url, "bundle_dir": result.bundle_dir, "duck_path": path,
             "duck": TestClient(create_app(bundle, store=f"duckdb://{path}")),
             "pg": TestClient(create_app(bundle, store=url)), "frame": pd.read_parquet(result.features_path)}
 
@@ -118,7 +118,7 @@ def _free_port() -> int:
 
 def test_serve_refuses_an_unreachable_or_unfit_postgresql_store_in_one_line(served):
     broken = f"{served['db']}?schema=broken"
-    build_store_pg(served["tables"], broken)
+    build_store_pg({name: t.head(100) for name, t in served["tables"].items()}, broken)  # a store's fit is its columns
     with psycopg.connect(served["db"], autocommit=True) as con:
         con.execute("ALTER TABLE broken.transactions DROP COLUMN channel")
     with pytest.raises(StoreError, match="channel"):
@@ -137,10 +137,8 @@ def test_serve_refuses_an_unreachable_or_unfit_postgresql_store_in_one_line(serv
 def test_score_as_of_from_postgresql_equals_duckdb(served, tmp_path, capsys):
     from creditmodel.cli import main
 
-    store = tmp_path / "store.duckdb"
-    build_store(served["tables"], store)
     outs = {}
-    for name, location in (("duck", f"duckdb://{store}"), ("pg", served["url"])):
+    for name, location in (("duck", f"duckdb://{served['duck_path']}"), ("pg", served["url"])):
         outs[name] = tmp_path / f"{name}.parquet"
         assert main(["score", "--bundle", str(served["bundle_dir"]), "--store", location, "--as-of", "2024-01-01",
                      "--out", str(outs[name])]) == 0, capsys.readouterr().err
