@@ -120,6 +120,9 @@ transaction_density = 0.2
 n_estimators = 30
 [segments]
 enabled = false
+[features]  # the machinery, not the model: 54 features, not 147, keep binning and validation short
+include_sources = ["application", "enterprises", "repayment_history", "financial_statements", "transactions_monthly",
+                   "court_cases"]
 """
 SMALL_RUN = tomllib.loads(SMALL_RUN_TOML)  # the same configuration for run_pipeline
 
