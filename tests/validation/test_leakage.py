@@ -11,7 +11,6 @@ from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.validation.leakage import (
     GuardThresholds,
-    auc,
     guard_table,
     information_value,
     screen_columns,
@@ -46,17 +45,6 @@ def test_quantile_iv_matches_pandas_qcut_and_auc_matches_sklearn():
     assert row["auc_oot"] == pytest.approx(roc_auc_score(y[800:], x[800:]), rel=1e-12)
     # direction-free: the mirrored feature has the same AUC, not 1 - AUC
     assert table.set_index("feature").loc["z", "auc_train"] == pytest.approx(row["auc_train"], rel=1e-12)
-
-
-@pytest.mark.parametrize("n, levels", [(50, 3), (997, 7), (5000, None)])
-def test_auc_is_sklearns_with_ties_and_one_class(n, levels):
-    rng = np.random.default_rng(n)
-    y = (rng.random(n) < 0.2).astype(int)
-    # ties: a score on a few levels; none: continuous
-    score = rng.integers(0, levels, n).astype(float) if levels else rng.normal(size=n) + y
-    assert auc(y, score) == pytest.approx(roc_auc_score(y, score), rel=1e-12, abs=1e-15)
-    assert auc(y, -score) == pytest.approx(1 - roc_auc_score(y, score), rel=1e-12, abs=1e-15)
-    assert np.isnan(auc(np.zeros(n), score)) and np.isnan(auc(np.ones(n), score))
 
 
 def test_missing_values_and_categories():

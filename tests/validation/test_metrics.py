@@ -47,3 +47,14 @@ def test_hand_computed_case():
 def test_rejects_bad_labels():
     with pytest.raises(ValueError, match="0 or 1"):
         metrics.auc([0, 2], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("n, levels", [(50, 3), (997, 7), (5000, None)])
+def test_auc_is_sklearns_with_ties_and_one_class(n, levels):
+    rng = np.random.default_rng(n)
+    y = (rng.random(n) < 0.2).astype(int)
+    # ties: a score on a few levels; none: continuous
+    score = rng.integers(0, levels, n).astype(float) if levels else rng.normal(size=n) + y
+    assert metrics.auc(y, score) == pytest.approx(roc_auc_score(y, score), rel=1e-12, abs=1e-15)
+    assert metrics.auc(y, -score) == pytest.approx(1 - roc_auc_score(y, score), rel=1e-12, abs=1e-15)
+    assert np.isnan(metrics.auc(np.zeros(n), score)) and np.isnan(metrics.auc(np.ones(n), score))

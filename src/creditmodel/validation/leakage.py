@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
+
+from creditmodel.validation.metrics import auc
 
 TITLE = {"en": "Leakage and dominance guard", "zh": "信息泄露与单一特征主导检查"}
 
@@ -106,18 +108,6 @@ def information_value(bins: pd.Series, y: np.ndarray, eps: float = 0.5) -> float
     good = np.bincount(codes, weights=1 - y, minlength=len(labels)) + eps
     g, b = good / good.sum(), bad / bad.sum()
     return float(((g - b) * np.log(g / b)).sum())
-
-
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic: the share of (default, non-default) pairs the score puts in
-    order, a tie counting half; ``sklearn.metrics.roc_auc_score``'s value, without its checks of every call
-    (the guard asks four AUCs of each feature). NaN when ``y`` holds one class only."""
-    bad = np.asarray(y) == 1
-    n_bad = int(bad.sum())
-    n_good = len(bad) - n_bad
-    if n_bad == 0 or n_good == 0:
-        return float("nan")
-    return float((rankdata(score)[bad].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good))
 
 
 def _direction_free_auc(y: np.ndarray, score: np.ndarray) -> float:
