@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from creditmodel.cli_usage import ENV_LANG, EXIT_ERROR, FlagValueError, Parser, parse_args
+from creditmodel.cli_usage import ENV_LANG, EXIT_ERROR, FlagValueError, Parser, argv_lang, help_in, parse_args
 from creditmodel.exceptions import ConfigError, CreditModelError, DataContractError, Texted, first_line
 from creditmodel.memory import keep_freed_memory
 from creditmodel.outputs import Output, check_output
@@ -101,11 +101,8 @@ def _warn_if_unsigned(args: argparse.Namespace, bundle: PDBundle) -> None:
 
 
 def _add_trust_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trusted-key", action="append", metavar="FILE",
-                   help="public key (PEM) whose bundle signatures are accepted; repeatable "
-                        "(default: the files in $CREDITMODEL_TRUSTED_KEYS, separated by the path separator)")
-    p.add_argument("--allow-unsigned", action="store_true",
-                   help="development only: accept a bundle that is unsigned or signed by an untrusted key")
+    p.add_argument("--trusted-key", action="append", metavar="FILE")
+    p.add_argument("--allow-unsigned", action="store_true")
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> None:
@@ -787,302 +784,232 @@ def _cmd_report(args: argparse.Namespace) -> None:
                    shot=args.screenshot))
 
 
-FORCE_HELP = ("replace an earlier output of creditmodel even if files in it were changed since "
-              "(files creditmodel did not write are never replaced)")
+def _command(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    """A sub-command of `sub`; its help line, like every option's, is the catalogue's (``help_in``)."""
+    return sub.add_parser(name, help=name)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="creditmodel", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log library progress")
+def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
+    """The `creditmodel` command's parser, its --help said in `lang` (the texts ``help.*`` of the catalogue)."""
+    parser = Parser(prog="creditmodel")
+    parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("synth", help="generate the synthetic SME world as canonical parquet tables")
-    p.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--enterprises", type=_positive_int, default=10_000, help="number of borrowers (default 10000)")
-    p.add_argument("--seed", type=_positive_int, default=0, help="random seed (default 0)")
-    p.add_argument("--extraction-date", help="last date of the data, YYYY-MM-DD (default 2025-06-30)")
-    p.add_argument("--transaction-density", type=float, default=1.0,
-                   help="scale of account transactions (default 1.0, about 20 a month per borrower)")
-    p.add_argument("--partitioned", action="store_true",
-                   help="write in chunks to <table>/part-*.parquet with bounded memory (large worlds)")
-    p.add_argument("--chunk-enterprises", type=_positive_int, default=50_000,
-                   help="borrowers per part with --partitioned (default 50000)")
+    p = _command(sub, "synth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--enterprises", type=_positive_int, default=10_000)
+    p.add_argument("--seed", type=_positive_int, default=0)
+    p.add_argument("--extraction-date")
+    p.add_argument("--transaction-density", type=float, default=1.0)
+    p.add_argument("--partitioned", action="store_true")
+    p.add_argument("--chunk-enterprises", type=_positive_int, default=50_000)
     p.set_defaults(func=_cmd_synth)
 
-    signing_help = ("Ed25519 private key (PEM) that signs the bundle (default $CREDITMODEL_SIGNING_KEY, "
-                    "then [bundle] signing_key of the config; none: the bundle is unsigned)")
-    p = sub.add_parser("run", help="the main job: features, models, MLflow, SHAP, bundle, pricing")
-    p.add_argument("--config", help="TOML run configuration (all fields optional)")
-    p.add_argument("--data", help="directory or DuckDB file of canonical tables (default: synthetic world)")
-    p.add_argument("--out", help="output directory (default data/demo), replaced only when the run succeeds and "
-                                 "only if creditmodel wrote it")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--enterprises", type=_positive_int, help="size of the synthetic world")
-    p.add_argument("--seed", type=_positive_int, help="seed of the synthetic world and of training")
-    p.add_argument("--encoding", help="encoding of CSV tables, e.g. gbk (default utf-8)")
-    p.add_argument("--delimiter", help="CSV delimiter (default ,)")
-    p.add_argument("--extraction-date", help="as-of date of the data, YYYY-MM-DD (default: the configuration's, "
-                                             "else the data's _dataset.json)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
-    p.add_argument("--signing-key", metavar="FILE", help=signing_help)
-    p.add_argument("--lang", choices=("en", "zh"), help="language of the summary, the validation report and the "
-                                                        "price sheet (default: the configuration's lang, else en)")
+    p = _command(sub, "run")
+    p.add_argument("--config")
+    p.add_argument("--data")
+    p.add_argument("--out")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--enterprises", type=_positive_int)
+    p.add_argument("--seed", type=_positive_int)
+    p.add_argument("--encoding")
+    p.add_argument("--delimiter")
+    p.add_argument("--extraction-date")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--signing-key", metavar="FILE")
+    p.add_argument("--lang", choices=("en", "zh"))
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("features", help="build as-of features for every loan of a data directory")
-    p.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
-    p.add_argument("--out", required=True, help="output .parquet or .csv")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
-    p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="DuckDB threads (default 1: bit-stable sums; more is faster)")
+    p = _command(sub, "features")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--delimiter", default=",")
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=_cmd_features)
 
-    p = sub.add_parser("export", help="write a verified bundle of a tracked model for pricing and scoring services")
-    p.add_argument("model_uri", nargs="?", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model "
-                                                "(default models:/sme_pd@challenger)")
-    p.add_argument("--out", required=True, help="directory to write the bundle to (absent, empty or an earlier "
-                                                "output of creditmodel)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--onnx", action="store_true", help="also write model.onnx and measure its float32 drift")
-    p.add_argument("--compile", action="store_true",
-                   help="also write model_compiled.o, the trees as native code for faster scoring (needs lleaves and "
-                        "--signing-key; see `creditmodel bundle compile`)")
-    p.add_argument("--model", default="sme_pd", help="registered model name when no MODEL_URI (default sme_pd)")
-    p.add_argument("--alias", default="challenger", help="model alias when no MODEL_URI (default challenger)")
-    p.add_argument("--run-id", help="take the model of this run when no MODEL_URI")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
-    p.add_argument("--signing-key", metavar="FILE", help="Ed25519 private key (PEM) that signs the bundle "
-                                                         "(default $CREDITMODEL_SIGNING_KEY; none: unsigned)")
+    p = _command(sub, "export")
+    p.add_argument("model_uri", nargs="?")
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--onnx", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--model", default="sme_pd")
+    p.add_argument("--alias", default="challenger")
+    p.add_argument("--run-id")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--signing-key", metavar="FILE")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("price", help="score applications with an export bundle alone and price them; "
-                                     "`price grid`: the published rate grid")
-    p.add_argument("action", nargs="?", choices=("grid",), help="grid: the rate grid by grade x guarantee type x "
-                                                                "industry team (CSV --out and a heatmap .html beside it)")
-    p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--teams", help="grid: only these industry teams (comma-separated)")
-    p.add_argument("--amounts", help="grid: an amount dimension, exposures in the data dictionary's currency "
-                                     "(comma-separated, e.g. 500000,6000000); cells above the approval authority are "
-                                     "flagged for referral")
-    p.add_argument("--applications", "--features", dest="applications",
-                   help="rows (.parquet/.csv) with loan_id, the bundle's features and the loan terms: guarantee_type, "
-                        "ead or amount/loan_amount, maturity_years or term_months, optional annual_sales (amounts in the data "
-                        "dictionary's currency)")
-    p.add_argument("--out", required=True, help="priced output (.csv or .parquet), written only when all rows price")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap "
-                                    "and whose data dictionary sets the policy rules (needs_referral)")
-    p.add_argument("--store", help="a store (`creditmodel store build`) to take each loan's security from: its "
-                                   "collateral items and guarantors (guarantor_id column, else the store's "
-                                   "guarantees), the guarantors scored by the bundle as of the loan's decision date")
-    p.add_argument("--target-raroc", type=float, metavar="X",
-                   help="also give each loan the rate that earns RAROC X (e.g. 0.15), column rate_for_target_raroc")
-    p.add_argument("--lang", choices=("en", "zh"), help="language of the summary and the price sheet's headings "
-                                                        "(zh: Chinese headings; en: the column ids); default: "
-                                                        "the configuration's lang")
+    p = _command(sub, "price")
+    p.add_argument("action", nargs="?", choices=("grid",))
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--teams")
+    p.add_argument("--amounts")
+    p.add_argument("--applications", "--features", dest="applications")
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--config")
+    p.add_argument("--store")
+    p.add_argument("--target-raroc", type=float, metavar="X")
+    p.add_argument("--lang", choices=("en", "zh"))
     _add_trust_options(p)
     p.set_defaults(func=_cmd_price)
 
-    p = sub.add_parser("monitor", help="re-rate the open loans as of a date: migration, early warning, NPL and EVA")
-    p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--data", required=True, help="canonical tables with balances, officers and loan_accounts")
-    p.add_argument("--as-of", required=True, help="monitoring date (YYYY-MM-DD); nothing dated later is read")
-    p.add_argument("--out", required=True, help="output directory (watch list parquet + CSV, NPL, EVA, migration)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--config", help="TOML configuration: [monitoring] triggers and NPL tolerance, [pricing] for EVA")
-    p.add_argument("--lang", choices=("en", "zh"), help="language of monitoring_report.html (default: the "
-                                                        "configuration's lang)")
-    p.add_argument("--tracking-uri", help="MLflow store to log the monitored figures to, at step = the as-of date "
-                                          "(default with --mlflow: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
-    p.add_argument("--scoring-log", metavar="DIR", help="the scoring service's log (serve --scoring-log): PSI of the "
-                                                       "PDs it answered against the development sample")
-    p.add_argument("--previous", metavar="DIR", help="the --out of an earlier monitor run of this bundle on the same "
-                                                    "data: its ratings at origination are carried, so only loans "
-                                                    "applied for since and the open book are built (same results)")
-    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
-                   help="log the figures to MLflow (the default for a bundle exported from the registry, or with "
-                        "--tracking-uri); --no-mlflow never logs")
+    p = _command(sub, "monitor")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--config")
+    p.add_argument("--lang", choices=("en", "zh"))
+    p.add_argument("--tracking-uri")
+    p.add_argument("--scoring-log", metavar="DIR")
+    p.add_argument("--previous", metavar="DIR")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None)
     _add_trust_options(p)
     p.set_defaults(func=_cmd_monitor)
 
-    uri_help = "MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)"
-    p = sub.add_parser("register", help="register a run's model as a new version and set an alias")
-    p.add_argument("--run-id", required=True, help="MLflow run whose model to register")
-    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
-    p.add_argument("--alias", default="challenger", help="alias to point at the new version (default challenger)")
-    p.add_argument("--by", help="who registers it (default: the current user)")
-    p.add_argument("--reason", default="", help="why, recorded as a tag")
-    p.add_argument("--tracking-uri", help=uri_help)
+    p = _command(sub, "register")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--model", default="sme_pd")
+    p.add_argument("--alias", default="challenger")
+    p.add_argument("--by")
+    p.add_argument("--reason", default="")
+    p.add_argument("--tracking-uri")
     p.set_defaults(func=_cmd_register)
 
-    p = sub.add_parser("promote", help="move an alias, e.g. challenger -> champion, refusing red validations")
-    p.add_argument("--model", default="sme_pd", help="registered model name (default sme_pd)")
-    p.add_argument("--from", dest="from_alias", default="challenger", help="alias to promote (default challenger)")
-    p.add_argument("--to", dest="to_alias", default="champion", help="alias to set (default champion)")
-    p.add_argument("--by", help="who promotes it (default: the current user)")
-    p.add_argument("--reason", default="", help="why, recorded as a tag (required with --force)")
-    p.add_argument("--force", action="store_true", help="promote even though validation is red or not done yet")
-    p.add_argument("--tracking-uri", help=uri_help)
+    p = _command(sub, "promote")
+    p.add_argument("--model", default="sme_pd")
+    p.add_argument("--from", dest="from_alias", default="challenger")
+    p.add_argument("--to", dest="to_alias", default="champion")
+    p.add_argument("--by")
+    p.add_argument("--reason", default="")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--tracking-uri")
     p.set_defaults(func=_cmd_promote)
 
-    p = sub.add_parser("runs", help="maintain the MLflow runs of an experiment")
+    p = _command(sub, "runs")
     runs_sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    c = runs_sub.add_parser("cleanup", help="mark FAILED the runs left RUNNING by a process of this host that is gone")
-    c.add_argument("--experiment", default="creditmodel", help="MLflow experiment (default creditmodel)")
-    c.add_argument("--tracking-uri", help=uri_help)
+    c = _command(runs_sub, "cleanup")
+    c.add_argument("--experiment", default="creditmodel")
+    c.add_argument("--tracking-uri")
     c.set_defaults(func=_cmd_runs_cleanup)
 
-    p = sub.add_parser("compare", help="show two runs' metrics side by side and the parameters that differ")
-    p.add_argument("run_a", help="first MLflow run id")
-    p.add_argument("run_b", help="second MLflow run id")
-    p.add_argument("--all", action="store_true", help="show every metric, not only the headline ones")
-    p.add_argument("--tracking-uri", help=uri_help)
+    p = _command(sub, "compare")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--tracking-uri")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("report", help="validation report (one self-contained HTML) of a tracked model")
-    p.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/model")
-    p.add_argument("--out", required=True, help="the .html file to write")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--compare", metavar="OTHER_URI", help="a second model to validate and show side by side")
-    p.add_argument("--config", help="TOML whose [validation] table sets the thresholds and whose data dictionary's "
-                                    "policy rules the report counts")
-    p.add_argument("--screenshot", metavar="PNG", help="open the report in headless Chromium and save the summary")
-    p.add_argument("--lang", choices=("en", "zh"), help="language of the report (default: the configuration's lang, "
-                                                        "else en)")
-    p.add_argument("--no-log", action="store_true", help="do not log the report to the run or tag the version")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    p = _command(sub, "report")
+    p.add_argument("model_uri")
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--compare", metavar="OTHER_URI")
+    p.add_argument("--config")
+    p.add_argument("--screenshot", metavar="PNG")
+    p.add_argument("--lang", choices=("en", "zh"))
+    p.add_argument("--no-log", action="store_true")
+    p.add_argument("--tracking-uri")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("store", help="the store the service computes features from at decision time")
+    p = _command(sub, "store")
     store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
-    c = store_sub.add_parser("build", help="load canonical tables into a DuckDB file or a PostgreSQL database for "
-                                           "per-borrower lookups")
-    c.add_argument("--data", required=True, help="directory or DuckDB file of canonical tables")
-    c.add_argument("--out", required=True, help="the DuckDB file to write (e.g. store.duckdb), or a PostgreSQL "
-                                                "database: postgresql://user@host:port/db[?schema=NAME] (default "
-                                                "schema creditmodel; --force replaces a store creditmodel wrote there)")
-    c.add_argument("--force", action="store_true", help=FORCE_HELP)
-    c.add_argument("--encoding", default="utf-8", help="CSV encoding, e.g. gbk (default utf-8)")
-    c.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    c = _command(store_sub, "build")
+    c.add_argument("--data", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--force", action="store_true")
+    c.add_argument("--encoding", default="utf-8")
+    c.add_argument("--delimiter", default=",")
     c.set_defaults(func=_cmd_store_build)
 
-    p = sub.add_parser("data", help="work with a directory of canonical tables")
+    p = _command(sub, "data")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    c = data_sub.add_parser("check", help="validate every table against its contract and print a profile")
-    c.add_argument("dir", help="directory of .parquet/.csv tables, or a DuckDB file")
-    c.add_argument("--encoding", default=None, help="CSV encoding, e.g. gbk (default utf-8)")
-    c.add_argument("--delimiter", default=None, help="CSV delimiter (default ,)")
-    c.add_argument("--config", help="run configuration (TOML): label definition, data dictionary, extraction date")
-    c.add_argument("--extraction-date", help="as-of date of the data, YYYY-MM-DD (default: the configuration's, "
-                                             "else the data's _dataset.json)")
+    c = _command(data_sub, "check")
+    c.add_argument("dir")
+    c.add_argument("--encoding", default=None)
+    c.add_argument("--delimiter", default=None)
+    c.add_argument("--config")
+    c.add_argument("--extraction-date")
     c.set_defaults(func=_cmd_data_check)
-    dd = data_sub.add_parser("dictionary", help="write the default data dictionary (TOML) for a bank to edit")
-    dd.add_argument("--out", required=True, help="the .toml file to create (an existing file is refused)")
+    dd = _command(data_sub, "dictionary")
+    dd.add_argument("--out", required=True)
     dd.set_defaults(func=_cmd_data_dictionary)
-    a = data_sub.add_parser("adapt", help="map a public data set into canonical tables")
-    a.add_argument("dataset", choices=["taiwan"], help="taiwan: UCI credit-card clients (Yeh & Lien 2009)")
-    a.add_argument("--csv", required=True, help="path of the data set's CSV file")
-    a.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
-    a.add_argument("--force", action="store_true", help=FORCE_HELP)
+    a = _command(data_sub, "adapt")
+    a.add_argument("dataset", choices=["taiwan"])
+    a.add_argument("--csv", required=True)
+    a.add_argument("--out", required=True)
+    a.add_argument("--force", action="store_true")
     a.set_defaults(func=_cmd_data_adapt)
-    m = data_sub.add_parser("map", help="map a bank's extracts (CSV, Excel, Parquet, SQL) to canonical tables")
-    m.add_argument("--mapping", required=True, help="mapping file (TOML); relative source paths resolve against it")
-    m.add_argument("--out", required=True, help="directory to create (absent, empty or an earlier output of creditmodel)")
-    m.add_argument("--force", action="store_true", help=FORCE_HELP)
+    m = _command(data_sub, "map")
+    m.add_argument("--mapping", required=True)
+    m.add_argument("--out", required=True)
+    m.add_argument("--force", action="store_true")
     m.set_defaults(func=_cmd_data_map)
-    p = sub.add_parser("serve", help="serve PDs, grades, reason codes and prices over HTTP from an export bundle")
-    p.add_argument("--bundle", required=True, help="export bundle directory (verified at start-up)")
-    p.add_argument("--store", help="feature store for /v1/applications/*: duckdb:///path or a DuckDB file "
-                                   "(see `creditmodel store build`); checked against the bundle's catalogue at start-up")
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--config", help="TOML configuration whose [pricing] table sets costs, LGDs, capital, floor/cap, "
-                                    "and whose data dictionary's policy rules flag referrals")
-    p.add_argument("--workers", type=_positive_int, default=1, help="uvicorn worker processes (default 1)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn log level (default info)")
-    p.add_argument("--access-log", action="store_true",
-                   help="uvicorn's access log (it shows client addresses; --request-log shows ids only)")
-    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
-                   help="HTTP/1.1 parser (default auto: httptools, a C parser, when installed, else h11 in Python)")
-    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
-                   help="event loop (default auto: uvloop, on libuv, when installed, else asyncio's own)")
-    p.add_argument("--request-log", metavar="FILE",
-                   help="append one JSON line per request (time, path, status, latency, model, application ids; "
-                        "never feature values) to FILE, '-' for stderr")
-    p.add_argument("--scoring-log", metavar="DIR",
-                   help="append every scored application (model id, time, features, PD, grade) to rotated JSONL "
-                        "parts under DIR, for `creditmodel monitor --scoring-log`; never blocks or fails a request "
-                        "(/health shows the log's state)")
-    p.add_argument("--api-key-file", metavar="FILE",
-                   help="require an API key on /v1/* (Authorization: Bearer KEY or X-API-Key: KEY): one key a line; "
-                        "$CREDITMODEL_API_KEYS (comma-separated) adds keys; /health stays open")
-    p.add_argument("--ssl-certfile", metavar="PEM", help="serve HTTPS with this certificate (chain)")
-    p.add_argument("--ssl-keyfile", metavar="PEM", help="the certificate's private key")
-    p.add_argument("--ssl-ca-certs", metavar="PEM", help="mutual TLS: require client certificates issued by this CA")
-    p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
-    p.add_argument("--body-timeout", type=float, default=30.0,
-                   help="seconds to receive a whole request body before answering 408 (default 30)")
-    p.add_argument("--max-large-requests", type=_positive_int, default=2,
-                   help="large bodies (over 256 KiB) in flight per worker; more get 503 + Retry-After (default 2)")
-    p.add_argument("--training-range", choices=["flag", "refuse"],
-                   help="values outside the training range: flag them in the response or refuse with 422 "
-                        "(default: the bundle's policy, else flag)")
+    p = _command(sub, "serve")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--store")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument("--config")
+    p.add_argument("--workers", type=_positive_int, default=1)
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action="store_true")
+    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"])
+    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"])
+    p.add_argument("--request-log", metavar="FILE")
+    p.add_argument("--scoring-log", metavar="DIR")
+    p.add_argument("--api-key-file", metavar="FILE")
+    p.add_argument("--ssl-certfile", metavar="PEM")
+    p.add_argument("--ssl-keyfile", metavar="PEM")
+    p.add_argument("--ssl-ca-certs", metavar="PEM")
+    p.add_argument("--max-body-mb", type=float, default=64.0)
+    p.add_argument("--body-timeout", type=float, default=30.0)
+    p.add_argument("--max-large-requests", type=_positive_int, default=2)
+    p.add_argument("--training-range", choices=["flag", "refuse"])
     _add_trust_options(p)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("score", help="score a parquet file of feature rows in chunks from an export bundle, or "
-                                     "rate borrowers as of a date from a feature store (--store --as-of)")
-    p.add_argument("--bundle", required=True, help="export bundle directory")
-    p.add_argument("--input", help="parquet file or directory of parquet parts with the bundle's features")
-    p.add_argument("--store", help="instead of --input: a feature store (duckdb:///path or a DuckDB file) to compute "
-                                   "the bundle's features from, as of --as-of, for every borrower in one query")
-    p.add_argument("--as-of", help="with --store: the date (YYYY-MM-DD) to rate as of; rows dated on or after it are "
-                                   "not read")
-    p.add_argument("--enterprises", help="with --store: .csv or .parquet of enterprise_id (optionally amount, "
-                                         "term_months, product, guarantee_type, group_id: the terms to score); "
-                                         "default: every enterprise with a loan active on the date, for its "
-                                         "latest active loan's terms")
-    p.add_argument("--out", required=True, help="output .parquet (with --store also .csv), written only when every "
-                                                "row scored")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--reasons", action="store_true", help="add the top-3 reason codes (TreeSHAP; slower)")
-    p.add_argument("--lang", choices=("en", "zh"), help="with --reasons: language of the reason codes' texts "
-                   "(default en; zh: as the officers read them, with the bundle's labels and currency)")
-    p.add_argument("--keep", help="comma-separated input columns to carry over (default: every non-feature column)")
-    p.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows per chunk (default 100000)")
-    p.add_argument("--threads", type=_positive_int, default=0, help="LightGBM threads (default 0 = all cores)")
-    p.add_argument("--memory-limit", type=_memory_limit, help="with --store: what the store's query may hold in "
-                   "memory, e.g. 4GB (default: DuckDB's, 80%% of the machine); the rest spills to a temporary directory")
+    p = _command(sub, "score")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--input")
+    p.add_argument("--store")
+    p.add_argument("--as-of")
+    p.add_argument("--enterprises")
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--reasons", action="store_true")
+    p.add_argument("--lang", choices=("en", "zh"))
+    p.add_argument("--keep")
+    p.add_argument("--batch-size", type=_positive_int, default=100_000)
+    p.add_argument("--threads", type=_positive_int, default=0)
+    p.add_argument("--memory-limit", type=_memory_limit)
     _add_trust_options(p)
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("bundle", help="work with an export bundle")
+    p = _command(sub, "bundle")
     bundle_sub = p.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
-    c = bundle_sub.add_parser("compile", help="add the trees compiled to native code (faster scoring; lleaves), "
-                                              "checked against LightGBM and signed")
-    c.add_argument("--bundle", required=True, help="export bundle directory (verified first)")
-    c.add_argument("--out", help="write the compiled bundle here instead of replacing --bundle")
-    c.add_argument("--signing-key", help="private key (PEM) that signs the compiled bundle (required: native code runs "
-                                         "only from a signed bundle); default $CREDITMODEL_SIGNING_KEY")
-    c.add_argument("--portable", action="store_true",
-                   help="compile for baseline x86-64 instead of this machine's CPU (runs anywhere, slower)")
-    c.add_argument("--parity-rows", metavar="FILE",
-                   help="parquet or CSV of feature rows to check against LightGBM as well (e.g. the run's "
-                        "features.parquet: its out-of-time split)")
-    c.add_argument("--force", action="store_true", help=FORCE_HELP)
+    c = _command(bundle_sub, "compile")
+    c.add_argument("--bundle", required=True)
+    c.add_argument("--out")
+    c.add_argument("--signing-key")
+    c.add_argument("--portable", action="store_true")
+    c.add_argument("--parity-rows", metavar="FILE")
+    c.add_argument("--force", action="store_true")
     _add_trust_options(c)
     c.set_defaults(func=_cmd_bundle_compile)
 
-    p = sub.add_parser("keys", help="Ed25519 keys that sign export bundles and let consumers verify their author")
+    p = _command(sub, "keys")
     keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    k = keys_sub.add_parser("generate", help="write a new key pair: private key (0600) and public key, PEM")
-    k.add_argument("--out", required=True, help="directory to write the two key files to (never overwritten)")
+    k = _command(keys_sub, "generate")
+    k.add_argument("--out", required=True)
     k.set_defaults(func=_cmd_keys_generate)
-    return parser
+    return help_in(parser, lang)
 
 
 def _error_lang(args: argparse.Namespace) -> str:
@@ -1100,7 +1027,7 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                                                        value=os.environ[ENV_LANG], langs=list(LANGS))),
               file=sys.stderr)
         return EXIT_ERROR
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(argv_lang(sys.argv[1:] if argv is None else argv)), argv)
     if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
         keep_freed_memory()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors

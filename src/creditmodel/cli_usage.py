@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import functools
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from creditmodel.exceptions import Texted
-from creditmodel.texts import DEFAULT_LANG, LANGS, Phrase, text
+from creditmodel.texts import DEFAULT_LANG, LANGS, Phrase, has_text, text
 
 ENV_LANG = "CREDITMODEL_LANG"  # the language of a command's error lines when neither --lang nor its configuration says
 EXIT_ERROR = 2
@@ -97,3 +99,71 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         said = usage_message(message, sys.exc_info()[1])
         self.exit(EXIT_ERROR, text("cli.usage_error", _LANG.get(), prog=self.prog, msg=said) + "\n")
+
+
+def _width(s: str) -> int:
+    """Columns `s` takes in a terminal: two for a wide (CJK) character, one for any other."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout with its "usage: " in the command's language, and lines wrapped by the columns
+    they take: a Chinese character is two columns wide and may end a line anywhere, an English word may not."""
+
+    def __init__(self, prog: str, *, usage_prefix: str = "usage: ", **kwargs: Any) -> None:
+        super().__init__(prog, **kwargs)
+        self._usage_prefix = usage_prefix
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, self._usage_prefix if prefix is None else prefix)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return _wrap(text, width) if _width(text) > len(text) else super()._split_lines(text, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if _width(text) == len(text):  # no wide characters: argparse's own wrapping
+            return super()._fill_text(text, width, indent)
+        return "\n".join(indent + line for line in _wrap(text, width - len(indent)))
+
+
+_NO_LINE_START = "，。、；：）！？》」"  # Chinese punctuation that never begins a line
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text`'s words and wide characters in lines of at most `width` columns (a longer word has one alone)."""
+    lines, line = [], ""
+    for token in re.findall(r"[!-~]+ *| +|[^\x00-\x7f] *", " ".join(text.split())):  # word, space or character
+        if line and _width(line + token.rstrip()) > width:
+            if token[0] in _NO_LINE_START and len(line) > 1 and not line[-1].isspace():
+                line, token = line[:-1], line[-1] + token  # the character before goes down with it
+            lines.append(line.rstrip())
+            line = token.lstrip()
+        else:
+            line += token
+    return [*lines, line.rstrip()] if line.strip() else lines
+
+
+def help_in(parser: argparse.ArgumentParser, lang: str, path: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """`parser` with its --help said in `lang`: its own line, each option's and argparse's headings, from the
+    catalogue's ``help.<command path>.<option>`` (else ``help.common.<option>``); returns `parser`."""
+    def said(option: str) -> str:
+        own = ".".join(("help", *path, option))
+        return text(own if has_text(own, lang) else f"help.common.{option}", lang)
+
+    parser.description = said("_")
+    parser.formatter_class = functools.partial(HelpFormatter, usage_prefix=text("help.parser.usage", lang))
+    # argparse's two headings are attributes of the parser's own argument groups, set when it is made
+    parser._positionals.title = text("help.parser.positionals", lang)
+    parser._optionals.title = text("help.parser.options", lang)
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            action.help = text("help.parser.help", lang)
+        elif isinstance(action, argparse._SubParsersAction):
+            for line in action._choices_actions:  # the sub-commands' lines in this parser's help
+                line.help = text(".".join(("help", *path, line.dest, "_")), lang)
+            for name, sub in action.choices.items():
+                help_in(sub, lang, (*path, name))
+        else:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            action.help = said(longs[0][2:] if longs else action.dest)
+    return parser

@@ -41,11 +41,13 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    """All texts of one language, by id: the package's ``<lang>.toml`` and the error messages of each part of
-    the kit in ``errors/<part>.<lang>.toml`` (read once; an id in two files is a ConfigError naming both)."""
+    """All texts of one language, by id: the package's ``<lang>.toml``, the command line's help in
+    ``help.<lang>.toml`` and the error messages of each part of the kit in ``errors/<part>.<lang>.toml``
+    (read once; an id in two files is a ConfigError naming both)."""
     lang = check_lang(lang)
     root = resources.files(__package__)
     files = [root.joinpath(f"{lang}.toml"),
+             *sorted((f for f in root.iterdir() if f.name.endswith(f".{lang}.toml")), key=lambda f: f.name),
              *sorted((f for f in root.joinpath("errors").iterdir() if f.name.endswith(f".{lang}.toml")),
                      key=lambda f: f.name)]
     out: dict[str, str] = {}
