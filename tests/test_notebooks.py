@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import mlflow_store
+
 pytestmark = pytest.mark.slow  # executes every notebook end to end
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -18,7 +20,7 @@ COURSE_WORLD = 800
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("CREDITMODEL_NB_ENTERPRISES", str(ENTERPRISES.get(path.name, COURSE_WORLD)))
     monkeypatch.setenv("CREDITMODEL_NB_OUTPUT", str(tmp_path / "out"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store(tmp_path / "mlflow.db"))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

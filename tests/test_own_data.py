@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import mlflow_store
 from creditmodel.cli import main
 from creditmodel.config import load_config
 from creditmodel.features import catalogue
@@ -247,7 +248,7 @@ def bank(tmp_path_factory):
 @pytest.mark.slow  # maps and runs a whole loan book
 def test_foreign_loan_book_runs_from_its_files(bank):
     config = load_config(_config(bank, "full"))
-    uri = f"sqlite:///{bank / 'mlflow.db'}"
+    uri = mlflow_store(bank / "mlflow.db")
     lines = []
     result = run_pipeline(config, tracking_uri=uri, progress=lines.append)
     features = list(result.models.lightgbm.schema_.names)

@@ -6,6 +6,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from conftest import mlflow_store
 from creditmodel.config import build_config
 from creditmodel.pipeline import run_pipeline
 
@@ -15,7 +16,7 @@ def test_refit_run_reports_both_models(tmp_path):
     config = build_config({"output_dir": str(tmp_path / "out"), "synthetic": {"enterprises": 900, "seed": 5},
                            "lightgbm": {"n_estimators": 60}, "segments": {"enabled": False},
                            "train": {"refit_on_validation": True, "refit_folds": 3}})
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     lines = []
     result = run_pipeline(config, tracking_uri=uri, progress=lines.append)
     m = result.metrics.set_index(["model", "split"])

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import free_port as _free_port
+from conftest import mlflow_store
 from creditmodel.cli import main
 from creditmodel.data.mapping import load_mapping, map_tables
 
@@ -700,7 +701,7 @@ def test_german_credit_runs_from_its_mapping_and_reaches_the_published_level(tmp
     assert _run(capsys, ROOT / "configs" / "mappings" / "german_credit" / "mapping.toml", data)[0] == 0
     config = load_config(ROOT / "configs" / "mappings" / "german_credit" / "run.toml",
                          {"data_dir": str(data), "output_dir": str(tmp_path / "run")})
-    result = run_pipeline(config, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = run_pipeline(config, tracking_uri=mlflow_store(tmp_path / "mlflow.db"))
     auc = result.metrics.set_index(["model", "split"])["auc"]
     assert 0.70 <= auc[("lightgbm", "oot")] <= 0.85, auc
     names = set(result.models.lightgbm.schema_.names)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from conftest import mlflow_store
 from creditmodel.data.adapters.taiwan import (
     DECISION_DATE,
     EXTRACTION_DATE,
@@ -50,7 +51,7 @@ def taiwan_run(tmp_path_factory):
     config = build_config({"data_dir": str(data_dir), "output_dir": str(root / "out"),
                            "split": {"method": "holdout"}, "extraction_date": "2006-10-01",
                            "label": {"first_decision_date": "2005-10-01"}, "segments": {"enabled": False}})
-    return run_pipeline(config, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return run_pipeline(config, tracking_uri=mlflow_store(root / "mlflow.db"))
 
 
 def test_tables_pass_the_contracts_and_round_trip(tables, tmp_path):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from conftest import mlflow_store
 from creditmodel.config import build_config
 from creditmodel.models.segments import compare_segment_models
 from creditmodel.pipeline import lightgbm_params, risk_directions, run_pipeline
@@ -26,7 +27,7 @@ def test_segment_models_are_fitted_only_when_asked():
 def test_search_trials_are_nested_runs_and_the_best_is_used(tmp_path):
     config = build_config({"output_dir": str(tmp_path / "out"), "synthetic": {"enterprises": 1500, "seed": 5},
                            "search": {"enabled": True, "n_trials": 3}, "segments": {"enabled": False}})
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     result = run_pipeline(config, tracking_uri=uri)
     trials = result.models.search_trials
     assert len(trials) == 3 and trials["valid_auc"].between(0.5, 1).all()

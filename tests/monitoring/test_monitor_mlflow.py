@@ -9,6 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from conftest import mlflow_store
 from creditmodel.cli import main
 from creditmodel.export.bundle import load_bundle
 from creditmodel.monitoring.mlflow_metrics import (
@@ -37,7 +38,7 @@ def test_as_of_step_is_the_date():
 
 
 def test_each_date_is_a_point_of_the_models_monitoring_run(demo_run, world_dir, monitored, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     bundle_dir = demo_run["result"].bundle_dir
     bundle = load_bundle(bundle_dir)
     later = json.loads((monitored / "summary.json").read_text())  # 2023-09-30, logged through the library

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from conftest import mlflow_store
 from creditmodel.data.fingerprint import fingerprints, table_fingerprint
 from creditmodel.data.synthetic import generate_world
 from creditmodel.pipeline import config_sha256, modelling_frame
@@ -39,7 +40,7 @@ def test_datasets_are_logged_with_the_kits_fingerprint_as_digest(tmp_path):
     frame = pd.DataFrame({"x": np.arange(6, dtype=float), "industry": pd.Categorical(list("abcabc")),
                           "default": [0, 1, 0, 0, 1, 0]})
     sha = table_fingerprint(frame)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     with pipeline_run(uri, "datasets", run_name=run_name(["scorecard", "lightgbm"], "synthetic", 6, "oot 2023-04", "1a2b3c4"),
                       description=run_description(data="synthetic", extraction_date="2024-06-30",
                                                   label={"en": "90+ dpd", "zh": "逾期90天以上"},
