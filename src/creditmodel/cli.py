@@ -136,7 +136,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         write_world_partitioned(out, cfg.enterprises, cfg.seed, chunk_enterprises=args.chunk_enterprises,
                                 start=str(cfg.start), extraction_date=str(cfg.extraction_date),
                                 transaction_density=cfg.transaction_density,
-                                progress=lambda done, total: print(f"  block {done}/{total}", flush=True),
+                                progress=lambda done, total: print(text("progress.cli.block", lang, done=done,
+                                                                        total=total), flush=True),
                                 force=args.force)
         print(text("cli.out.synth_partitioned", lang, out=out, truth=out / "_truth"))
         return
@@ -211,7 +212,8 @@ def _cmd_features(args: argparse.Namespace) -> None:
     if ignored:
         print(text("cli.ignored_columns", _error_lang(args), columns=", ".join(ignored)), file=sys.stderr)
     tables = validate_tables(raw, extraction_date=declared_extraction_date(args.data))
-    frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    frame = build_features(tables, threads=args.threads, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+                           lang=_error_lang(args))
     _write_frame(frame, out, command="features", inputs=inputs, force=args.force)
     print(text("cli.out.features", _error_lang(args), rows=len(frame), features=frame.shape[1] - 3, out=args.out))
 
@@ -699,7 +701,9 @@ def _cmd_score(args: argparse.Namespace) -> None:
     check_output(args.out, kind="file", inputs={"--input": args.input, "--bundle": args.bundle}, force=args.force)
     bundle = _load_bundle(args)
     keep = None if args.keep is None else [c.strip() for c in args.keep.split(",") if c.strip()]
-    progress = (lambda done, total: print(f"  {done:,}/{total:,} rows", file=sys.stderr, flush=True)) if args.verbose else None
+    lang = _error_lang(args)
+    progress = (lambda done, total: print(text("progress.cli.rows", lang, done=done, total=total), file=sys.stderr,
+                                          flush=True)) if args.verbose else None
     stats = score_parquet(bundle, args.input, args.out, batch_size=args.batch_size, reasons=args.reasons, keep=keep,
                           num_threads=args.threads, progress=progress, force=args.force, lang=args.lang or "en")
     print(text("cli.out.scored", _error_lang(args), rows=stats["rows"], out=stats["out"], seconds=stats["seconds"],

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ from creditmodel.data.synthetic import generate_world, write_world
 from creditmodel.exceptions import BundleError, ConfigError, DataContractError
 from creditmodel.export.bundle import load_bundle, write_bundle
 from creditmodel.export.model_card import build_model_card
-from creditmodel.export.signing import HOW_TO_SIGN, load_private_key
+from creditmodel.export.signing import HOW_TO_SIGN_PHRASE, load_private_key
 from creditmodel.features.build import SOURCES, available_features, build_features, feature_columns
 from creditmodel.features.catalogue import BY_NAME, Feature, register, run_features
 from creditmodel.features.labels import describe_label, label_columns, make_labels
@@ -47,7 +48,7 @@ from creditmodel.models.segments import compare_segment_models
 from creditmodel.outputs import Inputs, Output, tracking_inputs
 from creditmodel.pricing.engine import price_with_bundle
 from creditmodel.signals import raise_if_terminated, terminate_as_exception
-from creditmodel.texts import Phrase
+from creditmodel.texts import Phrase, listed, text
 from creditmodel.tracking.mlflow_tracking import (
     DEFAULT_STORE,
     RunDataset,
@@ -154,12 +155,12 @@ def load_inputs(config: RunConfig, world_dir: Path | None, progress: Callable[[s
         extraction = resolve_extraction_date(config.extraction_date, config.data_dir)
         declared = declared_extraction_date(config.data_dir) if config.extraction_date else None
         if declared is not None and declared != extraction and progress is not None:
-            progress(f"    extraction date {extraction.date()} from the configuration; the data declares "
-                     f"{declared.date()}")
+            progress(text("progress.run.extraction_date", config.lang, date=extraction.date(),
+                          declared=declared.date()))
         ignored = [c for c in ignored_columns(raw, dictionary)
                    if c not in {f"loans.{n}" for n in label_columns(config.label.kind, config.label.column)}]
         if ignored and progress is not None:
-            progress(f"    ignored columns (not declared as attributes in the data dictionary): {', '.join(ignored)}")
+            progress(text("progress.run.ignored", config.lang, columns=", ".join(ignored)))
         tables = carry_label_columns(raw, validate_tables(raw, dictionary=dictionary, extraction_date=extraction),
                                      config)
         if notes is not None:
@@ -199,7 +200,7 @@ def modelling_frame(tables: dict[str, pd.DataFrame], extraction: pd.Timestamp, c
     `extra`: features of the analyst's own (declared like the catalogue's), registered by name and
     built with the run's features, e.g. to try one in a notebook before adding it to the catalogue."""
     register(extra)
-    feats = build_features(tables, features=(*own_features(config), *extra), progress=progress)
+    feats = build_features(tables, features=(*own_features(config), *extra), progress=progress, lang=config.lang)
     lab = config.label
     labels = make_labels(tables, extraction, kind=lab.kind, window_months=lab.window_months,
                          dpd_threshold=lab.dpd_threshold, column=lab.column)
@@ -436,22 +437,24 @@ def scored_frame(frame: pd.DataFrame, models: TrainedModels) -> pd.DataFrame:
     return out
 
 
-def preliminary_findings(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float) -> list[str]:
+def preliminary_findings(table: pd.DataFrame, models: TrainedModels, min_oot_auc: float,
+                         lang: str = "en") -> list[str]:
     """Early warnings on the main model, for information: the out-of-time AUC below the minimum, grades
     whose observed default rates do not rise on development data, a benchmark that beats it. They are
-    no verdict: the validation report gives the only one (a model has exactly one status)."""
+    no verdict: the validation report gives the only one (a model has exactly one status). In `lang`: the
+    records (model card, run tags) keep the English, the run's progress says them in its language."""
     m = table.set_index(["model", "split"])["auc"]
     findings = []
     if not m[("lightgbm", "oot")] >= min_oot_auc:
-        findings.append(f"out-of-time AUC {m[('lightgbm', 'oot')]:.3f} below the minimum {min_oot_auc}")
+        findings.append(text("progress.finding.auc", lang, auc=m[("lightgbm", "oot")], minimum=min_oot_auc))
     if not models.master_scale.monotone_:
-        findings.append("observed default rates do not rise monotonically over the grades (development data)")
+        findings.append(text("progress.finding.monotone", lang))
     if m[("scorecard", "oot")] > m[("lightgbm", "oot")] + 0.02:
-        findings.append(f"the scorecard benchmark beats LightGBM out of time "
-                        f"({m[('scorecard', 'oot')]:.3f} vs {m[('lightgbm', 'oot')]:.3f})")
+        findings.append(text("progress.finding.benchmark", lang, scorecard=m[("scorecard", "oot")],
+                             lightgbm=m[("lightgbm", "oot")]))
     if models.guard is not None and models.guard["flagged"].any():
-        findings.append("leakage guard flags " + ", ".join(models.guard.loc[models.guard["flagged"], "feature"])
-                        + " (implausible power: check that they are known at the decision date)")
+        findings.append(text("progress.finding.guard", lang,
+                             features=listed(list(models.guard.loc[models.guard["flagged"], "feature"]))))
     return findings
 
 
@@ -585,45 +588,44 @@ def run_pipeline(
         timings[name], cpu_timings[name] = round(now - clock, 2), round(cpu_now - cpu_clock, 2)
         clock, cpu_clock = now, cpu_now
 
+    def say(id_: str, **fields: Any) -> str:
+        """A progress line in the run's language."""
+        return text(f"progress.run.{id_}", config.lang, **fields)
+
     try:
-        progress("1/8 loading data" if config.data_dir else
-                 f"1/8 generating the synthetic world ({config.synthetic.enterprises} enterprises)")
+        progress(say("load") if config.data_dir else say("synth", enterprises=config.synthetic.enterprises))
         notes: dict = {}
         tables, extraction, truth = load_inputs(config, stage / "world" if config.data_dir is None else None,
                                                 progress=progress, notes=notes)
         dictionary = config.data_dictionary()
         flags = policy_flags(tables["loans"], dictionary, enterprises=tables.get("enterprises"))
         referrals = referral_summary(flags)
-        progress(f"    policy: {referrals['all']} of {len(flags)} loans need referral"
-                 + ("" if not referrals["all"] else " (" + ", ".join(f"{k} {v}" for k, v in referrals.items()
-                                                               if k != "all") + ")"))
+        rules = ", ".join(f"{k} {v}" for k, v in referrals.items() if k != "all")
+        progress(say("policy_rules" if referrals["all"] else "policy", n=referrals["all"], loans=len(flags),
+                     rules=rules))
         step("data")
-        progress(f"2/8 building as-of features for {len(tables['loans'])} applications (DuckDB)")
+        progress(say("features", n=len(tables["loans"])))
         frame = modelling_frame(tables, extraction, config, progress=lambda msg: progress(f"    {msg}"))
         missing = available_features(tables)[1]
         if missing:
-            progress(f"    sources absent, their features are skipped: {', '.join(missing)}")
+            progress(say("absent", sources=", ".join(missing)))
         frame.to_parquet(stage / "features.parquet", index=False)
         step("features")
         counts = frame.groupby("split")["default"].agg(["size", "sum"]).reindex(SPLITS)
-        progress("3/8 training scorecard and LightGBM; split sizes (loans/defaults): "
-                 + ", ".join(f"{s} {int(r['size'])}/{int(r['sum'])}" for s, r in counts.iterrows()))
+        progress(say("train", sizes=", ".join(f"{s} {int(r['size'])}/{int(r['sum'])}" for s, r in counts.iterrows())))
         models = train_models(frame, config)
         if models.guard is not None:
-            guard_lines = summary_lines(models.guard)
-            progress(f"    leakage guard: {int(models.guard['flagged'].sum())} features flagged"
-                     + "".join(f"\n      {line}" for line in guard_lines))
+            guard_lines = summary_lines(models.guard, config.lang)
+            progress(say("guard", n=int(models.guard["flagged"].sum())) + "".join(f"\n      {line}" for line in guard_lines))
         step("train")
-        progress("4/8 validating: metrics, plots, SHAP reason codes")
+        progress(say("validate"))
         table = evaluate(frame, models, truth)
         by_grade = write_report(frame, models, table, stage / "report", truth, config.validation.figure_workers)
         if models.guard is not None:
             models.guard.to_csv(stage / "report" / "leakage_guard.csv", index=False)
         if models.without_refit is not None:
             auc = table.set_index(["model", "split"])["auc"]
-            progress(f"    refit on train + validation: out-of-time AUC {auc[('lightgbm', 'oot')]:.3f} "
-                     f"(refitted, out-of-fold calibration) against {auc[('lightgbm_without_refit', 'oot')]:.3f} "
-                     f"(trained on train only)")
+            progress(say("refit", refit=auc[("lightgbm", "oot")], plain=auc[("lightgbm_without_refit", "oot")]))
         seg = None
         if (config.segments.enabled and config.segments.column in frame.columns
                 and frame[config.segments.column].nunique() > 1):
@@ -636,14 +638,13 @@ def run_pipeline(
                 calibration=config.calibration.method, feature_schema=models.lightgbm.schema_)
             seg.to_csv(stage / "report" / f"segment_models_{config.segments.column}.csv", index=False)
             overall = seg[seg["segment"] == "all"].iloc[0]
-            progress(f"    segment models by {config.segments.column} ({int(seg['own_model'].sum()) - 1} fitted): "
-                     f"out-of-time AUC {overall['segmented_auc']:.3f} against {overall['global_auc']:.3f} "
-                     f"for the single model")
+            progress(say("segments", column=config.segments.column, n=int(seg["own_model"].sum()) - 1,
+                         segmented=overall["segmented_auc"], single=overall["global_auc"]))
         findings = preliminary_findings(table, models, config.min_oot_auc)
-        progress("    preliminary checks (information; the verdict is the validation report's, step 8): "
-                 + ("; ".join(findings) or "nothing to note"))
+        said = preliminary_findings(table, models, config.min_oot_auc, config.lang) if config.lang != "en" else findings
+        progress(say("checks", findings=text("progress.finding.sep", config.lang).join(said) or say("nothing")))
         step("validate")
-        progress("5/8 writing the export bundle and checking its parity")
+        progress(say("export"))
         cols = list(models.lightgbm.schema_.names)
         card = build_model_card(frame=frame, metrics=table, preliminary_findings=findings,
                                 features=cols, config=config.model_dump(mode="json"),
@@ -659,8 +660,7 @@ def run_pipeline(
         # the bundle just written, verified with the key that signed it (unsigned: no key configured)
         bundle = (load_bundle(stage / "bundle", trusted_keys=[signing_key.public_key()]) if signing_key
                   else load_bundle(stage / "bundle", allow_unsigned=True))
-        progress(f"    bundle signed by key {bundle.signature.key_id}" if signing_key
-                 else f"    bundle UNSIGNED (consumers refuse it unless --allow-unsigned): {HOW_TO_SIGN}")
+        progress(say("signed", key_id=bundle.signature.key_id) if signing_key else say("unsigned", how=HOW_TO_SIGN_PHRASE))
         scored = scored_frame(frame, models)
         gap = float(np.max(np.abs(bundle.predict_pd(frame) - scored["pd_lightgbm"].to_numpy())))
         if gap > PARITY_TOLERANCE:
@@ -670,11 +670,11 @@ def run_pipeline(
         points.insert(0, "loan_id", frame["loan_id"].to_numpy())
         points.to_parquet(stage / "scorecard_points.parquet", index=False)
         step("export")
-        progress("6/8 pricing the out-of-time applications from the bundle alone")
+        progress(say("price"))
         priced = price_with_bundle(bundle, frame[frame["split"] == "oot"], config.pricing, dictionary, lang=config.lang)
         priced.to_csv(stage / "priced_oot.csv", index=False)
         step("price")
-        progress("7/8 logging to MLflow (the model is registered last, once its report and outputs exist)")
+        progress(say("track"))
         flat = {f"{r.model}.{r.split}.{k}": float(getattr(r, k)) for r in table.itertuples()
                 for k in ("auc", "gini", "ks", "brier", "mean_pd", "default_rate")}
         flat["bundle_parity_max_abs_diff"] = gap
@@ -733,12 +733,12 @@ def run_pipeline(
             finally:
                 shutil.rmtree(artifacts, ignore_errors=True)
             step("track")
-            progress("8/8 validation report: discrimination, calibration, stability, segments, benchmark, SHAP")
+            progress(say("report"))
             validated = build_report(mlrun.run_model_uri, stage / "validation_report.html", tracking_uri=uri,
                                      config=config.validation, lang=config.lang, dictionary=dictionary)[0]
             counts = validated.counts()
-            progress(f"    report {validated.status}: {counts['green']} green, {counts['amber']} amber, "
-                     f"{counts['red']} red -> {out / 'validation_report.html'} (also logged to the run)")
+            progress(say("report_status", status=Phrase(f"report.status.{validated.status}"), green=counts["green"],
+                         amber=counts["amber"], red=counts["red"], path=out / "validation_report.html"))
             step("report")
             (stage / "run.json").write_text(json.dumps({
                 "mlflow_tracking_uri": uri, "mlflow_run_id": mlrun.run_id, "model_uri": mlrun.run_model_uri,
@@ -762,8 +762,8 @@ def run_pipeline(
                                    f"{mlrun_name}\n\n**Validation report** ({validated.status}): {report_uri}\n\n"
                                    + description)
             step("register")
-            progress(f"    registered {tracked.model_name} version {tracked.model_version} as "
-                     f"@{tracked.model_alias}, validation status {validated.status}")
+            progress(say("registered", model=tracked.model_name, version=tracked.model_version,
+                         alias=tracked.model_alias, status=Phrase(f"report.status.{validated.status}")))
     except BaseException:
         output.discard()
         raise

@@ -282,3 +282,9 @@ def test_build_reports_the_sources_it_used_and_its_progress(small_world):
     assert any(m.startswith("source transactions: used") for m in messages)
     assert any("court_cases missing" in m for m in messages)
     assert messages[-1] == f"features: {len(frame):,} applications x {frame.shape[1] - 3} features"
+    said = []  # in Chinese, as `creditmodel features` says them under CREDITMODEL_LANG=zh
+    build_features(tables, progress=said.append, lang="zh")
+    t = summary.loc["transactions"]
+    assert f"数据源 transactions：已使用，{t['tables']} 共 {t['rows']:,} 行 -> {t['features']} 个特征" in said
+    assert any(m.startswith("数据源 ") and m.endswith("（缺少 court_cases）") for m in said)
+    assert said[-1] == f"特征：{len(frame):,} 笔申请 × {frame.shape[1] - 3} 个特征"

@@ -147,7 +147,7 @@ def test_every_summary_line_is_said_in_chinese():
 
 def _english_prints(tree: ast.Module) -> list[int]:
     """Lines of cli.py that print a string composed in place rather than a text of the catalogue; a progress
-    callback (a lambda) prints the pipeline's own messages and is left as it is."""
+    callback (a lambda) prints lines the library has already said in the run's language."""
     in_lambda = {id(n) for lam in ast.walk(tree) if isinstance(lam, ast.Lambda) for n in ast.walk(lam)}
     return [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"

@@ -96,6 +96,10 @@ def test_planted_leak_is_flagged_and_the_verdict_turns_amber():
     lines = summary_lines(table)
     assert lines[0].startswith("leak: AUC alone") and "of the gain" in lines[0]
     assert any(line.startswith("protective: declared direction +1 contradicted") for line in lines)
+    zh = summary_lines(table, "zh")  # the same lines in Chinese, figures as they are
+    assert len(zh) == len(lines) and zh[0].startswith("leak：训练样本上单变量 AUC") and "占增益的" in zh[0]
+    assert any(line.startswith("protective：声明的方向 +1 与训练样本相反") for line in zh)
+    assert summary_lines(table.drop(columns="reasons_zh"), "zh")[0].startswith("leak：AUC alone")  # an older run's table
     sec = leakage(Evidence(label="test", bundle=None, features=X, scored=X, guard=table), None)
     assert sec.status == "amber"
     assert sec.findings[0].value == 1.0 and "leak:" in sec.findings[0].note

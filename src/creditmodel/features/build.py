@@ -22,6 +22,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
 from creditmodel.features.catalogue import CATALOGUE, REPORTING_LAG_DAYS, STATEMENT_WINDOW_DAYS, Feature
 from creditmodel.features.filter_clauses import lower_filters
+from creditmodel.texts import text
 
 if TYPE_CHECKING:  # DuckDB is imported where a query runs, so reading a bundle's catalogue does not load it
     import duckdb
@@ -286,7 +287,7 @@ def source_summary(tables: dict[str, pd.DataFrame], features: Sequence[Feature] 
 
 
 def _watch(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None], every: float,
-           done: threading.Event) -> None:
+           done: threading.Event, lang: str = "en") -> None:
     """Report DuckDB's own estimate of the query's progress until `done` is set."""
     import duckdb
 
@@ -297,7 +298,7 @@ def _watch(con: duckdb.DuckDBPyConnection, progress: Callable[[str], None], ever
         except (duckdb.Error, RuntimeError):
             continue
         if pct >= 0 and int(pct) != int(last):
-            progress(f"features: {pct:.0f}% after {time.perf_counter() - started:.0f} s")
+            progress(text("progress.features.progress", lang, pct=pct, seconds=time.perf_counter() - started))
             last = pct
 
 
@@ -309,6 +310,7 @@ def build_features(
     threads: int = 1,
     progress: Callable[[str], None] | None = None,
     progress_every: float = 5.0,
+    lang: str = "en",
 ) -> pd.DataFrame:
     """Feature matrix as of each application's decision date: keys, then one column per feature.
 
@@ -316,7 +318,7 @@ def build_features(
     absent from `tables` are skipped with a warning; their features are simply not in the result.
     threads: DuckDB threads; 1 keeps floating-point sums in a fixed order, so results are bit-stable.
     progress: called with one-line messages: the sources used (rows, features) and, every
-    `progress_every` seconds, DuckDB's estimate of how far the query is.
+    `progress_every` seconds, DuckDB's estimate of how far the query is; in `lang`.
     """
     kept, missing = available_features(tables, features)
     if missing:
@@ -325,10 +327,10 @@ def build_features(
         summary = source_summary(tables, features)
         for r in summary.itertuples():
             if r.source == "derived":
-                progress(f"derived: {r.features} features computed from other features")
+                progress(text("progress.features.derived", lang, n=r.features))
             else:
-                progress(f"source {r.source}: {r.status}" + (f", {r.rows:,} rows of {r.tables} -> {r.features} features"
-                                                              if r.status == "used" else f" ({r.tables} missing)"))
+                progress(text(f"progress.features.{r.status}", lang, source=r.source, rows=r.rows, tables=r.tables,
+                              n=r.features))
     import duckdb
 
     apps = tables["loans"] if applications is None else applications
@@ -350,7 +352,7 @@ def build_features(
         done = threading.Event()
         watcher = None
         if progress is not None:
-            watcher = threading.Thread(target=_watch, args=(con, progress, progress_every, done), daemon=True)
+            watcher = threading.Thread(target=_watch, args=(con, progress, progress_every, done, lang), daemon=True)
             watcher.start()
         try:
             frame = con.execute(compile_query(kept)).df()
@@ -359,7 +361,7 @@ def build_features(
             if watcher is not None:
                 watcher.join()
     if progress is not None:
-        progress(f"features: {len(frame):,} applications x {len(kept)} features")
+        progress(text("progress.features.built", lang, rows=len(frame), n=len(kept)))
     frame["decision_date"] = pd.to_datetime(frame["decision_date"]).astype("datetime64[ns]")
     for f in kept:
         if f.is_categorical:

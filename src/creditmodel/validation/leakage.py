@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from creditmodel.texts import listed, text
 from creditmodel.validation.metrics import auc
 
 TITLE = {"en": "Leakage and dominance guard", "zh": "信息泄露与单一特征主导检查"}
@@ -187,22 +188,26 @@ def importance_shares(booster, encoded: np.ndarray, names: Sequence[str]) -> pd.
                          "shap_share": shap / shap.sum() if shap.sum() > 0 else np.zeros_like(shap)})
 
 
+def _reasons(r: dict, t: GuardThresholds, lang: str) -> str:
+    """Why a feature of the guard table is flagged or dropped, in words of `lang` ("" when it is not)."""
+    checks = [("auc_train", t.auc_max), ("auc_oot", t.auc_max), ("iv_train", t.iv_max),
+              ("gain_share", t.gain_share_max), ("shap_share", t.shap_share_max)]
+    why = [text(f"progress.guard.{col}", lang, v=r[col], m=limit) for col, limit in checks
+           if col in r and r[col] is not None and np.isfinite(r[col]) and r[col] > limit]
+    if r.get("status") in ("constant", "duplicate"):
+        why.append(text("progress.guard.duplicate_of", lang, twin=r["duplicate_of"]) if r.get("duplicate_of")
+                   else text(f"progress.guard.{r['status']}", lang))
+    return text("progress.guard.sep", lang).join(why)
+
+
 def flag(table: pd.DataFrame, t: GuardThresholds) -> pd.DataFrame:
-    """Add `flagged` (bool) and `reasons` (why, in words) to a guard table, flagged features first."""
+    """Add `flagged` (bool) and `reasons` (why, in words; `reasons_zh` in Chinese) to a guard table, flagged
+    features first."""
     out = table.copy()
-    checks = [("auc_train", t.auc_max, "AUC alone {v:.3f} on train > {m:g}"),
-              ("auc_oot", t.auc_max, "AUC alone {v:.3f} out of time > {m:g}"),
-              ("iv_train", t.iv_max, "IV {v:.2f} on train > {m:g}"),
-              ("gain_share", t.gain_share_max, "{v:.0%} of the gain > {m:.0%}"),
-              ("shap_share", t.shap_share_max, "{v:.0%} of mean |SHAP| > {m:.0%}")]
-    reasons = []
-    for r in out.to_dict("records"):
-        why = [text.format(v=r[col], m=limit) for col, limit, text in checks
-               if col in r and r[col] is not None and np.isfinite(r[col]) and r[col] > limit]
-        if r.get("status") in ("constant", "duplicate"):
-            why.append(r["status"] + (f" of {r['duplicate_of']}" if r.get("duplicate_of") else ""))
-        reasons.append("; ".join(why))
+    records = out.to_dict("records")
+    reasons = [_reasons(r, t, "en") for r in records]
     out["reasons"] = reasons
+    out["reasons_zh"] = [_reasons(r, t, "zh") for r in records]
     power = out["reasons"].ne("") & ~out.get("status", pd.Series("", index=out.index)).isin(["constant",
                                                                                             "duplicate"])
     out["flagged"] = power
@@ -230,12 +235,17 @@ def guard_table(train: pd.DataFrame, y_train: np.ndarray, oot: pd.DataFrame, y_o
     return table
 
 
-def summary_lines(table: pd.DataFrame) -> list[str]:
-    """One line per flagged feature, contradicted direction and dropped column, for the run output."""
-    lines = [f"{r.feature}: {r.reasons}" for r in table[table["flagged"]].itertuples()]
-    lines += [f"{r.feature}: declared direction {int(r.declared_direction):+d} contradicted on train "
-              f"(Spearman rho {r.observed_rho_train:+.3f})" for r in table[table["direction_contradicted"]].itertuples()]
+def summary_lines(table: pd.DataFrame, lang: str = "en") -> list[str]:
+    """One line per flagged feature, contradicted direction and dropped column, for the run output, in `lang`
+    (a table without `reasons_zh`, as older runs logged it, gives its English reasons)."""
+    said = "reasons_zh" if lang == "zh" and "reasons_zh" in table.columns else "reasons"
+    lines = [text("progress.guard.line", lang, feature=r.feature, reasons=getattr(r, said))
+             for r in table[table["flagged"]].itertuples()]
+    lines += [text("progress.guard.direction", lang, feature=r.feature, direction=int(r.declared_direction),
+                   rho=r.observed_rho_train) for r in table[table["direction_contradicted"]].itertuples()]
     dropped = table[table["status"].isin(["constant", "duplicate"])]
     if len(dropped):
-        lines.append("dropped: " + ", ".join(f"{r.feature} ({r.reasons})" for r in dropped.itertuples()))
+        lines.append(text("progress.guard.dropped", lang, features=listed(
+            [text("progress.guard.dropped_item", lang, feature=r.feature, reasons=getattr(r, said))
+             for r in dropped.itertuples()])))
     return lines
