@@ -118,3 +118,19 @@ def test_the_synthetic_world_raises_no_false_alarm(demo_run):
     assert not any("leakage guard" in f for f in run["preliminary_findings"])
     html = (result.output_dir / "validation_report.html").read_text(encoding="utf-8")
     assert html.index("Leakage and dominance guard") < html.index("Discrimination by split")
+
+
+def test_no_direction_when_the_rows_with_a_value_hold_one_class():
+    """A feature known only for loans that did not default has no rho: (0, NaN), without SciPy's warning."""
+    import warnings
+
+    from creditmodel.validation.leakage import _observed_direction
+
+    y = np.array([0] * 30 + [1] * 5)
+    x = pd.Series(np.r_[np.arange(30.0), [np.nan] * 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        direction, rho = _observed_direction(x, y)
+    assert direction == 0 and np.isnan(rho)
+    direction, rho = _observed_direction(pd.Series(np.r_[np.arange(30.0), np.arange(30.0, 35.0)]), y)
+    assert direction == 1 and rho > 0.5  # the same feature known for all: higher values default

@@ -149,9 +149,10 @@ def _observed_direction(x: pd.Series, y: np.ndarray) -> tuple[int, float]:
     """Sign of Spearman's rho of a numeric feature with the default flag (0 when not significant at 1%)."""
     v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     ok = ~np.isnan(v)
-    if ok.sum() < 10 or np.nanstd(v) == 0:
+    outcome = np.asarray(y, dtype=float)[ok]
+    if ok.sum() < 10 or np.nanstd(v) == 0 or outcome.min() == outcome.max():  # no rho: SciPy would warn and give NaN
         return 0, float("nan")
-    rho, p = spearmanr(v[ok], np.asarray(y, dtype=float)[ok])
+    rho, p = spearmanr(v[ok], outcome)
     if not np.isfinite(rho):
         return 0, float("nan")
     return (int(np.sign(rho)) if p < 0.05 else 0), float(rho)
