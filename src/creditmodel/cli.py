@@ -1035,6 +1035,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
         keep_freed_memory()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
+    if not args.verbose:  # MLflow's own INFO lines (tables created, input example validated) are not the kit's
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\..*)?")  # noise on import
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

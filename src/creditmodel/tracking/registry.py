@@ -38,16 +38,22 @@ STATUSES = ("green", "amber", "red")
 @contextmanager
 def _quiet_registration() -> Iterator[None]:
     """MLflow 3 warns that a run's model lives in a logged model rather than the run's artifacts; it
-    resolves `runs:/RUN_ID/model` to it, which is what we want."""
+    resolves `runs:/RUN_ID/model` to it, which is what we want. It also prints "Successfully registered
+    model ..." and "Created version ..." in English, whatever the run's language; the run says so itself."""
+    from mlflow.utils import logging_utils
+
     logger = logging.getLogger("mlflow.tracking._model_registry.fluent")
-    level = logger.level
+    level, printing = logger.level, logging_utils.MLFLOW_LOGGING_STREAM.enabled
     logger.setLevel(logging.ERROR)
+    logging_utils.disable_logging()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        if printing:
+            logging_utils.enable_logging()
 
 
 def register_version(tracking_uri: str, run_id: str, model_name: str, alias: str,
