@@ -793,6 +793,17 @@ def _command(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentPar
     return sub.add_parser(name, help=name)
 
 
+def _tables_to_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of a command that reads canonical tables (--data, CSV --encoding and --delimiter) into one
+    output (--out, --force)."""
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--delimiter", default=",")
+    return p
+
+
 def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
     """The `creditmodel` command's parser, its --help said in `lang` (the texts ``help.*`` of the catalogue)."""
     parser = Parser(prog="creditmodel")
@@ -825,12 +836,7 @@ def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=("en", "zh"))
     p.set_defaults(func=_cmd_run)
 
-    p = _command(sub, "features")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--delimiter", default=",")
+    p = _tables_to_output(_command(sub, "features"))
     p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=_cmd_features)
 
@@ -924,12 +930,7 @@ def build_parser(lang: str = DEFAULT_LANG) -> argparse.ArgumentParser:
 
     p = _command(sub, "store")
     store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
-    c = _command(store_sub, "build")
-    c.add_argument("--data", required=True)
-    c.add_argument("--out", required=True)
-    c.add_argument("--force", action="store_true")
-    c.add_argument("--encoding", default="utf-8")
-    c.add_argument("--delimiter", default=",")
+    c = _tables_to_output(_command(store_sub, "build"))
     c.set_defaults(func=_cmd_store_build)
 
     p = _command(sub, "data")
