@@ -641,7 +641,7 @@ def run_pipeline(
             progress(say("segments", column=config.segments.column, n=int(seg["own_model"].sum()) - 1,
                          segmented=overall["segmented_auc"], single=overall["global_auc"]))
         findings = preliminary_findings(table, models, config.min_oot_auc)
-        said = preliminary_findings(table, models, config.min_oot_auc, config.lang) if config.lang != "en" else findings
+        said = preliminary_findings(table, models, config.min_oot_auc, config.lang)  # `findings`, in the run's language
         progress(say("checks", findings=text("progress.finding.sep", config.lang).join(said) or say("nothing")))
         step("validate")
         progress(say("export"))
