@@ -1,7 +1,8 @@
 """Every text a person reads, in Simplified Chinese and English, from one message catalogue.
 
-``en.toml`` and ``zh.toml`` hold the same ids (dotted keys, e.g. ``price.summary``), and so do the error
-messages of each part of the kit, ``errors/<part>.en.toml`` and ``errors/<part>.zh.toml``; a text is a
+``en.toml`` and ``zh.toml`` hold the same ids (dotted keys, e.g. ``price.summary``), and so do the texts kept
+apart beside them, ``<part>.en.toml`` and ``<part>.zh.toml`` (the command line's ``help``, a run's
+``progress``), and the error messages of each part of the kit in ``errors/``; a text is a
 ``str.format`` template whose fields the caller fills: ``text("price.summary", "zh", n=12, ...)``.
 The catalogues are read once. The language comes from ``--lang`` or the configuration's ``lang``;
 an unknown language or id is a ConfigError naming it (one line). This module sits below every
@@ -41,8 +42,8 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    """All texts of one language, by id: the package's ``<lang>.toml``, the command line's help in
-    ``help.<lang>.toml`` and the error messages of each part of the kit in ``errors/<part>.<lang>.toml``
+    """All texts of one language, by id: the package's ``<lang>.toml``, each ``<part>.<lang>.toml`` beside it
+    (help, progress) and the error messages of each part of the kit in ``errors/<part>.<lang>.toml``
     (read once; an id in two files is a ConfigError naming both)."""
     lang = check_lang(lang)
     root = resources.files(__package__)
