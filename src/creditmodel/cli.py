@@ -1032,7 +1032,8 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
                                                        value=os.environ[ENV_LANG], langs=list(LANGS))),
               file=sys.stderr)
         return EXIT_ERROR
-    args = parse_args(build_parser(argv_lang(sys.argv[1:] if argv is None else argv)), argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(build_parser(argv_lang(argv)), argv)
     if own_process and args.func is not _cmd_serve:  # a service gives back what a burst of requests took
         keep_freed_memory()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one-line output, also on errors
