@@ -74,6 +74,8 @@ def test_the_catalogue_is_planned_once_per_thread_not_per_application(world_stor
     online = OnlineFeatures(world_store["features"], world_store["path"])
     loans = _sample(world_store["tables"], n=6, seed=3)
     cur = online._statement()
+    # and without the caching operators, which only copy one application's few-row chunks
+    assert cur.execute("SELECT current_setting('enable_caching_operators')").fetchone()[0] is False
     out = tmp_path / "profile.json"
     cur.execute("PRAGMA enable_profiling = 'json'").fetchall()
     cur.execute(f"PRAGMA profiling_output = '{out}'").fetchall()
