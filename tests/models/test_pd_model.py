@@ -28,7 +28,6 @@ NOT_APPLICABLE = {
     "check_fit2d_1feature": _BINARY,
     "check_fit2d_predict1d": _FRAME,
     "check_n_features_in_after_fitting": _FRAME,
-    "check_complex_data": _FRAME,
     "check_dtype_object": _FRAME,
     "check_estimator_sparse_tag": _FRAME + "; no sparse input",
     "check_estimator_sparse_array": _FRAME + "; no sparse input",
@@ -52,6 +51,21 @@ def _data(n=3000, seed=0):
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.uniform(size=n)})
     y = (rng.random(n) < sigmoid(1.2 * X["a"] - 0.8 * X["b"] - 3.0)).astype(int)
     return X, y
+
+
+def test_complex_numbers_are_refused_naming_where_not_cut_to_their_real_part():
+    # NumPy casts complex to float by dropping the imaginary part with only a warning
+    X, y = _data(n=400)
+    bad = X.assign(b=X["b"] + 1j)
+    for fit in (lambda: _small_model().fit(bad, y), lambda: ScorecardPD().fit(bad, y)):
+        with pytest.raises(ValueError, match="Complex data not supported: feature 'b' holds complex numbers"):
+            fit()
+    for est in (_small_model(), LightGBMPD(n_estimators=5), ScorecardPD()):
+        with pytest.raises(ValueError, match="Complex data not supported: y holds complex numbers"):
+            est.fit(X, y + 0j)
+    model = _small_model().fit(X, y)
+    with pytest.raises(ValueError, match="feature 'a' holds complex numbers"):
+        model.predict_pd(X.assign(a=X["a"] * (1 + 0j)))
 
 
 def test_unfitted_model_refuses_to_predict_and_clones():

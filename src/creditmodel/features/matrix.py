@@ -34,6 +34,15 @@ def domain_bounds(feature: Feature) -> tuple[float, float]:
     return -ABSURD, ABSURD
 
 
+def refuse_complex(values: Any, what: str) -> None:
+    """Raise a ValueError naming `what` when `values` hold complex numbers: NumPy would cast them to
+    floats by dropping the imaginary part with no more than a warning, and a model would learn from
+    half of each value."""
+    dtype = getattr(values, "dtype", None)
+    if pd.api.types.is_complex_dtype(dtype) if dtype is not None else np.iscomplexobj(values):
+        raise ValueError(f"Complex data not supported: {what} holds complex numbers; expected real numbers")
+
+
 @dataclass(frozen=True)
 class FeatureSchema:
     """Ordered feature names; categorical ones carry their category list (code = position)."""
@@ -85,6 +94,7 @@ class FeatureSchema:
         observed = {}
         for name in self.names:
             if name not in self.categories:
+                refuse_complex(frame[name], f"feature {name!r}")
                 col = pd.to_numeric(frame[name], errors="coerce")
                 if col.notna().any():
                     observed[name] = (float(col.min()), float(col.max()))
@@ -162,6 +172,7 @@ class FeatureSchema:
                 codes = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[:, j] = col.map(codes).astype("float64").to_numpy()
             else:
+                refuse_complex(col, f"feature {name!r}")
                 out[:, j] = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
         return out
 

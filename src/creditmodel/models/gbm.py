@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from creditmodel.features.matrix import FeatureSchema
+from creditmodel.features.matrix import FeatureSchema, refuse_complex
 from creditmodel.models.calibration import sigmoid
 
 PREDICT_CHUNK_ROWS = 100_000  # rows encoded at a time for prediction (about 120 MB of float64 at 150 features)
@@ -92,6 +92,7 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
             ) -> LightGBMPD:
         """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
+        refuse_complex(y, "y")
         schema = (self.feature_schema or FeatureSchema.infer(X)).profiled(X)
         y = np.asarray(y, dtype=np.float64)
         if set(np.unique(y)) - {0.0, 1.0} or len(np.unique(y)) < 2:
