@@ -16,7 +16,6 @@ SCALE = MasterScale(("A", "B", "C"), (0.02, 0.1, 1.0))
 _BINARY = "a PD is the probability of one event: labels must be 0/1 (multi-class, string or continuous y refused)"
 _FRAME = "features are encoded through the feature schema (pandas frame, numeric or categorical columns)"
 NOT_APPLICABLE = {
-    "check_classifiers_train": _BINARY,
     "check_classifiers_classes": _BINARY,
     "check_classifiers_regression_target": _BINARY,
     "check_classifier_not_supporting_multiclass": _BINARY,
@@ -26,13 +25,10 @@ NOT_APPLICABLE = {
     "check_requires_y_none": _BINARY,
     "check_fit2d_1sample": "calibration needs both classes; one row cannot be calibrated",
     "check_fit2d_1feature": _BINARY,
-    "check_fit2d_predict1d": _FRAME,
-    "check_n_features_in_after_fitting": _FRAME,
     "check_dtype_object": _FRAME,
     "check_estimator_sparse_tag": _FRAME + "; no sparse input",
     "check_estimator_sparse_array": _FRAME + "; no sparse input",
     "check_estimator_sparse_matrix": _FRAME + "; no sparse input",
-    "check_estimators_empty_data_messages": "LightGBM's own message for an empty matrix",
 }
 
 
@@ -66,6 +62,26 @@ def test_complex_numbers_are_refused_naming_where_not_cut_to_their_real_part():
     model = _small_model().fit(X, y)
     with pytest.raises(ValueError, match="feature 'a' holds complex numbers"):
         model.predict_pd(X.assign(a=X["a"] * (1 + 0j)))
+
+
+def test_a_matrix_of_the_wrong_shape_is_refused_in_one_line_naming_what_differs():
+    X, y = _data(n=400)
+    model = _small_model().fit(X, y)
+    with pytest.raises(ValueError, match=r"X lacks the feature 'b' the model was trained on \(1 of 3 missing\)"):
+        model.predict_pd(X.drop(columns="b"))  # was a bare KeyError: 'b'
+    assert np.array_equal(model.predict_pd(X.assign(extra=1.0)), model.predict_pd(X))  # a frame's columns by name
+    on_array = _small_model().fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="X has 4 features, but PDModel is expecting 3 features as input"):
+        on_array.predict_pd(np.c_[X.to_numpy(), X.to_numpy()[:, :1]])  # an array's columns by position
+    with pytest.raises(ValueError, match=r"got an array of shape \(3,\)\. Reshape your data"):
+        on_array.predict_pd(X.to_numpy()[0])
+    with pytest.raises(ValueError, match="X lacks the feature 'c'"):
+        LightGBMPD(n_estimators=5).fit(X, y).decision_function(X[["a", "b"]])
+    for est in (_small_model(), LightGBMPD(n_estimators=5)):  # LightGBM's own words were of a forced-splits file
+        with pytest.raises(ValueError, match=r"X has 0 feature\(s\) \(shape=\(400, 0\)\)"):
+            est.fit(X[[]], y)
+    with pytest.raises(ValueError, match=r"X has 0 sample\(s\) .* a PD model needs rows of both classes"):
+        _small_model().fit(X.iloc[:0], y[:0])
 
 
 def test_unfitted_model_refuses_to_predict_and_clones():

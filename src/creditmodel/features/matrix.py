@@ -165,6 +165,10 @@ class FeatureSchema:
         Each column is written straight into the result (no whole-frame intermediate), so encoding needs
         the result's memory and one column's; `dtype` float32 halves it (the training matrix).
         """
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise ValueError(f"X lacks the feature {missing[0]!r} the model was trained on ({len(missing)} of "
+                             f"{len(self.names)} missing)")
         out = np.empty((len(frame), len(self.names)), dtype=dtype)
         for j, name in enumerate(self.names):
             col = frame[name]

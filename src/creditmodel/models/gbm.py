@@ -93,6 +93,8 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
             ) -> LightGBMPD:
         """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
         refuse_complex(y, "y")
+        if X.shape[1] == 0:  # LightGBM's own refusal speaks of a forced-splits file
+            raise ValueError(f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         schema = (self.feature_schema or FeatureSchema.infer(X)).profiled(X)
         y = np.asarray(y, dtype=np.float64)
         if set(np.unique(y)) - {0.0, 1.0} or len(np.unique(y)) < 2:

@@ -25,14 +25,27 @@ from creditmodel.models.master_scale import MasterScale
 __all__ = ["PDModel"]
 
 
-def _frame(X: Any) -> pd.DataFrame:
-    """The feature matrix as a DataFrame (arrays get the column names x0, x1, ...)."""
+def _frame(X: Any, n_features: int | None = None, what: str = "X") -> pd.DataFrame:
+    """The feature matrix `what` as a DataFrame (arrays get the column names x0, x1, ...). n_features: the
+    fitted model's, which an array must have (an array's columns are matched by position); None: a
+    matrix to fit on, which needs rows and columns."""
     if isinstance(X, pd.DataFrame):
-        return X
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-D feature matrix, got an array of shape {X.shape}")
-    return pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+        frame = X
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D feature matrix, got an array of shape {X.shape}. Reshape your data: "
+                             f"X.reshape(1, -1) for one row, X.reshape(-1, 1) for one feature")
+        if n_features is not None and X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features, but PDModel is expecting {n_features} features as input")
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    if n_features is None:  # fitting
+        if frame.shape[1] == 0:
+            raise ValueError(f"{what} has 0 feature(s) (shape={frame.shape}) while a minimum of 1 is required.")
+        if frame.shape[0] == 0:
+            raise ValueError(f"{what} has 0 sample(s) (shape={frame.shape}) while a minimum of 2 is required: a PD "
+                             f"model needs rows of both classes")
+    return frame
 
 
 class PDModel(ClassifierMixin, BaseEstimator):
@@ -86,11 +99,11 @@ class PDModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y must be 1-D with one label per row of X ({len(X)} rows), got shape {y.shape}")
         estimator = clone(self.estimator) if self.estimator is not None else LightGBMPD()
         if eval_set is not None and isinstance(estimator, LightGBMPD):
-            estimator.fit(X, y, eval_set=(_frame(eval_set[0]), np.asarray(eval_set[1])))
+            estimator.fit(X, y, eval_set=(_frame(eval_set[0], what="eval_set's X"), np.asarray(eval_set[1])))
         else:
             estimator.fit(X, y)
         cal_X, cal_y = calibration_set or eval_set or (X, y)
-        cal_X, cal_y = _frame(cal_X), np.asarray(cal_y)
+        cal_X, cal_y = _frame(cal_X, what="the calibration X"), np.asarray(cal_y)
         score = estimator.decision_function(cal_X)
         calibrator = PDCalibrator(self.calibration, pd_floor=self.pd_floor).fit(score, cal_y)
         if self.level is not None:
@@ -142,7 +155,7 @@ class PDModel(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: Any) -> np.ndarray:
         """The scoring model's raw log-odds margin (before calibration)."""
         check_is_fitted(self, "calibrator_")
-        return self.estimator_.decision_function(_frame(X))
+        return self.estimator_.decision_function(_frame(X, self.n_features_in_))
 
     def predict_pd(self, X: Any) -> np.ndarray:
         """Calibrated PD of each row (floored at `pd_floor`)."""
@@ -171,7 +184,7 @@ class PDModel(ClassifierMixin, BaseEstimator):
         if not hasattr(self.estimator_, "booster_"):
             raise TypeError(f"explain needs a LightGBM estimator, not {type(self.estimator_).__name__}; a "
                             f"scorecard explains itself by points (validation.explain.scorecard_reasons)")
-        X = _frame(X)
+        X = _frame(X, self.n_features_in_)
         return explain(self.estimator_, X, np.arange(len(X)) if loan_id is None else loan_id)
 
     def reason_codes(self, X: Any, n: int = 3, loan_id: Any = None) -> pd.DataFrame:
