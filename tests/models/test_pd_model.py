@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from creditmodel.models import LightGBMPD, MasterScale, PDCalibrator, PDModel, ScorecardPD
 from creditmodel.models.calibration import long_run_average, sigmoid
+from creditmodel.models.target import binary_target
 
 SCALE = MasterScale(("A", "B", "C"), (0.02, 0.1, 1.0))
 
@@ -17,13 +18,10 @@ _BINARY = "a PD is the probability of one event: labels must be 0/1 (multi-class
 _FRAME = "features are encoded through the feature schema (pandas frame, numeric or categorical columns)"
 NOT_APPLICABLE = {
     "check_classifiers_classes": _BINARY,
-    "check_classifiers_regression_target": _BINARY,
-    "check_classifier_not_supporting_multiclass": _BINARY,
     "check_supervised_y_2d": _BINARY,
     "check_estimators_dtypes": _BINARY,
     "check_classifier_data_not_an_array": _BINARY,
     "check_requires_y_none": _BINARY,
-    "check_fit2d_1sample": "calibration needs both classes; one row cannot be calibrated",
     "check_fit2d_1feature": _BINARY,
     "check_dtype_object": _FRAME,
     "check_estimator_sparse_tag": _FRAME + "; no sparse input",
@@ -82,6 +80,22 @@ def test_a_matrix_of_the_wrong_shape_is_refused_in_one_line_naming_what_differs(
             est.fit(X[[]], y)
     with pytest.raises(ValueError, match=r"X has 0 sample\(s\) .* a PD model needs rows of both classes"):
         _small_model().fit(X.iloc[:0], y[:0])
+
+
+@pytest.mark.parametrize("labels, said", [
+    ([0.0, 0.7, 1.0], r"Unknown label type: continuous; y holds \[0.0, 0.7, 1.0\]"),  # ScorecardPD cast 0.7 to 0
+    ([0, 1, 2], r"Only binary classification is supported: y holds the labels \[0, 1, 2\]"),
+    ([0, np.nan, 1], r"y holds 100 missing label\(s\); a PD model needs 0 or 1 on every row"),
+    (["good", "bad", "bad"], r"Unknown label type: y holds text or other values \['bad', 'good'\]"),
+    ([1, 1, 1], "y holds only one class, the label 1; a PD model needs both classes"),
+])
+def test_a_target_that_is_not_0_and_1_is_one_line_saying_what_it_holds(labels, said):
+    X, _ = _data(n=300)
+    y = np.resize(np.array(labels, dtype=object if isinstance(labels[0], str) else None), len(X))
+    for est in (_small_model(), LightGBMPD(n_estimators=5), ScorecardPD()):
+        with pytest.raises(ValueError, match=said):
+            est.fit(X, y)
+    assert np.array_equal(binary_target(pd.Series([0, 1, 1], dtype=object)), [0.0, 1.0, 1.0])  # numbers as objects
 
 
 def test_unfitted_model_refuses_to_predict_and_clones():

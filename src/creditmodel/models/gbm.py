@@ -11,8 +11,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from creditmodel.features.matrix import FeatureSchema, refuse_complex
+from creditmodel.features.matrix import FeatureSchema
 from creditmodel.models.calibration import sigmoid
+from creditmodel.models.target import binary_target
 
 PREDICT_CHUNK_ROWS = 100_000  # rows encoded at a time for prediction (about 120 MB of float64 at 150 features)
 
@@ -92,13 +93,10 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: np.ndarray, eval_set: tuple[pd.DataFrame, np.ndarray] | None = None
             ) -> LightGBMPD:
         """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
-        refuse_complex(y, "y")
+        y = binary_target(y)
         if X.shape[1] == 0:  # LightGBM's own refusal speaks of a forced-splits file
             raise ValueError(f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
         schema = (self.feature_schema or FeatureSchema.infer(X)).profiled(X)
-        y = np.asarray(y, dtype=np.float64)
-        if set(np.unique(y)) - {0.0, 1.0} or len(np.unique(y)) < 2:
-            raise ValueError("y must hold both classes 0 and 1")
         if self.matrix_dtype not in ("float64", "float32"):
             raise ValueError(f"matrix_dtype {self.matrix_dtype!r} is not 'float64' or 'float32'")
         dtype = np.dtype(self.matrix_dtype)
@@ -110,7 +108,7 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
         valid_sets: list[lgb.Dataset] = []
         if eval_set is not None and self.early_stopping_rounds:
             Xv, yv = eval_set
-            valid_sets = [lgb.Dataset(schema.encode(Xv, dtype=dtype), label=np.asarray(yv, dtype=np.float64), reference=data)]
+            valid_sets = [lgb.Dataset(schema.encode(Xv, dtype=dtype), label=binary_target(yv, "eval_set's y"), reference=data)]
             params["metric"] = "binary_logloss"
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)]
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid_sets,

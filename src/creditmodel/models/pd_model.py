@@ -16,11 +16,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from creditmodel.features.matrix import refuse_complex
 from creditmodel.models.calibration import PD_FLOOR, PDCalibrator
 from creditmodel.models.explanation import Explanation, explain, reason_codes
 from creditmodel.models.gbm import LightGBMPD
 from creditmodel.models.master_scale import MasterScale
+from creditmodel.models.target import binary_target
 
 __all__ = ["PDModel"]
 
@@ -94,9 +94,9 @@ class PDModel(ClassifierMixin, BaseEstimator):
             raise ValueError(f"level must be None or a target mean PD in (0, 1), got {self.level!r}")
         X = _frame(X)
         y = np.asarray(y)
-        refuse_complex(y, "y")
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must be 1-D with one label per row of X ({len(X)} rows), got shape {y.shape}")
+        y = binary_target(y)
         estimator = clone(self.estimator) if self.estimator is not None else LightGBMPD()
         if eval_set is not None and isinstance(estimator, LightGBMPD):
             estimator.fit(X, y, eval_set=(_frame(eval_set[0], what="eval_set's X"), np.asarray(eval_set[1])))

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from creditmodel.features.matrix import FeatureSchema, refuse_complex
+from creditmodel.models.target import binary_target
 
 
 class ScorecardPD(ClassifierMixin, BaseEstimator):
@@ -44,10 +45,9 @@ class ScorecardPD(ClassifierMixin, BaseEstimator):
         self.user_splits = user_splits
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardPD:
-        refuse_complex(y, "y")
+        y = binary_target(y).astype(int)  # checked first: a cast to int alone turns 0.7 into 0
         for c in X.columns:  # before optbinning, whose refusal prints the whole column
             refuse_complex(X[c], f"feature {c!r}")
-        y = np.asarray(y, dtype=int)
         # optbinning cannot bin a column without a single value (selecting columns copies nothing: copy-on-write)
         X = X[[c for c in X.columns if X[c].notna().any()]]
         categorical = FeatureSchema.infer(X).categorical
