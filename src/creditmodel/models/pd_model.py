@@ -103,7 +103,7 @@ class PDModel(ClassifierMixin, BaseEstimator):
         else:
             estimator.fit(X, y)
         cal_X, cal_y = calibration_set or eval_set or (X, y)
-        cal_X, cal_y = _frame(cal_X, what="the calibration X"), np.asarray(cal_y)
+        cal_X, cal_y = _frame(cal_X, what="the calibration X"), binary_target(cal_y, "the calibration y")
         score = estimator.decision_function(cal_X)
         calibrator = PDCalibrator(self.calibration, pd_floor=self.pd_floor).fit(score, cal_y)
         if self.level is not None:
