@@ -95,6 +95,14 @@ def test_a_target_that_is_not_0_and_1_is_one_line_saying_what_it_holds(labels, s
     for est in (_small_model(), LightGBMPD(n_estimators=5), ScorecardPD()):
         with pytest.raises(ValueError, match=said):
             est.fit(X, y)
+
+
+def test_the_calibration_and_eval_sets_labels_are_checked_as_y_is():
+    X, y = _data(n=300)
+    with pytest.raises(ValueError, match=r"the calibration y holds the labels \[0, 2\]"):
+        _small_model().fit(X, y, calibration_set=(X, 2 * y))
+    with pytest.raises(ValueError, match=r"eval_set's y holds 1 missing label"):
+        LightGBMPD(n_estimators=5, early_stopping_rounds=2).fit(X, y, eval_set=(X, np.r_[np.nan, y[1:]]))
     assert np.array_equal(binary_target(pd.Series([0, 1, 1], dtype=object)), [0.0, 1.0, 1.0])  # numbers as objects
 
 
