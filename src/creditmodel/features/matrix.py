@@ -43,6 +43,16 @@ def refuse_complex(values: Any, what: str) -> None:
         raise ValueError(f"Complex data not supported: {what} holds complex numbers; expected real numbers")
 
 
+def refuse_empty(frame: pd.DataFrame, what: str = "X") -> None:
+    """Raise a ValueError when a matrix to fit on has no column or no row (LightGBM's own refusal of no
+    column speaks of a forced-splits file)."""
+    if frame.shape[1] == 0:
+        raise ValueError(f"{what} has 0 feature(s) (shape={frame.shape}) while a minimum of 1 is required.")
+    if frame.shape[0] == 0:
+        raise ValueError(f"{what} has 0 sample(s) (shape={frame.shape}) while a minimum of 2 is required: a PD "
+                         f"model needs rows of both classes")
+
+
 @dataclass(frozen=True)
 class FeatureSchema:
     """Ordered feature names; categorical ones carry their category list (code = position)."""

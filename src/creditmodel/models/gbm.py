@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from creditmodel.features.matrix import FeatureSchema
+from creditmodel.features.matrix import FeatureSchema, refuse_empty
 from creditmodel.models.calibration import sigmoid
 from creditmodel.models.target import binary_target
 
@@ -94,8 +94,7 @@ class LightGBMPD(ClassifierMixin, BaseEstimator):
             ) -> LightGBMPD:
         """Fit on (X, y); with `eval_set` and early_stopping_rounds, stop when its log-loss stops improving."""
         y = binary_target(y)
-        if X.shape[1] == 0:  # LightGBM's own refusal speaks of a forced-splits file
-            raise ValueError(f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        refuse_empty(X)
         schema = (self.feature_schema or FeatureSchema.infer(X)).profiled(X)
         if self.matrix_dtype not in ("float64", "float32"):
             raise ValueError(f"matrix_dtype {self.matrix_dtype!r} is not 'float64' or 'float32'")

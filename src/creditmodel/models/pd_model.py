@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from creditmodel.features.matrix import refuse_empty
 from creditmodel.models.calibration import PD_FLOOR, PDCalibrator
 from creditmodel.models.explanation import Explanation, explain, reason_codes
 from creditmodel.models.gbm import LightGBMPD
@@ -40,11 +41,7 @@ def _frame(X: Any, n_features: int | None = None, what: str = "X") -> pd.DataFra
             raise ValueError(f"X has {X.shape[1]} features, but PDModel is expecting {n_features} features as input")
         frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
     if n_features is None:  # fitting
-        if frame.shape[1] == 0:
-            raise ValueError(f"{what} has 0 feature(s) (shape={frame.shape}) while a minimum of 1 is required.")
-        if frame.shape[0] == 0:
-            raise ValueError(f"{what} has 0 sample(s) (shape={frame.shape}) while a minimum of 2 is required: a PD "
-                             f"model needs rows of both classes")
+        refuse_empty(frame, what)
     return frame
 
 

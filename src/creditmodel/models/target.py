@@ -18,7 +18,7 @@ __all__ = ["binary_target"]
 
 
 def _shown(values: np.ndarray, k: int = 5) -> str:
-    head = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:k])
+    head = ", ".join(repr(v.item()) for v in values[:k])
     return f"[{head}{', …' if len(values) > k else ''}]"
 
 
@@ -40,7 +40,7 @@ def binary_target(y: Any, what: str = "y") -> np.ndarray:
         raise ValueError(f"Unknown label type: {what} holds text or other values {_shown(np.unique(arr.astype(str)))}; "
                          f"a PD model needs the numbers 0 (performing) and 1 (default)")
     values = np.unique(arr)
-    if arr.dtype.kind == "f" and not np.all(np.isin(values, (0.0, 1.0))) and np.any(values != np.round(values)):
+    if arr.dtype.kind == "f" and np.any(values != np.round(values)):
         raise ValueError(f"Unknown label type: continuous; {what} holds {_shown(values)}; a PD model needs the "
                          f"labels 0 (performing) and 1 (default)")
     if not np.all(np.isin(values, (0, 1))):
