@@ -11,11 +11,16 @@ Then, for ``--requests`` sampled loans, one application at a time (the loan's ow
 decision date):
 
 * ``online``: ``ApplicationService.answer`` in-process: the catalogue SQL restricted to the borrower
-  on the store, PD, grade, top-3 reason codes and the price (``/v1/applications/price``);
+  on the store, PD, grade, top-3 reason codes and the price (``/v1/applications/price``), as served:
+  the borrower's rows copied out of the DuckDB store and the catalogue translated for SQLite run over
+  them (``OnlineFeatures`` engine "auto");
+* ``online_duckdb_engine``: the same answer with the catalogue's query run by DuckDB itself (engine
+  "duckdb"), each application answered by both in turn, alternating which goes first;
 * ``naive``: the whole offline catalogue query over every loan of the store's tables (``build_features``
   on the in-memory tables), then the application's row filtered out (timed on ``--naive-requests``).
 
-Reported: p50/p99/mean in ms of each and the ratio naive / online of the medians, with the load
+Reported: p50/p99/mean in ms of each, the ratios naive / online and duckdb engine / online of the medians
+(the answers of both engines are checked equal), with the load
 average (the machine's other work moves these numbers; the process's CPU time per application beside
 the wall time shows how much of it was waiting for a core). The heap is frozen before the first
 application, as the served process freezes it (``service.workers.freeze_heap``).
@@ -79,6 +84,24 @@ def _duckdb_profile(online, loans: pd.DataFrame, out: Path) -> dict[str, dict[st
     return {part: {k: round(float(np.median(v)) * 1000, 2) for k, v in got.items()} for part, got in parts.items()}
 
 
+def _same_answer(a: bytes, b: bytes, rtol: float = 1e-12) -> str | None:
+    """Where two JSON answers differ (numbers beyond rtol), or None."""
+    def walk(x, y, at):
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x.keys() != y.keys():
+                return at + "{keys}"
+            return next((w for k in x if (w := walk(x[k], y[k], f"{at}.{k}")) is not None), None)
+        if isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return at + "[len]"
+            return next((w for i, (u, v) in enumerate(zip(x, y)) if (w := walk(u, v, f"{at}[{i}]")) is not None),
+                        None)
+        if isinstance(x, float) and isinstance(y, (int, float)):
+            return None if abs(x - y) <= rtol * max(abs(x), abs(y)) else at
+        return None if x == y else at
+    return walk(json.loads(a), json.loads(b), "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=2000)
@@ -92,7 +115,7 @@ def main() -> None:
     from creditmodel.export.bundle import load_bundle, write_bundle
     from creditmodel.features.build import available_features, build_features
     from creditmodel.features.catalogue import CATALOGUE
-    from creditmodel.features.online import build_store
+    from creditmodel.features.online import OnlineFeatures, build_store
     from creditmodel.service.app import ScoringService
     from creditmodel.service.applications import ApplicationService
     from creditmodel.service.workers import freeze_heap
@@ -109,25 +132,36 @@ def main() -> None:
         write_bundle(Path(tmp) / "bundle", model, cal, scale, catalogue=kept)
         bundle = load_bundle(Path(tmp) / "bundle", allow_unsigned=True)
         apps = ApplicationService(ScoringService(bundle), str(store))
+        duck = ApplicationService(ScoringService(bundle), str(store))
+        duck.online.close()
+        duck.online = OnlineFeatures(bundle.catalogue, store, engine="duckdb")
+        assert (apps.online.engine, duck.online.engine) == ("sqlite", "duckdb")
         loans = tables["loans"].sample(min(args.requests, len(tables["loans"])), random_state=args.seed)
         freeze_heap()  # as `creditmodel serve` does before its first request (else a full collection of
         # the start-up heap, 100+ ms, lands in one request in a hundred or so and sets the p99)
         model_ = apps.model
-        online, online_cpu = [], []
-        for loan in loans.itertuples():
+        online, online_cpu, online_duck = [], [], []
+        for i, loan in enumerate(loans.itertuples()):
             req = model_.model_validate({
                 "enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
                 "term_months": int(loan.term_months), "product": loan.product,
                 "guarantee_type": loan.guarantee_type,
                 "decision_date": pd.Timestamp(loan.application_date).date(),
                 "group_id": None if pd.isna(loan.group_id) else int(loan.group_id)})
-            t, c = time.perf_counter(), time.process_time()
-            status, _ = apps.answer("/v1/applications/price", req)
-            online.append((time.perf_counter() - t) * 1000)
-            online_cpu.append((time.process_time() - c) * 1000)
-            if status != 200:
-                raise SystemExit(f"loan {loan.loan_id}: status {status}")
-        profile = _duckdb_profile(apps.online, loans.head(20), Path(tmp) / "profile.json")
+            answers = {}
+            for which in (("sqlite", "duckdb") if i % 2 == 0 else ("duckdb", "sqlite")):
+                service = apps if which == "sqlite" else duck
+                t, c = time.perf_counter(), time.process_time()
+                status, answers[which] = service.answer("/v1/applications/price", req)
+                (online if which == "sqlite" else online_duck).append((time.perf_counter() - t) * 1000)
+                if which == "sqlite":
+                    online_cpu.append((time.process_time() - c) * 1000)
+                if status != 200:
+                    raise SystemExit(f"loan {loan.loan_id}: status {status}")
+            same = _same_answer(answers["sqlite"], answers["duckdb"])
+            if same is not None:
+                raise SystemExit(f"loan {loan.loan_id}: the engines differ in {same}")
+        profile = _duckdb_profile(duck.online, loans.head(20), Path(tmp) / "profile.json")
         naive = []
         for loan in loans.head(args.naive_requests).itertuples():
             t = time.perf_counter()
@@ -143,6 +177,8 @@ def main() -> None:
     out = {"benchmark": "online", "enterprises": args.enterprises, "transactions": len(tables["transactions"]),
            "features": len(kept), "online_price_incl_features_reasons": stats(online),
            "online_cpu_of_the_process": stats(online_cpu),
+           "online_duckdb_engine": stats(online_duck),
+           "duckdb_engine_over_online_p50": round(float(np.median(online_duck) / np.median(online)), 2),
            "naive_full_catalogue_then_filter": stats(naive),
            "naive_over_online_p50": round(float(np.median(naive) / np.median(online)), 1),
            "duckdb_profile_of_one_feature_query_ms": profile,

@@ -71,7 +71,7 @@ def test_the_catalogue_is_planned_once_per_thread_not_per_application(world_stor
     # DuckDB plans again, at every execution, a prepared statement that reads a table; the catalogue's query
     # reads only its parameters (the application's rows), so DuckDB's profile of a later application's
     # query shows no optimising at all, and the features still change with the borrower
-    online = OnlineFeatures(world_store["features"], world_store["path"])
+    online = OnlineFeatures(world_store["features"], world_store["path"], engine="duckdb")
     loans = _sample(world_store["tables"], n=6, seed=3)
     cur = online._statement()
     # and without the caching operators, which only copy one application's few-row chunks

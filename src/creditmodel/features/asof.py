@@ -45,7 +45,7 @@ class AsOfFeatures(OnlineFeatures):
     naming the table or column that does not fit)."""
 
     def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> None:
-        super().__init__(features, store, memory_limit=memory_limit)
+        super().__init__(features, store, memory_limit=memory_limit, engine="duckdb")  # one query for all borrowers
         self._present = set(self._types)
         self._bulk = self._bulk_query()
 

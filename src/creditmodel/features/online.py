@@ -294,6 +294,21 @@ class Application:
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the bank's own loan columns
 
 
+ENGINES = ("auto", "sqlite", "duckdb")  # what runs one application's catalogue query (see OnlineFeatures)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SqlitePlan:
+    """One application's catalogue on SQLite: the translated query, and per table the DuckDB statement that
+    copies the application's rows out of the store (with the parameters it takes) and the SQLite table's
+    CREATE and INSERT."""
+
+    query: str
+    extract: Mapping[bool, Mapping[str, tuple[str, list[str]]]]  # by whether the application has a group
+    create: Mapping[str, tuple[str, str]]
+    dated: frozenset[str]  # the application's attributes that are dates (sent as microseconds)
+
+
 class OnlineFeatures:
     """One borrower's features as of a decision date from a DuckDB store, with the catalogue's own SQL.
 
@@ -302,8 +317,12 @@ class OnlineFeatures:
     what the catalogue reads is one StoreError). Thread-safe: each call uses its own cursor.
     """
 
-    def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None) -> None:
+    def __init__(self, features: Sequence[Feature], store: str | Path, *, memory_limit: str | None = None,
+                 engine: str = "auto") -> None:
         import duckdb  # here, not at import: reading a bundle's catalogue needs no DuckDB
+
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
 
         self.catalogue = tuple(features)
         self.store = parse_store(store)
@@ -370,6 +389,14 @@ class OnlineFeatures:
             self.close()
             raise StoreError.of("error.online.not_fit", store=str(self.store),
                                 detail=str(exc).splitlines()[0][:300]) from None
+        self.engine, self._lite = "duckdb", None  # type: str, _SqlitePlan | None
+        if engine != "duckdb":
+            self._lite = self._sqlite_plan(strict=engine == "sqlite")
+            if self._lite is not None:
+                import sqlite3
+
+                self.engine = "sqlite"
+                self.errors = (duckdb.Error, sqlite3.Error)
 
     @functools.cached_property
     def _categorical(self) -> frozenset[str]:
@@ -543,9 +570,90 @@ class OnlineFeatures:
         args += [f"rows_{t} := getvariable('{ROWS}_{t}')" for t in self._tables]
         return ", ".join(args)
 
+    def _sqlite_plan(self, *, strict: bool) -> _SqlitePlan | None:
+        """The catalogue's query translated for SQLite and the statements that copy one application's rows
+        into it; None when the catalogue or the store's types have no faithful translation (strict: a
+        StoreError saying why)."""
+        from creditmodel.features import sqlite
+
+        types = {t: self._types[t] for t in self._tables}
+        odd = [(t, c, k) for t, cols in types.items() for c, k in cols.items() if not sqlite.supported_types([k])]
+        try:
+            if odd:
+                raise sqlite.SqliteTranslationError(f"{odd[0][0]}.{odd[0][1]} is of type {odd[0][2]}")
+            ltype = self._types["loans"]
+            kinds = {"loan_id": "BIGINT", "enterprise_id": ltype["enterprise_id"], "decision_date": "DATE",
+                     "amount": ltype["amount"], "term_months": ltype["term_months"], "product": ltype["product"],
+                     "guarantee_type": ltype["guarantee_type"], "group_id": ltype.get("group_id", "BIGINT"),
+                     **{c: ltype[c] for c in self._attrs}}
+            params = {"loan_id": "0", "decision_date": "$d", "enterprise_id": "$eid", "amount": "$amount",
+                      "term_months": "$term", "product": "$product", "guarantee_type": "$guarantee",
+                      "group_id": "$gid", **{c: f"$attr_{c}" for c in self._attrs}}
+            apps = ", ".join(f"CAST({params[c]} AS {kinds[c]}) AS {c}" for c in kinds)
+            query = sqlite.to_sqlite_sql(with_ctes([f"apps AS (SELECT {apps})"], self._sql))
+        except sqlite.SqliteTranslationError as exc:
+            if strict:
+                raise StoreError.of("error.online.no_sqlite", store=str(self.store), detail=str(exc)[:300]) from None
+            return None
+        group = any(f.source == "guarantee_group" for f in self.catalogue)
+        extract: dict[bool, dict[str, tuple[str, list[str]]]] = {False: {}, True: {}}
+        create = {}
+        for grouped in (False, True):  # an application without a group reads no other member's loans
+            members = ("IN (SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
+                       "AND application_date < $d)") if group and grouped else "= $eid"
+            loans = f"enterprise_id {members} AND application_date < $d"
+            for t in self._tables:
+                cols = types[t]
+                if t == "loans":
+                    where = loans
+                elif t == "repayments":
+                    where = f"loan_id IN (SELECT loan_id FROM store.loans WHERE {loans}) AND date < $d"
+                else:
+                    where = "enterprise_id = $eid" + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
+                shown = ", ".join(f"epoch_us(CAST({c} AS TIMESTAMP))" if k.upper().startswith(("DATE", "TIMESTAMP"))
+                                  else c for c, k in cols.items())
+                sql = f"SELECT {shown} FROM store.{t} WHERE {where}"
+                extract[grouped][t] = (sql, [p for p in ("eid", "d", "gid") if f"${p}" in sql])
+                create[t] = (f"CREATE TABLE {t} ({', '.join(f'{c} {sqlite.column_type(k)}' for c, k in cols.items())})",
+                             f"INSERT INTO {t} VALUES ({', '.join('?' * len(cols))})")
+        dated = {f"attr_{c}" for c in self._attrs if ltype[c].upper().startswith(("DATE", "TIMESTAMP"))}
+        return _SqlitePlan(query, extract, create, frozenset(dated))
+
+    def _sqlite_fetch(self, plan: _SqlitePlan, app: Application) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """``_fetch`` on SQLite: the borrower's rows copied out of the store, the translated query run over them."""
+        from creditmodel.features import sqlite
+
+        local = self._prepared
+        lite = getattr(local, "sqlite", None)
+        if lite is None:
+            with self._lock:
+                local.extract = self._con.cursor()
+            lite = sqlite.connect()
+            for create, _ in plan.create.values():
+                lite.execute(create)
+            local.sqlite = lite
+        cur = local.extract
+        given = {"eid": int(app.enterprise_id), "d": app.decision_date,
+                 "gid": None if app.group_id is None else int(app.group_id)}
+        for t, (sql, names) in plan.extract[app.group_id is not None].items():
+            rows = cur.execute(sql, {n: given[n] for n in names}).fetchall()
+            lite.execute(f"DELETE FROM {t}")
+            lite.executemany(plan.create[t][1], rows)
+        params = self._params(app)
+        params["d"] = sqlite.micros(app.decision_date)
+        for k in plan.dated:
+            if params[k] is not None:
+                params[k] = sqlite.micros(pd.Timestamp(params[k]).to_pydatetime())
+        result = lite.execute(plan.query, params)
+        names = [d[0] for d in result.description]
+        rows = [(r[0], r[1], app.decision_date, *r[3:]) for r in result.fetchall()]
+        return names, rows
+
     def _fetch(self, app: Application) -> tuple[list[str], list[tuple[Any, ...]]]:
         """The query's column names and its one row: keys (loan_id 0, enterprise_id, decision_date) then
         the catalogue's features, as the store's driver returns them."""
+        if self._lite is not None:
+            return self._sqlite_fetch(self._lite, app)
         cur = self._statement()
         cur.execute("; ".join(self._extract_sql(app))).fetchall()
         result = cur.execute(f"EXECUTE application({self._arguments(app)})")
