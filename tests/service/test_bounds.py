@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 
 from creditmodel.data.schema import TABLES
@@ -147,6 +148,17 @@ def test_outside_training_range_is_flagged_by_default(app, bundle, feature_rows)
     p = _post(app, "/v1/price", [{"features": dict(_inside(bundle, rows[0]), **{name: value}),
                                   "loan": {"guarantee_type": "unsecured", "amount": 1e5}}])
     assert p.json()["results"][0]["outside_training_range"] == [name]
+
+
+def test_a_value_beyond_the_training_range_by_float_noise_alone_is_inside(app, bundle, feature_rows):
+    # the engines' features agree with the training matrix to 1e-12, not to the last bit: the training maximum
+    # computed in another summation order may come out an ulp above it, which is the value seen, not beyond it
+    name, (lo, hi) = next((n, r) for n, r in bundle.schema.observed.items() if r[1] > 0 and r[0] < r[1])
+    inside = _inside(bundle, feature_rows[0])
+    values = [float(np.nextafter(hi, np.inf)), hi * (1 + 1e-13), hi * (1 + 1e-9)]
+    r = _post(app, "/v1/score", [{"features": dict(inside, **{name: v})} for v in values])
+    assert r.status_code == 200, r.text
+    assert [x["outside_training_range"] for x in r.json()["results"]] == [[], [], [name]]
 
 
 def test_outside_training_range_is_refused_when_the_policy_says_so(bundle, feature_rows):

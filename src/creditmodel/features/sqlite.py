@@ -158,6 +158,8 @@ def _exact_integer(e: exp.Expression) -> bool:
     """Whether an expression's value is already whole (a cast to INTEGER needs no rounding)."""
     while isinstance(e, exp.Paren):
         e = e.this
+    if isinstance(e, exp.Anonymous):  # a rewrite of this module's, already translated
+        return e.name in ("creditmodel_floor", "creditmodel_ceil", "creditmodel_int", "creditmodel_int32")
     return isinstance(e, (exp.Predicate, exp.Not, exp.And, exp.Or, exp.Floor, exp.Ceil, exp.Count, exp.Placeholder,
                           exp.Boolean)) or (isinstance(e, exp.Literal) and e.is_int)
 

@@ -33,6 +33,7 @@ from creditmodel.features.reasons import reason_text, top_adverse, top_adverse_m
 from creditmodel.models.treeshap import explainer, shap_values
 
 N_REASONS = 3
+ENGINE_RTOL = 1e-12  # how far the features of two engines may differ (the parity tests' tolerance)
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,12 @@ class FastScorer:
         trained = [(j, p.training_range) for j, p in enumerate(self.policies)
                    if p.training_range is not None and p.categories is None]
         self._trained_idx = np.array([j for j, _ in trained], dtype=np.intp)
-        self._train_lo = np.array([r[0] for _, r in trained], dtype=np.float64)
-        self._train_hi = np.array([r[1] for _, r in trained], dtype=np.float64)
+        # a feature computed by another engine (DuckDB, SQLite, PostgreSQL, Spark) equals the training matrix's to
+        # the parity tolerance, not to the last bit: a value that far beyond an end of the range is the value seen
+        lo_seen = np.array([r[0] for _, r in trained], dtype=np.float64)
+        hi_seen = np.array([r[1] for _, r in trained], dtype=np.float64)
+        self._train_lo = lo_seen - ENGINE_RTOL * np.abs(lo_seen)
+        self._train_hi = hi_seen + ENGINE_RTOL * np.abs(hi_seen)
         # the same bounds over every column (+-inf where there is none): one comparison of the whole matrix,
         # without gathering the bounded columns first (a request's row spent more on the gather than the test)
         k = len(self.names)
