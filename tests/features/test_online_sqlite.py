@@ -89,6 +89,10 @@ def test_sqlite_equals_duckdb_and_the_offline_matrix_on_the_edge_world(edge):
     assert rich[[f.name for f in CATALOGUE if not f.is_categorical]].notna().mean() > 0.8
     assert (got["grp_members"] > 0).sum() >= 5  # the group block reached the members' rows
     assert set(values) == {f.name for f in CATALOGUE}
+    # the borrowers without court cases (most) were not looked up in that table, and still equal the offline rows
+    court = set(edge["tables"]["court_cases"]["enterprise_id"])
+    assert set(lite._lite.present["court_cases"]) == court
+    assert 0 < (~edge["loans"]["enterprise_id"].isin(court)).sum() < len(edge["loans"])
 
 
 # --- each rewrite against DuckDB -----------------------------------------------------------------------

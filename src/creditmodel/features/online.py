@@ -307,6 +307,11 @@ class _SqlitePlan:
     extract: Mapping[bool, Mapping[str, tuple[str, list[str]]]]  # by whether the application has a group
     create: Mapping[str, tuple[str, str]]
     dated: frozenset[str]  # the application's attributes that are dates (sent as microseconds)
+    loan_id_at: int  # where loan_id is among the store's loans columns
+    # per table, the sorted ids of the enterprises with rows in it: the statement of a borrower without any is
+    # skipped. The store cannot change while it is open (read-only; DuckDB lets no process write a file
+    # another holds open), so the sets stay exact.
+    present: Mapping[str, np.ndarray]
 
 
 class OnlineFeatures:
@@ -451,14 +456,19 @@ class OnlineFeatures:
         params.update({f"attr_{c}": app.attributes.get(c) for c in self._attrs})
         return params
 
+    def _cursor(self) -> Any:
+        """This thread's cursor on the store, made once per thread: a DuckDB cursor serves one thread, and making
+        one costs as much as the lookup it would serve."""
+        cur = getattr(self._prepared, "plain", None)
+        if cur is None:
+            with self._lock:
+                cur = self._prepared.plain = self._con.cursor()
+        return cur
+
     def enterprise(self, enterprise_id: int) -> pd.DataFrame:
         """The enterprise's row of the store (no rows: unknown to the bank)."""
-        with self._lock:
-            cur = self._con.cursor()
-        try:
-            return cur.execute("SELECT * FROM store.enterprises WHERE enterprise_id = ?", [int(enterprise_id)]).df()
-        finally:
-            cur.close()
+        return self._cursor().execute("SELECT * FROM store.enterprises WHERE enterprise_id = ?",
+                                      [int(enterprise_id)]).df()
 
     def rows(self, table: str, column: str, values: Sequence[Any]) -> pd.DataFrame | None:
         """The store's rows of a canonical table whose `column` is one of `values` (e.g. the guarantees of
@@ -480,14 +490,9 @@ class OnlineFeatures:
 
     def latest_group(self, enterprise_id: int, decision_date: date) -> int | None:
         """The joint-guarantee group of the borrower's latest loan applied for before the decision date."""
-        with self._lock:
-            cur = self._con.cursor()
-        try:
-            row = cur.execute("SELECT group_id FROM store.loans WHERE enterprise_id = ? AND application_date < ? "
-                              "AND group_id IS NOT NULL ORDER BY application_date DESC, loan_id DESC LIMIT 1",
-                              [int(enterprise_id), decision_date]).fetchall()
-        finally:
-            cur.close()
+        row = self._cursor().execute(
+            "SELECT group_id FROM store.loans WHERE enterprise_id = ? AND application_date < ? AND group_id IS NOT NULL "
+            "ORDER BY application_date DESC, loan_id DESC LIMIT 1", [int(enterprise_id), decision_date]).fetchall()
         return int(row[0][0]) if row else None
 
     def _extract_sql(self, app: Application) -> list[str]:
@@ -602,12 +607,12 @@ class OnlineFeatures:
             members = ("IN (SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
                        "AND application_date < $d)") if group and grouped else "= $eid"
             loans = f"enterprise_id {members} AND application_date < $d"
-            for t in self._tables:
+            for t in sorted(self._tables, key=lambda t: t == "repayments"):  # the loans before their repayments
                 cols = types[t]
                 if t == "loans":
                     where = loans
-                elif t == "repayments":
-                    where = f"loan_id IN (SELECT loan_id FROM store.loans WHERE {loans}) AND date < $d"
+                elif t == "repayments":  # of the loans just copied, their ids written in ({loans})
+                    where = "loan_id IN ({loans}) AND date < $d"
                 else:
                     where = "enterprise_id = $eid" + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
                 shown = ", ".join(f"epoch_us(CAST({c} AS TIMESTAMP))" if k.upper().startswith(("DATE", "TIMESTAMP"))
@@ -617,7 +622,13 @@ class OnlineFeatures:
                 create[t] = (f"CREATE TABLE {t} ({', '.join(f'{c} {sqlite.column_type(k)}' for c, k in cols.items())})",
                              f"INSERT INTO {t} VALUES ({', '.join('?' * len(cols))})")
         dated = {f"attr_{c}" for c in self._attrs if ltype[c].upper().startswith(("DATE", "TIMESTAMP"))}
-        return _SqlitePlan(query, extract, create, frozenset(dated))
+        # the tables a borrower may well have no rows in; not the account statement (every borrower with an
+        # account has rows, and it is the largest table) nor the loans (the group's) and their repayments
+        present = {t: np.array([r[0] for r in self._con.execute(
+                       f"SELECT DISTINCT enterprise_id FROM store.{t} ORDER BY 1").fetchall()], dtype=np.int64)
+                   for t in self._tables if t not in ("transactions", "loans", "repayments")
+                   and "enterprise_id" in types[t]}
+        return _SqlitePlan(query, extract, create, frozenset(dated), list(types["loans"]).index("loan_id"), present)
 
     def _sqlite_fetch(self, plan: _SqlitePlan, app: Application) -> tuple[list[str], list[tuple[Any, ...]]]:
         """``_fetch`` on SQLite: the borrower's rows copied out of the store, the translated query run over them."""
@@ -626,17 +637,27 @@ class OnlineFeatures:
         local = self._prepared
         lite = getattr(local, "sqlite", None)
         if lite is None:
-            with self._lock:
-                local.extract = self._con.cursor()
             lite = sqlite.connect()
             for create, _ in plan.create.values():
                 lite.execute(create)
             local.sqlite = lite
-        cur = local.extract
+        cur = self._cursor()
         given = {"eid": int(app.enterprise_id), "d": app.decision_date,
                  "gid": None if app.group_id is None else int(app.group_id)}
+        loan_ids: list[int] = []
+        eid = int(app.enterprise_id)
+        rows: list[Any]
         for t, (sql, names) in plan.extract[app.group_id is not None].items():
-            rows = cur.execute(sql, {n: given[n] for n in names}).fetchall()
+            ids = plan.present.get(t)
+            if ids is not None and not (len(ids) and ids[min(int(np.searchsorted(ids, eid)), len(ids) - 1)] == eid):
+                rows = []  # the borrower has no rows in this table
+            elif t == "repayments":  # the ids are the store's own integers; no loans, no repayments
+                rows = (cur.execute(sql.format(loans=", ".join(str(int(i)) for i in loan_ids)),
+                                    {"d": given["d"]}).fetchall() if loan_ids else [])
+            else:
+                rows = cur.execute(sql, {n: given[n] for n in names}).fetchall()
+            if t == "loans":
+                loan_ids = [r[plan.loan_id_at] for r in rows]
             lite.execute(f"DELETE FROM {t}")
             lite.executemany(plan.create[t][1], rows)
         params = self._params(app)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri  # norm.cdf and norm.ppf, without scipy.stats' argument handling
 
 if TYPE_CHECKING:
     from creditmodel.config import PricingConfig
@@ -73,7 +73,7 @@ def maturity_adjustment(pd_: np.ndarray, maturity: np.ndarray | float) -> np.nda
 
 def _unexpected_loss(pd_: np.ndarray, lgd: np.ndarray, r: np.ndarray, confidence: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        conditional = norm.cdf((norm.ppf(pd_) + np.sqrt(r) * norm.ppf(confidence)) / np.sqrt(1 - r))
+        conditional = ndtr((ndtri(pd_) + np.sqrt(r) * ndtri(confidence)) / np.sqrt(1 - r))
     conditional = np.where(pd_ >= 1.0, 1.0, conditional)
     return np.maximum(np.asarray(lgd, dtype=np.float64) * (conditional - pd_), 0.0)
 

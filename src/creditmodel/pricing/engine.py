@@ -52,6 +52,13 @@ def _numeric(frame: pd.DataFrame, col: str, ok, expected: str, *, allow_missing:
     if raw.dtype == bool or pd.api.types.is_bool_dtype(raw):
         bad = np.ones(len(raw), dtype=bool)
         values = np.full(len(raw), np.nan)
+    elif raw.dtype.kind in "fiu":  # numbers already (the service's frames): NaN is the only missing value
+        values = raw.to_numpy(dtype=np.float64) * scale
+        missing = np.isnan(values)
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(values) | (~missing & ~ok(values))
+        if not allow_missing:
+            bad |= missing
     else:
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) * scale
         missing = np.isnan(values)
@@ -115,7 +122,7 @@ def price(applications: pd.DataFrame, config: PricingConfig) -> pd.DataFrame:
     sales = (_numeric(applications, "annual_sales", lambda v: v >= 0, "sales",
                       allow_missing=True) if "annual_sales" in applications.columns else None)
 
-    lgd = gt.astype(object).map(config.lgd).to_numpy(dtype=np.float64)
+    lgd = np.array([config.lgd[g] for g in gt.to_numpy(dtype=object)], dtype=np.float64)  # each known (above)
     security = _security(applications, config, ead, n)
     pd_priced = pd_
     if security is None:

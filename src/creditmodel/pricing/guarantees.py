@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri  # norm.cdf and norm.ppf, without scipy.stats' argument handling
 
 from creditmodel.exceptions import RequestError
 from creditmodel.pricing.capital import CONFIDENCE, PD_FLOOR, corporate_correlation, maturity_adjustment
@@ -93,7 +93,7 @@ def double_default_capital(pd_o, pd_g, lgd, maturity, sales_eur_m=None, *, pd_fl
     pg = np.clip(np.asarray(pd_g, dtype=np.float64), pd_floor, 1.0)
     rho = corporate_correlation(po, sales_eur_m)
     with np.errstate(divide="ignore", invalid="ignore"):
-        conditional = norm.cdf((norm.ppf(po) + np.sqrt(rho) * norm.ppf(confidence)) / np.sqrt(1 - rho))
+        conditional = ndtr((ndtri(po) + np.sqrt(rho) * ndtri(confidence)) / np.sqrt(1 - rho))
         ma = maturity_adjustment(np.minimum(np.minimum(po, pg), 1 - 1e-12), maturity)
     conditional = np.where(po >= 1.0, 1.0, conditional)
     k0 = np.maximum(np.asarray(lgd, dtype=np.float64) * (conditional - po), 0.0) * np.where(po >= 1.0, 1.0, ma)
