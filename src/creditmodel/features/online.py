@@ -314,6 +314,12 @@ class _SqlitePlan:
     present: Mapping[str, np.ndarray]
 
 
+def _holds(ids: np.ndarray, value: int) -> bool:
+    """Whether the sorted array `ids` holds `value`."""
+    i = int(np.searchsorted(ids, value))
+    return i < len(ids) and int(ids[i]) == value
+
+
 class OnlineFeatures:
     """One borrower's features as of a decision date from a DuckDB store, with the catalogue's own SQL.
 
@@ -486,6 +492,9 @@ class OnlineFeatures:
 
     def known(self, enterprise_id: int) -> bool:
         """Whether the store holds the enterprise (an unknown one is scored as new to the bank)."""
+        ids = self._lite.present.get("enterprises") if self._lite is not None else None
+        if ids is not None:  # the enterprises' ids, read at open
+            return _holds(ids, int(enterprise_id))
         return len(self.enterprise(enterprise_id)) > 0
 
     def latest_group(self, enterprise_id: int, decision_date: date) -> int | None:
@@ -649,7 +658,7 @@ class OnlineFeatures:
         rows: list[Any]
         for t, (sql, names) in plan.extract[app.group_id is not None].items():
             ids = plan.present.get(t)
-            if ids is not None and not (len(ids) and ids[min(int(np.searchsorted(ids, eid)), len(ids) - 1)] == eid):
+            if ids is not None and not _holds(ids, eid):
                 rows = []  # the borrower has no rows in this table
             elif t == "repayments":  # the ids are the store's own integers; no loans, no repayments
                 rows = (cur.execute(sql.format(loans=", ".join(str(int(i)) for i in loan_ids)),

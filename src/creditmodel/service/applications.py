@@ -189,6 +189,7 @@ class ApplicationService:
         self.names = list(svc.bundle.schema.names)
         self.model = build_application_model(catalogue, svc.tables, svc.data_dictionary.currency)
         self.today = today or date.today
+        self._enterprise_rules = any(r.table == "enterprises" for r in svc.data_dictionary.policies)
 
     def handle(self, path: str, body: bytes, lang: str | None = None) -> tuple[int, bytes, list[Any] | None]:
         """Status, JSON body and the application's id; texts in the body's lang, else `lang`, else English."""
@@ -240,8 +241,9 @@ class ApplicationService:
             return _error(["body", "decision_date"], "error.decision_future", d=d, today=today)
         if d <= self.online.first_date:
             return _error(["body", "decision_date"], "error.decision_before_data", d=d, first=self.online.first_date)
-        ent = self.online.enterprise(req.enterprise_id)
-        new = len(ent) == 0
+        # the borrower's enterprise row only where a policy rule reads it (the shipped rules read the loan alone)
+        ent = self.online.enterprise(req.enterprise_id) if self._enterprise_rules else None
+        new = len(ent) == 0 if ent is not None else not self.online.known(req.enterprise_id)
         values = self.online.compute_values(self._application(req, req.enterprise_id, d, req.group_id))
         features = {n: values[n] for n in self.names}
         app = {"id": req.id, "features": features}
@@ -271,8 +273,8 @@ class ApplicationService:
         result = json.loads(out)["results"][0]
         loans = pd.DataFrame({"loan_id": [0], "enterprise_id": [req.enterprise_id], "amount": [req.amount],
                               "term_months": [req.term_months]})
-        # every policy rule of the dictionary: the borrower's enterprise row is at hand (unknown: no enterprise
-        # rule breaks)
+        # every policy rule of the dictionary: the borrower's enterprise row is at hand where one reads it
+        # (unknown: no enterprise rule breaks)
         flags = policy_flags(loans, self.svc.data_dictionary, enterprises=ent).iloc[0]
         rules = [r for r in str(flags["referral_rules"]).split(",") if r]
         result.update({
