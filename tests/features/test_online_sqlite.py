@@ -25,7 +25,7 @@ from edge_world import edge_tables as make_edge_tables
 
 from creditmodel.exceptions import StoreError
 from creditmodel.features import sqlite
-from creditmodel.features.build import build_features
+from creditmodel.features.build import build_features, row_lookback
 from creditmodel.features.catalogue import CATALOGUE, feature
 from creditmodel.features.online import (
     Application,
@@ -93,6 +93,18 @@ def test_sqlite_equals_duckdb_and_the_offline_matrix_on_the_edge_world(edge):
     court = set(edge["tables"]["court_cases"]["enterprise_id"])
     assert set(lite._lite.present["court_cases"]) == court
     assert 0 < (~edge["loans"]["enterprise_id"].isin(court)).sum() < len(edge["loans"])
+
+
+def test_only_rows_a_block_can_read_are_copied():
+    # the look-back of each table is the widest window of the blocks that read it, on its own date column:
+    # the account statement's year, the statements' and the environmental checks' three years; a table some
+    # feature reads with all its history (court cases, registry events) or a block of several tables (loans
+    # and repayments) is copied whole
+    assert row_lookback(CATALOGUE) == {"transactions": 365, "financial_statements": 1095, "environment_checks": 1095}
+    whole = dataclasses.replace(feature("txn_inflow_3m"), name="my_inflow_ever", window_days=None,
+                                sql="sum(CASE WHEN s.direction = 'in' THEN s.amount END)")
+    assert "transactions" not in row_lookback([*CATALOGUE, whole])
+    assert row_lookback([feature("txn_inflow_3m"), feature("txn_inflow_6m")]) == {"transactions": 180}
 
 
 # --- each rewrite against DuckDB -----------------------------------------------------------------------

@@ -205,6 +205,30 @@ def source_clause(source: str, features: Sequence[Feature]) -> str:
     return block.sql.replace("{lookback}", lookback)
 
 
+def row_lookback(features: Sequence[Feature]) -> dict[str, int]:
+    """Per table, how many days before the decision date the query ``compile_query(features)`` reads its rows:
+    the widest window of the blocks that read it, on the table's own date column (rows dated earlier never
+    reach a feature). A table read with all its history, or by a block that joins several tables, is absent."""
+    by_source: dict[str, list[Feature]] = {}
+    for f in features:
+        by_source.setdefault(f.source, []).append(f)
+    days: dict[str, int | None] = {}
+    for source, feats in by_source.items():
+        if source == "derived":
+            continue
+        block = _BLOCKS.get(source)
+        if block is None or len(block.tables) != 1:
+            days.update(dict.fromkeys(_needs(source)))
+            continue
+        windows = [f.window_days for f in feats]
+        widest = (block.window_days if block.window_days is not None
+                  else max(windows) if all(w is not None for w in windows) else None)  # type: ignore[type-var]
+        table = block.tables[0]
+        known = days.get(table, 0)
+        days[table] = None if widest is None or (table in days and known is None) else max(known or 0, widest)
+    return {t: d for t, d in days.items() if d is not None}
+
+
 # The blocks that read the transactions of the year before the decision date. When two or more of them are
 # compiled (and every feature of the plain block fits that year), they share one join of the applications to
 # those rows, ``txn_year``: DuckDB materialises a CTE read more than once, and the three further joins of

@@ -37,7 +37,14 @@ import pandas as pd
 
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError, StoreError, TextedValueError
-from creditmodel.features.build import _needs, _referenced, attribute_columns, compile_query, with_ctes
+from creditmodel.features.build import (
+    _needs,
+    _referenced,
+    attribute_columns,
+    compile_query,
+    row_lookback,
+    with_ctes,
+)
 from creditmodel.features.catalogue import Feature
 from creditmodel.texts import Phrase
 
@@ -610,6 +617,7 @@ class OnlineFeatures:
                 raise StoreError.of("error.online.no_sqlite", store=str(self.store), detail=str(exc)[:300]) from None
             return None
         group = any(f.source == "guarantee_group" for f in self.catalogue)
+        lookback = row_lookback(self.catalogue)  # rows dated earlier never reach a feature: not copied
         extract: dict[bool, dict[str, tuple[str, list[str]]]] = {False: {}, True: {}}
         create = {}
         for grouped in (False, True):  # an application without a group reads no other member's loans
@@ -624,6 +632,8 @@ class OnlineFeatures:
                     where = "loan_id IN ({loans}) AND date < $d"
                 else:
                     where = "enterprise_id = $eid" + (f" AND {_ROW_DATE[t]} < $d" if t in _ROW_DATE else "")
+                    if t in lookback and t in _ROW_DATE:
+                        where += f" AND {_ROW_DATE[t]} >= $d - INTERVAL {int(lookback[t])} DAY"
                 shown = ", ".join(f"epoch_us(CAST({c} AS TIMESTAMP))" if k.upper().startswith(("DATE", "TIMESTAMP"))
                                   else c for c, k in cols.items())
                 sql = f"SELECT {shown} FROM store.{t} WHERE {where}"
