@@ -180,3 +180,33 @@ def test_the_start_up_heap_is_frozen_before_the_first_request():
         thread.join(30)
         sock.close()
         gc.unfreeze()
+
+
+def test_a_helper_whose_service_stopped_while_it_started_exits_without_a_traceback(tmp_path):
+    # the helper for large bodies is spawned by a worker; when the service stops meanwhile, its pinned bundle
+    # is removed before the helper has loaded it. The helper then ends quietly instead of printing
+    # "Exception in initializer" and a traceback under the service's last lines.
+    reached = tmp_path / "raised"
+    script = f"""
+import os, time
+import creditmodel.export.bundle as b
+import creditmodel.service.app as app
+from creditmodel.exceptions import BundleError
+worker = os.getpid()
+if os.fork():
+    os._exit(0)  # the worker ends, as at a service's stop
+def removed(*args, **kwargs):
+    while os.getppid() == worker:
+        time.sleep(0.01)
+    raise BundleError("bundle directory does not exist")
+b.load_bundle = removed
+try:
+    app._helper_init({{"parent_pid": worker, "bundle_dir": {str(tmp_path / 'gone')!r}, "load_options": {{}},
+                      "manifest": {{}}}})
+finally:
+    open({str(reached)!r}, "w").write("the error went on")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    time.sleep(1.5)  # the helper (the forked child) sees its worker gone within 10 ms
+    assert not reached.exists()

@@ -559,7 +559,12 @@ def _helper_init(spec: dict[str, Any]) -> None:
 
     global _HELPER
     end_with_parent(spec["parent_pid"])  # the worker that spawned us, even if it is already gone
-    bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
+    try:
+        bundle = load_bundle(spec["bundle_dir"], **spec["load_options"])
+    except BundleError:
+        if os.getppid() != spec["parent_pid"]:  # the service stopped while this helper started, its pinned copy
+            os._exit(0)  # removed with it: nothing is left to report to, and no traceback on the way out
+        raise
     if bundle.manifest != spec["manifest"]:
         raise BundleError.of("error.service.bundle_changed", path=spec["bundle_dir"])
     collected = None
