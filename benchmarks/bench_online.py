@@ -19,6 +19,10 @@ decision date):
 * ``naive``: the whole offline catalogue query over every loan of the store's tables (``build_features``
   on the in-memory tables), then the application's row filtered out (timed on ``--naive-requests``).
 
+* ``http``: the same applications (the first ``--http`` of them) over HTTP to ``creditmodel serve --bundle …
+  --store duckdb://…`` on a loopback port, one keep-alive client, one request at a time: what a scoring
+  service's caller waits for, parsing and uvicorn included (the answers are checked equal to in-process ones).
+
 Reported: p50/p99/mean in ms of each, the ratios naive / online and duckdb engine / online of the medians
 (the answers of both engines are checked equal), with the load
 average (the machine's other work moves these numbers; the process's CPU time per application beside
@@ -102,6 +106,48 @@ def _same_answer(a: bytes, b: bytes, rtol: float = 1e-12) -> str | None:
     return walk(json.loads(a), json.loads(b), "")
 
 
+def _over_http(bundle: Path, store: Path, loans: pd.DataFrame, apps) -> list[float]:
+    """Latency (ms) of /v1/applications/price over HTTP, one application at a time, from `creditmodel serve`."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "creditmodel.cli", "serve", "--bundle", str(bundle), "--store",
+                             f"duckdb://{store}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--log-level", "warning", "--allow-unsigned"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out = []
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("serving"):
+            raise SystemExit(f"the server did not start: {line!r}")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for i, loan in enumerate(loans.itertuples()):
+                body = {"enterprise_id": int(loan.enterprise_id), "amount": float(loan.amount),
+                        "term_months": int(loan.term_months), "product": loan.product,
+                        "guarantee_type": loan.guarantee_type,
+                        "decision_date": str(pd.Timestamp(loan.application_date).date()),
+                        "group_id": None if pd.isna(loan.group_id) else int(loan.group_id)}
+                t = time.perf_counter()
+                r = client.post("/v1/applications/price", json=body)
+                out.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    raise SystemExit(f"loan {loan.loan_id}: HTTP {r.status_code} {r.text[:300]}")
+                if i < 20:  # the served answer is the in-process one
+                    _, local = apps.answer("/v1/applications/price", apps.model.model_validate_json(json.dumps(body)))
+                    same = _same_answer(r.content, local)
+                    if same is not None:
+                        raise SystemExit(f"loan {loan.loan_id}: HTTP and in-process answers differ in {same}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=2000)
@@ -109,6 +155,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--naive-requests", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--http", type=int, default=300, help="applications sent over HTTP to `serve` (0: none)")
     args = ap.parse_args()
 
     from creditmodel.data.synthetic import generate_world
@@ -162,6 +209,7 @@ def main() -> None:
             if same is not None:
                 raise SystemExit(f"loan {loan.loan_id}: the engines differ in {same}")
         profile = _duckdb_profile(duck.online, loans.head(20), Path(tmp) / "profile.json")
+        http = _over_http(Path(tmp) / "bundle", store, loans.head(args.http), apps) if args.http else []
         naive = []
         for loan in loans.head(args.naive_requests).itertuples():
             t = time.perf_counter()
@@ -178,6 +226,7 @@ def main() -> None:
            "features": len(kept), "online_price_incl_features_reasons": stats(online),
            "online_cpu_of_the_process": stats(online_cpu),
            "online_duckdb_engine": stats(online_duck),
+           "http_price_one_client": stats(http) if http else None,
            "duckdb_engine_over_online_p50": round(float(np.median(online_duck) / np.median(online)), 2),
            "naive_full_catalogue_then_filter": stats(naive),
            "naive_over_online_p50": round(float(np.median(naive) / np.median(online)), 1),
