@@ -189,7 +189,7 @@ def main() -> None:
         exp = offline.head(n_online)
         bad_rows, cells = differences(exp, got, names, categorical)
         wanted = min(args.online_sample or args.sample, args.sample)
-        out["online"] = {"loans": n_online, "stopped_by_time_limit": n_online < wanted,
+        out["online"] = {"engine": online.engine, "loans": n_online, "stopped_by_time_limit": n_online < wanted,
                          "loans_differing": int(bad_rows.sum()), **cells,
                          **pd_differences(offline_pd[:n_online], bundle.predict_pd(got[names])),
                          "s": round(online_s, 2), "cpu_s": round(online_cpu, 2),

@@ -203,10 +203,21 @@ def test_stddev_samp_follows_duckdb_on_many_values():
 @pytest.mark.parametrize("expression", ["regexp_matches(x, 'a')", "list_sum([1, 2])", "t1 - INTERVAL 1 MONTH",
                                         "arg_max(a, t1)", "DATE_DIFF('MILLENNIUM', t1, t2)", "CAST(x AS DECIMAL(9, 2))",
                                         "quantile_cont(x, 0.5)", "INTERVAL 1.5 DAY + t1",
-                                        "CAST(2.5 AS INT)"])
+                                        "CAST(2.5 AS INT)", "CAST(t1 AS VARCHAR)"])
 def test_what_has_no_faithful_translation_is_refused(expression):
     with pytest.raises(sqlite.SqliteTranslationError, match="no SQLite translation|is not among"):
         sqlite.to_sqlite_sql(f"SELECT {expression} FROM t")
+
+
+def test_a_cast_to_text_only_of_what_reads_the_same():
+    con, lite = duckdb.connect(), sqlite.connect()
+    lite.execute("CREATE TABLE t (code INTEGER, name TEXT, t1 INTEGER)")
+    lite.execute("INSERT INTO t VALUES (-7, 'bamboo', 0)")
+    query = "SELECT CAST(code AS VARCHAR), CAST(name AS VARCHAR) FROM t"
+    expected = con.execute(query.replace("FROM t", "FROM (SELECT -7 AS code, 'bamboo' AS name) t")).fetchall()
+    assert lite.execute(sqlite.to_sqlite_sql(query, frozenset({"code", "name"}))).fetchall() == expected
+    with pytest.raises(sqlite.SqliteTranslationError, match="a cast to text"):
+        sqlite.to_sqlite_sql("SELECT CAST(t1 AS VARCHAR) FROM t", frozenset({"code", "name"}))
 
 
 def test_a_catalogue_that_does_not_translate_runs_on_duckdb(edge):

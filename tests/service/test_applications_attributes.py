@@ -109,6 +109,7 @@ def test_the_stated_attributes_score_as_the_offline_matrix(own):
 
 def test_online_rows_with_attributes_equal_the_offline_matrix(own):
     online = OnlineFeatures(own["bundle"].catalogue, own["store"])
+    assert online.engine == "sqlite"  # the bank's own columns (text, number, boolean) translate too
     loans = own["tables"]["loans"].sample(30, random_state=5)
     rows = []
     for loan in loans.itertuples():

@@ -173,7 +173,7 @@ def _divisor_nonzero(e: exp.Expression) -> bool:
     return isinstance(e, exp.Literal) and e.is_number and float(e.name) != 0
 
 
-def _rewrite(node: exp.Expr) -> exp.Expr:
+def _rewrite(node: exp.Expr, text_columns: frozenset[str] = frozenset()) -> exp.Expr:
     """SQLite SQL with DuckDB's meaning for one node (its children are already rewritten)."""
     if not isinstance(node, _SAFE) and not (isinstance(node, exp.Anonymous) and node.name.startswith("creditmodel_")):
         raise _refuse(node, f"{type(node).__name__} is not among the constructs translated")
@@ -228,21 +228,28 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
             return _fn("creditmodel_int32" if small else "creditmodel_int", node.this)
         if to == exp.DataType.Type.BOOLEAN and _exact_integer(node.this):  # booleans are SQLite's 0 and 1
             return exp.Cast(this=node.this.copy(), to=exp.DataType.build("BIGINT"))
-        if to in _TEXT_TYPES:
+        if to in _TEXT_TYPES and (isinstance(node.this, exp.Placeholder)  # an application's text field
+                                  or isinstance(node.this, exp.Column) and node.this.name in text_columns):
             return node
+        if to in _TEXT_TYPES:  # a date would come out as its microseconds, a boolean as 1
+            raise _refuse(node, "a cast to text of anything but a parameter or a column of text or integers")
         raise _refuse(node, f"a cast to {node.to.sql('duckdb')}")
     return node
 
 
 @functools.lru_cache(maxsize=8)  # each worker of a service, each store opened over one catalogue
-def to_sqlite_sql(duckdb_sql: str) -> str:
+def to_sqlite_sql(duckdb_sql: str, text_columns: frozenset[str] = frozenset()) -> str:
     """Translate one DuckDB query (parameters ``$name`` allowed) into SQLite SQL with the same results on
-    tables whose dates and timestamps are microseconds (``micros``); parameters come out as ``:name``."""
+    tables whose dates and timestamps are microseconds (``micros``); parameters come out as ``:name``.
+
+    text_columns: the names of columns that hold text or integers wherever they occur, whose cast to text
+    reads the same on both engines (any other cast to text is refused: a date would come out as its
+    microseconds, a boolean as 1)."""
     try:
         tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     except sqlglot.errors.ParseError as err:
         raise SqliteTranslationError(f"the query does not parse: {str(err).splitlines()[0]}") from err
-    tree = rewrite_bottom_up(tree, _rewrite)
+    tree = rewrite_bottom_up(tree, lambda node: _rewrite(node, text_columns))
     try:
         return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as err:
@@ -348,8 +355,10 @@ def column_type(duckdb_type: str) -> str:
     return "INTEGER"
 
 
+INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"})
+
+
 def supported_types(types: Sequence[str]) -> bool:
     """Whether every DuckDB column type of a store maps to SQLite without changing a value."""
-    ok = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "DOUBLE", "VARCHAR",
-          "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMP_S"}
+    ok = {*INTEGER_TYPES, "DOUBLE", "VARCHAR", "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMP_S"}
     return all(t.upper() in ok for t in types)
