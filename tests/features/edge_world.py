@@ -149,3 +149,15 @@ def merged_tables(edge_tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFram
         synthetic = world[name].astype({c: t for c, t in edge_tables[name].dtypes.items()})
         merged[name] = pd.concat([synthetic, edge_tables[name]], ignore_index=True)
     return merged
+
+
+def online_rows(online, loans: pd.DataFrame) -> pd.DataFrame:
+    """The decision-time features of each loan (its own terms, group and application date) from an online
+    feature source, one application at a time, with the loan's id: rows to compare with the offline matrix."""
+    rows = []
+    for loan in loans.itertuples():
+        rows.append(online.features(
+            loan.enterprise_id, loan.application_date, amount=loan.amount, term_months=loan.term_months,
+            product=loan.product, guarantee_type=loan.guarantee_type,
+            group_id=None if pd.isna(loan.group_id) else int(loan.group_id)).assign(loan_id=loan.loan_id))
+    return pd.concat(rows, ignore_index=True)

@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from edge_world import online_rows
 
 from creditmodel.exceptions import BundleError, StoreError
 from creditmodel.features.build import available_features, build_features
@@ -22,17 +23,6 @@ from creditmodel.features.online import (
     parse_store,
 )
 from creditmodel.features.spark import frame_mismatches
-
-
-def _online_rows(online, loans):
-    rows = []
-    for loan in loans.itertuples():
-        rows.append(online.features(
-            loan.enterprise_id, loan.application_date, amount=loan.amount, term_months=loan.term_months,
-            product=loan.product, guarantee_type=loan.guarantee_type,
-            group_id=None if pd.isna(loan.group_id) else int(loan.group_id)).assign(loan_id=loan.loan_id))
-    got = pd.concat(rows, ignore_index=True)
-    return got
 
 
 def _expected(offline, loans, got):
@@ -62,7 +52,7 @@ def test_online_features_equal_the_offline_matrix(world_store):
     features = catalogue_from_document(catalogue_document(world_store["features"]))  # as a bundle carries them
     online = OnlineFeatures(features, world_store["path"])
     loans = _sample(world_store["tables"])
-    exp, got = _expected(world_store["offline"], loans, _online_rows(online, loans))
+    exp, got = _expected(world_store["offline"], loans, online_rows(online, loans))
     assert frame_mismatches(exp, got, rtol=1e-12) == {}
     assert (got["grp_members"] > 0).sum() >= 5  # the group block really reached the members' rows
 
@@ -79,7 +69,7 @@ def test_the_catalogue_is_planned_once_per_thread_not_per_application(world_stor
     out = tmp_path / "profile.json"
     cur.execute("PRAGMA enable_profiling = 'json'").fetchall()
     cur.execute(f"PRAGMA profiling_output = '{out}'").fetchall()
-    got = _online_rows(online, loans)
+    got = online_rows(online, loans)
     profile = json.loads(out.read_text())
     assert profile["query"]["sql"].startswith("EXECUTE application")
     assert profile["optimizer"].get("total_time", 0.0) == 0.0
@@ -105,7 +95,7 @@ def test_rows_on_or_after_the_decision_date_never_reach_a_feature(world_store, t
                 con.execute("INSERT INTO registration_events (enterprise_id, event_date, kind, amount) "
                             "VALUES (?, ?, 'penalty', 1e5)", [e, when.date()]).fetchall()
     online = OnlineFeatures(world_store["features"], path)
-    exp, got = _expected(world_store["offline"], loans, _online_rows(online, loans))
+    exp, got = _expected(world_store["offline"], loans, online_rows(online, loans))
     assert frame_mismatches(exp, got, rtol=1e-12) == {}
 
 
@@ -187,7 +177,7 @@ def test_the_demo_bundle_scores_online_features_like_the_offline_matrix(demo_run
     online = OnlineFeatures(bundle.catalogue, path)
     frame = pd.read_parquet(result.features_path)
     loans = tables["loans"].set_index("loan_id").loc[frame["loan_id"].sample(30, random_state=3)].reset_index()
-    got = _online_rows(online, loans)
+    got = online_rows(online, loans)
     names = list(bundle.schema.names)
     exp = frame.set_index("loan_id").loc[got["loan_id"]].reset_index()
     for f in bundle.catalogue:  # parquet reads text back as pandas' str dtype; the builders give objects

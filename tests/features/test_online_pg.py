@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from edge_world import EDGE_ID, merged_tables
+from edge_world import EDGE_ID, merged_tables, online_rows
 from edge_world import edge_tables as make_edge_tables
 
 from creditmodel.exceptions import StoreError
@@ -67,14 +67,6 @@ def edge(pg_db, tmp_path_factory):
             "offline": build_features(tables)}
 
 
-def _online_rows(online, loans) -> pd.DataFrame:
-    rows = []
-    for loan in loans.itertuples():
-        rows.append(online.features(
-            loan.enterprise_id, loan.application_date, amount=loan.amount, term_months=loan.term_months,
-            product=loan.product, guarantee_type=loan.guarantee_type,
-            group_id=None if pd.isna(loan.group_id) else int(loan.group_id)).assign(loan_id=loan.loan_id))
-    return pd.concat(rows, ignore_index=True)
 
 
 def _offline(offline: pd.DataFrame, got: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +102,7 @@ def test_postgres_equals_duckdb_and_the_offline_matrix_on_the_edge_world(edge):
     pg = PostgresOnlineFeatures(features, edge["url"])
     duck = OnlineFeatures(features, edge["path"])
     try:
-        got_pg, got_duck = _online_rows(pg, edge["loans"]), _online_rows(duck, edge["loans"])
+        got_pg, got_duck = online_rows(pg, edge["loans"]), online_rows(duck, edge["loans"])
     finally:
         pg.close()
         duck.close()
@@ -138,7 +130,7 @@ def test_postgres_equals_spark_on_the_edge_world(edge):
     on_spark = build_features_spark(edge["tables"], apps, spark=spark)
     pg = PostgresOnlineFeatures(CATALOGUE, edge["url"])
     try:
-        got = _online_rows(pg, edge["loans"])
+        got = online_rows(pg, edge["loans"])
     finally:
         pg.close()
     expected = on_spark.set_index("loan_id").loc[got["loan_id"]].reset_index()[list(got.columns)]
@@ -159,7 +151,7 @@ def test_rows_added_on_or_after_the_decision_date_never_reach_a_feature(edge, pg
     before = PostgresOnlineFeatures(CATALOGUE, edge["url"])
     after = PostgresOnlineFeatures(CATALOGUE, url)
     try:
-        assert not frame_mismatches(_online_rows(before, loans), _online_rows(after, loans), rtol=0)
+        assert not frame_mismatches(online_rows(before, loans), online_rows(after, loans), rtol=0)
     finally:
         before.close()
         after.close()

@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from edge_world import EDGE_ID, merged_tables
+from edge_world import EDGE_ID, merged_tables, online_rows
 from edge_world import edge_tables as make_edge_tables
 
 from creditmodel.exceptions import StoreError
@@ -52,14 +52,6 @@ def edge(tmp_path_factory):
     return {"tables": tables, "path": path, "loans": sample, "offline": build_features(tables)}
 
 
-def _online_rows(online, loans) -> pd.DataFrame:
-    rows = []
-    for loan in loans.itertuples():
-        rows.append(online.features(
-            loan.enterprise_id, loan.application_date, amount=loan.amount, term_months=loan.term_months,
-            product=loan.product, guarantee_type=loan.guarantee_type,
-            group_id=None if pd.isna(loan.group_id) else int(loan.group_id)).assign(loan_id=loan.loan_id))
-    return pd.concat(rows, ignore_index=True)
 
 
 def _problems(expected, got) -> str:
@@ -74,7 +66,7 @@ def test_sqlite_equals_duckdb_and_the_offline_matrix_on_the_edge_world(edge):
     duck = OnlineFeatures(features, edge["path"], engine="duckdb")
     try:
         assert (lite.engine, duck.engine) == ("sqlite", "duckdb")  # the default runs the catalogue on SQLite
-        got, got_duck = _online_rows(lite, edge["loans"]), _online_rows(duck, edge["loans"])
+        got, got_duck = online_rows(lite, edge["loans"]), online_rows(duck, edge["loans"])
         values = lite.compute_values(Application(EDGE_ID, date(2024, 3, 1), 1e5, 12, "working_capital", "unsecured"))
     finally:
         lite.close()
@@ -246,9 +238,9 @@ def test_each_thread_has_its_own_sqlite_database(edge):
     online = OnlineFeatures(CATALOGUE, edge["path"])
     loans = edge["loans"].head(8)
     try:
-        alone = _online_rows(online, loans)
+        alone = online_rows(online, loans)
         with ThreadPoolExecutor(4) as pool:
-            parts = list(pool.map(lambda i: _online_rows(online, loans.iloc[[i]]), range(len(loans))))
+            parts = list(pool.map(lambda i: online_rows(online, loans.iloc[[i]]), range(len(loans))))
     finally:
         online.close()
     assert not frame_mismatches(alone, pd.concat(parts, ignore_index=True), rtol=0)
