@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import date, datetime
 
 import duckdb
@@ -249,3 +252,20 @@ def test_each_thread_has_its_own_sqlite_database(edge):
 def test_sqlite_version_has_what_the_translation_needs():
     # window functions (3.25) and NULLS LAST (3.30): the rest is registered from Python
     assert sqlite3.sqlite_version_info >= (3, 30)
+
+
+def test_no_other_process_can_write_the_store_while_it_is_open(edge, tmp_path):
+    # what the ids read at open rely on: DuckDB locks the file, so the store an OnlineFeatures holds cannot
+    # change under it
+    path = tmp_path / "store.duckdb"
+    shutil.copy(edge["path"], path)
+    online = OnlineFeatures(CATALOGUE, path)
+    try:
+        write = (f"import duckdb; duckdb.connect({str(path)!r}).execute("
+                 "\"INSERT INTO court_cases VALUES (1, 1, DATE '2020-01-01', NULL, 1.0, FALSE)\")")
+        done = subprocess.run([sys.executable, "-c", write], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and "lock" in done.stderr.lower(), done.stderr
+    finally:
+        online.close()
+    done = subprocess.run([sys.executable, "-c", write], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr  # closed, the store takes the write
