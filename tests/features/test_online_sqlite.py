@@ -114,6 +114,7 @@ _ROWS = [  # (a, b, x, t1, t2): numbers with NULLs and signs, dates across year,
 ]
 _EXPRESSIONS = [
     "a / b", "x / 2", "a / NULLIF(b, 0)", "CAST(x AS INT)", "CAST(x AS BIGINT)", "CAST(a > 0 AS INT)",
+    "CAST(a AS SMALLINT)", "CAST(x / 1e7 AS TINYINT)",
     "GREATEST(a, b)", "LEAST(a, b, 1)", "IF(a > 0, x, -x)", "COALESCE(x, a)",
     "POWER(x, 2)", "SQRT(ABS(x))", "FLOOR(x)", "CEIL(x)", "LN(ABS(x) + 1)", "LOG(ABS(x) + 1)", "EXP(LEAST(x, 5))",
     "YEAR(t1)", "YEAR(CAST(t2 AS DATE))", "CAST(t1 AS DATE) < CAST(t2 AS DATE)",
@@ -173,6 +174,11 @@ def test_a_cast_out_of_range_fails_on_both():
     with pytest.raises(sqlite3.OperationalError):
         lite.execute(sqlite.to_sqlite_sql(query.format("INT"))).fetchall()
     assert lite.execute(sqlite.to_sqlite_sql(query.format("BIGINT"))).fetchone()[0] == 3_000_000_000
+    small = "SELECT CAST(x AS SMALLINT) FROM (SELECT 40000.0 AS x)"  # beyond 16 bits on both
+    with pytest.raises(duckdb.ConversionException):
+        duckdb.connect().execute(small).fetchall()
+    with pytest.raises(sqlite3.OperationalError):
+        lite.execute(sqlite.to_sqlite_sql(small)).fetchall()
 
 
 @pytest.mark.parametrize("aggregate", ["STDDEV_SAMP(x)", "STDDEV_SAMP(a)", "MAX(t1)", "SUM(a) / COUNT(*)",
@@ -198,7 +204,8 @@ def test_stddev_samp_follows_duckdb_on_many_values():
 @pytest.mark.parametrize("expression", ["regexp_matches(x, 'a')", "list_sum([1, 2])", "t1 - INTERVAL 1 MONTH",
                                         "arg_max(a, t1)", "DATE_DIFF('MILLENNIUM', t1, t2)", "CAST(x AS DECIMAL(9, 2))",
                                         "quantile_cont(x, 0.5)", "INTERVAL 1.5 DAY + t1",
-                                        "CAST(2.5 AS INT)", "CAST(t1 AS VARCHAR)"])
+                                        "CAST(2.5 AS INT)", "CAST(t1 AS VARCHAR)",
+                                        "CAST(x AS UBIGINT)"])
 def test_what_has_no_faithful_translation_is_refused(expression):
     with pytest.raises(sqlite.SqliteTranslationError, match="no SQLite translation|is not among"):
         sqlite.to_sqlite_sql(f"SELECT {expression} FROM t")

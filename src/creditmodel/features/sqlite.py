@@ -69,6 +69,8 @@ _SAFE: tuple[type[exp.Expression], ...] = (
     exp.Year, exp.DateDiff, exp.Interval, exp.Var,
 )
 _INT_TYPES = exp.DataType.INTEGER_TYPES
+_INT_BITS = {exp.DataType.Type.TINYINT: 8, exp.DataType.Type.SMALLINT: 16, exp.DataType.Type.INT: 32,
+             exp.DataType.Type.BIGINT: 64}  # the signed integers a rounded cast is translated for
 _REAL_TYPES = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
 _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME}
 _TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT}
@@ -159,7 +161,7 @@ def _exact_integer(e: exp.Expression) -> bool:
     while isinstance(e, exp.Paren):
         e = e.this
     if isinstance(e, exp.Anonymous):  # a rewrite of this module's, already translated
-        return e.name in ("creditmodel_floor", "creditmodel_ceil", "creditmodel_int", "creditmodel_int32")
+        return e.name in ("creditmodel_floor", "creditmodel_ceil", "creditmodel_int")
     return isinstance(e, (exp.Predicate, exp.Not, exp.And, exp.Or, exp.Floor, exp.Ceil, exp.Count, exp.Placeholder,
                           exp.Boolean)) or (isinstance(e, exp.Literal) and e.is_int)
 
@@ -224,8 +226,10 @@ def _rewrite(node: exp.Expr, text_columns: frozenset[str] = frozenset()) -> exp.
                 return exp.Cast(this=node.this.copy(), to=exp.DataType.build("BIGINT"))
             if not node.this.find(exp.Column, exp.Placeholder, exp.Anonymous):
                 raise _refuse(node, "a cast of a constant to an integer (DuckDB rounds its DECIMAL otherwise)")
-            small = to in (exp.DataType.Type.INT, exp.DataType.Type.SMALLINT, exp.DataType.Type.TINYINT)
-            return _fn("creditmodel_int32" if small else "creditmodel_int", node.this)
+            bits = _INT_BITS.get(to)
+            if bits is None:
+                raise _refuse(node, f"a cast to {node.to.sql('duckdb')}")
+            return _fn("creditmodel_int", node.this, _num(bits))
         if to == exp.DataType.Type.BOOLEAN and _exact_integer(node.this):  # booleans are SQLite's 0 and 1
             return exp.Cast(this=node.this.copy(), to=exp.DataType.build("BIGINT"))
         if to in _TEXT_TYPES and (isinstance(node.this, exp.Placeholder)  # an application's text field
@@ -269,7 +273,7 @@ def _div(a: float | None, b: float | None) -> float | None:
 
 
 def _int(x: float | int | None, bits: int = 64) -> int | None:
-    """DuckDB's CAST(double AS BIGINT) (or INTEGER, bits=32): rounded half to even; out of range fails."""
+    """DuckDB's CAST(double AS BIGINT) (INTEGER: bits=32, ...): rounded half to even; out of range fails."""
     if x is None:
         return None
     if not isinstance(x, int):
@@ -330,8 +334,7 @@ def connect() -> sqlite3.Connection:
     con = sqlite3.connect(":memory:")
     det = {"deterministic": True}
     con.create_function("creditmodel_div", 2, _div, **det)
-    con.create_function("creditmodel_int", 1, _int, **det)
-    con.create_function("creditmodel_int32", 1, lambda x: _int(x, 32), **det)
+    con.create_function("creditmodel_int", 2, _int, **det)
     con.create_function("creditmodel_greatest", -1, _null_skipping(max), **det)
     con.create_function("creditmodel_least", -1, _null_skipping(min), **det)
     con.create_function("creditmodel_pow", 2, _math(_pow), **det)
