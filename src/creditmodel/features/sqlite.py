@@ -21,8 +21,11 @@ rewrites the expression so that SQLite computes what DuckDB computes:
   ``creditmodel_int`` rounds as DuckDB does (comparisons, booleans and floors need no rounding;
   a constant such as ``CAST(2.5 AS INT)`` is DECIMAL in DuckDB, rounded otherwise, and is refused).
 * ``stddev_samp`` is not in SQLite: an aggregate with DuckDB's algorithm (Welford's updates).
-* ``power``, ``sqrt``, ``floor``, ``ln``, ``log10``, ``exp`` are registered from Python's ``math``
-  where the SQLite library was built without its math functions.
+* ``greatest``/``least`` skip NULLs as DuckDB's do (SQLite's ``max(a, b)`` is NULL if either is).
+* ``power``, ``sqrt``, ``floor``, ``ceil``, ``ln``, ``log`` (base 10, as DuckDB's) and ``exp`` come
+  from Python's ``math``: SQLite has its own only when the library was built with them.
+* A cast to text is kept only for a parameter or a column that holds text or integers in every table
+  (``text_columns``): a date would read as its microseconds, a boolean as 1.
 
 Parameters (``$d`` in DuckDB) become SQLite's ``:d``. Only the constructs listed in ``_SAFE`` (and
 the rewrites above) are translated; anything else raises ``SqliteTranslationError`` and
@@ -45,7 +48,8 @@ from sqlglot.errors import ErrorLevel
 
 from creditmodel.features.transpile import rewrite_bottom_up
 
-__all__ = ["SqliteTranslationError", "to_sqlite_sql", "connect", "micros", "DAY_US"]
+__all__ = ["DAY_US", "INTEGER_TYPES", "SqliteTranslationError", "column_type", "connect", "micros", "supported_types",
+           "to_sqlite_sql"]
 
 DAY_US = 86_400_000_000  # microseconds in a day
 _UNIT_US = {"WEEK": 7 * DAY_US, "DAY": DAY_US, "HOUR": 3_600_000_000, "MINUTE": 60_000_000, "SECOND": 1_000_000}
