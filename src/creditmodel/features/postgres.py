@@ -32,7 +32,7 @@ from sqlglot.errors import ErrorLevel
 from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
-from creditmodel.features.transpile import rewrite_bottom_up
+from creditmodel.features.transpile import date_unit, rewrite_bottom_up
 
 __all__ = ["PostgresTranslationError", "to_postgres_sql", "postgres_query"]
 
@@ -41,18 +41,9 @@ class PostgresTranslationError(CreditModelError):
     """A DuckDB feature expression has no faithful PostgreSQL translation."""
 
 
-_UNIT_ALIASES = {"D": "DAY", "DAYS": "DAY", "DD": "DAY", "W": "WEEK", "WEEKS": "WEEK", "MONTHS": "MONTH",
-                 "MON": "MONTH", "MONS": "MONTH", "QUARTERS": "QUARTER", "Y": "YEAR", "YEARS": "YEAR",
-                 "YR": "YEAR", "YRS": "YEAR", "H": "HOUR", "HOURS": "HOUR", "HR": "HOUR", "HRS": "HOUR",
-                 "M": "MINUTE", "MINUTES": "MINUTE", "MIN": "MINUTE", "MINS": "MINUTE", "S": "SECOND",
-                 "SECONDS": "SECOND", "SEC": "SECOND", "SECS": "SECOND"}
 _SECONDS = {"HOUR": 3600, "MINUTE": 60, "SECOND": 1}
 _FIELDS = {"MONTH": 12, "QUARTER": 4}
 
-
-def _unit(arg: exp.Expression | None) -> str:
-    name = (arg.name if arg is not None else "DAY").upper().strip("'")
-    return _UNIT_ALIASES.get(name, name)
 
 
 def _cast(e: exp.Expression, to: str) -> exp.Expression:
@@ -103,7 +94,7 @@ def _first_by(value: exp.Expression, key: exp.Expression, descending: bool) -> e
 def _rewrite(node: exp.Expr) -> exp.Expr:
     """PostgreSQL SQL with DuckDB's meaning for one node (its children are already rewritten)."""
     if isinstance(node, exp.DateDiff):
-        return _boundary_diff(_unit(node.args.get("unit")), node.expression, node.this, node)
+        return _boundary_diff(date_unit(node.args.get("unit")), node.expression, node.this, node)
     if isinstance(node, exp.Div) and not node.args.get("typed"):  # DuckDB's `/` divides in DOUBLE
         return exp.Div(this=_cast(node.this, "DOUBLE PRECISION"), expression=node.expression.copy(), typed=True)
     if isinstance(node, (exp.ArgMax, exp.ArgMin)):

@@ -55,7 +55,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import CreditModelError
 from creditmodel.features.build import available_features, compile_query
 from creditmodel.features.catalogue import CATALOGUE, Feature
-from creditmodel.features.transpile import rewrite_bottom_up
+from creditmodel.features.transpile import UNIT_ALIASES, date_unit, rewrite_bottom_up
 from creditmodel.texts import Phrase, said
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,19 +104,9 @@ class SparkTranslationError(CreditModelError):
 
 _BOUNDARY_FIELD = {"MONTH": 12, "QUARTER": 4}  # calendar field diff: (years * n) + field diff
 _TRUNC_UNITS = ("HOUR", "MINUTE", "SECOND", "MILLISECOND", "MICROSECOND")
-_UNIT_ALIASES = {"D": "DAY", "DAYS": "DAY", "DD": "DAY", "W": "WEEK", "WEEKS": "WEEK", "MONTHS": "MONTH",
-                 "MON": "MONTH", "MONS": "MONTH", "QUARTERS": "QUARTER", "Y": "YEAR", "YEARS": "YEAR",
-                 "YR": "YEAR", "YRS": "YEAR", "H": "HOUR", "HOURS": "HOUR", "HR": "HOUR", "HRS": "HOUR",
-                 "M": "MINUTE", "MINUTES": "MINUTE", "MIN": "MINUTE", "MINS": "MINUTE", "S": "SECOND",
-                 "SECONDS": "SECOND", "SEC": "SECOND", "SECS": "SECOND", "MS": "MILLISECOND",
-                 "MILLISECONDS": "MILLISECOND", "US": "MICROSECOND", "MICROSECONDS": "MICROSECOND"}
 _FLOAT_TYPES = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
 _DECIMAL_TYPES = {exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL}
 
-
-def _unit(arg: exp.Expression | None) -> str:
-    name = (arg.name if arg is not None else "DAY").upper().strip("'")
-    return _UNIT_ALIASES.get(name, name)
 
 
 def _fn(name: str, *args: exp.Expression) -> exp.Expression:
@@ -155,7 +145,7 @@ def _where(node: exp.Expression) -> str:
 def _rewrite(node: exp.Expr, cast_from: Mapping[int, exp.DataType | None]) -> exp.Expr:
     """Spark SQL with DuckDB's meaning for one node (its children are already rewritten)."""
     if isinstance(node, exp.DateDiff):
-        return _boundary_diff(_unit(node.args.get("unit")), node.expression, node.this, node)
+        return _boundary_diff(date_unit(node.args.get("unit")), node.expression, node.this, node)
     if isinstance(node, (exp.ArgMax, exp.ArgMin)):
         if node.args.get("count") is not None:
             raise SparkTranslationError.of("error.spark.top_n", where=_where(node))
@@ -168,7 +158,7 @@ def _rewrite(node: exp.Expr, cast_from: Mapping[int, exp.DataType | None]) -> ex
         if name in ("ARG_MAX_NULL", "MAX_BY_NULL", "ARG_MIN_NULL", "MIN_BY_NULL") and len(node.expressions) == 2:
             return _fn("MAX_BY" if "MAX" in name else "MIN_BY", *node.expressions)
         if name in ("DATE_SUB", "DATESUB") and len(node.expressions) == 3:
-            unit = _UNIT_ALIASES.get(node.expressions[0].name.upper(), node.expressions[0].name.upper())
+            unit = UNIT_ALIASES.get(node.expressions[0].name.upper(), node.expressions[0].name.upper())
             if unit in ("DAY", "HOUR", "MINUTE", "SECOND"):  # whole units elapsed, as Spark counts them
                 return _fn("TIMESTAMPDIFF", exp.var(unit), *node.expressions[1:])
             raise SparkTranslationError.of("error.spark.date_sub_unit", where=_where(node), unit_name=unit)

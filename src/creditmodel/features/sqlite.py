@@ -46,18 +46,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from creditmodel.features.transpile import rewrite_bottom_up
+from creditmodel.features.transpile import date_unit, rewrite_bottom_up
 
 __all__ = ["DAY_US", "INTEGER_TYPES", "SqliteTranslationError", "column_type", "connect", "micros", "supported_types",
            "to_sqlite_sql"]
 
 DAY_US = 86_400_000_000  # microseconds in a day
 _UNIT_US = {"WEEK": 7 * DAY_US, "DAY": DAY_US, "HOUR": 3_600_000_000, "MINUTE": 60_000_000, "SECOND": 1_000_000}
-_UNIT_ALIASES = {"D": "DAY", "DAYS": "DAY", "DD": "DAY", "W": "WEEK", "WEEKS": "WEEK", "MONTHS": "MONTH",
-                 "MON": "MONTH", "MONS": "MONTH", "QUARTERS": "QUARTER", "Y": "YEAR", "YEARS": "YEAR",
-                 "YR": "YEAR", "YRS": "YEAR", "H": "HOUR", "HOURS": "HOUR", "HR": "HOUR", "HRS": "HOUR",
-                 "M": "MINUTE", "MINUTES": "MINUTE", "MIN": "MINUTE", "MINS": "MINUTE", "S": "SECOND",
-                 "SECONDS": "SECOND", "SEC": "SECOND", "SECS": "SECOND"}
 _EPOCH = date(1970, 1, 1)
 
 # the expression nodes whose SQLite meaning is DuckDB's (with the rewrites of _rewrite); any other
@@ -120,14 +115,10 @@ def _calendar(fmt: str, e: exp.Expression) -> exp.Expression:
     return exp.Cast(this=text, to=exp.DataType.build("INTEGER"))
 
 
-def _unit(arg: exp.Expression | None) -> str:
-    name = (arg.name if arg is not None else "DAY").upper().strip("'")
-    return _UNIT_ALIASES.get(name, name)
-
 
 def _date_diff(node: exp.DateDiff) -> exp.Expression:
     """DuckDB date_diff(unit, start, end): the number of unit boundaries between start and end."""
-    unit, start, end = _unit(node.args.get("unit")), node.expression, node.this
+    unit, start, end = date_unit(node.args.get("unit")), node.expression, node.this
     if unit in ("DAY", "HOUR", "MINUTE", "SECOND"):
         span = exp.Sub(this=_floor_to(end, _UNIT_US[unit]), expression=_floor_to(start, _UNIT_US[unit]))
         return exp.Paren(this=exp.Div(this=exp.Paren(this=span), expression=_num(_UNIT_US[unit]), typed=True))
@@ -150,7 +141,7 @@ def _date_diff(node: exp.DateDiff) -> exp.Expression:
 
 
 def _interval(node: exp.Interval) -> exp.Expression:
-    unit = _unit(node.args.get("unit"))
+    unit = date_unit(node.args.get("unit"))
     value = node.this
     if unit not in _UNIT_US or not (isinstance(value, exp.Literal)):
         raise _refuse(node, "an interval other than a whole number of weeks, days, hours, minutes or seconds")
