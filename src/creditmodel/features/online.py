@@ -439,18 +439,17 @@ class OnlineFeatures:
         group = any(f.source == "guarantee_group" for f in self.catalogue)
         members = ("(SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
                    "AND application_date < $d)") if group else "($eid)"
-        values = {"loan_id": "0", "enterprise_id": "$eid", "amount": "$amount", "term_months": "$term",
-                  "product": "$product", "guarantee_type": "$guarantee", "group_id": "$gid",
-                  **{c: f"$attr_{c}" for c in self._attrs}}
-        return self._restricted(values, members, "enterprise_id = $eid")
+        return self._restricted(self._app_values(), members, "enterprise_id = $eid")
 
-    def _restricted(self, values: Mapping[str, str], members: str, borrower: str, apps_from: str = "", *,
-                    inline: bool = False) -> str:
-        """The catalogue's query over CTEs: ``apps`` (the application(s): each field's SQL in ``values``,
-        cast to the store's types; FROM ``apps_from``), the loans of ``members`` and the other tables'
-        rows of the ``borrower`` condition, all dated before $d. inline: the tables' CTEs are ``NOT
-        MATERIALIZED`` (each reference reads the store itself), else the engine may copy a CTE read
-        more than once (as DuckDB does ``transactions``, read by four blocks) before the query runs."""
+    def _app_values(self) -> dict[str, str]:
+        """Each field of one application as the query parameter that carries it (loan_id 0: not a loan yet)."""
+        return {"loan_id": "0", "enterprise_id": "$eid", "amount": "$amount", "term_months": "$term",
+                "product": "$product", "guarantee_type": "$guarantee", "group_id": "$gid",
+                **{c: f"$attr_{c}" for c in self._attrs}}
+
+    def _apps_cte(self, values: Mapping[str, str], apps_from: str = "") -> str:
+        """The ``apps`` CTE: each application field's SQL in ``values`` cast to the store's type of that loans
+        column, the decision date $d as DATE; FROM ``apps_from``."""
         ltype = self._types["loans"]
         types = {"loan_id": "BIGINT", "group_id": ltype.get("group_id", "BIGINT"),
                  **{c: ltype[c] for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type",
@@ -459,7 +458,16 @@ class OnlineFeatures:
                   "group_id", *self._attrs]
         apps = [("CAST($d AS DATE) AS decision_date" if c == "decision_date"
                  else f"CAST({values[c]} AS {types[c]}) AS {c}") for c in fields]
-        ctes = [f"apps AS (SELECT {', '.join(apps)}{apps_from})"]
+        return f"apps AS (SELECT {', '.join(apps)}{apps_from})"
+
+    def _restricted(self, values: Mapping[str, str], members: str, borrower: str, apps_from: str = "", *,
+                    inline: bool = False) -> str:
+        """The catalogue's query over CTEs: ``apps`` (the application(s): each field's SQL in ``values``,
+        cast to the store's types; FROM ``apps_from``), the loans of ``members`` and the other tables'
+        rows of the ``borrower`` condition, all dated before $d. inline: the tables' CTEs are ``NOT
+        MATERIALIZED`` (each reference reads the store itself), else the engine may copy a CTE read
+        more than once (as DuckDB does ``transactions``, read by four blocks) before the query runs."""
+        ctes = [self._apps_cte(values, apps_from)]
         for t in self._tables:
             if t == "repayments":
                 cond = "loan_id IN (SELECT loan_id FROM loans) AND date < $d"
@@ -551,18 +559,7 @@ class OnlineFeatures:
         (``$rows_<table>``, see ``_extract_sql``) rather than read from tables: DuckDB re-binds and re-optimises
         at every execution a prepared statement that reads a table, which costs ten times what running the
         catalogue for one borrower does; a statement that reads only its parameters keeps its plan."""
-        ltype = self._types["loans"]
-        types = {"loan_id": "BIGINT", "group_id": ltype.get("group_id", "BIGINT"),
-                 **{c: ltype[c] for c in ("enterprise_id", "amount", "term_months", "product", "guarantee_type",
-                                          *self._attrs)}}
-        values = {"loan_id": "0", "enterprise_id": "$eid", "amount": "$amount", "term_months": "$term",
-                  "product": "$product", "guarantee_type": "$guarantee", "group_id": "$gid",
-                  **{c: f"$attr_{c}" for c in self._attrs}}
-        fields = ["loan_id", "enterprise_id", "decision_date", "amount", "term_months", "product", "guarantee_type",
-                  "group_id", *self._attrs]
-        apps = [("CAST($d AS DATE) AS decision_date" if c == "decision_date"
-                 else f"CAST({values[c]} AS {types[c]}) AS {c}") for c in fields]
-        ctes = [f"apps AS (SELECT {', '.join(apps)})"]
+        ctes = [self._apps_cte(self._app_values())]
         ctes += [f"{t} AS MATERIALIZED (SELECT unnest(CAST($rows_{t} AS {self._row_type(t)}), recursive := true))"
                  for t in self._tables]
         return with_ctes(ctes, self._sql)
@@ -606,26 +603,17 @@ class OnlineFeatures:
         from creditmodel.features import sqlite
 
         types = {t: self._types[t] for t in self._tables}
-        odd = [(t, c, k) for t, cols in types.items() for c, k in cols.items() if not sqlite.supported_types([k])]
+        odd = [(t, c, k) for t, cols in types.items() for c, k in cols.items() if not sqlite.supported_type(k)]
         try:
             if odd:
                 raise sqlite.SqliteTranslationError(f"{odd[0][0]}.{odd[0][1]} is of type {odd[0][2]}")
-            ltype = self._types["loans"]
-            kinds = {"loan_id": "BIGINT", "enterprise_id": ltype["enterprise_id"], "decision_date": "DATE",
-                     "amount": ltype["amount"], "term_months": ltype["term_months"], "product": ltype["product"],
-                     "guarantee_type": ltype["guarantee_type"], "group_id": ltype.get("group_id", "BIGINT"),
-                     **{c: ltype[c] for c in self._attrs}}
-            params = {"loan_id": "0", "decision_date": "$d", "enterprise_id": "$eid", "amount": "$amount",
-                      "term_months": "$term", "product": "$product", "guarantee_type": "$guarantee",
-                      "group_id": "$gid", **{c: f"$attr_{c}" for c in self._attrs}}
-            apps = ", ".join(f"CAST({params[c]} AS {kinds[c]}) AS {c}" for c in kinds)
             kinds_of: dict[str, set[str]] = {}
             for cols in self._types.values():
                 for c, k in cols.items():
                     kinds_of.setdefault(c, set()).add(k.upper())
             plain = {"VARCHAR", *sqlite.INTEGER_TYPES}  # the same text on both engines
             text_columns = frozenset(c for c, k in kinds_of.items() if k <= plain)
-            query = sqlite.to_sqlite_sql(with_ctes([f"apps AS (SELECT {apps})"], self._sql), text_columns)
+            query = sqlite.to_sqlite_sql(with_ctes([self._apps_cte(self._app_values())], self._sql), text_columns)
         except sqlite.SqliteTranslationError as exc:
             if strict:
                 raise StoreError.of("error.online.no_sqlite", store=str(self.store), detail=str(exc)[:300]) from None
@@ -633,7 +621,6 @@ class OnlineFeatures:
         group = any(f.source == "guarantee_group" for f in self.catalogue)
         lookback = row_lookback(self.catalogue)  # rows dated earlier never reach a feature: not copied
         extract: dict[bool, dict[str, tuple[str, list[str]]]] = {False: {}, True: {}}
-        create = {}
         for grouped in (False, True):  # an application without a group reads no other member's loans
             members = ("IN (SELECT $eid UNION SELECT enterprise_id FROM store.loans WHERE group_id = $gid "
                        "AND application_date < $d)") if group and grouped else "= $eid"
@@ -652,9 +639,9 @@ class OnlineFeatures:
                                   else c for c, k in cols.items())
                 sql = f"SELECT {shown} FROM store.{t} WHERE {where}"
                 extract[grouped][t] = (sql, [p for p in ("eid", "d", "gid") if f"${p}" in sql])
-                create[t] = (f"CREATE TABLE {t} ({', '.join(f'{c} {sqlite.column_type(k)}' for c, k in cols.items())})",
-                             f"INSERT INTO {t} VALUES ({', '.join('?' * len(cols))})")
-        dated = {f"attr_{c}" for c in self._attrs if ltype[c].upper().startswith(("DATE", "TIMESTAMP"))}
+        create = {t: (f"CREATE TABLE {t} ({', '.join(f'{c} {sqlite.column_type(k)}' for c, k in cols.items())})",
+                      f"INSERT INTO {t} VALUES ({', '.join('?' * len(cols))})") for t, cols in types.items()}
+        dated = {f"attr_{c}" for c in self._attrs if types["loans"][c].upper().startswith(("DATE", "TIMESTAMP"))}
         # the tables a borrower may well have no rows in; not the account statement (every borrower with an
         # account has rows, and it is the largest table) nor the loans (the group's) and their repayments
         present = {t: np.array([r[0] for r in self._con.execute(

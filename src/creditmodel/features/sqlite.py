@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -48,7 +47,7 @@ from sqlglot.errors import ErrorLevel
 
 from creditmodel.features.transpile import date_unit, rewrite_bottom_up
 
-__all__ = ["DAY_US", "INTEGER_TYPES", "SqliteTranslationError", "column_type", "connect", "micros", "supported_types",
+__all__ = ["DAY_US", "INTEGER_TYPES", "SqliteTranslationError", "column_type", "connect", "micros", "supported_type",
            "to_sqlite_sql"]
 
 DAY_US = 86_400_000_000  # microseconds in a day
@@ -300,10 +299,6 @@ def _math(fn: Any) -> Any:
     return f
 
 
-def _pow(x: float, y: float) -> float:
-    return math.pow(x, y)
-
-
 class _StddevSamp:
     """DuckDB's stddev_samp: Welford's running mean and sum of squares, NULLs skipped, NULL below two rows."""
 
@@ -332,7 +327,7 @@ def connect() -> sqlite3.Connection:
     con.create_function("creditmodel_int", 2, _int, **det)
     con.create_function("creditmodel_greatest", -1, _null_skipping(max), **det)
     con.create_function("creditmodel_least", -1, _null_skipping(min), **det)
-    con.create_function("creditmodel_pow", 2, _math(_pow), **det)
+    con.create_function("creditmodel_pow", 2, _math(math.pow), **det)
     con.create_function("creditmodel_sqrt", 1, _math(math.sqrt), **det)
     con.create_function("creditmodel_exp", 1, _math(math.exp), **det)
     con.create_function("creditmodel_floor", 1, _math(math.floor), **det)
@@ -356,7 +351,9 @@ def column_type(duckdb_type: str) -> str:
 INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"})
 
 
-def supported_types(types: Sequence[str]) -> bool:
-    """Whether every DuckDB column type of a store maps to SQLite without changing a value."""
-    ok = {*INTEGER_TYPES, "DOUBLE", "VARCHAR", "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMP_S"}
-    return all(t.upper() in ok for t in types)
+_SUPPORTED = {*INTEGER_TYPES, "DOUBLE", "VARCHAR", "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMP_MS", "TIMESTAMP_S"}
+
+
+def supported_type(duckdb_type: str) -> bool:
+    """Whether a DuckDB column type of a store maps to SQLite without changing a value."""
+    return duckdb_type.upper() in _SUPPORTED

@@ -52,18 +52,16 @@ def _numeric(frame: pd.DataFrame, col: str, ok, expected: str, *, allow_missing:
     if raw.dtype == bool or pd.api.types.is_bool_dtype(raw):
         bad = np.ones(len(raw), dtype=bool)
         values = np.full(len(raw), np.nan)
-    elif raw.dtype.kind in "fiu":  # numbers already (the service's frames): NaN is the only missing value
-        values = raw.to_numpy(dtype=np.float64) * scale
-        missing = np.isnan(values)
-        with np.errstate(invalid="ignore"):
-            bad = np.isinf(values) | (~missing & ~ok(values))
-        if not allow_missing:
-            bad |= missing
     else:
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) * scale
+        if raw.dtype.kind in "fiu":  # numbers already (the service's frames): NaN is the only missing value
+            values = raw.to_numpy(dtype=np.float64) * scale
+            unreadable = np.zeros(len(raw), dtype=bool)
+        else:
+            values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) * scale
+            unreadable = np.isnan(values) & raw.notna().to_numpy()  # a value given that is not a number
         missing = np.isnan(values)
         with np.errstate(invalid="ignore"):
-            bad = (missing & raw.notna().to_numpy()) | np.isinf(values) | (~missing & ~ok(values))
+            bad = unreadable | np.isinf(values) | (~missing & ~ok(values))
         if not allow_missing:
             bad |= missing
     if bad.any():
