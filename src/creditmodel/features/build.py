@@ -221,11 +221,11 @@ def row_lookback(features: Sequence[Feature]) -> dict[str, int]:
             days.update(dict.fromkeys(_needs(source)))
             continue
         windows = [f.window_days for f in feats]
-        widest = (block.window_days if block.window_days is not None
-                  else max(windows) if all(w is not None for w in windows) else None)  # type: ignore[type-var]
+        widest = block.window_days if block.window_days is not None else \
+            None if None in windows else max(w for w in windows if w is not None)
         table = block.tables[0]
-        known = days.get(table, 0)
-        days[table] = None if widest is None or (table in days and known is None) else max(known or 0, widest)
+        whole = widest is None or (table in days and days[table] is None)  # some block reads all its history
+        days[table] = None if whole else max(days.get(table) or 0, widest or 0)
     return {t: d for t, d in days.items() if d is not None}
 
 
