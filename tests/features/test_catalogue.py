@@ -192,3 +192,42 @@ def test_a_category_reads_as_the_label_the_schema_carries_else_the_shipped_one()
     assert schema.labels == {"industry": {"furniture": {"en": "Furniture", "zh": "木器"}}}  # its categories only
     assert FeatureSchema.from_dict(schema.to_dict()).labels == schema.labels
     assert "labels" not in FeatureSchema.for_columns(["industry"]).to_dict()["features"][0]
+
+
+@pytest.mark.parametrize(("name", "value", "en", "zh"), [
+    ("loan_amount", 1234567.5, "The amount applied for: CNY 1,234,568", "申请金额：1,234,568 元"),
+    ("term_months", 36.0, "The loan term: 36 months", "贷款期限：36 个月"),
+    ("firm_age_years", 3.25, "Young business: 3.2 years", "经营年限短：3.2 年"),
+    ("loan_to_registered_capital", 0.125, "Loan is large relative to the registered capital: 0.12",
+     "贷款金额相对注册资本偏大：0.12"),
+    ("reg_legal_rep_changes_12m", 1234.0, "Legal-representative changes in the last 12 months: 1,234",
+     "近12个月法定代表人有变更：1,234"),
+    ("reg_days_since_legal_rep_change", 45.0, "Legal representative changed recently: 45 days",
+     "近期变更过法定代表人：45 天"),
+    ("reg_abnormal_listed_now", 1.0, "Listed as operating abnormally: yes", "被列入经营异常名录：是"),
+    ("reg_abnormal_listed_now", 0.0, "Listed as operating abnormally: no", "被列入经营异常名录：否"),
+    ("env_failed_share_24m", 0.355, "Often fails environmental inspections: 36%", "环保检查经常不合格：36%"),
+    ("fs_leverage", None, "High leverage: not available", "负债率高：无数据"),
+])
+def test_a_reason_writer_set_up_once_writes_what_one_reason_text_writes(name, value, en, zh):
+    """Each value format, as an officer reads it (hand-written): a batch's writer, set up once per feature
+    and language, and the one-value function give the same text."""
+    from creditmodel.features.reasons import reason_formatter, reason_text
+
+    for lang, said in (("en", en), ("zh", zh)):
+        assert reason_text(name, value, lang) == said
+        write = reason_formatter(name, lang)
+        assert [write(value), write(value)] == [said, said]
+
+
+def test_a_reason_template_that_shapes_the_value_is_written_whole_each_time(monkeypatch):
+    """A catalogue whose reason template formats the value itself (here padded) is not cut around the
+    value: the writer fills the template each time, as the text function does."""
+    from creditmodel import texts
+    from creditmodel.features.reasons import reason_formatter, reason_text
+
+    shaped = {**texts.catalogue("en"), "reason.with_value": "{reason} -> [{value:>12}]"}
+    monkeypatch.setattr(texts, "catalogue", lambda lang: shaped)
+    write = reason_formatter("fs_leverage", "en", currency="USD")
+    assert write(0.5) == reason_text("fs_leverage", 0.5, "en") == "High leverage -> [         50%]"
+    assert write(None) == "High leverage -> [not available]"

@@ -17,16 +17,17 @@ functions, and the scoring path stays free of plotting and statistics packages.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from creditmodel.features.catalogue import BY_NAME
-from creditmodel.texts import text
+from creditmodel.texts import template, text
 
-__all__ = ["format_value", "pred_contrib_values", "reason_text", "top_adverse", "top_adverse_matrix"]
+__all__ = ["format_value", "pred_contrib_values", "reason_formatter", "reason_text", "top_adverse",
+           "top_adverse_matrix", "value_formatter"]
 
 FEW_ROWS = 4  # top_adverse sorts this many rows whole (the order of its argmax passes: both keep ties in column order)
 
@@ -97,28 +98,54 @@ def format_value(name: str, value: object, lang: str = "en",
     `labels` (the feature's, value -> {lang: text}, as a bundle's schema carries the run's dictionary's),
     else from the shipped dictionary. An amount reads in `currency` (the run's dictionary's, e.g. "USD"; None:
     CNY, the shipped one's)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return text("value.not_available", lang)
+    return value_formatter(name, lang, labels, currency)(value)
+
+
+def value_formatter(name: str, lang: str = "en", labels: Mapping[str, Mapping[str, str]] | None = None,
+                    currency: str | None = None) -> Callable[[object], str]:
+    """:func:`format_value` of feature `name` in `lang` as a function of the value: the feature's format and
+    the language's templates looked up once, for a batch that writes many values of one feature."""
+    missing = text("value.not_available", lang)
     fmt = BY_NAME[name].fmt if name in BY_NAME else "float"
-    if fmt == "cat" or isinstance(value, str):
+
+    def category(value: object) -> str:
         if lang != "en":
             label = (labels.get(str(value), {}).get(lang) or None) if labels is not None else \
                 _category_label(name, str(value), lang)
             if label is not None:
                 return label
         return str(value).replace("_", " ")
-    v = float(value)  # type: ignore[arg-type]
+
+    number: Callable[[float], str]
     if fmt == "pct":
-        return f"{v:.0%}"
-    if fmt == "cny" and currency not in (None, "CNY"):
-        return text("value.money", lang, v=v, currency=currency)
-    if fmt in ("cny", "days", "months", "years"):
-        return text(f"value.{fmt}", lang, v=v)
-    if fmt == "int":
-        return f"{v:,.0f}"
-    if fmt == "flag":
-        return text("value.yes" if v >= 0.5 else "value.no", lang)
-    return f"{v:.2f}"
+        number = "{:.0%}".format
+    elif fmt == "cny" and currency not in (None, "CNY"):
+        number = _template("value.money", lang, currency=currency)
+    elif fmt in ("cny", "days", "months", "years"):
+        number = _template(f"value.{fmt}", lang)
+    elif fmt == "int":
+        number = "{:,.0f}".format
+    elif fmt == "flag":
+        yes, no = text("value.yes", lang), text("value.no", lang)
+
+        def number(v: float) -> str:
+            return yes if v >= 0.5 else no
+    else:
+        number = "{:.2f}".format
+
+    def formatted(value: object) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return missing
+        if fmt == "cat" or isinstance(value, str):
+            return category(value)
+        return number(float(value))  # type: ignore[arg-type]
+    return formatted
+
+
+def _template(id_: str, lang: str, **fields: Any) -> Callable[[float], str]:
+    """``text(id_, lang, v=v, **fields)`` as a function of ``v``."""
+    write = template(id_, lang, **fields)
+    return lambda v: write(v=v)
 
 
 def _category_label(name: str, value: str, lang: str) -> str | None:
@@ -134,6 +161,14 @@ def reason_text(name: str, value: object, lang: str = "en", *, reason: str | Non
     """The catalogue's reason for a feature with the value behind it: "<reason>: <value>" ("<原因>：<值>" in
     Chinese). `reason`: the text to use instead of the catalogue's (e.g. a bundle's own attribute's);
     `labels` and `currency`: the feature's value labels and the amounts' currency (see :func:`format_value`)."""
+    return reason_formatter(name, lang, reason=reason, labels=labels, currency=currency)(value)
+
+
+def reason_formatter(name: str, lang: str = "en", *, reason: str | None = None,
+                     labels: Mapping[str, Mapping[str, str]] | None = None,
+                     currency: str | None = None) -> Callable[[object], str]:
+    """:func:`reason_text` of feature `name` in `lang` as a function of the value: the reason, the value's
+    format and the templates looked up once (a batch's reasons are many values of few features)."""
     if reason is None:
         f = BY_NAME.get(name)
         if f is None:
@@ -142,4 +177,13 @@ def reason_text(name: str, value: object, lang: str = "en", *, reason: str | Non
             reason = f.reason_zh or f.label_zh or f.reason or f.label
         else:
             reason = f.reason or f.label
-    return text("reason.with_value", lang, reason=reason, value=format_value(name, value, lang, labels, currency))
+    value = value_formatter(name, lang, labels, currency)
+    # the text around the value, written once: kept only when it is what the template writes for any value
+    head, mark, tail = text("reason.with_value", lang, reason=reason, value=_MARK).partition(_MARK)
+    if mark and _MARK not in head + tail and text("reason.with_value", lang, reason=reason, value="{0}") == \
+            f"{head}{{0}}{tail}":
+        return lambda v: f"{head}{value(v)}{tail}"
+    return lambda v: text("reason.with_value", lang, reason=reason, value=value(v))
+
+
+_MARK = "\x00value\x00"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ import pandas as pd
 from pandas import DataFrame  # for annotations in FastScorer, whose method pd hides the module there
 
 from creditmodel.exceptions import BundleError, RequestError
-from creditmodel.features.reasons import reason_text, top_adverse, top_adverse_matrix
+from creditmodel.features.reasons import reason_formatter, reason_text, top_adverse, top_adverse_matrix
 from creditmodel.models.treeshap import explainer, shap_values
 
 N_REASONS = 3
@@ -297,6 +297,7 @@ class FastScorer:
         order, adverse = top_adverse_matrix(values, n)
         names = np.array(self.names, dtype=object)
         cols: dict[str, Any] = {}
+        writers: dict[tuple[int, str], Callable[[object], str]] = {}  # a feature's reason text, set up once per call
         for k in range(n):
             texts = {x: np.full(len(X), None, dtype=object) for x in (lang, *also)}
             feats = np.full(len(X), None, dtype=object)
@@ -312,23 +313,30 @@ class FastScorer:
                     i = at[by[a:b]]
                     col = int(j[by[a]])
                     for x, said in texts.items():
-                        said[i] = self._texts(col, X[i, col], x)
+                        said[i] = self._texts(col, X[i, col], x, writers)
             cols[f"reason_{k + 1}"], cols[f"reason_{k + 1}_feature"], cols[f"reason_{k + 1}_shap"] = \
                 texts[lang], feats, shaps
             cols.update({f"reason_{k + 1}_{x}": texts[x] for x in also})
-        out = pd.DataFrame(cols, index=pd.RangeIndex(len(X)))
-        return out.astype({c: object for c in out.columns if not c.endswith("_shap")})  # as reasons_frame's
+        # the texts and names as objects, as reasons_frame's: each column says so when made, as inferring
+        # strings and casting them back costs more than the rest of a large batch's frame
+        return pd.DataFrame({c: pd.Series(v, dtype=np.float64 if c.endswith("_shap") else object, copy=False)
+                             for c, v in cols.items()}, index=pd.RangeIndex(len(X)))
 
-    def _texts(self, j: int, encoded: np.ndarray, lang: str) -> np.ndarray:
+    def _texts(self, j: int, encoded: np.ndarray, lang: str,
+               writers: dict[tuple[int, str], Callable[[object], str]] | None = None) -> np.ndarray:
         """The reason texts of feature ``j`` with each of its encoded values, each distinct value written once
-        (distinct as bits: -0.0 reads differently from 0.0)."""
-        name, reason = self.names[j], self._reason(self.names[j], lang)
+        (distinct as bits: -0.0 reads differently from 0.0); ``writers``: the features' text writers so far."""
+        writers = {} if writers is None else writers
+        if (j, lang) not in writers:
+            name = self.names[j]
+            writers[j, lang] = reason_formatter(name, lang, reason=self._reason(name, lang),
+                                                labels=self._labels.get(name), currency=self._currency)
+        write = writers[j, lang]
         encoded = np.ascontiguousarray(encoded, dtype=np.float64)
         distinct, first, back = np.unique(encoded.view(np.int64), return_index=True, return_inverse=True)
         said = np.empty(len(distinct), dtype=object)
         for u, v in enumerate(encoded[first].tolist()):
-            said[u] = reason_text(name, self._value(j, v), lang, reason=reason, labels=self._labels.get(name),
-                                  currency=self._currency)
+            said[u] = write(self._value(j, v))
         return said[back.reshape(-1)]
 
     def _reason(self, name: str, lang: str) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -96,6 +96,19 @@ def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
     """The text `id_` in `lang` with `fields` filled in. A template's ``{unit}`` is the currency of its amounts
     as the language writes it, from the field ``currency`` (the data dictionary's; default CNY); a field that
     is a ``Phrase`` is written in `lang` too."""
+    written, fields = _prepared(id_, lang, fields)
+    return written.format(**fields) if fields else written
+
+
+def template(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> Callable[..., str]:
+    """``text(id_, lang, **fields, **more)`` as a function of the fields ``more`` (plain values, not
+    Phrases): the catalogue looked up and `fields` prepared once, for a caller that writes one text many times."""
+    written, fixed = _prepared(id_, lang, fields)
+    return lambda **more: written.format(**fixed, **more)
+
+
+def _prepared(id_: str, lang: str | None, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The template `id_` of `lang` and `fields` as it is filled: Phrases written, the ``{unit}`` added."""
     texts = catalogue(check_lang(lang))
     if id_ not in texts:
         raise ConfigError(f"text {id_!r} is not in the {lang} message catalogue")
@@ -103,7 +116,7 @@ def text(id_: str, lang: str | None = DEFAULT_LANG, /, **fields: Any) -> str:
         fields = {k: text(v.id, lang, **v.fields) if isinstance(v, Phrase) else v for k, v in fields.items()}
     if "{unit}" in texts[id_]:
         fields = {**fields, "unit": money_unit(fields.get("currency"), lang)}
-    return texts[id_].format(**fields) if fields else texts[id_]
+    return texts[id_], fields
 
 
 def said(exc: BaseException | Texted) -> Phrase | str:
