@@ -173,3 +173,15 @@ def test_the_as_of_cut_keeps_the_rows_and_labels_a_mask_keeps(small_world):
         pd.testing.assert_frame_equal(cut[name], expected, check_exact=True)
         checked += len(expected) < len(df)
     assert checked >= 3
+
+
+def test_quarters_are_written_as_a_quarterly_period_writes_them():
+    from creditmodel.monitoring.backtest import quarters
+
+    rng = np.random.default_rng(3)
+    days = pd.Series(pd.to_datetime("1999-12-31") + pd.to_timedelta(rng.integers(0, 12_000, 5_000), unit="D"))
+    edges = pd.Series(pd.to_datetime(["2023-01-01", "2023-03-31 23:59:59", "2023-04-01", "2023-12-31", "2024-01-01"],
+                                     format="ISO8601"))
+    for dates in (days, edges, days.iloc[:0]):
+        expected = dates.dt.to_period("Q").astype(str).to_numpy()
+        assert quarters(dates).tolist() == expected.tolist()

@@ -67,12 +67,13 @@ def live_books(tables: Mapping[str, pd.DataFrame], dates: Sequence[pd.Timestamp 
         if pd.isna(first) or not first <= as_of <= last:
             raise DataContractError.of("error.book.outside_data", as_of=as_of.date(),
                                        first=pd.Timestamp(first).date(), last=pd.Timestamp(last).date())
-    unknown = sorted(set(accounts["officer_id"]) - set(officers["officer_id"]))
-    if unknown:
-        raise DataContractError.of("error.book.unknown_officer", officer=unknown[0])
-    no_officer = sorted(set(loans["loan_id"]) - set(accounts["loan_id"]))
-    if no_officer:
-        raise DataContractError.of("error.book.no_officer", loan=no_officer[0])
+    # hashed look-ups, not Python sets of every id: a million-loan book checks in milliseconds
+    unknown = ~accounts["officer_id"].isin(officers["officer_id"]).to_numpy()
+    if unknown.any():
+        raise DataContractError.of("error.book.unknown_officer", officer=min(accounts["officer_id"][unknown]))
+    no_officer = ~loans["loan_id"].isin(accounts["loan_id"]).to_numpy()
+    if no_officer.any():
+        raise DataContractError.of("error.book.no_officer", loan=min(loans["loan_id"][no_officer]))
     if not days:
         return []
     return [_book_at(as_of, loans, record, accounts, officers, enterprises, d)

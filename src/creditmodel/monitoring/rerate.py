@@ -17,6 +17,7 @@ from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
 from creditmodel.features.build import available_features, build_features
 from creditmodel.features.catalogue import catalogue
+from creditmodel.priority import lower_thread_priority
 from creditmodel.texts import Phrase
 
 __all__ = ["CHUNK_ROWS", "N_REASONS", "OriginationFeatures", "as_of_tables", "migration_matrix", "migration_summary",
@@ -58,7 +59,14 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
         raise DataContractError.of("error.rerate.cannot_provide", name=lacking[0],
                                    sources=", ".join(missing) or Phrase("error.rerate.no_sources"))
     frame = build_features(dict(tables), apps, features=cat)
-    return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
+    ids = pd.Index(frame["loan_id"])
+    if not ids.is_unique:  # a loan asked for twice: every pairing, as a lookup by label gives it
+        return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
+    # the rows in the order of `apps` by position: one copy of the features (a lookup by label makes two)
+    at = ids.get_indexer(apps["loan_id"].to_numpy())
+    if (at < 0).any():  # the catalogue gives a row per application: a loan without one is a fault, not a row
+        raise KeyError(f"loan {apps['loan_id'].to_numpy()[int(np.argmax(at < 0))]!r}: no row in the feature build")
+    return frame.iloc[at, [frame.columns.get_loc(c) for c in ("loan_id", *names)]].reset_index(drop=True)
 
 
 CHUNK_ROWS = 125_000  # rows per catalogue query of a monitoring run: bounds its memory on a large book
@@ -145,9 +153,9 @@ class OriginationFeatures:
             self._rate(*self._query(chunks[0]), kept)
             return
         # a chunk is scored and explained in a second thread while the next chunk's catalogue query runs
-        # (DuckDB leaves a core idle much of that time); one thread in chunk order, so the results and
-        # their order are those of one thread
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rating") as pool:
+        # (DuckDB leaves a core idle much of that time; the thread's lower priority keeps the query's core for
+        # the query); one thread in chunk order, so the results and their order are those of one thread
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rating", initializer=lower_thread_priority) as pool:
             pending: Future[None] | None = None
             for rows in chunks:
                 queried = self._query(rows)
@@ -308,15 +316,16 @@ def rerate(bundle: Any, tables: Mapping[str, pd.DataFrame], book: pd.DataFrame, 
             bundle.predict_pd(_features(bundle, known, apps, dictionary))
         pd_now, X_now = _scored(bundle, now)
         said = _reasons(bundle, X_now, None if reasons == "all" else bundle.grade(pd_then) != bundle.grade(pd_now))
-    grades = list(bundle.master_scale.grades)
-    g_then, g_now = bundle.grade(pd_then), bundle.grade(pd_now)
-    rank = {g: i for i, g in enumerate(grades)}
+    scale = bundle.master_scale
+    names = np.asarray(scale.grades, dtype=object)
+    # a grade's place on the master scale is its index there: the notches are the indices' difference
+    i_then, i_now = scale.grade_index(pd_then), scale.grade_index(pd_now)
     out = pd.DataFrame({
         "loan_id": book["loan_id"].to_numpy(),
-        "pd_origination": pd_then, "grade_origination": g_then,
-        "pd_now": pd_now, "grade_now": g_now,
+        "pd_origination": pd_then, "grade_origination": names[i_then],
+        "pd_now": pd_now, "grade_now": names[i_now],
     })
-    out["notches"] = (pd.Series(g_now).map(rank).to_numpy(np.int64) - pd.Series(g_then).map(rank).to_numpy(np.int64))
+    out["notches"] = i_now.astype(np.int64) - i_then.astype(np.int64)
     keep = [f"reason_{k}{x}" for x in ("", "_zh", "_feature") for k in range(1, N_REASONS + 1)]
     return pd.concat([out, said[keep].reset_index(drop=True)], axis=1)
 

@@ -33,6 +33,7 @@ from creditmodel.monitoring.rerate import (
 )
 from creditmodel.monitoring.stability import Stability, live_psi, stability, stability_samples
 from creditmodel.monitoring.triggers import parse_triggers, trigger_events, watch_list
+from creditmodel.priority import lower_thread_priority
 from creditmodel.validation.stats import psi
 
 __all__ = ["MonitoringResult", "model_id", "monitor"]
@@ -99,8 +100,9 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
     # what does not depend on the rating (the year-end books, the events of every trigger but downgrades)
     # is computed in a second thread while the catalogue query, which leaves a core idle much of the
-    # time, rates the book; each side reads its own data, so the results are those of one thread
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitoring") as pool:
+    # time, rates the book (at a lower priority: the query keeps its core); each side reads its own data, so
+    # the results are those of one thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitoring", initializer=lower_thread_priority) as pool:
         unrated = pool.submit(lambda: (
             live_books(tables, [pd.Timestamp(year=y, month=12, day=31) for y in years], dictionary),
             trigger_events(tables, book, as_of, [t for t in triggers if t.kind != "downgrade"]),

@@ -205,6 +205,8 @@ def _read_inflows(tx: ParquetTable, book: pd.DataFrame, start: pd.Timestamp, as_
     ents = pd.DataFrame({"enterprise_id": pd.unique(book["enterprise_id"].to_numpy())})
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
+        # one thread: a monitoring run reads this while its catalogue query holds the other core
+        con.execute("SET threads TO 1")
         con.register("book_ents", ents)
         got = con.execute(
             f"SELECT enterprise_id, CAST(ts AS TIMESTAMP) AS ts, amount FROM {tx.source()} "
