@@ -112,6 +112,12 @@ def test_bad_input_is_one_line(small_world):
         assert "\n" not in str(err.value)
     with pytest.raises(DataContractError, match=r"PD: expected one value in \[0, 1\] per loan"):
         loan_eva(live_book(t, AS_OF), [0.1])
+    odd = live_book(t, AS_OF)
+    odd.loc[odd.index[[3, 5]], "guarantee_type"] = ["pledge_of_pigs", "bamboo_rights"]
+    with pytest.raises(DataContractError, match=r"loans.guarantee_type 'bamboo_rights': no LGD in \[pricing\] lgd; "
+                                                r"expected one of \w+") as err:
+        loan_eva(odd, np.full(len(odd), 0.01))
+    assert "\n" not in str(err.value)
 
 
 def test_the_schedule_lines_up_without_a_join_and_equals_the_join(small_world):

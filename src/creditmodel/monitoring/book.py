@@ -221,7 +221,7 @@ def loan_eva(book: pd.DataFrame, pd_: pd.Series | np.ndarray, config: PricingCon
     pd_ = np.asarray(pd_, dtype=np.float64)
     if pd_.shape[0] != len(book) or np.isnan(pd_).any() or (pd_ < 0).any() or (pd_ > 1).any():
         raise DataContractError.of("error.book.pd", n=len(book))
-    unknown = sorted(set(book["guarantee_type"]) - set(config.lgd))
+    unknown = sorted(set(pd.unique(book["guarantee_type"].to_numpy(object))) - set(config.lgd))
     if unknown:
         raise DataContractError.of("error.book.no_lgd", value=unknown[0], known=", ".join(config.lgd))
     lgd = book["guarantee_type"].map(config.lgd).to_numpy(np.float64)
