@@ -111,13 +111,17 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
                           keep=keep)
         rated = rerate(bundle, known, book, as_of, dictionary, origination, reasons=config.monitoring.reasons)
         year_ends, events, outcomes = unrated.result()
-    rows_built = origination.rows_built
-    book = book.merge(rated, on="loan_id", how="left")
-    watch = watch_list(tables, book, as_of, triggers, events=events)
-    eva = loan_eva(book, book["pd_now"], config.pricing)
+        rows_built = origination.rows_built
+        # the backtest and the stability read the ratings at origination (and build what they lack): the second
+        # thread computes them while this one, which no longer reads those, joins the book, its watch list and EVA
+        then = pool.submit(lambda: (
+            matured_loans(bundle, known, as_of, config, origination, outcomes=outcomes),
+            stability(bundle, known, as_of, dictionary=dictionary, origination=origination, reference=reference)))
+        book = book.merge(rated, on="loan_id", how="left")
+        watch = watch_list(tables, book, as_of, triggers, events=events)
+        eva = loan_eva(book, book["pd_now"], config.pricing)
+        matured, stable = then.result()
     year_books = [*zip(years, year_ends), (as_of.year, book)]
-    matured = matured_loans(bundle, known, as_of, config, origination, outcomes=outcomes)
-    stable = stability(bundle, known, as_of, dictionary=dictionary, origination=origination, reference=reference)
     frames = {
         "rerating": book[["loan_id", "enterprise_id", "officer_id", "team", "industry", "balance", "days_past_due",
                           "pd_origination", "grade_origination", "pd_now", "grade_now", "notches",
