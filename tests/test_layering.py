@@ -22,7 +22,8 @@ PACKAGE = SRC / "creditmodel"
 # rank of each stage; a stage may import stages of lower or equal rank (equal: no cycle, checked below)
 RANK = {"data": 0, "features": 1, "models": 2, "validation": 3, "export": 3, "tracking": 4, "pricing": 5,
         "service": 5, "monitoring": 6}  # monitoring reads bundles and re-uses the scoring service's reasons
-BASE = {"outputs", "exceptions", "config", "signals", "regulatory", "texts", "_lazy", "memory"}  # usable by every stage
+BASE = {"outputs", "exceptions", "config", "signals", "regulatory", "texts", "_lazy", "memory",
+        "priority"}  # usable by every stage
 TOP = {"pipeline", "cli", "cli_usage", "__main__"}  # the run and the command line use everything
 PLOTTING = ("matplotlib", "shap", "optbinning", "mlflow", "optuna", "duckdb")
 
