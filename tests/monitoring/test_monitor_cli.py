@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
+import threading
 
 import pandas as pd
 import pytest
@@ -242,3 +245,29 @@ def test_reasons_of_the_moves_are_those_of_a_rating_of_all(demo_run, world_dir):
     pd.testing.assert_frame_equal(moves[others], every[others])
     alone = rerate(bundle, tables, book, as_of)  # its own builds, the same reasons
     pd.testing.assert_frame_equal(alone[reason_cols], moves[reason_cols])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_the_explainers_threads_keep_the_runs_priority(demo_run, world_dir, monkeypatch):
+    """The rating thread runs at a lower priority and explains on one thread; the explainer's pool, which
+    stays with the model after the run, is started by the run's own thread (the last chunk is rated
+    there), so later explaining in the same process keeps the caller's priority."""
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.models import treeshap
+    from creditmodel.monitoring.rerate import OriginationFeatures, as_of_tables
+
+    monkeypatch.setattr(treeshap, "PARALLEL_ROWS", 1)  # a small world's chunks explained in parallel too
+    monkeypatch.setattr(treeshap, "BLOCK_CELLS", 1)  # blocks of 16 rows: several per chunk
+    as_of = pd.Timestamp("2023-09-30")
+    tables = read_tables(world_dir)
+    bundle = load_bundle(demo_run["result"].bundle_dir)  # a model of its own: no explainer built for it yet
+    known = as_of_tables(tables, as_of)
+    book = live_book(tables, as_of)
+    rows = book[[c for c in tables["loans"].columns if c in book.columns]]
+    shared = OriginationFeatures(bundle, known, reasons="all", chunk_rows=700)
+    shared.build(known["loans"], as_of, rows)
+    explainer = treeshap.explainer(bundle.booster)
+    assert explainer is not None and explainer._pool is not None
+    workers = list(explainer._pool._threads)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(workers) >= 2 and [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in workers] == [mine] * len(workers)

@@ -154,16 +154,20 @@ class OriginationFeatures:
             return
         # a chunk is scored and explained in a second thread while the next chunk's catalogue query runs
         # (DuckDB leaves a core idle much of that time; the thread's lower priority keeps the query's core for
-        # the query); one thread in chunk order, so the results and their order are those of one thread
+        # the query, and it explains on that one core); one thread in chunk order, so the results and their
+        # order are those of one thread. The last chunk, with no query left to overlap, is rated here on every
+        # core: a pool of threads the lower-priority thread started would keep its priority (the explainer
+        # keeps its pool with the model)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rating", initializer=lower_thread_priority) as pool:
             pending: Future[None] | None = None
-            for rows in chunks:
+            for i, rows in enumerate(chunks):
                 queried = self._query(rows)
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(self._rate, *queried, kept)
-            assert pending is not None
-            pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(self._rate, *queried, kept, 1)
+                else:
+                    self._rate(*queried, kept)
 
     def _query(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """The catalogue's features of ``rows`` (which of them are rated as of the date, and were scored
@@ -175,8 +179,10 @@ class OriginationFeatures:
         feats["loan_id"] = keys
         return now, scored_before, feats
 
-    def _rate(self, now: np.ndarray, scored_before: np.ndarray, feats: pd.DataFrame, keep: pd.Index | None) -> None:
-        """Score one chunk's features, keep what the run reads later, explain the moves as of the date."""
+    def _rate(self, now: np.ndarray, scored_before: np.ndarray, feats: pd.DataFrame, keep: pd.Index | None,
+              num_threads: int = 0) -> None:
+        """Score one chunk's features, keep what the run reads later, explain the moves as of the date
+        (with ``num_threads`` threads; 0: every core)."""
         keys = feats["loan_id"].to_numpy()
         pds, X = _scored(self.bundle, feats)
         then = ~now
@@ -189,7 +195,7 @@ class OriginationFeatures:
                 pds_then = self.pds
                 assert pds_then is not None
                 moved = self.bundle.grade(pds_then.loc[keys[now]].to_numpy()) != self.bundle.grade(pds[now])
-            reasons = _reasons(self.bundle, X[now], moved)
+            reasons = _reasons(self.bundle, X[now], moved, num_threads)
             reasons.index = keys[now]
             self._pieces["pd_now"].append(pd.Series(pds[now], index=keys[now]))
             self._pieces["reasons_now"].append(reasons)
@@ -262,15 +268,15 @@ def _scored(bundle: Any, feats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return pds, X if X is not None else bundle.schema.encode(feats)
 
 
-def _reasons(bundle: Any, X: np.ndarray, moved: np.ndarray | None) -> pd.DataFrame:
+def _reasons(bundle: Any, X: np.ndarray, moved: np.ndarray | None, num_threads: int = 0) -> pd.DataFrame:
     """Reason codes of the rows of ``X`` (the encoded features) whose grade ``moved`` (all rows when None),
     their texts in English (``reason_<k>``) and in Chinese (``reason_<k>_zh``, as the officers read them);
-    the other rows have none."""
+    the other rows have none. ``num_threads``: the explainer's threads (0: every core)."""
     from creditmodel.service.scoring import FastScorer
 
     rows = np.ones(len(X), dtype=bool) if moved is None else np.asarray(moved, dtype=bool)
     # the rows were checked when scored: the reasons explain them without a second check
-    scorer = FastScorer(bundle, num_threads=0, self_check=False)
+    scorer = FastScorer(bundle, num_threads=num_threads, self_check=False)
     some = scorer.reason_columns(X[rows], N_REASONS, "en", also=("zh",))
     if rows.all():
         return some
