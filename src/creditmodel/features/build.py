@@ -165,15 +165,18 @@ def _check_attributes(tables: dict[str, pd.DataFrame], extra: dict[str, list[str
 
 
 def _register(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame],
-              extra: dict[str, list[str]] | None = None) -> None:
+              extra: dict[str, list[str]] | None = None, views: bool = True) -> None:
     for name, df in tables.items():
         if name not in TABLES or df is None:
             continue
         spec = TABLES[name]
         if is_parquet_table(df):  # left in its files: DuckDB reads them where the query needs them
-            con.execute(f"CREATE VIEW raw_{name} AS SELECT * FROM {df.source()}")
+            if views:
+                con.execute(f"CREATE VIEW raw_{name} AS SELECT * FROM {df.source()}")
         else:
             con.register(f"raw_{name}", df)
+        if not views:
+            continue
         cols = list((extra or {}).get(name, []))
         for c in spec.columns:
             if c.kind == "date":
@@ -254,11 +257,12 @@ def _block_from(source: str, feats: Sequence[Feature], shared: bool) -> str:
     return source_clause(source, feats)
 
 
-def compile_query(features: Sequence[Feature]) -> str:
+def compile_query(features: Sequence[Feature], *, ordered: bool = True) -> str:
     """The SQL that computes `features` for every row of the `apps` view (exposed for review).
 
     It may open with a WITH clause of its own (``txn_year``); a caller that puts CTEs before it merges
-    them with ``with_ctes``."""
+    them with ``with_ctes``. ``ordered=False`` leaves out the final ORDER BY (a lane of ``build_features``:
+    its rows are ordered when the lanes are joined)."""
     selects = ["a.loan_id", "a.enterprise_id", "a.decision_date"]
     joins = []
     by_source: dict[str, list[Feature]] = {}
@@ -280,13 +284,25 @@ def compile_query(features: Sequence[Feature]) -> str:
             selects.append(f"coalesce({col}, {float(f.fill)}) AS {f.name}" if f.fill is not None
                            else f"{col} AS {f.name}")
     base = f"SELECT {', '.join(selects)} FROM apps a {' '.join(joins)}"
-    outer = ", ".join(["loan_id", "enterprise_id", "decision_date"] + [
-        f"{_value(f, f.sql)} AS {f.name}" if f.source == "derived" else f.name for f in features])
-    query = f"SELECT {outer} FROM ({base}) base ORDER BY decision_date, loan_id"
+    query = f"SELECT {_outer(features)} FROM ({base}) base" + (" ORDER BY decision_date, loan_id" if ordered else "")
     if not shared:
         return query
     columns = ", ".join(f"s.{c.name}" for c in TABLES["transactions"].columns)
     return f"WITH txn_year AS (SELECT a.loan_id, {columns} FROM {_TXN_JOIN}) {query}"
+
+
+def _outer(features: Sequence[Feature]) -> str:
+    """The final select list: the keys, then each feature (a derived one computed from the others)."""
+    return ", ".join(["loan_id", "enterprise_id", "decision_date"] + [
+        f"{_value(f, f.sql)} AS {f.name}" if f.source == "derived" else f.name for f in features])
+
+
+def _lanes(features: Sequence[Feature]) -> tuple[list[Feature], list[Feature]] | None:
+    """The non-derived ``features`` in two lanes: the transaction sources (which share one read of the
+    transactions; about two thirds of the catalogue's work) and the others; None when one would be empty."""
+    txn = [f for f in features if f.source in _TXN_SOURCES]
+    rest = [f for f in features if f.source not in _TXN_SOURCES and f.source != "derived"]
+    return (txn, rest) if txn and rest else None
 
 
 def with_ctes(ctes: Sequence[str], query: str) -> str:
@@ -332,6 +348,7 @@ def build_features(
     *,
     features: Sequence[Feature] = CATALOGUE,
     threads: int = 1,
+    lanes: int = 1,
     progress: Callable[[str], None] | None = None,
     progress_every: float = 5.0,
     lang: str = "en",
@@ -341,9 +358,16 @@ def build_features(
     applications: rows of the loans table to score (default: every loan). Sources that are
     absent from `tables` are skipped with a warning; their features are simply not in the result.
     threads: DuckDB threads; 1 keeps floating-point sums in a fixed order, so results are bit-stable.
+    lanes: 2 computes the transaction sources and the other sources in two queries side by side (one
+    more core, each query on ``threads``), joined by loan; every feature's value is the one query's, as
+    each source is computed by the same SQL over the same rows. Both lanes' intermediate results are held
+    at once, so it is for bounded batches (monitoring builds its rows in chunks); 1 when the applications
+    repeat a loan_id or one lane would be empty.
     progress: called with one-line messages: the sources used (rows, features) and, every
     `progress_every` seconds, DuckDB's estimate of how far the query is; in `lang`.
     """
+    if lanes not in (1, 2):
+        raise ValueError(f"lanes {lanes!r}: expected 1 or 2")
     kept, missing = available_features(tables, features)
     if missing:
         log.info("sources absent, their features are skipped: %s", ", ".join(missing))
@@ -358,28 +382,22 @@ def build_features(
     import duckdb
 
     apps = tables["loans"] if applications is None else applications
+    extra = attribute_columns(kept)
+    _check_attributes({**tables, "loans": apps}, extra)
+    split = _lanes(kept) if lanes == 2 and apps["loan_id"].is_unique else None
     with duckdb.connect() as con:
         con.execute(f"SET threads TO {int(threads)}")
-        try:  # no progress bar on the console; Jupyter refuses the setting without ipywidgets
-            con.execute("SET enable_progress_bar = false")
-        except duckdb.Error:
-            pass
-        extra = attribute_columns(kept)
-        _check_attributes({**tables, "loans": apps}, extra)
-        _register(con, tables, extra)
-        con.register("raw_apps", apps)
-        group = "group_id" if "group_id" in apps.columns else "CAST(NULL AS BIGINT) AS group_id"
-        own = "".join(f", {c}" for c in extra.get("loans", []))
-        con.execute(f"""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
-            CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type, {group}
-            {own} FROM raw_apps""")
+        _attach(con, tables, apps, extra, views=True)
         done = threading.Event()
         watcher = None
         if progress is not None:
             watcher = threading.Thread(target=_watch, args=(con, progress, progress_every, done, lang), daemon=True)
             watcher.start()
         try:
-            frame = con.execute(compile_query(kept)).df()
+            if split is None:
+                frame = con.execute(compile_query(kept)).df()
+            else:
+                frame = _run_lanes(con, tables, apps, extra, kept, split)
         finally:
             done.set()
             if watcher is not None:
@@ -391,6 +409,66 @@ def build_features(
         if f.is_categorical:
             frame[f.name] = frame[f.name].astype(object).where(frame[f.name].notna(), None)
     return frame.reset_index(drop=True)
+
+
+def _attach(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], apps: pd.DataFrame,
+            extra: dict[str, list[str]], views: bool) -> None:
+    """Register the tables and the applications on ``con`` (frames are seen by the connection that
+    registers them); ``views``: also create the canonical views over them (once per database)."""
+    import duckdb
+
+    try:  # no progress bar on the console; Jupyter refuses the setting without ipywidgets
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass
+    _register(con, tables, extra, views=views)
+    con.register("raw_apps", apps)
+    if views:
+        group = "group_id" if "group_id" in apps.columns else "CAST(NULL AS BIGINT) AS group_id"
+        own = "".join(f", {c}" for c in extra.get("loans", []))
+        con.execute(f"""CREATE VIEW apps AS SELECT loan_id, enterprise_id,
+            CAST(application_date AS DATE) AS decision_date, amount, term_months, product, guarantee_type, {group}
+            {own} FROM raw_apps""")
+
+
+def _run_lanes(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], apps: pd.DataFrame,
+               extra: dict[str, list[str]], kept: Sequence[Feature],
+               split: tuple[list[Feature], list[Feature]]) -> pd.DataFrame:
+    """The two lanes' queries at once, each into a table of the build's own database (the transaction lane
+    on ``con``, in a second thread; the other on a second connection, here), then read back side by side in
+    the one query's row order, the derived features computed from the lanes' values in SQL as the one
+    query computes them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    txn, rest = split
+    order = " ORDER BY decision_date, loan_id"  # both lanes hold every application once: the same order
+    derived = [f for f in kept if f.source == "derived"]
+    needed = sorted({n for f in derived for n in _referenced(f, kept)} & {f.name for f in txn})
+    other = con.cursor()  # the same database, a connection of its own: its own registered frames
+    try:
+        _attach(other, tables, apps, extra, views=False)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane") as pool:
+            first = pool.submit(con.execute, f"CREATE TABLE lane_txn AS {compile_query(txn, ordered=False)}")
+            try:
+                other.execute(f"CREATE TABLE lane_rest AS {compile_query(rest, ordered=False)}")
+            finally:
+                first.result()
+            names = ", ".join(f.name for f in txn)
+            left = pool.submit(lambda: con.execute(f"SELECT loan_id, {names} FROM lane_txn{order}").df())
+            try:
+                wanted = "".join(f", {n}" for n in needed)
+                values = ", ".join(["loan_id", "enterprise_id", "decision_date", *(f.name for f in rest),
+                                    *(f"{_value(f, f.sql)} AS {f.name}" for f in derived)])
+                right = other.execute(f"SELECT {values} FROM lane_rest LEFT JOIN (SELECT loan_id{wanted} FROM "
+                                      f"lane_txn) t USING (loan_id){order}").df()
+            finally:
+                got = left.result()
+    finally:
+        other.close()
+    if not (got["loan_id"].to_numpy() == right["loan_id"].to_numpy()).all():  # the lanes' rows, one per loan
+        raise AssertionError("feature lanes disagree on their rows")
+    frame = pd.concat([right, got.drop(columns="loan_id")], axis=1)
+    return frame[["loan_id", "enterprise_id", "decision_date", *(f.name for f in kept)]]
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

@@ -46,7 +46,7 @@ def as_of_tables(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> dic
 
 
 def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFrame,
-              dictionary: DataDictionary | None) -> pd.DataFrame:
+              dictionary: DataDictionary | None, lanes: int = 1) -> pd.DataFrame:
     names = list(bundle.schema.names)
     cat = catalogue(dictionary)
     known = {f.name for f in cat}
@@ -58,7 +58,7 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
     if lacking:
         raise DataContractError.of("error.rerate.cannot_provide", name=lacking[0],
                                    sources=", ".join(missing) or Phrase("error.rerate.no_sources"))
-    frame = build_features(dict(tables), apps, features=cat)
+    frame = build_features(dict(tables), apps, features=cat, lanes=lanes)
     ids = pd.Index(frame["loan_id"])
     if not ids.is_unique:  # a loan asked for twice: every pairing, as a lookup by label gives it
         return frame.set_index("loan_id").loc[apps["loan_id"].to_numpy(), names].reset_index()
@@ -70,6 +70,9 @@ def _features(bundle: Any, tables: Mapping[str, pd.DataFrame], apps: pd.DataFram
 
 
 CHUNK_ROWS = 125_000  # rows per catalogue query of a monitoring run: bounds its memory on a large book
+# a chunk's query in two lanes side by side (build_features: the transaction sources and the others, the
+# same values): the queries use the second core part of the time, and the chunk bounds what they hold at once
+LANES = 2
 
 
 class OriginationFeatures:
@@ -153,8 +156,8 @@ class OriginationFeatures:
             self._rate(*self._query(chunks[0]), kept)
             return
         # a chunk is scored and explained in a second thread while the next chunk's catalogue query runs
-        # (DuckDB leaves a core idle much of that time; the thread's lower priority keeps the query's core for
-        # the query, and it explains on that one core); one thread in chunk order, so the results and their
+        # (its two lanes leave a core idle once the shorter one is done; the thread's lower priority keeps the
+        # cores for the query, and it explains on one core); one thread in chunk order, so the results and their
         # order are those of one thread. The last chunk, with no query left to overlap, is rated here on every
         # core: a pool of threads the lower-priority thread started would keep its priority (the explainer
         # keeps its pool with the model)
@@ -175,7 +178,8 @@ class OriginationFeatures:
         rows = rows.copy()
         now, scored_before = rows.pop("_now").to_numpy(bool), rows.pop("_scored").to_numpy(bool)
         keys = rows["loan_id"].to_numpy()
-        feats = _features(self.bundle, self.tables, rows.assign(loan_id=np.arange(len(rows))), self.dictionary)
+        feats = _features(self.bundle, self.tables, rows.assign(loan_id=np.arange(len(rows))), self.dictionary,
+                          lanes=LANES)
         feats["loan_id"] = keys
         return now, scored_before, feats
 

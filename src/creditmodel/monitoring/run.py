@@ -99,8 +99,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     first_year = int(tables["loans"]["application_date"].min().year)
     years = list(range(first_year, as_of.year))  # the year ends before the date, then the date itself
     # what does not depend on the rating (the year-end books, the events of every trigger but downgrades)
-    # is computed in a second thread while the catalogue query, which leaves a core idle much of the
-    # time, rates the book (at a lower priority: the query keeps its core); each side reads its own data, so
+    # is computed in a second thread while the catalogue queries, which leave a core idle part of the
+    # time, rate the book (at a lower priority: the queries keep their cores); each side reads its own data, so
     # the results are those of one thread
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitoring", initializer=lower_thread_priority) as pool:
         unrated = pool.submit(lambda: (
