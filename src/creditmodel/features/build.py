@@ -465,10 +465,13 @@ def _run_lanes(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], 
                 got = left.result()
     finally:
         other.close()
+    con.execute("DROP TABLE lane_txn; DROP TABLE lane_rest")  # their memory serves the frame below
     if not (got["loan_id"].to_numpy() == right["loan_id"].to_numpy()).all():  # the lanes' rows, one per loan
         raise AssertionError("feature lanes disagree on their rows")
-    frame = pd.concat([right, got.drop(columns="loan_id")], axis=1)
-    return frame[["loan_id", "enterprise_id", "decision_date", *(f.name for f in kept)]]
+    # one copy, in the one query's column order
+    columns = {c: right[c] for c in ("loan_id", "enterprise_id", "decision_date")}
+    columns.update({f.name: (got if f.name in got.columns else right)[f.name] for f in kept})
+    return pd.DataFrame(columns)
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
