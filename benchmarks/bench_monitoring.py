@@ -13,7 +13,10 @@ each in a fresh subprocess so memory is measured per task:
   run as of ``--previous-as-of`` carried (``monitor --previous``; that earlier run, ``carry``, is not
   part of the figure): the quarterly run of a unit that monitors every quarter;
 * ``catalogue``: the offline build, ``features.build.build_features`` once on the open loans (the
-  rows monitoring re-rates), as the training pipeline builds them;
+  rows monitoring re-rates), as the training pipeline builds them (one query);
+* ``catalogue_lanes``: the same build in two lanes (``lanes=2``, as monitoring builds its chunks: the
+  transaction sources and the others side by side, the same values), for the comparison with a build
+  that also uses the second core;
 * ``catalogue_monitored_rows``: the offline builds of every row monitoring must build: every loan
   applied for by the date at its decision date (the open book at origination, the matured cohorts of
   the backtest, the development and recent samples of the stability) and the open book as of the
@@ -104,6 +107,10 @@ def work(task: str, world: str, bundle_dir: str, as_of: str, allocator: str = "k
         loans = tables["loans"]
         apps = loans[loans["loan_id"].isin(book["loan_id"])]
         build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps)
+    elif task == "catalogue_lanes":  # the same, its two lanes side by side
+        loans = tables["loans"]
+        apps = loans[loans["loan_id"].isin(book["loan_id"])]
+        build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps, lanes=2)
     else:  # every row monitoring builds: all loans applied for by the date, and the open book as of it
         known = as_of_tables(tables, pd.Timestamp(as_of))
         loans = known["loans"]
@@ -141,7 +148,8 @@ def main() -> None:
     ap.add_argument("--previous-as-of", default="2023-06-30",
                     help="the earlier monitoring date whose carried ratings monitor_carried starts from")
     ap.add_argument("--tasks", nargs="+", default=["catalogue", "catalogue_monitored_rows", "monitor", "monitor_carried"],
-                    choices=["catalogue", "catalogue_monitored_rows", "rerate", "monitor", "monitor_carried"])
+                    choices=["catalogue", "catalogue_lanes", "catalogue_monitored_rows", "rerate", "monitor",
+                             "monitor_carried"])
     ap.add_argument("--allocator", choices=["kept", "default"], default="kept",
                     help="kept (default): every task's process keeps the memory it frees, as the creditmodel commands "
                          "do; default: glibc's and NumPy's own behaviour, to measure what keeping it saves")
@@ -188,6 +196,9 @@ def main() -> None:
         if base and "monitor_carried" in results else None,
         "cpu_ratio_monitor_carried_to_catalogue": round(results["monitor_carried"]["cpu_seconds"] / cpu, 2)
         if cpu and "monitor_carried" in results else None,
+        "ratio_monitor_carried_to_catalogue_lanes": round(results["monitor_carried"]["seconds"]
+                                                          / results["catalogue_lanes"]["seconds"], 2)
+        if "catalogue_lanes" in results and "monitor_carried" in results else None,
         "ratio_rerate_to_catalogue": round(rerated["seconds"] / base, 2) if base else None,
         "cpu_ratio_monitor_to_catalogue": round(monitored["cpu_seconds"] / cpu, 2) if cpu else None,
         "rows_monitored_to_open": round(rows["rows_built"] / results["catalogue"]["rows_built"], 2)
