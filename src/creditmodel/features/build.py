@@ -3,6 +3,9 @@
 Point in time is enforced here, once: every event source is joined to an application only on
 rows dated strictly before the application's decision date (and inside the block's look-back),
 so no feature expression can see the future.
+
+A bounded batch may run as two lanes, the same SQL split by source into two queries side by side
+(``build_features(lanes=2)``); their values are the one query's, bit for bit.
 """
 
 from __future__ import annotations
