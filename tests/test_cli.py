@@ -96,6 +96,8 @@ def test_wrong_input_value_writes_nothing(world_dir, tmp_path, capsys):
     ('[split]\nvalid_start = 2023-01-01\noot_start = 2022-01-01\n', "valid_start 2023-01-01 must be before oot_start"),
     ("[pricing]\nlgd = { unsecured = 0.5 }\n", "lgd needs exactly the guarantee types"),
     ("[lightgbm]\nnum_leafs = 3\n", "field lightgbm.num_leafs: value 3: Extra inputs are not permitted"),
+    ("[monitoring]\nlanes = 3\n", "field monitoring.lanes: value 3: Input should be 1 or 2"),
+    ("[monitoring]\nchunk_rows = 10\n", "field monitoring.chunk_rows: value 10: Input should be greater than or equal"),
     ("this is = not toml [", "not valid TOML"),
 ])
 def test_bad_config_value_writes_nothing(tmp_path, capsys, toml, match):

@@ -317,7 +317,8 @@ class PricingConfig(_Strict):
 
 class MonitoringConfig(_Strict):
     """Life after the loan: the early-warning triggers (``[monitoring.triggers.<name>]``, checked by
-    creditmodel.monitoring.parse_triggers; none given = its DEFAULT_TRIGGERS) and the NPL tolerance."""
+    creditmodel.monitoring.parse_triggers; none given = its DEFAULT_TRIGGERS), the NPL tolerance, and how a
+    run builds its rows (chunk size, lanes)."""
 
     triggers: dict[str, dict[str, Any]] | None = Field(None, description="named early-warning triggers")
     npl_tolerance: float = Field(0.01, gt=0, lt=1, description="annual NPL ratio within which officers are "
@@ -325,6 +326,10 @@ class MonitoringConfig(_Strict):
     reasons: Literal["moves", "all"] = Field("moves", description="whose reason codes the re-rating gives: the "
                                              "loans whose grade moved since origination (what the report explains), "
                                              "or every open loan")
+    chunk_rows: int = Field(125_000, ge=1_000, description="rows per catalogue query of a run: what bounds its "
+                            "memory on a large book (the results do not depend on it)")
+    lanes: Literal[1, 2] = Field(2, description="each query in two lanes side by side (the transaction sources and "
+                                 "the others, the same values; uses a second core and holds both at once) or one")
 
 
 class ValidationConfig(_Strict):

@@ -194,8 +194,17 @@ def test_a_book_built_in_chunks_of_borrowers_gives_the_same_ratings(demo_run, wo
     rows = book[[c for c in tables["loans"].columns if c in book.columns]]
     keep = loans["loan_id"].to_numpy()[::7]
     one, pieces = OriginationFeatures(bundle, known), OriginationFeatures(bundle, known, chunk_rows=700)
+    single = OriginationFeatures(bundle, known, chunk_rows=700, lanes=1)  # each chunk as one query
     one.build(loans, as_of, rows, keep=keep)
     pieces.build(loans, as_of, rows, keep=keep)
+    single.build(loans, as_of, rows, keep=keep)
+    for name in ("pds", "pd_now"):  # two lanes or one: the same numbers, bit for bit
+        pd.testing.assert_series_equal(getattr(single, name), getattr(pieces, name), check_exact=True)
+    pd.testing.assert_frame_equal(single.reasons_now, pieces.reasons_now, check_exact=True)
+    pd.testing.assert_frame_equal(pd.concat(single._pieces["frame"]), pd.concat(pieces._pieces["frame"]),
+                                  check_exact=True)  # the kept pieces compared without joining them
+    with pytest.raises(ValueError, match="lanes 3: expected 1 or 2"):
+        OriginationFeatures(bundle, known, lanes=3)
     assert len(pieces._pieces["frame"]) > 3
     # a column at a time from the kept pieces, unjoined, in any order of loans: the columns of `of`
     names = list(bundle.schema.names)
@@ -271,3 +280,26 @@ def test_the_explainers_threads_keep_the_runs_priority(demo_run, world_dir, monk
     workers = list(explainer._pool._threads)
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert len(workers) >= 2 and [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in workers] == [mine] * len(workers)
+
+
+def test_the_runs_chunks_and_lanes_come_from_the_config(demo_run, world_dir, monkeypatch):
+    from creditmodel.config import build_config
+    from creditmodel.export.bundle import load_bundle
+    from creditmodel.monitoring import rerate, run
+
+    defaults = build_config({}).monitoring
+    assert (defaults.chunk_rows, defaults.lanes) == (rerate.CHUNK_ROWS, rerate.LANES)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(run, "OriginationFeatures", spy)
+    config = build_config({"monitoring": {"chunk_rows": 5000, "lanes": 1}})
+    with pytest.raises(Stop):
+        run.monitor(load_bundle(demo_run["result"].bundle_dir), read_tables(world_dir), "2023-09-30", config)
+    assert (seen["chunk_rows"], seen["lanes"]) == (5000, 1)

@@ -84,13 +84,17 @@ class OriginationFeatures:
 
     The features themselves are kept only for the loans named by ``keep`` (the stability samples
     read them); the open book's rating as of the date keeps its PDs and reason codes. The rows are
-    built in chunks of whole borrowers (``chunk_rows``), so a run's memory does not grow with the book."""
+    built in chunks of whole borrowers (``chunk_rows``), so a run's memory does not grow with the book, each
+    chunk's query in ``lanes`` (see ``build_features``)."""
 
     def __init__(self, bundle: Any, tables: Mapping[str, pd.DataFrame], dictionary: DataDictionary | None = None,
-                 *, chunk_rows: int = CHUNK_ROWS, reasons: str = "moves"):
+                 *, chunk_rows: int = CHUNK_ROWS, reasons: str = "moves", lanes: int = LANES):
         if reasons not in REASONS:
             raise ValueError(f"reasons {reasons!r}: expected one of {', '.join(REASONS)}")
+        if lanes not in (1, 2):
+            raise ValueError(f"lanes {lanes!r}: expected 1 or 2")
         self.bundle, self.tables, self.dictionary, self.chunk_rows = bundle, tables, dictionary, int(chunk_rows)
+        self.lanes = int(lanes)  # build_features' lanes of each chunk's query (the same values either way)
         self.reasons = reasons  # whose reason codes the open book's rating gives: loans whose grade moved, or all
         # pieces of: features at origination by loan_id (kept loans), PD at origination by loan_id (loans
         # scored so far), PD and reason codes as of `as_of` by loan_id; joined when read (see _joined)
@@ -179,7 +183,7 @@ class OriginationFeatures:
         now, scored_before = rows.pop("_now").to_numpy(bool), rows.pop("_scored").to_numpy(bool)
         keys = rows["loan_id"].to_numpy()
         feats = _features(self.bundle, self.tables, rows.assign(loan_id=np.arange(len(rows))), self.dictionary,
-                          lanes=LANES)
+                          lanes=self.lanes)
         feats["loan_id"] = keys
         return now, scored_before, feats
 

@@ -79,7 +79,8 @@ def monitor(bundle: Any, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
     # the balances are read by the live books alone, which cut them at each date themselves: cutting a
     # large book's balances here would copy them for nothing
     known = as_of_tables({name: t for name, t in tables.items() if name != "balances"}, as_of)
-    origination = OriginationFeatures(bundle, known, dictionary, reasons=config.monitoring.reasons)
+    origination = OriginationFeatures(bundle, known, dictionary, reasons=config.monitoring.reasons,
+                                      chunk_rows=config.monitoring.chunk_rows, lanes=config.monitoring.lanes)
     carried_from, reference = None, None
     samples = stability_samples(bundle, known["loans"], as_of)
     development = None if samples is None else {"first": str(samples[0].date()), "last": str(samples[1].date()),
