@@ -103,14 +103,11 @@ def work(task: str, world: str, bundle_dir: str, as_of: str, allocator: str = "k
     elif task == "rerate":  # the open book at origination and now
         rerate(bundle, tables, book, as_of, config.data_dictionary())
         rows = 2 * len(book)
-    elif task == "catalogue":  # the offline catalogue build on the same rows: the open loans at their decision dates
+    elif task in ("catalogue", "catalogue_lanes"):
+        # the offline catalogue build on the same rows, the open loans at their decision dates: one query or two lanes
         loans = tables["loans"]
         apps = loans[loans["loan_id"].isin(book["loan_id"])]
-        build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps)
-    elif task == "catalogue_lanes":  # the same, its two lanes side by side
-        loans = tables["loans"]
-        apps = loans[loans["loan_id"].isin(book["loan_id"])]
-        build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps, lanes=2)
+        build_features(dict(as_of_tables(tables, pd.Timestamp(as_of))), apps, lanes=2 if task == "catalogue_lanes" else 1)
     else:  # every row monitoring builds: all loans applied for by the date, and the open book as of it
         known = as_of_tables(tables, pd.Timestamp(as_of))
         loans = known["loans"]

@@ -369,8 +369,7 @@ def build_features(
     progress: called with one-line messages: the sources used (rows, features) and, every
     `progress_every` seconds, DuckDB's estimate of how far the query is; in `lang`.
     """
-    if lanes not in (1, 2):
-        raise ValueError(f"lanes {lanes!r}: expected 1 or 2")
+    check_lanes(lanes)
     kept, missing = available_features(tables, features)
     if missing:
         log.info("sources absent, their features are skipped: %s", ", ".join(missing))
@@ -412,6 +411,12 @@ def build_features(
         if f.is_categorical:
             frame[f.name] = frame[f.name].astype(object).where(frame[f.name].notna(), None)
     return frame.reset_index(drop=True)
+
+
+def check_lanes(lanes: object) -> None:
+    """Refuse a number of lanes ``build_features`` does not run (1 or 2), before any work."""
+    if lanes not in (1, 2):
+        raise ValueError(f"lanes {lanes!r}: expected 1 or 2")
 
 
 def _attach(con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], apps: pd.DataFrame,

@@ -15,7 +15,7 @@ from creditmodel.data.dictionary import DataDictionary
 from creditmodel.data.parquet_table import is_parquet_table
 from creditmodel.data.schema import TABLES
 from creditmodel.exceptions import DataContractError
-from creditmodel.features.build import available_features, build_features
+from creditmodel.features.build import available_features, build_features, check_lanes
 from creditmodel.features.catalogue import catalogue
 from creditmodel.priority import lower_thread_priority
 from creditmodel.texts import Phrase
@@ -91,8 +91,7 @@ class OriginationFeatures:
                  *, chunk_rows: int = CHUNK_ROWS, reasons: str = "moves", lanes: int = LANES):
         if reasons not in REASONS:
             raise ValueError(f"reasons {reasons!r}: expected one of {', '.join(REASONS)}")
-        if lanes not in (1, 2):
-            raise ValueError(f"lanes {lanes!r}: expected 1 or 2")
+        check_lanes(lanes)  # refused here, not at the first chunk's query
         self.bundle, self.tables, self.dictionary, self.chunk_rows = bundle, tables, dictionary, int(chunk_rows)
         self.lanes = int(lanes)  # build_features' lanes of each chunk's query (the same values either way)
         self.reasons = reasons  # whose reason codes the open book's rating gives: loans whose grade moved, or all
